@@ -1,0 +1,2 @@
+Console.Error.WriteLine("onex: not yet implemented.");
+return 2;

@@ -1,0 +1,178 @@
+using System.Buffers;
+using MessagePack;
+using Onex.Errors;
+
+namespace Onex.Protocol;
+
+/// <summary>
+/// Reads and writes <see cref="RegistryEnvelope"/> frames. Decoding is strict: a frame over
+/// <see cref="MaxFrameBytes"/> is TOO_LARGE, anything that is not a complete envelope is MALFORMED.
+/// When the request id could be read before the failure, the exception's details carry it as <c>requestId</c>
+/// (and <c>clientId</c>) so the error reply can still be correlated.
+/// </summary>
+public static class RegistryCodec
+{
+    /// <summary>Largest frame accepted on the registry endpoint: 1 MiB.</summary>
+    public const int MaxFrameBytes = 1024 * 1024;
+
+    internal static readonly MessagePackSerializerOptions SerializerOptions =
+        MessagePackSerializerOptions.Standard.WithSecurity(MessagePackSecurity.UntrustedData);
+
+    /// <summary>Encodes an envelope around <paramref name="body"/>; the message type comes from <typeparamref name="T"/>.</summary>
+    public static byte[] Encode<T>(string requestId, string clientId, T body, int protocolVersion = ProtocolVersion.Current)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256);
+        var writer = new MessagePackWriter(buffer);
+        writer.WriteMapHeader(5);
+        writer.Write("protocolVersion");
+        writer.Write(protocolVersion);
+        writer.Write("messageType");
+        writer.Write(MessageTypes.Of<T>());
+        writer.Write("requestId");
+        writer.Write(requestId);
+        writer.Write("clientId");
+        writer.Write(clientId);
+        writer.Write("body");
+        MessagePackSerializer.Serialize(ref writer, body, SerializerOptions);
+        writer.Flush();
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>Serializes a message body alone (as it appears under <c>body</c>, or as an event payload).</summary>
+    public static byte[] SerializeBody<T>(T body) => MessagePackSerializer.Serialize(body, SerializerOptions);
+
+    /// <summary>Deserializes a message body alone; throws <see cref="MalformedMessageException"/> when it does not fit <typeparamref name="T"/>.</summary>
+    public static T DeserializeBody<T>(ReadOnlyMemory<byte> bytes) where T : class
+    {
+        try
+        {
+            var reader = new MessagePackReader(bytes);
+            if (reader.NextMessagePackType != MessagePackType.Map)
+                throw new MalformedMessageException($"The body of {typeof(T).Name} must be a map.", Field("body"));
+            var value = MessagePackSerializer.Deserialize<T>(ref reader, SerializerOptions);
+            if (!reader.End)
+                throw new MalformedMessageException("Trailing bytes after the body.", Field("body"));
+            return value ?? throw new MalformedMessageException($"The body of {typeof(T).Name} must not be nil.", Field("body"));
+        }
+        catch (MessagePackSerializationException ex)
+        {
+            throw new MalformedMessageException($"The body is not a valid {typeof(T).Name}: {Innermost(ex).Message}", Field("body"), ex);
+        }
+        catch (EndOfStreamException ex)
+        {
+            throw new MalformedMessageException($"The body of {typeof(T).Name} is truncated.", Field("body"), ex);
+        }
+    }
+
+    /// <summary>Decodes the body of <paramref name="envelope"/> as <typeparamref name="T"/>, keeping the envelope's ids in error details.</summary>
+    public static T DecodeBody<T>(RegistryEnvelope envelope) where T : class
+    {
+        try
+        {
+            return DeserializeBody<T>(envelope.Body);
+        }
+        catch (MalformedMessageException ex)
+        {
+            throw new MalformedMessageException(ex.Message, WithIds(ex.Details, envelope.RequestId, envelope.ClientId), ex.InnerException);
+        }
+    }
+
+    /// <summary>Decodes one frame into an envelope (the body stays raw). Does not check the protocol version.</summary>
+    public static RegistryEnvelope Decode(ReadOnlyMemory<byte> frame)
+    {
+        if (frame.Length > MaxFrameBytes)
+            throw new MessageTooLargeException(
+                $"Frame of {frame.Length} bytes exceeds the limit of {MaxFrameBytes} bytes.",
+                new Dictionary<string, string> { ["size"] = frame.Length.ToString(), ["limit"] = MaxFrameBytes.ToString() });
+
+        int? version = null;
+        string? messageType = null, requestId = null, clientId = null;
+        ReadOnlyMemory<byte>? body = null;
+        try
+        {
+            var reader = new MessagePackReader(frame);
+            if (reader.NextMessagePackType != MessagePackType.Map)
+                throw new MalformedMessageException("A frame must be a MessagePack map.");
+            var count = reader.ReadMapHeader();
+            for (var i = 0; i < count; i++)
+            {
+                if (reader.NextMessagePackType != MessagePackType.String)
+                    throw new MalformedMessageException("Envelope keys must be strings.");
+                var key = reader.ReadString();
+                switch (key)
+                {
+                    case "protocolVersion": version = ReadInt(ref reader, key); break;
+                    case "messageType": messageType = ReadText(ref reader, key); break;
+                    case "requestId": requestId = ReadText(ref reader, key); break;
+                    case "clientId": clientId = ReadText(ref reader, key); break;
+                    case "body":
+                        var start = reader.Consumed;
+                        reader.Skip();
+                        body = frame.Slice((int)start, (int)(reader.Consumed - start));
+                        break;
+                    default: reader.Skip(); break; // unknown keys are ignored for forward compatibility
+                }
+            }
+            if (!reader.End)
+                throw new MalformedMessageException("Trailing bytes after the envelope.");
+        }
+        catch (MalformedMessageException ex)
+        {
+            throw new MalformedMessageException(ex.Message, WithIds(ex.Details, requestId, clientId));
+        }
+        catch (Exception ex) when (ex is MessagePackSerializationException or EndOfStreamException or InvalidOperationException or OverflowException)
+        {
+            throw new MalformedMessageException($"The frame is not valid MessagePack: {Innermost(ex).Message}", WithIds(null, requestId, clientId), ex);
+        }
+
+        var missing = new List<string>();
+        if (version is null) missing.Add("protocolVersion");
+        if (string.IsNullOrEmpty(messageType)) missing.Add("messageType");
+        if (string.IsNullOrEmpty(requestId)) missing.Add("requestId");
+        if (clientId is null) missing.Add("clientId");
+        if (body is null) missing.Add("body");
+        if (missing.Count > 0)
+            throw new MalformedMessageException(
+                $"The envelope lacks {string.Join(", ", missing)}.",
+                WithIds(new Dictionary<string, string> { ["missing"] = string.Join(",", missing) }, requestId, clientId));
+
+        return new RegistryEnvelope
+        {
+            ProtocolVersion = version!.Value,
+            MessageType = messageType!,
+            RequestId = requestId!,
+            ClientId = clientId!,
+            Body = body!.Value,
+        };
+    }
+
+    private static int ReadInt(ref MessagePackReader reader, string key)
+    {
+        if (reader.NextMessagePackType != MessagePackType.Integer)
+            throw new MalformedMessageException($"Field '{key}' must be an integer.", Field(key));
+        return reader.ReadInt32();
+    }
+
+    private static string ReadText(ref MessagePackReader reader, string key)
+    {
+        if (reader.NextMessagePackType != MessagePackType.String)
+            throw new MalformedMessageException($"Field '{key}' must be a string.", Field(key));
+        return reader.ReadString() ?? "";
+    }
+
+    private static Dictionary<string, string> Field(string name) => new() { ["field"] = name };
+
+    private static Dictionary<string, string> WithIds(IReadOnlyDictionary<string, string>? details, string? requestId, string? clientId)
+    {
+        var result = details is null ? new Dictionary<string, string>() : new Dictionary<string, string>(details);
+        if (!string.IsNullOrEmpty(requestId)) result["requestId"] = requestId;
+        if (clientId is not null) result["clientId"] = clientId;
+        return result;
+    }
+
+    private static Exception Innermost(Exception ex)
+    {
+        while (ex.InnerException is not null) ex = ex.InnerException;
+        return ex;
+    }
+}

@@ -1,0 +1,30 @@
+namespace Onex.Protocol;
+
+/// <summary>
+/// One request or reply on the registry's ROUTER endpoint: a single ZeroMQ frame holding a MessagePack map
+/// <c>{protocolVersion, messageType, requestId, clientId, body}</c> (<c>contracts/RegistryEnvelope.schema.json</c>).
+/// <see cref="Body"/> is the raw MessagePack map of the message named by <see cref="MessageType"/>.
+/// </summary>
+public sealed record RegistryEnvelope
+{
+    /// <summary>The protocol version of the sender.</summary>
+    public int ProtocolVersion { get; init; } = Protocol.ProtocolVersion.Current;
+    /// <summary>The body's message type, e.g. <c>PortRequest</c> (see <see cref="MessageTypes"/>).</summary>
+    public required string MessageType { get; init; }
+    /// <summary>Chosen by the client, unique among its requests in flight; echoed by the reply.</summary>
+    public required string RequestId { get; init; }
+    /// <summary>Chosen by the client, stable across its retries; with <see cref="RequestId"/> it makes retries idempotent.</summary>
+    public required string ClientId { get; init; }
+    /// <summary>The raw MessagePack map of the body.</summary>
+    public ReadOnlyMemory<byte> Body { get; init; }
+
+    /// <summary>Decodes the body as <typeparamref name="T"/> (see <see cref="RegistryCodec.DecodeBody{T}"/>).</summary>
+    public T BodyAs<T>() where T : class => RegistryCodec.DecodeBody<T>(this);
+}
+
+/// <summary>Protocol version numbers.</summary>
+public static class ProtocolVersion
+{
+    /// <summary>The version this build speaks.</summary>
+    public const int Current = 1;
+}

@@ -1,0 +1,2 @@
+Console.Error.WriteLine("onex registry node: not yet implemented.");
+return 2;
