@@ -1,3 +1,6 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using NetMQ;
 using NetMQ.Sockets;
 using Onex.Bus;
@@ -12,21 +15,34 @@ namespace Onex.Transports.Zmq;
 /// Thread-safe: events are encoded on the caller's thread and handed to the socket's own poller thread, so
 /// events from one caller leave in the order they were published.
 /// </summary>
+/// <remarks>
+/// The hand-over is a lock-free queue drained in batches: only the publish that finds the poller idle wakes it,
+/// so a burst costs one wake-up, not one per event. PUB never blocks: past the send high-water mark of a
+/// subscriber, ZeroMQ drops for that subscriber.
+/// </remarks>
 public sealed class ZmqEventPublisher : IAsyncDisposable
 {
+    // Events sent per wake-up before the poller looks at its other work again.
+    private const int DrainBatch = 4096;
+
     private readonly PublisherSocket _socket;
-    private readonly NetMQQueue<(string Topic, byte[] Event)> _outbox = new();
+    private readonly ConcurrentQueue<OutgoingMessage> _outbox = new();
+    private readonly NetMQQueue<bool> _wakeup = new();
     private readonly NetMQPoller _poller;
     private readonly OnexEventCodec _codec;
+    private readonly TopicFrameCache _topicFrames = new();
+    private readonly ILogger _logger;
+    private int _wakeupPending;
     private int _disposed;
 
-    private ZmqEventPublisher(PublisherSocket socket, string endpoint, OnexEventCodec codec)
+    private ZmqEventPublisher(PublisherSocket socket, string endpoint, OnexEventCodec codec, ILogger logger)
     {
         _socket = socket;
         _codec = codec;
+        _logger = logger;
         Endpoint = endpoint;
-        _outbox.ReceiveReady += (_, _) => Drain();
-        _poller = new NetMQPoller { _outbox };
+        _wakeup.ReceiveReady += (_, _) => OnWakeup();
+        _poller = new NetMQPoller { _wakeup };
         _poller.RunAsync($"onex-pub {endpoint}", isBackgroundThread: true);
     }
 
@@ -37,12 +53,12 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
     /// Binds a PUB socket on <paramref name="endpoint"/>. Throws <see cref="LeaseException"/> with code
     /// PORT_UNAVAILABLE when the address is already in use, naming the endpoint.
     /// </summary>
-    public static ZmqEventPublisher Bind(string endpoint, ZmqSocketOptions? options = null) =>
-        Create(endpoint, bind: true, options ?? ZmqSocketOptions.Default);
+    public static ZmqEventPublisher Bind(string endpoint, ZmqSocketOptions? options = null, ILogger? logger = null) =>
+        Create(endpoint, bind: true, options ?? ZmqSocketOptions.Default, logger);
 
     /// <summary>Connects a PUB socket to <paramref name="endpoint"/> (e.g. a forwarder's XSUB side).</summary>
-    public static ZmqEventPublisher Connect(string endpoint, ZmqSocketOptions? options = null) =>
-        Create(endpoint, bind: false, options ?? ZmqSocketOptions.Default);
+    public static ZmqEventPublisher Connect(string endpoint, ZmqSocketOptions? options = null, ILogger? logger = null) =>
+        Create(endpoint, bind: false, options ?? ZmqSocketOptions.Default, logger);
 
     /// <summary>Encodes <paramref name="evt"/> and queues it for sending. Never blocks on the network.</summary>
     public ValueTask PublishAsync(OnexEvent evt, CancellationToken cancellationToken = default)
@@ -52,12 +68,27 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
         return ValueTask.CompletedTask;
     }
 
-    /// <summary>Encodes <paramref name="evt"/> and queues it for sending.</summary>
+    /// <summary>
+    /// Encodes <paramref name="evt"/> and queues it for sending. Throws <see cref="ArgumentException"/> for an
+    /// invalid topic, <see cref="MessageTooLargeException"/> past the codec limits and
+    /// <see cref="ObjectDisposedException"/> after disposal.
+    /// </summary>
     public void Publish(OnexEvent evt)
     {
+        ArgumentNullException.ThrowIfNull(evt);
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         Topic.EnsureValid(evt.Topic);
-        _outbox.Enqueue((evt.Topic, _codec.Encode(evt)));
+        Enqueue(new OutgoingMessage(_topicFrames.Get(evt.Topic), _codec.Encode(evt)));
+    }
+
+    /// <summary>
+    /// Queues a control message <c>[topic][empty]</c> behind the events already queued. Control topics start with a
+    /// character no event topic may contain, so subscribers tell them apart (see <see cref="ZmqControl"/>).
+    /// </summary>
+    internal void PublishControl(byte[] topic)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        Enqueue(new OutgoingMessage(topic, []));
     }
 
     /// <summary>Sends what is queued, then closes the socket (lingering up to the configured time).</summary>
@@ -65,23 +96,68 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return ValueTask.CompletedTask;
         _poller.Stop();
-        Drain(); // the poller is stopped, so this thread now owns the socket: flush what is left
+        Drain(int.MaxValue); // the poller is stopped, so this thread now owns the socket: flush what is left
         _poller.Dispose();
-        _outbox.Dispose();
+        _wakeup.Dispose();
         _socket.Dispose();
         return ValueTask.CompletedTask;
     }
 
-    private void Drain()
+    /// <inheritdoc/>
+    public override string ToString() => $"ZmqEventPublisher({Endpoint})";
+
+    private void Enqueue(OutgoingMessage message)
     {
-        while (_outbox.TryDequeue(out var item, TimeSpan.Zero))
+        _outbox.Enqueue(message);
+        if (Interlocked.Exchange(ref _wakeupPending, 1) != 0) return;
+        try
         {
-            // PUB never blocks: past the high-water mark ZeroMQ drops for that subscriber.
-            _socket.SendMoreFrame(item.Topic).SendFrame(item.Event);
+            _wakeup.Enqueue(true);
+        }
+        catch (Exception ex) when (ex is ObjectDisposedException or TerminatingException)
+        {
+            // Lost the race with DisposeAsync: the event may or may not have been flushed.
+            throw new ObjectDisposedException(ToString(), ex);
         }
     }
 
-    private static ZmqEventPublisher Create(string endpoint, bool bind, ZmqSocketOptions options)
+    private void OnWakeup()
+    {
+        // Signals are sent only when the flag goes 0 -> 1 and the flag is cleared once per wake-up, so exactly one is queued.
+        _wakeup.TryDequeue(out _, TimeSpan.Zero);
+        // Clear the flag before draining: a publish racing with the drain then either is drained now or wakes us again.
+        Interlocked.Exchange(ref _wakeupPending, 0);
+        Drain(DrainBatch);
+        if (!_outbox.IsEmpty && Interlocked.Exchange(ref _wakeupPending, 1) == 0)
+            _wakeup.Enqueue(true);
+    }
+
+    private void Drain(int limit)
+    {
+        var msg = new Msg();
+        msg.InitEmpty();
+        try
+        {
+            for (var sent = 0; sent < limit && _outbox.TryDequeue(out var item); sent++)
+            {
+                // InitGC hands the arrays to ZeroMQ without copying; nothing writes to them afterwards.
+                msg.InitGC(item.Topic, item.Topic.Length);
+                _socket.TrySend(ref msg, TimeSpan.Zero, more: true);
+                msg.InitGC(item.Body, item.Body.Length);
+                _socket.TrySend(ref msg, TimeSpan.Zero, more: false);
+            }
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            _logger.SendFailed(Endpoint, ex);
+        }
+        finally
+        {
+            msg.Close();
+        }
+    }
+
+    private static ZmqEventPublisher Create(string endpoint, bool bind, ZmqSocketOptions options, ILogger? logger)
     {
         var socket = new PublisherSocket();
         try
@@ -97,7 +173,7 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
             {
                 socket.Connect(endpoint);
             }
-            return new ZmqEventPublisher(socket, actual, new OnexEventCodec(options.CodecLimits));
+            return new ZmqEventPublisher(socket, actual, new OnexEventCodec(options.CodecLimits), logger ?? NullLogger.Instance);
         }
         catch
         {
@@ -105,4 +181,6 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
             throw;
         }
     }
+
+    private readonly record struct OutgoingMessage(byte[] Topic, byte[] Body);
 }

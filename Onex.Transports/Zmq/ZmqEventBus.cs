@@ -1,0 +1,205 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Onex.Bus;
+using Onex.Errors;
+using Onex.Events;
+
+namespace Onex.Transports.Zmq;
+
+/// <summary>
+/// An <see cref="IEventBus"/> over ZeroMQ (NetMQ), for participants in one or many processes on tcp:// or ipc://.
+/// </summary>
+/// <remarks>
+/// <para><b>Topology.</b> The participant that creates the bus (<see cref="HostAsync"/>) also hosts its
+/// forwarder: an XSUB socket bound on <see cref="ZmqEventBusOptions.PublishEndpoint"/> and an XPUB socket bound on
+/// <see cref="ZmqEventBusOptions.SubscribeEndpoint"/>, pumped by their own poller thread. Every participant, the host
+/// included, publishes through a PUB socket connected to the XSUB side and receives through a SUB socket connected to
+/// the XPUB side. Other participants, in this process or another, join with the two endpoints
+/// (<see cref="JoinAsync"/>). Publishers send everything to the forwarder; subscriptions become prefix filters at
+/// the XPUB plus an exact pattern match on receipt. Frames are <c>[topic][OnexEvent MessagePack]</c>, the same as
+/// <see cref="ZmqEventPublisher"/>'s.</para>
+/// <para><b>Handshakes instead of sleeps.</b> Starting a participant publishes probes on a private control topic
+/// until its own SUB receives one: this proves its PUB is connected to the forwarder and the forwarder reaches its
+/// SUB. Each <see cref="SubscribeAsync"/> sets the pattern's filter, then a fresh probe filter, and probes until
+/// that probe comes back; ZeroMQ applies one socket's filters in order, so the pattern's filter is then in place at
+/// the forwarder.</para>
+/// <para><b>Guarantee</b> (<see cref="DeliveryGuarantee.AtMostOnceOrdered"/>): an event published by a participant
+/// after its <see cref="HostAsync"/>/<see cref="JoinAsync"/> returned, and after a subscriber's
+/// <see cref="SubscribeAsync"/> returned, is delivered to that subscription at most once, unless it is dropped by a
+/// ZeroMQ high-water mark (publisher to forwarder, forwarder to subscriber: <see cref="ZmqSocketOptions"/>), by the
+/// subscription's own full mode (counted in <see cref="IEventSubscription.DroppedCount"/>), or lost while a
+/// connection is down. Events of one publishing participant reach each subscription in publish order (callers that
+/// publish concurrently on one participant get the order in which their calls entered the queue).</para>
+/// <para><b>Restarts.</b> ZeroMQ reconnects on its own and re-sends SUB filters on reconnect; the forwarder
+/// subscribes every (re)connecting publisher to everything. So when the forwarder goes away and a new host binds the
+/// same endpoints, joined participants publish and receive again without any action, after the reconnect interval;
+/// what was published in between is lost.</para>
+/// <para><b>Threads.</b> NetMQ sockets are not thread-safe, so each socket belongs to one poller thread: the PUB's,
+/// the SUB's, and (on the host) the forwarder's. Every public member is thread-safe; <see cref="PublishAsync"/>
+/// encodes on the caller's thread and queues to the PUB's thread, never blocking on the network.</para>
+/// <para><b>Backpressure.</b> See <see cref="ZmqEventSubscriber"/>: a full Wait-mode subscription pauses this
+/// participant's receiving until it has room; the drop modes never hold anything up.</para>
+/// <para><b>ipc://.</b> NetMQ implements ipc:// as TCP on 127.0.0.1 at a port derived from a hash of the name, not as
+/// a Unix domain socket: it works between NetMQ processes on one machine, not with libzmq's ipc://, and the derived
+/// port can collide with a port in use (binding then fails with PORT_UNAVAILABLE). Use the Unix socket backend for
+/// real Unix domain sockets.</para>
+/// </remarks>
+public sealed class ZmqEventBus : IEventBus
+{
+    private readonly ZmqForwarder? _forwarder;
+    private readonly ZmqEventPublisher _publisher;
+    private readonly ZmqEventSubscriber _subscriber;
+    private readonly TimeProvider _timeProvider;
+    private int _disposed;
+
+    private ZmqEventBus(ZmqEventBusOptions options, ZmqForwarder? forwarder, ZmqEventPublisher publisher, ZmqEventSubscriber subscriber)
+    {
+        Options = options;
+        _forwarder = forwarder;
+        _publisher = publisher;
+        _subscriber = subscriber;
+        _timeProvider = options.TimeProvider ?? TimeProvider.System;
+    }
+
+    /// <summary>The settings this participant runs with; on the host, with the endpoints as bound.</summary>
+    public ZmqEventBusOptions Options { get; }
+
+    /// <inheritdoc/>
+    public string Name => Options.Name;
+
+    /// <inheritdoc/>
+    public DeliveryGuarantee Guarantee => DeliveryGuarantee.AtMostOnceOrdered;
+
+    /// <summary>The forwarder's XSUB endpoint (publishers connect here), as bound; register this with the registry.</summary>
+    public string PublishEndpoint => Options.PublishEndpoint;
+
+    /// <summary>The forwarder's XPUB endpoint (subscribers connect here), as bound; register this with the registry.</summary>
+    public string SubscribeEndpoint => Options.SubscribeEndpoint;
+
+    /// <summary>True when this participant hosts the forwarder (created with <see cref="HostAsync"/>).</summary>
+    public bool IsHost => _forwarder is not null;
+
+    /// <summary>Messages this participant received and dropped as malformed (counted, logged, never fatal).</summary>
+    public long MalformedCount => _subscriber.MalformedCount;
+
+    /// <summary>
+    /// Creates the bus: binds the forwarder on both endpoints, then starts this participant on them and waits until
+    /// its own probe has come back through the forwarder.
+    /// </summary>
+    /// <exception cref="ArgumentException">A setting is missing or out of range.</exception>
+    /// <exception cref="LeaseException">An endpoint is in use (code PORT_UNAVAILABLE, naming it).</exception>
+    /// <exception cref="UnavailableException">The participant's probe did not come back within the handshake timeout.</exception>
+    public static async ValueTask<ZmqEventBus> HostAsync(ZmqEventBusOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        cancellationToken.ThrowIfCancellationRequested();
+        var loggers = options.LoggerFactory ?? NullLoggerFactory.Instance;
+        var forwarder = ZmqForwarder.Start(
+            options.PublishEndpoint, options.SubscribeEndpoint, options.Socket, options.Name, loggers.CreateLogger<ZmqForwarder>());
+        try
+        {
+            var bound = options with { PublishEndpoint = forwarder.PublishEndpoint, SubscribeEndpoint = forwarder.SubscribeEndpoint };
+            return await StartParticipantAsync(bound, forwarder, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            forwarder.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Joins the bus whose forwarder listens on the options' endpoints (in this process or another) and waits until
+    /// this participant's probe has come back through it, so its publish and receive paths are live.
+    /// </summary>
+    /// <exception cref="ArgumentException">A setting is missing or out of range.</exception>
+    /// <exception cref="UnavailableException">No forwarder answered within the handshake timeout (code UNAVAILABLE).</exception>
+    public static ValueTask<ZmqEventBus> JoinAsync(ZmqEventBusOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        cancellationToken.ThrowIfCancellationRequested();
+        return StartParticipantAsync(options, null, cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>Encodes on the caller's thread and queues for sending; completes without waiting for the network.</remarks>
+    /// <exception cref="ArgumentException">The event's topic is not a concrete topic.</exception>
+    /// <exception cref="MessageTooLargeException">The event exceeds <see cref="ZmqSocketOptions.CodecLimits"/> (code TOO_LARGE).</exception>
+    public ValueTask PublishAsync(OnexEvent evt, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(evt);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        cancellationToken.ThrowIfCancellationRequested();
+        _publisher.Publish(FillInSource(evt));
+        return default;
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>Completes once a probe has come back through the new filter (see the class remarks).</remarks>
+    /// <exception cref="ArgumentException"><paramref name="pattern"/> is not a valid pattern.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The options' capacity is less than 1.</exception>
+    /// <exception cref="UnavailableException">The probe did not come back within the handshake timeout.</exception>
+    public ValueTask<IEventSubscription> SubscribeAsync(string pattern, SubscriptionOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        return _subscriber.SubscribeAsync(pattern, options, cancellationToken);
+    }
+
+    /// <summary>
+    /// Completes this participant's subscriptions (pending reads finish), flushes and closes its sockets and, on the
+    /// host, stops the forwarder, which ends the bus for every other participant until a host binds the endpoints
+    /// again. Idempotent.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        await _subscriber.DisposeAsync().ConfigureAwait(false);
+        await _publisher.DisposeAsync().ConfigureAwait(false);
+        _forwarder?.Dispose();
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() =>
+        $"ZmqEventBus({Name}, node '{Options.NodeId}', {(IsHost ? "host" : "joined")}, {PublishEndpoint} -> {SubscribeEndpoint})";
+
+    private static async ValueTask<ZmqEventBus> StartParticipantAsync(ZmqEventBusOptions options, ZmqForwarder? forwarder, CancellationToken cancellationToken)
+    {
+        var loggers = options.LoggerFactory ?? NullLoggerFactory.Instance;
+        var logger = loggers.CreateLogger<ZmqEventBus>();
+        var publisher = ZmqEventPublisher.Connect(options.PublishEndpoint, options.Socket, loggers.CreateLogger<ZmqEventPublisher>());
+        ZmqEventSubscriber? subscriber = null;
+        try
+        {
+            subscriber = ZmqEventSubscriber.Connect(options.SubscribeEndpoint, new ZmqEventSubscriberOptions
+            {
+                Socket = options.Socket,
+                ProbePublisher = publisher,
+                HandshakeTimeout = options.HandshakeTimeout,
+                LoggerFactory = options.LoggerFactory,
+                TimeProvider = options.TimeProvider,
+            });
+            await subscriber.ConfirmPathAsync(cancellationToken).ConfigureAwait(false);
+            logger.ParticipantReady(options.NodeId, options.Name, forwarder is null ? "joined" : "host", options.PublishEndpoint, options.SubscribeEndpoint);
+            return new ZmqEventBus(options, forwarder, publisher, subscriber);
+        }
+        catch
+        {
+            if (subscriber is not null) await subscriber.DisposeAsync().ConfigureAwait(false);
+            await publisher.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private OnexEvent FillInSource(OnexEvent evt)
+    {
+        var needsNode = evt.SourceNodeId.Length == 0 && Options.NodeId.Length != 0;
+        if (!needsNode && evt.Timestamp != 0) return evt;
+        return evt with
+        {
+            SourceNodeId = needsNode ? Options.NodeId : evt.SourceNodeId,
+            Timestamp = evt.Timestamp != 0 ? evt.Timestamp : _timeProvider.GetUtcNow().ToUnixTimeMilliseconds(),
+        };
+    }
+}
