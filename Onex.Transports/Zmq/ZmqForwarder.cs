@@ -19,6 +19,7 @@ internal sealed class ZmqForwarder : IDisposable
 {
     // Messages forwarded per wake-up before the poller looks at its other sockets again.
     private const int ForwardBatch = 4096;
+    private static readonly TimeSpan ListenerCloseTimeout = TimeSpan.FromSeconds(2);
 
     private readonly XSubscriberSocket _xsub;
     private readonly XPublisherSocket _xpub;
@@ -84,16 +85,35 @@ internal sealed class ZmqForwarder : IDisposable
         }
     }
 
-    /// <summary>Stops forwarding and closes both sockets; connected participants start reconnecting.</summary>
+    /// <summary>
+    /// Stops forwarding and closes both sockets; connected participants start reconnecting. Returns once both
+    /// listening sockets are closed, so a new forwarder can bind the same endpoints right away.
+    /// </summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _poller.Stop();
         _poller.Dispose();
+        CloseListener(_xsub, PublishEndpoint);
+        CloseListener(_xpub, SubscribeEndpoint);
         _xsub.Dispose();
         _xpub.Dispose();
         _frame.Close();
         _logger.ForwarderStopped(_busName, ForwardedCount);
+    }
+
+    // NetMQ closes a listener on its I/O thread after the socket is disposed, so the port would still be taken for a
+    // moment; unbinding under a monitor and waiting for its Closed event makes the release deterministic.
+    private void CloseListener(NetMQSocket socket, string endpoint)
+    {
+        var monitorEndpoint = $"inproc://onex-fwd-closed-{Guid.NewGuid():N}";
+        socket.Monitor(monitorEndpoint, SocketEvents.Closed | SocketEvents.CloseFailed);
+        using var events = new PairSocket();
+        events.Options.Linger = TimeSpan.Zero;
+        events.Connect(monitorEndpoint);
+        socket.Unbind(endpoint);
+        if (!events.TryReceiveFrameBytes(ListenerCloseTimeout, out _))
+            _logger.ListenerCloseUnconfirmed(_busName, endpoint, ListenerCloseTimeout.TotalMilliseconds);
     }
 
     private void Forward()

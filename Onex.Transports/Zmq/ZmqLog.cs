@@ -21,6 +21,10 @@ internal static partial class ZmqLog
         Message = "Forwarder of bus {BusName} failed while forwarding; it keeps running")]
     public static partial void ForwarderFailed(this ILogger logger, string busName, Exception exception);
 
+    [LoggerMessage(EventId = 7105, Level = LogLevel.Warning,
+        Message = "Forwarder of bus {BusName}: no confirmation within {TimeoutMs} ms that the listener on {Endpoint} closed")]
+    public static partial void ListenerCloseUnconfirmed(this ILogger logger, string busName, string endpoint, double timeoutMs);
+
     [LoggerMessage(EventId = 7111, Level = LogLevel.Information,
         Message = "Participant {NodeId} of bus {BusName} ready ({Role}): publishing to {PublishEndpoint}, subscribed at {SubscribeEndpoint}")]
     public static partial void ParticipantReady(this ILogger logger, string nodeId, string busName, string role, string publishEndpoint, string subscribeEndpoint);

@@ -1,0 +1,205 @@
+using System.Threading.Channels;
+using Onex.Bus;
+using Onex.Errors;
+using Onex.Events;
+using Onex.Tests.Infrastructure;
+using Onex.Transports.Zmq;
+
+namespace Onex.Tests.Zmq;
+
+/// <summary>ZeroMQ-specific behaviour of <see cref="ZmqEventBus"/> beyond the conformance suite.</summary>
+public class ZmqEventBusTests
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
+
+    [TestCase(false, TestName = "First_event_after_SubscribeAsync_arrives_without_probing(tcp)")]
+    [TestCase(true, TestName = "First_event_after_SubscribeAsync_arrives_without_probing(ipc)")]
+    public async Task First_event_after_SubscribeAsync_arrives_without_probing(bool ipc)
+    {
+        await using var host = await ZmqTestBus.HostAsync("handshake", ipc);
+        await using var joined = await ZmqTestBus.JoinAsync(host, "joined");
+
+        // Fresh filters each round: every one must be live when SubscribeAsync returns, so one publish suffices.
+        for (var round = 0; round < 20; round++)
+        {
+            var topic = $"fresh.r{round}.event";
+            await using var subscription = await joined.SubscribeAsync(topic);
+            await host.PublishAsync(OnexEvent.Create(topic, new byte[] { (byte)round }));
+
+            var received = await ReadWithinAsync(subscription, Wait);
+            Assert.That(received?.Topic, Is.EqualTo(topic), $"round {round}: the single event published right after SubscribeAsync did not arrive");
+        }
+    }
+
+    [Test]
+    public async Task First_event_of_a_participant_that_just_joined_arrives()
+    {
+        await using var host = await ZmqTestBus.HostAsync("publisher-ready", ipc: false);
+        await using var subscription = await host.SubscribeAsync("joiner.>");
+
+        for (var round = 0; round < 10; round++)
+        {
+            await using var joined = await ZmqTestBus.JoinAsync(host, $"joiner-{round}");
+            await joined.PublishAsync(OnexEvent.Create($"joiner.r{round}", ReadOnlyMemory<byte>.Empty));
+
+            var received = await ReadWithinAsync(subscription, Wait);
+            Assert.That(received?.Topic, Is.EqualTo($"joiner.r{round}"),
+                $"round {round}: the first event of a participant whose JoinAsync had returned did not arrive");
+        }
+    }
+
+    [Test]
+    public async Task Topics_that_pass_the_prefix_filter_but_not_the_pattern_are_not_delivered()
+    {
+        await using var host = await ZmqTestBus.HostAsync("prefix", ipc: false);
+        await using var joined = await ZmqTestBus.JoinAsync(host, "joined");
+        // ZeroMQ filters on the literal prefix only: 'orders.created' lets 'orders.created2' and 'orders.createdAt.x' through.
+        await using var literal = await joined.SubscribeAsync("orders.created");
+        await using var wildcard = await joined.SubscribeAsync("orders.*.paid");
+
+        foreach (var topic in new[] { "orders.created2", "orders.createdAt.x", "orders.a.paid.late", "orders.paid", "orders.created", "orders.b.paid" })
+            await host.PublishAsync(OnexEvent.Create(topic, ReadOnlyMemory<byte>.Empty));
+
+        Assert.That((await ReadWithinAsync(literal, Wait))?.Topic, Is.EqualTo("orders.created"), "literal pattern got a prefix-only match");
+        Assert.That((await ReadWithinAsync(wildcard, Wait))?.Topic, Is.EqualTo("orders.b.paid"), "wildcard pattern got a prefix-only match");
+    }
+
+    [TestCase(false, TestName = "Two_participants_in_one_process_exchange_events_both_ways(tcp)")]
+    [TestCase(true, TestName = "Two_participants_in_one_process_exchange_events_both_ways(ipc)")]
+    public async Task Two_participants_in_one_process_exchange_events_both_ways(bool ipc)
+    {
+        await using var host = await ZmqTestBus.HostAsync("two-way", ipc);
+        await using var joined = await ZmqTestBus.JoinAsync(host, "joined");
+        await using var atHost = await host.SubscribeAsync("to.host");
+        await using var atJoined = await joined.SubscribeAsync("to.joined");
+
+        await host.PublishAsync(OnexEvent.Create("to.joined", "from host"u8.ToArray()));
+        await joined.PublishAsync(OnexEvent.Create("to.host", "from joined"u8.ToArray()));
+
+        var atJoinedEvent = await ReadWithinAsync(atJoined, Wait);
+        var atHostEvent = await ReadWithinAsync(atHost, Wait);
+        Assert.Multiple(() =>
+        {
+            Assert.That(atJoinedEvent?.Payload.ToArray(), Is.EqualTo("from host"u8.ToArray()), "host -> joined");
+            Assert.That(atHostEvent?.Payload.ToArray(), Is.EqualTo("from joined"u8.ToArray()), "joined -> host");
+            Assert.That(atHostEvent?.SourceNodeId, Is.EqualTo("joined"), "the joined participant's NodeId should be stamped on its event");
+        });
+    }
+
+    [Test]
+    public async Task Host_exposes_the_bound_endpoints_and_joiners_use_them()
+    {
+        var options = await ZmqTestBus.TcpOptionsAsync("endpoints");
+
+        await using var host = await ZmqEventBus.HostAsync(options);
+        await using var joined = await ZmqEventBus.JoinAsync(options with { NodeId = "joined" });
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(host.PublishEndpoint, Is.EqualTo(options.PublishEndpoint), "publish endpoint");
+            Assert.That(host.SubscribeEndpoint, Is.EqualTo(options.SubscribeEndpoint), "subscribe endpoint");
+            Assert.That(host.IsHost, Is.True, "HostAsync makes a host");
+            Assert.That(joined.IsHost, Is.False, "JoinAsync does not");
+        });
+    }
+
+    [Test]
+    public async Task Host_on_port_zero_reports_the_ports_it_bound()
+    {
+        var options = ZmqEventBusOptions.Default with
+        {
+            Name = "port-zero",
+            PublishEndpoint = "tcp://127.0.0.1:0",
+            SubscribeEndpoint = "tcp://127.0.0.1:0",
+        };
+
+        await using var host = await ZmqEventBus.HostAsync(options);
+        await using var joined = await ZmqEventBus.JoinAsync(host.Options with { NodeId = "joined" });
+
+        Assert.That(host.PublishEndpoint, Does.Match(@"^tcp://127\.0\.0\.1:[1-9][0-9]*$"), "publish endpoint should carry the chosen port");
+        Assert.That(host.SubscribeEndpoint, Is.Not.EqualTo(host.PublishEndpoint), "two distinct ports");
+    }
+
+    [Test]
+    public async Task Hosting_on_an_endpoint_in_use_fails_with_port_unavailable_naming_it()
+    {
+        var options = await ZmqTestBus.TcpOptionsAsync("in-use");
+        await using var first = await ZmqEventBus.HostAsync(options);
+
+        var ex = Assert.ThrowsAsync<LeaseException>(async () => await ZmqEventBus.HostAsync(options));
+
+        Assert.That(ex!.Code, Is.EqualTo(ErrorCodes.PortUnavailable));
+        Assert.That(ex.Message, Does.Contain(options.PublishEndpoint));
+    }
+
+    [Test]
+    public async Task Joining_where_no_forwarder_listens_fails_with_unavailable_after_the_handshake_timeout()
+    {
+        var options = (await ZmqTestBus.TcpOptionsAsync("nobody-home")) with { HandshakeTimeout = TimeSpan.FromMilliseconds(300) };
+
+        var ex = Assert.ThrowsAsync<UnavailableException>(async () => await ZmqEventBus.JoinAsync(options));
+
+        Assert.That(ex!.Code, Is.EqualTo(ErrorCodes.Unavailable));
+        Assert.That(ex.Message, Does.Contain(options.SubscribeEndpoint), "the error should name the endpoint it tried");
+    }
+
+    [TestCase("", "tcp://127.0.0.1:1", "tcp://127.0.0.1:2", TestName = "Options_without_a_name_are_rejected")]
+    [TestCase("bus", "", "tcp://127.0.0.1:2", TestName = "Options_without_a_publish_endpoint_are_rejected")]
+    [TestCase("bus", "tcp://127.0.0.1:1", "", TestName = "Options_without_a_subscribe_endpoint_are_rejected")]
+    [TestCase("bus", "tcp://127.0.0.1:1", "tcp://127.0.0.1:1", TestName = "Options_with_one_endpoint_for_both_sides_are_rejected")]
+    public void Invalid_options_are_rejected_with_ArgumentException(string name, string publish, string subscribe)
+    {
+        var options = ZmqEventBusOptions.Default with { Name = name, PublishEndpoint = publish, SubscribeEndpoint = subscribe };
+
+        Assert.ThrowsAsync(Is.InstanceOf<ArgumentException>(), async () => await ZmqEventBus.JoinAsync(options));
+    }
+
+    [Test]
+    public async Task Publishing_past_the_size_limit_fails_with_too_large()
+    {
+        var options = (await ZmqTestBus.TcpOptionsAsync("too-large")) with
+        {
+            Socket = ZmqSocketOptions.Default with { CodecLimits = new EventCodecLimits { MaxPayloadBytes = 1024, MaxFrameBytes = 2048 } },
+        };
+        await using var host = await ZmqEventBus.HostAsync(options);
+
+        var ex = Assert.ThrowsAsync<MessageTooLargeException>(async () => await host.PublishAsync(OnexEvent.Create("big.event", new byte[1025])));
+
+        Assert.That(ex!.Code, Is.EqualTo(ErrorCodes.TooLarge));
+    }
+
+    [Test]
+    public async Task Disposing_a_full_wait_mode_subscription_resumes_delivery_to_the_others()
+    {
+        await using var host = await ZmqTestBus.HostAsync("paused", ipc: false);
+        await using var joined = await ZmqTestBus.JoinAsync(host, "joined");
+        var stuck = await joined.SubscribeAsync("pause.>", new SubscriptionOptions { Capacity = 1, FullMode = BoundedChannelFullMode.Wait });
+        await using var other = await joined.SubscribeAsync("pause.>", new SubscriptionOptions { Capacity = 64 });
+
+        // The second event fills 'stuck' (never read): receiving pauses after 'other' got it.
+        await host.PublishAsync(OnexEvent.Create("pause.one", ReadOnlyMemory<byte>.Empty));
+        await host.PublishAsync(OnexEvent.Create("pause.two", ReadOnlyMemory<byte>.Empty));
+        await host.PublishAsync(OnexEvent.Create("pause.three", ReadOnlyMemory<byte>.Empty));
+        Assert.That((await ReadWithinAsync(other, Wait))?.Topic, Is.EqualTo("pause.one"));
+        Assert.That((await ReadWithinAsync(other, Wait))?.Topic, Is.EqualTo("pause.two"));
+
+        await stuck.DisposeAsync();
+
+        Assert.That((await ReadWithinAsync(other, Wait))?.Topic, Is.EqualTo("pause.three"),
+            "receiving should resume once the full Wait-mode subscription went away");
+    }
+
+    /// <summary>Reads one event, or returns null when none arrives within <paramref name="timeout"/>.</summary>
+    internal static async Task<OnexEvent?> ReadWithinAsync(IEventSubscription subscription, TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            return await subscription.Reader.ReadAsync(cts.Token);
+        }
+        catch (OperationCanceledException) when (cts.IsCancellationRequested)
+        {
+            return null;
+        }
+    }
+}

@@ -1,0 +1,59 @@
+using Onex.Bus;
+using Onex.Events;
+using Onex.Transports.Zmq;
+
+namespace Onex.Tests.Zmq;
+
+/// <summary>
+/// The host goes away and a new host binds the same endpoints: joined participants reconnect on their own. What was
+/// published while nobody forwarded is lost (at most once), so these tests publish in a bounded loop until one
+/// event gets through, reading with a short timeout each time; they never sleep.
+/// </summary>
+public class ZmqForwarderRestartTests
+{
+    private const int MaxAttempts = 200;
+    private static readonly TimeSpan ReadTimeout = TimeSpan.FromMilliseconds(50);
+
+    [TestCase(false, TestName = "Joined_participant_receives_again_after_the_forwarder_restarts(tcp)")]
+    [TestCase(true, TestName = "Joined_participant_receives_again_after_the_forwarder_restarts(ipc)")]
+    public async Task Joined_participant_receives_again_after_the_forwarder_restarts(bool ipc)
+    {
+        var host = await ZmqTestBus.HostAsync("restart-receive", ipc);
+        await using var joined = await ZmqTestBus.JoinAsync(host, "joined");
+        await using var subscription = await joined.SubscribeAsync("restart.>");
+        var endpoints = host.Options;
+        await host.DisposeAsync();
+
+        await using var newHost = await ZmqEventBus.HostAsync(endpoints);
+        var (received, attempts) = await PublishUntilReceivedAsync(newHost, subscription);
+
+        Assert.That(received, Is.Not.Null, $"no event reached the joined participant's old subscription in {attempts} attempts after the restart");
+    }
+
+    [TestCase(false, TestName = "Joined_participant_publishes_again_after_the_forwarder_restarts(tcp)")]
+    [TestCase(true, TestName = "Joined_participant_publishes_again_after_the_forwarder_restarts(ipc)")]
+    public async Task Joined_participant_publishes_again_after_the_forwarder_restarts(bool ipc)
+    {
+        var host = await ZmqTestBus.HostAsync("restart-publish", ipc);
+        await using var joined = await ZmqTestBus.JoinAsync(host, "joined");
+        var endpoints = host.Options;
+        await host.DisposeAsync();
+
+        await using var newHost = await ZmqEventBus.HostAsync(endpoints);
+        await using var subscription = await newHost.SubscribeAsync("restart.>");
+        var (received, attempts) = await PublishUntilReceivedAsync(joined, subscription);
+
+        Assert.That(received?.SourceNodeId, Is.EqualTo("joined"), $"no event from the joined participant arrived in {attempts} attempts after the restart");
+    }
+
+    private static async Task<(OnexEvent? Received, int Attempts)> PublishUntilReceivedAsync(IEventBus publisher, IEventSubscription subscription)
+    {
+        for (var attempt = 1; attempt <= MaxAttempts; attempt++)
+        {
+            await publisher.PublishAsync(OnexEvent.Create("restart.ping", BitConverter.GetBytes(attempt)));
+            var received = await ZmqEventBusTests.ReadWithinAsync(subscription, ReadTimeout);
+            if (received is not null) return (received, attempt);
+        }
+        return (null, MaxAttempts);
+    }
+}
