@@ -24,6 +24,8 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
 {
     // Events sent per wake-up before the poller looks at its other work again.
     private const int DrainBatch = 4096;
+    // SpinWait iterations an idle drain waits for the next event before going back to sleep.
+    private const int IdleSpins = 12;
 
     private readonly PublisherSocket _socket;
     private readonly ConcurrentQueue<OutgoingMessage> _outbox = new();
@@ -123,22 +125,46 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
 
     private void OnWakeup()
     {
-        // Signals are sent only when the flag goes 0 -> 1 and the flag is cleared once per wake-up, so exactly one is queued.
+        // The flag stays set while this thread drains, so publishers do not signal; exactly one signal is ever queued.
         _wakeup.TryDequeue(out _, TimeSpan.Zero);
-        // Clear the flag before draining: a publish racing with the drain then either is drained now or wakes us again.
-        Interlocked.Exchange(ref _wakeupPending, 0);
-        Drain(DrainBatch);
-        if (!_outbox.IsEmpty && Interlocked.Exchange(ref _wakeupPending, 1) == 0)
-            _wakeup.Enqueue(true);
+        var budget = DrainBatch;
+        while (true)
+        {
+            budget -= Drain(budget);
+            if (budget <= 0)
+            {
+                // Let the poller loop run (Stop, for one), then come straight back: the flag is still set.
+                _wakeup.Enqueue(true);
+                return;
+            }
+            if (!_outbox.IsEmpty || SpinUntilQueued()) continue;
+            // Going idle: clear the flag, then look once more, since a publish just before the clear did not signal.
+            Interlocked.Exchange(ref _wakeupPending, 0);
+            if (_outbox.IsEmpty || Interlocked.Exchange(ref _wakeupPending, 1) != 0) return;
+        }
     }
 
-    private void Drain(int limit)
+    // A burst keeps the queue busy: waiting a few microseconds for the next event is cheaper than a wake-up per event.
+    private bool SpinUntilQueued()
+    {
+        var spinner = new SpinWait();
+        for (var i = 0; i < IdleSpins; i++)
+        {
+            spinner.SpinOnce(sleep1Threshold: -1);
+            if (!_outbox.IsEmpty) return true;
+        }
+        return false;
+    }
+
+    /// <summary>Sends up to <paramref name="limit"/> queued messages; returns how many.</summary>
+    private int Drain(int limit)
     {
         var msg = new Msg();
         msg.InitEmpty();
+        var sent = 0;
         try
         {
-            for (var sent = 0; sent < limit && _outbox.TryDequeue(out var item); sent++)
+            for (; sent < limit && _outbox.TryDequeue(out var item); sent++)
             {
                 // InitGC hands the arrays to ZeroMQ without copying; nothing writes to them afterwards.
                 msg.InitGC(item.Topic, item.Topic.Length);
@@ -155,6 +181,7 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
         {
             msg.Close();
         }
+        return sent;
     }
 
     private static ZmqEventPublisher Create(string endpoint, bool bind, ZmqSocketOptions options, ILogger? logger)
