@@ -375,9 +375,17 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
 
     private async Task ResumeWhenTakenAsync(OnexEvent evt, List<EventChannel> full)
     {
-        // WriteAsync returns false without throwing when the subscription is disposed meanwhile.
-        foreach (var channel in full)
-            await channel.WriteAsync(evt).ConfigureAwait(false);
+        try
+        {
+            // WriteAsync returns false without throwing when the subscription is disposed meanwhile.
+            foreach (var channel in full)
+                await channel.WriteAsync(evt).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // Not expected; resuming matters more than this one event, which is lost for the remaining full queues.
+            _logger.ReceiveFailed(Endpoint, ex);
+        }
         await TryOnPollerAsync(() =>
         {
             _paused = false;
