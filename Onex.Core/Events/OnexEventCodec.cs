@@ -88,6 +88,9 @@ public sealed class OnexEventCodec
         // A map with explicit nil for these keys bypasses the property defaults.
         if (evt.Headers is null || evt.EventType is null || evt.SourceNodeId is null)
             throw new MalformedMessageException("Fields 'headers', 'eventType' and 'sourceNodeId' must not be nil.");
+        foreach (var (name, value) in evt.Headers)
+            if (value is null)
+                throw new MalformedMessageException($"Header '{name}' must be a string, not nil.", Field("headers"));
         CheckPayload(evt.Payload.Length);
     }
 

@@ -52,7 +52,14 @@ public static class RegistryCodec
             var value = MessagePackSerializer.Deserialize<T>(ref reader, SerializerOptions);
             if (!reader.End)
                 throw new MalformedMessageException("Trailing bytes after the body.", Field("body"));
-            return value ?? throw new MalformedMessageException($"The body of {typeof(T).Name} must not be nil.", Field("body"));
+            if (value is null)
+                throw new MalformedMessageException($"The body of {typeof(T).Name} must not be nil.", Field("body"));
+            var missing = MessageShape.FindMissing(value);
+            if (missing is not null)
+                throw new MalformedMessageException(
+                    $"Field '{missing}' of {typeof(T).Name} is missing or nil.",
+                    new Dictionary<string, string> { ["field"] = "body." + missing });
+            return value;
         }
         catch (MessagePackSerializationException ex)
         {
@@ -77,13 +84,22 @@ public static class RegistryCodec
         }
     }
 
-    /// <summary>Decodes one frame into an envelope (the body stays raw). Does not check the protocol version.</summary>
+    /// <summary>
+    /// Decodes one frame into an envelope (the body stays raw). Does not check the protocol version.
+    /// <c>requestId</c> and <c>clientId</c> must be non-empty, except in an <see cref="Error"/> reply, where empty
+    /// ids mean the request they answer could not be read.
+    /// </summary>
     public static RegistryEnvelope Decode(ReadOnlyMemory<byte> frame)
     {
         if (frame.Length > MaxFrameBytes)
+        {
+            // Still try to read the ids so the TOO_LARGE reply can be correlated by the sender.
+            var (oversizedRequestId, oversizedClientId) = TryReadIds(frame);
             throw new MessageTooLargeException(
                 $"Frame of {frame.Length} bytes exceeds the limit of {MaxFrameBytes} bytes.",
-                new Dictionary<string, string> { ["size"] = frame.Length.ToString(), ["limit"] = MaxFrameBytes.ToString() });
+                WithIds(new Dictionary<string, string> { ["size"] = frame.Length.ToString(), ["limit"] = MaxFrameBytes.ToString() },
+                    oversizedRequestId, oversizedClientId));
+        }
 
         int? version = null;
         string? messageType = null, requestId = null, clientId = null;
@@ -128,8 +144,9 @@ public static class RegistryCodec
         var missing = new List<string>();
         if (version is null) missing.Add("protocolVersion");
         if (string.IsNullOrEmpty(messageType)) missing.Add("messageType");
-        if (string.IsNullOrEmpty(requestId)) missing.Add("requestId");
-        if (clientId is null) missing.Add("clientId");
+        var idsMayBeEmpty = messageType == MessageTypes.Of<Error>();
+        if (requestId is null || (requestId.Length == 0 && !idsMayBeEmpty)) missing.Add("requestId");
+        if (clientId is null || (clientId.Length == 0 && !idsMayBeEmpty)) missing.Add("clientId");
         if (body is null) missing.Add("body");
         if (missing.Count > 0)
             throw new MalformedMessageException(
@@ -144,6 +161,37 @@ public static class RegistryCodec
             ClientId = clientId!,
             Body = body!.Value,
         };
+    }
+
+    private static (string? RequestId, string? ClientId) TryReadIds(ReadOnlyMemory<byte> frame)
+    {
+        string? requestId = null, clientId = null;
+        try
+        {
+            var reader = new MessagePackReader(frame);
+            if (reader.NextMessagePackType != MessagePackType.Map) return (null, null);
+            var count = reader.ReadMapHeader();
+            for (var i = 0; i < count && (requestId is null || clientId is null); i++)
+            {
+                if (reader.NextMessagePackType != MessagePackType.String) break;
+                var key = reader.ReadString();
+                if (key is "requestId" or "clientId" && reader.NextMessagePackType == MessagePackType.String)
+                {
+                    if (key == "requestId") requestId = reader.ReadString();
+                    else clientId = reader.ReadString();
+                }
+                else
+                {
+                    reader.Skip();
+                }
+            }
+        }
+        catch (Exception ex) when (ex is MessagePackSerializationException or EndOfStreamException or InvalidOperationException or OverflowException)
+        {
+            // Best effort only: whatever was read before the damage is still worth echoing.
+            return (requestId, clientId);
+        }
+        return (requestId, clientId);
     }
 
     private static int ReadInt(ref MessagePackReader reader, string key)
