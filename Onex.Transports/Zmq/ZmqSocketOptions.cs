@@ -1,0 +1,39 @@
+using NetMQ;
+using Onex.Events;
+
+namespace Onex.Transports.Zmq;
+
+/// <summary>ZeroMQ socket settings shared by the publishers, subscribers and forwarders of this project.</summary>
+public sealed record ZmqSocketOptions
+{
+    /// <summary>The defaults below.</summary>
+    public static ZmqSocketOptions Default { get; } = new();
+
+    /// <summary>Send high-water mark in messages (per peer); past it PUB drops and DEALER blocks.</summary>
+    public int SendHighWatermark { get; init; } = 100_000;
+
+    /// <summary>Receive high-water mark in messages.</summary>
+    public int ReceiveHighWatermark { get; init; } = 100_000;
+
+    /// <summary>How long unsent messages are kept when a socket closes.</summary>
+    public TimeSpan Linger { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>First reconnect delay after a peer goes away.</summary>
+    public TimeSpan ReconnectInterval { get; init; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Longest reconnect delay (ZeroMQ backs off exponentially up to it).</summary>
+    public TimeSpan ReconnectIntervalMax { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Size limits for encoded events.</summary>
+    public EventCodecLimits CodecLimits { get; init; } = EventCodecLimits.Default;
+
+    internal void ApplyTo(NetMQSocket socket)
+    {
+        socket.Options.SendHighWatermark = SendHighWatermark;
+        socket.Options.ReceiveHighWatermark = ReceiveHighWatermark;
+        socket.Options.Linger = Linger;
+        socket.Options.ReconnectInterval = ReconnectInterval;
+        socket.Options.ReconnectIntervalMax = ReconnectIntervalMax;
+        socket.Options.MaxMsgSize = CodecLimits.MaxFrameBytes + 1024;
+    }
+}
