@@ -15,6 +15,12 @@ public static class RegistryCodec
     /// <summary>Largest frame accepted on the registry endpoint: 1 MiB.</summary>
     public const int MaxFrameBytes = 1024 * 1024;
 
+    /// <summary>
+    /// Largest reply frame a client accepts: 64 MiB. Replies are not bound by <see cref="MaxFrameBytes"/> because a
+    /// snapshot or introspection answer of a busy registry can exceed it.
+    /// </summary>
+    public const int MaxReplyFrameBytes = 64 * 1024 * 1024;
+
     internal static readonly MessagePackSerializerOptions SerializerOptions =
         MessagePackSerializerOptions.Standard.WithSecurity(MessagePackSecurity.UntrustedData);
 
@@ -87,17 +93,18 @@ public static class RegistryCodec
     /// <summary>
     /// Decodes one frame into an envelope (the body stays raw). Does not check the protocol version.
     /// <c>requestId</c> and <c>clientId</c> must be non-empty, except in an <see cref="Error"/> reply, where empty
-    /// ids mean the request they answer could not be read.
+    /// ids mean the request they answer could not be read. Frames over <paramref name="maxFrameBytes"/> are TOO_LARGE:
+    /// the registry keeps the default (<see cref="MaxFrameBytes"/>), clients decoding replies pass <see cref="MaxReplyFrameBytes"/>.
     /// </summary>
-    public static RegistryEnvelope Decode(ReadOnlyMemory<byte> frame)
+    public static RegistryEnvelope Decode(ReadOnlyMemory<byte> frame, int maxFrameBytes = MaxFrameBytes)
     {
-        if (frame.Length > MaxFrameBytes)
+        if (frame.Length > maxFrameBytes)
         {
             // Still try to read the ids so the TOO_LARGE reply can be correlated by the sender.
             var (oversizedRequestId, oversizedClientId) = TryReadIds(frame);
             throw new MessageTooLargeException(
-                $"Frame of {frame.Length} bytes exceeds the limit of {MaxFrameBytes} bytes.",
-                WithIds(new Dictionary<string, string> { ["size"] = frame.Length.ToString(), ["limit"] = MaxFrameBytes.ToString() },
+                $"Frame of {frame.Length} bytes exceeds the limit of {maxFrameBytes} bytes.",
+                WithIds(new Dictionary<string, string> { ["size"] = frame.Length.ToString(), ["limit"] = maxFrameBytes.ToString() },
                     oversizedRequestId, oversizedClientId));
         }
 
