@@ -143,7 +143,8 @@ public static class RegistryCodec
         {
             throw new MalformedMessageException(ex.Message, WithIds(ex.Details, requestId, clientId));
         }
-        catch (Exception ex) when (ex is MessagePackSerializationException or EndOfStreamException or InvalidOperationException or OverflowException)
+        catch (Exception ex) when (ex is MessagePackSerializationException or EndOfStreamException or InvalidOperationException or OverflowException
+            or ArgumentOutOfRangeException)
         {
             throw new MalformedMessageException($"The frame is not valid MessagePack: {Innermost(ex).Message}", WithIds(null, requestId, clientId), ex);
         }
@@ -193,7 +194,8 @@ public static class RegistryCodec
                 }
             }
         }
-        catch (Exception ex) when (ex is MessagePackSerializationException or EndOfStreamException or InvalidOperationException or OverflowException)
+        catch (Exception ex) when (ex is MessagePackSerializationException or EndOfStreamException or InvalidOperationException or OverflowException
+            or ArgumentOutOfRangeException)
         {
             // Best effort only: whatever was read before the damage is still worth echoing.
             return (requestId, clientId);
