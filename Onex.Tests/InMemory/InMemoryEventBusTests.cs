@@ -281,6 +281,18 @@ public class InMemoryEventBusTests
     }
 
     [Test]
+    public async Task Invalid_topic_is_rejected_even_right_after_valid_topics_of_the_same_shape()
+    {
+        await using var bus = NewBus();
+        await bus.PublishAsync(Numbered("a.b", 1));
+        await bus.PublishAsync(Numbered("a.b", 2));
+
+        Assert.That(async () => await bus.PublishAsync(Numbered("a.*", 3)), Throws.ArgumentException, "wildcard topic after 'a.b'");
+        Assert.That(async () => await bus.PublishAsync(Numbered("a b", 4)), Throws.ArgumentException, "space in a topic after 'a.b'");
+        Assert.That(async () => await bus.PublishAsync(Numbered("a.b", 5)), Throws.Nothing, "the valid topic still publishes");
+    }
+
+    [Test]
     public async Task Subscribing_with_capacity_below_one_throws_ArgumentOutOfRangeException()
     {
         await using var bus = NewBus();
