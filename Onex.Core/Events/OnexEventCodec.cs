@@ -35,11 +35,15 @@ public sealed class OnexEventCodec
         return bytes;
     }
 
-    /// <summary>Serializes <paramref name="evt"/> into <paramref name="writer"/>.</summary>
+    /// <summary>
+    /// Serializes <paramref name="evt"/> into <paramref name="writer"/>; throws <see cref="MessageTooLargeException"/>
+    /// past the limits, in which case nothing was written.
+    /// </summary>
     public void Encode(OnexEvent evt, IBufferWriter<byte> writer)
     {
-        CheckPayload(evt.Payload.Length);
-        MessagePackSerializer.Serialize(writer, evt, SerializerOptions);
+        // Encoding to the side first keeps an oversized frame (large headers) out of the caller's buffer.
+        var bytes = Encode(evt);
+        writer.Write(bytes);
     }
 
     /// <summary>Deserializes one event that must occupy all of <paramref name="frame"/>.</summary>
@@ -88,6 +92,9 @@ public sealed class OnexEventCodec
         // A map with explicit nil for these keys bypasses the property defaults.
         if (evt.Headers is null || evt.EventType is null || evt.SourceNodeId is null)
             throw new MalformedMessageException("Fields 'headers', 'eventType' and 'sourceNodeId' must not be nil.");
+        foreach (var (name, value) in evt.Headers)
+            if (value is null)
+                throw new MalformedMessageException($"Header '{name}' must be a string, not nil.", Field("headers"));
         CheckPayload(evt.Payload.Length);
     }
 

@@ -74,7 +74,7 @@ public sealed class InMemoryEventBus : IEventBus
     {
         ArgumentNullException.ThrowIfNull(evt);
         ObjectDisposedException.ThrowIf(_disposed, this);
-        Topic.EnsureValid(evt.Topic);
+        _subscribers.ValidTopics.EnsureValid(evt.Topic);
         cancellationToken.ThrowIfCancellationRequested();
         evt = FillInSource(evt);
 

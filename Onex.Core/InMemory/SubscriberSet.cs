@@ -13,6 +13,9 @@ internal sealed class SubscriberSet
     /// <summary>Guards every change of the set, and each participant's own bookkeeping.</summary>
     public Lock Gate { get; } = new();
 
+    /// <summary>Topics published on this bus that are known to be valid.</summary>
+    public ValidatedTopics ValidTopics { get; } = new();
+
     /// <summary>A snapshot that never changes once read.</summary>
     public EventChannel[] Current => _current;
 

@@ -15,6 +15,12 @@ public static class RegistryCodec
     /// <summary>Largest frame accepted on the registry endpoint: 1 MiB.</summary>
     public const int MaxFrameBytes = 1024 * 1024;
 
+    /// <summary>
+    /// Largest reply frame a client accepts: 64 MiB. Replies are not bound by <see cref="MaxFrameBytes"/> because a
+    /// snapshot or introspection answer of a busy registry can exceed it.
+    /// </summary>
+    public const int MaxReplyFrameBytes = 64 * 1024 * 1024;
+
     internal static readonly MessagePackSerializerOptions SerializerOptions =
         MessagePackSerializerOptions.Standard.WithSecurity(MessagePackSecurity.UntrustedData);
 
@@ -52,7 +58,14 @@ public static class RegistryCodec
             var value = MessagePackSerializer.Deserialize<T>(ref reader, SerializerOptions);
             if (!reader.End)
                 throw new MalformedMessageException("Trailing bytes after the body.", Field("body"));
-            return value ?? throw new MalformedMessageException($"The body of {typeof(T).Name} must not be nil.", Field("body"));
+            if (value is null)
+                throw new MalformedMessageException($"The body of {typeof(T).Name} must not be nil.", Field("body"));
+            var missing = MessageShape.FindMissing(value);
+            if (missing is not null)
+                throw new MalformedMessageException(
+                    $"Field '{missing}' of {typeof(T).Name} is missing or nil.",
+                    new Dictionary<string, string> { ["field"] = "body." + missing });
+            return value;
         }
         catch (MessagePackSerializationException ex)
         {
@@ -77,13 +90,23 @@ public static class RegistryCodec
         }
     }
 
-    /// <summary>Decodes one frame into an envelope (the body stays raw). Does not check the protocol version.</summary>
-    public static RegistryEnvelope Decode(ReadOnlyMemory<byte> frame)
+    /// <summary>
+    /// Decodes one frame into an envelope (the body stays raw). Does not check the protocol version.
+    /// <c>requestId</c> and <c>clientId</c> must be non-empty, except in an <see cref="Error"/> reply, where empty
+    /// ids mean the request they answer could not be read. Frames over <paramref name="maxFrameBytes"/> are TOO_LARGE:
+    /// the registry keeps the default (<see cref="MaxFrameBytes"/>), clients decoding replies pass <see cref="MaxReplyFrameBytes"/>.
+    /// </summary>
+    public static RegistryEnvelope Decode(ReadOnlyMemory<byte> frame, int maxFrameBytes = MaxFrameBytes)
     {
-        if (frame.Length > MaxFrameBytes)
+        if (frame.Length > maxFrameBytes)
+        {
+            // Still try to read the ids so the TOO_LARGE reply can be correlated by the sender.
+            var (oversizedRequestId, oversizedClientId) = TryReadIds(frame);
             throw new MessageTooLargeException(
-                $"Frame of {frame.Length} bytes exceeds the limit of {MaxFrameBytes} bytes.",
-                new Dictionary<string, string> { ["size"] = frame.Length.ToString(), ["limit"] = MaxFrameBytes.ToString() });
+                $"Frame of {frame.Length} bytes exceeds the limit of {maxFrameBytes} bytes.",
+                WithIds(new Dictionary<string, string> { ["size"] = frame.Length.ToString(), ["limit"] = maxFrameBytes.ToString() },
+                    oversizedRequestId, oversizedClientId));
+        }
 
         int? version = null;
         string? messageType = null, requestId = null, clientId = null;
@@ -120,7 +143,8 @@ public static class RegistryCodec
         {
             throw new MalformedMessageException(ex.Message, WithIds(ex.Details, requestId, clientId));
         }
-        catch (Exception ex) when (ex is MessagePackSerializationException or EndOfStreamException or InvalidOperationException or OverflowException)
+        catch (Exception ex) when (ex is MessagePackSerializationException or EndOfStreamException or InvalidOperationException or OverflowException
+            or ArgumentOutOfRangeException)
         {
             throw new MalformedMessageException($"The frame is not valid MessagePack: {Innermost(ex).Message}", WithIds(null, requestId, clientId), ex);
         }
@@ -128,8 +152,9 @@ public static class RegistryCodec
         var missing = new List<string>();
         if (version is null) missing.Add("protocolVersion");
         if (string.IsNullOrEmpty(messageType)) missing.Add("messageType");
-        if (string.IsNullOrEmpty(requestId)) missing.Add("requestId");
-        if (clientId is null) missing.Add("clientId");
+        var idsMayBeEmpty = messageType == MessageTypes.Of<Error>();
+        if (requestId is null || (requestId.Length == 0 && !idsMayBeEmpty)) missing.Add("requestId");
+        if (clientId is null || (clientId.Length == 0 && !idsMayBeEmpty)) missing.Add("clientId");
         if (body is null) missing.Add("body");
         if (missing.Count > 0)
             throw new MalformedMessageException(
@@ -144,6 +169,38 @@ public static class RegistryCodec
             ClientId = clientId!,
             Body = body!.Value,
         };
+    }
+
+    private static (string? RequestId, string? ClientId) TryReadIds(ReadOnlyMemory<byte> frame)
+    {
+        string? requestId = null, clientId = null;
+        try
+        {
+            var reader = new MessagePackReader(frame);
+            if (reader.NextMessagePackType != MessagePackType.Map) return (null, null);
+            var count = reader.ReadMapHeader();
+            for (var i = 0; i < count && (requestId is null || clientId is null); i++)
+            {
+                if (reader.NextMessagePackType != MessagePackType.String) break;
+                var key = reader.ReadString();
+                if (key is "requestId" or "clientId" && reader.NextMessagePackType == MessagePackType.String)
+                {
+                    if (key == "requestId") requestId = reader.ReadString();
+                    else clientId = reader.ReadString();
+                }
+                else
+                {
+                    reader.Skip();
+                }
+            }
+        }
+        catch (Exception ex) when (ex is MessagePackSerializationException or EndOfStreamException or InvalidOperationException or OverflowException
+            or ArgumentOutOfRangeException)
+        {
+            // Best effort only: whatever was read before the damage is still worth echoing.
+            return (requestId, clientId);
+        }
+        return (requestId, clientId);
     }
 
     private static int ReadInt(ref MessagePackReader reader, string key)
