@@ -14,8 +14,8 @@ namespace Onex.Transports.Zmq;
 /// forwarder: an XSUB socket bound on <see cref="ZmqEventBusOptions.PublishEndpoint"/> and an XPUB socket bound on
 /// <see cref="ZmqEventBusOptions.SubscribeEndpoint"/>, pumped by their own poller thread. Every participant, the host
 /// included, publishes through a PUB socket connected to the XSUB side and receives through a SUB socket connected to
-/// the XPUB side. Other participants, in this process or another, join with the two endpoints
-/// (<see cref="JoinAsync"/>). Publishers send everything to the forwarder; subscriptions become prefix filters at
+/// the XPUB side (the host's own two sockets connect over inproc://, skipping TCP). Other participants, in this
+/// process or another, join with the two endpoints (<see cref="JoinAsync"/>). Publishers send everything to the forwarder; subscriptions become prefix filters at
 /// the XPUB plus an exact pattern match on receipt. Frames are <c>[topic][OnexEvent MessagePack]</c>, the same as
 /// <see cref="ZmqEventPublisher"/>'s.</para>
 /// <para><b>Handshakes instead of sleeps.</b> Starting a participant publishes probes on a private control topic
@@ -100,7 +100,8 @@ public sealed class ZmqEventBus : IEventBus
         try
         {
             var bound = options with { PublishEndpoint = forwarder.PublishEndpoint, SubscribeEndpoint = forwarder.SubscribeEndpoint };
-            return await StartParticipantAsync(bound, forwarder, cancellationToken).ConfigureAwait(false);
+            return await StartParticipantAsync(
+                bound, forwarder, forwarder.InprocPublishEndpoint, forwarder.InprocSubscribeEndpoint, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -120,7 +121,7 @@ public sealed class ZmqEventBus : IEventBus
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         cancellationToken.ThrowIfCancellationRequested();
-        return StartParticipantAsync(options, null, cancellationToken);
+        return StartParticipantAsync(options, null, options.PublishEndpoint, options.SubscribeEndpoint, cancellationToken);
     }
 
     /// <inheritdoc/>
@@ -164,15 +165,22 @@ public sealed class ZmqEventBus : IEventBus
     public override string ToString() =>
         $"ZmqEventBus({Name}, node '{Options.NodeId}', {(IsHost ? "host" : "joined")}, {PublishEndpoint} -> {SubscribeEndpoint})";
 
-    private static async ValueTask<ZmqEventBus> StartParticipantAsync(ZmqEventBusOptions options, ZmqForwarder? forwarder, CancellationToken cancellationToken)
+    /// <summary>Connects a participant's PUB and SUB and waits until its own probe comes back through the forwarder.</summary>
+    /// <param name="options">The participant's settings, with the bus's endpoints as bound.</param>
+    /// <param name="forwarder">The forwarder this participant hosts, if any; disposed with it.</param>
+    /// <param name="publishVia">Where the PUB connects: the bus's endpoint, or on the host the forwarder's inproc one.</param>
+    /// <param name="subscribeVia">Where the SUB connects, likewise.</param>
+    /// <param name="cancellationToken">Cancels the readiness handshake.</param>
+    private static async ValueTask<ZmqEventBus> StartParticipantAsync(
+        ZmqEventBusOptions options, ZmqForwarder? forwarder, string publishVia, string subscribeVia, CancellationToken cancellationToken)
     {
         var loggers = options.LoggerFactory ?? NullLoggerFactory.Instance;
         var logger = loggers.CreateLogger<ZmqEventBus>();
-        var publisher = ZmqEventPublisher.Connect(options.PublishEndpoint, options.Socket, loggers.CreateLogger<ZmqEventPublisher>());
+        var publisher = ZmqEventPublisher.Connect(publishVia, options.Socket, loggers.CreateLogger<ZmqEventPublisher>());
         ZmqEventSubscriber? subscriber = null;
         try
         {
-            subscriber = ZmqEventSubscriber.Connect(options.SubscribeEndpoint, new ZmqEventSubscriberOptions
+            subscriber = ZmqEventSubscriber.Connect(subscribeVia, new ZmqEventSubscriberOptions
             {
                 Socket = options.Socket,
                 ProbePublisher = publisher,

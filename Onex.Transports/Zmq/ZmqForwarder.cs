@@ -13,6 +13,8 @@ namespace Onex.Transports.Zmq;
 /// therefore send every event to the forwarder and filtering happens in exactly one place, the XPUB. That removes
 /// the publisher-side slow joiner: a publisher whose connection is up (proved by its own probe) has nothing left to
 /// learn before its events reach a subscriber that has confirmed its own filter at the XPUB.</para>
+/// <para>Both sockets are also bound on private inproc:// endpoints, which the hosting participant's own sockets use:
+/// same forwarder, same ordering, one TCP hop less for the host's traffic.</para>
 /// <para>Subscription messages the XPUB reports are read (so they do not pile up) and logged at Debug level.</para>
 /// </remarks>
 internal sealed class ZmqForwarder : IDisposable
@@ -30,7 +32,8 @@ internal sealed class ZmqForwarder : IDisposable
     private long _forwarded;
     private int _disposed;
 
-    private ZmqForwarder(XSubscriberSocket xsub, XPublisherSocket xpub, string publishEndpoint, string subscribeEndpoint, string busName, ILogger logger)
+    private ZmqForwarder(
+        XSubscriberSocket xsub, XPublisherSocket xpub, string publishEndpoint, string subscribeEndpoint, string inproc, string busName, ILogger logger)
     {
         _xsub = xsub;
         _xpub = xpub;
@@ -38,6 +41,8 @@ internal sealed class ZmqForwarder : IDisposable
         _logger = logger;
         PublishEndpoint = publishEndpoint;
         SubscribeEndpoint = subscribeEndpoint;
+        InprocPublishEndpoint = inproc + "-pub";
+        InprocSubscribeEndpoint = inproc + "-sub";
         _frame = new Msg();
         _frame.InitEmpty();
         _xsub.ReceiveReady += (_, _) => Forward();
@@ -51,6 +56,12 @@ internal sealed class ZmqForwarder : IDisposable
 
     /// <summary>The XPUB endpoint as bound (subscribers connect here).</summary>
     public string SubscribeEndpoint { get; }
+
+    /// <summary>The XSUB side's inproc:// endpoint, for publishers in this process.</summary>
+    public string InprocPublishEndpoint { get; }
+
+    /// <summary>The XPUB side's inproc:// endpoint, for subscribers in this process.</summary>
+    public string InprocSubscribeEndpoint { get; }
 
     /// <summary>Messages forwarded so far.</summary>
     public long ForwardedCount => Interlocked.Read(ref _forwarded);
@@ -73,7 +84,10 @@ internal sealed class ZmqForwarder : IDisposable
             var boundSubscribe = ZmqEndpoints.Resolved(xpub, subscribeEndpoint);
             // Subscribe to everything upstream; XSUB remembers it and sends it to every publisher that connects.
             xsub.SendFrame([1]);
-            var forwarder = new ZmqForwarder(xsub, xpub, boundPublish, boundSubscribe, busName, logger);
+            var inproc = $"inproc://onex-fwd-{Guid.NewGuid():N}";
+            xsub.Bind(inproc + "-pub");
+            xpub.Bind(inproc + "-sub");
+            var forwarder = new ZmqForwarder(xsub, xpub, boundPublish, boundSubscribe, inproc, busName, logger);
             logger.ForwarderStarted(busName, boundPublish, boundSubscribe);
             return forwarder;
         }
