@@ -147,6 +147,10 @@ public class ZmqEventBusTests
     [TestCase("bus", "", "tcp://127.0.0.1:2", TestName = "Options_without_a_publish_endpoint_are_rejected")]
     [TestCase("bus", "tcp://127.0.0.1:1", "", TestName = "Options_without_a_subscribe_endpoint_are_rejected")]
     [TestCase("bus", "tcp://127.0.0.1:1", "tcp://127.0.0.1:1", TestName = "Options_with_one_endpoint_for_both_sides_are_rejected")]
+    [TestCase("bus", "tcp://127.0.0.1:abc", "tcp://127.0.0.1:2", TestName = "Options_with_a_non_numeric_port_are_rejected")]
+    [TestCase("bus", "tcp://127.0.0.1:70000", "tcp://127.0.0.1:2", TestName = "Options_with_a_port_out_of_range_are_rejected")]
+    [TestCase("bus", "tcp://127.0.0.1:1", "tcp://127.0.0.1", TestName = "Options_with_a_port_missing_are_rejected")]
+    [TestCase("bus", "udp://127.0.0.1:1", "tcp://127.0.0.1:2", TestName = "Options_with_an_unknown_transport_are_rejected")]
     public void Invalid_options_are_rejected_with_ArgumentException(string name, string publish, string subscribe)
     {
         var options = ZmqEventBusOptions.Default with { Name = name, PublishEndpoint = publish, SubscribeEndpoint = subscribe };

@@ -57,6 +57,16 @@ public class ZmqEventSubscriberTests
         Assert.That(subscriber.ReceivedCount, Is.EqualTo(4), "all four passed the 'registry.' prefix filter and were decoded");
     }
 
+    [TestCase("nonsense")]
+    [TestCase("tcp://127.0.0.1:port")]
+    [TestCase("ipc://")]
+    public void Connecting_to_an_invalid_endpoint_fails_with_ArgumentException_naming_it(string endpoint)
+    {
+        var ex = Assert.Throws<ArgumentException>(() => ZmqEventSubscriber.Connect(endpoint));
+
+        Assert.That(ex!.Message, Does.Contain($"'{endpoint}'").Or.Contain("empty"), "the message should name the endpoint");
+    }
+
     [Test]
     public async Task Disposing_the_subscriber_completes_its_subscriptions()
     {

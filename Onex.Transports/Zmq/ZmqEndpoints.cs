@@ -25,10 +25,40 @@ public static class ZmqEndpoints
         }
     }
 
+    /// <summary>
+    /// Throws <see cref="ArgumentException"/> saying what is wrong unless <paramref name="endpoint"/> is a ZeroMQ endpoint
+    /// this project uses: <c>tcp://HOST:PORT</c> (PORT 0-65535 or <c>*</c>), <c>ipc://NAME</c> or <c>inproc://NAME</c>.
+    /// NetMQ itself reports such mistakes with unrelated exceptions (a FormatException for a bad port, for one).
+    /// </summary>
+    public static void EnsureValid(string endpoint, string paramName)
+    {
+        if (string.IsNullOrWhiteSpace(endpoint))
+            throw new ArgumentException("The endpoint is empty; expected tcp://HOST:PORT, ipc://NAME or inproc://NAME.", paramName);
+        var scheme = endpoint.IndexOf("://", StringComparison.Ordinal);
+        var rest = scheme < 0 ? "" : endpoint[(scheme + 3)..];
+        var ok = (scheme < 0 ? "" : endpoint[..scheme]) switch
+        {
+            "tcp" => IsHostAndPort(rest),
+            "ipc" or "inproc" => rest.Length > 0,
+            _ => false,
+        };
+        if (!ok)
+            throw new ArgumentException(
+                $"'{endpoint}' is not a valid endpoint; expected tcp://HOST:PORT (PORT 0-65535 or *), ipc://NAME or inproc://NAME.", paramName);
+    }
+
     /// <summary>The endpoint as bound: for <c>tcp://host:0</c> or <c>tcp://host:*</c>, with the port the OS chose.</summary>
     public static string Resolved(NetMQSocket socket, string endpoint)
     {
         var last = socket.Options.LastEndpoint;
         return string.IsNullOrEmpty(last) ? endpoint : last;
+    }
+
+    private static bool IsHostAndPort(string address)
+    {
+        var colon = address.LastIndexOf(':');
+        if (colon <= 0) return false;
+        var port = address[(colon + 1)..];
+        return port == "*" || ushort.TryParse(port, System.Globalization.NumberStyles.None, null, out _);
     }
 }

@@ -71,6 +71,8 @@ public sealed record ZmqEventBusOptions
             throw new ArgumentException("PublishEndpoint (the forwarder's XSUB side) must be set, e.g. tcp://127.0.0.1:PORT.", nameof(PublishEndpoint));
         if (string.IsNullOrWhiteSpace(SubscribeEndpoint))
             throw new ArgumentException("SubscribeEndpoint (the forwarder's XPUB side) must be set, e.g. tcp://127.0.0.1:PORT.", nameof(SubscribeEndpoint));
+        ZmqEndpoints.EnsureValid(PublishEndpoint, nameof(PublishEndpoint));
+        ZmqEndpoints.EnsureValid(SubscribeEndpoint, nameof(SubscribeEndpoint));
         if (string.Equals(PublishEndpoint, SubscribeEndpoint, StringComparison.Ordinal) && !IsWildcardPort(PublishEndpoint))
             throw new ArgumentException($"PublishEndpoint and SubscribeEndpoint must differ; both are '{PublishEndpoint}'.", nameof(SubscribeEndpoint));
         if (HandshakeTimeout <= TimeSpan.Zero)

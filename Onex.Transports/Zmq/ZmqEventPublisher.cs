@@ -53,12 +53,16 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
 
     /// <summary>
     /// Binds a PUB socket on <paramref name="endpoint"/>. Throws <see cref="LeaseException"/> with code
-    /// PORT_UNAVAILABLE when the address is already in use, naming the endpoint.
+    /// PORT_UNAVAILABLE when the address is already in use, naming the endpoint, and <see cref="ArgumentException"/>
+    /// when it is not a valid ZeroMQ endpoint.
     /// </summary>
     public static ZmqEventPublisher Bind(string endpoint, ZmqSocketOptions? options = null, ILogger? logger = null) =>
         Create(endpoint, bind: true, options ?? ZmqSocketOptions.Default, logger);
 
-    /// <summary>Connects a PUB socket to <paramref name="endpoint"/> (e.g. a forwarder's XSUB side).</summary>
+    /// <summary>
+    /// Connects a PUB socket to <paramref name="endpoint"/> (e.g. a forwarder's XSUB side). Throws
+    /// <see cref="ArgumentException"/> when the endpoint is not a valid ZeroMQ endpoint.
+    /// </summary>
     public static ZmqEventPublisher Connect(string endpoint, ZmqSocketOptions? options = null, ILogger? logger = null) =>
         Create(endpoint, bind: false, options ?? ZmqSocketOptions.Default, logger);
 
@@ -186,6 +190,7 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
 
     private static ZmqEventPublisher Create(string endpoint, bool bind, ZmqSocketOptions options, ILogger? logger)
     {
+        ZmqEndpoints.EnsureValid(endpoint, nameof(endpoint));
         var socket = new PublisherSocket();
         try
         {

@@ -96,7 +96,7 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
     /// <exception cref="ArgumentException">An option is out of range, or the endpoint is not a ZeroMQ endpoint.</exception>
     public static ZmqEventSubscriber Connect(string endpoint, ZmqEventSubscriberOptions? options = null)
     {
-        ArgumentException.ThrowIfNullOrWhiteSpace(endpoint);
+        ZmqEndpoints.EnsureValid(endpoint, nameof(endpoint));
         options ??= ZmqEventSubscriberOptions.Default;
         options.Validate();
         var socket = new SubscriberSocket();
