@@ -33,7 +33,7 @@ namespace Onex.Transports.Zmq;
 /// <para><b>Restarts.</b> ZeroMQ reconnects on its own and re-sends SUB filters on reconnect; the forwarder
 /// subscribes every (re)connecting publisher to everything. So when the forwarder goes away and a new host binds the
 /// same endpoints, joined participants publish and receive again without any action, after the reconnect interval;
-/// what was published in between is lost.</para>
+/// what was published in between may be lost (none is delivered twice).</para>
 /// <para><b>Threads.</b> NetMQ sockets are not thread-safe, so each socket belongs to one poller thread: the PUB's,
 /// the SUB's, and (on the host) the forwarder's. Every public member is thread-safe; <see cref="PublishAsync"/>
 /// encodes on the caller's thread and queues to the PUB's thread, never blocking on the network.</para>
@@ -112,7 +112,8 @@ public sealed class ZmqEventBus : IEventBus
 
     /// <summary>
     /// Joins the bus whose forwarder listens on the options' endpoints (in this process or another) and waits until
-    /// this participant's probe has come back through it, so its publish and receive paths are live.
+    /// this participant's probe has come back through it, so its publish and receive paths are live. A host that is
+    /// still starting is waited for, up to <see cref="ZmqEventBusOptions.HandshakeTimeout"/>.
     /// </summary>
     /// <exception cref="ArgumentException">A setting is missing or out of range.</exception>
     /// <exception cref="UnavailableException">No forwarder answered within the handshake timeout (code UNAVAILABLE).</exception>
