@@ -133,6 +133,21 @@ public class ZmqEventBusTests
     }
 
     [Test]
+    public async Task Joining_before_the_host_starts_completes_once_it_does()
+    {
+        var options = await ZmqTestBus.TcpOptionsAsync("late-host");
+        var joining = ZmqEventBus.JoinAsync(options with { NodeId = "early" }).AsTask();
+
+        await using var host = await ZmqEventBus.HostAsync(options);
+        await using var joined = await joining.WaitAsync(Wait);
+
+        await using var subscription = await host.SubscribeAsync("late.>");
+        await joined.PublishAsync(OnexEvent.Create("late.hello", ReadOnlyMemory<byte>.Empty));
+        Assert.That((await ReadWithinAsync(subscription, Wait))?.SourceNodeId, Is.EqualTo("early"),
+            "the participant that joined before the host should publish through it");
+    }
+
+    [Test]
     public async Task Joining_where_no_forwarder_listens_fails_with_unavailable_after_the_handshake_timeout()
     {
         var options = (await ZmqTestBus.TcpOptionsAsync("nobody-home")) with { HandshakeTimeout = TimeSpan.FromMilliseconds(300) };
