@@ -87,6 +87,29 @@ public class ZmqEventBusTests
     }
 
     [Test]
+    public async Task Concurrent_callers_on_one_participant_each_keep_their_order()
+    {
+        const int callers = 4, perCaller = 250;
+        await using var host = await ZmqTestBus.HostAsync("concurrent", ipc: false);
+        await using var joined = await ZmqTestBus.JoinAsync(host, "joined");
+        await using var subscription = await joined.SubscribeAsync("caller.*", new SubscriptionOptions { Capacity = callers * perCaller });
+
+        await Task.WhenAll(Enumerable.Range(0, callers).Select(caller => Task.Run(async () =>
+        {
+            for (var i = 0; i < perCaller; i++)
+                await host.PublishAsync(OnexEvent.Create($"caller.c{caller}", BitConverter.GetBytes(i)));
+        })));
+
+        var received = new List<OnexEvent>();
+        while (received.Count < callers * perCaller && await ReadWithinAsync(subscription, Wait) is { } evt)
+            received.Add(evt);
+        Assert.That(received, Has.Count.EqualTo(callers * perCaller), "events were lost");
+        for (var caller = 0; caller < callers; caller++)
+            Assert.That(received.Where(e => e.Topic == $"caller.c{caller}").Select(e => BitConverter.ToInt32(e.Payload.Span)),
+                Is.EqualTo(Enumerable.Range(0, perCaller)), $"caller {caller}'s events arrived out of order");
+    }
+
+    [Test]
     public async Task Host_exposes_the_bound_endpoints_and_joiners_use_them()
     {
         var options = await ZmqTestBus.TcpOptionsAsync("endpoints");
