@@ -16,11 +16,11 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
 {
     private readonly RegistryServer _server;
     private readonly ZmqEventPublisher _publisher;
-    private readonly Registry _registry;
+    private readonly RegistryState _registry;
     private readonly ILogger _logger;
     private int _disposed;
 
-    private RegistryNodeHost(RegistryServer server, ZmqEventPublisher publisher, Registry registry, RegistryNodeOptions options, ILogger logger)
+    private RegistryNodeHost(RegistryServer server, ZmqEventPublisher publisher, RegistryState registry, RegistryNodeOptions options, ILogger logger)
     {
         _server = server;
         _publisher = publisher;
@@ -83,7 +83,7 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
             throw;
         }
 
-        var registry = new Registry(options, ports, availability, new ZmqChangeBroadcaster(publisher, options.NodeId, timeProvider),
+        var registry = new RegistryState(options, ports, availability, new ZmqChangeBroadcaster(publisher, options.NodeId, timeProvider),
             timeProvider, loggerFactory, server.Post);
         var dispatcher = new RequestDispatcher(registry,
             new ReplyCache(options.ReplyCacheCapacity, options.ReplyCacheRetention, timeProvider), loggerFactory.CreateLogger<RequestDispatcher>());
@@ -104,7 +104,7 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         RegistryNodeCommandLine.RunAsync(args, Console.Out, Console.Error, Environment.GetEnvironmentVariable, ct);
 
     /// <summary>Runs <paramref name="action"/> on the registry thread, with the registry's state (tests and diagnostics).</summary>
-    internal async Task<T> InvokeAsync<T>(Func<Registry, T> action)
+    internal async Task<T> InvokeAsync<T>(Func<RegistryState, T> action)
     {
         T result = default!;
         await _server.InvokeAsync(() => result = action(_registry)).ConfigureAwait(false);

@@ -8,7 +8,7 @@ using Onex.Transports.Zmq;
 namespace Onex.RegistryNode.Server;
 
 /// <summary>
-/// The ROUTER loop. One <see cref="NetMQPoller"/> thread owns the socket and the whole <see cref="Registry"/>:
+/// The ROUTER loop. One <see cref="NetMQPoller"/> thread owns the socket and the whole <see cref="RegistryState"/>:
 /// requests are handled as they arrive, and timer work arrives through a <see cref="NetMQQueue{T}"/>, so the
 /// state needs no locks. Frames: a DEALER sends <c>[envelope]</c>, a REQ sends <c>[empty][envelope]</c>; the
 /// ROUTER sees them behind the peer identity and the reply goes back with the same framing.

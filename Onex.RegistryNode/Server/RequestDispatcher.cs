@@ -12,7 +12,7 @@ namespace Onex.RegistryNode.Server;
 /// </summary>
 internal sealed partial class RequestDispatcher
 {
-    private sealed record Handler(Type RequestType, bool ChangesState, Func<Registry, RegistryEnvelope, byte[]> Invoke);
+    private sealed record Handler(Type RequestType, bool ChangesState, Func<RegistryState, RegistryEnvelope, byte[]> Invoke);
 
     private static readonly FrozenDictionary<string, Handler> Handlers = new[]
     {
@@ -32,11 +32,11 @@ internal sealed partial class RequestDispatcher
         Reading<SnapshotRequest, RegistrySnapshot>((r, m) => r.Handle(m)),
     }.ToFrozenDictionary(h => MessageTypes.NameOf(h.RequestType), StringComparer.Ordinal);
 
-    private readonly Registry _registry;
+    private readonly RegistryState _registry;
     private readonly ReplyCache _cache;
     private readonly ILogger _logger;
 
-    public RequestDispatcher(Registry registry, ReplyCache cache, ILogger logger)
+    public RequestDispatcher(RegistryState registry, ReplyCache cache, ILogger logger)
     {
         _registry = registry;
         _cache = cache;
@@ -165,10 +165,10 @@ internal sealed partial class RequestDispatcher
         return (requestId ?? "", clientId ?? "");
     }
 
-    private static Handler Changing<TRequest, TReply>(Func<Registry, TRequest, TReply> handle) where TRequest : class =>
+    private static Handler Changing<TRequest, TReply>(Func<RegistryState, TRequest, TReply> handle) where TRequest : class =>
         new(typeof(TRequest), true, (registry, envelope) => RegistryCodec.Encode(envelope.RequestId, envelope.ClientId, handle(registry, envelope.BodyAs<TRequest>())));
 
-    private static Handler Reading<TRequest, TReply>(Func<Registry, TRequest, TReply> handle) where TRequest : class =>
+    private static Handler Reading<TRequest, TReply>(Func<RegistryState, TRequest, TReply> handle) where TRequest : class =>
         new(typeof(TRequest), false, (registry, envelope) => RegistryCodec.Encode(envelope.RequestId, envelope.ClientId, handle(registry, envelope.BodyAs<TRequest>())));
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Unexpected failure while handling {MessageType}; replied INTERNAL")]

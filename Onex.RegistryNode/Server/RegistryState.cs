@@ -15,7 +15,7 @@ namespace Onex.RegistryNode.Server;
 /// poller's in the node); timers come from the injected <see cref="TimeProvider"/> and hand their work to
 /// <c>post</c>, which queues it onto that thread - or, in tests, runs it inline.
 /// </summary>
-internal sealed class Registry : IDisposable
+internal sealed class RegistryState : IDisposable
 {
     private static readonly HashSet<string> Sections =
         [IntrospectionSections.Leases, IntrospectionSections.Nodes, IntrospectionSections.Buses, IntrospectionSections.Tools, IntrospectionSections.Stats];
@@ -29,7 +29,7 @@ internal sealed class Registry : IDisposable
     private long _housekeepingAt = long.MaxValue;
     private bool _disposed;
 
-    public Registry(
+    public RegistryState(
         RegistryNodeOptions options, IReadOnlyList<int> poolPorts, IPortAvailability availability, IChangeSink sink,
         TimeProvider time, ILoggerFactory loggers, Action<Action> post, string? epoch = null)
     {
