@@ -164,7 +164,8 @@ internal sealed partial class NodeDirectory
             }
             else if (entry.Record.Health == Health.Healthy)
             {
-                MarkUnhealthy(entry, now);
+                // Unhealthy since the deadline, not since the timer fired: the grace period must not stretch.
+                MarkUnhealthy(entry, deadline);
                 QueueDeadline(entry);
             }
             else
@@ -174,15 +175,15 @@ internal sealed partial class NodeDirectory
         }
     }
 
-    private void MarkUnhealthy(Entry entry, long now)
+    private void MarkUnhealthy(Entry entry, long since)
     {
         var old = entry.Record;
         entry.Record = old with { Health = Health.Unhealthy };
-        entry.UnhealthySince = now;
+        entry.UnhealthySince = since;
         _journal.Record(ChangeTypes.NodeUnhealthy, old.NodeId, ChangeJournal.Of(entry.Record), ChangeJournal.Of(old));
         _buses.SetHealthOf(old.NodeId, Health.Unhealthy);
         _tools.SetHealthOf(old.NodeId, Health.Unhealthy);
-        LogUnhealthy(old.NodeId, now - old.LastSeenAt);
+        LogUnhealthy(old.NodeId, since - old.LastSeenAt);
     }
 
     private void MarkHealthy(Entry entry)

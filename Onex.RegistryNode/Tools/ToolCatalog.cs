@@ -192,6 +192,9 @@ internal sealed class ToolCatalog
         }
         if (canonical.Length == 0 || canonical[0] != '{')
             throw SchemaLoader.Invalid(which, "a schema must be a JSON object", 1, 1);
+        using var document = JsonDocument.Parse(canonical);
+        if (SchemaKeywordCheck.FindProblem(document.RootElement) is var (pointer, problem))
+            throw SchemaLoader.Invalid(which, $"{problem} (at {pointer})", null, null, pointer);
         return canonical;
     }
 
