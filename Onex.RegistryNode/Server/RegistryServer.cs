@@ -123,8 +123,8 @@ internal sealed partial class RegistryServer : IDisposable
     private void Answer(NetMQMessage message)
     {
         var identity = message[0];
-        // [identity][envelope] from a DEALER; [identity][empty][envelope] from a REQ.
-        var viaReq = message.FrameCount >= 2 && message[1].IsEmpty;
+        // [identity][envelope] from a DEALER; [identity][empty][envelope] from a REQ (which always sends the delimiter).
+        var viaReq = message.FrameCount >= 3 && message[1].IsEmpty;
         byte[] reply;
         if (message.FrameCount == 2 && !viaReq)
         {
