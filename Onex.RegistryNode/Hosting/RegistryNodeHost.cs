@@ -17,14 +17,17 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
     private readonly RegistryServer _server;
     private readonly ZmqEventPublisher _publisher;
     private readonly RegistryState _registry;
+    private readonly RequestDispatcher _dispatcher;
     private readonly ILogger _logger;
     private int _disposed;
 
-    private RegistryNodeHost(RegistryServer server, ZmqEventPublisher publisher, RegistryState registry, RegistryNodeOptions options, ILogger logger)
+    private RegistryNodeHost(
+        RegistryServer server, ZmqEventPublisher publisher, RegistryState registry, RequestDispatcher dispatcher, RegistryNodeOptions options, ILogger logger)
     {
         _server = server;
         _publisher = publisher;
         _registry = registry;
+        _dispatcher = dispatcher;
         _logger = logger;
         Options = options;
     }
@@ -86,11 +89,12 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         var registry = new RegistryState(options, ports, availability, new ZmqChangeBroadcaster(publisher, options.NodeId, timeProvider),
             timeProvider, loggerFactory, server.Post);
         var dispatcher = new RequestDispatcher(registry,
-            new ReplyCache(options.ReplyCacheCapacity, options.ReplyCacheRetention, timeProvider), loggerFactory.CreateLogger<RequestDispatcher>());
+            new ReplyCache(options.ReplyCacheCapacity, options.ReplyCacheRetention, options.ReplyCacheMaxBytes, timeProvider),
+            loggerFactory.CreateLogger<RequestDispatcher>());
         server.Start(dispatcher);
         server.Post(() => registry.SendHeartbeat());
         LogStarted(logger, server.Endpoint, publisher.Endpoint, registry.Epoch);
-        return Task.FromResult(new RegistryNodeHost(server, publisher, registry, options, logger));
+        return Task.FromResult(new RegistryNodeHost(server, publisher, registry, dispatcher, options, logger));
     }
 
     /// <summary>
@@ -119,6 +123,7 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         {
             await _server.InvokeAsync(() =>
             {
+                _dispatcher.Stopping = true;
                 _registry.SendHeartbeat(stopping: true);
                 _registry.Dispose();
             }).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);

@@ -7,7 +7,8 @@ namespace Onex.RegistryNode.Tools;
 /// Checks that the standard JSON Schema keywords of a schema have values of the right shape (draft 4 to
 /// 2020-12), returning the JSON pointer of the first one that does not. NJsonSchema is lenient when it loads
 /// a schema (it reads <c>"type": 5</c> as an enum flag, for one), so without this an invalid schema would be
-/// accepted and only misbehave later. Unknown keywords are allowed, as the spec says.
+/// accepted and only misbehave later. Unknown keywords are allowed, as the spec says. A <c>$ref</c> must be local
+/// (start with <c>#</c>): the registry never reads files or the network for a request.
 /// </summary>
 internal static class SchemaKeywordCheck
 {
@@ -17,7 +18,7 @@ internal static class SchemaKeywordCheck
     private static readonly HashSet<string> Schemas = ["not", "additionalProperties", "additionalItems", "contains", "propertyNames", "if", "then", "else", "unevaluatedItems", "unevaluatedProperties"];
     private static readonly HashSet<string> Counts = ["maxLength", "minLength", "maxItems", "minItems", "maxProperties", "minProperties", "minContains", "maxContains"];
     private static readonly HashSet<string> Numbers = ["minimum", "maximum", "multipleOf"];
-    private static readonly HashSet<string> Strings = ["$ref", "$id", "id", "$schema", "title", "description", "format", "$anchor", "$comment"];
+    private static readonly HashSet<string> Strings = ["$id", "id", "$schema", "title", "description", "format", "$anchor", "$comment"];
 
     /// <summary>The pointer and problem of the first malformed keyword, or null when every known keyword is well-formed.</summary>
     public static (string Pointer, string Problem)? FindProblem(JsonElement schema, string pointer = "#", int depth = 0)
@@ -33,6 +34,9 @@ internal static class SchemaKeywordCheck
             var problem = keyword.Name switch
             {
                 "type" => CheckType(value),
+                // The registry never fetches anything: only references inside the document are allowed.
+                "$ref" => value.ValueKind == JsonValueKind.String && value.GetString()!.StartsWith('#')
+                    ? null : "must be a local reference starting with '#' (external references are not fetched)",
                 "required" => value.ValueKind == JsonValueKind.Array && value.EnumerateArray().All(v => v.ValueKind == JsonValueKind.String)
                     ? null : "must be an array of strings",
                 "enum" => value.ValueKind == JsonValueKind.Array ? null : "must be an array",

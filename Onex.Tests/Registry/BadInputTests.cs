@@ -8,7 +8,7 @@ namespace Onex.Tests.Registry;
 /// <summary>Bad input over a real socket: an Error reply with the right code, no state change, and the node keeps serving.</summary>
 public class BadInputTests
 {
-    public sealed record BadInput(string Name, Func<string, byte[][]> Frames, string[] Codes, string? Field = null, bool EchoesRequestId = false)
+    public sealed record BadInput(string Name, Func<string, byte[][]> Frames, string[] Codes, string? Field = null, bool EchoesRequestId = false, string? Reason = null)
     {
         public override string ToString() => Name;
     }
@@ -29,8 +29,7 @@ public class BadInputTests
             [ErrorCodes.UnsupportedVersion], EchoesRequestId: true),
         new("oversized frame", c => [RegistryCodec.Encode("bad-1", c, new PortRequest { NodeId = "n1", Purpose = new string('x', RegistryCodec.MaxFrameBytes + 1000) })],
             [ErrorCodes.TooLarge], EchoesRequestId: true),
-        new("two frames", c => [Valid(c), Valid(c)], [ErrorCodes.Malformed], "frames"),
-        new("an empty frame", _ => [[]], [ErrorCodes.Malformed]),
+        new("two frames", c => [Valid(c), Valid(c)], [ErrorCodes.Malformed], Reason: "frames"),
         new("out-of-range value", c => [RegistryCodec.Encode("bad-1", c, new PortRequest { NodeId = "n1", Count = 0 })],
             [ErrorCodes.InvalidArgument], "count", EchoesRequestId: true),
     ];
@@ -50,9 +49,25 @@ public class BadInputTests
         Assert.That(input.Codes, Does.Contain(error.Code), $"wrong code for {input.Name}: {error.Message}");
         Assert.That(error.Message, Is.Not.Empty);
         if (input.Field is not null) Assert.That(error.Details["field"], Does.EndWith(input.Field), error.Message);
+        if (input.Reason is not null) Assert.That(error.Details["reason"], Is.EqualTo(input.Reason), error.Message);
         if (input.EchoesRequestId) Assert.That(reply.RequestId, Is.EqualTo("bad-1"), "the error reply should carry the request id it answers");
         Assert.That(dealer.StateBytes(), Is.EqualTo(before), "bad input changed the registry's state");
         Assert.That(dealer.Call<PortRequest, PortGrant>(new PortRequest { NodeId = "n1" }).Leases, Has.Count.EqualTo(1), "the node stopped serving after bad input");
+    }
+
+    [Test]
+    public async Task An_empty_frame_alone_gets_malformed_behind_an_empty_delimiter()
+    {
+        await using var host = await TestNodes.StartAsync();
+        using var dealer = new TestDealer(host.RouterEndpoint);
+        dealer.SendFrames(Array.Empty<byte>());
+
+        var frames = dealer.ReceiveFrames();
+
+        Assert.That(frames, Has.Count.EqualTo(2), "the reply mirrors the framing: [empty][Error]");
+        Assert.That(frames[0], Is.Empty);
+        var error = TestDealer.ExpectError(TestDealer.DecodeReply(frames[1]));
+        Assert.That((error.Code, error.Details["reason"]), Is.EqualTo((ErrorCodes.Malformed, "frames")));
     }
 
     [Test]

@@ -61,7 +61,7 @@ public class ChangeJournalTests
             Apply(nodes, change.Key, change.ChangeType.StartsWith("node.") ? change.NewValue?.Node : null, change.ChangeType.StartsWith("node."));
         }
         var snapshot = h.Do(r => r.Handle(new SnapshotRequest()));
-        Assert.That(leases.Values.OrderBy(l => l.Port), Is.EqualTo(snapshot.Leases));
+        Assert.That(leases.Values.OrderBy(l => l.LeaseId, StringComparer.Ordinal), Is.EqualTo(snapshot.Leases));
         Assert.That(buses.Values, Is.EqualTo(snapshot.Buses));
         Assert.That(nodes.Values, Is.EqualTo(snapshot.Nodes).Using<NodeRecord>((a, b) => a.NodeId == b.NodeId && a.Health == b.Health));
     }

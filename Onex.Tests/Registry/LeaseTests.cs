@@ -101,6 +101,7 @@ public class LeaseTests
         var lease = h.Lease();
         var ex = h.Fails(r => r.Handle(new LeaseRenewal { LeaseId = lease.LeaseId, NodeId = "n1", FencingToken = lease.FencingToken - 1 }));
         Assert.That(ex.Code, Is.EqualTo(ErrorCodes.Fenced));
+        Assert.That(ex.Details["fencingToken"], Is.EqualTo((lease.FencingToken - 1).ToString()), "details name the token presented");
     }
 
     [Test]
@@ -110,6 +111,7 @@ public class LeaseTests
         var lease = h.Lease("n1");
         var ex = h.Fails(r => r.Handle(new LeaseRelease { LeaseId = lease.LeaseId, NodeId = "n2", FencingToken = lease.FencingToken }));
         Assert.That(ex.Code, Is.EqualTo(ErrorCodes.NotOwner));
+        Assert.That((ex.Details["nodeId"], ex.Details["owner"]), Is.EqualTo(("n2", "n1")));
         Assert.That(h.Registry.Leases.Count, Is.EqualTo(1), "a rejected release changed state");
     }
 
@@ -129,6 +131,31 @@ public class LeaseTests
         h.Time.Advance(TimeSpan.FromSeconds(3));
         var ex = h.Fails(r => r.Handle(new LeaseRenewal { LeaseId = lease.LeaseId, NodeId = "n1", FencingToken = lease.FencingToken }));
         Assert.That(ex.Code, Is.EqualTo(ErrorCodes.LeaseExpired));
+        Assert.That(ex.Details["expiredAt"], Is.EqualTo(lease.ExpiresAt.ToString()));
+    }
+
+    [Test]
+    public void An_expired_lease_id_is_forgotten_after_five_minutes()
+    {
+        using var h = new RegistryHarness();
+        var lease = h.Lease(ttlMs: 2000);
+        h.Time.Advance(TimeSpan.FromSeconds(2));
+        h.Time.Advance(TimeSpan.FromMinutes(5));
+        var ex = h.Fails(r => r.Handle(new LeaseRenewal { LeaseId = lease.LeaseId, NodeId = "n1", FencingToken = lease.FencingToken }));
+        Assert.That(ex.Code, Is.EqualTo(ErrorCodes.LeaseNotFound));
+    }
+
+    [Test]
+    public void A_renewal_at_expiry_time_fails_even_before_the_reaper_ran()
+    {
+        using var h = new RegistryHarness();
+        var lease = h.Lease(ttlMs: 2000);
+        // Stopping the timers lets the clock pass expiry without the reaper, as when it runs late.
+        h.Registry.Dispose();
+        h.Time.Advance(TimeSpan.FromSeconds(2));
+        var ex = h.Fails(r => r.Handle(new LeaseRenewal { LeaseId = lease.LeaseId, NodeId = "n2", FencingToken = 0 }));
+        Assert.That(ex.Code, Is.EqualTo(ErrorCodes.LeaseExpired), "expiry is checked before ownership and token");
+        Assert.That(h.Sink.Changes.Last().ChangeType, Is.EqualTo(ChangeTypes.LeaseExpired), "the lease is reaped then");
     }
 
     [Test]
@@ -139,7 +166,6 @@ public class LeaseTests
         h.Do(r => r.Handle(new LeaseRelease { LeaseId = lease.LeaseId, NodeId = "n1", FencingToken = lease.FencingToken }));
         var ex = h.Fails(r => r.Handle(new LeaseRenewal { LeaseId = lease.LeaseId, NodeId = "n1", FencingToken = lease.FencingToken }));
         Assert.That(ex.Code, Is.EqualTo(ErrorCodes.LeaseNotFound));
-        Assert.That(ex.Details["reason"], Is.EqualTo("released"));
     }
 
     [Test]
@@ -246,12 +272,61 @@ public class LeaseTests
     }
 
     [Test]
-    public void A_preferred_port_outside_the_pool_is_an_invalid_argument()
+    public void A_preferred_port_outside_the_pool_yields_another_port()
     {
         using var h = new RegistryHarness();
-        var ex = h.Fails(r => r.Handle(new PortRequest { NodeId = "n1", PreferredPort = 80 }));
+        Assert.That(h.Lease(preferredPort: 80).Port, Is.EqualTo(20000));
+    }
+
+    [Test]
+    public void A_preferred_port_that_is_not_a_port_number_is_an_invalid_argument()
+    {
+        using var h = new RegistryHarness();
+        var ex = h.Fails(r => r.Handle(new PortRequest { NodeId = "n1", PreferredPort = 70000 }));
         Assert.That(ex.Code, Is.EqualTo(ErrorCodes.InvalidArgument));
         Assert.That(ex.Details["field"], Is.EqualTo("preferredPort"));
+    }
+
+    [Test]
+    public void A_reclaim_grants_a_quarantined_port_without_the_free_check()
+    {
+        using var h = new RegistryHarness();
+        var old = h.Lease(preferredPort: 20005);
+        h.Do(r => r.Handle(new LeaseRelease { LeaseId = old.LeaseId, NodeId = "n1", FencingToken = old.FencingToken }));
+        h.Availability.Busy.Add(20005); // its holder still has it bound
+        var checks = h.Availability.Checks;
+
+        var lease = h.Do(r => r.Handle(new PortRequest { NodeId = "n1", PreferredPort = 20005, Reclaim = true })).Leases.Single();
+
+        Assert.That(lease.Port, Is.EqualTo(20005));
+        Assert.That(h.Availability.Checks, Is.EqualTo(checks), "a reclaim must not run the free check");
+    }
+
+    [Test]
+    public void A_reclaim_of_a_leased_port_is_port_unavailable()
+    {
+        using var h = new RegistryHarness();
+        h.Lease(preferredPort: 20005);
+        var ex = h.Fails(r => r.Handle(new PortRequest { NodeId = "n2", PreferredPort = 20005, Reclaim = true }));
+        Assert.That(ex.Code, Is.EqualTo(ErrorCodes.PortUnavailable));
+        Assert.That(ex.Details["reason"], Is.EqualTo("leased"));
+    }
+
+    [Test]
+    public void A_reclaim_of_a_port_outside_the_pool_is_port_unavailable()
+    {
+        using var h = new RegistryHarness();
+        var ex = h.Fails(r => r.Handle(new PortRequest { NodeId = "n1", PreferredPort = 80, Reclaim = true }));
+        Assert.That(ex.Code, Is.EqualTo(ErrorCodes.PortUnavailable));
+        Assert.That(ex.Details["reason"], Is.EqualTo("notInPool"));
+    }
+
+    [Test]
+    public void A_reclaim_without_a_preferred_port_is_an_invalid_argument()
+    {
+        using var h = new RegistryHarness();
+        var ex = h.Fails(r => r.Handle(new PortRequest { NodeId = "n1", Reclaim = true }));
+        Assert.That(ex.Details["field"], Is.EqualTo("reclaim"));
     }
 
     [Test]

@@ -112,18 +112,48 @@ public class NodeHealthTests
 
         Assert.That(h.Registry.Nodes.Find("n1"), Is.Null, "the node outlived its grace period");
         Assert.That(h.Registry.Buses.Count + h.Registry.Tools.Count, Is.Zero, "the node's buses or tools outlived it");
-        Assert.That(h.Sink.TypesSince(before), Is.EqualTo(new[] { ChangeTypes.BusRemoved, ChangeTypes.ToolRemoved, ChangeTypes.NodeRemoved }));
+        Assert.That(h.Sink.TypesSince(before), Is.EqualTo(new[] { ChangeTypes.BusRemoved, ChangeTypes.ToolRemoved, ChangeTypes.NodeRemoved }),
+            "removal order: leases, buses, tools, then the node");
     }
 
     [Test]
-    public void Port_leases_outlive_an_unhealthy_node_because_they_have_their_own_ttl()
+    public void Turning_unhealthy_does_not_touch_the_nodes_leases()
     {
         using var h = new RegistryHarness();
         h.Announce("n1", heartbeatIntervalMs: 1000);
         h.Lease("n1", ttlMs: 3_600_000);
-        h.Time.Advance(TimeSpan.FromSeconds(40));
-        Assert.That(h.Registry.Nodes.Find("n1"), Is.Null);
+        h.Time.Advance(TimeSpan.FromSeconds(3));
+        Assert.That(h.Registry.Nodes.Find("n1")!.Health, Is.EqualTo(Health.Unhealthy));
         Assert.That(h.Registry.Leases.Count, Is.EqualTo(1));
+    }
+
+    [Test]
+    public void Removal_after_the_grace_period_ends_the_nodes_leases()
+    {
+        using var h = new RegistryHarness();
+        h.Announce("n1", heartbeatIntervalMs: 1000);
+        var lease = h.Lease("n1", ttlMs: 3_600_000);
+        h.Time.Advance(TimeSpan.FromSeconds(3));
+        h.Time.Advance(TimeSpan.FromSeconds(30));
+        Assert.That(h.Registry.Leases.Count, Is.Zero);
+        Assert.That(h.Sink.Changes.Single(c => c.Key == lease.LeaseId && c.ChangeType == ChangeTypes.LeaseExpired), Is.Not.Null);
+    }
+
+    [Test]
+    public void Departure_of_an_unknown_node_is_acknowledged()
+    {
+        using var h = new RegistryHarness();
+        Assert.That(h.Do(r => r.Handle(new NodeDeparture { NodeId = "ghost" })).Ok, Is.True);
+        Assert.That(h.Sink.Changes, Is.Empty);
+    }
+
+    [Test]
+    public void Departure_of_a_node_that_never_announced_ends_its_leases()
+    {
+        using var h = new RegistryHarness();
+        h.Lease("tester");
+        h.Do(r => r.Handle(new NodeDeparture { NodeId = "tester" }));
+        Assert.That(h.Registry.Leases.Count, Is.Zero);
     }
 
     [Test]

@@ -47,7 +47,7 @@ internal sealed class RegistryHarness : IDisposable
         Options = options ?? RegistryNodeOptions.Default;
         Registry = new RegistryState(
             Options, (pool ?? Enumerable.Range(20000, 10)).ToList(), Availability, Sink, Time, NullLoggerFactory.Instance, action => action());
-        Dispatcher = new RequestDispatcher(Registry, new ReplyCache(Options.ReplyCacheCapacity, Options.ReplyCacheRetention, Time), NullLogger.Instance);
+        Dispatcher = new RequestDispatcher(Registry, new ReplyCache(Options.ReplyCacheCapacity, Options.ReplyCacheRetention, Options.ReplyCacheMaxBytes, Time), NullLogger.Instance);
     }
 
     public FakeTimeProvider Time { get; } = new(Start);

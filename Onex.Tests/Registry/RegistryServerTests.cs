@@ -72,7 +72,7 @@ public class RegistryServerTests
         var error = TestDealer.ExpectError(dealer.Receive());
 
         Assert.That(error.Code, Is.EqualTo(ErrorCodes.InvalidArgument));
-        Assert.That(error.Details["field"], Is.EqualTo("requestId"));
+        Assert.That((error.Details["field"], error.Details["reason"]), Is.EqualTo(("requestId", "reused")));
     }
 
     [Test]

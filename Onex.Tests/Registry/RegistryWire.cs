@@ -46,6 +46,15 @@ internal sealed class TestDealer : IDisposable
         return frame!;
     }
 
+    /// <summary>Receives one whole multipart reply; fails the test if none arrives in time.</summary>
+    public List<byte[]> ReceiveFrames()
+    {
+        var message = new NetMQMessage();
+        if (!_socket.TryReceiveMultipartMessage(ReplyTimeout, ref message))
+            Assert.Fail($"no reply from the registry within {ReplyTimeout.TotalSeconds} s");
+        return message!.Select(f => f.ToByteArray()).ToList();
+    }
+
     public RegistryEnvelope Receive() => DecodeReply(ReceiveFrame());
 
     /// <summary>

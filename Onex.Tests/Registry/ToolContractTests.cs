@@ -28,8 +28,30 @@ public class ToolContractTests
         var first = h.RegisterTool("tool-a");
         var ex = h.Fails(r => r.Handle(ToolContracts.Registration("tool-a", inputSchema: """{"type":"object"}""")));
         Assert.That(ex.Code, Is.EqualTo(ErrorCodes.ContractConflict));
-        Assert.That(ex.Details["registeredFingerprint"], Is.EqualTo(first.Fingerprint));
-        Assert.That(ex.Details["fingerprint"], Does.StartWith("sha256:").And.Not.EqualTo(first.Fingerprint));
+        Assert.That(ex.Details["tool"], Is.EqualTo("tool-a@1.0.0"));
+        Assert.That(ex.Details["fingerprint"], Is.EqualTo(first.Fingerprint));
+        Assert.That(ex.Details["presentedFingerprint"], Does.StartWith("sha256:").And.Not.EqualTo(first.Fingerprint));
+    }
+
+    [Test]
+    public void The_same_contract_from_another_node_is_not_owner()
+    {
+        using var h = new RegistryHarness();
+        h.Announce("n1");
+        h.Announce("n2");
+        h.RegisterTool("tool-a", nodeId: "n1");
+        var ex = h.Fails(r => r.Handle(ToolContracts.Registration("tool-a", nodeId: "n2")));
+        Assert.That(ex.Code, Is.EqualTo(ErrorCodes.NotOwner));
+        Assert.That(ex.Details["owner"], Is.EqualTo("n1"));
+    }
+
+    [Test]
+    public void Registering_a_tool_requires_an_announced_node()
+    {
+        using var h = new RegistryHarness();
+        var ex = h.Fails(r => r.Handle(ToolContracts.Registration("tool-a")));
+        Assert.That(ex.Code, Is.EqualTo(ErrorCodes.NotFound));
+        Assert.That(ex.Details["nodeId"], Is.EqualTo("n1"));
     }
 
     [Test]
@@ -91,9 +113,20 @@ public class ToolContractTests
     {
         using var h = new RegistryHarness();
         h.Announce("n1");
-        var ex = h.Fails(r => r.Handle(ToolContracts.Registration("tool-a", inputSchema: """{"$ref": "http://127.0.0.1:9/x.json"}""")));
+        var ex = h.Fails(r => r.Handle(ToolContracts.Registration("tool-a", inputSchema: """{"properties": {"a": {"$ref": "http://127.0.0.1:9/x.json"}}}""")));
         Assert.That(ex.Code, Is.EqualTo(ErrorCodes.SchemaInvalid));
-        Assert.That(ex.Details["reason"], Does.Contain("External reference"));
+        Assert.That(ex.Details["field"], Is.EqualTo("inputSchema"));
+        Assert.That(ex.Details["pointer"], Is.EqualTo("#/properties/a/$ref"), ex.Message);
+    }
+
+    [Test]
+    public void A_schema_with_a_local_reference_is_accepted_and_used()
+    {
+        using var h = new RegistryHarness();
+        h.Announce("n1");
+        h.RegisterTool("tool-a", inputSchema: """{"definitions": {"id": {"type": "integer"}}, "type": "object", "properties": {"id": {"$ref": "#/definitions/id"}}}""");
+        var result = h.Do(r => r.Handle(new ValidatePayload { ToolName = "tool-a", Payload = """{"id": "x"}""" }));
+        Assert.That(result.Errors.Select(e => e.Kind), Is.EqualTo(new[] { "IntegerExpected" }));
     }
 
     [Test]
@@ -106,16 +139,28 @@ public class ToolContractTests
     }
 
     [Test]
-    public void The_fingerprint_ignores_whitespace_and_key_order_in_schemas()
+    public void Minifying_a_schema_removes_whitespace_outside_strings_only()
     {
-        var a = ContractFingerprint.Canonicalize("""{ "b": [1, {"y": 2, "x": "é\n"}], "a": true }""");
-        var b = ContractFingerprint.Canonicalize("{\"a\":true,\"b\":[1,{\"x\":\"é\\n\",\"y\":2}]}");
-        Assert.That(a, Is.EqualTo(b));
-        Assert.That(a, Is.EqualTo("{\"a\":true,\"b\":[1,{\"x\":\"é\\n\",\"y\":2}]}"));
+        var minified = ContractFingerprint.Minify("{ \"a b\" :\n\t[1, \"x \\\" y\"],\r\n \"c\": 2.50 }");
+        Assert.That(minified, Is.EqualTo("{\"a b\":[1,\"x \\\" y\"],\"c\":2.50}"));
     }
 
     [Test]
-    public void The_fingerprint_is_sha256_of_the_canonical_contract()
+    public void The_fingerprint_matches_the_protocol_test_vector()
+    {
+        const string input = "{\n  \"type\": \"object\",\n  \"properties\": {\n    \"invoiceId\": { \"type\": \"string\" },\n    \"amountCents\": { \"type\": \"integer\", \"minimum\": 1 }\n  },\n  \"required\": [\"invoiceId\", \"amountCents\"]\n}";
+        const string output = """{"type":"object","properties":{"receiptId":{"type":"string"}},"required":["receiptId"]}""";
+        ToolErrorCode[] errors =
+        [
+            new() { Code = "RATE_LIMITED", Description = "Too many charges for this customer in the last minute." },
+            new() { Code = "CARD_DECLINED", Description = "The card issuer refused the charge." },
+        ];
+        Assert.That(ContractFingerprint.Compute("billing.charge", "1.2.0", input, output, errors),
+            Is.EqualTo("sha256:7b083b253dc1db444664e74164f65c45cc8adc2a0d57177459eb61e8a312315b"), "PROTOCOL.md section 9 test vector");
+    }
+
+    [Test]
+    public void A_registered_contract_carries_the_fingerprint_of_its_canonical_text()
     {
         using var h = new RegistryHarness();
         h.Announce("n1");
@@ -123,12 +168,22 @@ public class ToolContractTests
         {
             InputSchema = """{ "type": "object" }""",
             OutputSchema = """{"type":"string"}""",
-            ErrorCodes = [new ToolErrorCode { Code = "Z", Description = "z" }, new ToolErrorCode { Code = "A", Description = "a" }],
+            ErrorCodes = [new ToolErrorCode { Code = "Z", Description = "z" }, new ToolErrorCode { Code = "A", Description = "a\u00e9" }],
         }));
         const string canonical =
-            """{"errorCodes":[{"code":"A","description":"a"},{"code":"Z","description":"z"}],"inputSchema":{"type":"object"},"name":"echo","outputSchema":{"type":"string"},"version":"1.0.0"}""";
+            """{"name":"echo","version":"1.0.0","inputSchema":{"type":"object"},"outputSchema":{"type":"string"},"errorCodes":[{"code":"A","description":"aé"},{"code":"Z","description":"z"}]}""";
         var expected = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(canonical)));
         Assert.That(record.Fingerprint, Is.EqualTo(expected));
+    }
+
+    [Test]
+    public void Reformatting_a_schema_keeps_the_fingerprint()
+    {
+        using var h = new RegistryHarness();
+        h.Announce("n1");
+        var compact = h.RegisterTool("tool-a", inputSchema: """{"type":"object","required":["a"]}""");
+        var spaced = h.Do(r => r.Handle(ToolContracts.Registration("tool-a", inputSchema: "{\n  \"type\" : \"object\",\n  \"required\" : [ \"a\" ]\n}")));
+        Assert.That(spaced.Fingerprint, Is.EqualTo(compact.Fingerprint));
     }
 
     [Test]
@@ -186,13 +241,22 @@ public class ToolContractTests
     }
 
     [Test]
-    public void A_payload_that_is_not_json_is_an_invalid_argument()
+    public void A_payload_that_is_not_json_is_invalid_with_one_invalid_json_issue()
     {
         using var h = new RegistryHarness();
         h.Announce("n1");
         h.RegisterTool("tool-a");
-        var ex = h.Fails(r => r.Handle(new ValidatePayload { ToolName = "tool-a", Payload = "{name: 'x'" }));
-        Assert.That(ex.Code, Is.EqualTo(ErrorCodes.InvalidArgument));
-        Assert.That(ex.Details["field"], Is.EqualTo("payload"));
+        var result = h.Do(r => r.Handle(new ValidatePayload { ToolName = "tool-a", Payload = "{name: 'x'" }));
+        Assert.That(result.Valid, Is.False);
+        Assert.That(result.Errors.Select(e => (e.Path, e.Kind)), Is.EqualTo(new[] { ("#", "InvalidJson") }));
+    }
+
+    [Test]
+    public void An_error_code_that_is_not_upper_snake_case_is_an_invalid_argument()
+    {
+        using var h = new RegistryHarness();
+        h.Announce("n1");
+        var ex = h.Fails(r => r.Handle(ToolContracts.Registration("tool-a") with { ErrorCodes = [new ToolErrorCode { Code = "rate-limited" }] }));
+        Assert.That(ex.Details["field"], Is.EqualTo("errorCodes"));
     }
 }
