@@ -66,7 +66,11 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         var ephemeral = EphemeralPorts.Read(options.Leases.EphemeralRangePath);
         var ports = EphemeralPorts.Exclude(options.Leases.PortRange, ephemeral);
         if (ephemeral is { } range)
-            LogEphemeral(logger, range.ToString(), options.Leases.EphemeralRangePath!, options.Leases.PortRange.Count - ports.Count);
+        {
+            var excluded = options.Leases.PortRange.Count - ports.Count;
+            if (excluded > 0) LogEphemeralOverlap(logger, options.Leases.PortRange.ToString(), range.ToString(), options.Leases.EphemeralRangePath!, excluded);
+            else LogEphemeral(logger, range.ToString(), options.Leases.EphemeralRangePath!);
+        }
         if (ports.Count == 0)
             throw new ArgumentException(
                 $"The port range {options.Leases.PortRange} lies entirely inside the kernel's ephemeral range {ephemeral}; choose a range outside it (--port-range).",
@@ -158,8 +162,11 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
             throw new ArgumentException($"MaxReceiveBytes must be at least the frame limit ({Onex.Protocol.RegistryCodec.MaxFrameBytes}).", nameof(options));
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Kernel ephemeral range {EphemeralRange} (from {Path}) excluded: {Excluded} port(s) removed from the pool")]
-    private static partial void LogEphemeral(ILogger logger, string ephemeralRange, string path, int excluded);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Kernel ephemeral range {EphemeralRange} (from {Path}) does not overlap the pool")]
+    private static partial void LogEphemeral(ILogger logger, string ephemeralRange, string path);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Port range {PortRange} overlaps the kernel's ephemeral range {EphemeralRange} (from {Path}): {Excluded} port(s) removed from the pool")]
+    private static partial void LogEphemeralOverlap(ILogger logger, string portRange, string ephemeralRange, string path, int excluded);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Port pool {Range}: {Ports} port(s) leasable; free check on IPv4{Ipv6Note}")]
     private static partial void LogPoolCore(ILogger logger, string range, int ports, string ipv6Note);

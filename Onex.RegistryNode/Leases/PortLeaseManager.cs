@@ -149,7 +149,6 @@ internal sealed partial class PortLeaseManager
     /// </summary>
     public PortLease Replace(PortConflict conflict)
     {
-        Reject.IfTooLong(conflict.Reason, "reason");
         var lease = FindHeld(conflict.LeaseId, conflict.NodeId, conflict.FencingToken);
         var now = NowMs();
         _pool.ReleaseQuarantined(now);
@@ -161,7 +160,9 @@ internal sealed partial class PortLeaseManager
 
         End(lease, now);
         _journal.Record(ChangeTypes.LeaseConflicted, lease.LeaseId, null, ChangeJournal.Of(lease));
-        LogConflicted(lease.LeaseId, lease.Port, lease.NodeId, conflict.Reason ?? "");
+        // The reason is free text for the log only; keep the log line bounded.
+        var reason = conflict.Reason is { Length: > 256 } text ? text[..256] + "..." : conflict.Reason ?? "";
+        LogConflicted(lease.LeaseId, lease.Port, lease.NodeId, reason);
         return GrantNew(taken[0], lease.NodeId, lease.Protocol, lease.TtlMs, lease.Purpose, now);
     }
 
