@@ -13,7 +13,8 @@ internal sealed class ReplyCache
 
     private sealed record Entry(string MessageType, byte[] Body, byte[] Reply, string? ErrorCode, long StoredAt)
     {
-        public long Bytes => Body.Length + Reply.Length + 64;
+        // The arrays plus a rough share for the entry, its key strings and the dictionary and queue slots.
+        public long Bytes => Body.Length + Reply.Length + 256;
     }
 
     private readonly int _capacity;
