@@ -86,12 +86,16 @@ internal sealed partial class PortLeaseManager
         if (request.Reclaim) return [Reclaim(request, request.PreferredPort!.Value, protocol, ttl, now)];
 
         var taken = new List<int>(request.Count);
-        if (request.PreferredPort is { } wanted && _pool.TryTake(wanted))
+        try
         {
-            if (_availability.IsFree(wanted, protocol)) taken.Add(wanted);
-            else QuarantineBusy(wanted, now);
+            if (request.PreferredPort is { } wanted && _pool.TryTake(wanted)) CheckTaken(taken, wanted, protocol, now);
+            TakeFreePorts(taken, request.Count, protocol, now);
         }
-        TakeFreePorts(taken, request.Count, protocol, now);
+        catch
+        {
+            _pool.Untake(taken); // a failing check must not lose ports
+            throw;
+        }
         if (taken.Count < request.Count)
         {
             _pool.Untake(taken);
@@ -153,7 +157,15 @@ internal sealed partial class PortLeaseManager
         var now = NowMs();
         _pool.ReleaseQuarantined(now);
         var taken = new List<int>(1);
-        TakeFreePorts(taken, 1, lease.Protocol, now);
+        try
+        {
+            TakeFreePorts(taken, 1, lease.Protocol, now);
+        }
+        catch
+        {
+            _pool.Untake(taken);
+            throw;
+        }
         if (taken.Count == 0)
             throw Reject.Lease(ErrorCodes.PortExhausted, "No free port is left to replace the conflicted one; the lease is unchanged.",
                 ("requested", "1"), ("free", "0"), ("leaseId", lease.LeaseId));
@@ -238,11 +250,16 @@ internal sealed partial class PortLeaseManager
     private void TakeFreePorts(List<int> taken, int count, string protocol, long now)
     {
         // Each pass removes a port from the free queue (to the request or to quarantine), so this ends.
-        while (taken.Count < count && _pool.TryTakeNext(out var port))
-        {
-            if (_availability.IsFree(port, protocol)) taken.Add(port);
-            else QuarantineBusy(port, now);
-        }
+        while (taken.Count < count && _pool.TryTakeNext(out var port)) CheckTaken(taken, port, protocol, now);
+    }
+
+    private void CheckTaken(List<int> taken, int port, string protocol, long now)
+    {
+        // Held in the list while checked, so a check that throws leaves it to be put back.
+        taken.Add(port);
+        if (_availability.IsFree(port, protocol)) return;
+        taken.RemoveAt(taken.Count - 1);
+        QuarantineBusy(port, now);
     }
 
     private void QuarantineBusy(int port, long now)

@@ -37,7 +37,7 @@ internal sealed class RegistryState : IDisposable
         _time = time;
         _post = post;
         StartedAt = time.GetUtcNow().ToUnixTimeMilliseconds();
-        Journal = new ChangeJournal(epoch ?? ChangeJournal.NewEpoch(time), sink, time);
+        Journal = new ChangeJournal(epoch ?? ChangeJournal.NewEpoch(time), sink, time, loggers.CreateLogger<ChangeJournal>());
         Leases = new PortLeaseManager(options.Leases, new PortPool(poolPorts), availability, Journal, time,
             loggers.CreateLogger<PortLeaseManager>(), firstFencingToken: StartedAt * 1000);
         Buses = new BusDirectory(Journal, time);

@@ -26,10 +26,12 @@ internal sealed class ScriptedPortAvailability : IPortAvailability
 {
     public HashSet<int> Busy { get; } = [];
     public int Checks { get; private set; }
+    public bool Throws { get; set; }
 
     public bool IsFree(int port, string protocol)
     {
         Checks++;
+        if (Throws) throw new InvalidOperationException("the free check broke");
         return !Busy.Contains(port);
     }
 }

@@ -83,4 +83,20 @@ public class ReplyCacheTests
         Assert.That(second, Is.EqualTo(first), "a retry must get the first reply");
         Assert.That(h.Registry.Stats.ErrorsByCode[ErrorCodes.NotFound], Is.EqualTo(2));
     }
+
+    [Test]
+    public void An_unexpected_failure_in_a_handler_answers_internal_and_changes_nothing()
+    {
+        using var h = new RegistryHarness(pool: Enumerable.Range(20000, 3));
+        h.Availability.Throws = true;
+
+        var reply = TestDealer.DecodeReply(h.Dispatcher.Dispatch(RegistryCodec.Encode("r1", "c", new PortRequest { NodeId = "n1", Count = 2 })));
+
+        Assert.That(TestDealer.ExpectError(reply).Code, Is.EqualTo(ErrorCodes.Internal));
+        Assert.That(h.Registry.Leases.Pool.FreeInOrder, Is.EqualTo(new[] { 20000, 20001, 20002 }), "the failed request lost or reordered ports");
+        Assert.That(h.Sink.Changes, Is.Empty);
+        h.Availability.Throws = false;
+        var retry = TestDealer.DecodeReply(h.Dispatcher.Dispatch(RegistryCodec.Encode("r1", "c", new PortRequest { NodeId = "n1", Count = 2 })));
+        Assert.That(TestDealer.Expect<PortGrant>(retry).Leases, Has.Count.EqualTo(2), "INTERNAL is not remembered: the retry executes");
+    }
 }
