@@ -1,0 +1,343 @@
+using Microsoft.Extensions.Logging;
+using Onex.Errors;
+using Onex.Protocol;
+using Onex.RegistryNode.Changes;
+using Onex.RegistryNode.Server;
+
+namespace Onex.RegistryNode.Leases;
+
+/// <summary>
+/// Grants, renews, releases, replaces and expires port leases. Every handler validates the whole request
+/// before it changes anything, so a rejected request leaves the state as it was. Owned by the registry thread.
+/// </summary>
+/// <remarks>
+/// Fencing tokens come from one registry-wide counter and change only when ownership of a port changes (grant,
+/// replacement, reclaim); a renewal keeps the token. PROTOCOL.md only promises that they increase within an
+/// epoch; the counter starts at the instance's start time in ms x 1000, so in practice a restarted registry's
+/// tokens are also higher than any from before (as long as the clock moves on).
+/// </remarks>
+internal sealed partial class PortLeaseManager
+{
+    private readonly LeaseOptions _options;
+    private readonly PortPool _pool;
+    private readonly IPortAvailability _availability;
+    private readonly ChangeJournal _journal;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly Dictionary<string, PortLease> _leases = new(StringComparer.Ordinal);
+    // One entry per live lease; renewals only move expiry later, so a popped entry that is early is pushed again.
+    private readonly PriorityQueue<string, long> _expiries = new();
+    // Ids of expired leases (reaper, departure, node removal) -> when they expired; answered LEASE_EXPIRED.
+    private readonly Dictionary<string, long> _expired = new(StringComparer.Ordinal);
+    private readonly Queue<(string LeaseId, long ForgetAt)> _expiredOrder = new();
+    private long _lastFencingToken;
+    private readonly string _leaseIdPrefix;
+    private long _leaseCounter;
+
+    public PortLeaseManager(
+        LeaseOptions options, PortPool pool, IPortAvailability availability, ChangeJournal journal,
+        TimeProvider time, ILogger logger, long firstFencingToken)
+    {
+        _options = options;
+        _pool = pool;
+        _availability = availability;
+        _journal = journal;
+        _time = time;
+        _logger = logger;
+        _lastFencingToken = firstFencingToken - 1;
+        _leaseIdPrefix = journal.Epoch.Length > 16 ? journal.Epoch[..16] : journal.Epoch;
+    }
+
+    /// <summary>The pool the leases come from.</summary>
+    public PortPool Pool => _pool;
+
+    /// <summary>Live leases.</summary>
+    public IEnumerable<PortLease> Leases => _leases.Values;
+
+    /// <summary>How many leases are live.</summary>
+    public int Count => _leases.Count;
+
+    /// <summary>The earliest time (Unix ms) the reaper may have work, or null.</summary>
+    public long? NextExpiry => _expiries.TryPeek(out _, out var at) ? at : null;
+
+    /// <summary>
+    /// Grants <see cref="PortRequest.Count"/> leases, all or nothing (PROTOCOL.md 6.1 and 7). A preferred port is a
+    /// soft wish: when it is outside the pool, leased, resting or busy, other ports are granted. With
+    /// <see cref="PortRequest.Reclaim"/> the preferred port is granted without the free check (its holder still has
+    /// it bound after a registry restart), or the request fails with PORT_UNAVAILABLE.
+    /// </summary>
+    public IReadOnlyList<PortLease> Grant(PortRequest request)
+    {
+        Reject.IfBadIdentifier(request.NodeId, "nodeId");
+        if (request.Count < 1 || request.Count > _options.MaxPortsPerRequest)
+            throw Reject.InvalidArgument("count", $"Field 'count' must be between 1 and {_options.MaxPortsPerRequest}.",
+                ("value", request.Count.ToString()), ("min", "1"), ("max", _options.MaxPortsPerRequest.ToString()));
+        var ttl = ClampTtl(request.TtlMs);
+        if (request.PreferredPort is { } asked && (asked < 1 || asked > 65535))
+            throw Reject.InvalidArgument("preferredPort", $"Field 'preferredPort' must be between 1 and 65535, not {asked}.",
+                ("value", asked.ToString()), ("min", "1"), ("max", "65535"));
+        var protocol = CheckProtocol(request.Protocol);
+        Reject.IfTooLong(request.Purpose, "purpose", 1024);
+        if (request.Reclaim && (request.PreferredPort is null || request.Count != 1))
+            throw Reject.InvalidArgument("reclaim", "A reclaim names the port in 'preferredPort' and asks for exactly one ('count' 1).");
+
+        var now = NowMs();
+        _pool.ReleaseQuarantined(now);
+        if (request.Reclaim) return [Reclaim(request, request.PreferredPort!.Value, protocol, ttl, now)];
+
+        var taken = new List<int>(request.Count);
+        try
+        {
+            if (request.PreferredPort is { } wanted && _pool.TryTake(wanted)) CheckTaken(taken, wanted, protocol, now);
+            TakeFreePorts(taken, request.Count, protocol, now);
+        }
+        catch
+        {
+            _pool.Untake(taken); // a failing check must not lose ports
+            throw;
+        }
+        if (taken.Count < request.Count)
+        {
+            _pool.Untake(taken);
+            throw Reject.Lease(ErrorCodes.PortExhausted,
+                $"Cannot grant {request.Count} port(s): only {_pool.FreeCount} free in the pool ({_pool.QuarantinedCount} in quarantine).",
+                ("requested", request.Count.ToString()), ("free", _pool.FreeCount.ToString()), ("quarantined", _pool.QuarantinedCount.ToString()));
+        }
+
+        var leases = new PortLease[taken.Count];
+        for (var i = 0; i < taken.Count; i++)
+            leases[i] = GrantNew(taken[i], request.NodeId, protocol, ttl, request.Purpose, now);
+        return leases;
+    }
+
+    private PortLease Reclaim(PortRequest request, int port, string protocol, long ttl, long now)
+    {
+        if (!_pool.Contains(port))
+            throw Reject.Lease(ErrorCodes.PortUnavailable, $"Port {port} is not in the registry's pool {_options.PortRange}.",
+                ("port", port.ToString()), ("reason", "notInPool"));
+        if (!_pool.TryReclaim(port))
+            throw Reject.Lease(ErrorCodes.PortUnavailable, $"Port {port} is held by a live lease.", ("port", port.ToString()), ("reason", "leased"));
+        return GrantNew(port, request.NodeId, protocol, ttl, request.Purpose, now);
+    }
+
+    private PortLease GrantNew(int port, string nodeId, string protocol, long ttl, string? purpose, long now)
+    {
+        var lease = NewLease(port, nodeId, protocol, ttl, purpose, now);
+        Add(lease);
+        _journal.Record(ChangeTypes.LeaseGranted, lease.LeaseId, ChangeJournal.Of(lease), null);
+        LogGranted(lease.LeaseId, lease.Port, lease.NodeId, lease.TtlMs);
+        return lease;
+    }
+
+    /// <summary>Extends a lease by its TTL from now; the fencing token stays.</summary>
+    public PortLease Renew(LeaseRenewal renewal)
+    {
+        var lease = FindHeld(renewal.LeaseId, renewal.NodeId, renewal.FencingToken);
+        var renewed = lease with { ExpiresAt = NowMs() + lease.TtlMs };
+        _leases[lease.LeaseId] = renewed;
+        _journal.Record(ChangeTypes.LeaseRenewed, lease.LeaseId, ChangeJournal.Of(renewed), ChangeJournal.Of(lease));
+        return renewed;
+    }
+
+    /// <summary>Ends a lease at its holder's request; the port goes to quarantine.</summary>
+    public void Release(LeaseRelease release)
+    {
+        var lease = FindHeld(release.LeaseId, release.NodeId, release.FencingToken);
+        End(lease, NowMs());
+        _journal.Record(ChangeTypes.LeaseReleased, lease.LeaseId, null, ChangeJournal.Of(lease));
+    }
+
+    /// <summary>
+    /// The holder could not bind its port: quarantine it, end the lease and grant a replacement with the same
+    /// node, protocol, TTL and purpose. When no replacement is free the old lease stays as it was (PORT_EXHAUSTED).
+    /// </summary>
+    public PortLease Replace(PortConflict conflict)
+    {
+        var lease = FindHeld(conflict.LeaseId, conflict.NodeId, conflict.FencingToken);
+        var now = NowMs();
+        _pool.ReleaseQuarantined(now);
+        var taken = new List<int>(1);
+        try
+        {
+            TakeFreePorts(taken, 1, lease.Protocol, now);
+        }
+        catch
+        {
+            _pool.Untake(taken);
+            throw;
+        }
+        if (taken.Count == 0)
+            throw Reject.Lease(ErrorCodes.PortExhausted, "No free port is left to replace the conflicted one; the lease is unchanged.",
+                ("requested", "1"), ("free", "0"), ("leaseId", lease.LeaseId));
+
+        End(lease, now);
+        _journal.Record(ChangeTypes.LeaseConflicted, lease.LeaseId, null, ChangeJournal.Of(lease));
+        // The reason is free text for the log only; keep the log line bounded.
+        var reason = conflict.Reason is { Length: > 256 } text ? text[..256] + "..." : conflict.Reason ?? "";
+        LogConflicted(lease.LeaseId, lease.Port, lease.NodeId, reason);
+        return GrantNew(taken[0], lease.NodeId, lease.Protocol, lease.TtlMs, lease.Purpose, now);
+    }
+
+    /// <summary>Ends every lease held by <paramref name="nodeId"/> (the node departed or was removed); broadcast as <c>lease.expired</c>.</summary>
+    public int EndAllHeldBy(string nodeId)
+    {
+        var held = _leases.Values.Where(l => l.NodeId == nodeId).OrderBy(l => l.LeaseId, StringComparer.Ordinal).ToList();
+        var now = NowMs();
+        foreach (var lease in held)
+        {
+            End(lease, now);
+            RememberExpired(lease.LeaseId, now);
+            _journal.Record(ChangeTypes.LeaseExpired, lease.LeaseId, null, ChangeJournal.Of(lease));
+        }
+        return held.Count;
+    }
+
+    /// <summary>The reaper: expires every lease whose expiry time has come.</summary>
+    public void ExpireDue()
+    {
+        var now = NowMs();
+        while (_expiries.TryPeek(out var leaseId, out var at) && at <= now)
+        {
+            _expiries.Dequeue();
+            if (!_leases.TryGetValue(leaseId, out var lease)) continue;
+            if (lease.ExpiresAt > now)
+            {
+                _expiries.Enqueue(leaseId, lease.ExpiresAt);
+                continue;
+            }
+            Expire(lease, now);
+        }
+        ForgetOldExpired(now);
+    }
+
+    private void Expire(PortLease lease, long now)
+    {
+        End(lease, now);
+        RememberExpired(lease.LeaseId, lease.ExpiresAt);
+        _journal.Record(ChangeTypes.LeaseExpired, lease.LeaseId, null, ChangeJournal.Of(lease));
+        LogExpired(lease.LeaseId, lease.Port, lease.NodeId);
+    }
+
+    /// <summary>The live lease, checked in PROTOCOL.md's order: exists, not expired, held by this node, this token.</summary>
+    private PortLease FindHeld(string leaseId, string nodeId, long fencingToken)
+    {
+        Reject.IfBlank(leaseId, "leaseId");
+        Reject.IfBlank(nodeId, "nodeId");
+        var now = NowMs();
+        ForgetOldExpired(now);
+        if (!_leases.TryGetValue(leaseId, out var lease))
+        {
+            if (_expired.TryGetValue(leaseId, out var expiredAt))
+                throw Reject.Lease(ErrorCodes.LeaseExpired, $"Lease {leaseId} expired.", ("leaseId", leaseId), ("expiredAt", expiredAt.ToString()));
+            throw Reject.Lease(ErrorCodes.LeaseNotFound, $"No live lease {leaseId} exists (never issued in this epoch, released, or expired long ago).",
+                ("leaseId", leaseId));
+        }
+        if (lease.ExpiresAt <= now)
+        {
+            // Its time is up even if the reaper has not run yet: reap it now rather than resurrect it.
+            Expire(lease, now);
+            throw Reject.Lease(ErrorCodes.LeaseExpired, $"Lease {leaseId} expired.", ("leaseId", leaseId), ("expiredAt", lease.ExpiresAt.ToString()));
+        }
+        if (lease.NodeId != nodeId)
+            throw Reject.Lease(ErrorCodes.NotOwner, $"Lease {leaseId} is held by node '{lease.NodeId}', not '{nodeId}'.",
+                ("leaseId", leaseId), ("nodeId", nodeId), ("owner", lease.NodeId));
+        if (lease.FencingToken != fencingToken)
+            throw Reject.Lease(ErrorCodes.Fenced, $"Fencing token {fencingToken} is not the current token of lease {leaseId}.",
+                ("leaseId", leaseId), ("fencingToken", fencingToken.ToString()));
+        return lease;
+    }
+
+    private void TakeFreePorts(List<int> taken, int count, string protocol, long now)
+    {
+        // Each pass removes a port from the free queue (to the request or to quarantine), so this ends.
+        while (taken.Count < count && _pool.TryTakeNext(out var port)) CheckTaken(taken, port, protocol, now);
+    }
+
+    private void CheckTaken(List<int> taken, int port, string protocol, long now)
+    {
+        // Held in the list while checked, so a check that throws leaves it to be put back.
+        taken.Add(port);
+        if (_availability.IsFree(port, protocol)) return;
+        taken.RemoveAt(taken.Count - 1);
+        QuarantineBusy(port, now);
+    }
+
+    private void QuarantineBusy(int port, long now)
+    {
+        _pool.Quarantine(port, now + (long)_options.BusyPortQuarantine.TotalMilliseconds);
+        LogPortBusy(port);
+    }
+
+    private PortLease NewLease(int port, string nodeId, string protocol, long ttlMs, string? purpose, long now) => new()
+    {
+        // Unique across epochs (the epoch's prefix) and sorting in grant order within one (the counter).
+        LeaseId = $"L-{_leaseIdPrefix}-{++_leaseCounter:x8}",
+        Port = port,
+        Host = _options.AdvertisedHost,
+        NodeId = nodeId,
+        Protocol = protocol,
+        TtlMs = ttlMs,
+        GrantedAt = now,
+        ExpiresAt = now + ttlMs,
+        FencingToken = ++_lastFencingToken,
+        Purpose = purpose,
+    };
+
+    private void Add(PortLease lease)
+    {
+        _leases.Add(lease.LeaseId, lease);
+        _expiries.Enqueue(lease.LeaseId, lease.ExpiresAt);
+    }
+
+    private void End(PortLease lease, long now)
+    {
+        _leases.Remove(lease.LeaseId);
+        _pool.Quarantine(lease.Port, now + (long)_options.Quarantine.TotalMilliseconds);
+    }
+
+    private void RememberExpired(string leaseId, long expiredAt)
+    {
+        _expired[leaseId] = expiredAt;
+        _expiredOrder.Enqueue((leaseId, NowMs() + (long)_options.ExpiredLeaseMemory.TotalMilliseconds));
+        while (_expiredOrder.Count > _options.ExpiredLeaseMemoryCapacity && _expiredOrder.TryDequeue(out var oldest))
+            _expired.Remove(oldest.LeaseId);
+    }
+
+    private void ForgetOldExpired(long now)
+    {
+        while (_expiredOrder.TryPeek(out var entry) && entry.ForgetAt <= now)
+        {
+            _expiredOrder.Dequeue();
+            _expired.Remove(entry.LeaseId);
+        }
+    }
+
+    private long ClampTtl(long? requestedMs)
+    {
+        if (requestedMs is null) return (long)_options.DefaultTtl.TotalMilliseconds;
+        if (requestedMs <= 0)
+            throw Reject.InvalidArgument("ttlMs", "Field 'ttlMs' must be positive (or absent for the default).", ("value", requestedMs.Value.ToString()), ("min", "1"));
+        return Math.Clamp(requestedMs.Value, (long)_options.MinTtl.TotalMilliseconds, (long)_options.MaxTtl.TotalMilliseconds);
+    }
+
+    private static string CheckProtocol(string? protocol) => protocol switch
+    {
+        PortProtocols.Tcp or PortProtocols.Udp or PortProtocols.Both => protocol,
+        _ => throw Reject.InvalidArgument("protocol", $"Field 'protocol' must be tcp, udp or both, not '{protocol}'.",
+            ("value", protocol ?? ""), ("allowed", "tcp,udp,both")),
+    };
+
+    private long NowMs() => _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Granted lease {LeaseId} on port {Port} to {NodeId} for {TtlMs} ms")]
+    private partial void LogGranted(string leaseId, int port, string nodeId, long ttlMs);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Lease {LeaseId} on port {Port} held by {NodeId} expired")]
+    private partial void LogExpired(string leaseId, int port, string nodeId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Lease {LeaseId}: {NodeId} could not bind port {Port} ({Reason}); port quarantined, replacement granted")]
+    private partial void LogConflicted(string leaseId, int port, string nodeId, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Port {Port} failed the free check (in use outside the registry); quarantined")]
+    private partial void LogPortBusy(int port);
+}

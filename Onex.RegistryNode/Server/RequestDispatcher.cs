@@ -1,0 +1,192 @@
+using System.Collections.Frozen;
+using Microsoft.Extensions.Logging;
+using Onex.Errors;
+using Onex.Protocol;
+
+namespace Onex.RegistryNode.Server;
+
+/// <summary>
+/// Turns one request frame into one reply frame: decode the envelope, check the version and message type,
+/// answer retries from the <see cref="ReplyCache"/>, decode the body, run the handler, encode the reply.
+/// Every failure becomes an Error reply carrying a catalogue code; nothing escapes. Runs on the registry thread.
+/// </summary>
+internal sealed partial class RequestDispatcher
+{
+    private sealed record Handler(Type RequestType, Func<RegistryState, RegistryEnvelope, byte[]> Invoke);
+
+    private static readonly FrozenDictionary<string, Handler> Handlers = new[]
+    {
+        Of<PortRequest, PortGrant>((r, m) => r.Handle(m)),
+        Of<LeaseRenewal, PortLease>((r, m) => r.Handle(m)),
+        Of<LeaseRelease, Ack>((r, m) => r.Handle(m)),
+        Of<PortConflict, PortLease>((r, m) => r.Handle(m)),
+        Of<NodeAnnouncement, NodeRecord>((r, m) => r.Handle(m)),
+        Of<NodeHeartbeat, Ack>((r, m) => r.Handle(m)),
+        Of<NodeDeparture, Ack>((r, m) => r.Handle(m)),
+        Of<EventBusRegistration, EventBusRecord>((r, m) => r.Handle(m)),
+        Of<EventBusDeregistration, Ack>((r, m) => r.Handle(m)),
+        Of<ToolContractRegistration, ToolContractRecord>((r, m) => r.Handle(m)),
+        Of<ValidatePayload, ValidationResult>((r, m) => r.Handle(m)),
+        Of<IntrospectionRequest, IntrospectionResponse>((r, m) => r.Handle(m)),
+        Of<SnapshotRequest, RegistrySnapshot>((r, m) => r.Handle(m)),
+    }.ToFrozenDictionary(h => MessageTypes.NameOf(h.RequestType), StringComparer.Ordinal);
+
+    private readonly RegistryState _registry;
+    private readonly ReplyCache _cache;
+    private readonly ILogger _logger;
+
+    public RequestDispatcher(RegistryState registry, ReplyCache cache, ILogger logger)
+    {
+        _registry = registry;
+        _cache = cache;
+        _logger = logger;
+    }
+
+    /// <summary>The message types this registry answers.</summary>
+    public static IEnumerable<string> RequestTypes => Handlers.Keys;
+
+    /// <summary>Replies over this size are refused with TOO_LARGE (PROTOCOL.md 2.3: clients accept replies up to 64 MiB).</summary>
+    public const int MaxReplyBytes = 64 * 1024 * 1024;
+
+    /// <summary>Set while the node shuts down: requests get UNAVAILABLE (reason <c>stopping</c>) and change nothing.</summary>
+    public bool Stopping { get; set; }
+
+    /// <summary>Answers one request frame, checking in PROTOCOL.md's order (section 5).</summary>
+    public byte[] Dispatch(ReadOnlyMemory<byte> frame)
+    {
+        RegistryEnvelope envelope;
+        try
+        {
+            envelope = RegistryCodec.Decode(frame);
+        }
+        catch (OnexException ex)
+        {
+            var (requestId, clientId) = IdsOf(ex, frame);
+            return Fail(requestId, clientId, ex.Code, ex.Message, ex.Details);
+        }
+        catch (Exception ex)
+        {
+            LogUnexpected(ex, "(undecoded)");
+            return Fail("", "", ErrorCodes.Internal, "The registry failed to read the frame; nothing was changed.", null);
+        }
+
+        if (envelope.ProtocolVersion != ProtocolVersion.Current)
+            return Fail(envelope.RequestId, envelope.ClientId, ErrorCodes.UnsupportedVersion,
+                $"Protocol version {envelope.ProtocolVersion} is not supported; this registry speaks {ProtocolVersion.Current}.",
+                new Dictionary<string, string> { ["supported"] = ProtocolVersion.Current.ToString(), ["received"] = envelope.ProtocolVersion.ToString() });
+
+        if (Stopping)
+            return Fail(envelope.RequestId, envelope.ClientId, ErrorCodes.Unavailable, "The registry is stopping and takes no new requests.",
+                new Dictionary<string, string> { ["reason"] = "stopping" });
+
+        // A retry is answered from memory before anything else is looked at (empty ids cannot be told apart).
+        var rememberable = envelope.ClientId.Length > 0 && envelope.RequestId.Length > 0;
+        if (rememberable)
+        {
+            switch (_cache.Lookup(envelope.ClientId, envelope.RequestId, envelope.MessageType, envelope.Body.Span, out var cached, out var cachedCode))
+            {
+                case ReplyCache.Outcome.Hit:
+                    if (cachedCode is null) _registry.Stats.Served();
+                    else _registry.Stats.Failed(cachedCode);
+                    return cached;
+                case ReplyCache.Outcome.Mismatch:
+                    return Fail(envelope.RequestId, envelope.ClientId, ErrorCodes.InvalidArgument,
+                        $"Request id '{envelope.RequestId}' was already used by this client for a different request; use a new id for a new request.",
+                        new Dictionary<string, string> { ["field"] = "requestId", ["reason"] = "reused" });
+            }
+        }
+
+        var (reply, errorCode) = Execute(envelope);
+        if (errorCode == ErrorCodes.Internal) return reply;
+        if (reply.Length > MaxReplyBytes)
+        {
+            return Fail(envelope.RequestId, envelope.ClientId, ErrorCodes.TooLarge,
+                $"The reply to {envelope.MessageType} would be {reply.Length} bytes, over the reply limit of {MaxReplyBytes}; narrow it with filters.",
+                new Dictionary<string, string> { ["size"] = reply.Length.ToString(), ["limit"] = MaxReplyBytes.ToString() });
+        }
+        if (rememberable) _cache.Add(envelope.ClientId, envelope.RequestId, envelope.MessageType, envelope.Body.Span, reply, errorCode);
+        return reply;
+    }
+
+    /// <summary>Runs the handler; returns the reply and, for an Error reply, its code (already counted).</summary>
+    private (byte[] Reply, string? ErrorCode) Execute(RegistryEnvelope envelope)
+    {
+        try
+        {
+            if (!Handlers.TryGetValue(envelope.MessageType, out var handler))
+            {
+                return (Fail(envelope.RequestId, envelope.ClientId, ErrorCodes.UnknownMessageType,
+                    $"Message type '{envelope.MessageType}' is not a request this registry answers.",
+                    new Dictionary<string, string> { ["messageType"] = envelope.MessageType, ["supported"] = string.Join(",", Handlers.Keys.Order(StringComparer.Ordinal)) }),
+                    ErrorCodes.UnknownMessageType);
+            }
+            try
+            {
+                var reply = handler.Invoke(_registry, envelope);
+                _registry.Stats.Served();
+                return (reply, null);
+            }
+            catch (MalformedMessageException ex)
+            {
+                var details = new Dictionary<string, string>(ex.Details);
+                var message = ex.Message;
+                if ((!details.TryGetValue("field", out var field) || field == "body")
+                    && BodyTypeCheck.FindMistyped(handler.RequestType, envelope.Body) is var (name, expected))
+                {
+                    details["field"] = "body." + name;
+                    message = $"Field '{name}' of {envelope.MessageType} must be {expected}.";
+                }
+                return (Fail(envelope.RequestId, envelope.ClientId, ex.Code, message, details), ex.Code);
+            }
+            catch (OnexException ex)
+            {
+                return (Fail(envelope.RequestId, envelope.ClientId, ex.Code, ex.Message, ex.Details), ex.Code);
+            }
+        }
+        catch (Exception ex)
+        {
+            LogUnexpected(ex, envelope.MessageType);
+            return (Fail(envelope.RequestId, envelope.ClientId, ErrorCodes.Internal,
+                $"The registry failed while handling {envelope.MessageType}; nothing was changed.", null), ErrorCodes.Internal);
+        }
+        finally
+        {
+            _registry.ScheduleHousekeeping();
+        }
+    }
+
+    /// <summary>An Error reply for a frame that never reached the dispatcher (e.g. a bad frame count).</summary>
+    public byte[] Fail(string requestId, string clientId, string code, string message, IReadOnlyDictionary<string, string>? details)
+    {
+        _registry.Stats.Failed(code);
+        return Encode(requestId, clientId, code, message, details);
+    }
+
+    private static byte[] Encode(string requestId, string clientId, string code, string message, IReadOnlyDictionary<string, string>? details)
+    {
+        var cleaned = new Dictionary<string, string>();
+        if (details is not null)
+            foreach (var (key, value) in details)
+                if (key is not ("requestId" or "clientId")) cleaned[key] = value;
+        return RegistryCodec.Encode(requestId, clientId, new Error { Code = code, Message = message, Details = cleaned });
+    }
+
+    private static (string RequestId, string ClientId) IdsOf(OnexException ex, ReadOnlyMemory<byte> frame)
+    {
+        var requestId = ex.Details.GetValueOrDefault("requestId");
+        var clientId = ex.Details.GetValueOrDefault("clientId");
+        if (requestId is null || clientId is null)
+        {
+            var (r, c) = EnvelopeIds.TryRead(frame);
+            requestId ??= r;
+            clientId ??= c;
+        }
+        return (requestId ?? "", clientId ?? "");
+    }
+
+    private static Handler Of<TRequest, TReply>(Func<RegistryState, TRequest, TReply> handle) where TRequest : class =>
+        new(typeof(TRequest), (registry, envelope) => RegistryCodec.Encode(envelope.RequestId, envelope.ClientId, handle(registry, envelope.BodyAs<TRequest>())));
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Unexpected failure while handling {MessageType}; replied INTERNAL")]
+    private partial void LogUnexpected(Exception exception, string messageType);
+}

@@ -1,0 +1,244 @@
+using System.Text.Json;
+using NJsonSchema;
+using NJsonSchema.Validation;
+using Onex.Errors;
+using Onex.Protocol;
+using Onex.RegistryNode.Changes;
+using Onex.RegistryNode.Nodes;
+using Onex.RegistryNode.Server;
+
+namespace Onex.RegistryNode.Tools;
+
+/// <summary>
+/// Registered tool contracts by name and version, each with its parsed schemas (parsed once, at registration)
+/// and its fingerprint. The same name and version with the same fingerprint is idempotent; with another
+/// fingerprint it is CONTRACT_CONFLICT. A contract's health follows its owner's.
+/// </summary>
+internal sealed partial class ToolCatalog
+{
+    [System.Text.RegularExpressions.GeneratedRegex("^[A-Za-z0-9._-]{1,128}$")]
+    private static partial System.Text.RegularExpressions.Regex ToolName();
+
+    [System.Text.RegularExpressions.GeneratedRegex("^[A-Z][A-Z0-9_]*$")]
+    private static partial System.Text.RegularExpressions.Regex ErrorCodeName();
+
+    private const int MaxErrorCodes = 256;
+    private const int MaxIssues = 100;
+
+    private sealed record Entry(ToolContractRecord Record, SemanticVersion Version, JsonSchema Input, JsonSchema Output);
+
+    private readonly ChangeJournal _journal;
+    private readonly TimeProvider _time;
+    // name -> versions; a handful of versions per tool, so a list scan for the highest is fine.
+    private readonly Dictionary<string, Dictionary<string, Entry>> _tools = new(StringComparer.Ordinal);
+
+    public ToolCatalog(ChangeJournal journal, TimeProvider time)
+    {
+        _journal = journal;
+        _time = time;
+    }
+
+    /// <summary>Every contract.</summary>
+    public IEnumerable<ToolContractRecord> Tools => _tools.Values.SelectMany(v => v.Values).Select(e => e.Record);
+
+    /// <summary>How many contracts are registered.</summary>
+    public int Count => _tools.Values.Sum(v => v.Count);
+
+    /// <summary>The key a change about this contract carries: <c>name@version</c>.</summary>
+    public static string KeyOf(ToolContractRecord record) => record.Name + "@" + record.Version;
+
+    /// <summary>Checks the fields that do not need the schemas parsed.</summary>
+    public static void Validate(ToolContractRegistration registration)
+    {
+        if (registration.Name is null || !ToolName().IsMatch(registration.Name))
+            throw Reject.InvalidArgument("name", "Field 'name' must be 1 to 128 characters from A-Z a-z 0-9 . _ -.", ("value", registration.Name ?? ""));
+        Reject.IfBadIdentifier(registration.NodeId, "nodeId");
+        if (!SemanticVersion.TryParse(registration.Version, out _))
+            throw Reject.InvalidArgument("version", $"Field 'version' must be a semantic version (MAJOR.MINOR.PATCH[-pre][+build]), not '{registration.Version}'.",
+                ("value", registration.Version ?? ""));
+        Reject.IfTooLong(registration.Description, "description");
+        if (registration.InputSchema is null) throw Reject.InvalidArgument("inputSchema", "Field 'inputSchema' is required.");
+        if (registration.OutputSchema is null) throw Reject.InvalidArgument("outputSchema", "Field 'outputSchema' is required.");
+        if (registration.ErrorCodes is null) throw Reject.InvalidArgument("errorCodes", "Field 'errorCodes' must be a list.");
+        if (registration.ErrorCodes.Count > MaxErrorCodes)
+            throw Reject.InvalidArgument("errorCodes", $"Field 'errorCodes' has more than {MaxErrorCodes} entries.");
+        var codes = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var error in registration.ErrorCodes)
+        {
+            if (error?.Code is null || error.Code.Length > Reject.MaxNameLength || !ErrorCodeName().IsMatch(error.Code))
+                throw Reject.InvalidArgument("errorCodes", "Every error code must match ^[A-Z][A-Z0-9_]*$ (e.g. RATE_LIMITED).", ("value", error?.Code ?? ""));
+            if (!codes.Add(error.Code))
+                throw Reject.InvalidArgument("errorCodes", $"Error code '{error.Code}' is listed twice.", ("value", error.Code));
+            Reject.IfTooLong(error.Description, "errorCodes");
+        }
+    }
+
+    /// <summary>
+    /// Registers a contract owned by <paramref name="owner"/>, in PROTOCOL.md's order: the schemas must be valid
+    /// (SCHEMA_INVALID); the same name@version with another fingerprint is CONTRACT_CONFLICT; the same fingerprint
+    /// from another node is NOT_OWNER; from the same node it is the existing record, unchanged.
+    /// </summary>
+    public ToolContractRecord Register(ToolContractRegistration registration, NodeRecord owner)
+    {
+        Validate(registration);
+        CheckJson(registration.InputSchema, PayloadDirections.Input);
+        CheckJson(registration.OutputSchema, PayloadDirections.Output);
+        var fingerprint = ContractFingerprint.Compute(registration.Name, registration.Version, registration.InputSchema, registration.OutputSchema, registration.ErrorCodes);
+        var key = registration.Name + "@" + registration.Version;
+
+        Entry? existing = null;
+        if (_tools.TryGetValue(registration.Name, out var versions)) versions.TryGetValue(registration.Version, out existing);
+        if (existing is not null && existing.Record.Fingerprint == fingerprint)
+        {
+            // The same schemas (up to whitespace) already loaded once, so they cannot be invalid now.
+            if (existing.Record.NodeId != registration.NodeId)
+                throw Reject.NotOwner($"Tool {key} is registered by node '{existing.Record.NodeId}'.",
+                    ("tool", key), ("nodeId", registration.NodeId), ("owner", existing.Record.NodeId));
+            return existing.Record;
+        }
+
+        var input = SchemaLoader.Load(registration.InputSchema, PayloadDirections.Input);
+        var output = SchemaLoader.Load(registration.OutputSchema, PayloadDirections.Output);
+        if (existing is not null)
+            throw Reject.Contract(ErrorCodes.ContractConflict,
+                $"Tool {key} is already registered with a different contract; publish a new version instead.",
+                ("tool", key), ("fingerprint", existing.Record.Fingerprint), ("presentedFingerprint", fingerprint), ("owner", existing.Record.NodeId));
+
+        SemanticVersion.TryParse(registration.Version, out var version);
+        var record = new ToolContractRecord
+        {
+            Name = registration.Name,
+            Version = registration.Version,
+            Description = registration.Description ?? "",
+            InputSchema = registration.InputSchema,
+            OutputSchema = registration.OutputSchema,
+            ErrorCodes = registration.ErrorCodes.ToArray(),
+            NodeId = registration.NodeId,
+            Fingerprint = fingerprint,
+            Health = owner.Health,
+            RegisteredAt = _time.GetUtcNow().ToUnixTimeMilliseconds(),
+        };
+        if (versions is null) _tools[record.Name] = versions = new Dictionary<string, Entry>(StringComparer.Ordinal);
+        versions[record.Version] = new Entry(record, version, input, output);
+        _journal.Record(ChangeTypes.ToolRegistered, KeyOf(record), ChangeJournal.Of(record), null);
+        return record;
+    }
+
+    /// <summary>Validates a JSON payload against a contract's input or output schema.</summary>
+    public ValidationResult Validate(ValidatePayload request)
+    {
+        Reject.IfBlank(request.ToolName, "toolName");
+        if (request.Direction is not (PayloadDirections.Input or PayloadDirections.Output))
+            throw Reject.InvalidArgument("direction", $"Field 'direction' must be input or output, not '{request.Direction}'.",
+                ("value", request.Direction ?? ""), ("allowed", "input,output"));
+        if (request.Payload is null) throw Reject.InvalidArgument("payload", "Field 'payload' is required.");
+        var entry = Find(request.ToolName, request.Version);
+
+        var issues = new List<ValidationIssue>();
+        try
+        {
+            using var strict = JsonDocument.Parse(request.Payload, new JsonDocumentOptions { MaxDepth = 64 });
+        }
+        catch (JsonException ex)
+        {
+            // Not JSON is an invalid payload, not a failed request (PROTOCOL.md 6.4).
+            var where = $"line {(ex.LineNumber ?? 0) + 1}, position {(ex.BytePositionInLine ?? 0) + 1}";
+            issues.Add(new ValidationIssue { Path = "#", Kind = "InvalidJson", Message = $"InvalidJson: # ({where}): {ex.Message}" });
+        }
+        if (issues.Count == 0)
+        {
+            var schema = request.Direction == PayloadDirections.Input ? entry.Input : entry.Output;
+            Flatten(schema.Validate(request.Payload), issues);
+        }
+        return new ValidationResult
+        {
+            Valid = issues.Count == 0,
+            ToolName = entry.Record.Name,
+            Version = entry.Record.Version,
+            Fingerprint = entry.Record.Fingerprint,
+            Errors = issues,
+        };
+    }
+
+    /// <summary>Sets the health of every contract of <paramref name="nodeId"/>, broadcasting <c>tool.updated</c>.</summary>
+    public void SetHealthOf(string nodeId, string health)
+    {
+        foreach (var (versions, entry) in OwnedBy(nodeId))
+        {
+            if (entry.Record.Health == health) continue;
+            var updated = entry with { Record = entry.Record with { Health = health } };
+            versions[entry.Record.Version] = updated;
+            _journal.Record(ChangeTypes.ToolUpdated, KeyOf(updated.Record), ChangeJournal.Of(updated.Record), ChangeJournal.Of(entry.Record));
+        }
+    }
+
+    /// <summary>Removes every contract of <paramref name="nodeId"/>, broadcasting <c>tool.removed</c>.</summary>
+    public void RemoveAllOf(string nodeId)
+    {
+        foreach (var (versions, entry) in OwnedBy(nodeId))
+        {
+            versions.Remove(entry.Record.Version);
+            if (versions.Count == 0) _tools.Remove(entry.Record.Name);
+            _journal.Record(ChangeTypes.ToolRemoved, KeyOf(entry.Record), null, ChangeJournal.Of(entry.Record));
+        }
+    }
+
+    private Entry Find(string name, string? version)
+    {
+        if (!_tools.TryGetValue(name, out var versions) || versions.Count == 0)
+            throw Reject.NotFound($"No tool named '{name}' is registered.", ("toolName", name), ("version", version ?? ""));
+        if (version is not null)
+        {
+            return versions.TryGetValue(version, out var exact)
+                ? exact
+                : throw Reject.NotFound($"Tool '{name}' has no version '{version}'.", ("toolName", name), ("version", version));
+        }
+        return versions.Values.MaxBy(e => e.Version)!;
+    }
+
+    private List<(Dictionary<string, Entry> Versions, Entry Entry)> OwnedBy(string nodeId) =>
+        _tools.Values
+            .SelectMany(versions => versions.Values.Where(e => e.Record.NodeId == nodeId).Select(e => (versions, e)))
+            .OrderBy(x => KeyOf(x.e.Record), StringComparer.Ordinal)
+            .ToList();
+
+    /// <summary>The schema must be strict JSON, an object at the top, with well-formed keywords and local references only.</summary>
+    private static void CheckJson(string schema, string which)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(schema, new JsonDocumentOptions { MaxDepth = 64 });
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+                throw SchemaLoader.Invalid(which, "the top level of a schema must be a JSON object", null, null, "#");
+            if (SchemaKeywordCheck.FindProblem(document.RootElement) is var (pointer, problem))
+                throw SchemaLoader.Invalid(which, $"{problem} (at {pointer})", null, null, pointer);
+        }
+        catch (JsonException ex)
+        {
+            var line = ex.LineNumber is { } l ? l + 1 : (long?)null;
+            var position = ex.BytePositionInLine is { } p ? p + 1 : (long?)null;
+            throw SchemaLoader.Invalid(which, "not valid JSON: " + ex.Message, line, position);
+        }
+    }
+
+    private static void Flatten(IEnumerable<ValidationError> errors, List<ValidationIssue> issues)
+    {
+        foreach (var error in errors)
+        {
+            if (issues.Count >= MaxIssues) return;
+            var path = string.IsNullOrEmpty(error.Path) ? "#" : error.Path;
+            var kind = error.Kind.ToString();
+            var where = error.HasLineInfo ? $" (line {error.LineNumber}, position {error.LinePosition})" : "";
+            issues.Add(new ValidationIssue { Path = path, Kind = kind, Message = $"{kind}: {path}{where}" });
+            switch (error)
+            {
+                case ChildSchemaValidationError child:
+                    foreach (var nested in child.Errors.Values) Flatten(nested, issues);
+                    break;
+                case MultiTypeValidationError multi:
+                    foreach (var nested in multi.Errors.Values) Flatten(nested, issues);
+                    break;
+            }
+        }
+    }
+}
