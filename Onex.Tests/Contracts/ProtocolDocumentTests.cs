@@ -44,7 +44,7 @@ public partial class ProtocolDocumentTests
         var record = RegistryCodec.DeserializeBody<ToolContractRecord>(
             JsonMessagePack.FromJson(ContractFiles.SchemaDocument(nameof(ToolContractRecord)).GetProperty("examples")[0]));
 
-        var fingerprint = ContractFingerprint.Of(record.Name, record.Version, record.InputSchema, record.OutputSchema, record.ErrorCodes);
+        var fingerprint = ContractFingerprint.Compute(record.Name, record.Version, record.InputSchema, record.OutputSchema, record.ErrorCodes);
 
         Assert.That(fingerprint, Is.EqualTo(record.Fingerprint), "The ToolContractRecord example's fingerprint does not follow PROTOCOL.md section 9.");
     }
@@ -64,9 +64,9 @@ public partial class ProtocolDocumentTests
     [Test]
     public void Fingerprint_ignores_formatting_outside_strings_but_not_inside()
     {
-        var spaced = ContractFingerprint.Of("t", "1.0.0", "{ \"type\" :\r\n\t\"object\" }", "{}", []);
-        var tight = ContractFingerprint.Of("t", "1.0.0", "{\"type\":\"object\"}", "{}", []);
-        var stringChanged = ContractFingerprint.Of("t", "1.0.0", "{\"type\":\"object \"}", "{}", []);
+        var spaced = ContractFingerprint.Compute("t", "1.0.0", "{ \"type\" :\r\n\t\"object\" }", "{}", []);
+        var tight = ContractFingerprint.Compute("t", "1.0.0", "{\"type\":\"object\"}", "{}", []);
+        var stringChanged = ContractFingerprint.Compute("t", "1.0.0", "{\"type\":\"object \"}", "{}", []);
 
         Assert.That(spaced, Is.EqualTo(tight), "Whitespace between tokens must not change the fingerprint.");
         Assert.That(stringChanged, Is.Not.EqualTo(tight), "Whitespace inside a string is content and must change the fingerprint.");
@@ -77,7 +77,7 @@ public partial class ProtocolDocumentTests
     {
         ToolErrorCode a = new() { Code = "A_ERROR" }, b = new() { Code = "B_ERROR", Description = "b" };
 
-        Assert.That(ContractFingerprint.Of("t", "1.0.0", "{}", "{}", [b, a]), Is.EqualTo(ContractFingerprint.Of("t", "1.0.0", "{}", "{}", [a, b])),
+        Assert.That(ContractFingerprint.Compute("t", "1.0.0", "{}", "{}", [b, a]), Is.EqualTo(ContractFingerprint.Compute("t", "1.0.0", "{}", "{}", [a, b])),
             "The order error codes are declared in must not change the fingerprint.");
     }
 

@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Onex.Protocol;
 
-namespace Onex.RegistryNode.Tools;
+namespace Onex.Protocol;
 
 /// <summary>
 /// The fingerprint of a tool contract, exactly as PROTOCOL.md section 9 defines it:
@@ -12,8 +12,12 @@ namespace Onex.RegistryNode.Tools;
 /// removed (nothing else changed), and each E is <c>{"code":S,"description":S}</c>, sorted by code (ordinal).
 /// Formatting-only schema changes keep the fingerprint; any other change makes a new one.
 /// </summary>
-internal static class ContractFingerprint
+public static class ContractFingerprint
 {
+    /// <summary>Computes the fingerprint of a registration (what the registry records in <see cref="ToolContractRecord.Fingerprint"/>).</summary>
+    public static string Of(ToolContractRegistration contract) =>
+        Compute(contract.Name, contract.Version, contract.InputSchema, contract.OutputSchema, contract.ErrorCodes);
+
     /// <summary>Computes the fingerprint of a contract.</summary>
     public static string Compute(string name, string version, string inputSchema, string outputSchema, IReadOnlyList<ToolErrorCode> errorCodes) =>
         "sha256:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Canonical(name, version, inputSchema, outputSchema, errorCodes))));
@@ -75,6 +79,13 @@ internal static class ContractFingerprint
     }
 
     /// <summary>S(x): a JSON string literal with RFC 8785 escaping (only <c>"</c>, <c>\</c> and control characters).</summary>
+    public static string Quote(string value)
+    {
+        var json = new StringBuilder(value.Length + 2);
+        AppendString(json, value);
+        return json.ToString();
+    }
+
     private static void AppendString(StringBuilder json, string value)
     {
         json.Append('"');
