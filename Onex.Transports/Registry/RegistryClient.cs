@@ -577,7 +577,7 @@ public sealed class RegistryClient : IAsyncDisposable
         }
     }
 
-    private ResiliencePipeline BuildRetryPipeline() => new ResiliencePipelineBuilder { TimeProvider = TimeProvider }
+    private ResiliencePipeline BuildRetryPipeline() => _options.MaxAttempts == 1 ? ResiliencePipeline.Empty : new ResiliencePipelineBuilder { TimeProvider = TimeProvider }
         .AddRetry(new RetryStrategyOptions
         {
             ShouldHandle = new PredicateBuilder().Handle<TimeoutException>().Handle<UnavailableException>(),
@@ -613,6 +613,8 @@ public sealed class RegistryClient : IAsyncDisposable
                 .ConfigureAwait(false);
             if (reply.MessageType == MessageTypes.Of<Error>())
             {
+                // Forget this reply so that a retry (of UNAVAILABLE) is sent afresh instead of reading it again.
+                client._channel.Complete(requestId);
                 var error = reply.BodyAs<Error>();
                 throw OnexException.FromError(error.Code, error.Message, error.Details);
             }
