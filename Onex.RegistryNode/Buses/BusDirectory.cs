@@ -1,0 +1,132 @@
+using Onex.Protocol;
+using Onex.RegistryNode.Changes;
+using Onex.RegistryNode.Nodes;
+using Onex.RegistryNode.Server;
+
+namespace Onex.RegistryNode.Buses;
+
+/// <summary>
+/// Registered event buses, by unique name. The owner re-registering a name updates it; another node gets
+/// NOT_OWNER while the owner lives. A bus's health follows its owner's.
+/// </summary>
+internal sealed class BusDirectory
+{
+    private static readonly HashSet<string> Kinds = [BusKinds.Memory, BusKinds.Zmq, BusKinds.Ipc, BusKinds.JetStream];
+    private const int MaxEndpoints = 32;
+
+    private readonly ChangeJournal _journal;
+    private readonly TimeProvider _time;
+    private readonly Dictionary<string, EventBusRecord> _buses = new(StringComparer.Ordinal);
+
+    public BusDirectory(ChangeJournal journal, TimeProvider time)
+    {
+        _journal = journal;
+        _time = time;
+    }
+
+    /// <summary>Every bus.</summary>
+    public IEnumerable<EventBusRecord> Buses => _buses.Values;
+
+    /// <summary>How many buses are registered.</summary>
+    public int Count => _buses.Count;
+
+    /// <summary>Checks a registration's fields (everything but the owner's existence).</summary>
+    public static void Validate(EventBusRegistration registration)
+    {
+        Reject.IfBlank(registration.Name, "name");
+        Reject.IfBlank(registration.NodeId, "nodeId");
+        if (registration.Kind is null || !Kinds.Contains(registration.Kind))
+            throw Reject.InvalidArgument("kind", $"Field 'kind' must be one of {string.Join(", ", Kinds)}, not '{registration.Kind}'.");
+        if (registration.Endpoints is null)
+            throw Reject.InvalidArgument("endpoints", "Field 'endpoints' must be a list (empty for an in-process bus).");
+        if (registration.Endpoints.Count > MaxEndpoints)
+            throw Reject.InvalidArgument("endpoints", $"Field 'endpoints' has more than {MaxEndpoints} entries.", ("limit", MaxEndpoints.ToString()));
+        foreach (var endpoint in registration.Endpoints)
+        {
+            if (string.IsNullOrWhiteSpace(endpoint))
+                throw Reject.InvalidArgument("endpoints", "Field 'endpoints' holds an empty endpoint.");
+            Reject.IfTooLong(endpoint, "endpoints", 1024);
+        }
+        Reject.IfBadMetadata(registration.Metadata, "metadata");
+    }
+
+    /// <summary>Registers or updates a bus owned by <paramref name="owner"/>.</summary>
+    public EventBusRecord Register(EventBusRegistration registration, NodeRecord owner)
+    {
+        Validate(registration);
+        if (_buses.TryGetValue(registration.Name, out var existing))
+        {
+            if (existing.NodeId != registration.NodeId)
+                throw Reject.NotOwner($"Bus '{registration.Name}' is registered by node '{existing.NodeId}'.",
+                    ("name", registration.Name), ("owner", existing.NodeId));
+            var updated = existing with
+            {
+                Kind = registration.Kind,
+                Endpoints = registration.Endpoints.ToArray(),
+                Metadata = registration.Metadata,
+                Health = owner.Health,
+            };
+            if (Same(existing, updated)) return existing;
+            _buses[updated.Name] = updated;
+            _journal.Record(ChangeTypes.BusUpdated, updated.Name, ChangeJournal.Of(updated), ChangeJournal.Of(existing));
+            return updated;
+        }
+
+        var record = new EventBusRecord
+        {
+            Name = registration.Name,
+            Kind = registration.Kind,
+            Endpoints = registration.Endpoints.ToArray(),
+            NodeId = registration.NodeId,
+            Health = owner.Health,
+            RegisteredAt = _time.GetUtcNow().ToUnixTimeMilliseconds(),
+            Metadata = registration.Metadata,
+        };
+        _buses.Add(record.Name, record);
+        _journal.Record(ChangeTypes.BusRegistered, record.Name, ChangeJournal.Of(record), null);
+        return record;
+    }
+
+    /// <summary>Removes a bus; only its owner may.</summary>
+    public void Deregister(EventBusDeregistration deregistration)
+    {
+        Reject.IfBlank(deregistration.Name, "name");
+        Reject.IfBlank(deregistration.NodeId, "nodeId");
+        if (!_buses.TryGetValue(deregistration.Name, out var existing))
+            throw Reject.NotFound($"No bus named '{deregistration.Name}' is registered.", ("name", deregistration.Name));
+        if (existing.NodeId != deregistration.NodeId)
+            throw Reject.NotOwner($"Bus '{deregistration.Name}' is registered by node '{existing.NodeId}'.",
+                ("name", deregistration.Name), ("owner", existing.NodeId));
+        _buses.Remove(existing.Name);
+        _journal.Record(ChangeTypes.BusRemoved, existing.Name, null, ChangeJournal.Of(existing));
+    }
+
+    /// <summary>Sets the health of every bus of <paramref name="nodeId"/>, broadcasting <c>bus.updated</c> for each.</summary>
+    public void SetHealthOf(string nodeId, string health)
+    {
+        foreach (var bus in OwnedBy(nodeId))
+        {
+            if (bus.Health == health) continue;
+            var updated = bus with { Health = health };
+            _buses[bus.Name] = updated;
+            _journal.Record(ChangeTypes.BusUpdated, bus.Name, ChangeJournal.Of(updated), ChangeJournal.Of(bus));
+        }
+    }
+
+    /// <summary>Removes every bus of <paramref name="nodeId"/>, broadcasting <c>bus.removed</c> for each.</summary>
+    public void RemoveAllOf(string nodeId)
+    {
+        foreach (var bus in OwnedBy(nodeId))
+        {
+            _buses.Remove(bus.Name);
+            _journal.Record(ChangeTypes.BusRemoved, bus.Name, null, ChangeJournal.Of(bus));
+        }
+    }
+
+    private List<EventBusRecord> OwnedBy(string nodeId) =>
+        _buses.Values.Where(b => b.NodeId == nodeId).OrderBy(b => b.Name, StringComparer.Ordinal).ToList();
+
+    private static bool Same(EventBusRecord a, EventBusRecord b) =>
+        a.Kind == b.Kind && a.Health == b.Health && a.Endpoints.SequenceEqual(b.Endpoints)
+        && NodeDirectory.MetadataEquals(a.Metadata, b.Metadata);
+}

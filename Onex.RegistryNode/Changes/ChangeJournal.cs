@@ -1,0 +1,66 @@
+using Onex.Protocol;
+
+namespace Onex.RegistryNode.Changes;
+
+/// <summary>
+/// Numbers every state change (1, 2, 3... within this instance's epoch, no gaps) and hands it to the sink.
+/// The Clone pattern's publisher side: a subscriber that misses a number, or sees a new epoch, resyncs by snapshot.
+/// </summary>
+internal sealed class ChangeJournal
+{
+    private readonly IChangeSink _sink;
+    private readonly TimeProvider _time;
+
+    public ChangeJournal(string epoch, IChangeSink sink, TimeProvider time)
+    {
+        Epoch = epoch;
+        _sink = sink;
+        _time = time;
+    }
+
+    /// <summary>This registry instance's epoch.</summary>
+    public string Epoch { get; }
+
+    /// <summary>The sequence number of the latest change; 0 before the first.</summary>
+    public long Sequence { get; private set; }
+
+    /// <summary>A fresh epoch: a UUIDv7 in hex, so epochs of later starts sort after earlier ones.</summary>
+    public static string NewEpoch(TimeProvider time) => Guid.CreateVersion7(time.GetUtcNow()).ToString("N");
+
+    /// <summary>Records and broadcasts a change with the next sequence number.</summary>
+    public RegistryChange Record(string changeType, string key, RegistryEntity? newValue, RegistryEntity? oldValue)
+    {
+        var change = new RegistryChange
+        {
+            Epoch = Epoch,
+            Sequence = ++Sequence,
+            ChangeType = changeType,
+            Key = key,
+            Timestamp = _time.GetUtcNow().ToUnixTimeMilliseconds(),
+            NewValue = newValue,
+            OldValue = oldValue,
+        };
+        _sink.Publish(change);
+        return change;
+    }
+
+    /// <summary>Broadcasts a heartbeat carrying the current sequence number.</summary>
+    public RegistryHeartbeat Heartbeat(TimeSpan interval, bool stopping = false)
+    {
+        var heartbeat = new RegistryHeartbeat
+        {
+            Epoch = Epoch,
+            Sequence = Sequence,
+            Timestamp = _time.GetUtcNow().ToUnixTimeMilliseconds(),
+            IntervalMs = (long)interval.TotalMilliseconds,
+            Stopping = stopping,
+        };
+        _sink.Publish(heartbeat);
+        return heartbeat;
+    }
+
+    public static RegistryEntity Of(PortLease lease) => new() { Lease = lease };
+    public static RegistryEntity Of(NodeRecord node) => new() { Node = node };
+    public static RegistryEntity Of(EventBusRecord bus) => new() { Bus = bus };
+    public static RegistryEntity Of(ToolContractRecord tool) => new() { Tool = tool };
+}

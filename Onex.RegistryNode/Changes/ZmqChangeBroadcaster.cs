@@ -1,0 +1,35 @@
+using Onex.Events;
+using Onex.Protocol;
+using Onex.Transports.Zmq;
+
+namespace Onex.RegistryNode.Changes;
+
+/// <summary>
+/// Publishes changes and heartbeats as ordinary bus events on the registry's PUB endpoint: topic
+/// <c>registry.</c> + change type (or <c>registry.heartbeat</c>), event type <c>RegistryChange</c> /
+/// <c>RegistryHeartbeat</c>, payload the MessagePack body.
+/// </summary>
+internal sealed class ZmqChangeBroadcaster : IChangeSink
+{
+    public const string ChangeEventType = "RegistryChange";
+    public const string HeartbeatEventType = "RegistryHeartbeat";
+
+    private readonly ZmqEventPublisher _publisher;
+    private readonly string _sourceNodeId;
+    private readonly TimeProvider _time;
+
+    public ZmqChangeBroadcaster(ZmqEventPublisher publisher, string sourceNodeId, TimeProvider time)
+    {
+        _publisher = publisher;
+        _sourceNodeId = sourceNodeId;
+        _time = time;
+    }
+
+    public void Publish(RegistryChange change) =>
+        _publisher.Publish(OnexEvent.Create(
+            ChangeTypes.TopicOf(change.ChangeType), RegistryCodec.SerializeBody(change), ChangeEventType, _sourceNodeId, timeProvider: _time));
+
+    public void Publish(RegistryHeartbeat heartbeat) =>
+        _publisher.Publish(OnexEvent.Create(
+            ChangeTypes.HeartbeatTopic, RegistryCodec.SerializeBody(heartbeat), HeartbeatEventType, _sourceNodeId, timeProvider: _time));
+}

@@ -1,0 +1,159 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
+using Onex.Errors;
+using Onex.RegistryNode.Leases;
+
+namespace Onex.RegistryNode.Hosting;
+
+/// <summary>The registry node's command line: options, environment variables, start, wait for a signal, stop.</summary>
+internal static class RegistryNodeCommandLine
+{
+    public const string EndpointVariable = "ONEX_REGISTRY_ENDPOINT";
+    public const string PubEndpointVariable = "ONEX_REGISTRY_PUB_ENDPOINT";
+
+    private static readonly RegistryNodeOptions Defaults = RegistryNodeOptions.Default;
+
+    private static readonly Option<string?> Endpoint = new("--endpoint")
+    {
+        Description = $"ROUTER endpoint for requests (env {EndpointVariable}; default {RegistryNodeOptions.DefaultEndpoint}). Port 0 lets the OS choose.",
+    };
+    private static readonly Option<string?> PubEndpoint = new("--pub-endpoint")
+    {
+        Description = $"PUB endpoint for change broadcasts (env {PubEndpointVariable}; default {RegistryNodeOptions.DefaultPubEndpoint}).",
+    };
+    private static readonly Option<string?> PortRangeOption = new("--port-range")
+    {
+        Description = $"Ports to lease, first-last (default {Defaults.Leases.PortRange}); the kernel's ephemeral range is always excluded.",
+    };
+    private static readonly Option<string?> Host = new("--host")
+    {
+        Description = $"Host written into leases (default {Defaults.Leases.AdvertisedHost}).",
+    };
+    private static readonly Option<string?> DefaultTtl = new("--default-ttl") { Description = $"Lease TTL when a request names none (default {Durations.Format(Defaults.Leases.DefaultTtl)})." };
+    private static readonly Option<string?> MinTtl = new("--min-ttl") { Description = $"Shortest lease TTL granted (default {Durations.Format(Defaults.Leases.MinTtl)})." };
+    private static readonly Option<string?> MaxTtl = new("--max-ttl") { Description = $"Longest lease TTL granted (default {Durations.Format(Defaults.Leases.MaxTtl)})." };
+    private static readonly Option<string?> Quarantine = new("--quarantine") { Description = $"Rest of a released or expired port before reuse (default {Durations.Format(Defaults.Leases.Quarantine)})." };
+    private static readonly Option<string?> Heartbeat = new("--heartbeat-interval") { Description = $"Period of registry.heartbeat broadcasts (default {Durations.Format(Defaults.HeartbeatInterval)})." };
+    private static readonly Option<string?> Grace = new("--grace-period") { Description = $"How long an unhealthy node is kept before removal (default {Durations.Format(Defaults.Nodes.UnhealthyGracePeriod)})." };
+    private static readonly Option<LogLevel> Level = new("--log-level")
+    {
+        Description = "Least severe log level written to stderr.",
+        DefaultValueFactory = _ => LogLevel.Information,
+    };
+
+    /// <summary>The root command (exposed so a host CLI can show the same help).</summary>
+    public static RootCommand CreateCommand(Func<ParseResult, CancellationToken, Task<int>> action)
+    {
+        var command = new RootCommand(
+            "OnexBus registry node: leases ports, records nodes, buses and tool contracts, answers introspection, " +
+            "broadcasts every change. Durations take a unit: 500ms, 30s, 5m, 1h.")
+        {
+            Endpoint, PubEndpoint, PortRangeOption, Host, DefaultTtl, MinTtl, MaxTtl, Quarantine, Heartbeat, Grace, Level,
+        };
+        command.SetAction(action);
+        return command;
+    }
+
+    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, Func<string, string?> environment, CancellationToken ct)
+    {
+        var command = CreateCommand((parse, token) => ServeAsync(parse, output, error, environment, token));
+        var configuration = new InvocationConfiguration { Output = output, Error = error, ProcessTerminationTimeout = null };
+        return await command.Parse(args).InvokeAsync(configuration, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Builds options from the parsed command line and the environment; options beat environment variables.</summary>
+    public static RegistryNodeOptions BuildOptions(ParseResult parse, Func<string, string?> environment)
+    {
+        var leases = Defaults.Leases;
+        if (parse.GetValue(PortRangeOption) is { } range)
+            leases = leases with { PortRange = PortRange.TryParse(range, out var r) ? r : throw new FormatException($"--port-range: '{range}' is not first-last, e.g. 20000-29999.") };
+        if (parse.GetValue(Host) is { } host) leases = leases with { AdvertisedHost = host };
+        if (Duration(parse, DefaultTtl) is { } ttl) leases = leases with { DefaultTtl = ttl };
+        if (Duration(parse, MinTtl) is { } min) leases = leases with { MinTtl = min };
+        if (Duration(parse, MaxTtl) is { } max) leases = leases with { MaxTtl = max };
+        if (Duration(parse, Quarantine) is { } quarantine) leases = leases with { Quarantine = quarantine };
+
+        var options = Defaults with
+        {
+            Endpoint = parse.GetValue(Endpoint) ?? NonEmpty(environment(EndpointVariable)) ?? RegistryNodeOptions.DefaultEndpoint,
+            PubEndpoint = parse.GetValue(PubEndpoint) ?? NonEmpty(environment(PubEndpointVariable)) ?? RegistryNodeOptions.DefaultPubEndpoint,
+            Leases = leases,
+        };
+        if (Duration(parse, Heartbeat) is { } heartbeat) options = options with { HeartbeatInterval = heartbeat };
+        if (Duration(parse, Grace) is { } grace) options = options with { Nodes = options.Nodes with { UnhealthyGracePeriod = grace } };
+        return options;
+    }
+
+    private static async Task<int> ServeAsync(ParseResult parse, TextWriter output, TextWriter error, Func<string, string?> environment, CancellationToken ct)
+    {
+        RegistryNodeOptions options;
+        try
+        {
+            options = BuildOptions(parse, environment);
+        }
+        catch (FormatException ex)
+        {
+            await error.WriteLineAsync($"registry: {ex.Message}").ConfigureAwait(false);
+            return 2;
+        }
+
+        using var loggers = LoggerFactory.Create(builder => builder
+            .SetMinimumLevel(parse.GetValue(Level))
+            .AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "HH:mm:ss.fff ";
+            })
+            // Logs go to stderr so stdout carries only the lines scripts read (endpoints, epoch).
+            .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace));
+
+        RegistryNodeHost host;
+        try
+        {
+            host = await RegistryNodeHost.StartAsync(options, loggers, TimeProvider.System, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OnexException or ArgumentException or FormatException or IOException)
+        {
+            await error.WriteLineAsync($"registry: cannot start: {ex.Message}").ConfigureAwait(false);
+            return 1;
+        }
+
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+        void OnSignal(PosixSignalContext context)
+        {
+            context.Cancel = true; // we stop ourselves, cleanly
+            stop.Cancel();
+        }
+
+        await output.WriteLineAsync($"registry: router {host.RouterEndpoint}").ConfigureAwait(false);
+        await output.WriteLineAsync($"registry: pub {host.PubEndpoint}").ConfigureAwait(false);
+        await output.WriteLineAsync($"registry: epoch {host.Epoch}").ConfigureAwait(false);
+        await output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+
+        try
+        {
+            await Task.Delay(Timeout.Infinite, stop.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // Signal or caller: either way, stop.
+        }
+        await host.DisposeAsync().ConfigureAwait(false);
+        await output.WriteLineAsync("registry: stopped").ConfigureAwait(false);
+        await output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+        return 0;
+    }
+
+    private static TimeSpan? Duration(ParseResult parse, Option<string?> option)
+    {
+        var text = parse.GetValue(option);
+        if (text is null) return null;
+        return Durations.TryParse(text, out var value) ? value : throw new FormatException($"{option.Name}: '{text}' is not a duration (e.g. 500ms, 30s, 5m, 1h).");
+    }
+
+    private static string? NonEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
+}

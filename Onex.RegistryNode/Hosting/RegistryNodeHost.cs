@@ -1,0 +1,173 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Onex.RegistryNode.Changes;
+using Onex.RegistryNode.Leases;
+using Onex.RegistryNode.Server;
+using Onex.Transports.Zmq;
+
+namespace Onex.RegistryNode.Hosting;
+
+/// <summary>
+/// A running registry node: a ROUTER endpoint answering requests and a PUB endpoint broadcasting every change.
+/// Start one with <see cref="StartAsync"/>, or run the command line with <see cref="RunAsync(string[], CancellationToken)"/>.
+/// Disposing sends a last heartbeat with <c>stopping=true</c> and closes both sockets.
+/// </summary>
+public sealed partial class RegistryNodeHost : IAsyncDisposable
+{
+    private readonly RegistryServer _server;
+    private readonly ZmqEventPublisher _publisher;
+    private readonly Registry _registry;
+    private readonly ILogger _logger;
+    private int _disposed;
+
+    private RegistryNodeHost(RegistryServer server, ZmqEventPublisher publisher, Registry registry, RegistryNodeOptions options, ILogger logger)
+    {
+        _server = server;
+        _publisher = publisher;
+        _registry = registry;
+        _logger = logger;
+        Options = options;
+    }
+
+    /// <summary>The ROUTER endpoint requests go to, with the OS-chosen port when the options asked for port 0.</summary>
+    public string RouterEndpoint => _server.Endpoint;
+
+    /// <summary>The PUB endpoint changes are broadcast on, with the OS-chosen port when the options asked for port 0.</summary>
+    public string PubEndpoint => _publisher.Endpoint;
+
+    /// <summary>This instance's epoch: new on every start; change sequence numbers restart with it.</summary>
+    public string Epoch => _registry.Epoch;
+
+    /// <summary>The options the node runs with.</summary>
+    public RegistryNodeOptions Options { get; }
+
+    /// <summary>
+    /// Binds the ROUTER and PUB endpoints and starts serving. Fails at once, naming the endpoint, when one is
+    /// in use (<see cref="Onex.Errors.LeaseException"/> with code PORT_UNAVAILABLE); fails with
+    /// <see cref="ArgumentException"/> when the options are inconsistent or leave no port to lease.
+    /// </summary>
+    /// <param name="options">Endpoints, pool, TTLs and timings.</param>
+    /// <param name="loggerFactory">Where logs go; none when null.</param>
+    /// <param name="timeProvider">The clock and timers (lease expiry, health checks, heartbeats); the system clock when null.</param>
+    /// <param name="ct">Cancels the start.</param>
+    public static Task<RegistryNodeHost> StartAsync(
+        RegistryNodeOptions options, ILoggerFactory? loggerFactory = null, TimeProvider? timeProvider = null, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ct.ThrowIfCancellationRequested();
+        loggerFactory ??= NullLoggerFactory.Instance;
+        timeProvider ??= TimeProvider.System;
+        var logger = loggerFactory.CreateLogger<RegistryNodeHost>();
+        Check(options);
+
+        var ephemeral = EphemeralPorts.Read(options.Leases.EphemeralRangePath);
+        var ports = EphemeralPorts.Exclude(options.Leases.PortRange, ephemeral);
+        if (ephemeral is { } range)
+            LogEphemeral(logger, range.ToString(), options.Leases.EphemeralRangePath!, options.Leases.PortRange.Count - ports.Count);
+        if (ports.Count == 0)
+            throw new ArgumentException(
+                $"The port range {options.Leases.PortRange} lies entirely inside the kernel's ephemeral range {ephemeral}; choose a range outside it (--port-range).",
+                nameof(options));
+        var availability = new PortAvailability();
+        LogPool(logger, options.Leases.PortRange.ToString(), ports.Count, availability.Ipv6Available);
+
+        var server = RegistryServer.Bind(options, loggerFactory.CreateLogger<RegistryServer>());
+        ZmqEventPublisher publisher;
+        try
+        {
+            publisher = ZmqEventPublisher.Bind(options.PubEndpoint);
+        }
+        catch
+        {
+            server.Dispose();
+            throw;
+        }
+
+        var registry = new Registry(options, ports, availability, new ZmqChangeBroadcaster(publisher, options.NodeId, timeProvider),
+            timeProvider, loggerFactory, server.Post);
+        var dispatcher = new RequestDispatcher(registry,
+            new ReplyCache(options.ReplyCacheCapacity, options.ReplyCacheRetention, timeProvider), loggerFactory.CreateLogger<RequestDispatcher>());
+        server.Start(dispatcher);
+        server.Post(() => registry.SendHeartbeat());
+        LogStarted(logger, server.Endpoint, publisher.Endpoint, registry.Epoch);
+        return Task.FromResult(new RegistryNodeHost(server, publisher, registry, options, logger));
+    }
+
+    /// <summary>
+    /// The command line of the registry node (also behind <c>onex registry serve</c>): parses
+    /// <paramref name="args"/> (see <c>--help</c>), starts the node, prints its endpoints, runs until
+    /// <paramref name="ct"/> is cancelled or the process gets SIGINT/SIGTERM, then stops cleanly.
+    /// Returns 0 after a clean stop, 1 when the node could not start (e.g. an endpoint in use), and the parser's
+    /// code for bad arguments.
+    /// </summary>
+    public static Task<int> RunAsync(string[] args, CancellationToken ct) =>
+        RegistryNodeCommandLine.RunAsync(args, Console.Out, Console.Error, Environment.GetEnvironmentVariable, ct);
+
+    /// <summary>Runs <paramref name="action"/> on the registry thread, with the registry's state (tests and diagnostics).</summary>
+    internal async Task<T> InvokeAsync<T>(Func<Registry, T> action)
+    {
+        T result = default!;
+        await _server.InvokeAsync(() => result = action(_registry)).ConfigureAwait(false);
+        return result;
+    }
+
+    /// <summary>Sends the last heartbeat (<c>stopping=true</c>), stops serving and closes both endpoints.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        try
+        {
+            await _server.InvokeAsync(() =>
+            {
+                _registry.SendHeartbeat(stopping: true);
+                _registry.Dispose();
+            }).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+        }
+        catch (TimeoutException ex)
+        {
+            LogStopTimeout(_logger, ex);
+        }
+        _server.Dispose();
+        await _publisher.DisposeAsync().ConfigureAwait(false);
+        LogStopped(_logger, RouterEndpoint);
+    }
+
+    private static void Check(RegistryNodeOptions options)
+    {
+        var leases = options.Leases;
+        if (leases.PortRange.Count <= 0 || leases.PortRange.First < 1 || leases.PortRange.Last > 65535)
+            throw new ArgumentException($"Port range {leases.PortRange} is not a range of ports between 1 and 65535.", nameof(options));
+        if (leases.MinTtl <= TimeSpan.Zero || leases.MinTtl > leases.MaxTtl)
+            throw new ArgumentException($"Lease TTL bounds are inconsistent: min {leases.MinTtl}, max {leases.MaxTtl}.", nameof(options));
+        if (leases.DefaultTtl < leases.MinTtl || leases.DefaultTtl > leases.MaxTtl)
+            throw new ArgumentException($"The default lease TTL {leases.DefaultTtl} is outside [{leases.MinTtl}, {leases.MaxTtl}].", nameof(options));
+        if (leases.Quarantine < TimeSpan.Zero || leases.BusyPortQuarantine < TimeSpan.Zero)
+            throw new ArgumentException("Quarantine durations must not be negative.", nameof(options));
+        if (leases.MaxPortsPerRequest < 1)
+            throw new ArgumentException("MaxPortsPerRequest must be at least 1.", nameof(options));
+        if (options.HeartbeatInterval <= TimeSpan.Zero)
+            throw new ArgumentException("The heartbeat interval must be positive.", nameof(options));
+        if (options.Nodes.MissedHeartbeatsBeforeUnhealthy < 1 || options.Nodes.UnhealthyGracePeriod < TimeSpan.Zero)
+            throw new ArgumentException("Node health settings are inconsistent.", nameof(options));
+        if (options.MaxReceiveBytes < Onex.Protocol.RegistryCodec.MaxFrameBytes)
+            throw new ArgumentException($"MaxReceiveBytes must be at least the frame limit ({Onex.Protocol.RegistryCodec.MaxFrameBytes}).", nameof(options));
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Kernel ephemeral range {EphemeralRange} (from {Path}) excluded: {Excluded} port(s) removed from the pool")]
+    private static partial void LogEphemeral(ILogger logger, string ephemeralRange, string path, int excluded);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Port pool {Range}: {Ports} port(s) leasable; free check on IPv4{Ipv6Note}")]
+    private static partial void LogPoolCore(ILogger logger, string range, int ports, string ipv6Note);
+
+    private static void LogPool(ILogger logger, string range, int ports, bool ipv6) =>
+        LogPoolCore(logger, range, ports, ipv6 ? " and IPv6" : " only (no IPv6 here)");
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Registry serving on {RouterEndpoint}, broadcasting on {PubEndpoint}, epoch {Epoch}")]
+    private static partial void LogStarted(ILogger logger, string routerEndpoint, string pubEndpoint, string epoch);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Registry on {RouterEndpoint} stopped")]
+    private static partial void LogStopped(ILogger logger, string routerEndpoint);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The registry thread did not answer the stop request in time; closing anyway")]
+    private static partial void LogStopTimeout(ILogger logger, Exception exception);
+}

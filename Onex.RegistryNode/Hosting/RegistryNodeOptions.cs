@@ -1,0 +1,51 @@
+using Onex.RegistryNode.Leases;
+using Onex.RegistryNode.Nodes;
+
+namespace Onex.RegistryNode.Hosting;
+
+/// <summary>
+/// Everything a registry node is configured with. Immutable; change with <c>with</c>:
+/// <c>RegistryNodeOptions.Default with { Endpoint = "tcp://127.0.0.1:0" }</c>.
+/// </summary>
+public sealed record RegistryNodeOptions
+{
+    /// <summary>The default ROUTER endpoint (requests).</summary>
+    public const string DefaultEndpoint = "tcp://127.0.0.1:5750";
+
+    /// <summary>The default PUB endpoint (change broadcasts).</summary>
+    public const string DefaultPubEndpoint = "tcp://127.0.0.1:5751";
+
+    /// <summary>The defaults below.</summary>
+    public static RegistryNodeOptions Default { get; } = new();
+
+    /// <summary>Where the ROUTER socket binds; <c>tcp://127.0.0.1:0</c> lets the OS choose a port (see <see cref="RegistryNodeHost.RouterEndpoint"/>).</summary>
+    public string Endpoint { get; init; } = DefaultEndpoint;
+
+    /// <summary>Where the PUB socket binds; port 0 lets the OS choose (see <see cref="RegistryNodeHost.PubEndpoint"/>).</summary>
+    public string PubEndpoint { get; init; } = DefaultPubEndpoint;
+
+    /// <summary>The node id written as <c>sourceNodeId</c> of every broadcast event.</summary>
+    public string NodeId { get; init; } = "onex-registry";
+
+    /// <summary>Port leasing.</summary>
+    public LeaseOptions Leases { get; init; } = LeaseOptions.Default;
+
+    /// <summary>Node health.</summary>
+    public NodeOptions Nodes { get; init; } = NodeOptions.Default;
+
+    /// <summary>How often a <c>registry.heartbeat</c> is broadcast.</summary>
+    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>How many replies are kept for answering retries (oldest dropped first).</summary>
+    public int ReplyCacheCapacity { get; init; } = 10_000;
+
+    /// <summary>How long a reply is kept for answering retries.</summary>
+    public TimeSpan ReplyCacheRetention { get; init; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>
+    /// The ROUTER socket's receive limit (ZeroMQ <c>MaxMsgSize</c>). A frame larger than this makes ZeroMQ drop
+    /// the sender's connection without a reply, so a huge frame cannot exhaust memory. Frames between
+    /// <see cref="Onex.Protocol.RegistryCodec.MaxFrameBytes"/> (1 MiB) and this limit get a TOO_LARGE reply.
+    /// </summary>
+    public long MaxReceiveBytes { get; init; } = 4 * 1024 * 1024;
+}

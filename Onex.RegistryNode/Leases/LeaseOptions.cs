@@ -1,0 +1,41 @@
+namespace Onex.RegistryNode.Leases;
+
+/// <summary>How the registry leases ports. Change with <c>with</c>: <c>LeaseOptions.Default with { DefaultTtl = ... }</c>.</summary>
+public sealed record LeaseOptions
+{
+    /// <summary>The defaults below.</summary>
+    public static LeaseOptions Default { get; } = new();
+
+    /// <summary>The ports the registry hands out. Any overlap with the kernel's ephemeral range is removed at start.</summary>
+    public PortRange PortRange { get; init; } = new(20000, 29999);
+
+    /// <summary>
+    /// Where the kernel's ephemeral port range is read from (Linux). Ports in it are never leased, because the
+    /// kernel may hand them to any outgoing connection at any moment. Null or a missing file: nothing excluded.
+    /// </summary>
+    public string? EphemeralRangePath { get; init; } = "/proc/sys/net/ipv4/ip_local_port_range";
+
+    /// <summary>The host written into every lease (where the leased port is reachable).</summary>
+    public string AdvertisedHost { get; init; } = "127.0.0.1";
+
+    /// <summary>TTL granted when a request names none.</summary>
+    public TimeSpan DefaultTtl { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Shortest TTL granted; shorter requests are raised to it.</summary>
+    public TimeSpan MinTtl { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Longest TTL granted; longer requests are lowered to it.</summary>
+    public TimeSpan MaxTtl { get; init; } = TimeSpan.FromHours(1);
+
+    /// <summary>How long a released, expired or conflicted port rests before it goes to the back of the free queue.</summary>
+    public TimeSpan Quarantine { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long a port that failed the free check (someone else is using it) rests before it is tried again.</summary>
+    public TimeSpan BusyPortQuarantine { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long the id of an ended lease is remembered, so a late renewal gets LEASE_EXPIRED rather than LEASE_NOT_FOUND.</summary>
+    public TimeSpan EndedLeaseMemory { get; init; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>Most ports one request may ask for.</summary>
+    public int MaxPortsPerRequest { get; init; } = 64;
+}

@@ -1,0 +1,77 @@
+using System.Net;
+using System.Net.Sockets;
+using Onex.Protocol;
+
+namespace Onex.RegistryNode.Leases;
+
+/// <summary>Decides whether a port is free to lease right now.</summary>
+internal interface IPortAvailability
+{
+    /// <summary>True when nothing on this host uses <paramref name="port"/> for <paramref name="protocol"/> (see <see cref="PortProtocols"/>).</summary>
+    bool IsFree(int port, string protocol);
+}
+
+/// <summary>
+/// The free check Google's portserver uses: actually bind the port - TCP (and listen) and/or UDP, on the IPv4
+/// wildcard address and, where the machine has IPv6, on the IPv6 wildcard (v6-only, so the two are separate
+/// checks). Binding the wildcard fails if any address (127.0.0.1 included) holds the port, so one bind per
+/// family covers every local address. Whatever the check binds is closed at once.
+/// </summary>
+internal sealed class PortAvailability : IPortAvailability
+{
+    /// <summary>Probes once whether IPv6 sockets can be bound here (a kernel may support the family but have it disabled).</summary>
+    public PortAvailability()
+    {
+        Ipv6Available = Socket.OSSupportsIPv6 && CanBindIpv6();
+    }
+
+    /// <summary>True when the check also binds the IPv6 wildcard.</summary>
+    public bool Ipv6Available { get; }
+
+    /// <inheritdoc />
+    public bool IsFree(int port, string protocol)
+    {
+        var tcp = protocol is PortProtocols.Tcp or PortProtocols.Both;
+        var udp = protocol is PortProtocols.Udp or PortProtocols.Both;
+        if (tcp && !CanBind(IPAddress.Any, port, SocketType.Stream, ProtocolType.Tcp)) return false;
+        if (udp && !CanBind(IPAddress.Any, port, SocketType.Dgram, ProtocolType.Udp)) return false;
+        if (Ipv6Available)
+        {
+            if (tcp && !CanBind(IPAddress.IPv6Any, port, SocketType.Stream, ProtocolType.Tcp)) return false;
+            if (udp && !CanBind(IPAddress.IPv6Any, port, SocketType.Dgram, ProtocolType.Udp)) return false;
+        }
+        return true;
+    }
+
+    private static bool CanBind(IPAddress address, int port, SocketType type, ProtocolType protocol)
+    {
+        using var socket = new Socket(address.AddressFamily, type, protocol);
+        try
+        {
+            if (address.AddressFamily == AddressFamily.InterNetworkV6) socket.DualMode = false;
+            socket.Bind(new IPEndPoint(address, port));
+            if (type == SocketType.Stream) socket.Listen(1);
+            return true;
+        }
+        catch (SocketException)
+        {
+            // Address in use, or not permitted: either way the port cannot be handed out safely.
+            return false;
+        }
+    }
+
+    private static bool CanBindIpv6()
+    {
+        try
+        {
+            using var socket = new Socket(AddressFamily.InterNetworkV6, SocketType.Stream, ProtocolType.Tcp);
+            socket.DualMode = false;
+            socket.Bind(new IPEndPoint(IPAddress.IPv6Loopback, 0));
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+}

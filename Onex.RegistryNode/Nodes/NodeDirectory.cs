@@ -1,0 +1,248 @@
+using Microsoft.Extensions.Logging;
+using Onex.Protocol;
+using Onex.RegistryNode.Buses;
+using Onex.RegistryNode.Changes;
+using Onex.RegistryNode.Leases;
+using Onex.RegistryNode.Server;
+using Onex.RegistryNode.Tools;
+
+namespace Onex.RegistryNode.Nodes;
+
+/// <summary>
+/// Known nodes and their health. A node that misses <see cref="NodeOptions.MissedHeartbeatsBeforeUnhealthy"/>
+/// heartbeats turns unhealthy (and so do its buses and tools); after <see cref="NodeOptions.UnhealthyGracePeriod"/>
+/// it is removed with them. Port leases are not tied to health (they have their own TTL), only to departure.
+/// </summary>
+internal sealed partial class NodeDirectory
+{
+    private sealed class Entry(NodeRecord record)
+    {
+        public NodeRecord Record = record;
+        public long UnhealthySince;
+        // The earliest deadline queued for this node; a popped deadline that differs is stale.
+        public long QueuedDeadline = long.MaxValue;
+    }
+
+    private readonly NodeOptions _options;
+    private readonly ChangeJournal _journal;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly BusDirectory _buses;
+    private readonly ToolCatalog _tools;
+    private readonly PortLeaseManager _leases;
+    private readonly Dictionary<string, Entry> _nodes = new(StringComparer.Ordinal);
+    private readonly PriorityQueue<string, long> _deadlines = new();
+
+    public NodeDirectory(
+        NodeOptions options, ChangeJournal journal, TimeProvider time, ILogger logger,
+        BusDirectory buses, ToolCatalog tools, PortLeaseManager leases)
+    {
+        _options = options;
+        _journal = journal;
+        _time = time;
+        _logger = logger;
+        _buses = buses;
+        _tools = tools;
+        _leases = leases;
+    }
+
+    /// <summary>Every known node.</summary>
+    public IEnumerable<NodeRecord> Nodes => _nodes.Values.Select(e => e.Record);
+
+    /// <summary>How many nodes are known.</summary>
+    public int Count => _nodes.Count;
+
+    /// <summary>The earliest time (Unix ms) a node may change health, or null.</summary>
+    public long? NextDeadline => _deadlines.TryPeek(out _, out var at) ? at : null;
+
+    /// <summary>The node with this id, or null.</summary>
+    public NodeRecord? Find(string nodeId) => _nodes.TryGetValue(nodeId, out var entry) ? entry.Record : null;
+
+    /// <summary>The node with this id; NOT_FOUND with a hint to announce when unknown.</summary>
+    public NodeRecord Require(string nodeId) =>
+        Find(nodeId) ?? throw Reject.NotFound(
+            $"Node '{nodeId}' is not known to the registry; send a NodeAnnouncement first.",
+            ("nodeId", nodeId), ("hint", "announce"));
+
+    /// <summary>Creates or updates a node; an announcement also counts as a heartbeat.</summary>
+    public NodeRecord Announce(NodeAnnouncement announcement)
+    {
+        Reject.IfBlank(announcement.NodeId, "nodeId");
+        Reject.IfTooLong(announcement.Name, "name", Reject.MaxNameLength);
+        Reject.IfTooLong(announcement.Host, "host", Reject.MaxNameLength);
+        var interval = announcement.HeartbeatIntervalMs;
+        if (interval < (long)_options.MinHeartbeatInterval.TotalMilliseconds || interval > (long)_options.MaxHeartbeatInterval.TotalMilliseconds)
+            throw Reject.InvalidArgument("heartbeatIntervalMs",
+                $"Field 'heartbeatIntervalMs' must be between {(long)_options.MinHeartbeatInterval.TotalMilliseconds} and {(long)_options.MaxHeartbeatInterval.TotalMilliseconds}.");
+        Reject.IfBadMetadata(announcement.Metadata, "metadata");
+
+        var now = NowMs();
+        if (!_nodes.TryGetValue(announcement.NodeId, out var entry))
+        {
+            var record = new NodeRecord
+            {
+                NodeId = announcement.NodeId,
+                Name = announcement.Name ?? "",
+                Host = announcement.Host ?? "",
+                ProcessId = announcement.ProcessId,
+                HeartbeatIntervalMs = interval,
+                Health = Health.Healthy,
+                RegisteredAt = now,
+                LastSeenAt = now,
+                Metadata = announcement.Metadata,
+            };
+            entry = new Entry(record);
+            _nodes.Add(record.NodeId, entry);
+            QueueDeadline(entry);
+            _journal.Record(ChangeTypes.NodeRegistered, record.NodeId, ChangeJournal.Of(record), null);
+            LogRegistered(record.NodeId, record.Name, interval);
+            return record;
+        }
+
+        var old = entry.Record;
+        var updated = old with
+        {
+            Name = announcement.Name ?? "",
+            Host = announcement.Host ?? "",
+            ProcessId = announcement.ProcessId,
+            HeartbeatIntervalMs = interval,
+            Metadata = announcement.Metadata,
+            LastSeenAt = now,
+        };
+        if (!SameDetails(old, updated))
+        {
+            entry.Record = updated with { Health = old.Health };
+            _journal.Record(ChangeTypes.NodeUpdated, updated.NodeId, ChangeJournal.Of(entry.Record), ChangeJournal.Of(old));
+        }
+        else
+        {
+            entry.Record = entry.Record with { LastSeenAt = now };
+        }
+        if (entry.Record.Health == Health.Unhealthy) MarkHealthy(entry);
+        QueueDeadline(entry);
+        return entry.Record;
+    }
+
+    /// <summary>Refreshes <see cref="NodeRecord.LastSeenAt"/>; an unhealthy node becomes healthy again.</summary>
+    public void Heartbeat(NodeHeartbeat heartbeat)
+    {
+        Reject.IfBlank(heartbeat.NodeId, "nodeId");
+        if (!_nodes.TryGetValue(heartbeat.NodeId, out var entry))
+            throw Reject.NotFound($"Node '{heartbeat.NodeId}' is not known to the registry (removed, or the registry restarted); announce again.",
+                ("nodeId", heartbeat.NodeId), ("hint", "announce"));
+        entry.Record = entry.Record with { LastSeenAt = NowMs() };
+        if (entry.Record.Health == Health.Unhealthy) MarkHealthy(entry);
+    }
+
+    /// <summary>
+    /// The node leaves: its buses, tools and port leases go with it. A node that never announced but holds
+    /// leases may depart too (its leases are released); NOT_FOUND when there is neither.
+    /// </summary>
+    public void Depart(NodeDeparture departure)
+    {
+        Reject.IfBlank(departure.NodeId, "nodeId");
+        var known = _nodes.TryGetValue(departure.NodeId, out var entry);
+        if (!known && !_leases.Leases.Any(l => l.NodeId == departure.NodeId))
+            throw Reject.NotFound($"Node '{departure.NodeId}' is not known to the registry and holds no leases.", ("nodeId", departure.NodeId));
+        _leases.EndAllHeldBy(departure.NodeId);
+        if (known) Remove(entry!, "departed");
+    }
+
+    /// <summary>Turns overdue nodes unhealthy and removes those whose grace period ran out.</summary>
+    public void CheckHealth()
+    {
+        var now = NowMs();
+        while (_deadlines.TryPeek(out var nodeId, out var at) && at <= now)
+        {
+            _deadlines.Dequeue();
+            if (!_nodes.TryGetValue(nodeId, out var entry) || entry.QueuedDeadline != at) continue;
+            entry.QueuedDeadline = long.MaxValue;
+            var deadline = DeadlineOf(entry);
+            if (deadline > now)
+            {
+                QueueDeadline(entry);
+            }
+            else if (entry.Record.Health == Health.Healthy)
+            {
+                MarkUnhealthy(entry, now);
+                QueueDeadline(entry);
+            }
+            else
+            {
+                Remove(entry, "grace period over");
+            }
+        }
+    }
+
+    private void MarkUnhealthy(Entry entry, long now)
+    {
+        var old = entry.Record;
+        entry.Record = old with { Health = Health.Unhealthy };
+        entry.UnhealthySince = now;
+        _journal.Record(ChangeTypes.NodeUnhealthy, old.NodeId, ChangeJournal.Of(entry.Record), ChangeJournal.Of(old));
+        _buses.SetHealthOf(old.NodeId, Health.Unhealthy);
+        _tools.SetHealthOf(old.NodeId, Health.Unhealthy);
+        LogUnhealthy(old.NodeId, now - old.LastSeenAt);
+    }
+
+    private void MarkHealthy(Entry entry)
+    {
+        var old = entry.Record;
+        entry.Record = old with { Health = Health.Healthy };
+        entry.UnhealthySince = 0;
+        _journal.Record(ChangeTypes.NodeHealthy, old.NodeId, ChangeJournal.Of(entry.Record), ChangeJournal.Of(old));
+        _buses.SetHealthOf(old.NodeId, Health.Healthy);
+        _tools.SetHealthOf(old.NodeId, Health.Healthy);
+        QueueDeadline(entry);
+        LogHealthy(old.NodeId);
+    }
+
+    private void Remove(Entry entry, string reason)
+    {
+        // What the node owns goes first, so no broadcast ever shows a bus or tool whose node is gone.
+        _buses.RemoveAllOf(entry.Record.NodeId);
+        _tools.RemoveAllOf(entry.Record.NodeId);
+        _nodes.Remove(entry.Record.NodeId);
+        _journal.Record(ChangeTypes.NodeRemoved, entry.Record.NodeId, null, ChangeJournal.Of(entry.Record));
+        LogRemoved(entry.Record.NodeId, reason);
+    }
+
+    private long DeadlineOf(Entry entry) => entry.Record.Health == Health.Healthy
+        ? entry.Record.LastSeenAt + entry.Record.HeartbeatIntervalMs * _options.MissedHeartbeatsBeforeUnhealthy
+        : entry.UnhealthySince + (long)_options.UnhealthyGracePeriod.TotalMilliseconds;
+
+    private void QueueDeadline(Entry entry)
+    {
+        var deadline = DeadlineOf(entry);
+        if (deadline >= entry.QueuedDeadline) return;
+        entry.QueuedDeadline = deadline;
+        _deadlines.Enqueue(entry.Record.NodeId, deadline);
+    }
+
+    private static bool SameDetails(NodeRecord a, NodeRecord b) =>
+        a.Name == b.Name && a.Host == b.Host && a.ProcessId == b.ProcessId && a.HeartbeatIntervalMs == b.HeartbeatIntervalMs
+        && MetadataEquals(a.Metadata, b.Metadata);
+
+    internal static bool MetadataEquals(IReadOnlyDictionary<string, string>? a, IReadOnlyDictionary<string, string>? b)
+    {
+        if (a is null || a.Count == 0) return b is null || b.Count == 0;
+        if (b is null || a.Count != b.Count) return false;
+        foreach (var (key, value) in a)
+            if (!b.TryGetValue(key, out var other) || other != value) return false;
+        return true;
+    }
+
+    private long NowMs() => _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Node {NodeId} ({Name}) registered, heartbeat every {IntervalMs} ms")]
+    private partial void LogRegistered(string nodeId, string name, long intervalMs);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Node {NodeId} is unhealthy: no heartbeat for {SilentMs} ms")]
+    private partial void LogUnhealthy(string nodeId, long silentMs);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Node {NodeId} is healthy again")]
+    private partial void LogHealthy(string nodeId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Node {NodeId} removed ({Reason})")]
+    private partial void LogRemoved(string nodeId, string reason);
+}

@@ -1,0 +1,193 @@
+using Microsoft.Extensions.Logging;
+using Onex.Protocol;
+using Onex.RegistryNode.Buses;
+using Onex.RegistryNode.Changes;
+using Onex.RegistryNode.Hosting;
+using Onex.RegistryNode.Leases;
+using Onex.RegistryNode.Nodes;
+using Onex.RegistryNode.Tools;
+
+namespace Onex.RegistryNode.Server;
+
+/// <summary>
+/// The registry's whole state and the operations on it: leases, nodes, buses, tools, the change journal,
+/// and the timers that drive expiry, health checks and heartbeats. Everything runs on one thread (the
+/// poller's in the node); timers come from the injected <see cref="TimeProvider"/> and hand their work to
+/// <c>post</c>, which queues it onto that thread - or, in tests, runs it inline.
+/// </summary>
+internal sealed class Registry : IDisposable
+{
+    private static readonly HashSet<string> Sections =
+        [IntrospectionSections.Leases, IntrospectionSections.Nodes, IntrospectionSections.Buses, IntrospectionSections.Tools, IntrospectionSections.Stats];
+    private static readonly HashSet<string> Kinds = [BusKinds.Memory, BusKinds.Zmq, BusKinds.Ipc, BusKinds.JetStream];
+
+    private readonly RegistryNodeOptions _options;
+    private readonly TimeProvider _time;
+    private readonly Action<Action> _post;
+    private readonly ITimer _housekeepingTimer;
+    private readonly ITimer _heartbeatTimer;
+    private long _housekeepingAt = long.MaxValue;
+    private bool _disposed;
+
+    public Registry(
+        RegistryNodeOptions options, IReadOnlyList<int> poolPorts, IPortAvailability availability, IChangeSink sink,
+        TimeProvider time, ILoggerFactory loggers, Action<Action> post, string? epoch = null)
+    {
+        _options = options;
+        _time = time;
+        _post = post;
+        StartedAt = time.GetUtcNow().ToUnixTimeMilliseconds();
+        Journal = new ChangeJournal(epoch ?? ChangeJournal.NewEpoch(time), sink, time);
+        Leases = new PortLeaseManager(options.Leases, new PortPool(poolPorts), availability, Journal, time,
+            loggers.CreateLogger<PortLeaseManager>(), firstFencingToken: StartedAt * 1000);
+        Buses = new BusDirectory(Journal, time);
+        Tools = new ToolCatalog(Journal, time);
+        Nodes = new NodeDirectory(options.Nodes, Journal, time, loggers.CreateLogger<NodeDirectory>(), Buses, Tools, Leases);
+        Stats = new RegistryStatsCounter();
+
+        _housekeepingTimer = time.CreateTimer(_ => _post(RunHousekeeping), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        _heartbeatTimer = time.CreateTimer(_ => _post(() => SendHeartbeat()), null, options.HeartbeatInterval, options.HeartbeatInterval);
+    }
+
+    public long StartedAt { get; }
+    public ChangeJournal Journal { get; }
+    public PortLeaseManager Leases { get; }
+    public NodeDirectory Nodes { get; }
+    public BusDirectory Buses { get; }
+    public ToolCatalog Tools { get; }
+    public RegistryStatsCounter Stats { get; }
+    public string Epoch => Journal.Epoch;
+
+    public PortGrant Handle(PortRequest request) => new() { Leases = Leases.Grant(request) };
+    public PortLease Handle(LeaseRenewal request) => Leases.Renew(request);
+    public Ack Handle(LeaseRelease request) { Leases.Release(request); return new Ack(); }
+    public PortLease Handle(PortConflict request) => Leases.Replace(request);
+    public NodeRecord Handle(NodeAnnouncement request) => Nodes.Announce(request);
+    public Ack Handle(NodeHeartbeat request) { Nodes.Heartbeat(request); return new Ack(); }
+    public Ack Handle(NodeDeparture request) { Nodes.Depart(request); return new Ack(); }
+
+    public EventBusRecord Handle(EventBusRegistration request)
+    {
+        BusDirectory.Validate(request);
+        return Buses.Register(request, Nodes.Require(request.NodeId));
+    }
+
+    public Ack Handle(EventBusDeregistration request) { Buses.Deregister(request); return new Ack(); }
+
+    public ToolContractRecord Handle(ToolContractRegistration request)
+    {
+        ToolCatalog.Validate(request);
+        return Tools.Register(request, Nodes.Require(request.NodeId));
+    }
+
+    public ValidationResult Handle(ValidatePayload request) => Tools.Validate(request);
+
+    public IntrospectionResponse Handle(IntrospectionRequest request)
+    {
+        var include = request.Include is { Count: > 0 } asked ? asked : Sections.ToList();
+        foreach (var section in include)
+            if (section is null || !Sections.Contains(section))
+                throw Reject.InvalidArgument("include", $"Unknown section '{section}'; known: {string.Join(", ", Sections)}.");
+        if (request.Kind is not null && !Kinds.Contains(request.Kind))
+            throw Reject.InvalidArgument("kind", $"Field 'kind' must be one of {string.Join(", ", Kinds)}, not '{request.Kind}'.");
+        Reject.IfTooLong(request.NodeId, "nodeId", Reject.MaxNameLength);
+        Reject.IfTooLong(request.NamePrefix, "namePrefix", Reject.MaxNameLength);
+
+        var nodeId = request.NodeId;
+        var prefix = request.NamePrefix;
+        bool Owned(string owner) => nodeId is null || owner == nodeId;
+        bool Named(string? name) => prefix is null || (name is not null && name.StartsWith(prefix, StringComparison.Ordinal));
+
+        return new IntrospectionResponse
+        {
+            Epoch = Epoch,
+            Sequence = Journal.Sequence,
+            Leases = include.Contains(IntrospectionSections.Leases)
+                ? SortedLeases().Where(l => Owned(l.NodeId) && Named(l.Purpose)).ToList() : null,
+            Nodes = include.Contains(IntrospectionSections.Nodes)
+                ? SortedNodes().Where(n => Owned(n.NodeId) && Named(n.NodeId)).ToList() : null,
+            Buses = include.Contains(IntrospectionSections.Buses)
+                ? SortedBuses().Where(b => Owned(b.NodeId) && Named(b.Name) && (request.Kind is null || b.Kind == request.Kind)).ToList() : null,
+            Tools = include.Contains(IntrospectionSections.Tools)
+                ? SortedTools().Where(t => Owned(t.NodeId) && Named(t.Name)).ToList() : null,
+            Stats = include.Contains(IntrospectionSections.Stats) ? CurrentStats() : null,
+        };
+    }
+
+    public RegistrySnapshot Handle(SnapshotRequest request) => Snapshot();
+
+    /// <summary>All state and the sequence it reflects; consistent because one thread owns the state.</summary>
+    public RegistrySnapshot Snapshot() => new()
+    {
+        Epoch = Epoch,
+        Sequence = Journal.Sequence,
+        TakenAt = NowMs(),
+        Leases = SortedLeases().ToList(),
+        Nodes = SortedNodes().ToList(),
+        Buses = SortedBuses().ToList(),
+        Tools = SortedTools().ToList(),
+    };
+
+    public RegistryStats CurrentStats()
+    {
+        var now = NowMs();
+        Leases.Pool.ReleaseQuarantined(now);
+        return new RegistryStats
+        {
+            StartedAt = StartedAt,
+            UptimeMs = now - StartedAt,
+            RequestsServed = Stats.RequestsServed,
+            ErrorsByCode = Stats.ErrorsByCode,
+            LeaseCount = Leases.Count,
+            NodeCount = Nodes.Count,
+            BusCount = Buses.Count,
+            ToolCount = Tools.Count,
+            FreePorts = Leases.Pool.FreeCount,
+            QuarantinedPorts = Leases.Pool.QuarantinedCount,
+        };
+    }
+
+    /// <summary>Broadcasts a heartbeat with the current sequence.</summary>
+    public RegistryHeartbeat SendHeartbeat(bool stopping = false) => Journal.Heartbeat(_options.HeartbeatInterval, stopping);
+
+    /// <summary>
+    /// Arms the housekeeping timer for the earliest lease expiry or node health deadline. Called after every
+    /// request; cheap when nothing got earlier (the usual case), so it stays off the hot path's cost.
+    /// </summary>
+    public void ScheduleHousekeeping()
+    {
+        if (_disposed) return;
+        var next = Min(Leases.NextExpiry, Nodes.NextDeadline);
+        if (next is not { } at || at >= _housekeepingAt) return;
+        _housekeepingAt = at;
+        var delay = Math.Max(0, at - NowMs());
+        _housekeepingTimer.Change(TimeSpan.FromMilliseconds(delay), Timeout.InfiniteTimeSpan);
+    }
+
+    /// <summary>The reaper and the health check: runs whatever is due, then re-arms the timer.</summary>
+    public void RunHousekeeping()
+    {
+        if (_disposed) return;
+        _housekeepingAt = long.MaxValue;
+        Leases.ExpireDue();
+        Nodes.CheckHealth();
+        ScheduleHousekeeping();
+    }
+
+    public void Dispose()
+    {
+        _disposed = true;
+        _housekeepingTimer.Dispose();
+        _heartbeatTimer.Dispose();
+    }
+
+    private IEnumerable<PortLease> SortedLeases() => Leases.Leases.OrderBy(l => l.Port);
+    private IEnumerable<NodeRecord> SortedNodes() => Nodes.Nodes.OrderBy(n => n.NodeId, StringComparer.Ordinal);
+    private IEnumerable<EventBusRecord> SortedBuses() => Buses.Buses.OrderBy(b => b.Name, StringComparer.Ordinal);
+    private IEnumerable<ToolContractRecord> SortedTools() =>
+        Tools.Tools.OrderBy(t => t.Name, StringComparer.Ordinal).ThenBy(t => t.Version, StringComparer.Ordinal);
+
+    private static long? Min(long? a, long? b) => a is null ? b : b is null ? a : Math.Min(a.Value, b.Value);
+
+    private long NowMs() => _time.GetUtcNow().ToUnixTimeMilliseconds();
+}

@@ -1,0 +1,67 @@
+using Onex.Errors;
+
+namespace Onex.RegistryNode.Server;
+
+/// <summary>Builds the exceptions the handlers throw; the dispatcher turns each into an Error reply.</summary>
+internal static class Reject
+{
+    public const int MaxNameLength = 256;
+    public const int MaxTextLength = 4096;
+
+    public static OnexException InvalidArgument(string field, string message, params (string Key, string Value)[] extra) =>
+        new(ErrorCodes.InvalidArgument, message, Details(field, extra));
+
+    public static MalformedMessageException Malformed(string field, string message) =>
+        new(message, Details(field, []));
+
+    public static NotFoundException NotFound(string message, params (string Key, string Value)[] details) =>
+        new(message, Details(null, details));
+
+    public static LeaseException Lease(string code, string message, params (string Key, string Value)[] details) =>
+        new(code, message, Details(null, details));
+
+    public static ContractException Contract(string code, string message, params (string Key, string Value)[] details) =>
+        new(code, message, Details(null, details));
+
+    public static OnexException NotOwner(string message, params (string Key, string Value)[] details) =>
+        new(ErrorCodes.NotOwner, message, Details(null, details));
+
+    /// <summary>A required identifier: present, not blank, at most <see cref="MaxNameLength"/> characters.</summary>
+    public static void IfBlank(string? value, string field)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+            throw InvalidArgument(field, $"Field '{field}' must not be empty.");
+        if (value.Length > MaxNameLength)
+            throw InvalidArgument(field, $"Field '{field}' is longer than {MaxNameLength} characters.", ("limit", MaxNameLength.ToString()));
+    }
+
+    /// <summary>Optional free text: at most <see cref="MaxTextLength"/> characters.</summary>
+    public static void IfTooLong(string? value, string field, int limit = MaxTextLength)
+    {
+        if (value is not null && value.Length > limit)
+            throw InvalidArgument(field, $"Field '{field}' is longer than {limit} characters.", ("limit", limit.ToString()));
+    }
+
+    /// <summary>Labels: at most 64 entries, keys and values within the text limits.</summary>
+    public static void IfBadMetadata(IReadOnlyDictionary<string, string>? metadata, string field)
+    {
+        if (metadata is null) return;
+        if (metadata.Count > 64)
+            throw InvalidArgument(field, $"Field '{field}' has more than 64 entries.", ("limit", "64"));
+        foreach (var (key, value) in metadata)
+        {
+            if (string.IsNullOrEmpty(key) || key.Length > MaxNameLength)
+                throw InvalidArgument(field, $"Field '{field}' has an empty or overlong key.");
+            if (value is null || value.Length > MaxTextLength)
+                throw InvalidArgument(field, $"Field '{field}' has a nil or overlong value for key '{key}'.");
+        }
+    }
+
+    private static Dictionary<string, string> Details(string? field, (string Key, string Value)[] extra)
+    {
+        var details = new Dictionary<string, string>();
+        if (field is not null) details["field"] = field;
+        foreach (var (key, value) in extra) details[key] = value;
+        return details;
+    }
+}

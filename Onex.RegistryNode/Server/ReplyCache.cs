@@ -1,0 +1,69 @@
+namespace Onex.RegistryNode.Server;
+
+/// <summary>
+/// Replies to state-changing requests, kept by (clientId, requestId) so a retry gets the first reply instead of
+/// a second lease or registration. Bounded by count and age; the oldest entries go first. A repeat whose
+/// message type or body differs from the first is not a retry (see <see cref="Lookup"/>). Owned by the
+/// registry thread.
+/// </summary>
+internal sealed class ReplyCache
+{
+    public enum Outcome { Miss, Hit, Mismatch }
+
+    private readonly record struct Key(string ClientId, string RequestId);
+
+    private sealed record Entry(string MessageType, byte[] Body, byte[] Reply, long StoredAt);
+
+    private readonly int _capacity;
+    private readonly long _retentionMs;
+    private readonly TimeProvider _time;
+    private readonly Dictionary<Key, Entry> _entries = new();
+    private readonly Queue<(Key Key, Entry Entry)> _order = new();
+
+    public ReplyCache(int capacity, TimeSpan retention, TimeProvider time)
+    {
+        _capacity = Math.Max(0, capacity);
+        _retentionMs = (long)retention.TotalMilliseconds;
+        _time = time;
+    }
+
+    /// <summary>How many replies are kept.</summary>
+    public int Count => _entries.Count;
+
+    /// <summary>Finds the reply to an earlier request with the same ids.</summary>
+    public Outcome Lookup(string clientId, string requestId, string messageType, ReadOnlySpan<byte> body, out byte[] reply)
+    {
+        reply = [];
+        Evict(_time.GetUtcNow().ToUnixTimeMilliseconds());
+        if (!_entries.TryGetValue(new Key(clientId, requestId), out var entry)) return Outcome.Miss;
+        if (entry.MessageType != messageType || !body.SequenceEqual(entry.Body)) return Outcome.Mismatch;
+        reply = entry.Reply;
+        return Outcome.Hit;
+    }
+
+    /// <summary>Keeps <paramref name="reply"/> for retries of this request.</summary>
+    public void Add(string clientId, string requestId, string messageType, ReadOnlySpan<byte> body, byte[] reply)
+    {
+        if (_capacity == 0) return;
+        var key = new Key(clientId, requestId);
+        var entry = new Entry(messageType, body.ToArray(), reply, _time.GetUtcNow().ToUnixTimeMilliseconds());
+        _entries[key] = entry;
+        _order.Enqueue((key, entry));
+        while (_entries.Count > _capacity && _order.TryDequeue(out var oldest)) Forget(oldest.Key, oldest.Entry);
+    }
+
+    private void Evict(long now)
+    {
+        while (_order.TryPeek(out var oldest) && oldest.Entry.StoredAt + _retentionMs <= now)
+        {
+            _order.Dequeue();
+            Forget(oldest.Key, oldest.Entry);
+        }
+    }
+
+    private void Forget(Key key, Entry entry)
+    {
+        // The key may since hold a newer entry (a mismatched repeat replaced it); only drop the one queued.
+        if (_entries.TryGetValue(key, out var current) && ReferenceEquals(current, entry)) _entries.Remove(key);
+    }
+}
