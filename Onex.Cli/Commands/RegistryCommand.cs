@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Onex.RegistryNode.Hosting;
 
 namespace Onex.Cli.Commands;
 
@@ -14,14 +15,13 @@ internal static class RegistryCommand
         {
             TreatUnmatchedTokensAsErrors = false,
         };
-        // Never reached: RunAsync hands `registry serve ...` to the node before parsing, so the node parses its own options.
-        serve.SetAction((_, cancellationToken) => ServeAsync([], context, cancellationToken));
+        // Reached only through help listings: RunAsync hands `registry serve ...` to the node before parsing,
+        // so the node parses (and documents) its own options.
+        serve.SetAction((parse, cancellationToken) => ServeAsync(parse.UnmatchedTokens.ToArray(), context, cancellationToken));
         return new Command("registry", "The registry node.") { serve };
     }
 
-    public static Task<int> ServeAsync(string[] nodeArgs, CliContext context, CancellationToken cancellationToken)
-    {
-        context.Error.WriteLine("onex: `registry serve` is not available in this build (the registry node host is not merged yet).");
-        return Task.FromResult(ExitCodes.Usage);
-    }
+    /// <summary>Runs the node's command line (<see cref="RegistryNodeHost.RunAsync"/>) with <paramref name="nodeArgs"/>.</summary>
+    public static Task<int> ServeAsync(string[] nodeArgs, CliContext context, CancellationToken cancellationToken) =>
+        RegistryNodeHost.RunAsync(nodeArgs, cancellationToken);
 }

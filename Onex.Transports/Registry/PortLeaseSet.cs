@@ -1,3 +1,4 @@
+using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Onex.Errors;
 using Onex.Protocol;
@@ -34,6 +35,8 @@ public sealed class PortLeaseSet : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _renewals;
     private readonly ILogger _logger;
+    private readonly Channel<DateTimeOffset> _schedule =
+        Channel.CreateBounded<DateTimeOffset>(new BoundedChannelOptions(16) { FullMode = BoundedChannelFullMode.DropOldest });
     private int _disposed;
 
     internal PortLeaseSet(RegistryClient client, IReadOnlyList<PortLease> leases, bool renewAutomatically, ILogger logger)
@@ -78,8 +81,11 @@ public sealed class PortLeaseSet : IAsyncDisposable
     /// <summary>Raised (on a background thread) when a lease was replaced: reclaimed after a registry restart, or after a conflict report.</summary>
     public event EventHandler<PortLeaseEventArgs>? LeaseReplaced;
 
-    /// <summary>Test seam: raised with the time the next renewal round is due, once its timer is set.</summary>
-    internal event Action<DateTimeOffset>? RenewalScheduled;
+    /// <summary>
+    /// Test seam: the due time of each renewal round, written once its timer is set (the last few are kept), so a
+    /// test on a fake clock knows when moving the clock will fire it.
+    /// </summary>
+    internal ChannelReader<DateTimeOffset> RenewalSchedule => _schedule.Reader;
 
     /// <summary>
     /// Reports that <paramref name="port"/> of this set could not be bound. The registry quarantines it and grants
@@ -189,7 +195,7 @@ public sealed class PortLeaseSet : IAsyncDisposable
             var period = TimeSpan.FromMilliseconds(held.Min(l => l.TtlMs) / 3.0);
             if (period < MinimumRenewalPeriod) period = MinimumRenewalPeriod;
             var delay = Task.Delay(period, time, cancellationToken);
-            RenewalScheduled?.Invoke(time.GetUtcNow() + period);
+            _schedule.Writer.TryWrite(time.GetUtcNow() + period);
             await delay.ConfigureAwait(false);
             await Task.WhenAll(held.Select(lease => RenewOneAsync(lease, cancellationToken))).ConfigureAwait(false);
         }
