@@ -165,7 +165,7 @@ public class PortLeaseSetTests
     public async Task A_retry_after_a_lost_grant_does_not_create_a_second_lease()
     {
         await using var registry = await TestRegistry.StartAsync();
-        await using var client = await registry.ConnectAsync();
+        await using var client = await RegistryClient.ConnectAsync(registry.ClientOptions() with { RequestTimeout = TimeSpan.FromMilliseconds(200) });
         var grants = 0;
         client.ReplyFilter = reply => reply.MessageType != MessageTypes.Of<PortGrant>() || Interlocked.Increment(ref grants) > 1;
 

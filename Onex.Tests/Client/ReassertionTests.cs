@@ -1,0 +1,77 @@
+using Onex.Protocol;
+using Onex.Tests.Infrastructure;
+using Onex.Transports.Registry;
+
+namespace Onex.Tests.Client;
+
+/// <summary>A client re-asserts its node, buses, tools and leases with a registry that restarted.</summary>
+public class ReassertionTests
+{
+    private const string Schema = """{"type":"object","properties":{"name":{"type":"string"}},"required":["name"]}""";
+
+    [Test]
+    public async Task After_a_registry_restart_the_client_restores_its_node_bus_tool_and_lease_on_the_same_port()
+    {
+        var ports = await TestPorts.LeaseAsync(2);
+        var options = TestRegistry.Options($"tcp://127.0.0.1:{ports[0]}", $"tcp://127.0.0.1:{ports[1]}");
+        var first = await TestRegistry.StartAsync(options);
+        await using var client = await first.ConnectAsync();
+        var reasserted = new TaskCompletionSource<RegistryReassertedEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.Reasserted += (_, args) => reasserted.TrySetResult(args);
+        await using var leases = await client.LeasePortAsync(new LeaseRequestOptions { Ttl = TimeSpan.FromSeconds(2), Purpose = "reassert" });
+        var before = leases.Leases[0];
+        await client.RegisterBusAsync("telemetry", BusKinds.Zmq, ["tcp://127.0.0.1:1"]);
+        await client.RegisterToolAsync("greet", "1.0.0", Schema, Schema, "says hello");
+        var firstEpoch = first.Host.Epoch;
+
+        await first.DisposeAsync();
+        await using var second = await RegistryWatchTests.RestartOnSameEndpointsAsync(options);
+
+        var outcome = await reasserted.Task.Within("the client to re-assert with the restarted registry");
+        Assert.That((outcome.PreviousEpoch, outcome.Epoch), Is.EqualTo((firstEpoch, second.Host.Epoch)));
+        Assert.That((outcome.Buses, outcome.Tools, outcome.LeasesReclaimed, outcome.LeasesLost), Is.EqualTo((1, 1, 1, 0)));
+
+        await using var observer = await RegistryClient.ConnectAsync(second.ClientOptions() with { AnnounceNode = false });
+        var state = await observer.DescribeAsync(new IntrospectionRequest { NodeId = client.NodeId });
+        Assert.That(state.Epoch, Is.EqualTo(second.Host.Epoch));
+        Assert.That(state.Nodes!.Select(n => n.NodeId), Is.EqualTo(new[] { client.NodeId }), "the node is announced again");
+        Assert.That(state.Buses!.Select(b => b.Name), Is.EqualTo(new[] { "telemetry" }), "the bus is registered again");
+        Assert.That(state.Tools!.Select(t => $"{t.Name}@{t.Version}"), Is.EqualTo(new[] { "greet@1.0.0" }), "the tool is registered again");
+        var lease = state.Leases!.Single();
+        Assert.That(lease.Port, Is.EqualTo(before.Port), "the lease is taken back on the same port");
+        Assert.That(lease.Purpose, Is.EqualTo("reassert"));
+        Assert.That(leases.Leases[0], Is.EqualTo(lease), "the lease set holds the new lease id and token");
+        Assert.That(leases.Ports, Is.EqualTo(new[] { before.Port }));
+        Assert.That(leases.HasLostLeases, Is.False);
+        // Release while the registry still runs (the usings would dispose it first).
+        await leases.DisposeAsync();
+        await client.DisposeAsync();
+    }
+
+    [Test]
+    public async Task A_reclaimed_lease_keeps_being_renewed_by_its_set()
+    {
+        var ports = await TestPorts.LeaseAsync(2);
+        var options = TestRegistry.Options($"tcp://127.0.0.1:{ports[0]}", $"tcp://127.0.0.1:{ports[1]}");
+        var first = await TestRegistry.StartAsync(options);
+        await using var client = await first.ConnectAsync();
+        var reasserted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.Reasserted += (_, _) => reasserted.TrySetResult();
+        await using var leases = await client.LeasePortAsync(new LeaseRequestOptions { Ttl = TimeSpan.FromMilliseconds(300) });
+
+        await first.DisposeAsync();
+        await using var second = await RegistryWatchTests.RestartOnSameEndpointsAsync(options);
+        await reasserted.Task.Within("the re-assertion");
+        var reclaimedId = leases.Leases[0].LeaseId;
+        var renewedAfter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        leases.LeaseRenewed += (_, args) =>
+        {
+            if (args.Lease.LeaseId == reclaimedId) renewedAfter.TrySetResult();
+        };
+
+        await renewedAfter.Task.Within("a renewal of the reclaimed lease");
+        Assert.That(leases.HasLostLeases, Is.False);
+        await leases.DisposeAsync();
+        await client.DisposeAsync();
+    }
+}
