@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
 using Onex.Cli.Output;
-using Onex.Errors;
 using Onex.Protocol;
 
 namespace Onex.Cli.Commands;

@@ -53,8 +53,8 @@ public class PortLeaseSetTests
     {
         var time = new FakeTimeProvider(DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_000));
         await using var registry = await TestRegistry.StartAsync(timeProvider: time);
-        // Heartbeats would need the fake clock to move; promise a long interval so the node stays healthy.
-        await using var client = await RegistryClient.ConnectAsync(registry.ClientOptions() with { TimeProvider = time, HeartbeatInterval = TimeSpan.FromHours(1) });
+        // Heartbeats would need the fake clock to move; promise the longest interval the protocol allows.
+        await using var client = await RegistryClient.ConnectAsync(registry.ClientOptions() with { TimeProvider = time, HeartbeatInterval = TimeSpan.FromMinutes(10) });
         var ttl = TimeSpan.FromSeconds(3);
         var renewed = new SemaphoreSlim(0);
 

@@ -152,4 +152,25 @@ public class RegistryRequestTests
         Assert.That(RegistryEndpoints.ResolveRouter(null),
             Is.EqualTo(string.IsNullOrWhiteSpace(fromEnvironment) ? RegistryEndpoints.DefaultRouter : fromEnvironment.Trim()));
     }
+
+    [Test]
+    public void Options_whose_retries_outlast_the_registrys_reply_memory_are_refused()
+    {
+        var options = new RegistryClientOptions { AnnounceNode = false, RequestTimeout = TimeSpan.FromSeconds(30), MaxAttempts = 3 };
+
+        var ex = Assert.ThrowsAsync<ArgumentOutOfRangeException>(async () => await RegistryClient.ConnectAsync(options));
+
+        Assert.That(ex!.Message, Does.Contain("60 s"));
+    }
+
+    [Test]
+    public async Task The_client_id_is_the_node_id_and_a_random_suffix()
+    {
+        using var registry = new ScriptedRegistry((_, _, request) => ScriptedRegistry.Reply(request, Answer(1)));
+        await using var client = await RegistryClient.ConnectAsync(OptionsFor(registry) with { NodeId = "billing-1" });
+
+        await client.DescribeAsync();
+
+        Assert.That(registry.Received.Single().ClientId, Does.Match("^billing-1/[0-9a-f]{32}$"));
+    }
 }

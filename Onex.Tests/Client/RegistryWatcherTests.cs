@@ -221,4 +221,39 @@ public class RegistryWatcherTests
 
         Assert.ThrowsAsync<UnavailableException>(async () => await events.MoveNextAsync());
     }
+
+    [Test]
+    public async Task A_change_of_an_unknown_type_resyncs_instead_of_being_applied()
+    {
+        var (source, _, events, _) = Start(snapshots: [Snapshot("e1", 0), Snapshot("e1", 1)]);
+        source.Send(Heartbeat("e1", 0));
+        await NextAsync(events);
+
+        source.Send(Change("e1", 1, "lease.teleported"));
+
+        var resync = await NextAsync(events);
+        Assert.That(resync.Kind, Is.EqualTo(RegistryWatchEventKind.Resynced));
+        Assert.That(resync.Detail, Does.Contain("lease.teleported"));
+    }
+
+    [Test]
+    public async Task While_silent_the_watcher_polls_by_snapshot_and_reports_a_restart_it_finds()
+    {
+        var (source, snapshots, events, time) = Start(snapshots: Snapshot("e1", 3));
+        source.Send(Heartbeat("e1", 3));
+        await NextAsync(events);
+        var silent = events.MoveNextAsync();
+        time.Advance(Interval * 3);
+        Assert.That(await silent.AsTask().WaitAsync(TimeSpan.FromSeconds(5)), Is.True);
+        Assert.That(events.Current.Kind, Is.EqualTo(RegistryWatchEventKind.RegistrySilent));
+
+        snapshots.Next.Enqueue(Snapshot("e2", 0));
+        var next = events.MoveNextAsync(); // waits for the first poll
+        time.Advance(Interval * 6);
+
+        Assert.That(await next.AsTask().WaitAsync(TimeSpan.FromSeconds(5)), Is.True);
+        Assert.That((events.Current.Kind, events.Current.Epoch), Is.EqualTo((RegistryWatchEventKind.EpochChanged, "e2")));
+        var resync = await NextAsync(events);
+        Assert.That((resync.Kind, resync.ResyncReason), Is.EqualTo((RegistryWatchEventKind.Resynced, (RegistryResyncReason?)RegistryResyncReason.EpochChanged)));
+    }
 }

@@ -118,6 +118,11 @@ public sealed class PortLeaseSet : IAsyncDisposable
         {
             // the renewal loop ends by cancellation
         }
+        catch (Exception ex) when (ex is OnexException or ObjectDisposedException)
+        {
+            // Renewal failures are handled per lease; this only guards the release below from a late surprise.
+            RegistryClientLog.LeaseRenewalFailed(_logger, "*", 0, (ex as OnexException)?.Code ?? ErrorCodes.Unavailable, ex.Message);
+        }
         _client.Forget(this);
         PortLease[] held;
         lock (_gate) held = _leases.Where((_, i) => !_lost[i]).ToArray();

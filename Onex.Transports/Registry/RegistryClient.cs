@@ -25,6 +25,7 @@ namespace Onex.Transports.Registry;
 public sealed class RegistryClient : IAsyncDisposable
 {
     private static readonly IReadOnlyList<string> StatsOnly = [IntrospectionSections.Stats];
+    private static readonly TimeSpan MaxRetryWindow = TimeSpan.FromSeconds(60);
 
     private readonly RegistryClientOptions _options;
     private readonly RegistryRequestChannel _channel;
@@ -52,13 +53,18 @@ public sealed class RegistryClient : IAsyncDisposable
         if (options.MaxAttempts < 1) throw new ArgumentOutOfRangeException(nameof(options), "MaxAttempts must be at least 1.");
         if (options.RequestTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(options), "RequestTimeout must be positive.");
         if (options.HeartbeatInterval <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(options), "HeartbeatInterval must be positive.");
+        // The registry remembers replies for at least 60 s; a retry after that could act twice.
+        var retryWindow = options.RequestTimeout * options.MaxAttempts + options.RetryMaxDelay * (options.MaxAttempts - 1);
+        if (retryWindow > MaxRetryWindow)
+            throw new ArgumentOutOfRangeException(nameof(options),
+                $"RequestTimeout x MaxAttempts plus backoff ({retryWindow.TotalSeconds:0.#} s) must stay within {MaxRetryWindow.TotalSeconds} s, how long the registry remembers replies.");
         TimeProvider = options.TimeProvider ?? TimeProvider.System;
         _loggerFactory = options.LoggerFactory ?? NullLoggerFactory.Instance;
         _logger = _loggerFactory.CreateLogger<RegistryClient>();
         Endpoint = RegistryEndpoints.ResolveRouter(options.Endpoint);
         PubEndpoint = RegistryEndpoints.ResolvePub(options.PubEndpoint);
         NodeId = string.IsNullOrWhiteSpace(options.NodeId) ? DefaultNodeId() : options.NodeId;
-        ClientId = Guid.CreateVersion7().ToString("N");
+        ClientId = $"{NodeId}/{Guid.NewGuid():N}"; // the protocol's suggested form: stable for this client, unique per instance
         _channel = new RegistryRequestChannel(Endpoint, options.Socket, _logger);
         _retry = BuildRetryPipeline();
     }
@@ -386,6 +392,10 @@ public sealed class RegistryClient : IAsyncDisposable
         catch (OnexException ex)
         {
             RegistryClientLog.ReassertFailed(_logger, NodeId, ex.Code, ex.Message);
+        }
+        catch (ObjectDisposedException ex)
+        {
+            RegistryClientLog.ReassertFailed(_logger, NodeId, ErrorCodes.Unavailable, ex.Message);
         }
     }
 

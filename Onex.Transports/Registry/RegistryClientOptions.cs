@@ -43,7 +43,10 @@ public sealed record RegistryClientOptions
     /// <summary>How long one attempt of a request waits for its reply.</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(2);
 
-    /// <summary>Attempts per request (first try included) before <see cref="Errors.UnavailableException"/>.</summary>
+    /// <summary>
+    /// Attempts per request (first try included) before <see cref="Errors.UnavailableException"/>. All attempts of
+    /// one request must fit in 60 s (the registry's reply memory): <c>RequestTimeout × MaxAttempts</c> plus backoff.
+    /// </summary>
     public int MaxAttempts { get; init; } = 3;
 
     /// <summary>Backoff before the first retry; doubles per retry, with jitter.</summary>

@@ -33,7 +33,10 @@ public enum RegistryResyncReason
     /// <summary>The first snapshot of a watch.</summary>
     Initial,
 
-    /// <summary>A change was missed: a sequence number was skipped, or a heartbeat reported a later sequence.</summary>
+    /// <summary>
+    /// A change was missed or cannot be applied: a sequence number was skipped, a heartbeat reported a later
+    /// sequence, a change of an unknown type arrived, or a snapshot polled while silent was ahead.
+    /// </summary>
     Gap,
 
     /// <summary>The registry restarted with a new epoch.</summary>

@@ -13,6 +13,16 @@ namespace Onex.Transports.Registry;
 /// </summary>
 internal sealed class RegistryWatcher
 {
+    private static readonly TimeSpan MaxSilentPoll = TimeSpan.FromSeconds(30);
+
+    private static readonly HashSet<string> KnownChangeTypes = new(StringComparer.Ordinal)
+    {
+        ChangeTypes.LeaseGranted, ChangeTypes.LeaseRenewed, ChangeTypes.LeaseReleased, ChangeTypes.LeaseExpired,
+        ChangeTypes.LeaseConflicted, ChangeTypes.NodeRegistered, ChangeTypes.NodeUpdated, ChangeTypes.NodeUnhealthy,
+        ChangeTypes.NodeHealthy, ChangeTypes.NodeRemoved, ChangeTypes.BusRegistered, ChangeTypes.BusUpdated,
+        ChangeTypes.BusRemoved, ChangeTypes.ToolRegistered, ChangeTypes.ToolUpdated, ChangeTypes.ToolRemoved,
+    };
+
     private readonly IRegistryBroadcastSource _source;
     private readonly Func<CancellationToken, ValueTask<RegistrySnapshot>> _takeSnapshot;
     private readonly string _topicPrefix;
@@ -44,7 +54,8 @@ internal sealed class RegistryWatcher
 
     /// <summary>
     /// Runs the watch. The first snapshot failing (registry unreachable) throws; later failures become
-    /// <see cref="RegistryWatchEventKind.RegistrySilent"/> and are retried on the next broadcast.
+    /// <see cref="RegistryWatchEventKind.RegistrySilent"/> and are retried on the next broadcast, and while the
+    /// registry stays silent, by polling for a snapshot with backoff (up to every 30 s).
     /// </summary>
     public async IAsyncEnumerable<RegistryWatchEvent> RunAsync([EnumeratorCancellation] CancellationToken cancellationToken)
     {
@@ -59,17 +70,31 @@ internal sealed class RegistryWatcher
         yield return Adopt(initial, RegistryResyncReason.Initial, "initial snapshot");
 
         var pendingResync = (RegistryResyncReason?)null;
+        var silentPoll = SilenceThreshold;
         while (true)
         {
-            if (!await WaitForBroadcastAsync(SilenceThreshold, cancellationToken).ConfigureAwait(false))
+            if (!await WaitForBroadcastAsync(_silent ? silentPoll : SilenceThreshold, cancellationToken).ConfigureAwait(false))
             {
                 if (reader.Completion.IsCompleted) yield break;
                 if (!_silent)
                 {
                     _silent = true;
+                    silentPoll = SilenceThreshold;
                     yield return Status(RegistryWatchEventKind.RegistrySilent,
                         $"no broadcast from the registry for {SilenceThreshold.TotalSeconds:0.#} s (three heartbeat periods)");
+                    continue;
                 }
+
+                // Still silent: ask for a snapshot now and then (backing off), in case requests get through while
+                // broadcasts do not, so a restart or missed changes are still reported.
+                silentPoll = silentPoll * 2 < MaxSilentPoll ? silentPoll * 2 : MaxSilentPoll;
+                var polled = await TryTakeSnapshotAsync(cancellationToken).ConfigureAwait(false);
+                if (polled is null || (polled.Epoch == _epoch && polled.Sequence == _sequence)) continue;
+                if (polled.Epoch != _epoch) yield return EpochChanged(polled.Epoch);
+                pendingResync = null;
+                yield return Adopt(polled,
+                    polled.Epoch != _epoch ? RegistryResyncReason.EpochChanged : RegistryResyncReason.Gap,
+                    "the registry answered a snapshot request while its broadcasts are silent");
                 continue;
             }
 
@@ -114,7 +139,13 @@ internal sealed class RegistryWatcher
                 else if (broadcast.Change is { } change)
                 {
                     if (change.Sequence <= _sequence) continue; // already part of the snapshot
-                    if (change.Sequence != _sequence + 1)
+                    if (!KnownChangeTypes.Contains(change.ChangeType))
+                    {
+                        // A newer registry's change this client cannot apply: the snapshot carries its effect.
+                        resync = RegistryResyncReason.Gap;
+                        detail = $"unknown change type '{change.ChangeType}' at sequence {change.Sequence}";
+                    }
+                    else if (change.Sequence != _sequence + 1)
                     {
                         resync = RegistryResyncReason.Gap;
                         detail = $"expected sequence {_sequence + 1}, got {change.Sequence}";
@@ -153,15 +184,7 @@ internal sealed class RegistryWatcher
                 _silent = false;
                 if (snapshot.Epoch != _epoch)
                 {
-                    yield return new RegistryWatchEvent
-                    {
-                        Kind = RegistryWatchEventKind.EpochChanged,
-                        Epoch = snapshot.Epoch,
-                        PreviousEpoch = _epoch,
-                        Sequence = _sequence,
-                        Detail = $"registry epoch changed from {_epoch} to {snapshot.Epoch}",
-                        ObservedAt = _time.GetUtcNow(),
-                    };
+                    yield return EpochChanged(snapshot.Epoch);
                     resync = RegistryResyncReason.EpochChanged;
                 }
                 yield return Adopt(snapshot, resync.Value, detail);
@@ -186,6 +209,16 @@ internal sealed class RegistryWatcher
             ObservedAt = _time.GetUtcNow(),
         };
     }
+
+    private RegistryWatchEvent EpochChanged(string newEpoch) => new()
+    {
+        Kind = RegistryWatchEventKind.EpochChanged,
+        Epoch = newEpoch,
+        PreviousEpoch = _epoch,
+        Sequence = _sequence,
+        Detail = $"registry epoch changed from {_epoch} to {newEpoch}",
+        ObservedAt = _time.GetUtcNow(),
+    };
 
     private RegistryWatchEvent Status(RegistryWatchEventKind kind, string detail) => new()
     {
