@@ -18,6 +18,12 @@ public sealed record PortRequest
     [Key("protocol")] public string Protocol { get; init; } = PortProtocols.Both;
     /// <summary>Free text recorded with the lease (e.g. a test name), shown by introspection.</summary>
     [Key("purpose")] public string? Purpose { get; init; }
+    /// <summary>
+    /// Re-assertion after a registry restart: the requester held <see cref="PreferredPort"/> under an earlier
+    /// registry epoch and may still have it bound, so the free check is skipped for it. Granted only when the
+    /// port is in the pool and no live lease holds it; otherwise PORT_UNAVAILABLE. Requires <see cref="PreferredPort"/> and <see cref="Count"/> 1.
+    /// </summary>
+    [Key("reclaim")] public bool Reclaim { get; init; }
 }
 
 /// <summary>Values of <see cref="PortRequest.Protocol"/>.</summary>

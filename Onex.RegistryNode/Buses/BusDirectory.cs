@@ -12,7 +12,7 @@ namespace Onex.RegistryNode.Buses;
 internal sealed class BusDirectory
 {
     private static readonly HashSet<string> Kinds = [BusKinds.Memory, BusKinds.Zmq, BusKinds.Ipc, BusKinds.JetStream];
-    private const int MaxEndpoints = 32;
+    private const int MaxEndpoints = 64;
 
     private readonly ChangeJournal _journal;
     private readonly TimeProvider _time;
@@ -33,10 +33,11 @@ internal sealed class BusDirectory
     /// <summary>Checks a registration's fields (everything but the owner's existence).</summary>
     public static void Validate(EventBusRegistration registration)
     {
-        Reject.IfBlank(registration.Name, "name");
-        Reject.IfBlank(registration.NodeId, "nodeId");
+        Reject.IfBadIdentifier(registration.Name, "name");
+        Reject.IfBadIdentifier(registration.NodeId, "nodeId");
         if (registration.Kind is null || !Kinds.Contains(registration.Kind))
-            throw Reject.InvalidArgument("kind", $"Field 'kind' must be one of {string.Join(", ", Kinds)}, not '{registration.Kind}'.");
+            throw Reject.InvalidArgument("kind", $"Field 'kind' must be one of {string.Join(", ", Kinds)}, not '{registration.Kind}'.",
+                ("value", registration.Kind ?? ""), ("allowed", string.Join(",", Kinds)));
         if (registration.Endpoints is null)
             throw Reject.InvalidArgument("endpoints", "Field 'endpoints' must be a list (empty for an in-process bus).");
         if (registration.Endpoints.Count > MaxEndpoints)
@@ -58,7 +59,7 @@ internal sealed class BusDirectory
         {
             if (existing.NodeId != registration.NodeId)
                 throw Reject.NotOwner($"Bus '{registration.Name}' is registered by node '{existing.NodeId}'.",
-                    ("name", registration.Name), ("owner", existing.NodeId));
+                    ("name", registration.Name), ("nodeId", registration.NodeId), ("owner", existing.NodeId));
             var updated = existing with
             {
                 Kind = registration.Kind,
@@ -96,7 +97,7 @@ internal sealed class BusDirectory
             throw Reject.NotFound($"No bus named '{deregistration.Name}' is registered.", ("name", deregistration.Name));
         if (existing.NodeId != deregistration.NodeId)
             throw Reject.NotOwner($"Bus '{deregistration.Name}' is registered by node '{existing.NodeId}'.",
-                ("name", deregistration.Name), ("owner", existing.NodeId));
+                ("name", deregistration.Name), ("nodeId", deregistration.NodeId), ("owner", existing.NodeId));
         _buses.Remove(existing.Name);
         _journal.Record(ChangeTypes.BusRemoved, existing.Name, null, ChangeJournal.Of(existing));
     }

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Onex.Protocol;
 
 namespace Onex.RegistryNode.Changes;
@@ -6,16 +7,18 @@ namespace Onex.RegistryNode.Changes;
 /// Numbers every state change (1, 2, 3... within this instance's epoch, no gaps) and hands it to the sink.
 /// The Clone pattern's publisher side: a subscriber that misses a number, or sees a new epoch, resyncs by snapshot.
 /// </summary>
-internal sealed class ChangeJournal
+internal sealed partial class ChangeJournal
 {
     private readonly IChangeSink _sink;
     private readonly TimeProvider _time;
+    private readonly ILogger _logger;
 
-    public ChangeJournal(string epoch, IChangeSink sink, TimeProvider time)
+    public ChangeJournal(string epoch, IChangeSink sink, TimeProvider time, ILogger logger)
     {
         Epoch = epoch;
         _sink = sink;
         _time = time;
+        _logger = logger;
     }
 
     /// <summary>This registry instance's epoch.</summary>
@@ -40,7 +43,16 @@ internal sealed class ChangeJournal
             NewValue = newValue,
             OldValue = oldValue,
         };
-        _sink.Publish(change);
+        try
+        {
+            _sink.Publish(change);
+        }
+        catch (Exception ex)
+        {
+            // The state has changed already; failing the request now would misreport it. A subscriber sees the
+            // missing number as a gap (or through the next heartbeat) and resyncs by snapshot.
+            LogBroadcastFailed(ex, change.Sequence, change.ChangeType);
+        }
         return change;
     }
 
@@ -55,7 +67,14 @@ internal sealed class ChangeJournal
             IntervalMs = (long)interval.TotalMilliseconds,
             Stopping = stopping,
         };
-        _sink.Publish(heartbeat);
+        try
+        {
+            _sink.Publish(heartbeat);
+        }
+        catch (Exception ex)
+        {
+            LogBroadcastFailed(ex, heartbeat.Sequence, "heartbeat");
+        }
         return heartbeat;
     }
 
@@ -63,4 +82,7 @@ internal sealed class ChangeJournal
     public static RegistryEntity Of(NodeRecord node) => new() { Node = node };
     public static RegistryEntity Of(EventBusRecord bus) => new() { Bus = bus };
     public static RegistryEntity Of(ToolContractRecord tool) => new() { Tool = tool };
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Could not broadcast {ChangeType} (sequence {Sequence}); subscribers will resync")]
+    private partial void LogBroadcastFailed(Exception exception, long sequence, string changeType);
 }

@@ -6,13 +6,13 @@ namespace Onex.RegistryNode.Changes;
 
 /// <summary>
 /// Publishes changes and heartbeats as ordinary bus events on the registry's PUB endpoint: topic
-/// <c>registry.</c> + change type (or <c>registry.heartbeat</c>), event type <c>RegistryChange</c> /
-/// <c>RegistryHeartbeat</c>, payload the MessagePack body.
+/// <c>registry.</c> + change type (or <c>registry.heartbeat</c>), event type <c>registry.change</c> /
+/// <c>registry.heartbeat</c>, payload the MessagePack body (PROTOCOL.md 1.2 and 6.7).
 /// </summary>
 internal sealed class ZmqChangeBroadcaster : IChangeSink
 {
-    public const string ChangeEventType = "RegistryChange";
-    public const string HeartbeatEventType = "RegistryHeartbeat";
+    public const string ChangeEventType = "registry.change";
+    public const string HeartbeatEventType = "registry.heartbeat";
 
     private readonly ZmqEventPublisher _publisher;
     private readonly string _sourceNodeId;

@@ -16,15 +16,18 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
 {
     private readonly RegistryServer _server;
     private readonly ZmqEventPublisher _publisher;
-    private readonly Registry _registry;
+    private readonly RegistryState _registry;
+    private readonly RequestDispatcher _dispatcher;
     private readonly ILogger _logger;
     private int _disposed;
 
-    private RegistryNodeHost(RegistryServer server, ZmqEventPublisher publisher, Registry registry, RegistryNodeOptions options, ILogger logger)
+    private RegistryNodeHost(
+        RegistryServer server, ZmqEventPublisher publisher, RegistryState registry, RequestDispatcher dispatcher, RegistryNodeOptions options, ILogger logger)
     {
         _server = server;
         _publisher = publisher;
         _registry = registry;
+        _dispatcher = dispatcher;
         _logger = logger;
         Options = options;
     }
@@ -63,7 +66,11 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         var ephemeral = EphemeralPorts.Read(options.Leases.EphemeralRangePath);
         var ports = EphemeralPorts.Exclude(options.Leases.PortRange, ephemeral);
         if (ephemeral is { } range)
-            LogEphemeral(logger, range.ToString(), options.Leases.EphemeralRangePath!, options.Leases.PortRange.Count - ports.Count);
+        {
+            var excluded = options.Leases.PortRange.Count - ports.Count;
+            if (excluded > 0) LogEphemeralOverlap(logger, options.Leases.PortRange.ToString(), range.ToString(), options.Leases.EphemeralRangePath!, excluded);
+            else LogEphemeral(logger, range.ToString(), options.Leases.EphemeralRangePath!);
+        }
         if (ports.Count == 0)
             throw new ArgumentException(
                 $"The port range {options.Leases.PortRange} lies entirely inside the kernel's ephemeral range {ephemeral}; choose a range outside it (--port-range).",
@@ -83,14 +90,15 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
             throw;
         }
 
-        var registry = new Registry(options, ports, availability, new ZmqChangeBroadcaster(publisher, options.NodeId, timeProvider),
+        var registry = new RegistryState(options, ports, availability, new ZmqChangeBroadcaster(publisher, options.NodeId, timeProvider),
             timeProvider, loggerFactory, server.Post);
         var dispatcher = new RequestDispatcher(registry,
-            new ReplyCache(options.ReplyCacheCapacity, options.ReplyCacheRetention, timeProvider), loggerFactory.CreateLogger<RequestDispatcher>());
+            new ReplyCache(options.ReplyCacheCapacity, options.ReplyCacheRetention, options.ReplyCacheMaxBytes, timeProvider),
+            loggerFactory.CreateLogger<RequestDispatcher>());
         server.Start(dispatcher);
         server.Post(() => registry.SendHeartbeat());
         LogStarted(logger, server.Endpoint, publisher.Endpoint, registry.Epoch);
-        return Task.FromResult(new RegistryNodeHost(server, publisher, registry, options, logger));
+        return Task.FromResult(new RegistryNodeHost(server, publisher, registry, dispatcher, options, logger));
     }
 
     /// <summary>
@@ -104,7 +112,7 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         RegistryNodeCommandLine.RunAsync(args, Console.Out, Console.Error, Environment.GetEnvironmentVariable, ct);
 
     /// <summary>Runs <paramref name="action"/> on the registry thread, with the registry's state (tests and diagnostics).</summary>
-    internal async Task<T> InvokeAsync<T>(Func<Registry, T> action)
+    internal async Task<T> InvokeAsync<T>(Func<RegistryState, T> action)
     {
         T result = default!;
         await _server.InvokeAsync(() => result = action(_registry)).ConfigureAwait(false);
@@ -119,6 +127,7 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         {
             await _server.InvokeAsync(() =>
             {
+                _dispatcher.Stopping = true;
                 _registry.SendHeartbeat(stopping: true);
                 _registry.Dispose();
             }).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
@@ -153,8 +162,11 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
             throw new ArgumentException($"MaxReceiveBytes must be at least the frame limit ({Onex.Protocol.RegistryCodec.MaxFrameBytes}).", nameof(options));
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Kernel ephemeral range {EphemeralRange} (from {Path}) excluded: {Excluded} port(s) removed from the pool")]
-    private static partial void LogEphemeral(ILogger logger, string ephemeralRange, string path, int excluded);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Kernel ephemeral range {EphemeralRange} (from {Path}) does not overlap the pool")]
+    private static partial void LogEphemeral(ILogger logger, string ephemeralRange, string path);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Port range {PortRange} overlaps the kernel's ephemeral range {EphemeralRange} (from {Path}): {Excluded} port(s) removed from the pool")]
+    private static partial void LogEphemeralOverlap(ILogger logger, string portRange, string ephemeralRange, string path, int excluded);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Port pool {Range}: {Ports} port(s) leasable; free check on IPv4{Ipv6Note}")]
     private static partial void LogPoolCore(ILogger logger, string range, int ports, string ipv6Note);

@@ -37,10 +37,16 @@ public sealed record RegistryNodeOptions
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>How many replies are kept for answering retries (oldest dropped first).</summary>
-    public int ReplyCacheCapacity { get; init; } = 10_000;
+    public int ReplyCacheCapacity { get; init; } = 100_000;
 
-    /// <summary>How long a reply is kept for answering retries.</summary>
-    public TimeSpan ReplyCacheRetention { get; init; } = TimeSpan.FromMinutes(2);
+    /// <summary>How long a reply is kept for answering retries (PROTOCOL.md promises clients at least 60 s).</summary>
+    public TimeSpan ReplyCacheRetention { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// Most bytes the kept replies (and the request bodies kept to tell retries from id reuse) may take; the oldest
+    /// are dropped first. Bounds memory when big replies (snapshots) are many.
+    /// </summary>
+    public long ReplyCacheMaxBytes { get; init; } = 64L * 1024 * 1024;
 
     /// <summary>
     /// The ROUTER socket's receive limit (ZeroMQ <c>MaxMsgSize</c>). A frame larger than this makes ZeroMQ drop

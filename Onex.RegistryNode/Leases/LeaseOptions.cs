@@ -3,7 +3,7 @@ namespace Onex.RegistryNode.Leases;
 /// <summary>How the registry leases ports. Change with <c>with</c>: <c>LeaseOptions.Default with { DefaultTtl = ... }</c>.</summary>
 public sealed record LeaseOptions
 {
-    /// <summary>The defaults below.</summary>
+    /// <summary>The defaults below (PROTOCOL.md section 12).</summary>
     public static LeaseOptions Default { get; } = new();
 
     /// <summary>The ports the registry hands out. Any overlap with the kernel's ephemeral range is removed at start.</summary>
@@ -33,8 +33,11 @@ public sealed record LeaseOptions
     /// <summary>How long a port that failed the free check (someone else is using it) rests before it is tried again.</summary>
     public TimeSpan BusyPortQuarantine { get; init; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>How long the id of an ended lease is remembered, so a late renewal gets LEASE_EXPIRED rather than LEASE_NOT_FOUND.</summary>
-    public TimeSpan EndedLeaseMemory { get; init; } = TimeSpan.FromMinutes(10);
+    /// <summary>How long the id of an expired lease is remembered, so a late renewal gets LEASE_EXPIRED rather than LEASE_NOT_FOUND.</summary>
+    public TimeSpan ExpiredLeaseMemory { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>How many expired lease ids are remembered at most (the oldest are forgotten first).</summary>
+    public int ExpiredLeaseMemoryCapacity { get; init; } = 10_000;
 
     /// <summary>Most ports one request may ask for.</summary>
     public int MaxPortsPerRequest { get; init; } = 64;

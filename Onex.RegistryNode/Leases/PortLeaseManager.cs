@@ -12,8 +12,9 @@ namespace Onex.RegistryNode.Leases;
 /// </summary>
 /// <remarks>
 /// Fencing tokens come from one registry-wide counter and change only when ownership of a port changes (grant,
-/// replacement); a renewal keeps the token. The counter starts at the instance's start time in ms x 1000, so
-/// tokens handed out by a restarted registry are higher than any from before (as long as the clock moves on).
+/// replacement, reclaim); a renewal keeps the token. PROTOCOL.md only promises that they increase within an
+/// epoch; the counter starts at the instance's start time in ms x 1000, so in practice a restarted registry's
+/// tokens are also higher than any from before (as long as the clock moves on).
 /// </remarks>
 internal sealed partial class PortLeaseManager
 {
@@ -26,11 +27,12 @@ internal sealed partial class PortLeaseManager
     private readonly Dictionary<string, PortLease> _leases = new(StringComparer.Ordinal);
     // One entry per live lease; renewals only move expiry later, so a popped entry that is early is pushed again.
     private readonly PriorityQueue<string, long> _expiries = new();
-    private readonly Dictionary<string, EndedLease> _ended = new(StringComparer.Ordinal);
-    private readonly Queue<(string LeaseId, long ForgetAt)> _endedOrder = new();
+    // Ids of expired leases (reaper, departure, node removal) -> when they expired; answered LEASE_EXPIRED.
+    private readonly Dictionary<string, long> _expired = new(StringComparer.Ordinal);
+    private readonly Queue<(string LeaseId, long ForgetAt)> _expiredOrder = new();
     private long _lastFencingToken;
-
-    private readonly record struct EndedLease(string Reason, long EndedAt);
+    private readonly string _leaseIdPrefix;
+    private long _leaseCounter;
 
     public PortLeaseManager(
         LeaseOptions options, PortPool pool, IPortAvailability availability, ChangeJournal journal,
@@ -43,6 +45,7 @@ internal sealed partial class PortLeaseManager
         _time = time;
         _logger = logger;
         _lastFencingToken = firstFencingToken - 1;
+        _leaseIdPrefix = journal.Epoch.Length > 16 ? journal.Epoch[..16] : journal.Epoch;
     }
 
     /// <summary>The pool the leases come from.</summary>
@@ -57,28 +60,42 @@ internal sealed partial class PortLeaseManager
     /// <summary>The earliest time (Unix ms) the reaper may have work, or null.</summary>
     public long? NextExpiry => _expiries.TryPeek(out _, out var at) ? at : null;
 
-    /// <summary>Grants <see cref="PortRequest.Count"/> leases, all or nothing.</summary>
+    /// <summary>
+    /// Grants <see cref="PortRequest.Count"/> leases, all or nothing (PROTOCOL.md 6.1 and 7). A preferred port is a
+    /// soft wish: when it is outside the pool, leased, resting or busy, other ports are granted. With
+    /// <see cref="PortRequest.Reclaim"/> the preferred port is granted without the free check (its holder still has
+    /// it bound after a registry restart), or the request fails with PORT_UNAVAILABLE.
+    /// </summary>
     public IReadOnlyList<PortLease> Grant(PortRequest request)
     {
-        Reject.IfBlank(request.NodeId, "nodeId");
+        Reject.IfBadIdentifier(request.NodeId, "nodeId");
         if (request.Count < 1 || request.Count > _options.MaxPortsPerRequest)
-            throw Reject.InvalidArgument("count", $"Field 'count' must be between 1 and {_options.MaxPortsPerRequest}.", ("max", _options.MaxPortsPerRequest.ToString()));
+            throw Reject.InvalidArgument("count", $"Field 'count' must be between 1 and {_options.MaxPortsPerRequest}.",
+                ("value", request.Count.ToString()), ("min", "1"), ("max", _options.MaxPortsPerRequest.ToString()));
         var ttl = ClampTtl(request.TtlMs);
+        if (request.PreferredPort is { } asked && (asked < 1 || asked > 65535))
+            throw Reject.InvalidArgument("preferredPort", $"Field 'preferredPort' must be between 1 and 65535, not {asked}.",
+                ("value", asked.ToString()), ("min", "1"), ("max", "65535"));
         var protocol = CheckProtocol(request.Protocol);
         Reject.IfTooLong(request.Purpose, "purpose", 1024);
-        if (request.PreferredPort is { } preferred && !_pool.Contains(preferred))
-            throw Reject.InvalidArgument("preferredPort", $"Port {preferred} is not in the registry's pool {_options.PortRange}.", ("range", _options.PortRange.ToString()));
+        if (request.Reclaim && (request.PreferredPort is null || request.Count != 1))
+            throw Reject.InvalidArgument("reclaim", "A reclaim names the port in 'preferredPort' and asks for exactly one ('count' 1).");
 
         var now = NowMs();
         _pool.ReleaseQuarantined(now);
+        if (request.Reclaim) return [Reclaim(request, request.PreferredPort!.Value, protocol, ttl, now)];
+
         var taken = new List<int>(request.Count);
-        // A preferred port that is leased, resting, or fails the free check is not an error: other ports are granted.
-        if (request.PreferredPort is { } wanted && _pool.TryTake(wanted))
+        try
         {
-            if (_availability.IsFree(wanted, protocol)) taken.Add(wanted);
-            else QuarantineBusy(wanted, now);
+            if (request.PreferredPort is { } wanted && _pool.TryTake(wanted)) CheckTaken(taken, wanted, protocol, now);
+            TakeFreePorts(taken, request.Count, protocol, now);
         }
-        TakeFreePorts(taken, request.Count, protocol, now);
+        catch
+        {
+            _pool.Untake(taken); // a failing check must not lose ports
+            throw;
+        }
         if (taken.Count < request.Count)
         {
             _pool.Untake(taken);
@@ -89,13 +106,27 @@ internal sealed partial class PortLeaseManager
 
         var leases = new PortLease[taken.Count];
         for (var i = 0; i < taken.Count; i++)
-        {
-            leases[i] = NewLease(taken[i], request.NodeId, protocol, ttl, request.Purpose, now);
-            Add(leases[i]);
-            _journal.Record(ChangeTypes.LeaseGranted, leases[i].LeaseId, ChangeJournal.Of(leases[i]), null);
-            LogGranted(leases[i].LeaseId, leases[i].Port, leases[i].NodeId, leases[i].TtlMs);
-        }
+            leases[i] = GrantNew(taken[i], request.NodeId, protocol, ttl, request.Purpose, now);
         return leases;
+    }
+
+    private PortLease Reclaim(PortRequest request, int port, string protocol, long ttl, long now)
+    {
+        if (!_pool.Contains(port))
+            throw Reject.Lease(ErrorCodes.PortUnavailable, $"Port {port} is not in the registry's pool {_options.PortRange}.",
+                ("port", port.ToString()), ("reason", "notInPool"));
+        if (!_pool.TryReclaim(port))
+            throw Reject.Lease(ErrorCodes.PortUnavailable, $"Port {port} is held by a live lease.", ("port", port.ToString()), ("reason", "leased"));
+        return GrantNew(port, request.NodeId, protocol, ttl, request.Purpose, now);
+    }
+
+    private PortLease GrantNew(int port, string nodeId, string protocol, long ttl, string? purpose, long now)
+    {
+        var lease = NewLease(port, nodeId, protocol, ttl, purpose, now);
+        Add(lease);
+        _journal.Record(ChangeTypes.LeaseGranted, lease.LeaseId, ChangeJournal.Of(lease), null);
+        LogGranted(lease.LeaseId, lease.Port, lease.NodeId, lease.TtlMs);
+        return lease;
     }
 
     /// <summary>Extends a lease by its TTL from now; the fencing token stays.</summary>
@@ -112,7 +143,7 @@ internal sealed partial class PortLeaseManager
     public void Release(LeaseRelease release)
     {
         var lease = FindHeld(release.LeaseId, release.NodeId, release.FencingToken);
-        End(lease, "released", NowMs());
+        End(lease, NowMs());
         _journal.Record(ChangeTypes.LeaseReleased, lease.LeaseId, null, ChangeJournal.Of(lease));
     }
 
@@ -122,35 +153,40 @@ internal sealed partial class PortLeaseManager
     /// </summary>
     public PortLease Replace(PortConflict conflict)
     {
-        Reject.IfTooLong(conflict.Reason, "reason");
         var lease = FindHeld(conflict.LeaseId, conflict.NodeId, conflict.FencingToken);
         var now = NowMs();
         _pool.ReleaseQuarantined(now);
         var taken = new List<int>(1);
-        TakeFreePorts(taken, 1, lease.Protocol, now);
+        try
+        {
+            TakeFreePorts(taken, 1, lease.Protocol, now);
+        }
+        catch
+        {
+            _pool.Untake(taken);
+            throw;
+        }
         if (taken.Count == 0)
             throw Reject.Lease(ErrorCodes.PortExhausted, "No free port is left to replace the conflicted one; the lease is unchanged.",
                 ("requested", "1"), ("free", "0"), ("leaseId", lease.LeaseId));
 
-        End(lease, "conflicted", now);
+        End(lease, now);
         _journal.Record(ChangeTypes.LeaseConflicted, lease.LeaseId, null, ChangeJournal.Of(lease));
-        LogConflicted(lease.LeaseId, lease.Port, lease.NodeId, conflict.Reason ?? "");
-
-        var replacement = NewLease(taken[0], lease.NodeId, lease.Protocol, lease.TtlMs, lease.Purpose, now);
-        Add(replacement);
-        _journal.Record(ChangeTypes.LeaseGranted, replacement.LeaseId, ChangeJournal.Of(replacement), null);
-        LogGranted(replacement.LeaseId, replacement.Port, replacement.NodeId, replacement.TtlMs);
-        return replacement;
+        // The reason is free text for the log only; keep the log line bounded.
+        var reason = conflict.Reason is { Length: > 256 } text ? text[..256] + "..." : conflict.Reason ?? "";
+        LogConflicted(lease.LeaseId, lease.Port, lease.NodeId, reason);
+        return GrantNew(taken[0], lease.NodeId, lease.Protocol, lease.TtlMs, lease.Purpose, now);
     }
 
-    /// <summary>Ends every lease held by <paramref name="nodeId"/> (the node departed); broadcast as <c>lease.expired</c>.</summary>
+    /// <summary>Ends every lease held by <paramref name="nodeId"/> (the node departed or was removed); broadcast as <c>lease.expired</c>.</summary>
     public int EndAllHeldBy(string nodeId)
     {
         var held = _leases.Values.Where(l => l.NodeId == nodeId).OrderBy(l => l.LeaseId, StringComparer.Ordinal).ToList();
         var now = NowMs();
         foreach (var lease in held)
         {
-            End(lease, "departed", now);
+            End(lease, now);
+            RememberExpired(lease.LeaseId, now);
             _journal.Record(ChangeTypes.LeaseExpired, lease.LeaseId, null, ChangeJournal.Of(lease));
         }
         return held.Count;
@@ -171,54 +207,59 @@ internal sealed partial class PortLeaseManager
             }
             Expire(lease, now);
         }
-        ForgetOldEnded(now);
+        ForgetOldExpired(now);
     }
 
     private void Expire(PortLease lease, long now)
     {
-        End(lease, "expired", now);
+        End(lease, now);
+        RememberExpired(lease.LeaseId, lease.ExpiresAt);
         _journal.Record(ChangeTypes.LeaseExpired, lease.LeaseId, null, ChangeJournal.Of(lease));
         LogExpired(lease.LeaseId, lease.Port, lease.NodeId);
     }
 
+    /// <summary>The live lease, checked in PROTOCOL.md's order: exists, not expired, held by this node, this token.</summary>
     private PortLease FindHeld(string leaseId, string nodeId, long fencingToken)
     {
         Reject.IfBlank(leaseId, "leaseId");
         Reject.IfBlank(nodeId, "nodeId");
         var now = NowMs();
-        ForgetOldEnded(now);
+        ForgetOldExpired(now);
         if (!_leases.TryGetValue(leaseId, out var lease))
         {
-            if (_ended.TryGetValue(leaseId, out var ended))
-            {
-                return ended.Reason == "expired"
-                    ? throw Reject.Lease(ErrorCodes.LeaseExpired, $"Lease {leaseId} expired.", ("leaseId", leaseId), ("endedAt", ended.EndedAt.ToString()))
-                    : throw Reject.Lease(ErrorCodes.LeaseNotFound, $"Lease {leaseId} has ended ({ended.Reason}).", ("leaseId", leaseId), ("reason", ended.Reason));
-            }
-            throw Reject.Lease(ErrorCodes.LeaseNotFound, $"No lease {leaseId} exists.", ("leaseId", leaseId));
+            if (_expired.TryGetValue(leaseId, out var expiredAt))
+                throw Reject.Lease(ErrorCodes.LeaseExpired, $"Lease {leaseId} expired.", ("leaseId", leaseId), ("expiredAt", expiredAt.ToString()));
+            throw Reject.Lease(ErrorCodes.LeaseNotFound, $"No live lease {leaseId} exists (never issued in this epoch, released, or expired long ago).",
+                ("leaseId", leaseId));
         }
-        if (lease.NodeId != nodeId)
-            throw Reject.Lease(ErrorCodes.NotOwner, $"Lease {leaseId} is held by another node.", ("leaseId", leaseId), ("owner", lease.NodeId));
-        if (lease.FencingToken != fencingToken)
-            throw Reject.Lease(ErrorCodes.Fenced, $"Fencing token {fencingToken} is not the current token of lease {leaseId}.",
-                ("leaseId", leaseId), ("fencingToken", lease.FencingToken.ToString()));
         if (lease.ExpiresAt <= now)
         {
-            // Its time is up even if the reaper has not run yet: expire it now rather than resurrect it.
+            // Its time is up even if the reaper has not run yet: reap it now rather than resurrect it.
             Expire(lease, now);
-            throw Reject.Lease(ErrorCodes.LeaseExpired, $"Lease {leaseId} expired.", ("leaseId", leaseId), ("endedAt", now.ToString()));
+            throw Reject.Lease(ErrorCodes.LeaseExpired, $"Lease {leaseId} expired.", ("leaseId", leaseId), ("expiredAt", lease.ExpiresAt.ToString()));
         }
+        if (lease.NodeId != nodeId)
+            throw Reject.Lease(ErrorCodes.NotOwner, $"Lease {leaseId} is held by node '{lease.NodeId}', not '{nodeId}'.",
+                ("leaseId", leaseId), ("nodeId", nodeId), ("owner", lease.NodeId));
+        if (lease.FencingToken != fencingToken)
+            throw Reject.Lease(ErrorCodes.Fenced, $"Fencing token {fencingToken} is not the current token of lease {leaseId}.",
+                ("leaseId", leaseId), ("fencingToken", fencingToken.ToString()));
         return lease;
     }
 
     private void TakeFreePorts(List<int> taken, int count, string protocol, long now)
     {
         // Each pass removes a port from the free queue (to the request or to quarantine), so this ends.
-        while (taken.Count < count && _pool.TryTakeNext(out var port))
-        {
-            if (_availability.IsFree(port, protocol)) taken.Add(port);
-            else QuarantineBusy(port, now);
-        }
+        while (taken.Count < count && _pool.TryTakeNext(out var port)) CheckTaken(taken, port, protocol, now);
+    }
+
+    private void CheckTaken(List<int> taken, int port, string protocol, long now)
+    {
+        // Held in the list while checked, so a check that throws leaves it to be put back.
+        taken.Add(port);
+        if (_availability.IsFree(port, protocol)) return;
+        taken.RemoveAt(taken.Count - 1);
+        QuarantineBusy(port, now);
     }
 
     private void QuarantineBusy(int port, long now)
@@ -229,7 +270,8 @@ internal sealed partial class PortLeaseManager
 
     private PortLease NewLease(int port, string nodeId, string protocol, long ttlMs, string? purpose, long now) => new()
     {
-        LeaseId = "L-" + Guid.CreateVersion7(DateTimeOffset.FromUnixTimeMilliseconds(now)).ToString("N"),
+        // Unique across epochs (the epoch's prefix) and sorting in grant order within one (the counter).
+        LeaseId = $"L-{_leaseIdPrefix}-{++_leaseCounter:x8}",
         Port = port,
         Host = _options.AdvertisedHost,
         NodeId = nodeId,
@@ -247,20 +289,26 @@ internal sealed partial class PortLeaseManager
         _expiries.Enqueue(lease.LeaseId, lease.ExpiresAt);
     }
 
-    private void End(PortLease lease, string reason, long now)
+    private void End(PortLease lease, long now)
     {
         _leases.Remove(lease.LeaseId);
         _pool.Quarantine(lease.Port, now + (long)_options.Quarantine.TotalMilliseconds);
-        _ended[lease.LeaseId] = new EndedLease(reason, now);
-        _endedOrder.Enqueue((lease.LeaseId, now + (long)_options.EndedLeaseMemory.TotalMilliseconds));
     }
 
-    private void ForgetOldEnded(long now)
+    private void RememberExpired(string leaseId, long expiredAt)
     {
-        while (_endedOrder.TryPeek(out var entry) && entry.ForgetAt <= now)
+        _expired[leaseId] = expiredAt;
+        _expiredOrder.Enqueue((leaseId, NowMs() + (long)_options.ExpiredLeaseMemory.TotalMilliseconds));
+        while (_expiredOrder.Count > _options.ExpiredLeaseMemoryCapacity && _expiredOrder.TryDequeue(out var oldest))
+            _expired.Remove(oldest.LeaseId);
+    }
+
+    private void ForgetOldExpired(long now)
+    {
+        while (_expiredOrder.TryPeek(out var entry) && entry.ForgetAt <= now)
         {
-            _endedOrder.Dequeue();
-            _ended.Remove(entry.LeaseId);
+            _expiredOrder.Dequeue();
+            _expired.Remove(entry.LeaseId);
         }
     }
 
@@ -268,14 +316,15 @@ internal sealed partial class PortLeaseManager
     {
         if (requestedMs is null) return (long)_options.DefaultTtl.TotalMilliseconds;
         if (requestedMs <= 0)
-            throw Reject.InvalidArgument("ttlMs", "Field 'ttlMs' must be positive (or absent for the default).");
+            throw Reject.InvalidArgument("ttlMs", "Field 'ttlMs' must be positive (or absent for the default).", ("value", requestedMs.Value.ToString()), ("min", "1"));
         return Math.Clamp(requestedMs.Value, (long)_options.MinTtl.TotalMilliseconds, (long)_options.MaxTtl.TotalMilliseconds);
     }
 
     private static string CheckProtocol(string? protocol) => protocol switch
     {
         PortProtocols.Tcp or PortProtocols.Udp or PortProtocols.Both => protocol,
-        _ => throw Reject.InvalidArgument("protocol", $"Field 'protocol' must be tcp, udp or both, not '{protocol}'."),
+        _ => throw Reject.InvalidArgument("protocol", $"Field 'protocol' must be tcp, udp or both, not '{protocol}'.",
+            ("value", protocol ?? ""), ("allowed", "tcp,udp,both")),
     };
 
     private long NowMs() => _time.GetUtcNow().ToUnixTimeMilliseconds();

@@ -45,6 +45,27 @@ internal sealed class PortPool
     /// <summary>True when <paramref name="port"/> is in the free queue.</summary>
     public bool IsFree(int port) => Contains(port) && _state[port] == PortState.Free;
 
+    /// <summary>True when <paramref name="port"/> is held by a lease.</summary>
+    public bool IsLeased(int port) => Contains(port) && _state[port] == PortState.Leased;
+
+    /// <summary>Takes <paramref name="port"/> whether it is free or resting in quarantine (a reclaim after a registry restart).</summary>
+    public bool TryReclaim(int port)
+    {
+        if (!Contains(port)) return false;
+        switch (_state[port])
+        {
+            case PortState.Free:
+                Take(port);
+                return true;
+            case PortState.Quarantined:
+                _quarantine.Remove(port, out _, out _);
+                _state[port] = PortState.Leased;
+                return true;
+            default:
+                return false;
+        }
+    }
+
     /// <summary>Free ports in queue order (front first).</summary>
     public IEnumerable<int> FreeInOrder => _free;
 

@@ -11,7 +11,7 @@ namespace Onex.RegistryNode.Nodes;
 /// <summary>
 /// Known nodes and their health. A node that misses <see cref="NodeOptions.MissedHeartbeatsBeforeUnhealthy"/>
 /// heartbeats turns unhealthy (and so do its buses and tools); after <see cref="NodeOptions.UnhealthyGracePeriod"/>
-/// it is removed with them. Port leases are not tied to health (they have their own TTL), only to departure.
+/// it is removed with them and with its port leases. Turning unhealthy does not touch leases (they have their own TTL).
 /// </summary>
 internal sealed partial class NodeDirectory
 {
@@ -67,13 +67,17 @@ internal sealed partial class NodeDirectory
     /// <summary>Creates or updates a node; an announcement also counts as a heartbeat.</summary>
     public NodeRecord Announce(NodeAnnouncement announcement)
     {
-        Reject.IfBlank(announcement.NodeId, "nodeId");
+        Reject.IfBadIdentifier(announcement.NodeId, "nodeId");
         Reject.IfTooLong(announcement.Name, "name", Reject.MaxNameLength);
         Reject.IfTooLong(announcement.Host, "host", Reject.MaxNameLength);
         var interval = announcement.HeartbeatIntervalMs;
         if (interval < (long)_options.MinHeartbeatInterval.TotalMilliseconds || interval > (long)_options.MaxHeartbeatInterval.TotalMilliseconds)
             throw Reject.InvalidArgument("heartbeatIntervalMs",
-                $"Field 'heartbeatIntervalMs' must be between {(long)_options.MinHeartbeatInterval.TotalMilliseconds} and {(long)_options.MaxHeartbeatInterval.TotalMilliseconds}.");
+                $"Field 'heartbeatIntervalMs' must be between {(long)_options.MinHeartbeatInterval.TotalMilliseconds} and {(long)_options.MaxHeartbeatInterval.TotalMilliseconds}.",
+                ("value", interval.ToString()), ("min", ((long)_options.MinHeartbeatInterval.TotalMilliseconds).ToString()),
+                ("max", ((long)_options.MaxHeartbeatInterval.TotalMilliseconds).ToString()));
+        if (announcement.ProcessId < 0)
+            throw Reject.InvalidArgument("processId", "Field 'processId' must not be negative.", ("value", announcement.ProcessId.ToString()), ("min", "0"));
         Reject.IfBadMetadata(announcement.Metadata, "metadata");
 
         var now = NowMs();
@@ -111,7 +115,7 @@ internal sealed partial class NodeDirectory
         };
         if (!SameDetails(old, updated))
         {
-            entry.Record = updated with { Health = old.Health };
+            entry.Record = updated;
             _journal.Record(ChangeTypes.NodeUpdated, updated.NodeId, ChangeJournal.Of(entry.Record), ChangeJournal.Of(old));
         }
         else
@@ -128,24 +132,21 @@ internal sealed partial class NodeDirectory
     {
         Reject.IfBlank(heartbeat.NodeId, "nodeId");
         if (!_nodes.TryGetValue(heartbeat.NodeId, out var entry))
-            throw Reject.NotFound($"Node '{heartbeat.NodeId}' is not known to the registry (removed, or the registry restarted); announce again.",
+            throw Reject.NotFound($"Node '{heartbeat.NodeId}' is not known to the registry (removed, or the registry restarted); announce it again.",
                 ("nodeId", heartbeat.NodeId), ("hint", "announce"));
         entry.Record = entry.Record with { LastSeenAt = NowMs() };
         if (entry.Record.Health == Health.Unhealthy) MarkHealthy(entry);
     }
 
     /// <summary>
-    /// The node leaves: its buses, tools and port leases go with it. A node that never announced but holds
-    /// leases may depart too (its leases are released); NOT_FOUND when there is neither.
+    /// The node leaves: its leases, buses and tools go with it. Idempotent: an unknown node is acknowledged too,
+    /// and leases held under its id (a node may lease without announcing) are still ended.
     /// </summary>
     public void Depart(NodeDeparture departure)
     {
         Reject.IfBlank(departure.NodeId, "nodeId");
-        var known = _nodes.TryGetValue(departure.NodeId, out var entry);
-        if (!known && !_leases.Leases.Any(l => l.NodeId == departure.NodeId))
-            throw Reject.NotFound($"Node '{departure.NodeId}' is not known to the registry and holds no leases.", ("nodeId", departure.NodeId));
-        _leases.EndAllHeldBy(departure.NodeId);
-        if (known) Remove(entry!, "departed");
+        if (_nodes.TryGetValue(departure.NodeId, out var entry)) Remove(entry, "departed");
+        else _leases.EndAllHeldBy(departure.NodeId);
     }
 
     /// <summary>Turns overdue nodes unhealthy and removes those whose grace period ran out.</summary>
@@ -164,7 +165,8 @@ internal sealed partial class NodeDirectory
             }
             else if (entry.Record.Health == Health.Healthy)
             {
-                MarkUnhealthy(entry, now);
+                // Unhealthy since the deadline, not since the timer fired: the grace period must not stretch.
+                MarkUnhealthy(entry, deadline);
                 QueueDeadline(entry);
             }
             else
@@ -174,15 +176,15 @@ internal sealed partial class NodeDirectory
         }
     }
 
-    private void MarkUnhealthy(Entry entry, long now)
+    private void MarkUnhealthy(Entry entry, long since)
     {
         var old = entry.Record;
         entry.Record = old with { Health = Health.Unhealthy };
-        entry.UnhealthySince = now;
+        entry.UnhealthySince = since;
         _journal.Record(ChangeTypes.NodeUnhealthy, old.NodeId, ChangeJournal.Of(entry.Record), ChangeJournal.Of(old));
         _buses.SetHealthOf(old.NodeId, Health.Unhealthy);
         _tools.SetHealthOf(old.NodeId, Health.Unhealthy);
-        LogUnhealthy(old.NodeId, now - old.LastSeenAt);
+        LogUnhealthy(old.NodeId, since - old.LastSeenAt);
     }
 
     private void MarkHealthy(Entry entry)
@@ -199,7 +201,8 @@ internal sealed partial class NodeDirectory
 
     private void Remove(Entry entry, string reason)
     {
-        // What the node owns goes first, so no broadcast ever shows a bus or tool whose node is gone.
+        // What the node owns goes first, so no broadcast ever shows a lease, bus or tool whose node is gone.
+        _leases.EndAllHeldBy(entry.Record.NodeId);
         _buses.RemoveAllOf(entry.Record.NodeId);
         _tools.RemoveAllOf(entry.Record.NodeId);
         _nodes.Remove(entry.Record.NodeId);

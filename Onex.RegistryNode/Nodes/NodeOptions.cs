@@ -13,8 +13,8 @@ public sealed record NodeOptions
     public TimeSpan UnhealthyGracePeriod { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Shortest heartbeat interval a node may promise.</summary>
-    public TimeSpan MinHeartbeatInterval { get; init; } = TimeSpan.FromMilliseconds(10);
+    public TimeSpan MinHeartbeatInterval { get; init; } = TimeSpan.FromMilliseconds(100);
 
     /// <summary>Longest heartbeat interval a node may promise.</summary>
-    public TimeSpan MaxHeartbeatInterval { get; init; } = TimeSpan.FromHours(1);
+    public TimeSpan MaxHeartbeatInterval { get; init; } = TimeSpan.FromMinutes(10);
 }

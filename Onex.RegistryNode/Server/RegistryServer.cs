@@ -8,7 +8,7 @@ using Onex.Transports.Zmq;
 namespace Onex.RegistryNode.Server;
 
 /// <summary>
-/// The ROUTER loop. One <see cref="NetMQPoller"/> thread owns the socket and the whole <see cref="Registry"/>:
+/// The ROUTER loop. One <see cref="NetMQPoller"/> thread owns the socket and the whole <see cref="RegistryState"/>:
 /// requests are handled as they arrive, and timer work arrives through a <see cref="NetMQQueue{T}"/>, so the
 /// state needs no locks. Frames: a DEALER sends <c>[envelope]</c>, a REQ sends <c>[empty][envelope]</c>; the
 /// ROUTER sees them behind the peer identity and the reply goes back with the same framing.
@@ -123,25 +123,27 @@ internal sealed partial class RegistryServer : IDisposable
     private void Answer(NetMQMessage message)
     {
         var identity = message[0];
-        // [identity][envelope] from a DEALER; [identity][empty][envelope] from a REQ.
-        var viaReq = message.FrameCount >= 2 && message[1].IsEmpty;
+        // [identity][envelope] from a DEALER; [identity][empty][envelope] from a REQ. Anything else is bad framing,
+        // answered MALFORMED without looking inside, mirroring the framing (PROTOCOL.md 1.1).
+        var delimited = message.FrameCount >= 2 && message[1].IsEmpty;
         byte[] reply;
-        if (message.FrameCount == 2 && !viaReq)
+        if (message.FrameCount == 2 && !delimited)
         {
             reply = _dispatcher!.Dispatch(message[1].Buffer.AsMemory(0, message[1].MessageSize));
         }
-        else if (message.FrameCount == 3 && viaReq)
+        else if (message.FrameCount == 3 && delimited && !message[2].IsEmpty)
         {
             reply = _dispatcher!.Dispatch(message[2].Buffer.AsMemory(0, message[2].MessageSize));
         }
         else
         {
-            var frames = viaReq ? message.FrameCount - 2 : message.FrameCount - 1;
+            var frames = message.FrameCount - 1;
             reply = _dispatcher!.Fail("", "", ErrorCodes.Malformed,
-                $"A request is exactly one frame (after the REQ delimiter, if any); got {frames}.",
-                new Dictionary<string, string> { ["field"] = "frames", ["frames"] = frames.ToString() });
+                $"A request is one non-empty frame, optionally after an empty delimiter frame; got {frames} frame(s).",
+                new Dictionary<string, string> { ["reason"] = "frames", ["frames"] = frames.ToString() });
         }
 
+        var viaReq = delimited;
         var outgoing = new NetMQMessage(viaReq ? 3 : 2);
         outgoing.Append(identity);
         if (viaReq) outgoing.AppendEmptyFrame();

@@ -35,6 +35,18 @@ internal static class Reject
             throw InvalidArgument(field, $"Field '{field}' is longer than {MaxNameLength} characters.", ("limit", MaxNameLength.ToString()));
     }
 
+    /// <summary>
+    /// A node id or bus name (PROTOCOL.md section 6): 1 to <see cref="MaxNameLength"/> characters, no whitespace
+    /// and no control characters.
+    /// </summary>
+    public static void IfBadIdentifier(string? value, string field)
+    {
+        IfBlank(value, field);
+        foreach (var c in value!)
+            if (char.IsWhiteSpace(c) || char.IsControl(c))
+                throw InvalidArgument(field, $"Field '{field}' must not contain whitespace or control characters.", ("value", value));
+    }
+
     /// <summary>Optional free text: at most <see cref="MaxTextLength"/> characters.</summary>
     public static void IfTooLong(string? value, string field, int limit = MaxTextLength)
     {

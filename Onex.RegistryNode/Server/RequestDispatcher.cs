@@ -12,31 +12,30 @@ namespace Onex.RegistryNode.Server;
 /// </summary>
 internal sealed partial class RequestDispatcher
 {
-    private sealed record Handler(Type RequestType, bool ChangesState, Func<Registry, RegistryEnvelope, byte[]> Invoke);
+    private sealed record Handler(Type RequestType, Func<RegistryState, RegistryEnvelope, byte[]> Invoke);
 
     private static readonly FrozenDictionary<string, Handler> Handlers = new[]
     {
-        Changing<PortRequest, PortGrant>((r, m) => r.Handle(m)),
-        Changing<LeaseRenewal, PortLease>((r, m) => r.Handle(m)),
-        Changing<LeaseRelease, Ack>((r, m) => r.Handle(m)),
-        Changing<PortConflict, PortLease>((r, m) => r.Handle(m)),
-        Changing<NodeAnnouncement, NodeRecord>((r, m) => r.Handle(m)),
-        // A heartbeat is idempotent by nature; caching it would only push lease replies out of the cache.
-        Reading<NodeHeartbeat, Ack>((r, m) => r.Handle(m)),
-        Changing<NodeDeparture, Ack>((r, m) => r.Handle(m)),
-        Changing<EventBusRegistration, EventBusRecord>((r, m) => r.Handle(m)),
-        Changing<EventBusDeregistration, Ack>((r, m) => r.Handle(m)),
-        Changing<ToolContractRegistration, ToolContractRecord>((r, m) => r.Handle(m)),
-        Reading<ValidatePayload, ValidationResult>((r, m) => r.Handle(m)),
-        Reading<IntrospectionRequest, IntrospectionResponse>((r, m) => r.Handle(m)),
-        Reading<SnapshotRequest, RegistrySnapshot>((r, m) => r.Handle(m)),
+        Of<PortRequest, PortGrant>((r, m) => r.Handle(m)),
+        Of<LeaseRenewal, PortLease>((r, m) => r.Handle(m)),
+        Of<LeaseRelease, Ack>((r, m) => r.Handle(m)),
+        Of<PortConflict, PortLease>((r, m) => r.Handle(m)),
+        Of<NodeAnnouncement, NodeRecord>((r, m) => r.Handle(m)),
+        Of<NodeHeartbeat, Ack>((r, m) => r.Handle(m)),
+        Of<NodeDeparture, Ack>((r, m) => r.Handle(m)),
+        Of<EventBusRegistration, EventBusRecord>((r, m) => r.Handle(m)),
+        Of<EventBusDeregistration, Ack>((r, m) => r.Handle(m)),
+        Of<ToolContractRegistration, ToolContractRecord>((r, m) => r.Handle(m)),
+        Of<ValidatePayload, ValidationResult>((r, m) => r.Handle(m)),
+        Of<IntrospectionRequest, IntrospectionResponse>((r, m) => r.Handle(m)),
+        Of<SnapshotRequest, RegistrySnapshot>((r, m) => r.Handle(m)),
     }.ToFrozenDictionary(h => MessageTypes.NameOf(h.RequestType), StringComparer.Ordinal);
 
-    private readonly Registry _registry;
+    private readonly RegistryState _registry;
     private readonly ReplyCache _cache;
     private readonly ILogger _logger;
 
-    public RequestDispatcher(Registry registry, ReplyCache cache, ILogger logger)
+    public RequestDispatcher(RegistryState registry, ReplyCache cache, ILogger logger)
     {
         _registry = registry;
         _cache = cache;
@@ -46,7 +45,13 @@ internal sealed partial class RequestDispatcher
     /// <summary>The message types this registry answers.</summary>
     public static IEnumerable<string> RequestTypes => Handlers.Keys;
 
-    /// <summary>Answers one request frame.</summary>
+    /// <summary>Replies over this size are refused with TOO_LARGE (PROTOCOL.md 2.3: clients accept replies up to 64 MiB).</summary>
+    public const int MaxReplyBytes = 64 * 1024 * 1024;
+
+    /// <summary>Set while the node shuts down: requests get UNAVAILABLE (reason <c>stopping</c>) and change nothing.</summary>
+    public bool Stopping { get; set; }
+
+    /// <summary>Answers one request frame, checking in PROTOCOL.md's order (section 5).</summary>
     public byte[] Dispatch(ReadOnlyMemory<byte> frame)
     {
         RegistryEnvelope envelope;
@@ -70,70 +75,84 @@ internal sealed partial class RequestDispatcher
                 $"Protocol version {envelope.ProtocolVersion} is not supported; this registry speaks {ProtocolVersion.Current}.",
                 new Dictionary<string, string> { ["supported"] = ProtocolVersion.Current.ToString(), ["received"] = envelope.ProtocolVersion.ToString() });
 
-        if (!Handlers.TryGetValue(envelope.MessageType, out var handler))
-            return Fail(envelope.RequestId, envelope.ClientId, ErrorCodes.UnknownMessageType,
-                $"Message type '{envelope.MessageType}' is not a request this registry answers.",
-                new Dictionary<string, string> { ["messageType"] = envelope.MessageType, ["supported"] = string.Join(",", Handlers.Keys.Order(StringComparer.Ordinal)) });
+        if (Stopping)
+            return Fail(envelope.RequestId, envelope.ClientId, ErrorCodes.Unavailable, "The registry is stopping and takes no new requests.",
+                new Dictionary<string, string> { ["reason"] = "stopping" });
 
-        var cacheable = handler.ChangesState && envelope.ClientId.Length > 0;
-        if (cacheable)
+        // A retry is answered from memory before anything else is looked at (empty ids cannot be told apart).
+        var rememberable = envelope.ClientId.Length > 0 && envelope.RequestId.Length > 0;
+        if (rememberable)
         {
-            switch (_cache.Lookup(envelope.ClientId, envelope.RequestId, envelope.MessageType, envelope.Body.Span, out var cached))
+            switch (_cache.Lookup(envelope.ClientId, envelope.RequestId, envelope.MessageType, envelope.Body.Span, out var cached, out var cachedCode))
             {
                 case ReplyCache.Outcome.Hit:
-                    _registry.Stats.Served();
+                    if (cachedCode is null) _registry.Stats.Served();
+                    else _registry.Stats.Failed(cachedCode);
                     return cached;
                 case ReplyCache.Outcome.Mismatch:
                     return Fail(envelope.RequestId, envelope.ClientId, ErrorCodes.InvalidArgument,
                         $"Request id '{envelope.RequestId}' was already used by this client for a different request; use a new id for a new request.",
-                        new Dictionary<string, string> { ["field"] = "requestId" });
+                        new Dictionary<string, string> { ["field"] = "requestId", ["reason"] = "reused" });
             }
         }
 
-        byte[] reply;
+        var (reply, errorCode) = Execute(envelope);
+        if (errorCode == ErrorCodes.Internal) return reply;
+        if (reply.Length > MaxReplyBytes)
+        {
+            return Fail(envelope.RequestId, envelope.ClientId, ErrorCodes.TooLarge,
+                $"The reply to {envelope.MessageType} would be {reply.Length} bytes, over the reply limit of {MaxReplyBytes}; narrow it with filters.",
+                new Dictionary<string, string> { ["size"] = reply.Length.ToString(), ["limit"] = MaxReplyBytes.ToString() });
+        }
+        if (rememberable) _cache.Add(envelope.ClientId, envelope.RequestId, envelope.MessageType, envelope.Body.Span, reply, errorCode);
+        return reply;
+    }
+
+    /// <summary>Runs the handler; returns the reply and, for an Error reply, its code (already counted).</summary>
+    private (byte[] Reply, string? ErrorCode) Execute(RegistryEnvelope envelope)
+    {
         try
         {
-            reply = handler.Invoke(_registry, envelope);
-            _registry.Stats.Served();
-        }
-        catch (MalformedMessageException ex)
-        {
-            var details = new Dictionary<string, string>(ex.Details);
-            var message = ex.Message;
-            if (!details.TryGetValue("field", out var field) || field == "body")
+            if (!Handlers.TryGetValue(envelope.MessageType, out var handler))
             {
-                if (BodyTypeCheck.FindMistyped(handler.RequestType, envelope.Body) is var (name, expected))
+                return (Fail(envelope.RequestId, envelope.ClientId, ErrorCodes.UnknownMessageType,
+                    $"Message type '{envelope.MessageType}' is not a request this registry answers.",
+                    new Dictionary<string, string> { ["messageType"] = envelope.MessageType, ["supported"] = string.Join(",", Handlers.Keys.Order(StringComparer.Ordinal)) }),
+                    ErrorCodes.UnknownMessageType);
+            }
+            try
+            {
+                var reply = handler.Invoke(_registry, envelope);
+                _registry.Stats.Served();
+                return (reply, null);
+            }
+            catch (MalformedMessageException ex)
+            {
+                var details = new Dictionary<string, string>(ex.Details);
+                var message = ex.Message;
+                if ((!details.TryGetValue("field", out var field) || field == "body")
+                    && BodyTypeCheck.FindMistyped(handler.RequestType, envelope.Body) is var (name, expected))
                 {
-                    details["field"] = name;
+                    details["field"] = "body." + name;
                     message = $"Field '{name}' of {envelope.MessageType} must be {expected}.";
                 }
+                return (Fail(envelope.RequestId, envelope.ClientId, ex.Code, message, details), ex.Code);
             }
-            _registry.ScheduleHousekeeping();
-            return Fail(envelope.RequestId, envelope.ClientId, ex.Code, message, details);
-        }
-        catch (OnexException ex)
-        {
-            reply = Encode(envelope.RequestId, envelope.ClientId, ex.Code, ex.Message, ex.Details);
-            _registry.Stats.Failed(ex.Code);
+            catch (OnexException ex)
+            {
+                return (Fail(envelope.RequestId, envelope.ClientId, ex.Code, ex.Message, ex.Details), ex.Code);
+            }
         }
         catch (Exception ex)
         {
             LogUnexpected(ex, envelope.MessageType);
-            _registry.ScheduleHousekeeping();
-            return Fail(envelope.RequestId, envelope.ClientId, ErrorCodes.Internal,
-                $"The registry failed while handling {envelope.MessageType}; nothing was changed.", null);
+            return (Fail(envelope.RequestId, envelope.ClientId, ErrorCodes.Internal,
+                $"The registry failed while handling {envelope.MessageType}; nothing was changed.", null), ErrorCodes.Internal);
         }
-
-        if (reply.Length > RegistryCodec.MaxFrameBytes)
+        finally
         {
-            // Only reads (snapshot, introspection) can grow this big; they change nothing, so no cache entry.
-            return Fail(envelope.RequestId, envelope.ClientId, ErrorCodes.TooLarge,
-                $"The reply to {envelope.MessageType} would be {reply.Length} bytes, over the frame limit of {RegistryCodec.MaxFrameBytes}; narrow it with filters.",
-                new Dictionary<string, string> { ["size"] = reply.Length.ToString(), ["limit"] = RegistryCodec.MaxFrameBytes.ToString() });
+            _registry.ScheduleHousekeeping();
         }
-        if (cacheable) _cache.Add(envelope.ClientId, envelope.RequestId, envelope.MessageType, envelope.Body.Span, reply);
-        _registry.ScheduleHousekeeping();
-        return reply;
     }
 
     /// <summary>An Error reply for a frame that never reached the dispatcher (e.g. a bad frame count).</summary>
@@ -165,11 +184,8 @@ internal sealed partial class RequestDispatcher
         return (requestId ?? "", clientId ?? "");
     }
 
-    private static Handler Changing<TRequest, TReply>(Func<Registry, TRequest, TReply> handle) where TRequest : class =>
-        new(typeof(TRequest), true, (registry, envelope) => RegistryCodec.Encode(envelope.RequestId, envelope.ClientId, handle(registry, envelope.BodyAs<TRequest>())));
-
-    private static Handler Reading<TRequest, TReply>(Func<Registry, TRequest, TReply> handle) where TRequest : class =>
-        new(typeof(TRequest), false, (registry, envelope) => RegistryCodec.Encode(envelope.RequestId, envelope.ClientId, handle(registry, envelope.BodyAs<TRequest>())));
+    private static Handler Of<TRequest, TReply>(Func<RegistryState, TRequest, TReply> handle) where TRequest : class =>
+        new(typeof(TRequest), (registry, envelope) => RegistryCodec.Encode(envelope.RequestId, envelope.ClientId, handle(registry, envelope.BodyAs<TRequest>())));
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Unexpected failure while handling {MessageType}; replied INTERNAL")]
     private partial void LogUnexpected(Exception exception, string messageType);

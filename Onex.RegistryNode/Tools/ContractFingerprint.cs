@@ -1,29 +1,38 @@
 using System.Security.Cryptography;
 using System.Text;
-using System.Text.Json;
 using Onex.Protocol;
 
 namespace Onex.RegistryNode.Tools;
 
 /// <summary>
-/// The fingerprint of a tool contract: <c>sha256:</c> + lowercase hex SHA-256 of the UTF-8 bytes of the
-/// canonical JSON <c>{"errorCodes":[{"code","description"}... sorted by code],"inputSchema":...,"name":...,
-/// "outputSchema":...,"version":...}</c>. Canonical JSON here: no whitespace, object keys sorted by UTF-16 code
-/// units (ordinal) at every depth, array order kept, strings escaped only where JSON requires (<c>"</c>,
-/// <c>\</c>, control characters as <c>\b \f \n \r \t</c> or <c>\u00xx</c>), numbers exactly as written.
-/// The description and the owner are not part of the contract.
+/// The fingerprint of a tool contract, exactly as PROTOCOL.md section 9 defines it:
+/// <c>sha256:</c> + lowercase hex SHA-256 of the UTF-8 bytes of
+/// <c>{"name":S(name),"version":S(version),"inputSchema":M(input),"outputSchema":M(output),"errorCodes":[E...]}</c>,
+/// where S is a JSON string with JCS escaping, M is the schema text with JSON whitespace outside string literals
+/// removed (nothing else changed), and each E is <c>{"code":S,"description":S}</c>, sorted by code (ordinal).
+/// Formatting-only schema changes keep the fingerprint; any other change makes a new one.
 /// </summary>
 internal static class ContractFingerprint
 {
-    private static readonly JsonDocumentOptions ParseOptions = new() { AllowTrailingCommas = false, CommentHandling = JsonCommentHandling.Disallow, MaxDepth = 64 };
+    /// <summary>Computes the fingerprint of a contract.</summary>
+    public static string Compute(string name, string version, string inputSchema, string outputSchema, IReadOnlyList<ToolErrorCode> errorCodes) =>
+        "sha256:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Canonical(name, version, inputSchema, outputSchema, errorCodes))));
 
-    /// <summary>Computes the fingerprint of already canonical schemas (see <see cref="Canonicalize"/>).</summary>
-    public static string Compute(string name, string version, string canonicalInput, string canonicalOutput, IReadOnlyList<ToolErrorCode> errorCodes)
+    /// <summary>The canonical text that is hashed.</summary>
+    public static string Canonical(string name, string version, string inputSchema, string outputSchema, IReadOnlyList<ToolErrorCode> errorCodes)
     {
-        var json = new StringBuilder(canonicalInput.Length + canonicalOutput.Length + 128);
-        json.Append("{\"errorCodes\":[");
+        var json = new StringBuilder(inputSchema.Length + outputSchema.Length + 128);
+        json.Append("{\"name\":");
+        AppendString(json, name);
+        json.Append(",\"version\":");
+        AppendString(json, version);
+        json.Append(",\"inputSchema\":");
+        AppendMinified(json, inputSchema);
+        json.Append(",\"outputSchema\":");
+        AppendMinified(json, outputSchema);
+        json.Append(",\"errorCodes\":[");
         var first = true;
-        foreach (var error in errorCodes.OrderBy(e => e.Code, StringComparer.Ordinal).ThenBy(e => e.Description, StringComparer.Ordinal))
+        foreach (var error in errorCodes.OrderBy(e => e.Code, StringComparer.Ordinal))
         {
             if (!first) json.Append(',');
             first = false;
@@ -33,64 +42,39 @@ internal static class ContractFingerprint
             AppendString(json, error.Description ?? "");
             json.Append('}');
         }
-        json.Append("],\"inputSchema\":").Append(canonicalInput);
-        json.Append(",\"name\":");
-        AppendString(json, name);
-        json.Append(",\"outputSchema\":").Append(canonicalOutput);
-        json.Append(",\"version\":");
-        AppendString(json, version);
-        json.Append('}');
-        return "sha256:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(json.ToString())));
+        json.Append("]}");
+        return json.ToString();
     }
 
-    /// <summary>The canonical form of a JSON document. Throws <see cref="JsonException"/> (with line and position) when it is not strict JSON.</summary>
-    public static string Canonicalize(string json)
+    /// <summary>M(x): drops space, tab, line feed and carriage return outside string literals; keeps everything else as written.</summary>
+    public static string Minify(string json)
     {
-        using var document = JsonDocument.Parse(json, ParseOptions);
         var builder = new StringBuilder(json.Length);
-        Write(builder, document.RootElement);
+        AppendMinified(builder, json);
         return builder.ToString();
     }
 
-    private static void Write(StringBuilder json, JsonElement element)
+    private static void AppendMinified(StringBuilder output, string json)
     {
-        switch (element.ValueKind)
+        var inString = false;
+        var escaped = false;
+        foreach (var c in json)
         {
-            case JsonValueKind.Object:
-                json.Append('{');
-                var first = true;
-                var seen = new HashSet<string>(StringComparer.Ordinal);
-                foreach (var property in element.EnumerateObject().OrderBy(p => p.Name, StringComparer.Ordinal))
-                {
-                    if (!seen.Add(property.Name))
-                        throw new JsonException($"Duplicate key '{property.Name}' in an object.");
-                    if (!first) json.Append(',');
-                    first = false;
-                    AppendString(json, property.Name);
-                    json.Append(':');
-                    Write(json, property.Value);
-                }
-                json.Append('}');
-                break;
-            case JsonValueKind.Array:
-                json.Append('[');
-                var index = 0;
-                foreach (var item in element.EnumerateArray())
-                {
-                    if (index++ > 0) json.Append(',');
-                    Write(json, item);
-                }
-                json.Append(']');
-                break;
-            case JsonValueKind.String:
-                AppendString(json, element.GetString()!);
-                break;
-            default:
-                json.Append(element.GetRawText()); // numbers as written; true, false, null
-                break;
+            if (inString)
+            {
+                output.Append(c);
+                if (escaped) escaped = false;
+                else if (c == '\\') escaped = true;
+                else if (c == '"') inString = false;
+                continue;
+            }
+            if (c is ' ' or '\t' or '\n' or '\r') continue;
+            if (c == '"') inString = true;
+            output.Append(c);
         }
     }
 
+    /// <summary>S(x): a JSON string literal with RFC 8785 escaping (only <c>"</c>, <c>\</c> and control characters).</summary>
     private static void AppendString(StringBuilder json, string value)
     {
         json.Append('"');

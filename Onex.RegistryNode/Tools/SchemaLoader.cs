@@ -38,7 +38,7 @@ internal static class SchemaLoader
         catch (Exception ex) when (ex is InvalidOperationException or NotSupportedException or ArgumentException or FormatException
                                        or InvalidCastException or NullReferenceException or KeyNotFoundException)
         {
-            throw Invalid(which, ex.Message, null, null);
+            throw Invalid(which, Innermost(ex).Message, null, null);
         }
         finally
         {
@@ -47,13 +47,20 @@ internal static class SchemaLoader
     }
 
     /// <summary>SCHEMA_INVALID naming the schema and, when known, the line and position (1-based).</summary>
-    public static ContractException Invalid(string which, string reason, long? line, long? position)
+    public static ContractException Invalid(string which, string reason, long? line, long? position, string? pointer = null)
     {
         var details = new List<(string, string)> { ("schema", which), ("field", which + "Schema"), ("reason", reason) };
+        if (pointer is not null) details.Add(("pointer", pointer));
         if (line is not null) details.Add(("line", line.Value.ToString()));
         if (position is not null) details.Add(("position", position.Value.ToString()));
         var where = line is null ? "" : $" at line {line}, position {position}";
         return Reject.Contract(ErrorCodes.SchemaInvalid, $"The {which} schema is not a valid JSON Schema{where}: {reason}", details.ToArray());
+    }
+
+    private static Exception Innermost(Exception ex)
+    {
+        while (ex.InnerException is not null) ex = ex.InnerException;
+        return ex;
     }
 
     private static JsonReferenceResolver ResolverFor(JsonSchema schema) =>

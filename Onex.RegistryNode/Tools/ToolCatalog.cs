@@ -14,8 +14,14 @@ namespace Onex.RegistryNode.Tools;
 /// and its fingerprint. The same name and version with the same fingerprint is idempotent; with another
 /// fingerprint it is CONTRACT_CONFLICT. A contract's health follows its owner's.
 /// </summary>
-internal sealed class ToolCatalog
+internal sealed partial class ToolCatalog
 {
+    [System.Text.RegularExpressions.GeneratedRegex("^[A-Za-z0-9._-]{1,128}$")]
+    private static partial System.Text.RegularExpressions.Regex ToolName();
+
+    [System.Text.RegularExpressions.GeneratedRegex("^[A-Z][A-Z0-9_]*$")]
+    private static partial System.Text.RegularExpressions.Regex ErrorCodeName();
+
     private const int MaxErrorCodes = 256;
     private const int MaxIssues = 100;
 
@@ -44,10 +50,12 @@ internal sealed class ToolCatalog
     /// <summary>Checks the fields that do not need the schemas parsed.</summary>
     public static void Validate(ToolContractRegistration registration)
     {
-        Reject.IfBlank(registration.Name, "name");
-        Reject.IfBlank(registration.NodeId, "nodeId");
+        if (registration.Name is null || !ToolName().IsMatch(registration.Name))
+            throw Reject.InvalidArgument("name", "Field 'name' must be 1 to 128 characters from A-Z a-z 0-9 . _ -.", ("value", registration.Name ?? ""));
+        Reject.IfBadIdentifier(registration.NodeId, "nodeId");
         if (!SemanticVersion.TryParse(registration.Version, out _))
-            throw Reject.InvalidArgument("version", $"Field 'version' must be a semantic version (MAJOR.MINOR.PATCH[-pre][+build]), not '{registration.Version}'.");
+            throw Reject.InvalidArgument("version", $"Field 'version' must be a semantic version (MAJOR.MINOR.PATCH[-pre][+build]), not '{registration.Version}'.",
+                ("value", registration.Version ?? ""));
         Reject.IfTooLong(registration.Description, "description");
         if (registration.InputSchema is null) throw Reject.InvalidArgument("inputSchema", "Field 'inputSchema' is required.");
         if (registration.OutputSchema is null) throw Reject.InvalidArgument("outputSchema", "Field 'outputSchema' is required.");
@@ -57,33 +65,45 @@ internal sealed class ToolCatalog
         var codes = new HashSet<string>(StringComparer.Ordinal);
         foreach (var error in registration.ErrorCodes)
         {
-            if (error is null || string.IsNullOrWhiteSpace(error.Code) || error.Code.Length > Reject.MaxNameLength)
-                throw Reject.InvalidArgument("errorCodes", "Every entry of 'errorCodes' needs a non-empty code.");
+            if (error?.Code is null || error.Code.Length > Reject.MaxNameLength || !ErrorCodeName().IsMatch(error.Code))
+                throw Reject.InvalidArgument("errorCodes", "Every error code must match ^[A-Z][A-Z0-9_]*$ (e.g. RATE_LIMITED).", ("value", error?.Code ?? ""));
             if (!codes.Add(error.Code))
-                throw Reject.InvalidArgument("errorCodes", $"Error code '{error.Code}' is listed twice.");
+                throw Reject.InvalidArgument("errorCodes", $"Error code '{error.Code}' is listed twice.", ("value", error.Code));
             Reject.IfTooLong(error.Description, "errorCodes");
         }
     }
 
-    /// <summary>Registers a contract owned by <paramref name="owner"/>, or returns the identical one already there.</summary>
+    /// <summary>
+    /// Registers a contract owned by <paramref name="owner"/>, in PROTOCOL.md's order: the schemas must be valid
+    /// (SCHEMA_INVALID); the same name@version with another fingerprint is CONTRACT_CONFLICT; the same fingerprint
+    /// from another node is NOT_OWNER; from the same node it is the existing record, unchanged.
+    /// </summary>
     public ToolContractRecord Register(ToolContractRegistration registration, NodeRecord owner)
     {
         Validate(registration);
-        var canonicalInput = Canonical(registration.InputSchema, PayloadDirections.Input);
-        var canonicalOutput = Canonical(registration.OutputSchema, PayloadDirections.Output);
-        var fingerprint = ContractFingerprint.Compute(registration.Name, registration.Version, canonicalInput, canonicalOutput, registration.ErrorCodes);
+        CheckJson(registration.InputSchema, PayloadDirections.Input);
+        CheckJson(registration.OutputSchema, PayloadDirections.Output);
+        var fingerprint = ContractFingerprint.Compute(registration.Name, registration.Version, registration.InputSchema, registration.OutputSchema, registration.ErrorCodes);
+        var key = registration.Name + "@" + registration.Version;
 
-        if (_tools.TryGetValue(registration.Name, out var versions) && versions.TryGetValue(registration.Version, out var existing))
+        Entry? existing = null;
+        if (_tools.TryGetValue(registration.Name, out var versions)) versions.TryGetValue(registration.Version, out existing);
+        if (existing is not null && existing.Record.Fingerprint == fingerprint)
         {
-            if (existing.Record.Fingerprint == fingerprint) return existing.Record;
-            throw Reject.Contract(ErrorCodes.ContractConflict,
-                $"Tool {registration.Name}@{registration.Version} is already registered with a different contract; publish a new version instead.",
-                ("name", registration.Name), ("version", registration.Version),
-                ("registeredFingerprint", existing.Record.Fingerprint), ("fingerprint", fingerprint), ("owner", existing.Record.NodeId));
+            // The same schemas (up to whitespace) already loaded once, so they cannot be invalid now.
+            if (existing.Record.NodeId != registration.NodeId)
+                throw Reject.NotOwner($"Tool {key} is registered by node '{existing.Record.NodeId}'.",
+                    ("tool", key), ("nodeId", registration.NodeId), ("owner", existing.Record.NodeId));
+            return existing.Record;
         }
 
         var input = SchemaLoader.Load(registration.InputSchema, PayloadDirections.Input);
         var output = SchemaLoader.Load(registration.OutputSchema, PayloadDirections.Output);
+        if (existing is not null)
+            throw Reject.Contract(ErrorCodes.ContractConflict,
+                $"Tool {key} is already registered with a different contract; publish a new version instead.",
+                ("tool", key), ("fingerprint", existing.Record.Fingerprint), ("presentedFingerprint", fingerprint), ("owner", existing.Record.NodeId));
+
         SemanticVersion.TryParse(registration.Version, out var version);
         var record = new ToolContractRecord
         {
@@ -109,22 +129,27 @@ internal sealed class ToolCatalog
     {
         Reject.IfBlank(request.ToolName, "toolName");
         if (request.Direction is not (PayloadDirections.Input or PayloadDirections.Output))
-            throw Reject.InvalidArgument("direction", $"Field 'direction' must be input or output, not '{request.Direction}'.");
+            throw Reject.InvalidArgument("direction", $"Field 'direction' must be input or output, not '{request.Direction}'.",
+                ("value", request.Direction ?? ""), ("allowed", "input,output"));
         if (request.Payload is null) throw Reject.InvalidArgument("payload", "Field 'payload' is required.");
         var entry = Find(request.ToolName, request.Version);
+
+        var issues = new List<ValidationIssue>();
         try
         {
             using var strict = JsonDocument.Parse(request.Payload, new JsonDocumentOptions { MaxDepth = 64 });
         }
         catch (JsonException ex)
         {
-            throw Reject.InvalidArgument("payload", $"Field 'payload' is not JSON: {ex.Message}",
-                ("line", ((ex.LineNumber ?? 0) + 1).ToString()), ("position", ((ex.BytePositionInLine ?? 0) + 1).ToString()));
+            // Not JSON is an invalid payload, not a failed request (PROTOCOL.md 6.4).
+            var where = $"line {(ex.LineNumber ?? 0) + 1}, position {(ex.BytePositionInLine ?? 0) + 1}";
+            issues.Add(new ValidationIssue { Path = "#", Kind = "InvalidJson", Message = $"InvalidJson: # ({where}): {ex.Message}" });
         }
-
-        var schema = request.Direction == PayloadDirections.Input ? entry.Input : entry.Output;
-        var issues = new List<ValidationIssue>();
-        Flatten(schema.Validate(request.Payload), issues);
+        if (issues.Count == 0)
+        {
+            var schema = request.Direction == PayloadDirections.Input ? entry.Input : entry.Output;
+            Flatten(schema.Validate(request.Payload), issues);
+        }
         return new ValidationResult
         {
             Valid = issues.Count == 0,
@@ -161,7 +186,7 @@ internal sealed class ToolCatalog
     private Entry Find(string name, string? version)
     {
         if (!_tools.TryGetValue(name, out var versions) || versions.Count == 0)
-            throw Reject.NotFound($"No tool named '{name}' is registered.", ("toolName", name));
+            throw Reject.NotFound($"No tool named '{name}' is registered.", ("toolName", name), ("version", version ?? ""));
         if (version is not null)
         {
             return versions.TryGetValue(version, out var exact)
@@ -177,12 +202,16 @@ internal sealed class ToolCatalog
             .OrderBy(x => KeyOf(x.e.Record), StringComparer.Ordinal)
             .ToList();
 
-    private static string Canonical(string schema, string which)
+    /// <summary>The schema must be strict JSON, an object at the top, with well-formed keywords and local references only.</summary>
+    private static void CheckJson(string schema, string which)
     {
-        string canonical;
         try
         {
-            canonical = ContractFingerprint.Canonicalize(schema);
+            using var document = JsonDocument.Parse(schema, new JsonDocumentOptions { MaxDepth = 64 });
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+                throw SchemaLoader.Invalid(which, "the top level of a schema must be a JSON object", null, null, "#");
+            if (SchemaKeywordCheck.FindProblem(document.RootElement) is var (pointer, problem))
+                throw SchemaLoader.Invalid(which, $"{problem} (at {pointer})", null, null, pointer);
         }
         catch (JsonException ex)
         {
@@ -190,9 +219,6 @@ internal sealed class ToolCatalog
             var position = ex.BytePositionInLine is { } p ? p + 1 : (long?)null;
             throw SchemaLoader.Invalid(which, "not valid JSON: " + ex.Message, line, position);
         }
-        if (canonical.Length == 0 || canonical[0] != '{')
-            throw SchemaLoader.Invalid(which, "a schema must be a JSON object", 1, 1);
-        return canonical;
     }
 
     private static void Flatten(IEnumerable<ValidationError> errors, List<ValidationIssue> issues)
@@ -203,7 +229,7 @@ internal sealed class ToolCatalog
             var path = string.IsNullOrEmpty(error.Path) ? "#" : error.Path;
             var kind = error.Kind.ToString();
             var where = error.HasLineInfo ? $" (line {error.LineNumber}, position {error.LinePosition})" : "";
-            issues.Add(new ValidationIssue { Path = path, Kind = kind, Message = $"{kind} at {path}{where}" });
+            issues.Add(new ValidationIssue { Path = path, Kind = kind, Message = $"{kind}: {path}{where}" });
             switch (error)
             {
                 case ChildSchemaValidationError child:

@@ -15,7 +15,7 @@ namespace Onex.RegistryNode.Server;
 /// poller's in the node); timers come from the injected <see cref="TimeProvider"/> and hand their work to
 /// <c>post</c>, which queues it onto that thread - or, in tests, runs it inline.
 /// </summary>
-internal sealed class Registry : IDisposable
+internal sealed class RegistryState : IDisposable
 {
     private static readonly HashSet<string> Sections =
         [IntrospectionSections.Leases, IntrospectionSections.Nodes, IntrospectionSections.Buses, IntrospectionSections.Tools, IntrospectionSections.Stats];
@@ -29,7 +29,7 @@ internal sealed class Registry : IDisposable
     private long _housekeepingAt = long.MaxValue;
     private bool _disposed;
 
-    public Registry(
+    public RegistryState(
         RegistryNodeOptions options, IReadOnlyList<int> poolPorts, IPortAvailability availability, IChangeSink sink,
         TimeProvider time, ILoggerFactory loggers, Action<Action> post, string? epoch = null)
     {
@@ -37,7 +37,7 @@ internal sealed class Registry : IDisposable
         _time = time;
         _post = post;
         StartedAt = time.GetUtcNow().ToUnixTimeMilliseconds();
-        Journal = new ChangeJournal(epoch ?? ChangeJournal.NewEpoch(time), sink, time);
+        Journal = new ChangeJournal(epoch ?? ChangeJournal.NewEpoch(time), sink, time, loggers.CreateLogger<ChangeJournal>());
         Leases = new PortLeaseManager(options.Leases, new PortPool(poolPorts), availability, Journal, time,
             loggers.CreateLogger<PortLeaseManager>(), firstFencingToken: StartedAt * 1000);
         Buses = new BusDirectory(Journal, time);
@@ -87,9 +87,11 @@ internal sealed class Registry : IDisposable
         var include = request.Include is { Count: > 0 } asked ? asked : Sections.ToList();
         foreach (var section in include)
             if (section is null || !Sections.Contains(section))
-                throw Reject.InvalidArgument("include", $"Unknown section '{section}'; known: {string.Join(", ", Sections)}.");
+                throw Reject.InvalidArgument("include", $"Unknown section '{section}'; known: {string.Join(", ", Sections)}.",
+                    ("value", section ?? ""), ("allowed", string.Join(",", Sections)));
         if (request.Kind is not null && !Kinds.Contains(request.Kind))
-            throw Reject.InvalidArgument("kind", $"Field 'kind' must be one of {string.Join(", ", Kinds)}, not '{request.Kind}'.");
+            throw Reject.InvalidArgument("kind", $"Field 'kind' must be one of {string.Join(", ", Kinds)}, not '{request.Kind}'.",
+                ("value", request.Kind), ("allowed", string.Join(",", Kinds)));
         Reject.IfTooLong(request.NodeId, "nodeId", Reject.MaxNameLength);
         Reject.IfTooLong(request.NamePrefix, "namePrefix", Reject.MaxNameLength);
 
@@ -181,11 +183,12 @@ internal sealed class Registry : IDisposable
         _heartbeatTimer.Dispose();
     }
 
-    private IEnumerable<PortLease> SortedLeases() => Leases.Leases.OrderBy(l => l.Port);
+    // Every list is ordered by its entity key, ordinal (PROTOCOL.md 6.5).
+    private IEnumerable<PortLease> SortedLeases() => Leases.Leases.OrderBy(l => l.LeaseId, StringComparer.Ordinal);
     private IEnumerable<NodeRecord> SortedNodes() => Nodes.Nodes.OrderBy(n => n.NodeId, StringComparer.Ordinal);
     private IEnumerable<EventBusRecord> SortedBuses() => Buses.Buses.OrderBy(b => b.Name, StringComparer.Ordinal);
     private IEnumerable<ToolContractRecord> SortedTools() =>
-        Tools.Tools.OrderBy(t => t.Name, StringComparer.Ordinal).ThenBy(t => t.Version, StringComparer.Ordinal);
+        Tools.Tools.OrderBy(ToolCatalog.KeyOf, StringComparer.Ordinal);
 
     private static long? Min(long? a, long? b) => a is null ? b : b is null ? a : Math.Min(a.Value, b.Value);
 

@@ -1,0 +1,155 @@
+using System.Threading.Channels;
+using Onex.Bus;
+using static Onex.Tests.InMemory.TestEvents;
+
+namespace Onex.Tests.InMemory;
+
+/// <summary>The subscription building block every backend delivers into.</summary>
+public class EventChannelTests
+{
+    [Test]
+    public void TryWrite_refuses_when_a_Wait_queue_is_full()
+    {
+        var channel = new EventChannel("a.b", new SubscriptionOptions { Capacity = 1, FullMode = BoundedChannelFullMode.Wait });
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(channel.TryWrite(Numbered("a.b", 1)), Is.True, "first write into an empty queue");
+            Assert.That(channel.TryWrite(Numbered("a.b", 2)), Is.False, "a full Wait queue must send the writer to WriteAsync");
+            Assert.That(channel.DroppedCount, Is.Zero);
+        });
+    }
+
+    [TestCase(BoundedChannelFullMode.DropOldest)]
+    [TestCase(BoundedChannelFullMode.DropNewest)]
+    [TestCase(BoundedChannelFullMode.DropWrite)]
+    public void TryWrite_into_a_full_drop_mode_queue_succeeds_and_counts_one_drop(BoundedChannelFullMode mode)
+    {
+        var channel = new EventChannel("a.b", new SubscriptionOptions { Capacity = 1, FullMode = mode });
+        channel.TryWrite(Numbered("a.b", 1));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(channel.TryWrite(Numbered("a.b", 2)), Is.True, $"{mode} takes the write");
+            Assert.That(channel.DroppedCount, Is.EqualTo(1), $"{mode} drop count");
+            Assert.That(channel.Reader.Count, Is.EqualTo(1), "the queue stays at capacity");
+        });
+    }
+
+    [Test]
+    public async Task WriteAsync_returns_false_once_the_queue_is_completed()
+    {
+        var channel = new EventChannel("a.b");
+        channel.TryComplete();
+
+        Assert.That(await channel.WriteAsync(Numbered("a.b", 1)), Is.False);
+    }
+
+    [Test]
+    public async Task WriteAsync_waiting_for_room_returns_false_when_the_subscription_is_disposed()
+    {
+        var channel = new EventChannel("a.b", new SubscriptionOptions { Capacity = 1 });
+        channel.TryWrite(Numbered("a.b", 1));
+        var waiting = channel.WriteAsync(Numbered("a.b", 2)).AsTask();
+        Assert.That(waiting.IsCompleted, Is.False, "the writer should wait for room");
+
+        await channel.DisposeAsync();
+
+        Assert.That(await waiting.WaitAsync(WaitLimit), Is.False, "a released writer reports the event was not delivered");
+    }
+
+    [Test]
+    public async Task WriteAsync_waiting_for_room_completes_when_the_reader_makes_room()
+    {
+        var channel = new EventChannel("a.b", new SubscriptionOptions { Capacity = 1 });
+        channel.TryWrite(Numbered("a.b", 1));
+        var waiting = channel.WriteAsync(Numbered("a.b", 2)).AsTask();
+
+        Assert.That(channel.Reader.TryRead(out _), Is.True);
+
+        Assert.That(await waiting.WaitAsync(WaitLimit), Is.True, "the waiting write should go in once there is room");
+        Assert.That(DrainNumbers(channel.Reader), Is.EqualTo(new[] { 2 }));
+    }
+
+    [Test]
+    public async Task Dispose_runs_the_unsubscribe_hook_once_after_completing_the_queue()
+    {
+        var calls = 0;
+        var completedWhenCalled = false;
+        var channel = new EventChannel("a.b", onUnsubscribe: c =>
+        {
+            calls++;
+            completedWhenCalled = c.IsCompleted;
+            return ValueTask.CompletedTask;
+        });
+
+        await channel.DisposeAsync();
+        await channel.DisposeAsync();
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(calls, Is.EqualTo(1), "the hook must run exactly once");
+            Assert.That(completedWhenCalled, Is.True, "the queue should be completed before the owner is told");
+        });
+    }
+
+    [Test]
+    public void Completing_with_an_error_surfaces_it_to_the_reader_after_the_queued_events()
+    {
+        var channel = new EventChannel("a.b");
+        channel.TryWrite(Numbered("a.b", 1));
+        var failure = new InvalidOperationException("transport lost");
+
+        channel.TryComplete(failure);
+
+        var received = new List<int>();
+        var thrown = Assert.ThrowsAsync<InvalidOperationException>(async () =>
+        {
+            await foreach (var evt in channel) received.Add(NumberOf(evt));
+        });
+        Assert.Multiple(() =>
+        {
+            Assert.That(received, Is.EqualTo(new[] { 1 }), "queued events are still read first");
+            Assert.That(thrown, Is.SameAs(failure));
+        });
+    }
+
+    [Test]
+    public async Task Cancelling_an_enumeration_throws_OperationCanceledException_and_leaves_the_subscription_live()
+    {
+        var channel = new EventChannel("a.b");
+        using var cancel = new CancellationTokenSource();
+        var enumeration = channel.GetAsyncEnumerator(cancel.Token);
+        var pending = enumeration.MoveNextAsync().AsTask();
+
+        await cancel.CancelAsync();
+
+        Assert.That(async () => await pending.WaitAsync(WaitLimit), Throws.InstanceOf<OperationCanceledException>());
+        await enumeration.DisposeAsync();
+        channel.TryWrite(Numbered("a.b", 7));
+        await using var again = channel.GetAsyncEnumerator();
+        Assert.That(await again.MoveNextAsync().AsTask().WaitAsync(WaitLimit), Is.True, "a new enumeration should still read");
+        Assert.That(NumberOf(again.Current), Is.EqualTo(7));
+    }
+
+    [Test]
+    public void Capacity_below_one_is_rejected()
+    {
+        Assert.That(() => new EventChannel("a.b", new SubscriptionOptions { Capacity = 0 }),
+            Throws.InstanceOf<ArgumentOutOfRangeException>().With.Message.Contains("Capacity"));
+    }
+
+    [Test]
+    public void Invalid_pattern_is_rejected()
+    {
+        Assert.That(() => new EventChannel("a..b"), Throws.ArgumentException.With.Message.Contains("not a valid topic pattern"));
+    }
+
+    [TestCase("orders.*", "orders.created", true)]
+    [TestCase("orders.*", "orders.created.eu", false)]
+    [TestCase("orders.>", "orders.created.eu", true)]
+    public void Matches_follows_the_pattern(string pattern, string topic, bool expected)
+    {
+        Assert.That(new EventChannel(pattern).Matches(topic), Is.EqualTo(expected));
+    }
+}

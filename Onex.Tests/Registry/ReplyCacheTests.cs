@@ -1,0 +1,102 @@
+using Microsoft.Extensions.Time.Testing;
+using Onex.Errors;
+using Onex.Protocol;
+using Onex.RegistryNode.Server;
+
+namespace Onex.Tests.Registry;
+
+public class ReplyCacheTests
+{
+    private static readonly byte[] Body = [0x80];
+
+    [Test]
+    public void A_repeat_with_the_same_ids_and_body_is_a_hit()
+    {
+        var cache = new ReplyCache(10, TimeSpan.FromMinutes(5), 1 << 20, new FakeTimeProvider());
+        cache.Add("c", "r1", "PortRequest", Body, [1, 2, 3], null);
+        Assert.That(cache.Lookup("c", "r1", "PortRequest", Body, out var reply, out _), Is.EqualTo(ReplyCache.Outcome.Hit));
+        Assert.That(reply, Is.EqualTo(new byte[] { 1, 2, 3 }));
+    }
+
+    [Test]
+    public void The_same_ids_with_another_body_are_a_mismatch()
+    {
+        var cache = new ReplyCache(10, TimeSpan.FromMinutes(5), 1 << 20, new FakeTimeProvider());
+        cache.Add("c", "r1", "PortRequest", Body, [1], null);
+        Assert.That(cache.Lookup("c", "r1", "PortRequest", [0x81, 0xA0, 0xA0], out _, out _), Is.EqualTo(ReplyCache.Outcome.Mismatch));
+        Assert.That(cache.Lookup("c", "r1", "LeaseRelease", Body, out _, out _), Is.EqualTo(ReplyCache.Outcome.Mismatch));
+    }
+
+    [Test]
+    public void The_oldest_reply_goes_first_when_the_count_bound_is_reached()
+    {
+        var cache = new ReplyCache(2, TimeSpan.FromMinutes(5), 1 << 20, new FakeTimeProvider());
+        cache.Add("c", "r1", "T", Body, [1], null);
+        cache.Add("c", "r2", "T", Body, [2], null);
+        cache.Add("c", "r3", "T", Body, [3], null);
+        Assert.That(cache.Lookup("c", "r1", "T", Body, out _, out _), Is.EqualTo(ReplyCache.Outcome.Miss));
+        Assert.That(cache.Lookup("c", "r3", "T", Body, out _, out _), Is.EqualTo(ReplyCache.Outcome.Hit));
+    }
+
+    [Test]
+    public void Replies_are_forgotten_after_the_retention_time()
+    {
+        var time = new FakeTimeProvider();
+        var cache = new ReplyCache(10, TimeSpan.FromMinutes(5), 1 << 20, time);
+        cache.Add("c", "r1", "T", Body, [1], null);
+        time.Advance(TimeSpan.FromMinutes(5) - TimeSpan.FromMilliseconds(1));
+        Assert.That(cache.Lookup("c", "r1", "T", Body, out _, out _), Is.EqualTo(ReplyCache.Outcome.Hit), "forgotten too early");
+        time.Advance(TimeSpan.FromMilliseconds(1));
+        Assert.That(cache.Lookup("c", "r1", "T", Body, out _, out _), Is.EqualTo(ReplyCache.Outcome.Miss));
+    }
+
+    [Test]
+    public void The_byte_bound_evicts_the_oldest_replies()
+    {
+        var cache = new ReplyCache(100, TimeSpan.FromMinutes(5), 3000, new FakeTimeProvider());
+        cache.Add("c", "r1", "T", Body, new byte[1000], null);
+        cache.Add("c", "r2", "T", Body, new byte[1000], null);
+        cache.Add("c", "r3", "T", Body, new byte[1000], null);
+        Assert.That(cache.Lookup("c", "r1", "T", Body, out _, out _), Is.EqualTo(ReplyCache.Outcome.Miss));
+        Assert.That(cache.Count, Is.EqualTo(2));
+    }
+
+    [Test]
+    public void A_stopping_registry_answers_unavailable_and_changes_nothing()
+    {
+        using var h = new RegistryHarness();
+        h.Dispatcher.Stopping = true;
+        var reply = TestDealer.DecodeReply(h.Dispatcher.Dispatch(RegistryCodec.Encode("r1", "c", new PortRequest { NodeId = "n1" })));
+        var error = TestDealer.ExpectError(reply);
+        Assert.That((error.Code, error.Details["reason"]), Is.EqualTo((ErrorCodes.Unavailable, "stopping")));
+        Assert.That(h.Registry.Leases.Count, Is.Zero);
+    }
+
+    [Test]
+    public void A_retried_error_is_answered_from_memory_and_counted_again()
+    {
+        using var h = new RegistryHarness();
+        var frame = RegistryCodec.Encode("r1", "c", new NodeHeartbeat { NodeId = "ghost" });
+        var first = h.Dispatcher.Dispatch(frame);
+        h.Announce("ghost"); // executing the retry now would succeed
+        var second = h.Dispatcher.Dispatch(frame);
+        Assert.That(second, Is.EqualTo(first), "a retry must get the first reply");
+        Assert.That(h.Registry.Stats.ErrorsByCode[ErrorCodes.NotFound], Is.EqualTo(2));
+    }
+
+    [Test]
+    public void An_unexpected_failure_in_a_handler_answers_internal_and_changes_nothing()
+    {
+        using var h = new RegistryHarness(pool: Enumerable.Range(20000, 3));
+        h.Availability.Throws = true;
+
+        var reply = TestDealer.DecodeReply(h.Dispatcher.Dispatch(RegistryCodec.Encode("r1", "c", new PortRequest { NodeId = "n1", Count = 2 })));
+
+        Assert.That(TestDealer.ExpectError(reply).Code, Is.EqualTo(ErrorCodes.Internal));
+        Assert.That(h.Registry.Leases.Pool.FreeInOrder, Is.EqualTo(new[] { 20000, 20001, 20002 }), "the failed request lost or reordered ports");
+        Assert.That(h.Sink.Changes, Is.Empty);
+        h.Availability.Throws = false;
+        var retry = TestDealer.DecodeReply(h.Dispatcher.Dispatch(RegistryCodec.Encode("r1", "c", new PortRequest { NodeId = "n1", Count = 2 })));
+        Assert.That(TestDealer.Expect<PortGrant>(retry).Leases, Has.Count.EqualTo(2), "INTERNAL is not remembered: the retry executes");
+    }
+}
