@@ -74,4 +74,23 @@ public class ReassertionTests
         await leases.DisposeAsync();
         await client.DisposeAsync();
     }
+
+    [Test]
+    public async Task A_node_removed_behind_its_back_announces_itself_again_on_its_next_heartbeat()
+    {
+        await using var registry = await TestRegistry.StartAsync();
+        await using var client = await registry.ConnectAsync();
+        var reasserted = new TaskCompletionSource<RegistryReassertedEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.Reasserted += (_, args) => reasserted.TrySetResult(args);
+        await client.RegisterBusAsync("telemetry", BusKinds.Zmq, ["tcp://127.0.0.1:1"]);
+        await using var observer = await RegistryClient.ConnectAsync(registry.ClientOptions(client.NodeId) with { AnnounceNode = false, DepartOnDispose = false });
+
+        await observer.RequestAsync<NodeDeparture, Ack>(new NodeDeparture { NodeId = client.NodeId }, CancellationToken.None);
+
+        var outcome = await reasserted.Task.Within("the client to notice NOT_FOUND on its heartbeat and re-assert");
+        Assert.That(outcome.Reason, Does.Contain("does not know node"));
+        var state = await observer.DescribeAsync(new IntrospectionRequest { NodeId = client.NodeId });
+        Assert.That(state.Nodes!.Select(n => n.NodeId), Is.EqualTo(new[] { client.NodeId }));
+        Assert.That(state.Buses!.Select(b => b.Name), Is.EqualTo(new[] { "telemetry" }));
+    }
 }

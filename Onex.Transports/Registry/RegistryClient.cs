@@ -510,14 +510,15 @@ public sealed class RegistryClient : IAsyncDisposable
             var buses = 0;
             foreach (var registration in _buses.Values)
             {
-                await RequestAsync<EventBusRegistration, EventBusRecord>(registration, cancellationToken).ConfigureAwait(false);
-                buses++;
+                if (await RestoreAsync<EventBusRegistration, EventBusRecord>(registration, $"bus {registration.Name}", cancellationToken).ConfigureAwait(false))
+                    buses++;
             }
             var tools = 0;
             foreach (var registration in _tools.Values)
             {
-                await RequestAsync<ToolContractRegistration, ToolContractRecord>(registration, cancellationToken).ConfigureAwait(false);
-                tools++;
+                if (await RestoreAsync<ToolContractRegistration, ToolContractRecord>(
+                        registration, $"tool {registration.Name}@{registration.Version}", cancellationToken).ConfigureAwait(false))
+                    tools++;
             }
             var reclaimed = 0;
             var lost = 0;
@@ -542,6 +543,25 @@ public sealed class RegistryClient : IAsyncDisposable
         {
             // The next registry heartbeat in the new epoch, or the next NOT_FOUND, triggers another attempt.
             RegistryClientLog.ReassertFailed(_logger, NodeId, (ex as OnexException)?.Code ?? ErrorCodes.Unavailable, ex.Message);
+        }
+    }
+
+    /// <summary>
+    /// Registers one bus or tool again. A refusal (say, another node took the bus name meanwhile) is logged and
+    /// skipped so the rest is still restored; an unreachable registry aborts the whole re-assertion for a retry.
+    /// </summary>
+    private async ValueTask<bool> RestoreAsync<TRequest, TReply>(TRequest registration, string what, CancellationToken cancellationToken)
+        where TReply : class
+    {
+        try
+        {
+            await RequestAsync<TRequest, TReply>(registration, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (OnexException ex) when (ex is not UnavailableException)
+        {
+            RegistryClientLog.RestoreRefused(_logger, NodeId, what, ex.Code, ex.Message);
+            return false;
         }
     }
 

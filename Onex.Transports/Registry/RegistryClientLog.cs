@@ -64,4 +64,7 @@ internal static partial class RegistryClientLog
 
     [LoggerMessage(EventId = 3020, Level = LogLevel.Error, Message = "A Reasserted event handler threw for node {NodeId}")]
     public static partial void ReassertedHandlerFailed(ILogger logger, string nodeId, Exception exception);
+
+    [LoggerMessage(EventId = 3021, Level = LogLevel.Warning, Message = "Re-assertion of node {NodeId}: the registry refused {What}: {Code} {Reason}")]
+    public static partial void RestoreRefused(ILogger logger, string nodeId, string what, string code, string reason);
 }
