@@ -93,4 +93,34 @@ public class ReassertionTests
         Assert.That(state.Nodes!.Select(n => n.NodeId), Is.EqualTo(new[] { client.NodeId }));
         Assert.That(state.Buses!.Select(b => b.Name), Is.EqualTo(new[] { "telemetry" }));
     }
+
+    [Test]
+    public async Task A_port_the_holder_keeps_bound_is_reclaimed_after_a_registry_restart()
+    {
+        var ports = await TestPorts.LeaseAsync(2);
+        var options = TestRegistry.Options($"tcp://127.0.0.1:{ports[0]}", $"tcp://127.0.0.1:{ports[1]}");
+        var first = await TestRegistry.StartAsync(options);
+        await using var client = await first.ConnectAsync();
+        var reasserted = new TaskCompletionSource<RegistryReassertedEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.Reasserted += (_, args) => reasserted.TrySetResult(args);
+        await using var leases = await client.LeasePortAsync(new LeaseRequestOptions { Protocol = PortProtocols.Tcp });
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, leases.Ports[0]);
+        listener.Start(); // the holder uses its port, so a free check would now fail
+        try
+        {
+            await first.DisposeAsync();
+            await using var second = await RegistryWatchTests.RestartOnSameEndpointsAsync(options);
+
+            var outcome = await reasserted.Task.Within("the re-assertion");
+
+            Assert.That((outcome.LeasesReclaimed, outcome.LeasesLost), Is.EqualTo((1, 0)), "a bound port must be reclaimed, not lost");
+            Assert.That(leases.Leases[0].Port, Is.EqualTo(((System.Net.IPEndPoint)listener.LocalEndpoint).Port));
+            await leases.DisposeAsync();
+            await client.DisposeAsync();
+        }
+        finally
+        {
+            listener.Stop();
+        }
+    }
 }

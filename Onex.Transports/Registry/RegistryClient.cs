@@ -401,8 +401,9 @@ public sealed class RegistryClient : IAsyncDisposable
 
     /// <summary>
     /// The one place a lease is asked back from a restarted registry: the same port, TTL, protocol and purpose.
-    /// The holder may have the port bound, which the registry's free check would reject; a <c>reclaim</c> flag on
-    /// <see cref="PortRequest"/> (registry side, planned) tells the registry to skip that check for its former holder.
+    /// The holder may have the port bound, which the registry's free check would reject, so the request is a
+    /// <see cref="PortRequest.Reclaim"/>: granted without the free check unless the port is outside the pool or
+    /// leased to someone else (PORT_UNAVAILABLE).
     /// </summary>
     internal PortRequest BuildReclaimRequest(PortLease lease) => new()
     {
@@ -412,6 +413,7 @@ public sealed class RegistryClient : IAsyncDisposable
         PreferredPort = lease.Port,
         Protocol = lease.Protocol,
         Purpose = lease.Purpose,
+        Reclaim = true,
     };
 
     private async ValueTask EnsurePresentAsync(CancellationToken cancellationToken)
@@ -582,7 +584,8 @@ public sealed class RegistryClient : IAsyncDisposable
         if (granted.Port == lease.Port)
             return set.TryReplace(lease.LeaseId, granted, "reclaimed after a registry restart");
 
-        // Another port is of no use to a holder already bound to the old one: give it back and say the lease is lost.
+        // A registry without reclaim support may offer another port: of no use to a holder bound to the old one,
+        // so give it back and say the lease is lost.
         try
         {
             await ReleaseLeaseAsync(granted, singleAttempt: false, cancellationToken).ConfigureAwait(false);
