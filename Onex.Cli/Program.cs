@@ -1,2 +1,3 @@
-Console.Error.WriteLine("onex: not yet implemented.");
-return 2;
+using Onex.Cli;
+
+return await OnexCli.RunAsync(args, Console.Out, Console.Error, Console.In, handleSignals: true);

@@ -1,0 +1,110 @@
+using System.CommandLine;
+using Onex.Cli.Output;
+using Onex.Errors;
+using Onex.Protocol;
+using Onex.Transports.Registry;
+
+namespace Onex.Cli.Commands;
+
+/// <summary><c>onex ports lease | release</c>.</summary>
+internal static class PortsCommand
+{
+    public static Command Build(CliContext context) => new("ports", "Port leases.")
+    {
+        BuildLease(context),
+        BuildRelease(context),
+    };
+
+    private static Command BuildLease(CliContext context)
+    {
+        var count = new Option<int>("--count") { Description = "How many ports.", Required = true, HelpName = "N" };
+        count.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<int>() < 1) result.AddError("--count must be at least 1.");
+        });
+        var ttl = new Option<double?>("--ttl") { Description = "Requested TTL in seconds (the registry clamps it; default: the registry's).", HelpName = "S" };
+        var purpose = new Option<string?>("--purpose") { Description = "Free text recorded with the leases.", HelpName = "TEXT" };
+        var json = DescribeCommand.JsonOption("the leases (one line)");
+        var command = new Command("lease",
+            "Lease ports and hold them, renewing in the background, until Ctrl-C, SIGTERM or stdin closes; then release them.")
+        {
+            count, ttl, purpose, json,
+        };
+        command.SetAction(OnexCli.Guard(context, async (parse, cancellationToken) =>
+        {
+            await using var client = await context.ConnectAsync(parse, cancellationToken, announce: true, nodeName: "onex ports lease")
+                .ConfigureAwait(false);
+            var options = new LeaseRequestOptions
+            {
+                Ttl = parse.GetValue(ttl) is { } seconds ? TimeSpan.FromSeconds(seconds) : null,
+                Purpose = parse.GetValue(purpose) ?? "onex ports lease",
+            };
+            var leases = await client.LeasePortsAsync(parse.GetRequiredValue(count), options, cancellationToken).ConfigureAwait(false);
+            await using (leases.ConfigureAwait(false))
+            {
+                leases.LeaseLost += (_, lost) =>
+                    context.Error.WriteLine($"onex: lost lease {lost.Lease.LeaseId} on port {lost.Lease.Port}: {lost.Reason}");
+                if (parse.GetValue(json))
+                    await context.Output.WriteLineAsync(CliJson.Serialize(leases.Leases, indented: false)).ConfigureAwait(false);
+                else
+                    DescribeCommand.LeaseTable(leases.Leases).WriteTo(context.Output);
+                await context.Output.FlushAsync(cancellationToken).ConfigureAwait(false);
+                await context.Error.WriteLineAsync(
+                    $"onex: holding {leases.Ports.Count} port(s) as node {client.NodeId}; press Ctrl-C or close stdin to release.").ConfigureAwait(false);
+
+                await WaitForStdinToCloseAsync(context.Input, cancellationToken).ConfigureAwait(false);
+            }
+            await context.Error.WriteLineAsync("onex: released.").ConfigureAwait(false);
+            return leases.HasLostLeases ? ExitCodes.Failed : ExitCodes.Ok;
+        }));
+        return command;
+    }
+
+    private static Command BuildRelease(CliContext context)
+    {
+        var id = new Argument<string>("ID") { Description = "The lease id (see `onex describe`)." };
+        var command = new Command("release",
+            "Release a lease held by any node (an operator action: presents the holder's node id and current fencing token).") { id };
+        command.SetAction(OnexCli.Guard(context, async (parse, cancellationToken) =>
+        {
+            var leaseId = parse.GetRequiredValue(id);
+            await using var client = await context.ConnectAsync(parse, cancellationToken).ConfigureAwait(false);
+            var response = await client.DescribeAsync(new IntrospectionRequest { Include = [IntrospectionSections.Leases] }, cancellationToken)
+                .ConfigureAwait(false);
+            var lease = response.Leases?.FirstOrDefault(l => l.LeaseId == leaseId);
+            if (lease is null)
+            {
+                await context.Error.WriteLineAsync($"onex: no lease '{leaseId}' is held (it may have expired or been released); see `onex describe`.")
+                    .ConfigureAwait(false);
+                return ExitCodes.Failed;
+            }
+            try
+            {
+                await client.ReleaseLeaseAsync(lease, cancellationToken).ConfigureAwait(false);
+            }
+            catch (LeaseException ex) when (ex.Code is ErrorCodes.LeaseNotFound or ErrorCodes.LeaseExpired)
+            {
+                await context.Error.WriteLineAsync($"onex: lease '{leaseId}' went away before it could be released ({ex.Code}).").ConfigureAwait(false);
+                return ExitCodes.Failed;
+            }
+            await context.Output.WriteLineAsync($"released lease {lease.LeaseId} (port {lease.Port}, node {lease.NodeId})").ConfigureAwait(false);
+            return ExitCodes.Ok;
+        }));
+        return command;
+    }
+
+    /// <summary>Completes when stdin reaches its end or <paramref name="cancellationToken"/> fires (Ctrl-C, SIGTERM).</summary>
+    private static async Task WaitForStdinToCloseAsync(TextReader input, CancellationToken cancellationToken)
+    {
+        // Console.In reads synchronously, so the read loop gets its own thread; it ends at end of input.
+        var endOfInput = Task.Factory.StartNew(() =>
+        {
+            while (input.ReadLine() is not null)
+            {
+                // lines typed while holding are ignored
+            }
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        var cancelled = Task.Delay(Timeout.Infinite, cancellationToken);
+        await Task.WhenAny(endOfInput, cancelled).ConfigureAwait(false);
+    }
+}

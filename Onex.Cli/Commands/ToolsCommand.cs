@@ -1,0 +1,219 @@
+using System.CommandLine;
+using System.Text.Json;
+using Onex.Cli.Output;
+using Onex.Protocol;
+
+namespace Onex.Cli.Commands;
+
+/// <summary><c>onex tools list | show | validate</c>.</summary>
+internal static class ToolsCommand
+{
+    public static Command Build(CliContext context) => new("tools", "Tool contracts.")
+    {
+        BuildList(context),
+        BuildShow(context),
+        BuildValidate(context),
+    };
+
+    public static TextTable Table(IEnumerable<ToolContractRecord> tools)
+    {
+        var table = new TextTable("TOOL", "VERSION", "NODE", "HEALTH", "FINGERPRINT", "DESCRIPTION");
+        foreach (var tool in tools.OrderBy(t => t.Name, StringComparer.Ordinal).ThenBy(t => t.Version, ToolVersions.Comparer))
+            table.Add(tool.Name, tool.Version, tool.NodeId, tool.Health, Short(tool.Fingerprint), tool.Description);
+        return table;
+    }
+
+    private static Command BuildList(CliContext context)
+    {
+        var json = DescribeCommand.JsonOption("the tool contracts");
+        var command = new Command("list", "List the registered tool contracts.") { json };
+        command.SetAction(OnexCli.Guard(context, async (parse, cancellationToken) =>
+        {
+            var tools = await ToolsAsync(context, parse, null, cancellationToken).ConfigureAwait(false);
+            if (parse.GetValue(json))
+                await context.Output.WriteLineAsync(CliJson.Serialize(tools)).ConfigureAwait(false);
+            else if (tools.Count == 0)
+                await context.Output.WriteLineAsync("No tools registered.").ConfigureAwait(false);
+            else
+                Table(tools).WriteTo(context.Output);
+            return ExitCodes.Ok;
+        }));
+        return command;
+    }
+
+    private static Command BuildShow(CliContext context)
+    {
+        var name = new Argument<string>("NAME") { Description = "The tool's name." };
+        var version = new Option<string?>("--version") { Description = "The contract version (default: the highest registered).", HelpName = "VERSION" };
+        var json = DescribeCommand.JsonOption("the contract");
+        var command = new Command("show", "Show one tool contract with its schemas.") { name, version, json };
+        command.SetAction(OnexCli.Guard(context, async (parse, cancellationToken) =>
+        {
+            var toolName = parse.GetRequiredValue(name);
+            var wanted = parse.GetValue(version);
+            var tools = await ToolsAsync(context, parse, toolName, cancellationToken).ConfigureAwait(false);
+            var tool = Pick(tools, toolName, wanted);
+            if (tool is null)
+            {
+                var known = tools.Where(t => t.Name == toolName).Select(t => t.Version).ToArray();
+                await context.Error.WriteLineAsync(known.Length == 0
+                    ? $"onex: no tool named '{toolName}' is registered (see `onex tools list`)."
+                    : $"onex: tool '{toolName}' has no version {wanted}; registered: {string.Join(", ", known)}.").ConfigureAwait(false);
+                return ExitCodes.Failed;
+            }
+            if (parse.GetValue(json))
+            {
+                await context.Output.WriteLineAsync(CliJson.Serialize(tool)).ConfigureAwait(false);
+                return ExitCodes.Ok;
+            }
+            var output = context.Output;
+            output.WriteLine($"{tool.Name} {tool.Version}");
+            if (tool.Description.Length > 0) output.WriteLine(tool.Description);
+            output.WriteLine($"Node:        {tool.NodeId} ({tool.Health})");
+            output.WriteLine($"Fingerprint: {tool.Fingerprint}");
+            output.WriteLine($"Registered:  {DescribeCommand.Time(tool.RegisteredAt)}");
+            output.WriteLine("Error codes: " + (tool.ErrorCodes.Count == 0 ? "none" : ""));
+            foreach (var code in tool.ErrorCodes) output.WriteLine($"  {code.Code}  {code.Description}");
+            output.WriteLine("Input schema:");
+            output.WriteLine(PrettyJson(tool.InputSchema));
+            output.WriteLine("Output schema:");
+            output.WriteLine(PrettyJson(tool.OutputSchema));
+            return ExitCodes.Ok;
+        }));
+        return command;
+    }
+
+    private static Command BuildValidate(CliContext context)
+    {
+        var name = new Argument<string>("NAME") { Description = "The tool's name." };
+        var file = new Argument<FileInfo>("FILE") { Description = "A JSON file holding the payload." };
+        var outputSchema = new Option<bool>("--output") { Description = "Validate against the output schema (default: the input schema)." };
+        var version = new Option<string?>("--version") { Description = "The contract version (default: the highest registered).", HelpName = "VERSION" };
+        var json = DescribeCommand.JsonOption("the ValidationResult");
+        var command = new Command("validate", "Validate a JSON payload against a tool's input or output schema; exit code 1 when invalid.")
+        {
+            name, file, outputSchema, version, json,
+        };
+        command.SetAction(OnexCli.Guard(context, async (parse, cancellationToken) =>
+        {
+            var path = parse.GetRequiredValue(file);
+            string payload;
+            try
+            {
+                payload = await File.ReadAllTextAsync(path.FullName, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                await context.Error.WriteLineAsync($"onex: cannot read {path}: {ex.Message}").ConfigureAwait(false);
+                return ExitCodes.Usage;
+            }
+            try
+            {
+                using var _ = JsonDocument.Parse(payload);
+            }
+            catch (JsonException ex)
+            {
+                await context.Error.WriteLineAsync($"onex: {path} is not valid JSON: {ex.Message}").ConfigureAwait(false);
+                return ExitCodes.Failed;
+            }
+
+            var direction = parse.GetValue(outputSchema) ? PayloadDirections.Output : PayloadDirections.Input;
+            await using var client = await context.ConnectAsync(parse, cancellationToken).ConfigureAwait(false);
+            var result = await client.ValidatePayloadAsync(parse.GetRequiredValue(name), payload, direction, parse.GetValue(version), cancellationToken)
+                .ConfigureAwait(false);
+            if (parse.GetValue(json))
+            {
+                await context.Output.WriteLineAsync(CliJson.Serialize(result)).ConfigureAwait(false);
+            }
+            else
+            {
+                var against = $"{result.ToolName} {result.Version} {direction} schema ({Short(result.Fingerprint)})";
+                await context.Output.WriteLineAsync(result.Valid
+                    ? $"valid: {path.Name} satisfies {against}"
+                    : $"invalid: {path.Name} does not satisfy {against}: {result.Errors.Count} error(s)").ConfigureAwait(false);
+                foreach (var issue in result.Errors)
+                    await context.Output.WriteLineAsync($"  {(issue.Path.Length == 0 ? "#" : issue.Path)}: {issue.Kind}: {issue.Message}").ConfigureAwait(false);
+            }
+            return result.Valid ? ExitCodes.Ok : ExitCodes.Failed;
+        }));
+        return command;
+    }
+
+    private static async Task<IReadOnlyList<ToolContractRecord>> ToolsAsync(
+        CliContext context, ParseResult parse, string? namePrefix, CancellationToken cancellationToken)
+    {
+        await using var client = await context.ConnectAsync(parse, cancellationToken).ConfigureAwait(false);
+        var response = await client.DescribeAsync(
+            new IntrospectionRequest { Include = [IntrospectionSections.Tools], NamePrefix = namePrefix }, cancellationToken).ConfigureAwait(false);
+        return response.Tools ?? [];
+    }
+
+    private static ToolContractRecord? Pick(IEnumerable<ToolContractRecord> tools, string name, string? version)
+    {
+        var candidates = tools.Where(t => t.Name == name);
+        return version is null
+            ? candidates.OrderByDescending(t => t.Version, ToolVersions.Comparer).FirstOrDefault()
+            : candidates.FirstOrDefault(t => t.Version == version);
+    }
+
+    private static string Short(string fingerprint) => fingerprint.Length > 19 ? fingerprint[..19] : fingerprint;
+
+    private static string PrettyJson(string json)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(json);
+            return JsonSerializer.Serialize(document.RootElement, CliJson.Indented);
+        }
+        catch (JsonException)
+        {
+            return json; // the registry validated it; show it as stored if it still does not parse here
+        }
+    }
+}
+
+/// <summary>Orders semantic versions (<c>1.10.0</c> after <c>1.9.0</c>, <c>1.0.0-rc.1</c> before <c>1.0.0</c>).</summary>
+internal static class ToolVersions
+{
+    public static IComparer<string> Comparer { get; } = Comparer<string>.Create(Compare);
+
+    public static int Compare(string? left, string? right)
+    {
+        if (ReferenceEquals(left, right)) return 0;
+        if (left is null) return -1;
+        if (right is null) return 1;
+        var (leftCore, leftPre) = Split(left);
+        var (rightCore, rightPre) = Split(right);
+        var byCore = CompareIdentifiers(leftCore, rightCore);
+        if (byCore != 0) return byCore;
+        if (leftPre.Length == 0 || rightPre.Length == 0) return rightPre.Length.CompareTo(leftPre.Length); // a release sorts after its pre-releases
+        return CompareIdentifiers(leftPre, rightPre);
+    }
+
+    private static (string[] Core, string[] PreRelease) Split(string version)
+    {
+        var withoutBuild = version.Split('+')[0];
+        var dash = withoutBuild.IndexOf('-');
+        return dash < 0
+            ? (withoutBuild.Split('.'), [])
+            : (withoutBuild[..dash].Split('.'), withoutBuild[(dash + 1)..].Split('.'));
+    }
+
+    private static int CompareIdentifiers(string[] left, string[] right)
+    {
+        for (var i = 0; i < Math.Min(left.Length, right.Length); i++)
+        {
+            var leftNumeric = long.TryParse(left[i], out var l);
+            var rightNumeric = long.TryParse(right[i], out var r);
+            var order = (leftNumeric, rightNumeric) switch
+            {
+                (true, true) => l.CompareTo(r),
+                (true, false) => -1,
+                (false, true) => 1,
+                _ => string.CompareOrdinal(left[i], right[i]),
+            };
+            if (order != 0) return order;
+        }
+        return left.Length.CompareTo(right.Length);
+    }
+}

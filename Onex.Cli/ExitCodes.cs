@@ -1,0 +1,25 @@
+namespace Onex.Cli;
+
+/// <summary>The exit codes of <c>onex</c> (also listed in <c>onex --help</c> and docs/CLI.md).</summary>
+public static class ExitCodes
+{
+    /// <summary>Success.</summary>
+    public const int Ok = 0;
+
+    /// <summary>A payload failed validation, or the thing asked for (lease, tool, bus) does not exist.</summary>
+    public const int Failed = 1;
+
+    /// <summary>The command line is wrong: unknown command or option, missing argument, unreadable file.</summary>
+    public const int Usage = 2;
+
+    /// <summary>The registry did not answer (not running, wrong endpoint, unreachable).</summary>
+    public const int Unavailable = 3;
+
+    /// <summary>The registry answered with an error; its code is printed.</summary>
+    public const int Refused = 4;
+
+    /// <summary>The text shown in <c>onex --help</c>.</summary>
+    public const string HelpText =
+        "Exit codes: 0 ok; 1 validation failed or not found; 2 usage error; 3 registry unavailable; " +
+        "4 registry refused the request (its error code is printed).";
+}

@@ -1,0 +1,89 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Onex.Cli;
+using Onex.Protocol;
+using Onex.Tests.Client;
+using Onex.Tests.Infrastructure;
+using Onex.Transports.Registry;
+
+namespace Onex.Tests.Cli;
+
+/// <summary><c>onex</c> as a real child process: `registry serve` and signal handling.</summary>
+public class CliProcessTests
+{
+    private static Process StartOnex(params string[] args)
+    {
+        var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
+        var start = new ProcessStartInfo(dotnet)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "onex.dll"));
+        foreach (var arg in args) start.ArgumentList.Add(arg);
+        return Process.Start(start) ?? throw new InvalidOperationException("could not start onex");
+    }
+
+    /// <summary>Sends SIGTERM (as a service manager would) and waits for the exit code.</summary>
+    private static async Task<int> TerminateAsync(Process process)
+    {
+        using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString()]))
+            await kill.WaitForExitAsync().Within("kill to run");
+        await process.WaitForExitAsync().Within("onex to exit after SIGTERM");
+        return process.ExitCode;
+    }
+
+    private static void EnsureStopped(Process process)
+    {
+        if (!process.HasExited) process.Kill(entireProcessTree: true);
+        process.Dispose();
+    }
+
+    [Test]
+    public async Task Registry_serve_runs_a_node_that_answers_and_stops_cleanly_on_sigterm()
+    {
+        var ports = await TestPorts.LeaseAsync(2);
+        var router = $"tcp://127.0.0.1:{ports[0]}";
+        var process = StartOnex("registry", "serve", "--endpoint", router, "--pub-endpoint", $"tcp://127.0.0.1:{ports[1]}", "--log-level", "Warning");
+        try
+        {
+            // The client's DEALER queues the request until the node has bound its endpoint.
+            var result = await Onex.RunAsync("--registry", router, "--timeout", "20", "describe", "--json");
+            var exitCode = await TerminateAsync(process);
+
+            Assert.That(result.ExitCode, Is.EqualTo(ExitCodes.Ok), result.ToString());
+            using var json = JsonDocument.Parse(result.Output);
+            Assert.That(json.RootElement.GetProperty("epoch").GetString(), Is.Not.Empty);
+            Assert.That(exitCode, Is.EqualTo(0), await process.StandardError.ReadToEndAsync());
+        }
+        finally
+        {
+            EnsureStopped(process);
+        }
+    }
+
+    [Test]
+    public async Task Ports_lease_releases_its_leases_on_sigterm()
+    {
+        await using var registry = await TestRegistry.StartAsync();
+        await using var observer = await RegistryClient.ConnectAsync(registry.ClientOptions() with { AnnounceNode = false });
+        var process = StartOnex(Onex.At(registry, "ports", "lease", "--count", "1", "--json"));
+        try
+        {
+            var line = await process.StandardOutput.ReadLineAsync().Within("the lease on stdout");
+            var printed = JsonSerializer.Deserialize<List<PortLease>>(line!, new JsonSerializerOptions(JsonSerializerDefaults.Web))!;
+            var exitCode = await TerminateAsync(process);
+
+            Assert.That(printed, Has.Count.EqualTo(1));
+            Assert.That(exitCode, Is.EqualTo(ExitCodes.Ok), await process.StandardError.ReadToEndAsync());
+            var leases = await observer.DescribeAsync(new IntrospectionRequest { Include = [IntrospectionSections.Leases] });
+            Assert.That(leases.Leases, Is.Empty, "SIGTERM should release the leases before exit");
+        }
+        finally
+        {
+            EnsureStopped(process);
+        }
+    }
+}

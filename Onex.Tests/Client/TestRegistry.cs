@@ -1,0 +1,107 @@
+using Onex.RegistryNode.Hosting;
+using Onex.RegistryNode.Leases;
+using Onex.Transports.Registry;
+
+namespace Onex.Tests.Client;
+
+/// <summary>
+/// A real registry node in this process, on OS-chosen loopback ports (or fixed ones, for restart tests), with
+/// short timings so lease and heartbeat behaviour shows within milliseconds.
+/// </summary>
+internal sealed class TestRegistry : IAsyncDisposable
+{
+    public static readonly TimeSpan HeartbeatInterval = TimeSpan.FromMilliseconds(50);
+
+    private TestRegistry(RegistryNodeHost host) => Host = host;
+
+    public RegistryNodeHost Host { get; }
+
+    public static RegistryNodeOptions Options(string router = "tcp://127.0.0.1:0", string pub = "tcp://127.0.0.1:0") =>
+        RegistryNodeOptions.Default with
+        {
+            Endpoint = router,
+            PubEndpoint = pub,
+            HeartbeatInterval = HeartbeatInterval,
+            Leases = LeaseOptions.Default with
+            {
+                MinTtl = TimeSpan.FromMilliseconds(100),
+                DefaultTtl = TimeSpan.FromSeconds(5),
+                Quarantine = TimeSpan.Zero,
+            },
+        };
+
+    public static async Task<TestRegistry> StartAsync(RegistryNodeOptions? options = null, TimeProvider? timeProvider = null) =>
+        new(await RegistryNodeHost.StartAsync(options ?? Options(), timeProvider: timeProvider));
+
+    /// <summary>Client options aimed at this registry, with short timeouts.</summary>
+    public RegistryClientOptions ClientOptions(string? nodeId = null) => ClientOptionsFor(Host.RouterEndpoint, Host.PubEndpoint, nodeId);
+
+    public static RegistryClientOptions ClientOptionsFor(string router, string pub, string? nodeId = null) => new()
+    {
+        Endpoint = router,
+        PubEndpoint = pub,
+        NodeId = nodeId ?? $"test-{Guid.NewGuid():N}"[..16],
+        NodeName = TestContext.CurrentContext.Test.Name,
+        HeartbeatInterval = TimeSpan.FromMilliseconds(200),
+        RequestTimeout = TimeSpan.FromSeconds(1),
+        MaxAttempts = 3,
+        RetryBaseDelay = TimeSpan.FromMilliseconds(20),
+        RetryMaxDelay = TimeSpan.FromMilliseconds(100),
+        ExpectedRegistryHeartbeatInterval = HeartbeatInterval,
+    };
+
+    public Task<RegistryClient> ConnectAsync(string? nodeId = null) => RegistryClient.ConnectAsync(ClientOptions(nodeId)).AsTask();
+
+    public ValueTask DisposeAsync() => Host.DisposeAsync();
+}
+
+/// <summary>Bounded waits for things tests await.</summary>
+internal static class Waits
+{
+    public static readonly TimeSpan Default = TimeSpan.FromSeconds(10);
+
+    /// <summary>Awaits <paramref name="task"/>, failing the test with <paramref name="what"/> if it takes longer than <see cref="Default"/>.</summary>
+    public static async Task<T> Within<T>(this Task<T> task, string what, TimeSpan? limit = null)
+    {
+        try
+        {
+            return await task.WaitAsync(limit ?? Default);
+        }
+        catch (TimeoutException)
+        {
+            Assert.Fail($"timed out after {(limit ?? Default).TotalSeconds} s waiting for {what}");
+            throw;
+        }
+    }
+
+    /// <summary>Awaits <paramref name="task"/>, failing the test with <paramref name="what"/> if it takes longer than <see cref="Default"/>.</summary>
+    public static async Task Within(this Task task, string what, TimeSpan? limit = null)
+    {
+        try
+        {
+            await task.WaitAsync(limit ?? Default);
+        }
+        catch (TimeoutException)
+        {
+            Assert.Fail($"timed out after {(limit ?? Default).TotalSeconds} s waiting for {what}");
+            throw;
+        }
+    }
+
+    /// <summary>Reads watch events until one satisfies <paramref name="match"/>, returning every event read (bounded).</summary>
+    public static async Task<List<RegistryWatchEvent>> UntilAsync(
+        this IAsyncEnumerator<RegistryWatchEvent> events, Func<RegistryWatchEvent, bool> match, string what)
+    {
+        var seen = new List<RegistryWatchEvent>();
+        var deadline = Task.Delay(Default);
+        while (true)
+        {
+            var next = events.MoveNextAsync().AsTask();
+            if (await Task.WhenAny(next, deadline) == deadline)
+                Assert.Fail($"timed out waiting for {what}; saw: {string.Join(" | ", seen.Select(e => $"{e.Kind} {e.Detail}"))}");
+            Assert.That(await next, Is.True, $"the watch ended before {what}");
+            seen.Add(events.Current);
+            if (match(events.Current)) return seen;
+        }
+    }
+}

@@ -1,0 +1,124 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using NetMQ;
+using NetMQ.Sockets;
+using Onex.Errors;
+using Onex.Protocol;
+using Onex.Transports.Zmq;
+
+namespace Onex.Transports.Registry;
+
+/// <summary>
+/// One DEALER connected to the registry's ROUTER, owned by its own poller thread. Callers on any thread hand
+/// frames to the poller through a queue and await the reply with the same request id, so many requests can be
+/// in flight at once. One attempt per call: retries are the caller's business (<see cref="RegistryClient"/>).
+/// </summary>
+internal sealed class RegistryRequestChannel : IDisposable
+{
+    private readonly DealerSocket _socket;
+    private readonly NetMQQueue<byte[]> _outbox = new();
+    private readonly NetMQPoller _poller;
+    private readonly ConcurrentDictionary<string, TaskCompletionSource<RegistryEnvelope>> _pending = new(StringComparer.Ordinal);
+    private readonly ILogger _logger;
+    private int _disposed;
+
+    public RegistryRequestChannel(string endpoint, ZmqSocketOptions socketOptions, ILogger logger)
+    {
+        Endpoint = endpoint;
+        _logger = logger;
+        _socket = new DealerSocket();
+        try
+        {
+            socketOptions.ApplyTo(_socket);
+            _socket.Options.MaxMsgSize = RegistryCodec.MaxFrameBytes + 1024;
+            _socket.Connect(endpoint);
+        }
+        catch
+        {
+            _socket.Dispose();
+            _outbox.Dispose();
+            throw;
+        }
+        _socket.ReceiveReady += (_, _) => ReceiveReplies();
+        _outbox.ReceiveReady += (_, _) => SendQueued();
+        _poller = new NetMQPoller { _socket, _outbox };
+        _poller.RunAsync($"onex-registry-client {endpoint}", isBackgroundThread: true);
+    }
+
+    /// <summary>The ROUTER endpoint this channel is connected to.</summary>
+    public string Endpoint { get; }
+
+    /// <summary>Requests awaiting a reply.</summary>
+    public int InFlight => _pending.Count;
+
+    /// <summary>Test seam: when set and returning false for a reply, the reply is dropped as if lost on the wire.</summary>
+    internal Func<RegistryEnvelope, bool>? ReplyFilter { get; set; }
+
+    /// <summary>
+    /// Sends <paramref name="frame"/> (which carries <paramref name="requestId"/>) and waits up to
+    /// <paramref name="timeout"/> for the reply. A reply that arrives late for an earlier attempt with the same
+    /// request id also completes this one, since retries of one request share its id. Throws
+    /// <see cref="TimeoutException"/> when nothing arrived in time.
+    /// </summary>
+    public async Task<RegistryEnvelope> ExchangeAsync(
+        string requestId, byte[] frame, TimeSpan timeout, TimeProvider timeProvider, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var reply = _pending.GetOrAdd(requestId, static _ => new TaskCompletionSource<RegistryEnvelope>(TaskCreationOptions.RunContinuationsAsynchronously));
+        if (!reply.Task.IsCompleted)
+            _outbox.Enqueue(frame);
+        return await reply.Task.WaitAsync(timeout, timeProvider, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Forgets <paramref name="requestId"/> once its caller is done with it (answered, failed or given up).</summary>
+    public void Complete(string requestId) => _pending.TryRemove(requestId, out _);
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        _poller.Stop();
+        _poller.Dispose();
+        _outbox.Dispose();
+        _socket.Dispose();
+        foreach (var (_, pending) in _pending)
+            pending.TrySetException(new ObjectDisposedException(nameof(RegistryClient), "The registry client was disposed while the request was in flight."));
+        _pending.Clear();
+    }
+
+    private void SendQueued()
+    {
+        while (_outbox.TryDequeue(out var frame, TimeSpan.Zero))
+        {
+            // Never block the poller thread: past the high-water mark the request is dropped here and its
+            // attempt times out, which the caller's retry policy handles like any lost frame.
+            if (!_socket.TrySendFrame(TimeSpan.Zero, frame))
+                RegistryClientLog.SendQueueFull(_logger, Endpoint);
+        }
+    }
+
+    private void ReceiveReplies()
+    {
+        var frames = new List<byte[]>(2);
+        while (_socket.TryReceiveMultipartBytes(TimeSpan.Zero, ref frames, 2))
+        {
+            // A DEALER reply is one frame; a registry that answers REQ-style adds an empty delimiter first.
+            var frame = frames[^1];
+            RegistryEnvelope envelope;
+            try
+            {
+                envelope = RegistryCodec.Decode(frame);
+            }
+            catch (OnexException ex)
+            {
+                RegistryClientLog.UndecodableReply(_logger, Endpoint, ex.Code, ex.Message);
+                continue;
+            }
+            if (ReplyFilter is { } filter && !filter(envelope))
+                continue;
+            if (_pending.TryGetValue(envelope.RequestId, out var pending))
+                pending.TrySetResult(envelope);
+            else
+                RegistryClientLog.UnmatchedReply(_logger, envelope.RequestId, envelope.MessageType);
+        }
+    }
+}
