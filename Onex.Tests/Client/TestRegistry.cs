@@ -1,5 +1,6 @@
 using Onex.RegistryNode.Hosting;
 using Onex.RegistryNode.Leases;
+using Onex.Testing.Registry;
 using Onex.Transports.Registry;
 
 namespace Onex.Tests.Client;
@@ -27,6 +28,8 @@ internal sealed class TestRegistry : IAsyncDisposable
                 MinTtl = TimeSpan.FromMilliseconds(100),
                 DefaultTtl = TimeSpan.FromSeconds(5),
                 Quarantine = TimeSpan.Zero,
+                // Apart from the kit's pool, so this registry's grants cannot collide with ports other tests lease.
+                PortRange = OnexTestEnvironment.PrivatePortRange,
             },
         };
 

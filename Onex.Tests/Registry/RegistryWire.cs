@@ -4,6 +4,8 @@ using NetMQ.Sockets;
 using Onex.Events;
 using Onex.Protocol;
 using Onex.RegistryNode.Hosting;
+using Onex.RegistryNode.Leases;
+using Onex.Testing.Registry;
 
 namespace Onex.Tests.Registry;
 
@@ -192,6 +194,8 @@ internal static class TestNodes
             Endpoint = "tcp://127.0.0.1:0",
             PubEndpoint = "tcp://127.0.0.1:0",
             HeartbeatInterval = TimeSpan.FromMilliseconds(50),
+            // Apart from the kit's pool, so this node's grants cannot collide with ports other tests lease.
+            Leases = LeaseOptions.Default with { PortRange = OnexTestEnvironment.PrivatePortRange },
         };
         return change is null ? options : change(options);
     }

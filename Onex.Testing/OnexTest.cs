@@ -1,0 +1,55 @@
+using Onex.Testing.Registry;
+using Onex.Testing.Resources;
+using Onex.Transports.Registry;
+
+namespace Onex.Testing;
+
+/// <summary>
+/// What a test asks the kit for. Everything is tied to the running test and released after it, pass or fail
+/// (needs <c>[assembly: OnexTestResources]</c>); called from <c>[OneTimeSetUp]</c>, it lives until the end of the run.
+/// </summary>
+public static class OnexTest
+{
+    /// <summary>
+    /// Leases <paramref name="count"/> ports (1 to 64) from the test registry, recorded with the test's full name as
+    /// purpose. They renew themselves and are released after the test; disposing the set earlier releases them earlier.
+    /// </summary>
+    /// <exception cref="Errors.LeaseException">The registry has no free ports (PORT_EXHAUSTED).</exception>
+    /// <exception cref="InvalidOperationException">The assembly lacks <c>[assembly: OnexTestResources]</c>.</exception>
+    public static ValueTask<PortLeaseSet> LeasePortsAsync(int count, CancellationToken cancellationToken = default) =>
+        LeasePortsAsync(count, null, cancellationToken);
+
+    /// <summary>
+    /// Leases ports as <see cref="LeasePortsAsync(int, CancellationToken)"/> does, with the given options; a null
+    /// <see cref="LeaseRequestOptions.Purpose"/> becomes the test's full name, a null TTL the kit's.
+    /// </summary>
+    public static async ValueTask<PortLeaseSet> LeasePortsAsync(int count, LeaseRequestOptions? options, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        var (scope, purpose) = TestResources.Current();
+        var registry = await OnexTestEnvironment.RegistryAsync(cancellationToken).ConfigureAwait(false);
+        options ??= LeaseRequestOptions.Default;
+        options = options with
+        {
+            Purpose = options.Purpose ?? purpose,
+            Ttl = options.Ttl ?? OnexTestEnvironment.Options.LeaseTtl,
+        };
+        var leases = await registry.LeasePortsAsync(count, options, cancellationToken).ConfigureAwait(false);
+        return await TestResources.AddAsync(scope, leases).ConfigureAwait(false);
+    }
+
+    /// <summary>Leases one port; see <see cref="LeasePortsAsync(int, CancellationToken)"/>.</summary>
+    public static ValueTask<PortLeaseSet> LeasePortAsync(CancellationToken cancellationToken = default) =>
+        LeasePortsAsync(1, null, cancellationToken);
+
+    /// <summary>
+    /// Disposes <paramref name="resource"/> after the running test (or at the end of the run, from
+    /// <c>[OneTimeSetUp]</c>), in reverse order of everything the test handed to the kit. Returns it.
+    /// </summary>
+    public static async ValueTask<T> DisposeAfterTestAsync<T>(T resource) where T : IAsyncDisposable
+    {
+        ArgumentNullException.ThrowIfNull(resource);
+        var (scope, _) = TestResources.Current();
+        return await TestResources.AddAsync(scope, resource).ConfigureAwait(false);
+    }
+}
