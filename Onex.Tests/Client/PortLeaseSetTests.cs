@@ -30,7 +30,7 @@ public class PortLeaseSetTests
     {
         await using var registry = await TestRegistry.StartAsync();
         await using var client = await registry.ConnectAsync();
-        var ttl = TimeSpan.FromMilliseconds(300);
+        var ttl = TimeSpan.FromMilliseconds(1500); // renewals every 500 ms: room for scheduling stalls when the suite runs in parallel
         var renewals = 0;
         var renewedEnough = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -120,7 +120,7 @@ public class PortLeaseSetTests
         await using var operatorClient = await RegistryClient.ConnectAsync(registry.ClientOptions() with { AnnounceNode = false });
         var lost = new TaskCompletionSource<PortLeaseEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        await using var leases = await client.LeasePortAsync(new LeaseRequestOptions { Ttl = TimeSpan.FromMilliseconds(300) });
+        await using var leases = await client.LeasePortAsync(new LeaseRequestOptions { Ttl = TimeSpan.FromMilliseconds(1500) });
         leases.LeaseLost += (_, args) => lost.TrySetResult(args);
         await operatorClient.ReleaseLeaseAsync((await LeasesOfAsync(client))[0]);
 

@@ -57,7 +57,7 @@ public class ReassertionTests
         await using var client = await first.ConnectAsync();
         var reasserted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         client.Reasserted += (_, _) => reasserted.TrySetResult();
-        await using var leases = await client.LeasePortAsync(new LeaseRequestOptions { Ttl = TimeSpan.FromMilliseconds(300) });
+        await using var leases = await client.LeasePortAsync(new LeaseRequestOptions { Ttl = TimeSpan.FromMilliseconds(1500) });
 
         await first.DisposeAsync();
         await using var second = await RegistryWatchTests.RestartOnSameEndpointsAsync(options);
