@@ -57,7 +57,9 @@ public class ReassertionTests
         await using var client = await first.ConnectAsync();
         var reasserted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         client.Reasserted += (_, _) => reasserted.TrySetResult();
-        await using var leases = await client.LeasePortAsync(new LeaseRequestOptions { Ttl = TimeSpan.FromMilliseconds(1500) });
+        // A renewal round caught by the restart waits out a request timeout before the set renews the reclaimed lease,
+        // so the TTL has to outlast that, plus scheduling stalls when the suite runs in parallel.
+        await using var leases = await client.LeasePortAsync(new LeaseRequestOptions { Ttl = TimeSpan.FromSeconds(5) });
 
         await first.DisposeAsync();
         await using var second = await RegistryWatchTests.RestartOnSameEndpointsAsync(options);
