@@ -14,8 +14,8 @@ namespace Onex.Tests.Infrastructure;
 /// </summary>
 public sealed class NatsServerFixture : IAsyncDisposable
 {
-    /// <summary>Payload limit written into the server config.</summary>
-    public const int MaxPayloadBytes = 8 * 1024 * 1024;
+    /// <summary>The payload limit written into the server config unless a test asks for another.</summary>
+    public const int DefaultMaxPayloadBytes = 8 * 1024 * 1024;
 
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(20);
     private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(10);
@@ -37,7 +37,7 @@ public sealed class NatsServerFixture : IAsyncDisposable
         };
     }
 
-    private NatsServerFixture(string executable, int port)
+    private NatsServerFixture(string executable, int port, int maxPayloadBytes)
     {
         _executable = executable;
         Port = port;
@@ -45,7 +45,7 @@ public sealed class NatsServerFixture : IAsyncDisposable
         StoreDirectory = Path.Combine(_root, "store");
         Directory.CreateDirectory(StoreDirectory);
         _configFile = Path.Combine(_root, "nats.conf");
-        File.WriteAllText(_configFile, $"max_payload: {MaxPayloadBytes}\n");
+        File.WriteAllText(_configFile, $"max_payload: {maxPayloadBytes}\n");
     }
 
     /// <summary>The client port on 127.0.0.1.</summary>
@@ -61,12 +61,14 @@ public sealed class NatsServerFixture : IAsyncDisposable
     public bool IsRunning => _process is { HasExited: false };
 
     /// <summary>Starts a server and returns once it accepts connections with JetStream ready.</summary>
+    /// <param name="maxPayloadBytes">The server's <c>max_payload</c>; nats-server's own default is 1 MB.</param>
+    /// <param name="cancellationToken">Cancels the start.</param>
     /// <exception cref="InvalidOperationException">nats-server is not installed, or it did not start (with its output).</exception>
-    public static async Task<NatsServerFixture> StartAsync(CancellationToken cancellationToken = default)
+    public static async Task<NatsServerFixture> StartAsync(int maxPayloadBytes = DefaultMaxPayloadBytes, CancellationToken cancellationToken = default)
     {
         var executable = FindExecutable();
         var port = (await TestPorts.LeaseAsync(1, cancellationToken))[0];
-        var server = new NatsServerFixture(executable, port);
+        var server = new NatsServerFixture(executable, port, maxPayloadBytes);
         try
         {
             await server.StartProcessAsync(cancellationToken);

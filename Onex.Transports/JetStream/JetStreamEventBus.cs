@@ -351,7 +351,8 @@ public sealed class JetStreamEventBus : IEventBus
         var ack = await JetStream.PublishAsync(
             subject, body, NatsRawSerializer<byte[]>.Default, new NatsJSPubOpts { MsgId = eventId },
             cancellationToken: context.CancellationToken).ConfigureAwait(false);
-        ack.EnsureSuccess();
+        // A duplicate is a success: the stream already holds this event from an earlier attempt.
+        if (!ack.Duplicate) ack.EnsureSuccess();
         return ack;
     }
 
