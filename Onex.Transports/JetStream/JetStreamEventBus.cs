@@ -457,7 +457,7 @@ public sealed class JetStreamEventBus : IEventBus
 
     private ValueTask OnConnectionDisconnectedAsync(object? sender, NatsEventArgs args)
     {
-        JetStreamLog.Disconnected(_logger, Options.Url, args.Message);
+        JetStreamLog.Disconnected(_logger, Options.Url);
         return default;
     }
 }

@@ -19,8 +19,8 @@ internal static partial class JetStreamLog
     [LoggerMessage(EventId = 4003, Level = LogLevel.Information, Message = "Deleted stream {Stream}")]
     public static partial void StreamDeleted(ILogger logger, string stream);
 
-    [LoggerMessage(EventId = 4004, Level = LogLevel.Warning, Message = "Connection to {Url} lost: {Reason}")]
-    public static partial void Disconnected(ILogger logger, string url, string reason);
+    [LoggerMessage(EventId = 4004, Level = LogLevel.Warning, Message = "Connection to {Url} lost; reconnecting")]
+    public static partial void Disconnected(ILogger logger, string url);
 
     [LoggerMessage(EventId = 4005, Level = LogLevel.Information, Message = "Connection to {Url} (re)opened")]
     public static partial void ConnectionOpened(ILogger logger, string url);
