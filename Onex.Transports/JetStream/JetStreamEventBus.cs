@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using NATS.Client.Core;
@@ -9,7 +10,6 @@ using Onex.Errors;
 using Onex.Events;
 using Polly;
 using Polly.Retry;
-using Polly.Timeout;
 
 namespace Onex.Transports.JetStream;
 
@@ -39,7 +39,7 @@ public sealed class JetStreamEventBus : IEventBus
 
     private readonly NatsConnection _connection;
     private readonly ILogger _logger;
-    private readonly ResiliencePipeline _publishPipeline;
+    private readonly ResiliencePipeline _publishRetry;
     private readonly ConcurrentDictionary<JetStreamSubscription, byte> _subscriptions = new();
     private readonly SemaphoreSlim _streamGate = new(1, 1);
     private readonly int _maxEncodedEventBytes;
@@ -60,11 +60,11 @@ public sealed class JetStreamEventBus : IEventBus
         if (serverLimit < options.MaxEventBytes)
             JetStreamLog.ServerMaxPayloadBelowLimit(logger, options.Url, serverLimit, options.MaxEventBytes);
 
-        _publishPipeline = new ResiliencePipelineBuilder()
-            .AddTimeout(options.PublishTimeout)
+        _publishRetry = new ResiliencePipelineBuilder()
             .AddRetry(new RetryStrategyOptions
             {
-                ShouldHandle = new PredicateBuilder().Handle<Exception>(IsTransient),
+                ShouldHandle = args => ValueTask.FromResult(
+                    args.Outcome.Exception is { } ex && (IsTransient(ex) || IsInternalTimeout(ex, args.Context.CancellationToken))),
                 MaxRetryAttempts = int.MaxValue,
                 BackoffType = DelayBackoffType.Exponential,
                 Delay = TimeSpan.FromMilliseconds(50),
@@ -74,8 +74,7 @@ public sealed class JetStreamEventBus : IEventBus
                 {
                     var failure = args.Outcome.Exception;
                     args.Context.Properties.Set(LastFailureKey, failure);
-                    // No responders means no stream listens on the subject: the server may have lost a memory stream.
-                    if (failure is NatsNoRespondersException or NatsJSPublishNoResponseException)
+                    if (failure is not null && IsNoResponders(failure))
                         args.Context.Properties.Set(StreamSuspectKey, true);
                     return default;
                 },
@@ -130,6 +129,10 @@ public sealed class JetStreamEventBus : IEventBus
             Name = string.IsNullOrEmpty(options.NodeId) ? $"onex:{options.Name}" : $"onex:{options.NodeId}:{options.Name}",
             ConnectTimeout = options.ConnectTimeout,
             RequestTimeout = options.RequestTimeout,
+            // While disconnected a publish (event, ack or pull) fails after this instead of waiting for the reconnect,
+            // so PublishAsync stays within its timeout and its retries are the ones that wait.
+            CommandTimeout = options.RequestTimeout,
+            PublishTimeoutOnDisconnected = true,
             ReconnectWaitMin = options.ReconnectWaitMin,
             ReconnectWaitMax = options.ReconnectWaitMax,
             MaxReconnectRetry = -1,
@@ -184,24 +187,22 @@ public sealed class JetStreamEventBus : IEventBus
                 $"Event {evt.EventId} encodes to {body.Length} bytes; bus '{Name}' accepts at most {_maxEncodedEventBytes} (the stream's max_msg_size and the server's max_payload, less {HeaderAllowance} bytes for headers).",
                 new Dictionary<string, string> { ["size"] = body.Length.ToString(), ["limit"] = _maxEncodedEventBytes.ToString(), ["url"] = Options.Url });
 
-        var context = ResilienceContextPool.Shared.Get(cancellationToken);
+        var subject = Names.SubjectFor(evt.Topic);
+        var started = Stopwatch.GetTimestamp();
         try
         {
-            var ack = await _publishPipeline.ExecuteAsync(
-                static (ctx, state) => state.Bus.PublishAttemptAsync(ctx, state.Subject, state.Body, state.EventId),
-                context,
-                (Bus: this, Subject: Names.SubjectFor(evt.Topic), Body: body, evt.EventId)).ConfigureAwait(false);
+            PubAckResponse ack;
+            try
+            {
+                ack = await SendAsync(subject, body, evt.EventId, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsTransient(ex) || IsInternalTimeout(ex, cancellationToken))
+            {
+                // The slow path: retries with backoff in what is left of PublishTimeout; the happy path stays lean.
+                ack = await PublishWithRetriesAsync(subject, body, evt, ex, Stopwatch.GetElapsedTime(started), cancellationToken).ConfigureAwait(false);
+            }
             if (ack.Duplicate)
                 JetStreamLog.PublishDuplicate(_logger, evt.EventId, ack.Stream ?? StreamName, ack.Seq);
-        }
-        catch (TimeoutRejectedException ex)
-        {
-            var cause = context.Properties.GetValue(LastFailureKey, null);
-            throw new UnavailableException(
-                $"Bus '{Name}': the server at {Options.Url} did not acknowledge event {evt.EventId} within {Options.PublishTimeout.TotalSeconds:0.#} s"
-                + (cause is null ? "." : $" (last failure: {cause.Message})."),
-                new Dictionary<string, string> { ["url"] = Options.Url, ["eventId"] = evt.EventId, ["stream"] = StreamName },
-                cause ?? ex);
         }
         catch (NatsJSApiException ex)
         {
@@ -216,10 +217,6 @@ public sealed class JetStreamEventBus : IEventBus
         {
             throw new UnavailableException($"Bus '{Name}': publishing event {evt.EventId} to {Options.Url} failed: {ex.Message}",
                 new Dictionary<string, string> { ["url"] = Options.Url, ["eventId"] = evt.EventId }, ex);
-        }
-        finally
-        {
-            ResilienceContextPool.Shared.Return(context);
         }
     }
 
@@ -341,20 +338,64 @@ public sealed class JetStreamEventBus : IEventBus
             ex),
     };
 
-    private async ValueTask<PubAckResponse> PublishAttemptAsync(ResilienceContext context, string subject, byte[] body, string eventId)
+    private async ValueTask<PubAckResponse> PublishWithRetriesAsync(
+        string subject, byte[] body, OnexEvent evt, Exception firstFailure, TimeSpan elapsed, CancellationToken cancellationToken)
+    {
+        JetStreamLog.PublishRetry(_logger, evt.EventId, evt.Topic, firstFailure.Message);
+        using var budget = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var remaining = Options.PublishTimeout - elapsed;
+        budget.CancelAfter(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero);
+        var context = ResilienceContextPool.Shared.Get(budget.Token);
+        context.Properties.Set(LastFailureKey, firstFailure);
+        context.Properties.Set(StreamSuspectKey, IsNoResponders(firstFailure));
+        try
+        {
+            return await _publishRetry.ExecuteAsync(
+                static (ctx, state) => state.Bus.RetryAttemptAsync(ctx, state.Subject, state.Body, state.EventId),
+                context,
+                (Bus: this, Subject: subject, Body: body, evt.EventId)).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            var cause = context.Properties.GetValue(LastFailureKey, firstFailure);
+            throw new UnavailableException(
+                $"Bus '{Name}': the server at {Options.Url} did not acknowledge event {evt.EventId} within {Options.PublishTimeout.TotalSeconds:0.#} s"
+                + (cause is null ? "." : $" (last failure: {cause.Message})."),
+                new Dictionary<string, string> { ["url"] = Options.Url, ["eventId"] = evt.EventId, ["stream"] = StreamName },
+                cause ?? ex);
+        }
+        finally
+        {
+            ResilienceContextPool.Shared.Return(context);
+        }
+    }
+
+    private async ValueTask<PubAckResponse> RetryAttemptAsync(ResilienceContext context, string subject, byte[] body, string eventId)
     {
         if (context.Properties.GetValue(StreamSuspectKey, false))
         {
             context.Properties.Set(StreamSuspectKey, false);
             await EnsureStreamAsync(context.CancellationToken).ConfigureAwait(false);
         }
+        return await SendAsync(subject, body, eventId, context.CancellationToken).ConfigureAwait(false);
+    }
+
+    private async ValueTask<PubAckResponse> SendAsync(string subject, byte[] body, string eventId, CancellationToken cancellationToken)
+    {
         var ack = await JetStream.PublishAsync(
             subject, body, NatsRawSerializer<byte[]>.Default, new NatsJSPubOpts { MsgId = eventId },
-            cancellationToken: context.CancellationToken).ConfigureAwait(false);
+            cancellationToken: cancellationToken).ConfigureAwait(false);
         // A duplicate is a success: the stream already holds this event from an earlier attempt.
         if (!ack.Duplicate) ack.EnsureSuccess();
         return ack;
     }
+
+    // The client cancels a publish it could not send within CommandTimeout while disconnected.
+    private static bool IsInternalTimeout(Exception ex, CancellationToken callerToken) =>
+        ex is OperationCanceledException && !callerToken.IsCancellationRequested;
+
+    // No responders means no stream listens on the subject: the server may have lost a memory stream.
+    private static bool IsNoResponders(Exception ex) => ex is NatsNoRespondersException or NatsJSPublishNoResponseException;
 
     private static bool IsTransient(Exception ex) => ex is NatsNoRespondersException
         or NatsJSPublishNoResponseException

@@ -26,8 +26,8 @@ internal static partial class JetStreamLog
     public static partial void ConnectionOpened(ILogger logger, string url);
 
     [LoggerMessage(EventId = 4010, Level = LogLevel.Debug,
-        Message = "Publish of event {EventId} to {Topic} failed on attempt {Attempt}, retrying: {Reason}")]
-    public static partial void PublishRetry(ILogger logger, string eventId, string topic, int attempt, string reason);
+        Message = "Publish of event {EventId} to {Topic} failed, retrying within the publish timeout: {Reason}")]
+    public static partial void PublishRetry(ILogger logger, string eventId, string topic, string reason);
 
     [LoggerMessage(EventId = 4011, Level = LogLevel.Debug,
         Message = "Event {EventId} was already in stream {Stream} at sequence {Sequence}: a retried publish, stored once")]

@@ -24,7 +24,8 @@ namespace Onex.Transports.JetStream;
 /// </remarks>
 internal sealed class JetStreamSubscription : IEventSubscription
 {
-    private const int MaxPullBatch = 256;
+    // Under NATS.Net's 1000-message fetch buffer, so a full batch never blocks the connection's read loop.
+    private const int MaxPullBatch = 512;
 
     private readonly JetStreamEventBus _bus;
     private readonly EventChannel _queue;
