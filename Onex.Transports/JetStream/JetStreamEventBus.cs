@@ -286,7 +286,6 @@ public sealed class JetStreamEventBus : IEventBus
 
         await FlushAsync().ConfigureAwait(false);
         await _connection.DisposeAsync().ConfigureAwait(false);
-        _streamGate.Dispose();
     }
 
     /// <summary>Waits until the server has processed everything sent so far (acknowledgements included).</summary>

@@ -53,6 +53,9 @@ internal static partial class JetStreamLog
         Message = "Could not {Operation} on consumer {Consumer}; the server redelivers after AckWait if needed")]
     public static partial void SettleFailed(ILogger logger, Exception exception, string operation, string consumer);
 
+    [LoggerMessage(EventId = 4026, Level = LogLevel.Error, Message = "Subscription on consumer {Consumer} stopped after an unexpected failure")]
+    public static partial void PumpStopped(ILogger logger, Exception exception, string consumer);
+
     [LoggerMessage(EventId = 4025, Level = LogLevel.Warning, Message = "Cleanup step {Step} of bus {Bus} failed")]
     public static partial void CleanupFailed(ILogger logger, Exception exception, string step, string bus);
 }

@@ -231,6 +231,12 @@ internal sealed class JetStreamSubscription : IEventSubscription
         {
             // Closed.
         }
+        catch (Exception ex)
+        {
+            // The retry pipeline handles every failure it can; anything else ends the subscription visibly.
+            JetStreamLog.PumpStopped(_bus.Logger, ex, _consumerName);
+            _queue.TryComplete(_bus.Translate(ex, $"keep reading consumer {_consumerName}"));
+        }
     }
 
     private async ValueTask PullOnceAsync(CancellationToken cancellationToken)
