@@ -1,3 +1,5 @@
+using System.Runtime.Versioning;
+
 namespace Onex.Tests.Ipc;
 
 /// <summary>
@@ -16,6 +18,18 @@ public sealed class IpcTestRoot : IDisposable
 
     /// <summary>Where a bus named <paramref name="busName"/> keeps its socket.</summary>
     public string SocketPathOf(string busName) => System.IO.Path.Combine(Path, busName, "bus.sock");
+
+    /// <summary>
+    /// Creates the root and <c>&lt;root&gt;/&lt;busName&gt;</c> with mode 0700, as a host would, and returns the bus
+    /// directory. (Directory.CreateDirectory applies the mode to the last directory only, so the root goes first.)
+    /// </summary>
+    [SupportedOSPlatform("linux")]
+    public string CreateBusDirectory(string busName)
+    {
+        const UnixFileMode privateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+        Directory.CreateDirectory(Path, privateMode);
+        return Directory.CreateDirectory(System.IO.Path.Combine(Path, busName), privateMode).FullName;
+    }
 
     public void Dispose()
     {
