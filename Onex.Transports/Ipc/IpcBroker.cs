@@ -145,7 +145,7 @@ internal sealed class IpcBroker : IAsyncDisposable
             {
                 if (stopping.IsCancellationRequested)
                 {
-                    connection.Abort();
+                    connection.DisposeUnstarted();
                     return;
                 }
                 _connections = [.. _connections, connection];
@@ -157,9 +157,9 @@ internal sealed class IpcBroker : IAsyncDisposable
 
     private async Task ServeAsync(IpcBrokerConnection connection, CancellationToken stopping)
     {
-        // Run the read loop off the accept loop's thread.
+        // Leave the caller (it holds _gate) before starting, so the removal below always follows the registration.
         await Task.Yield();
-        await connection.RunAsync(stopping).ConfigureAwait(false);
+        await connection.Start(stopping).ConfigureAwait(false);
         lock (_gate)
         {
             var index = Array.IndexOf(_connections, connection);

@@ -155,9 +155,8 @@ internal sealed class IpcBrokerClient : IAsyncDisposable
         var stopping = _stopping.Token;
         while (true)
         {
-            var reason = await RunSessionAsync(session, stopping).ConfigureAwait(false);
+            var reason = await ReadOnThreadAsync(session, stopping).ConfigureAwait(false);
             _session = null;
-            session.Close();
             if (stopping.IsCancellationRequested) return;
             IpcLog.HostLost(_logger, BusName, _socketPath, reason);
             try
@@ -178,26 +177,42 @@ internal sealed class IpcBrokerClient : IAsyncDisposable
             if (stopping.IsCancellationRequested)
             {
                 _session = null;
-                session.Close();
+                session.DisposeUnread();
                 return;
             }
         }
     }
 
-    // Reads until the connection ends; returns why, for the log.
-    private async Task<string> RunSessionAsync(Session session, CancellationToken stopping)
+    // Runs the session's read loop on a dedicated thread (reads block in poll, see IpcFrameReader); completes with
+    // why the connection ended, for the log.
+    private Task<string> ReadOnThreadAsync(Session session, CancellationToken stopping)
+    {
+        var done = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() => done.TrySetResult(ReadUntilClosed(session, stopping)))
+        {
+            IsBackground = true,
+            Name = "onex-ipc-participant",
+        };
+        thread.Start();
+        return done.Task;
+    }
+
+    private string ReadUntilClosed(Session session, CancellationToken stopping)
     {
         try
         {
             while (true)
             {
-                var frame = await session.Reader.ReadFrameAsync(stopping).ConfigureAwait(false);
+                var frame = session.Reader.ReadFrame();
                 switch (frame.Type)
                 {
                     case IpcFrameType.None:
                         return "the host closed the connection";
                     case IpcFrameType.Event:
-                        await _local.DeliverAsync(_codec.Decode(frame.Body), stopping).ConfigureAwait(false);
+                        // Blocking this thread while a Wait-mode queue is full leaves the host's frames in the socket:
+                        // that is the backpressure Wait mode asks for.
+                        var delivering = _local.DeliverAsync(_codec.Decode(frame.Body), stopping);
+                        if (!delivering.IsCompletedSuccessfully) delivering.AsTask().GetAwaiter().GetResult();
                         break;
                     case IpcFrameType.Subscribed:
                         if (_pendingAcks.TryGetValue(IpcFrames.ParseId(frame.Body.Span, frame.Type), out var ack)) ack.TrySetResult();
@@ -235,7 +250,10 @@ internal sealed class IpcBrokerClient : IAsyncDisposable
         }
         finally
         {
+            // Release the reader's hold on the handle before disposing the socket (the other order spins).
+            session.Close();
             session.Reader.Dispose();
+            session.DisposeSocket();
         }
     }
 
@@ -308,6 +326,7 @@ internal sealed class IpcBrokerClient : IAsyncDisposable
 
         public int HostMaxFrameBytes { get; } = hostMaxFrameBytes;
 
+        /// <summary>Shuts the connection down from any thread; the read loop wakes, ends and disposes the socket.</summary>
         public void Close()
         {
             Outbound.Close();
@@ -315,14 +334,20 @@ internal sealed class IpcBrokerClient : IAsyncDisposable
             {
                 socket.Shutdown(SocketShutdown.Both);
             }
-            catch (SocketException)
+            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
             {
-                // Already disconnected; disposing below is all that is left.
+                // Already disconnected or closed: the read loop has ended or is about to.
             }
-            catch (ObjectDisposedException)
-            {
-                return;
-            }
+        }
+
+        /// <summary>Called by the read loop's thread after the reader released the handle.</summary>
+        public void DisposeSocket() => socket.Dispose();
+
+        /// <summary>Closes a session whose read loop never started.</summary>
+        public void DisposeUnread()
+        {
+            Close();
+            Reader.Dispose();
             socket.Dispose();
         }
     }

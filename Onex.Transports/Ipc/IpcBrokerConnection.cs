@@ -79,44 +79,69 @@ internal sealed class IpcBrokerConnection
         if (dropped == 1 || dropped % 1024 == 0) IpcLog.OutboundOverflow(_logger, Id, PeerNodeId, dropped);
     }
 
-    /// <summary>Closes the socket; the read loop ends and the outbound queue discards what it holds.</summary>
+    /// <summary>
+    /// Shuts the connection down from any thread: the outbound queue discards what it holds and the read loop wakes
+    /// and ends. The connection's own thread disposes the socket once its reader released the handle (disposing
+    /// it while the reader holds it would spin until then).
+    /// </summary>
     public void Abort()
     {
         Outbound.Close();
-        try
-        {
-            Socket.Shutdown(SocketShutdown.Both);
-        }
-        catch (SocketException)
-        {
-            // Already disconnected by the peer: closing below is all that is left to do.
-        }
-        catch (ObjectDisposedException)
-        {
-            return;
-        }
+        ShutdownQuietly();
+    }
+
+    /// <summary>Closes a connection whose thread was never started.</summary>
+    public void DisposeUnstarted()
+    {
+        Abort();
         Socket.Dispose();
     }
 
-    /// <summary>Serves the connection until the peer leaves, breaks the protocol or the broker stops. Never throws.</summary>
-    public async Task RunAsync(CancellationToken stopping)
+    /// <summary>
+    /// Serves the connection on a dedicated thread (its reads block in <c>poll</c>, see <see cref="IpcFrameReader"/>)
+    /// until the peer leaves, breaks the protocol or the broker stops. The task completes when the thread is done;
+    /// it never faults.
+    /// </summary>
+    public Task Start(CancellationToken stopping)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                Run(stopping);
+            }
+            finally
+            {
+                done.TrySetResult();
+            }
+        })
+        {
+            IsBackground = true,
+            Name = $"onex-ipc-broker-{Id}",
+        };
+        thread.Start();
+        return done.Task;
+    }
+
+    private void Run(CancellationToken stopping)
     {
         IpcLog.ConnectionAccepted(_logger, Id);
-        using var reader = new IpcFrameReader(Socket, _broker.Options.MaxFrameBytes);
+        var reader = new IpcFrameReader(Socket, _broker.Options.MaxFrameBytes);
         try
         {
-            if (!await HandshakeAsync(reader, stopping).ConfigureAwait(false)) return;
-            while (true)
+            if (!Handshake(reader)) return;
+            while (!stopping.IsCancellationRequested)
             {
-                var frame = await reader.ReadFrameAsync(stopping).ConfigureAwait(false);
+                var frame = reader.ReadFrame();
                 if (frame.IsEndOfStream) break;
-                await HandleFrameAsync(frame, stopping).ConfigureAwait(false);
+                WaitFor(HandleFrameAsync(frame, stopping));
             }
         }
         catch (OnexException ex) when (ex.Code is ErrorCodes.TooLarge or ErrorCodes.Malformed or ErrorCodes.UnsupportedVersion or ErrorCodes.UnknownMessageType)
         {
             IpcLog.ProtocolViolation(_logger, Id, PeerNodeId, ex.Code, ex.Message);
-            await SendErrorAndCloseAsync(ex.Code, ex.Message).ConfigureAwait(false);
+            SendErrorAndClose(ex.Code, ex.Message);
         }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
         {
@@ -130,27 +155,41 @@ internal sealed class IpcBrokerConnection
         {
             // A bug on our side must cost this connection, not the broker.
             IpcLog.ConnectionCrashed(_logger, Id, PeerNodeId, ex);
-            await SendErrorAndCloseAsync(ErrorCodes.Internal, "The broker failed while handling this connection.").ConfigureAwait(false);
+            SendErrorAndClose(ErrorCodes.Internal, "The broker failed while handling this connection.");
         }
         finally
         {
             IsReady = false;
             Abort();
+            reader.Dispose();
+            Socket.Dispose();
             IpcLog.ConnectionClosed(_logger, Id, PeerNodeId);
         }
     }
 
-    private async Task<bool> HandshakeAsync(IpcFrameReader reader, CancellationToken stopping)
+    // This thread exists to read this connection, so blocking it while a Wait-mode target has no room is the
+    // backpressure we want: this peer's frames stay in its socket until then.
+    private static void WaitFor(ValueTask pending)
+    {
+        if (pending.IsCompletedSuccessfully) return;
+        pending.AsTask().GetAwaiter().GetResult();
+    }
+
+    private bool Handshake(IpcFrameReader reader)
     {
         IpcFrame hello;
         using (var timeout = new CancellationTokenSource(_broker.Options.HandshakeTimeout, _broker.TimeProvider))
-        using (var linked = CancellationTokenSource.CreateLinkedTokenSource(stopping, timeout.Token))
+        using (timeout.Token.Register(static state => ((IpcBrokerConnection)state!).ShutdownQuietly(), this))
         {
             try
             {
-                hello = await reader.ReadFrameAsync(linked.Token).ConfigureAwait(false);
+                hello = reader.ReadFrame();
             }
-            catch (OperationCanceledException) when (timeout.IsCancellationRequested && !stopping.IsCancellationRequested)
+            catch (Exception ex) when (timeout.IsCancellationRequested && ex is IOException or MalformedMessageException)
+            {
+                hello = default;
+            }
+            if (timeout.IsCancellationRequested)
             {
                 IpcLog.HandshakeTimedOut(_logger, Id, _broker.Options.HandshakeTimeout.TotalMilliseconds);
                 return false;
@@ -217,10 +256,22 @@ internal sealed class IpcBrokerConnection
         if (index >= 0) Volatile.Write(ref _subscriptions, [.. current[..index], .. current[(index + 1)..]]);
     }
 
-    private async Task SendErrorAndCloseAsync(string code, string message)
+    private void SendErrorAndClose(string code, string message)
     {
         if (Outbound.EnqueueControl(IpcFrames.Error(code, message)))
-            await Outbound.DrainAsync(ErrorFlushTimeout, _broker.TimeProvider).ConfigureAwait(false);
+            Outbound.DrainAsync(ErrorFlushTimeout, _broker.TimeProvider).GetAwaiter().GetResult();
+    }
+
+    private void ShutdownQuietly()
+    {
+        try
+        {
+            Socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            // Already closed: the blocked read has ended or is about to.
+        }
     }
 
     private void OnSendFailed(Exception ex)

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using Onex.Errors;
 
 namespace Onex.Transports.Ipc;
@@ -8,13 +9,17 @@ namespace Onex.Transports.Ipc;
 /// <summary>
 /// Reads frames from a connected socket into a pooled buffer. Several frames arriving together are handed out
 /// from one receive without another system call; a frame larger than the buffer gets a bigger pooled buffer for
-/// as long as it needs one. Not thread-safe: one read loop per connection.
+/// as long as it needs one. Read loops run on a dedicated thread and use the blocking <see cref="ReadFrame"/>;
+/// <see cref="ReadFrameAsync"/> serves handshakes on the thread pool. Not thread-safe: one reader at a time.
+/// The reader holds a reference on the socket handle until disposed, so a concurrent <see cref="Socket.Dispose()"/>
+/// shuts the socket down (waking a blocked read) but cannot close the descriptor under it.
 /// </summary>
 internal sealed class IpcFrameReader : IDisposable
 {
     private const int DefaultBufferBytes = 64 * 1024;
 
     private readonly Socket _socket;
+    private readonly SafeHandle _handle;
     private readonly int _maxFrameBytes;
     private byte[] _buffer;
     private int _start;
@@ -23,8 +28,30 @@ internal sealed class IpcFrameReader : IDisposable
     public IpcFrameReader(Socket socket, int maxFrameBytes)
     {
         _socket = socket;
+        _handle = socket.SafeHandle;
+        var added = false;
+        _handle.DangerousAddRef(ref added);
         _maxFrameBytes = maxFrameBytes;
         _buffer = ArrayPool<byte>.Shared.Rent(DefaultBufferBytes);
+    }
+
+    /// <summary>
+    /// Blocks the calling thread until the next frame, or returns <see cref="IpcFrame.IsEndOfStream"/> when the peer
+    /// closed the connection between frames (or the socket was shut down). The body stays valid until the next call.
+    /// </summary>
+    /// <exception cref="MessageTooLargeException">The peer announced a frame above the limit.</exception>
+    /// <exception cref="MalformedMessageException">A zero length, or the stream ended inside a frame.</exception>
+    /// <exception cref="IOException">The connection failed.</exception>
+    public IpcFrame ReadFrame()
+    {
+        while (true)
+        {
+            if (TryTakeFrame(out var frame)) return frame;
+            MakeRoom();
+            var received = UnixNative.Receive(_handle, _buffer.AsSpan(_end));
+            if (received == 0) return EndOfStream();
+            _end += received;
+        }
     }
 
     /// <summary>
@@ -43,7 +70,9 @@ internal sealed class IpcFrameReader : IDisposable
     public void Dispose()
     {
         var buffer = Interlocked.Exchange(ref _buffer!, null);
-        if (buffer is not null) ArrayPool<byte>.Shared.Return(buffer);
+        if (buffer is null) return;
+        ArrayPool<byte>.Shared.Return(buffer);
+        _handle.DangerousRelease();
     }
 
     private async ValueTask<IpcFrame> ReadSlowAsync(CancellationToken cancellationToken)
@@ -52,15 +81,16 @@ internal sealed class IpcFrameReader : IDisposable
         {
             MakeRoom();
             var received = await _socket.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None, cancellationToken).ConfigureAwait(false);
-            if (received == 0)
-            {
-                if (_end == _start) return default;
-                throw new MalformedMessageException(
-                    $"The connection ended inside a frame ({_end - _start} bytes of it received).");
-            }
+            if (received == 0) return EndOfStream();
             _end += received;
             if (TryTakeFrame(out var frame)) return frame;
         }
+    }
+
+    private IpcFrame EndOfStream()
+    {
+        if (_end == _start) return default;
+        throw new MalformedMessageException($"The connection ended inside a frame ({_end - _start} bytes of it received).");
     }
 
     private bool TryTakeFrame(out IpcFrame frame)
