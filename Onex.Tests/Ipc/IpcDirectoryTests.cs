@@ -138,6 +138,30 @@ public sealed class IpcDirectoryTests
     }
 
     [Test]
+    public async Task Two_hosts_racing_for_the_same_bus_produce_exactly_one_winner()
+    {
+        var attempts = Enumerable.Range(0, 4).Select(_ => Task.Run(async () => await IpcEventBus.HostAsync(Options()))).ToArray();
+        try
+        {
+            await Task.WhenAll(attempts);
+        }
+        catch (IpcBusSetupException)
+        {
+            // Expected for the losers; each attempt is inspected below.
+        }
+
+        var winners = attempts.Where(a => a.IsCompletedSuccessfully).Select(a => a.Result).ToArray();
+        var losers = attempts.Where(a => a.IsFaulted).Select(a => a.Exception!.InnerException).ToArray();
+        foreach (var winner in winners) await winner.DisposeAsync();
+        Assert.Multiple(() =>
+        {
+            Assert.That(winners, Has.Length.EqualTo(1), "exactly one host should win the lock");
+            Assert.That(losers.Select(l => (l as IpcBusSetupException)?.Failure), Is.All.EqualTo(IpcSetupFailure.AlreadyHosted),
+                "every other attempt should fail as already hosted");
+        });
+    }
+
+    [Test]
     public async Task First_host_keeps_serving_after_a_second_host_was_refused()
     {
         await using var first = await IpcEventBus.HostAsync(Options());

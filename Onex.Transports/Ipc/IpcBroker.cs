@@ -13,6 +13,7 @@ namespace Onex.Transports.Ipc;
 internal sealed class IpcBroker : IAsyncDisposable
 {
     private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(1);
 
     private readonly Socket _listener;
     private readonly IpcLocalSubscriptions _local;
@@ -42,9 +43,6 @@ internal sealed class IpcBroker : IAsyncDisposable
     public OnexEventCodec Codec { get; }
 
     public TimeProvider TimeProvider { get; }
-
-    /// <summary>Participants currently connected (handshake done or not).</summary>
-    public int ConnectionCount => Volatile.Read(ref _connections).Length;
 
     /// <summary>Starts accepting on <paramref name="listener"/>, which must be bound and listening.</summary>
     public static IpcBroker Start(Socket listener, string busName, IpcEventBusOptions options, OnexEventCodec codec, IpcLocalSubscriptions local, ILogger logger)
@@ -94,6 +92,8 @@ internal sealed class IpcBroker : IAsyncDisposable
             connections = _connections;
             tasks = [_acceptLoop, .. _connectionTasks.Values];
         }
+        // Let what was already routed reach the participants; bounded, since a participant may not be reading.
+        await Task.WhenAll(connections.Select(c => c.Outbound.DrainAsync(DrainTimeout, TimeProvider))).ConfigureAwait(false);
         foreach (var connection in connections) connection.Abort();
         try
         {
@@ -102,8 +102,8 @@ internal sealed class IpcBroker : IAsyncDisposable
         catch (TimeoutException)
         {
             // Every connection was aborted; a loop still running will end on its own once its socket call returns.
+            // (_stopping is deliberately not disposed: such a loop may still look at its token.)
         }
-        _stopping.Dispose();
     }
 
     private async ValueTask WaitThenDeliverAsync(OnexEvent evt, byte[] eventFrame, List<IpcBrokerConnection> waitFor, CancellationToken cancellationToken)

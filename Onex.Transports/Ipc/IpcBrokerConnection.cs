@@ -53,9 +53,6 @@ internal sealed class IpcBrokerConnection
     /// <summary>The largest frame the participant accepts (from its HELLO).</summary>
     public int PeerMaxFrameBytes { get; private set; } = IpcFrames.MinMaxFrameBytes;
 
-    /// <summary>True once the handshake completed: only then are events routed here.</summary>
-    public bool IsReady { get; private set; }
-
     public RouteMatch Match(string topic)
     {
         var result = RouteMatch.None;
@@ -159,7 +156,6 @@ internal sealed class IpcBrokerConnection
         }
         finally
         {
-            IsReady = false;
             Abort();
             reader.Dispose();
             Socket.Dispose();
@@ -208,7 +204,6 @@ internal sealed class IpcBrokerConnection
             throw new MalformedMessageException($"A frame limit of {maxFrame} bytes is below the minimum of {IpcFrames.MinMaxFrameBytes}.");
         PeerMaxFrameBytes = maxFrame;
         Outbound.EnqueueControl(IpcFrames.Welcome(_broker.BusName, _broker.Options.MaxFrameBytes));
-        IsReady = true;
         IpcLog.ParticipantJoined(_logger, Id, PeerNodeId);
         return true;
     }

@@ -39,12 +39,6 @@ internal sealed class IpcOutboundQueue
         _onFailure = onFailure;
     }
 
-    /// <summary>Frames queued and not yet handed to the socket.</summary>
-    public int Count
-    {
-        get { lock (_gate) return _frames.Count; }
-    }
-
     /// <summary>Queues <paramref name="frame"/> unless the queue is full or closed.</summary>
     public bool TryEnqueue(byte[] frame)
     {

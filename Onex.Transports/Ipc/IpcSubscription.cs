@@ -92,14 +92,6 @@ internal sealed class IpcLocalSubscriptions
         return null;
     }
 
-    /// <summary>True when at least one subscription matches <paramref name="topic"/>.</summary>
-    public bool AnyMatch(string topic)
-    {
-        foreach (var item in Snapshot)
-            if (item.Channel.Matches(topic)) return true;
-        return false;
-    }
-
     /// <summary>Delivers <paramref name="evt"/> to every matching subscription.</summary>
     public ValueTask DeliverAsync(OnexEvent evt, CancellationToken cancellationToken)
     {
