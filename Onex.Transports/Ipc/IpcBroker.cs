@@ -158,7 +158,7 @@ internal sealed class IpcBroker : IAsyncDisposable
     private async Task ServeAsync(IpcBrokerConnection connection, CancellationToken stopping)
     {
         // Leave the caller (it holds _gate) before starting, so the removal below always follows the registration.
-        await Task.Yield();
+        await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
         await connection.Start(stopping).ConfigureAwait(false);
         lock (_gate)
         {

@@ -217,7 +217,7 @@ internal sealed class IpcOutboundQueue
                 if (++inlineBatches > InlineBatchBudget)
                 {
                     inlineBatches = 0;
-                    await Task.Yield();
+                    await Task.CompletedTask.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
                 }
                 if (_batch.Count == 1)
                     await _socket.SendAsync(_batch[0].AsMemory(), SocketFlags.None).ConfigureAwait(false);
