@@ -225,6 +225,7 @@ public sealed class IpcParticipantTests
             ReconnectMaxDelay = TimeSpan.FromMilliseconds(200),
         });
         await host.DisposeAsync();
+        await WaitUntilAsync(() => !participant.IsConnected, "the participant to notice the host is gone");
         await using var restarted = await IpcEventBus.HostAsync(HostOptions);
         await using var atHost = await restarted.SubscribeAsync("back.>");
 
