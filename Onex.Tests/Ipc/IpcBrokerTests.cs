@@ -117,6 +117,49 @@ public sealed class IpcBrokerTests
     }
 
     [Test]
+    public async Task Peer_that_subscribes_without_reading_acknowledgements_is_disconnected()
+    {
+        await using var host = await IpcEventBus.HostAsync(HostOptions with { OutboundQueueCapacity = 16 });
+        await using var peer = await RawIpcPeer.ConnectAsync(host.SocketPath, receiveBufferBytes: 4096);
+        await peer.HandshakeAsync("ack-hoarder");
+        var burst = Enumerable.Repeat(RawIpcPeer.SubscribeFrame(1, "same.id", lossless: false), 1000).SelectMany(f => f).ToArray();
+
+        // Far more acknowledgements than the socket buffers plus the broker's backlog allowance can hold.
+        for (var i = 0; i < 200; i++)
+        {
+            try
+            {
+                await peer.SendAsync(burst).WaitAsync(Timeout);
+            }
+            catch (System.Net.Sockets.SocketException)
+            {
+                break; // The host already closed the connection.
+            }
+        }
+
+        // The peer is not reading, so the ERROR frame may not fit in before the close; the log says why.
+        while (await peer.ReadFrameAsync() is not null)
+        {
+        }
+        Assert.That(_logs.Entries.Where(e => e.EventId.Id == 4113).Select(e => e.Message),
+            Has.Some.Contain("ack-hoarder").And.Contain(ErrorCodes.InvalidArgument), "the protocol-violation entry for the hoarding peer");
+    }
+
+    [Test]
+    public async Task Peer_exceeding_the_subscription_limit_is_disconnected()
+    {
+        await using var host = await IpcEventBus.HostAsync(HostOptions);
+        await using var peer = await RawIpcPeer.ConnectAsync(host.SocketPath);
+        await peer.HandshakeAsync("subscription-hoarder");
+        var reading = Task.Run(peer.ReadErrorThenEndAsync);
+
+        var frames = Enumerable.Range(0, 4097).SelectMany(i => RawIpcPeer.SubscribeFrame((uint)i, "many.subs", lossless: false)).ToArray();
+        await peer.SendAsync(frames).WaitAsync(Timeout);
+
+        Assert.That(await reading.WaitAsync(Timeout), Is.EqualTo(ErrorCodes.InvalidArgument));
+    }
+
+    [Test]
     public async Task Oversized_frame_header_is_refused_before_its_body_is_read()
     {
         await using var host = await IpcEventBus.HostAsync(HostOptions);

@@ -155,6 +155,21 @@ public sealed class IpcParticipantTests
     }
 
     [Test]
+    public async Task Participant_refuses_to_subscribe_past_the_per_connection_limit()
+    {
+        await using var host = await IpcEventBus.HostAsync(HostOptions);
+        await using var participant = await IpcEventBus.JoinAsync(JoinOptions(host));
+        var subscriptions = new List<IEventSubscription>();
+        for (var i = 0; i < 4096; i++) subscriptions.Add(await participant.SubscribeAsync($"many.s{i}"));
+
+        var ex = Assert.ThrowsAsync<OnexException>(async () => await participant.SubscribeAsync("one.more"));
+
+        Assert.That(ex!.Code, Is.EqualTo(ErrorCodes.InvalidArgument));
+        Assert.That(participant.IsConnected, Is.True, "refusing locally must not cost the connection");
+        foreach (var subscription in subscriptions) await subscription.DisposeAsync();
+    }
+
+    [Test]
     public async Task Publishing_more_than_the_frame_limit_throws_MessageTooLarge()
     {
         await using var host = await IpcEventBus.HostAsync(HostOptions with { MaxFrameBytes = 4096 });

@@ -27,6 +27,10 @@ internal sealed class IpcBrokerConnection
 {
     private static readonly TimeSpan ErrorFlushTimeout = TimeSpan.FromSeconds(1);
 
+    // Acknowledgements queued beyond the outbound capacity for a peer that keeps subscribing without reading; a
+    // well-behaved participant stays far below (the subscription count is capped too, see IpcFrames).
+    private const int MaxControlBacklog = 4_096;
+
     private readonly IpcBroker _broker;
     private readonly ILogger _logger;
     private RemoteSubscription[] _subscriptions = [];
@@ -135,7 +139,8 @@ internal sealed class IpcBrokerConnection
                 WaitFor(HandleFrameAsync(frame, stopping));
             }
         }
-        catch (OnexException ex) when (ex.Code is ErrorCodes.TooLarge or ErrorCodes.Malformed or ErrorCodes.UnsupportedVersion or ErrorCodes.UnknownMessageType)
+        catch (OnexException ex) when (ex.Code is ErrorCodes.TooLarge or ErrorCodes.Malformed or ErrorCodes.UnsupportedVersion
+            or ErrorCodes.UnknownMessageType or ErrorCodes.InvalidArgument)
         {
             IpcLog.ProtocolViolation(_logger, Id, PeerNodeId, ex.Code, ex.Message);
             SendErrorAndClose(ex.Code, ex.Message);
@@ -238,9 +243,14 @@ internal sealed class IpcBrokerConnection
         // Only this read loop writes the array; routers read it lock-free.
         var current = _subscriptions;
         var index = Array.FindIndex(current, s => s.Id == id);
+        if (index < 0 && current.Length >= IpcFrames.MaxSubscriptionsPerConnection)
+            throw new OnexException(ErrorCodes.InvalidArgument,
+                $"A connection may hold at most {IpcFrames.MaxSubscriptionsPerConnection} subscriptions.",
+                new Dictionary<string, string> { ["limit"] = IpcFrames.MaxSubscriptionsPerConnection.ToString() });
         Volatile.Write(ref _subscriptions, index < 0 ? [.. current, subscription] : [.. current[..index], subscription, .. current[(index + 1)..]]);
         // Registered before the ack goes out: once the participant sees SUBSCRIBED, later events are routed to it.
-        Outbound.EnqueueControl(IpcFrames.Subscribed(id));
+        if (!Outbound.EnqueueControl(IpcFrames.Subscribed(id), _broker.Options.OutboundQueueCapacity + MaxControlBacklog) && !Outbound.IsClosed)
+            throw new OnexException(ErrorCodes.InvalidArgument, "The participant keeps subscribing without reading the acknowledgements.");
     }
 
     private void RemoveSubscription(uint id)

@@ -163,11 +163,15 @@ public sealed class IpcEventBus : IEventBus
     /// </remarks>
     /// <exception cref="ArgumentException">The pattern or an option is invalid.</exception>
     /// <exception cref="UnavailableException">A participant is not connected to its host.</exception>
+    /// <exception cref="OnexException">
+    /// <see cref="ErrorCodes.InvalidArgument"/>: a participant already holds 4096 subscriptions (the per-connection limit).
+    /// </exception>
     public async ValueTask<IEventSubscription> SubscribeAsync(string pattern, SubscriptionOptions? options = null, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         var subscription = new IpcSubscription((uint)Interlocked.Increment(ref _nextSubscriptionId), pattern, options, UnsubscribeAsync);
-        if (!_local.TryAdd(subscription)) throw new ObjectDisposedException(nameof(IpcEventBus));
+        var limit = _client is null ? int.MaxValue : IpcFrames.MaxSubscriptionsPerConnection;
+        if (!_local.TryAdd(subscription, limit)) throw new ObjectDisposedException(nameof(IpcEventBus));
         if (_client is null) return subscription;
         try
         {

@@ -45,6 +45,12 @@ internal static class IpcFrames
     /// <summary>The smallest MaxFrameBytes a side may declare: room for control frames with a full-length pattern.</summary>
     public const int MinMaxFrameBytes = 1024;
 
+    /// <summary>
+    /// Most subscriptions one connection may hold; the host disconnects a participant that goes beyond it
+    /// (<c>INVALID_ARGUMENT</c>) and a participant refuses to subscribe past it.
+    /// </summary>
+    public const int MaxSubscriptionsPerConnection = 4096;
+
     /// <summary>SUBSCRIBE flag: the subscription waits for room rather than dropping (full mode Wait).</summary>
     public const byte LosslessFlag = 0x01;
 

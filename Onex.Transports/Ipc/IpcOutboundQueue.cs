@@ -39,6 +39,12 @@ internal sealed class IpcOutboundQueue
         _onFailure = onFailure;
     }
 
+    /// <summary>True once <see cref="Close"/> ran or a write failed.</summary>
+    public bool IsClosed
+    {
+        get { lock (_gate) return _closed; }
+    }
+
     /// <summary>Queues <paramref name="frame"/> unless the queue is full or closed.</summary>
     public bool TryEnqueue(byte[] frame)
     {
@@ -84,14 +90,15 @@ internal sealed class IpcOutboundQueue
     }
 
     /// <summary>
-    /// Queues <paramref name="frame"/> ahead of capacity (control frames such as ERROR and SUBSCRIBED must not be
-    /// refused). Returns false when the queue is closed.
+    /// Queues <paramref name="frame"/> beyond the capacity (control frames such as ERROR and SUBSCRIBED are not
+    /// refused for lack of room), up to <paramref name="backlogLimit"/> frames in all. Returns false when the queue is
+    /// closed or already holds that many frames.
     /// </summary>
-    public bool EnqueueControl(byte[] frame)
+    public bool EnqueueControl(byte[] frame, int backlogLimit = int.MaxValue)
     {
         lock (_gate)
         {
-            if (_closed) return false;
+            if (_closed || _frames.Count >= backlogLimit) return false;
             _frames.Enqueue(frame);
             if (_pumping) return true;
             _pumping = true;

@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using Onex.Bus;
+using Onex.Errors;
 using Onex.Events;
 
 namespace Onex.Transports.Ipc;
@@ -64,11 +65,19 @@ internal sealed class IpcLocalSubscriptions
 
     public IpcSubscription[] Snapshot => Volatile.Read(ref _items);
 
-    public bool TryAdd(IpcSubscription subscription)
+    /// <summary>
+    /// Adds <paramref name="subscription"/>; false once <see cref="CompleteAll"/> ran.
+    /// </summary>
+    /// <exception cref="OnexException">The table already holds <paramref name="limit"/> subscriptions (<see cref="ErrorCodes.InvalidArgument"/>).</exception>
+    public bool TryAdd(IpcSubscription subscription, int limit = int.MaxValue)
     {
         lock (_gate)
         {
             if (_closed) return false;
+            if (_items.Length >= limit)
+                throw new OnexException(ErrorCodes.InvalidArgument,
+                    $"A participant may hold at most {limit} subscriptions on one bus; dispose some first.",
+                    new Dictionary<string, string> { ["limit"] = limit.ToString() });
             _items = [.. _items, subscription];
             return true;
         }
