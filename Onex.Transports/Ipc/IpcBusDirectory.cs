@@ -27,6 +27,7 @@ internal sealed class IpcBusDirectory : IDisposable
 
     private readonly ILogger _logger;
     private FileStream? _lock;
+    private bool _socketBound;
 
     private IpcBusDirectory(string busDirectory, FileStream lockStream, ILogger logger)
     {
@@ -139,19 +140,27 @@ internal sealed class IpcBusDirectory : IDisposable
         CheckPrivate(path, status);
     }
 
-    /// <summary>Sets the socket file to 0600 once bound (defence in depth; the 0700 directory already keeps others out).</summary>
-    public void RestrictSocketFile()
+    /// <summary>
+    /// Records that this host bound <see cref="SocketPath"/> (only then does <see cref="Dispose"/> remove it) and sets
+    /// the socket file to 0600 (defence in depth; the 0700 directory already keeps others out).
+    /// </summary>
+    public void SocketBound()
     {
         if (!OperatingSystem.IsLinux()) throw NotLinux();
+        _socketBound = true;
         File.SetUnixFileMode(SocketPath, PrivateFileMode);
     }
 
-    /// <summary>Removes the socket and lock files and the bus directory (if nothing else is in it), then releases the lock.</summary>
+    /// <summary>
+    /// Removes the socket (if this host bound it) and lock files and the bus directory (if nothing else is in it),
+    /// then releases the lock.
+    /// </summary>
     public void Dispose()
     {
         if (_lock is null) return;
-        // Unlink while still holding the lock, so a new host that wins the lock next never sees our files.
-        TryDelete(SocketPath);
+        // Unlink while still holding the lock, so a new host that wins the lock next never sees our files. A socket
+        // this host did not bind is someone else's and stays.
+        if (_socketBound) TryDelete(SocketPath);
         TryDelete(LockPath);
         ReleaseLockOnly();
         try

@@ -93,7 +93,7 @@ public sealed class IpcEventBus : IEventBus
         try
         {
             listener.Bind(new UnixDomainSocketEndPoint(directory.SocketPath));
-            directory.RestrictSocketFile();
+            directory.SocketBound();
             listener.Listen(512);
         }
         catch (SocketException ex) when (ex.SocketErrorCode == SocketError.AddressAlreadyInUse)

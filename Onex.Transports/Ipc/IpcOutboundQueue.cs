@@ -233,8 +233,10 @@ internal sealed class IpcOutboundQueue
                 _batch.Clear();
             }
         }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException)
+        catch (Exception ex)
         {
+            // Usually the peer went away (SocketException, ObjectDisposedException); whatever it was, this connection
+            // cannot be written any more, and a pump that died silently would leave the queue stuck.
             _batch.Clear();
             Close();
             lock (_gate) _pumping = false;
