@@ -10,7 +10,7 @@ namespace Onex.Tests.Conformance;
 /// Unix domain socket.
 /// </summary>
 [TestFixture]
-public sealed class IpcConformanceTests : EventBusConformanceTests
+public sealed class IpcConformanceTests : NetworkedEventBusConformanceTests
 {
     private IpcTestRoot? _root;
 
@@ -31,4 +31,14 @@ public sealed class IpcConformanceTests : EventBusConformanceTests
         await IpcEventBus.JoinAsync(
             IpcEventBusOptions.Default with { SocketPath = ((IpcEventBus)first).Endpoint, NodeId = $"participant-{Guid.NewGuid():N}" },
             cancellationToken);
+
+    protected override IReadOnlyList<string> JoinArguments(IEventBus first) =>
+        ["--backend", "ipc", "--name", first.Name, "--endpoints", ((IpcEventBus)first).Endpoint];
+
+    /// <summary>Stops the host (its socket file goes) and hosts the bus again at the same path.</summary>
+    protected override async ValueTask<IEventBus> RestartPeerAsync(IEventBus first, CancellationToken cancellationToken)
+    {
+        await first.DisposeAsync();
+        return Track(await CreateBusAsync(first.Name, cancellationToken));
+    }
 }

@@ -12,7 +12,7 @@ namespace Onex.Tests.Conformance;
 /// AckWait, longer than any test here).
 /// </summary>
 [TestFixture]
-public sealed class JetStreamConformanceTests : EventBusConformanceTests
+public sealed class JetStreamConformanceTests : NetworkedEventBusConformanceTests
 {
     private NatsServerFixture _server = null!;
 
@@ -32,4 +32,14 @@ public sealed class JetStreamConformanceTests : EventBusConformanceTests
         await JetStreamEventBus.ConnectAsync(
             ((JetStreamEventBus)first).Options with { NodeId = $"participant-{Guid.NewGuid():N}", DeleteStreamOnDispose = false },
             cancellationToken);
+
+    protected override IReadOnlyList<string> JoinArguments(IEventBus first) =>
+        ["--backend", "jetstream", "--name", first.Name, "--endpoints", _server.Url];
+
+    /// <summary>Restarts nats-server on the same port and store; both participants reconnect by themselves.</summary>
+    protected override async ValueTask<IEventBus> RestartPeerAsync(IEventBus first, CancellationToken cancellationToken)
+    {
+        await _server.RestartAsync(cancellationToken);
+        return first;
+    }
 }
