@@ -3,6 +3,7 @@ using Onex.Bus;
 using Onex.Cli.Commands;
 using Onex.Errors;
 using Onex.Events;
+using Onex.Tests.Infrastructure;
 
 namespace Onex.Tests.Conformance;
 

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 
-namespace Onex.Tests.Conformance;
+namespace Onex.Tests.Infrastructure;
 
 /// <summary>
 /// The <c>onex</c> CLI running as a real child process (<c>dotnet onex.dll ...</c> from the test output folder),
@@ -33,8 +33,18 @@ internal sealed class OnexProcess : IAsyncDisposable
         return new OnexProcess(Process.Start(start) ?? throw new InvalidOperationException("could not start onex"));
     }
 
+    /// <summary>The child's process id.</summary>
+    public int Id => _process.Id;
+
     /// <summary>The next stdout line as JSON; fails naming <paramref name="what"/> and the child's stderr on timeout or exit.</summary>
-    public async Task<JsonElement> ReadJsonLineAsync(string what, TimeSpan timeout)
+    public async Task<JsonElement> ReadJsonLineAsync(string what, TimeSpan timeout) =>
+        JsonDocument.Parse(await ReadLineAsync(what, timeout)).RootElement.Clone();
+
+    /// <summary>Closes the child's stdin (commands that hold something until end of input then let go and exit).</summary>
+    public void CloseInput() => _process.StandardInput.Close();
+
+    /// <summary>The next stdout line; fails naming <paramref name="what"/> and the child's stderr on timeout or exit.</summary>
+    public async Task<string> ReadLineAsync(string what, TimeSpan timeout)
     {
         string? line;
         try
@@ -51,7 +61,7 @@ internal sealed class OnexProcess : IAsyncDisposable
             await _process.WaitForExitAsync().WaitAsync(timeout);
             Assert.Fail($"onex exited ({_process.ExitCode}) before {what}; stderr: {await _stderr}");
         }
-        return JsonDocument.Parse(line!).RootElement.Clone();
+        return line!;
     }
 
     /// <summary>Waits for the exit code; fails with the child's stderr on timeout.</summary>
