@@ -151,6 +151,7 @@ public sealed class IpcEventBus : IEventBus
         ArgumentNullException.ThrowIfNull(evt);
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         Topic.EnsureValid(evt.Topic);
+        evt = evt.WithSource(_options.NodeId, _options.TimeProvider ?? TimeProvider.System);
         if (_client is not null) return _client.PublishAsync(evt, cancellationToken);
         var frame = IpcFrames.EncodeEvent(IpcFrameType.Event, evt, _codec, _options.MaxFrameBytes);
         return _broker!.RouteAsync(evt, frame, default, cancellationToken);

@@ -181,6 +181,7 @@ public sealed class JetStreamEventBus : IEventBus
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         ArgumentNullException.ThrowIfNull(evt);
         Topic.EnsureValid(evt.Topic);
+        evt = evt.WithSource(Options.NodeId, TimeProvider.System);
         var body = Options.Codec.Encode(evt);
         if (body.Length > _maxEncodedEventBytes)
             throw new MessageTooLargeException(
