@@ -53,6 +53,7 @@ public static class OnexCli
             DescribeCommand.Build(context),
             PortsCommand.Build(context),
             BusesCommand.Build(context),
+            BusCommand.Build(context),
             ToolsCommand.Build(context),
             WatchCommand.Build(context),
         };

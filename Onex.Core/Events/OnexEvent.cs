@@ -60,4 +60,20 @@ public sealed record OnexEvent
             Headers = headers ?? NoHeaders,
             Payload = payload,
         };
+
+    /// <summary>
+    /// This event with the publishing participant's identity filled in where the publisher left it blank: an empty
+    /// <see cref="SourceNodeId"/> becomes <paramref name="nodeId"/> (when that is not empty) and a zero
+    /// <see cref="Timestamp"/> becomes now. Returns the same instance when nothing is missing.
+    /// </summary>
+    public OnexEvent WithSource(string nodeId, TimeProvider timeProvider)
+    {
+        var needsNode = SourceNodeId.Length == 0 && nodeId.Length != 0;
+        if (!needsNode && Timestamp != 0) return this;
+        return this with
+        {
+            SourceNodeId = needsNode ? nodeId : SourceNodeId,
+            Timestamp = Timestamp != 0 ? Timestamp : timeProvider.GetUtcNow().ToUnixTimeMilliseconds(),
+        };
+    }
 }

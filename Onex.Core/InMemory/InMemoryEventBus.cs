@@ -76,7 +76,7 @@ public sealed class InMemoryEventBus : IEventBus
         ObjectDisposedException.ThrowIf(_disposed, this);
         _subscribers.ValidTopics.EnsureValid(evt.Topic);
         cancellationToken.ThrowIfCancellationRequested();
-        evt = FillInSource(evt);
+        evt = evt.WithSource(Options.NodeId, _timeProvider);
 
         var subscribers = _subscribers.Current;
         for (var i = 0; i < subscribers.Length; i++)
@@ -147,16 +147,6 @@ public sealed class InMemoryEventBus : IEventBus
             await subscriber.WriteAsync(evt, cancellationToken).ConfigureAwait(false);
     }
 
-    private OnexEvent FillInSource(OnexEvent evt)
-    {
-        var needsNode = evt.SourceNodeId.Length == 0 && Options.NodeId.Length != 0;
-        if (!needsNode && evt.Timestamp != 0) return evt;
-        return evt with
-        {
-            SourceNodeId = needsNode ? Options.NodeId : evt.SourceNodeId,
-            Timestamp = evt.Timestamp != 0 ? evt.Timestamp : _timeProvider.GetUtcNow().ToUnixTimeMilliseconds(),
-        };
-    }
 
     private ValueTask Unsubscribe(EventChannel channel)
     {

@@ -171,7 +171,11 @@ public static class RegistryCodec
         };
     }
 
-    private static (string? RequestId, string? ClientId) TryReadIds(ReadOnlyMemory<byte> frame)
+    /// <summary>
+    /// Best-effort reading of <c>requestId</c> and <c>clientId</c> from a frame that failed to decode, so an Error
+    /// reply can still be correlated; null for whatever could not be read.
+    /// </summary>
+    public static (string? RequestId, string? ClientId) TryReadIds(ReadOnlyMemory<byte> frame)
     {
         string? requestId = null, clientId = null;
         try

@@ -177,7 +177,7 @@ internal sealed partial class RequestDispatcher
         var clientId = ex.Details.GetValueOrDefault("clientId");
         if (requestId is null || clientId is null)
         {
-            var (r, c) = EnvelopeIds.TryRead(frame);
+            var (r, c) = RegistryCodec.TryReadIds(frame);
             requestId ??= r;
             clientId ??= c;
         }

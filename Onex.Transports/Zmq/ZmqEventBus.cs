@@ -134,7 +134,7 @@ public sealed class ZmqEventBus : IEventBus
         ArgumentNullException.ThrowIfNull(evt);
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         cancellationToken.ThrowIfCancellationRequested();
-        _publisher.Publish(FillInSource(evt));
+        _publisher.Publish(evt.WithSource(Options.NodeId, _timeProvider));
         return default;
     }
 
@@ -201,14 +201,4 @@ public sealed class ZmqEventBus : IEventBus
         }
     }
 
-    private OnexEvent FillInSource(OnexEvent evt)
-    {
-        var needsNode = evt.SourceNodeId.Length == 0 && Options.NodeId.Length != 0;
-        if (!needsNode && evt.Timestamp != 0) return evt;
-        return evt with
-        {
-            SourceNodeId = needsNode ? Options.NodeId : evt.SourceNodeId,
-            Timestamp = evt.Timestamp != 0 ? evt.Timestamp : _timeProvider.GetUtcNow().ToUnixTimeMilliseconds(),
-        };
-    }
 }

@@ -1,0 +1,202 @@
+using System.CommandLine;
+using System.Text;
+using Onex.Bus;
+using Onex.Cli.Output;
+using Onex.Events;
+using Onex.Transports.Buses;
+using Onex.Transports.Registry;
+
+namespace Onex.Cli.Commands;
+
+/// <summary>
+/// <c>onex bus host|publish|subscribe</c>: take part in an event bus of any backend from a shell (and from the
+/// cross-process tests). Each prints JSON lines on stdout so scripts can follow along.
+/// </summary>
+internal static class BusCommand
+{
+    private static readonly Option<string> BackendOption = new("--backend")
+    {
+        Description = "memory, zmq, ipc or jetstream (default: $ONEX_BUS, else memory).",
+        HelpName = "BACKEND",
+    };
+
+    private static readonly Option<string> NameOption = new("--name")
+    {
+        Description = "The bus name (default: $ONEX_BUS_NAME, else default).",
+        HelpName = "NAME",
+    };
+
+    private static readonly Option<string> EndpointsOption = new("--endpoints")
+    {
+        Description = "Comma-separated endpoints of the bus to join (zmq: publish,subscribe; ipc: unix://path; jetstream: nats://host:port). " +
+                      "Without them the bus is looked up by name in the registry given by --registry or $ONEX_REGISTRY_ENDPOINT.",
+        HelpName = "ENDPOINTS",
+    };
+
+    private static readonly Option<bool> UseRegistryOption = new("--use-registry")
+    {
+        Description = "Lease ports from and register with the registry (--registry, else $ONEX_REGISTRY_ENDPOINT, else the default endpoint).",
+    };
+
+    public static Command Build(CliContext context)
+    {
+        var host = new Command("host", "Host a bus and keep it up until Ctrl-C, SIGTERM or end of stdin; prints its endpoints.")
+        {
+            BackendOption, NameOption, EndpointsOption, UseRegistryOption,
+        };
+        host.SetAction(OnexCli.Guard(context, async (parse, cancellationToken) =>
+        {
+            await using var session = await BusSession.OpenAsync(context, parse, EventBusRole.Host, cancellationToken).ConfigureAwait(false);
+            await context.Output.WriteLineAsync(CliJson.Serialize(new
+            {
+                status = "hosting",
+                backend = session.Options.Backend,
+                name = session.Bus.Name,
+                endpoints = session.Endpoints,
+            }, indented: false)).ConfigureAwait(false);
+            await context.Output.FlushAsync(cancellationToken).ConfigureAwait(false);
+            await HoldAsync(context, cancellationToken).ConfigureAwait(false);
+            return ExitCodes.Ok;
+        }));
+
+        var topic = new Option<string>("--topic") { Description = "Topic to publish to.", HelpName = "TOPIC", Required = true };
+        var count = new Option<int>("--count") { Description = "How many events.", HelpName = "N", DefaultValueFactory = _ => 1 };
+        var size = new Option<int>("--size") { Description = "Payload size in bytes (at least the sequence number's digits).", HelpName = "BYTES", DefaultValueFactory = _ => 0 };
+        var publish = new Command("publish", "Join a bus and publish N events whose payload starts with their sequence number (1..N).")
+        {
+            BackendOption, NameOption, EndpointsOption, UseRegistryOption, topic, count, size,
+        };
+        publish.SetAction(OnexCli.Guard(context, async (parse, cancellationToken) =>
+        {
+            await using var session = await BusSession.OpenAsync(context, parse, EventBusRole.Join, cancellationToken).ConfigureAwait(false);
+            var events = parse.GetValue(count);
+            for (var sequence = 1; sequence <= events; sequence++)
+                await session.Bus.PublishAsync(parse.GetValue(topic)!, Payload(sequence, parse.GetValue(size)), "onex.cli", cancellationToken)
+                    .ConfigureAwait(false);
+            await context.Output.WriteLineAsync(CliJson.Serialize(new { status = "published", count = events }, indented: false)).ConfigureAwait(false);
+            return ExitCodes.Ok;
+        }));
+
+        var pattern = new Option<string>("--pattern") { Description = "Topic pattern ('*' one token, '>' the rest).", HelpName = "PATTERN", Required = true };
+        var until = new Option<int>("--count") { Description = "Exit after this many events (0: until interrupted).", HelpName = "N", DefaultValueFactory = _ => 0 };
+        var durable = new Option<string?>("--durable") { Description = "Durable subscription name (jetstream).", HelpName = "NAME" };
+        var subscribe = new Command("subscribe", "Join a bus, subscribe, and print one JSON line per event; the first line says the subscription is live.")
+        {
+            BackendOption, NameOption, EndpointsOption, UseRegistryOption, pattern, until, durable,
+        };
+        subscribe.SetAction(OnexCli.Guard(context, async (parse, cancellationToken) =>
+        {
+            await using var session = await BusSession.OpenAsync(context, parse, EventBusRole.Join, cancellationToken).ConfigureAwait(false);
+            await using var subscription = await session.Bus.SubscribeAsync(
+                parse.GetValue(pattern)!, SubscriptionOptions.Default with { DurableName = parse.GetValue(durable) }, cancellationToken).ConfigureAwait(false);
+            await context.Output.WriteLineAsync(CliJson.Serialize(new { status = "subscribed", pattern = subscription.Pattern }, indented: false)).ConfigureAwait(false);
+            await context.Output.FlushAsync(cancellationToken).ConfigureAwait(false);
+            var wanted = parse.GetValue(until);
+            var received = 0;
+            await foreach (var evt in subscription.WithCancellation(cancellationToken).ConfigureAwait(false))
+            {
+                await context.Output.WriteLineAsync(CliJson.Serialize(new
+                {
+                    topic = evt.Topic,
+                    eventId = evt.EventId,
+                    sourceNodeId = evt.SourceNodeId,
+                    sequence = SequenceOf(evt.Payload.Span),
+                    size = evt.Payload.Length,
+                }, indented: false)).ConfigureAwait(false);
+                await context.Output.FlushAsync(cancellationToken).ConfigureAwait(false);
+                if (++received == wanted) break;
+            }
+            return ExitCodes.Ok;
+        }));
+
+        return new Command("bus", "Take part in an event bus: host one, publish to one, subscribe to one.") { host, publish, subscribe };
+    }
+
+    /// <summary>The payload of event <paramref name="sequence"/>: its decimal digits, then padding up to <paramref name="size"/>.</summary>
+    internal static byte[] Payload(long sequence, int size)
+    {
+        var digits = Encoding.ASCII.GetBytes(sequence.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var payload = new byte[Math.Max(size, digits.Length + 1)];
+        digits.CopyTo(payload, 0);
+        payload[digits.Length] = (byte)' ';
+        return payload;
+    }
+
+    /// <summary>The sequence number at the start of a payload written by <see cref="Payload"/>, or -1.</summary>
+    internal static long SequenceOf(ReadOnlySpan<byte> payload)
+    {
+        var end = payload.IndexOf((byte)' ');
+        return end > 0 && long.TryParse(Encoding.ASCII.GetString(payload[..end]), out var sequence) ? sequence : -1;
+    }
+
+    private static async Task HoldAsync(CliContext context, CancellationToken cancellationToken)
+    {
+        // Ends on Ctrl-C/SIGTERM (the token) or when stdin closes, so a parent process can tie our life to its own.
+        var stdinClosed = Task.Run(() => { while (context.Input.ReadLine() is not null) { } }, CancellationToken.None);
+        await Task.WhenAny(stdinClosed, Task.Delay(Timeout.Infinite, cancellationToken)).ConfigureAwait(false);
+    }
+
+    /// <summary>A bus (and the registry client behind it, if any) opened from the command line.</summary>
+    private sealed class BusSession : IAsyncDisposable
+    {
+        private readonly RegistryClient? _registry;
+
+        private BusSession(EventBusOptions options, IEventBus bus, RegistryClient? registry)
+        {
+            Options = options;
+            Bus = bus;
+            _registry = registry;
+        }
+
+        public EventBusOptions Options { get; }
+        public IEventBus Bus { get; }
+
+        public IReadOnlyList<string> Endpoints => Bus switch
+        {
+            RegisteredEventBus registered => EndpointsOf(registered.Inner),
+            _ => EndpointsOf(Bus),
+        };
+
+        public static async Task<BusSession> OpenAsync(CliContext context, ParseResult parse, EventBusRole role, CancellationToken cancellationToken)
+        {
+            var options = EventBusOptions.FromEnvironment() with { Role = role };
+            if (parse.GetValue(BackendOption) is { Length: > 0 } backend) options = options with { Backend = backend.ToLowerInvariant() };
+            if (parse.GetValue(NameOption) is { Length: > 0 } name) options = options with { Name = name };
+            if (parse.GetValue(EndpointsOption) is { Length: > 0 } endpoints)
+                options = options with { Endpoints = endpoints.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) };
+
+            // A registry is used when asked for, or when joining by name without endpoints.
+            var wantsRegistry = parse.GetValue(UseRegistryOption) || (role == EventBusRole.Join && options.Endpoints.Count == 0 && options.Backend != "memory");
+            RegistryClient? registry = null;
+            if (wantsRegistry)
+            {
+                registry = await context.ConnectAsync(parse, cancellationToken, announce: role == EventBusRole.Host, nodeName: "onex bus").ConfigureAwait(false);
+                options = options with { Registry = registry };
+            }
+            try
+            {
+                var bus = await EventBusFactory.CreateAsync(options, cancellationToken).ConfigureAwait(false);
+                return new BusSession(options, bus, registry);
+            }
+            catch
+            {
+                if (registry is not null) await registry.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await Bus.DisposeAsync().ConfigureAwait(false);
+            if (_registry is not null) await _registry.DisposeAsync().ConfigureAwait(false);
+        }
+
+        private static IReadOnlyList<string> EndpointsOf(IEventBus bus) => bus switch
+        {
+            Transports.Zmq.ZmqEventBus zmq => [zmq.PublishEndpoint, zmq.SubscribeEndpoint],
+            Transports.Ipc.IpcEventBus ipc => [ipc.Endpoint],
+            Transports.JetStream.JetStreamEventBus jetStream => [jetStream.Endpoint],
+            _ => [],
+        };
+    }
+}

@@ -1,0 +1,164 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Onex.Bus;
+using Onex.Errors;
+using Onex.InMemory;
+using Onex.Protocol;
+using Onex.Transports.Ipc;
+using Onex.Transports.JetStream;
+using Onex.Transports.Registry;
+using Onex.Transports.Zmq;
+
+namespace Onex.Transports.Buses;
+
+/// <summary>
+/// Creates a bus of the configured backend. There is no fallback: an unknown backend is an
+/// <see cref="ArgumentException"/> and an unreachable one an <see cref="UnavailableException"/>, each naming the
+/// backend and the reason. With a <see cref="EventBusOptions.Registry"/>, a hosting participant takes its ports
+/// from the registry, registers the bus and deregisters it (and releases the ports) when disposed.
+/// </summary>
+public static class EventBusFactory
+{
+    /// <summary>The backends this factory knows.</summary>
+    public static IReadOnlyList<string> Backends { get; } = [BusKinds.Memory, BusKinds.Zmq, BusKinds.Ipc, BusKinds.JetStream];
+
+    /// <summary>Creates (or joins) the bus that <paramref name="options"/> describes.</summary>
+    public static async ValueTask<IEventBus> CreateAsync(EventBusOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (!Backends.Contains(options.Backend))
+            throw new ArgumentException(
+                $"Unknown bus backend '{options.Backend}' (ONEX_BUS or EventBusOptions.Backend): use one of {string.Join(", ", Backends)}.",
+                nameof(options));
+        var nodeId = options.NodeId is { Length: > 0 } id ? id : options.Registry?.NodeId ?? "";
+        var logger = (options.LoggerFactory ?? NullLoggerFactory.Instance).CreateLogger(typeof(EventBusFactory));
+
+        PortLeaseSet? leases = null;
+        try
+        {
+            var endpoints = options.Endpoints;
+            if (options.Role == EventBusRole.Join && endpoints.Count == 0 && options.Registry is { } registry && options.Backend != BusKinds.Memory)
+                endpoints = await LookUpAsync(registry, options, cancellationToken).ConfigureAwait(false);
+
+            if (options is { Role: EventBusRole.Host, Backend: BusKinds.Zmq, Registry: { } leaser } && endpoints.Count == 0 && options.ZmqTransport == "tcp")
+            {
+                leases = await leaser.LeasePortsAsync(2, new LeaseRequestOptions { Purpose = $"bus {options.Name}", Protocol = PortProtocols.Tcp }, cancellationToken)
+                    .ConfigureAwait(false);
+                endpoints = leases.Leases.Select(l => $"tcp://{l.Host}:{l.Port}").ToArray();
+            }
+
+            var (bus, registered) = await CreateBackendAsync(options, nodeId, endpoints, cancellationToken).ConfigureAwait(false);
+            if (options.Role != EventBusRole.Host || options.Registry is null)
+            {
+                if (leases is not null) await leases.DisposeAsync().ConfigureAwait(false);
+                return bus;
+            }
+
+            try
+            {
+                await options.Registry.RegisterBusAsync(options.Name, options.Backend, registered, cancellationToken: cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                await bus.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
+            return new RegisteredEventBus(bus, options.Registry, leases, logger);
+        }
+        catch (Exception ex) when (ex is not OnexException and not ArgumentException and not OperationCanceledException)
+        {
+            if (leases is not null) await leases.DisposeAsync().ConfigureAwait(false);
+            throw new UnavailableException(
+                $"The {options.Backend} bus '{options.Name}' could not be {(options.Role == EventBusRole.Host ? "created" : "joined")}: {ex.Message}",
+                new Dictionary<string, string> { ["backend"] = options.Backend, ["bus"] = options.Name }, ex);
+        }
+        catch
+        {
+            if (leases is not null) await leases.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private static async ValueTask<(IEventBus Bus, IReadOnlyList<string> Endpoints)> CreateBackendAsync(
+        EventBusOptions options, string nodeId, IReadOnlyList<string> endpoints, CancellationToken cancellationToken)
+    {
+        var join = options.Role == EventBusRole.Join;
+        switch (options.Backend)
+        {
+            case BusKinds.Memory:
+                if (join)
+                    throw new ArgumentException("The memory backend lives in one process and cannot be joined; host it and share the instance (InMemoryEventBus.Join).");
+                var memory = new InMemoryEventBus(options.Memory with { Name = options.Name, NodeId = nodeId });
+                return (memory, [$"memory://{options.Name}"]);
+
+            case BusKinds.Zmq:
+            {
+                var (publish, subscribe) = endpoints.Count switch
+                {
+                    0 when join => throw new ArgumentException("Joining a zmq bus needs its two endpoints (publish, subscribe) or a registry that lists it."),
+                    0 => DefaultZmqEndpoints(options),
+                    2 => (endpoints[0], endpoints[1]),
+                    _ => throw new ArgumentException($"A zmq bus has two endpoints (publish, subscribe); got {endpoints.Count}: {string.Join(", ", endpoints)}."),
+                };
+                var zmqOptions = options.Zmq with
+                {
+                    Name = options.Name, NodeId = nodeId, PublishEndpoint = publish, SubscribeEndpoint = subscribe,
+                    LoggerFactory = options.Zmq.LoggerFactory ?? options.LoggerFactory,
+                };
+                var zmq = join
+                    ? await ZmqEventBus.JoinAsync(zmqOptions, cancellationToken).ConfigureAwait(false)
+                    : await ZmqEventBus.HostAsync(zmqOptions, cancellationToken).ConfigureAwait(false);
+                return (zmq, [zmq.PublishEndpoint, zmq.SubscribeEndpoint]);
+            }
+
+            case BusKinds.Ipc:
+            {
+                var ipcOptions = options.Ipc with
+                {
+                    Name = options.Name, NodeId = nodeId,
+                    SocketPath = endpoints.Count > 0 ? endpoints[0] : options.Ipc.SocketPath,
+                    LoggerFactory = options.Ipc.LoggerFactory ?? options.LoggerFactory,
+                };
+                var ipc = join
+                    ? await IpcEventBus.JoinAsync(ipcOptions, cancellationToken).ConfigureAwait(false)
+                    : await IpcEventBus.HostAsync(ipcOptions, cancellationToken).ConfigureAwait(false);
+                return (ipc, [ipc.Endpoint]);
+            }
+
+            default:
+            {
+                var jetStreamOptions = options.JetStream with
+                {
+                    Name = options.Name, NodeId = nodeId,
+                    Url = endpoints.Count > 0 ? endpoints[0] : options.NatsUrl,
+                    LoggerFactory = options.JetStream.LoggerFactory ?? options.LoggerFactory,
+                };
+                var jetStream = await JetStreamEventBus.ConnectAsync(jetStreamOptions, cancellationToken).ConfigureAwait(false);
+                return (jetStream, [jetStream.Endpoint]);
+            }
+        }
+    }
+
+    private static (string Publish, string Subscribe) DefaultZmqEndpoints(EventBusOptions options) => options.ZmqTransport switch
+    {
+        "tcp" => ("tcp://127.0.0.1:0", "tcp://127.0.0.1:0"),
+        "ipc" => ($"ipc://onex-{options.Name}-{Guid.NewGuid():N}-pub", $"ipc://onex-{options.Name}-{Guid.NewGuid():N}-sub"),
+        _ => throw new ArgumentException($"Unknown ZeroMQ transport '{options.ZmqTransport}' (ONEX_ZMQ_TRANSPORT): use tcp or ipc."),
+    };
+
+    private static async ValueTask<IReadOnlyList<string>> LookUpAsync(RegistryClient registry, EventBusOptions options, CancellationToken cancellationToken)
+    {
+        var found = await registry.DescribeAsync(new IntrospectionRequest
+        {
+            Include = [IntrospectionSections.Buses],
+            NamePrefix = options.Name,
+        }, cancellationToken).ConfigureAwait(false);
+        var bus = found.Buses?.FirstOrDefault(b => b.Name == options.Name)
+            ?? throw new NotFoundException(
+                $"No bus named '{options.Name}' is registered at {registry.Endpoint}; host it first or pass its endpoints.",
+                new Dictionary<string, string> { ["bus"] = options.Name });
+        if (bus.Kind != options.Backend)
+            throw new ArgumentException($"Bus '{options.Name}' is a {bus.Kind} bus, not {options.Backend}.");
+        return bus.Endpoints;
+    }
+}

@@ -1,0 +1,233 @@
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Onex.Bus;
+using Onex.Errors;
+using Onex.Events;
+
+namespace Onex.Transports.Ipc;
+
+/// <summary>
+/// An event bus over a Unix domain socket, for processes of one user on one machine (Linux).
+/// </summary>
+/// <remarks>
+/// <para><b>Topology.</b> One participant hosts the bus (<see cref="HostAsync"/>): it creates
+/// <c>&lt;root&gt;/&lt;name&gt;/</c> with mode 0700 (root: <see cref="IpcEventBusOptions.DefaultRootDirectory"/>),
+/// takes <c>bus.lock</c>, binds <c>bus.sock</c> and runs a broker. Other participants join by the socket path
+/// (<see cref="JoinAsync"/>); each sends SUBSCRIBE/UNSUBSCRIBE and PUBLISH frames, and the broker forwards every
+/// event to each participant with a matching subscription, once per participant, and to the host's own
+/// subscriptions in-process. The protocol is in <c>Onex.Transports/Ipc/README.md</c>.</para>
+/// <para><b>Delivery.</b> At most once, ordered per publisher (<see cref="DeliveryGuarantee.AtMostOnceOrdered"/>).
+/// Every subscription's queue applies its own full mode. A Wait-mode subscription holds the broker back (backpressure
+/// to publishers); a participant whose subscriptions all use drop modes never does: when its outbound queue at the
+/// broker is full its events are dropped and counted in those subscriptions' <see cref="IEventSubscription.DroppedCount"/>.</para>
+/// <para><b>Failures.</b> When the host goes away a joined participant reconnects with backoff until the host is back
+/// at the same path, then re-subscribes; events published in between are lost, and <see cref="PublishAsync"/> throws
+/// <see cref="UnavailableException"/> while disconnected. Disposing the host removes its socket, lock and directory;
+/// a host that crashed leaves a stale socket, which the next host detects (nobody answers) and replaces.</para>
+/// </remarks>
+public sealed class IpcEventBus : IEventBus
+{
+    private const string EndpointScheme = "unix://";
+
+    private readonly IpcLocalSubscriptions _local;
+    private readonly OnexEventCodec _codec;
+    private readonly IpcEventBusOptions _options;
+    private readonly ILogger _logger;
+    private readonly IpcBroker? _broker;
+    private readonly IpcBusDirectory? _directory;
+    private readonly IpcBrokerClient? _client;
+    private int _nextSubscriptionId;
+    private int _disposed;
+
+    private IpcEventBus(string name, string socketPath, IpcEventBusOptions options, OnexEventCodec codec, ILogger logger,
+        IpcLocalSubscriptions local, IpcBroker? broker, IpcBusDirectory? directory, IpcBrokerClient? client)
+    {
+        _local = local;
+        Name = name;
+        SocketPath = socketPath;
+        _options = options;
+        _codec = codec;
+        _logger = logger;
+        _broker = broker;
+        _directory = directory;
+        _client = client;
+    }
+
+    /// <inheritdoc/>
+    public string Name { get; }
+
+    /// <inheritdoc/>
+    public DeliveryGuarantee Guarantee => DeliveryGuarantee.AtMostOnceOrdered;
+
+    /// <summary>True for the participant that hosts the bus (and runs its broker).</summary>
+    public bool IsHost => _broker is not null;
+
+    /// <summary>The absolute path of the bus socket.</summary>
+    public string SocketPath { get; }
+
+    /// <summary>The endpoint to register and to join by: <c>unix://</c> followed by the absolute socket path.</summary>
+    public string Endpoint => EndpointScheme + SocketPath;
+
+    /// <summary>True while events can flow: always for a live host; for a participant, while connected to the host.</summary>
+    public bool IsConnected => Volatile.Read(ref _disposed) == 0 && (_client?.IsConnected ?? true);
+
+    /// <summary>
+    /// Hosts the bus <see cref="IpcEventBusOptions.Name"/> under <see cref="IpcEventBusOptions.RootDirectory"/>.
+    /// </summary>
+    /// <exception cref="IpcBusSetupException">
+    /// The root or bus directory is not private to this user, the bus is already hosted by a live process, a
+    /// non-socket file sits at the socket path, or the path is too long for a socket address.
+    /// </exception>
+    /// <exception cref="ArgumentException">An option is invalid.</exception>
+    /// <exception cref="PlatformNotSupportedException">Not on Linux.</exception>
+    public static async ValueTask<IpcEventBus> HostAsync(IpcEventBusOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        if (!OperatingSystem.IsLinux()) throw NotLinux();
+        options ??= IpcEventBusOptions.Default;
+        options.Validate();
+        var logger = CreateLogger(options);
+        var root = options.RootDirectory ?? IpcEventBusOptions.DefaultRootDirectory;
+        var directory = await IpcBusDirectory.ClaimAsync(root, options.Name, logger, cancellationToken).ConfigureAwait(false);
+        var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            listener.Bind(new UnixDomainSocketEndPoint(directory.SocketPath));
+            directory.SocketBound();
+            listener.Listen(512);
+        }
+        catch (SocketException ex) when (ex.SocketErrorCode == SocketError.AddressAlreadyInUse)
+        {
+            listener.Dispose();
+            directory.Dispose();
+            throw new IpcBusSetupException(IpcSetupFailure.AlreadyHosted,
+                $"'{directory.SocketPath}' was bound by another process while this one held the lock; it is already hosted.",
+                directory.SocketPath, ex);
+        }
+        catch
+        {
+            listener.Dispose();
+            directory.Dispose();
+            throw;
+        }
+        var codec = CreateCodec(options);
+        var local = new IpcLocalSubscriptions();
+        var broker = IpcBroker.Start(listener, options.Name, options, codec, local, logger);
+        IpcLog.Hosting(logger, options.Name, directory.SocketPath);
+        return new IpcEventBus(options.Name, directory.SocketPath, options, codec, logger, local, broker, directory, null);
+    }
+
+    /// <summary>
+    /// Joins a hosted bus: at <see cref="IpcEventBusOptions.SocketPath"/> when set (a path or a <c>unix://</c>
+    /// endpoint, all another process needs), else at <c>&lt;RootDirectory&gt;/&lt;Name&gt;/bus.sock</c>. The joined
+    /// bus's <see cref="Name"/> is the one the host announces.
+    /// </summary>
+    /// <exception cref="UnavailableException">No host answers at the socket path (one attempt, no retry).</exception>
+    /// <exception cref="IpcBusSetupException">The socket's directory is not private to this user, or the path is too long.</exception>
+    /// <exception cref="UnsupportedVersionException">The host speaks another protocol version.</exception>
+    /// <exception cref="ArgumentException">An option is invalid.</exception>
+    /// <exception cref="PlatformNotSupportedException">Not on Linux.</exception>
+    public static async ValueTask<IpcEventBus> JoinAsync(IpcEventBusOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        if (!OperatingSystem.IsLinux()) throw NotLinux();
+        options ??= IpcEventBusOptions.Default;
+        options.Validate();
+        var logger = CreateLogger(options);
+        var socketPath = options.SocketPath is not null
+            ? Path.GetFullPath(SocketPathFromEndpoint(options.SocketPath))
+            : Path.Combine(Path.GetFullPath(options.RootDirectory ?? IpcEventBusOptions.DefaultRootDirectory), options.Name, IpcBusDirectory.SocketFileName);
+        var codec = CreateCodec(options);
+        var local = new IpcLocalSubscriptions();
+        var client = await IpcBrokerClient.ConnectAsync(socketPath, options, codec, local, logger, cancellationToken).ConfigureAwait(false);
+        return new IpcEventBus(client.BusName, socketPath, options, codec, logger, local, null, null, client);
+    }
+
+    /// <inheritdoc/>
+    /// <exception cref="ArgumentException">The event's topic is not a concrete topic.</exception>
+    /// <exception cref="MessageTooLargeException">The event exceeds the payload or frame limit.</exception>
+    /// <exception cref="UnavailableException">A participant lost its host and is reconnecting; the event was not sent.</exception>
+    public ValueTask PublishAsync(OnexEvent evt, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(evt);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        Topic.EnsureValid(evt.Topic);
+        evt = evt.WithSource(_options.NodeId, _options.TimeProvider ?? TimeProvider.System);
+        if (_client is not null) return _client.PublishAsync(evt, cancellationToken);
+        var frame = IpcFrames.EncodeEvent(IpcFrameType.Event, evt, _codec, _options.MaxFrameBytes);
+        return _broker!.RouteAsync(evt, frame, default, cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// On a participant this completes when the host acknowledged the subscription. If the host is lost while
+    /// waiting, the wait continues across the reconnect; cancel it with <paramref name="cancellationToken"/>.
+    /// </remarks>
+    /// <exception cref="ArgumentException">The pattern or an option is invalid.</exception>
+    /// <exception cref="UnavailableException">A participant is not connected to its host.</exception>
+    /// <exception cref="OnexException">
+    /// <see cref="ErrorCodes.InvalidArgument"/>: a participant already holds 4096 subscriptions (the per-connection limit).
+    /// </exception>
+    public async ValueTask<IEventSubscription> SubscribeAsync(string pattern, SubscriptionOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var subscription = new IpcSubscription((uint)Interlocked.Increment(ref _nextSubscriptionId), pattern, options, UnsubscribeAsync);
+        var limit = _client is null ? int.MaxValue : IpcFrames.MaxSubscriptionsPerConnection;
+        if (!_local.TryAdd(subscription, limit)) throw new ObjectDisposedException(nameof(IpcEventBus));
+        if (_client is null) return subscription;
+        try
+        {
+            await _client.SubscribeAsync(subscription, cancellationToken).ConfigureAwait(false);
+            return subscription;
+        }
+        catch
+        {
+            _local.Remove(subscription);
+            _client.Unsubscribe(subscription.Id);
+            subscription.Channel.TryComplete();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Leaves the bus. A host stops its broker (participants start reconnecting), removes its socket, lock file and
+    /// bus directory; a participant sends what it already published (bounded wait) and disconnects. Pending reads of
+    /// every subscription complete after the queued events.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        if (_client is not null) await _client.DisposeAsync().ConfigureAwait(false);
+        if (_broker is not null) await _broker.DisposeAsync().ConfigureAwait(false);
+        _local.CompleteAll();
+        if (_directory is not null)
+        {
+            _directory.Dispose();
+            IpcLog.HostStopped(_logger, Name, SocketPath);
+        }
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => $"IpcEventBus({Name}, {(IsHost ? "host" : "participant")}, {Endpoint})";
+
+    /// <summary>The socket path in <paramref name="endpointOrPath"/>: a <c>unix://</c> endpoint or a plain path.</summary>
+    internal static string SocketPathFromEndpoint(string endpointOrPath) =>
+        endpointOrPath.StartsWith(EndpointScheme, StringComparison.Ordinal) ? endpointOrPath[EndpointScheme.Length..] : endpointOrPath;
+
+    private ValueTask UnsubscribeAsync(IpcSubscription subscription)
+    {
+        if (_local.Remove(subscription)) _client?.Unsubscribe(subscription.Id);
+        return default;
+    }
+
+    private static ILogger CreateLogger(IpcEventBusOptions options) =>
+        options.LoggerFactory?.CreateLogger<IpcEventBus>() ?? NullLogger<IpcEventBus>.Instance;
+
+    private static OnexEventCodec CreateCodec(IpcEventBusOptions options) => new(new EventCodecLimits
+    {
+        MaxFrameBytes = options.MaxFrameBytes - 1,
+        MaxPayloadBytes = Math.Min(EventCodecLimits.Default.MaxPayloadBytes, options.MaxFrameBytes - 1),
+    });
+
+    private static PlatformNotSupportedException NotLinux() =>
+        new("The Unix-socket bus runs on Linux only (it relies on statx, flock and 0700 directories).");
+}
