@@ -74,6 +74,10 @@ public class CliProcessTests
         {
             var line = await process.StandardOutput.ReadLineAsync().Within("the lease on stdout");
             var printed = JsonSerializer.Deserialize<List<PortLease>>(line!, new JsonSerializerOptions(JsonSerializerDefaults.Web))!;
+            // The lease is printed before the command starts holding; a SIGTERM in between (a loaded machine) ends it as
+            // "interrupted" (130). Terminate once it says it holds.
+            var holding = await process.StandardError.ReadLineAsync().Within("the holding notice on stderr");
+            Assert.That(holding, Does.StartWith("onex: holding"), "unexpected stderr before holding");
             var exitCode = await TerminateAsync(process);
 
             Assert.That(printed, Has.Count.EqualTo(1));
