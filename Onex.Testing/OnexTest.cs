@@ -1,5 +1,8 @@
+using Onex.Bus;
+using Onex.Testing.Buses;
 using Onex.Testing.Registry;
 using Onex.Testing.Resources;
+using Onex.Transports.Buses;
 using Onex.Transports.Registry;
 
 namespace Onex.Testing;
@@ -52,4 +55,28 @@ public static class OnexTest
         var (scope, _) = TestResources.Current();
         return await TestResources.AddAsync(scope, resource).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// Hosts a fresh bus of <paramref name="backend"/> (<c>memory</c>, <c>zmq</c>, <c>ipc</c>, <c>jetstream</c>; see
+    /// <see cref="Protocol.BusKinds"/>) under a unique name, registered with the test registry. zmq binds two leased
+    /// ports; ipc puts its socket in a private temporary directory; jetstream uses <see cref="OnexTestEnvironment.NatsUrlAsync"/>
+    /// and a stream of its own. After the test the bus is deregistered and disposed, its ports released, the socket
+    /// directory removed and the stream deleted.
+    /// </summary>
+    /// <param name="backend">The backend.</param>
+    /// <param name="configure">Changes to the options the kit chose (backend settings, a fixed name...), applied last.</param>
+    /// <param name="cancellationToken">Cancels the creation.</param>
+    /// <returns>The hosting participant (a <see cref="RegisteredEventBus"/>).</returns>
+    public static ValueTask<IEventBus> CreateBusAsync(
+        string backend, Func<EventBusOptions, EventBusOptions>? configure = null, CancellationToken cancellationToken = default) =>
+        TestBuses.CreateAsync(backend, configure, cancellationToken);
+
+    /// <summary>
+    /// Joins a bus made by <see cref="CreateBusAsync"/> as another participant, found by name in the registry as another
+    /// process would (memory: a participant of the same in-process bus). Disposed after the test, before the host.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="hosted"/> was not made by <see cref="CreateBusAsync"/>.</exception>
+    public static ValueTask<IEventBus> JoinBusAsync(
+        IEventBus hosted, Func<EventBusOptions, EventBusOptions>? configure = null, CancellationToken cancellationToken = default) =>
+        TestBuses.JoinAsync(hosted, configure, cancellationToken);
 }

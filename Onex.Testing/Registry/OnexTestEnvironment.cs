@@ -1,6 +1,7 @@
 using Onex.Errors;
 using Onex.RegistryNode.Hosting;
 using Onex.RegistryNode.Leases;
+using Onex.Testing.Nats;
 using Onex.Transports.Registry;
 
 namespace Onex.Testing.Registry;
@@ -16,7 +17,12 @@ namespace Onex.Testing.Registry;
 /// </summary>
 public static class OnexTestEnvironment
 {
+    /// <summary>Environment variable naming a NATS server (with JetStream) for jetstream buses, instead of one the kit starts.</summary>
+    public const string NatsUrlVariable = "ONEX_NATS_URL";
+
     private static readonly SemaphoreSlim Gate = new(1, 1);
+    private static readonly SemaphoreSlim NatsGate = new(1, 1);
+    private static NatsTestServer? _nats;
     private static OnexTestEnvironmentOptions _options = OnexTestEnvironmentOptions.Default;
     private static TestRegistryConnection? _connection;
     private static bool _configurationLocked;
@@ -73,7 +79,8 @@ public static class OnexTestEnvironment
             if (_connection is { } raced) return raced.Client;
             _configurationLocked = true;
             InstallExitHook();
-            var connection = await TestRegistryConnection.OpenAsync(_options, Resources.TestResources.RunName, cancellationToken).ConfigureAwait(false);
+            var connection = await TestRegistryConnection.OpenAsync(
+                _options, Resources.TestResources.RunName, Environment.GetEnvironmentVariable, cancellationToken).ConfigureAwait(false);
             Volatile.Write(ref _connection, connection);
             return connection.Client;
         }
@@ -84,11 +91,47 @@ public static class OnexTestEnvironment
     }
 
     /// <summary>
+    /// The NATS server jetstream test buses use: <c>ONEX_NATS_URL</c> when set, else a <c>nats-server</c> (JetStream,
+    /// loopback, leased port, temporary store) started in the background on first use, once per process, and stopped
+    /// at the end of the run.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">nats-server is not installed, or it did not start (with its output).</exception>
+    public static async ValueTask<string> NatsUrlAsync(CancellationToken cancellationToken = default)
+    {
+        if (Environment.GetEnvironmentVariable(NatsUrlVariable) is { Length: > 0 } configured) return configured.Trim();
+        if (Volatile.Read(ref _nats) is { } running) return running.Url;
+        await NatsGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (_nats is { } raced) return raced.Url;
+            var server = await NatsTestServer.StartUntrackedAsync(
+                NatsTestServer.DefaultMaxPayloadBytes, $"nats-server of {Resources.TestResources.RunName}", cancellationToken).ConfigureAwait(false);
+            Volatile.Write(ref _nats, server);
+            return server.Url;
+        }
+        finally
+        {
+            NatsGate.Release();
+        }
+    }
+
+    /// <summary>
     /// Disconnects (the node departs, so the registry drops whatever it still holds) and stops the in-process registry.
-    /// The next <see cref="RegistryAsync"/> starts afresh. Called at the end of the NUnit run; harmless when nothing runs.
+    /// Stops the kit's nats-server first. The next <see cref="RegistryAsync"/> starts afresh. Called at the end of the NUnit run; harmless when nothing runs.
     /// </summary>
     public static async ValueTask ShutdownAsync()
     {
+        await NatsGate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            var nats = _nats;
+            Volatile.Write(ref _nats, null);
+            if (nats is not null) await nats.DisposeAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            NatsGate.Release();
+        }
         await Gate.WaitAsync().ConfigureAwait(false);
         try
         {
@@ -131,11 +174,20 @@ internal sealed class TestRegistryConnection : IAsyncDisposable
 
     public RegistryClient Client { get; }
 
-    public static async Task<TestRegistryConnection> OpenAsync(OnexTestEnvironmentOptions options, string runName, CancellationToken cancellationToken)
+    /// <summary>The registry node in this process; null with a shared registry.</summary>
+    public RegistryNodeHost? Host => _host;
+
+    /// <summary>Connects to the shared registry <paramref name="environment"/> names, or starts one in this process.</summary>
+    public static async Task<TestRegistryConnection> OpenAsync(
+        OnexTestEnvironmentOptions options, string runName, Func<string, string?> environment, CancellationToken cancellationToken)
     {
-        var router = Environment.GetEnvironmentVariable(RegistryEndpoints.RouterVariable);
+        var router = environment(RegistryEndpoints.RouterVariable);
         if (!string.IsNullOrWhiteSpace(router))
-            return new TestRegistryConnection(await ConnectSharedAsync(options, runName, router.Trim(), cancellationToken).ConfigureAwait(false), null);
+        {
+            var client = await ConnectSharedAsync(options, runName, router.Trim(), environment(RegistryEndpoints.PubVariable), cancellationToken)
+                .ConfigureAwait(false);
+            return new TestRegistryConnection(client, null);
+        }
 
         var host = await RegistryNodeHost.StartAsync(RegistryOptions(options), ct: cancellationToken).ConfigureAwait(false);
         try
@@ -170,9 +222,8 @@ internal sealed class TestRegistryConnection : IAsyncDisposable
     }
 
     private static async Task<RegistryClient> ConnectSharedAsync(
-        OnexTestEnvironmentOptions options, string runName, string router, CancellationToken cancellationToken)
+        OnexTestEnvironmentOptions options, string runName, string router, string? pub, CancellationToken cancellationToken)
     {
-        var pub = Environment.GetEnvironmentVariable(RegistryEndpoints.PubVariable);
         // Without the broadcast endpoint the client would listen to the default one, maybe another registry's, and
         // take its heartbeats for a restart of ours.
         if (string.IsNullOrWhiteSpace(pub))

@@ -1,228 +1,50 @@
-using System.Collections.Concurrent;
-using System.Diagnostics;
-using System.Net.Sockets;
-using System.Runtime.InteropServices;
-using System.Text;
+using Onex.Testing.Nats;
 
 namespace Onex.Tests.Infrastructure;
 
 /// <summary>
-/// A real <c>nats-server</c> with JetStream for tests: loopback only, on a port from <see cref="TestPorts"/>, with a
-/// temporary store directory and <c>max_payload: 8MB</c> (the 1 MB default is too small for 1 MiB events).
-/// <see cref="RestartAsync"/> stops it gracefully and starts it again on the same port and store. Disposing kills it
-/// and deletes the directory. A test fixture starts one in <c>[OneTimeSetUp]</c> and uses a fresh stream per test.
+/// A real <c>nats-server</c> with JetStream for tests (<see cref="NatsTestServer"/> of the test kit): loopback only, on
+/// a leased port, with a temporary store directory and <c>max_payload: 8MB</c>. <see cref="RestartAsync"/> stops it
+/// gracefully and starts it again on the same port and store. Disposing kills it, deletes the directory and releases
+/// the port. A test fixture starts one in <c>[OneTimeSetUp]</c> and uses a fresh stream per test.
 /// </summary>
 public sealed class NatsServerFixture : IAsyncDisposable
 {
     /// <summary>The payload limit written into the server config unless a test asks for another.</summary>
-    public const int DefaultMaxPayloadBytes = 8 * 1024 * 1024;
+    public const int DefaultMaxPayloadBytes = NatsTestServer.DefaultMaxPayloadBytes;
 
-    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(20);
-    private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(10);
-    private static readonly ConcurrentDictionary<NatsServerFixture, byte> Running = new();
+    private readonly NatsTestServer _server;
 
-    private readonly string _executable;
-    private readonly string _root;
-    private readonly string _configFile;
-    private readonly ConcurrentQueue<string> _output = new();
-    private Process? _process;
-    private int _disposed;
-
-    static NatsServerFixture()
-    {
-        // A crashed or aborted test run must not leave servers behind.
-        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
-        {
-            foreach (var server in Running.Keys) server.KillNow();
-        };
-    }
-
-    private NatsServerFixture(string executable, int port, int maxPayloadBytes)
-    {
-        _executable = executable;
-        Port = port;
-        _root = Directory.CreateTempSubdirectory("onex-nats-").FullName;
-        StoreDirectory = Path.Combine(_root, "store");
-        Directory.CreateDirectory(StoreDirectory);
-        _configFile = Path.Combine(_root, "nats.conf");
-        File.WriteAllText(_configFile, $"max_payload: {maxPayloadBytes}\n");
-    }
+    private NatsServerFixture(NatsTestServer server) => _server = server;
 
     /// <summary>The client port on 127.0.0.1.</summary>
-    public int Port { get; }
+    public int Port => _server.Port;
 
     /// <summary>The URL to connect to.</summary>
-    public string Url => $"nats://127.0.0.1:{Port}";
+    public string Url => _server.Url;
 
     /// <summary>JetStream's store directory (kept across <see cref="RestartAsync"/>).</summary>
-    public string StoreDirectory { get; }
+    public string StoreDirectory => _server.StoreDirectory;
 
     /// <summary>True while the server process runs.</summary>
-    public bool IsRunning => _process is { HasExited: false };
+    public bool IsRunning => _server.IsRunning;
 
     /// <summary>Starts a server and returns once it accepts connections with JetStream ready.</summary>
-    /// <param name="maxPayloadBytes">The server's <c>max_payload</c>; nats-server's own default is 1 MB.</param>
-    /// <param name="cancellationToken">Cancels the start.</param>
-    /// <exception cref="InvalidOperationException">nats-server is not installed, or it did not start (with its output).</exception>
-    public static async Task<NatsServerFixture> StartAsync(int maxPayloadBytes = DefaultMaxPayloadBytes, CancellationToken cancellationToken = default)
-    {
-        var executable = FindExecutable();
-        var port = (await TestPorts.LeaseAsync(1, cancellationToken))[0];
-        var server = new NatsServerFixture(executable, port, maxPayloadBytes);
-        try
-        {
-            await server.StartProcessAsync(cancellationToken);
-            return server;
-        }
-        catch
-        {
-            await server.DisposeAsync();
-            throw;
-        }
-    }
+    public static async Task<NatsServerFixture> StartAsync(int maxPayloadBytes = DefaultMaxPayloadBytes, CancellationToken cancellationToken = default) =>
+        new(await NatsTestServer.StartAsync(maxPayloadBytes, cancellationToken));
 
     /// <summary>Stops the server gracefully (SIGTERM) and waits for it to exit; the store is kept.</summary>
-    public async Task StopAsync()
-    {
-        var process = _process;
-        if (process is null || process.HasExited) return;
-        if (Kill(process.Id, SigTerm) != 0) process.Kill();
-        using var timeout = new CancellationTokenSource(StopTimeout);
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync();
-        }
-        Running.TryRemove(this, out _);
-    }
+    public Task StopAsync() => _server.StopAsync();
 
     /// <summary>Stops the server and starts it again on the same port and store directory.</summary>
-    public async Task RestartAsync(CancellationToken cancellationToken = default)
-    {
-        await StopAsync();
-        await StartProcessAsync(cancellationToken);
-    }
+    public Task RestartAsync(CancellationToken cancellationToken = default) => _server.RestartAsync(cancellationToken);
 
     /// <summary>Starts the server again after <see cref="StopAsync"/> (same port and store).</summary>
-    public Task StartAgainAsync(CancellationToken cancellationToken = default) => StartProcessAsync(cancellationToken);
+    public Task StartAgainAsync(CancellationToken cancellationToken = default) => _server.StartAgainAsync(cancellationToken);
 
-    /// <summary>Kills the server and deletes its directory.</summary>
-    public async ValueTask DisposeAsync()
-    {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
-        KillNow();
-        if (_process is { } process)
-        {
-            await process.WaitForExitAsync();
-            process.Dispose();
-        }
-        Running.TryRemove(this, out _);
-        try
-        {
-            Directory.Delete(_root, recursive: true);
-        }
-        catch (IOException ex)
-        {
-            TestContext.Progress.WriteLine($"Could not delete the nats-server directory {_root}: {ex.Message}");
-        }
-    }
+    /// <summary>Kills the server, deletes its directory and releases its port.</summary>
+    public ValueTask DisposeAsync() => _server.DisposeAsync();
 
     /// <inheritdoc/>
-    public override string ToString() => $"nats-server {Url}";
-
-    private async Task StartProcessAsync(CancellationToken cancellationToken)
-    {
-        ObjectDisposedException.ThrowIf(_disposed != 0, this);
-        _output.Clear();
-        var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var start = new ProcessStartInfo(_executable)
-        {
-            RedirectStandardError = true,
-            RedirectStandardOutput = true,
-            UseShellExecute = false,
-        };
-        foreach (var arg in new[] { "-a", "127.0.0.1", "-p", Port.ToString(), "-js", "-sd", StoreDirectory, "-c", _configFile })
-            start.ArgumentList.Add(arg);
-
-        var process = new Process { StartInfo = start, EnableRaisingEvents = true };
-        DataReceivedEventHandler onLine = (sender, e) =>
-        {
-            if (e.Data is null) return;
-            _output.Enqueue(e.Data);
-            if (_output.Count > 200) _output.TryDequeue(out _);
-            if (e.Data.Contains("Server is ready", StringComparison.Ordinal)) ready.TrySetResult();
-        };
-        process.OutputDataReceived += onLine;
-        process.ErrorDataReceived += onLine;
-        process.Exited += (_, _) => ready.TrySetException(new InvalidOperationException("nats-server exited during start-up."));
-        process.Start();
-        _process?.Dispose();
-        _process = process;
-        Running.TryAdd(this, 0);
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-
-        try
-        {
-            await ready.Task.WaitAsync(StartTimeout, cancellationToken);
-            await ConfirmAcceptingAsync(cancellationToken);
-        }
-        catch (Exception ex) when (ex is TimeoutException or InvalidOperationException or SocketException)
-        {
-            KillNow();
-            throw new InvalidOperationException(
-                $"nats-server on port {Port} did not become ready within {StartTimeout.TotalSeconds:0}s ({ex.Message}). Its output:\n"
-                + string.Join('\n', _output), ex);
-        }
-    }
-
-    /// <summary>"Server is ready" is logged once the listener is up; one connection confirms it.</summary>
-    private async Task ConfirmAcceptingAsync(CancellationToken cancellationToken)
-    {
-        using var client = new TcpClient();
-        await client.ConnectAsync("127.0.0.1", Port, cancellationToken);
-        var buffer = new byte[4];
-        var stream = client.GetStream();
-        var read = 0;
-        while (read < buffer.Length)
-        {
-            var n = await stream.ReadAsync(buffer.AsMemory(read), cancellationToken).AsTask().WaitAsync(StartTimeout, cancellationToken);
-            if (n == 0) throw new InvalidOperationException("nats-server closed the connection before sending INFO.");
-            read += n;
-        }
-        if (Encoding.ASCII.GetString(buffer) != "INFO")
-            throw new InvalidOperationException($"Port {Port} does not speak the NATS protocol.");
-    }
-
-    private void KillNow()
-    {
-        try
-        {
-            if (_process is { HasExited: false } process) process.Kill(entireProcessTree: true);
-        }
-        catch (InvalidOperationException)
-        {
-            // Exited between the check and the kill.
-        }
-    }
-
-    private static string FindExecutable()
-    {
-        var path = Environment.GetEnvironmentVariable("PATH") ?? "";
-        var candidates = path.Split(':', StringSplitOptions.RemoveEmptyEntries)
-            .Concat(["/usr/sbin", "/usr/local/sbin", "/usr/bin", "/usr/local/bin"])
-            .Select(dir => Path.Combine(dir, "nats-server"));
-        return candidates.FirstOrDefault(File.Exists)
-            ?? throw new InvalidOperationException(
-                "nats-server was not found on PATH or in /usr/sbin: run scripts/install-deps.sh (installs the Debian package nats-server with JetStream).");
-    }
-
-    private const int SigTerm = 15;
-
-    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static extern int Kill(int pid, int signal);
+    public override string ToString() => _server.ToString();
 }
