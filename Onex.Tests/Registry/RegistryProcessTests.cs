@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text;
 using Onex.Protocol;
+using Onex.Testing.Registry;
 using Onex.Tests.Infrastructure;
 
 namespace Onex.Tests.Registry;
@@ -118,6 +119,9 @@ public class RegistryProcessTests
             };
             info.ArgumentList.Add(dll);
             foreach (var arg in args) info.ArgumentList.Add(arg);
+            // Apart from the test kit's pool, so this node's grants cannot collide with ports other tests lease.
+            info.ArgumentList.Add("--port-range");
+            info.ArgumentList.Add(OnexTestEnvironment.PrivatePortRange.ToString());
             return new NodeProcess(Process.Start(info) ?? throw new InvalidOperationException("could not start the node process"));
         }
 
