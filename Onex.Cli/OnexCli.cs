@@ -51,7 +51,7 @@ public static class OnexCli
             CliContext.TimeoutOption,
             RegistryCommand.Build(context),
             DescribeCommand.Build(context),
-            PortsCommand.Build(context),
+            StressCommand.AddTo(PortsCommand.Build(context), context),
             BusesCommand.Build(context),
             BusCommand.Build(context),
             ToolsCommand.Build(context),
