@@ -14,6 +14,44 @@ rm -rf "$results_dir"
 dotnet restore OnexBus.sln || { echo "tests: 0 passed, 0 failed (restore failed)"; exit 1; }
 dotnet build OnexBus.sln -c Release --no-restore || { echo "tests: 0 passed, 0 failed (build failed)"; exit 1; }
 
+# One registry node for the whole run (docs/TESTING.md): every test process leases its ports from it, so test
+# processes running side by side never get the same port. It binds OS-chosen loopback ports and prints them; they
+# are exported for `dotnet test`. A caller that already exports ONEX_REGISTRY_ENDPOINT keeps its own registry.
+registry_pid=""
+registry_out=""
+stop_registry() {
+  if [ -n "$registry_pid" ] && kill -0 "$registry_pid" 2>/dev/null; then
+    kill -TERM "$registry_pid" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$registry_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$registry_pid" 2>/dev/null && kill -KILL "$registry_pid" 2>/dev/null
+    wait "$registry_pid" 2>/dev/null
+  fi
+  [ -n "$registry_out" ] && rm -f "$registry_out" "$registry_out.err"
+}
+trap stop_registry EXIT
+if [ -z "${ONEX_REGISTRY_ENDPOINT:-}" ]; then
+  registry_out=$(mktemp)
+  dotnet Onex.RegistryNode/bin/Release/net10.0/Onex.RegistryNode.dll \
+    --endpoint tcp://127.0.0.1:0 --pub-endpoint tcp://127.0.0.1:0 --port-range 20000-24999 --log-level Warning \
+    >"$registry_out" 2>"$registry_out.err" &
+  registry_pid=$!
+  router=""; pub=""
+  for _ in $(seq 1 300); do  # up to 30 s
+    router=$(sed -n 's/^registry: router //p' "$registry_out")
+    pub=$(sed -n 's/^registry: pub //p' "$registry_out")
+    { [ -n "$router" ] && [ -n "$pub" ]; } && break
+    kill -0 "$registry_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ -z "$router" ] || [ -z "$pub" ]; then
+    cat "$registry_out.err" >&2
+    echo "tests: 0 passed, 0 failed (the shared test registry did not start)"
+    exit 1
+  fi
+  export ONEX_REGISTRY_ENDPOINT="$router" ONEX_REGISTRY_PUB_ENDPOINT="$pub"
+  echo "test registry: $router (broadcasts on $pub), pid $registry_pid"
+fi
+
 dotnet test Onex.Tests/Onex.Tests.csproj -c Release --no-build \
   --logger "trx;LogFileName=results.trx" --logger "console;verbosity=normal" \
   --results-directory "$results_dir" --blame-hang-timeout 5m "$@"
