@@ -46,6 +46,25 @@ public static class OnexTest
         LeasePortsAsync(1, null, cancellationToken);
 
     /// <summary>
+    /// A block of <see cref="OnexTestEnvironment.PrivatePortRange"/> (200 ports) that no other test holds, in this
+    /// process or in any other sharing the registry, until the running test ends: the pool for a registry the test starts
+    /// itself (restart tests, fake clocks), so the ports it grants cannot collide with those of another test's registry.
+    /// Every call in one test (or one fixture's <c>[OneTimeSetUp]</c>) returns the same block.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Every block is held by running tests.</exception>
+    public static async ValueTask<RegistryNode.Leases.PortRange> ReservePortRangeAsync(CancellationToken cancellationToken = default)
+    {
+        var (scope, purpose) = TestResources.Current();
+        return await scope.RangeFor(purpose, async () =>
+        {
+            var registry = await OnexTestEnvironment.RegistryAsync(cancellationToken).ConfigureAwait(false);
+            var (range, claim) = await PortRangeReservations.ClaimAsync(registry, cancellationToken).ConfigureAwait(false);
+            await TestResources.AddAsync(scope, claim).ConfigureAwait(false);
+            return range;
+        }).ConfigureAwait(false);
+    }
+
+    /// <summary>
     /// Disposes <paramref name="resource"/> after the running test (or at the end of the run, from
     /// <c>[OneTimeSetUp]</c>), in reverse order of everything the test handed to the kit. Returns it.
     /// </summary>

@@ -33,7 +33,8 @@ public static class OnexTestEnvironment
 
     /// <summary>
     /// Ports for registries that tests start themselves (restart tests, CLI tests): 25000-29999. The kit's registry
-    /// never leases from it, so a private registry's grants cannot collide with the kit's.
+    /// never leases from it, so a private registry's grants cannot collide with the kit's; each such registry takes a
+    /// block of it of its own with <see cref="OnexTest.ReservePortRangeAsync"/>.
     /// </summary>
     public static PortRange PrivatePortRange => new(25000, 29999);
 

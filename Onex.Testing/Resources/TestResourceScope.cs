@@ -8,6 +8,7 @@ internal sealed class TestResourceScope(string name)
 {
     private readonly Lock _gate = new();
     private readonly List<IAsyncDisposable> _resources = [];
+    private readonly Dictionary<string, Task<RegistryNode.Leases.PortRange>> _ranges = new(StringComparer.Ordinal);
     private bool _closed;
 
     /// <summary>The test's full name (for a run scope: what acquired, see <see cref="TestResources.Current"/>).</summary>
@@ -27,6 +28,20 @@ internal sealed class TestResourceScope(string name)
             if (_closed) return false;
             _resources.Add(resource);
             return true;
+        }
+    }
+
+    /// <summary>
+    /// The port range reserved for <paramref name="owner"/> in this scope, reserved by <paramref name="reserve"/> on the
+    /// first call: a test that restarts its own registry gets the same range each time.
+    /// </summary>
+    public Task<RegistryNode.Leases.PortRange> RangeFor(string owner, Func<Task<RegistryNode.Leases.PortRange>> reserve)
+    {
+        lock (_gate)
+        {
+            if (!_ranges.TryGetValue(owner, out var range) || range.IsFaulted || range.IsCanceled)
+                _ranges[owner] = range = reserve();
+            return range;
         }
     }
 

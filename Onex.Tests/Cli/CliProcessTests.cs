@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using Onex.Cli;
 using Onex.Protocol;
-using Onex.Testing.Registry;
+using Onex.Testing;
 using Onex.Tests.Client;
 using Onex.Tests.Infrastructure;
 using Onex.Transports.Registry;
@@ -48,7 +48,7 @@ public class CliProcessTests
         var ports = await TestPorts.LeaseAsync(2);
         var router = $"tcp://127.0.0.1:{ports[0]}";
         var process = StartOnex("registry", "serve", "--endpoint", router, "--pub-endpoint", $"tcp://127.0.0.1:{ports[1]}", "--log-level", "Warning",
-            "--port-range", OnexTestEnvironment.PrivatePortRange.ToString());
+            "--port-range", (await OnexTest.ReservePortRangeAsync()).ToString());
         try
         {
             // The client's DEALER queues the request until the node has bound its endpoint.

@@ -1,6 +1,6 @@
 using System.Text.Json;
 using Onex.Protocol;
-using Onex.Testing.Registry;
+using Onex.Testing;
 using Onex.Tests.Client;
 using Onex.Tests.Infrastructure;
 using Onex.Transports.Registry;
@@ -22,13 +22,15 @@ public class CrossProcessRegistryTests
     public async Task Clients_in_separate_processes_get_disjoint_ports_from_a_registry_process_and_release_them_on_exit()
     {
         await using var node = OnexProcess.Start(["registry", "serve", "--endpoint", "tcp://127.0.0.1:0", "--pub-endpoint", "tcp://127.0.0.1:0", "--log-level", "Warning",
-            "--port-range", OnexTestEnvironment.PrivatePortRange.ToString()]);
+            "--port-range", (await OnexTest.ReservePortRangeAsync()).ToString()]);
         var router = (await node.ReadLineAsync("the registry's router endpoint", ProcessTimeout)).Replace("registry: router ", "");
         var pub = (await node.ReadLineAsync("the registry's pub endpoint", ProcessTimeout)).Replace("registry: pub ", "");
         await using var observer = await RegistryClient.ConnectAsync(TestRegistry.ClientOptionsFor(router, pub) with { AnnounceNode = false });
 
-        await using var first = OnexProcess.Start(["--registry", router, "ports", "lease", "--count", "3", "--json"]);
-        await using var second = OnexProcess.Start(["--registry", router, "ports", "lease", "--count", "3", "--json"]);
+        // Both endpoints: a broadcast endpoint left to $ONEX_REGISTRY_PUB_ENDPOINT (another registry's, under scripts/test.sh)
+        // would carry another epoch, which the holders would take for a restart of this registry.
+        await using var first = OnexProcess.Start(["--registry", router, "--registry-pub", pub, "ports", "lease", "--count", "3", "--json"]);
+        await using var second = OnexProcess.Start(["--registry", router, "--registry-pub", pub, "ports", "lease", "--count", "3", "--json"]);
         var firstLeases = await ReadLeasesAsync(first, "the first holder");
         var secondLeases = await ReadLeasesAsync(second, "the second holder");
 

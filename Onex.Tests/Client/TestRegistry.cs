@@ -1,5 +1,6 @@
 using Onex.RegistryNode.Hosting;
 using Onex.RegistryNode.Leases;
+using Onex.Testing;
 using Onex.Testing.Registry;
 using Onex.Transports.Registry;
 
@@ -28,13 +29,21 @@ internal sealed class TestRegistry : IAsyncDisposable
                 MinTtl = TimeSpan.FromMilliseconds(100),
                 DefaultTtl = TimeSpan.FromSeconds(5),
                 Quarantine = TimeSpan.Zero,
-                // Apart from the kit's pool, so this registry's grants cannot collide with ports other tests lease.
+                // Stands for "a block of its own": StartAsync swaps in the test's reserved block (PoolOfItsOwnAsync).
                 PortRange = OnexTestEnvironment.PrivatePortRange,
             },
         };
 
     public static async Task<TestRegistry> StartAsync(RegistryNodeOptions? options = null, TimeProvider? timeProvider = null) =>
-        new(await RegistryNodeHost.StartAsync(options ?? Options(), timeProvider: timeProvider));
+        new(await RegistryNodeHost.StartAsync(await PoolOfItsOwnAsync(options ?? Options()), timeProvider: timeProvider));
+
+    /// <summary>
+    /// Options whose pool, when it is the whole private range, becomes the test's reserved block of it: registries of
+    /// parallel tests (and of other test processes) then never grant the same port. A restarted registry gets the same block.
+    /// </summary>
+    public static async Task<RegistryNodeOptions> PoolOfItsOwnAsync(RegistryNodeOptions options) =>
+        options.Leases.PortRange != OnexTestEnvironment.PrivatePortRange ? options
+            : options with { Leases = options.Leases with { PortRange = await OnexTest.ReservePortRangeAsync() } };
 
     /// <summary>Client options aimed at this registry, with short timeouts.</summary>
     public RegistryClientOptions ClientOptions(string? nodeId = null) => ClientOptionsFor(Host.RouterEndpoint, Host.PubEndpoint, nodeId);

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text;
 using Onex.Protocol;
-using Onex.Testing.Registry;
+using Onex.Testing;
 using Onex.Tests.Infrastructure;
 
 namespace Onex.Tests.Registry;
@@ -17,7 +17,8 @@ public class RegistryProcessTests
     {
         var ports = await TestPorts.LeaseAsync(2);
         string router = $"tcp://127.0.0.1:{ports[0]}", pub = $"tcp://127.0.0.1:{ports[1]}";
-        using var node = NodeProcess.Start("--endpoint", router, "--pub-endpoint", pub, "--heartbeat-interval", "100ms");
+        var pool = (await OnexTest.ReservePortRangeAsync()).ToString(); // a pool no other test's registry grants from
+        using var node = NodeProcess.Start("--endpoint", router, "--pub-endpoint", pub, "--heartbeat-interval", "100ms", "--port-range", pool);
         try
         {
             var ready = await node.WaitForLineAsync("registry: router", Wait);
@@ -45,11 +46,12 @@ public class RegistryProcessTests
     {
         var ports = await TestPorts.LeaseAsync(2);
         string router = $"tcp://127.0.0.1:{ports[0]}", pub = $"tcp://127.0.0.1:{ports[1]}";
-        using var first = NodeProcess.Start("--endpoint", router, "--pub-endpoint", pub);
+        var pool = (await OnexTest.ReservePortRangeAsync()).ToString(); // a pool no other test's registry grants from
+        using var first = NodeProcess.Start("--endpoint", router, "--pub-endpoint", pub, "--port-range", pool);
         try
         {
             await first.WaitForLineAsync("registry: router", Wait);
-            using var second = NodeProcess.Start("--endpoint", router, "--pub-endpoint", pub);
+            using var second = NodeProcess.Start("--endpoint", router, "--pub-endpoint", pub, "--port-range", pool);
             try
             {
                 var exitCode = await second.WaitForExitAsync(Wait);
@@ -119,9 +121,6 @@ public class RegistryProcessTests
             };
             info.ArgumentList.Add(dll);
             foreach (var arg in args) info.ArgumentList.Add(arg);
-            // Apart from the test kit's pool, so this node's grants cannot collide with ports other tests lease.
-            info.ArgumentList.Add("--port-range");
-            info.ArgumentList.Add(OnexTestEnvironment.PrivatePortRange.ToString());
             return new NodeProcess(Process.Start(info) ?? throw new InvalidOperationException("could not start the node process"));
         }
 

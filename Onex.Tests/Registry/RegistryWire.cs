@@ -194,12 +194,12 @@ internal static class TestNodes
             Endpoint = "tcp://127.0.0.1:0",
             PubEndpoint = "tcp://127.0.0.1:0",
             HeartbeatInterval = TimeSpan.FromMilliseconds(50),
-            // Apart from the kit's pool, so this node's grants cannot collide with ports other tests lease.
+            // Stands for "a block of its own": StartAsync swaps in the test's reserved block.
             Leases = LeaseOptions.Default with { PortRange = OnexTestEnvironment.PrivatePortRange },
         };
         return change is null ? options : change(options);
     }
 
-    public static Task<RegistryNodeHost> StartAsync(Func<RegistryNodeOptions, RegistryNodeOptions>? change = null, TimeProvider? time = null) =>
-        RegistryNodeHost.StartAsync(Options(change), timeProvider: time);
+    public static async Task<RegistryNodeHost> StartAsync(Func<RegistryNodeOptions, RegistryNodeOptions>? change = null, TimeProvider? time = null) =>
+        await RegistryNodeHost.StartAsync(await Client.TestRegistry.PoolOfItsOwnAsync(Options(change)), timeProvider: time);
 }

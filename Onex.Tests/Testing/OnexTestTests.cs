@@ -39,6 +39,34 @@ public class OnexTestTests
     }
 
     [Test]
+    public async Task Every_call_in_one_test_gets_the_same_reserved_block_of_the_private_range()
+    {
+        var first = await OnexTest.ReservePortRangeAsync();
+        var again = await OnexTest.ReservePortRangeAsync();
+
+        Assert.That(again, Is.EqualTo(first));
+        Assert.That((first.Count, OnexTestEnvironment.PrivatePortRange.Contains(first.First), OnexTestEnvironment.PrivatePortRange.Contains(first.Last)),
+            Is.EqualTo((PortRangeReservations.BlockSize, true, true)), $"block {first}");
+    }
+
+    [Test]
+    public async Task Concurrent_claims_get_disjoint_blocks()
+    {
+        var registry = await OnexTestEnvironment.RegistryAsync();
+
+        var claims = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => PortRangeReservations.ClaimAsync(registry, CancellationToken.None)));
+        try
+        {
+            var ports = claims.SelectMany(c => Enumerable.Range(c.Range.First, c.Range.Count)).ToList();
+            Assert.That(ports, Is.Unique, $"overlapping blocks: {string.Join(", ", claims.Select(c => c.Range))}");
+        }
+        finally
+        {
+            foreach (var (_, claim) in claims) await claim.DisposeAsync();
+        }
+    }
+
+    [Test]
     public void Bus_names_are_valid_for_every_backend_and_never_repeat()
     {
         var names = Enumerable.Range(0, 50).Select(_ => TestBuses.UniqueName("Some.Fixture.A_test_with_a_long_name_about_ordering_and_retries(\"zmq\",3)")).ToList();
