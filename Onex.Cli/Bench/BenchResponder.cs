@@ -25,10 +25,14 @@ internal sealed class BenchResponder : IDisposable
         return responder;
     }
 
-    /// <summary>Stops the responder and waits for it; rethrows its failure, if it failed.</summary>
-    public async Task StopAsync()
+    /// <summary>
+    /// Stops the responder and waits for it; rethrows its failure, if it failed. With <paramref name="cancel"/> false it
+    /// is only waited for: a responder told to end in-band (an end marker on its stream) must read that marker, or the
+    /// marker would be left for the next measurement to read.
+    /// </summary>
+    public async Task StopAsync(bool cancel = true)
     {
-        await _stop.CancelAsync().ConfigureAwait(false);
+        if (cancel) await _stop.CancelAsync().ConfigureAwait(false);
         try
         {
             await _task.ConfigureAwait(false);

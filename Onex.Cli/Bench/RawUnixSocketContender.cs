@@ -60,6 +60,7 @@ internal sealed class RawUnixSocketContender : IBenchContender
 
     public async Task<ThroughputSample> MeasureThroughputAsync(int count, CancellationToken cancellationToken)
     {
+        EnsureDrained();
         var progress = new ReadProgress();
         var reader = Task.Run(() => ReceiveAsync(count, progress, cancellationToken), CancellationToken.None);
         var started = Stopwatch.GetTimestamp();
@@ -71,8 +72,10 @@ internal sealed class RawUnixSocketContender : IBenchContender
 
     public async Task<long[]> MeasureRoundTripsAsync(int count, CancellationToken cancellationToken)
     {
+        EnsureDrained();
         using var responder = BenchResponder.Start(EchoAsync, cancellationToken, out var pingerToken);
         var samples = new long[count];
+        var endSent = false;
         try
         {
             for (var i = 0; i < count; i++)
@@ -83,12 +86,13 @@ internal sealed class RawUnixSocketContender : IBenchContender
                     ?? throw new IOException("The echoing socket closed the connection.");
                 samples[i] = Stopwatch.GetTimestamp() - started;
             }
-            // An empty frame tells the echo loop to end.
+            // An empty frame tells the echo loop to end once it has read everything before it.
             await SendAllAsync(_sender, new byte[4], pingerToken).ConfigureAwait(false);
+            endSent = true;
         }
         finally
         {
-            await responder.StopAsync().ConfigureAwait(false);
+            await responder.StopAsync(cancel: !endSent).ConfigureAwait(false);
         }
         return samples;
     }
@@ -98,6 +102,16 @@ internal sealed class RawUnixSocketContender : IBenchContender
         _sender.Dispose();
         _receiver.Dispose();
         return default;
+    }
+
+    /// <summary>
+    /// A frame left over from the previous measurement would be read as this one's (a pong answering nothing, a data
+    /// frame too many), so every measurement starts from empty buffers and sockets.
+    /// </summary>
+    private void EnsureDrained()
+    {
+        if (!_senderReader.IsEmpty || !_receiverReader.IsEmpty || _sender.Available > 0 || _receiver.Available > 0)
+            throw new InvalidOperationException("The raw Unix socket pair still holds bytes from the previous measurement.");
     }
 
     private async Task ReceiveAsync(int count, ReadProgress progress, CancellationToken cancellationToken)
@@ -133,6 +147,9 @@ internal sealed class RawFrameReader(Socket socket, int maxPayloadBytes)
     private readonly byte[] _buffer = new byte[Math.Max(64 * 1024, 2 * (maxPayloadBytes + 4))];
     private int _start;
     private int _end;
+
+    /// <summary>True when no received bytes wait in the buffer.</summary>
+    public bool IsEmpty => _start == _end;
 
     /// <summary>Takes the next whole frame (header included) from the buffer; it stays valid until the next fill.</summary>
     public bool TryReadFrame(out ReadOnlyMemory<byte> frame)
