@@ -16,6 +16,10 @@ namespace Onex.Cli.Bench;
 /// </summary>
 internal sealed class RawJetStreamContender : IBenchContender
 {
+    // JetStream API error codes (nats-server's errors.json).
+    private const int StreamNotFound = 10059;
+    private const int ConsumerNotFound = 10014;
+
     private readonly NatsConnection _publisherConnection;
     private readonly NatsConnection _subscriberConnection;
     private readonly NatsJSContext _publisher;
@@ -149,7 +153,7 @@ internal sealed class RawJetStreamContender : IBenchContender
             {
                 await _publisher.DeleteStreamAsync(_stream).ConfigureAwait(false);
             }
-            catch (NatsJSApiException)
+            catch (NatsJSApiException ex) when (ex.Error.ErrCode == StreamNotFound)
             {
                 // Never created (the set-up failed before) or already gone: nothing to clean up.
             }
@@ -197,9 +201,9 @@ internal sealed class RawJetStreamContender : IBenchContender
         {
             await js.DeleteConsumerAsync(_stream, consumer.Info.Name).ConfigureAwait(false);
         }
-        catch (NatsJSApiException)
+        catch (NatsJSApiException ex) when (ex.Error.ErrCode == ConsumerNotFound)
         {
-            // Already gone; the server would remove it after its inactivity threshold anyway.
+            // Already gone; nothing to clean up.
         }
     }
 }
