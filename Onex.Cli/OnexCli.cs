@@ -56,6 +56,7 @@ public static class OnexCli
             BusCommand.Build(context),
             ToolsCommand.Build(context),
             WatchCommand.Build(context),
+            BenchCommand.Build(context),
         };
         return root;
     }

@@ -49,17 +49,21 @@ public sealed record OnexEvent
         string sourceNodeId = "",
         string? correlationId = null,
         IReadOnlyDictionary<string, string>? headers = null,
-        TimeProvider? timeProvider = null) => new()
+        TimeProvider? timeProvider = null)
+    {
+        var now = (timeProvider ?? TimeProvider.System).GetUtcNow().ToUnixTimeMilliseconds();
+        return new()
         {
-            EventId = Guid.CreateVersion7().ToString("N"),
+            EventId = EventIds.New(now),
             Topic = topic,
             EventType = eventType,
             SourceNodeId = sourceNodeId,
             CorrelationId = correlationId,
-            Timestamp = (timeProvider ?? TimeProvider.System).GetUtcNow().ToUnixTimeMilliseconds(),
+            Timestamp = now,
             Headers = headers ?? NoHeaders,
             Payload = payload,
         };
+    }
 
     /// <summary>
     /// This event with the publishing participant's identity filled in where the publisher left it blank: an empty

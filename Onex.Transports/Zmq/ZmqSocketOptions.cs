@@ -31,6 +31,10 @@ public sealed record ZmqSocketOptions
     {
         socket.Options.SendHighWatermark = SendHighWatermark;
         socket.Options.ReceiveHighWatermark = ReceiveHighWatermark;
+        // NetMQ refreshes a pipe's fill level only every (HWM - low watermark) messages; its default low watermark
+        // makes a burst drop long before HWM messages are really queued. Half the HWM keeps bursts within it.
+        socket.Options.SendLowWatermark = SendHighWatermark / 2;
+        socket.Options.ReceiveLowWatermark = ReceiveHighWatermark / 2;
         socket.Options.Linger = Linger;
         socket.Options.ReconnectInterval = ReconnectInterval;
         socket.Options.ReconnectIntervalMax = ReconnectIntervalMax;

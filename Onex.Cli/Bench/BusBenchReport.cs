@@ -1,0 +1,115 @@
+using System.Globalization;
+using Onex.Cli.Output;
+
+namespace Onex.Cli.Bench;
+
+/// <summary>The result of <c>onex bench bus</c>, as printed with <c>--json</c> (camelCase).</summary>
+internal sealed record BusBenchReport
+{
+    public required string Backend { get; init; }
+    public required int PayloadBytes { get; init; }
+    public required int Count { get; init; }
+    public required int RoundTrips { get; init; }
+    public required int Rounds { get; init; }
+    public required int InFlight { get; init; }
+    public required string Bus { get; init; }
+    public required string Raw { get; init; }
+    /// <summary>High-water mark of the ZeroMQ sockets (0 = unlimited); null when no ZeroMQ socket was measured.</summary>
+    public int? ZmqHighWatermark { get; init; }
+    public string? NatsUrl { get; init; }
+    public string? NatsServer { get; init; }
+    public required ThroughputComparison Throughput { get; init; }
+    public required RoundTripComparison RoundTrip { get; init; }
+
+    /// <summary>Other round trips measured in the same rounds, with the bus's round trip relative to each.</summary>
+    public required IReadOnlyList<RoundTripReference> RoundTripComparisons { get; init; }
+
+    public required BenchMachine Machine { get; init; }
+    public required DateTimeOffset StartedAt { get; init; }
+    public required double DurationSeconds { get; init; }
+
+    /// <summary>The human-readable form: a header, one table, the lost-event count.</summary>
+    public void WriteTable(TextWriter writer)
+    {
+        writer.WriteLine($"onex bench bus --backend {Backend}: {PayloadBytes}-byte payloads; throughput {Count:N0} events, round trip {RoundTrips:N0} ping-pongs; " +
+                         $"{Rounds} rounds, bus and raw alternating; medians");
+        writer.WriteLine($"  bus: {Bus}");
+        writer.WriteLine($"  raw: {Raw}");
+        if (ZmqHighWatermark is { } hwm) writer.WriteLine($"  zmq high-water mark: {(hwm == 0 ? "unlimited" : hwm.ToString("N0", CultureInfo.InvariantCulture))}");
+        if (NatsUrl is not null) writer.WriteLine($"  nats: {NatsUrl} ({NatsServer})");
+        writer.WriteLine($"  machine: {Machine.ProcessorCount} cores, {Machine.Os}, .NET {Machine.Runtime}; load average {Machine.LoadAverageBefore ?? "?"} before, {Machine.LoadAverageAfter ?? "?"} after");
+        writer.WriteLine();
+
+        var table = new TextTable("measure", "bus", "raw", "bus/raw");
+        table.Add("throughput (events/s)", Whole(Throughput.Bus.EventsPerSecond), Whole(Throughput.Raw.EventsPerSecond), Ratio(Throughput.Ratio));
+        table.Add("throughput (MB/s payload)", Number(Throughput.Bus.MegabytesPerSecond), Number(Throughput.Raw.MegabytesPerSecond), Ratio(Throughput.Ratio));
+        table.Add("round trip median (µs)", Number(RoundTrip.Bus.MedianMicroseconds), Number(RoundTrip.Raw.MedianMicroseconds), Ratio(RoundTrip.Ratio));
+        table.Add("round trip p90 (µs)", Number(RoundTrip.Bus.P90Microseconds), Number(RoundTrip.Raw.P90Microseconds), Ratio(RoundTrip.P90Ratio));
+        table.Add("round trip p99 (µs)", Number(RoundTrip.Bus.P99Microseconds), Number(RoundTrip.Raw.P99Microseconds), Ratio(RoundTrip.P99Ratio));
+        table.WriteTo(writer);
+
+        foreach (var reference in RoundTripComparisons)
+        {
+            writer.WriteLine();
+            writer.WriteLine($"same rounds, {reference.Name} round trip ({reference.Description}):");
+            var other = new TextTable("measure", reference.Name, "bus", $"bus/{reference.Name}");
+            other.Add("round trip median (µs)", Number(reference.Figures.MedianMicroseconds), Number(RoundTrip.Bus.MedianMicroseconds), Ratio(reference.BusRatio));
+            other.Add("round trip p90 (µs)", Number(reference.Figures.P90Microseconds), Number(RoundTrip.Bus.P90Microseconds),
+                Ratio(BusBenchStatistics.Ratio(RoundTrip.Bus.P90Microseconds, reference.Figures.P90Microseconds)));
+            other.Add("round trip p99 (µs)", Number(reference.Figures.P99Microseconds), Number(RoundTrip.Bus.P99Microseconds),
+                Ratio(BusBenchStatistics.Ratio(RoundTrip.Bus.P99Microseconds, reference.Figures.P99Microseconds)));
+            other.WriteTo(writer);
+        }
+
+        writer.WriteLine();
+        writer.WriteLine($"lost events (all rounds): bus {Throughput.Bus.Lost}, raw {Throughput.Raw.Lost}; ran {DurationSeconds:0.0} s");
+    }
+
+    private static string Whole(double value) => value.ToString("N0", CultureInfo.InvariantCulture);
+
+    private static string Number(double value) => value.ToString(value >= 100 ? "0" : "0.0", CultureInfo.InvariantCulture);
+
+    private static string Ratio(double value) => value.ToString("0.00", CultureInfo.InvariantCulture);
+}
+
+/// <summary>Throughput of bus and raw; <see cref="Ratio"/> is bus events/s over raw events/s (1 = as fast as raw).</summary>
+internal sealed record ThroughputComparison(ThroughputFigures Bus, ThroughputFigures Raw, double Ratio);
+
+/// <summary>
+/// One contender's throughput: the median over rounds of events read per second (first publish to last read), the
+/// same in payload megabytes (10^6 bytes) per second, the events lost over all rounds, and each round's figure.
+/// </summary>
+internal sealed record ThroughputFigures(double EventsPerSecond, double MegabytesPerSecond, long Lost, IReadOnlyList<double> RoundEventsPerSecond);
+
+/// <summary>
+/// Round trips of bus and raw; the ratios are bus over raw (1 = as fast as raw, 2 = takes twice as long).
+/// </summary>
+internal sealed record RoundTripComparison(LatencyFigures Bus, LatencyFigures Raw, double Ratio, double P90Ratio, double P99Ratio);
+
+/// <summary>
+/// One contender's round trips: median, 90th and 99th percentile over all measured ping-pongs of all rounds, in
+/// microseconds, how many there were, and each round's median.
+/// </summary>
+internal sealed record LatencyFigures(
+    double MedianMicroseconds, double P90Microseconds, double P99Microseconds, int Samples, IReadOnlyList<double> RoundMediansMicroseconds);
+
+/// <summary>Another round trip measured in the same rounds; <see cref="BusRatio"/> is the bus's median over this one's.</summary>
+internal sealed record RoundTripReference(string Name, string Description, LatencyFigures Figures, double BusRatio);
+
+/// <summary>Where the figures were measured.</summary>
+internal sealed record BenchMachine(int ProcessorCount, string Os, string Runtime, string? LoadAverageBefore, string? LoadAverageAfter)
+{
+    /// <summary>The 1, 5 and 15 minute load averages from /proc/loadavg, or null where there is none.</summary>
+    public static string? ReadLoadAverage()
+    {
+        try
+        {
+            var fields = File.ReadAllText("/proc/loadavg").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            return fields.Length >= 3 ? string.Join(' ', fields[..3]) : null;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+}

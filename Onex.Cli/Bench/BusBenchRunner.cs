@@ -1,0 +1,109 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime;
+using System.Runtime.InteropServices;
+
+namespace Onex.Cli.Bench;
+
+/// <summary>
+/// Runs the comparison: one warm-up of every contender, then <see cref="BusBenchOptions.Rounds"/> rounds in which bus
+/// and raw (and any extra round-trip reference) each run one throughput measurement and one series of ping-pongs,
+/// taking turns at going first so that load changes on a shared machine hit both alike.
+/// </summary>
+internal static class BusBenchRunner
+{
+    private const int MaxWarmUpPasses = 5;
+    // What a pass compiles once hot paths are final: a few stragglers, nothing that costs a measured round.
+    private const int SettledCompilations = 10;
+
+    public static async Task<BusBenchReport> RunAsync(
+        BusBenchOptions options, BusBenchSetup setup, TextWriter progress, TimeProvider timeProvider, CancellationToken cancellationToken)
+    {
+        var startedAt = timeProvider.GetUtcNow();
+        var clock = Stopwatch.StartNew();
+        var loadBefore = BenchMachine.ReadLoadAverage();
+        var count = options.EffectiveCount;
+        var roundTrips = options.EffectiveRoundTrips;
+        var references = setup.RoundTripComparisons;
+
+        // Warm up until a pass compiles hardly any methods: the JIT recompiles hot methods in the background (tiered
+        // compilation), which on two cores would otherwise steal time from the first measured round.
+        for (var pass = 1; pass <= MaxWarmUpPasses; pass++)
+        {
+            var compiledBefore = JitInfo.GetCompiledMethodCount();
+            foreach (var contender in new[] { setup.Bus, setup.Raw })
+                await contender.MeasureThroughputAsync(options.WarmUpCount, cancellationToken).ConfigureAwait(false);
+            foreach (var contender in new[] { setup.Bus, setup.Raw }.Concat(references.Select(r => r.Contender)))
+                await contender.MeasureRoundTripsAsync(options.WarmUpRoundTrips, cancellationToken).ConfigureAwait(false);
+            var compiled = JitInfo.GetCompiledMethodCount() - compiledBefore;
+            await progress.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                $"onex bench: warm-up pass {pass} ({options.WarmUpCount:N0} events, {options.WarmUpRoundTrips:N0} ping-pongs each): {compiled} methods compiled"))
+                .ConfigureAwait(false);
+            if (compiled <= SettledCompilations) break;
+        }
+
+        var busThroughput = new List<ThroughputSample>();
+        var rawThroughput = new List<ThroughputSample>();
+        var busRoundTrips = new List<long[]>();
+        var rawRoundTrips = new List<long[]>();
+        var referenceRoundTrips = references.Select(_ => new List<long[]>()).ToArray();
+        for (var round = 0; round < options.Rounds; round++)
+        {
+            var busFirst = round % 2 == 0;
+            var (first, second) = busFirst ? (setup.Bus, setup.Raw) : (setup.Raw, setup.Bus);
+            var a = await first.MeasureThroughputAsync(count, cancellationToken).ConfigureAwait(false);
+            var b = await second.MeasureThroughputAsync(count, cancellationToken).ConfigureAwait(false);
+            busThroughput.Add(busFirst ? a : b);
+            rawThroughput.Add(busFirst ? b : a);
+
+            var x = await first.MeasureRoundTripsAsync(roundTrips, cancellationToken).ConfigureAwait(false);
+            var y = await second.MeasureRoundTripsAsync(roundTrips, cancellationToken).ConfigureAwait(false);
+            busRoundTrips.Add(busFirst ? x : y);
+            rawRoundTrips.Add(busFirst ? y : x);
+            for (var i = 0; i < references.Count; i++)
+                referenceRoundTrips[i].Add(await references[i].Contender.MeasureRoundTripsAsync(roundTrips, cancellationToken).ConfigureAwait(false));
+
+            await progress.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                $"onex bench: round {round + 1}/{options.Rounds}: throughput bus {busThroughput[^1].EventsPerSecond:N0}/s, raw {rawThroughput[^1].EventsPerSecond:N0}/s; " +
+                $"round trip median bus {MedianMicroseconds(busRoundTrips[^1]):0.0} µs, raw {MedianMicroseconds(rawRoundTrips[^1]):0.0} µs"))
+                .ConfigureAwait(false);
+        }
+
+        var busThroughputFigures = BusBenchStatistics.Throughput(busThroughput, options.PayloadBytes);
+        var rawThroughputFigures = BusBenchStatistics.Throughput(rawThroughput, options.PayloadBytes);
+        var busLatency = BusBenchStatistics.Latency(busRoundTrips);
+        var rawLatency = BusBenchStatistics.Latency(rawRoundTrips);
+        return new BusBenchReport
+        {
+            Backend = options.Backend,
+            PayloadBytes = options.PayloadBytes,
+            Count = count,
+            RoundTrips = roundTrips,
+            Rounds = options.Rounds,
+            InFlight = options.Backend == Protocol.BusKinds.JetStream ? options.InFlight : 1,
+            Bus = setup.Bus.Description,
+            Raw = setup.Raw.Description,
+            ZmqHighWatermark = options.Backend is Protocol.BusKinds.Zmq or Protocol.BusKinds.Ipc ? options.ZmqHighWatermark : null,
+            NatsUrl = setup.NatsUrl,
+            NatsServer = setup.NatsServerSource,
+            Throughput = new ThroughputComparison(busThroughputFigures, rawThroughputFigures,
+                BusBenchStatistics.Ratio(busThroughputFigures.EventsPerSecond, rawThroughputFigures.EventsPerSecond)),
+            RoundTrip = new RoundTripComparison(busLatency, rawLatency,
+                BusBenchStatistics.Ratio(busLatency.MedianMicroseconds, rawLatency.MedianMicroseconds),
+                BusBenchStatistics.Ratio(busLatency.P90Microseconds, rawLatency.P90Microseconds),
+                BusBenchStatistics.Ratio(busLatency.P99Microseconds, rawLatency.P99Microseconds)),
+            RoundTripComparisons = references.Select((reference, i) =>
+            {
+                var figures = BusBenchStatistics.Latency(referenceRoundTrips[i]);
+                return new RoundTripReference(reference.Name, reference.Contender.Description, figures,
+                    BusBenchStatistics.Ratio(busLatency.MedianMicroseconds, figures.MedianMicroseconds));
+            }).ToArray(),
+            Machine = new BenchMachine(Environment.ProcessorCount, RuntimeInformation.OSDescription, Environment.Version.ToString(),
+                loadBefore, BenchMachine.ReadLoadAverage()),
+            StartedAt = startedAt,
+            DurationSeconds = clock.Elapsed.TotalSeconds,
+        };
+    }
+
+    private static double MedianMicroseconds(long[] ticks) => BusBenchStatistics.Median(ticks.Select(BusBenchStatistics.Microseconds).ToArray());
+}

@@ -1,0 +1,78 @@
+using System.Diagnostics;
+using Onex.Bus;
+using Onex.Events;
+
+namespace Onex.Cli.Bench;
+
+/// <summary>
+/// An <see cref="IEventBus"/> under test: <see cref="Publisher"/> publishes and pings, <see cref="Subscriber"/> reads
+/// and answers. Every event is a fresh <see cref="OnexEvent"/> (new id, timestamp), as an application would publish
+/// it, so creating the envelope counts as bus cost. Subscriptions use <see cref="SubscriptionOptions.Default"/>
+/// (capacity 1024, Wait) and are made fresh for every run, outside the timed part.
+/// </summary>
+internal sealed class BusContender(
+    string description, IEventBus publisher, IEventBus subscriber, byte[] payload, int inFlight, TimeSpan quietPeriod,
+    Func<ValueTask>? disposeBuses = null) : IBenchContender
+{
+    private const string DataTopic = "bench.data";
+    private const string PingTopic = "bench.ping";
+    private const string PongTopic = "bench.pong";
+
+    public string Description { get; } = description;
+
+    /// <summary>The participant that publishes (throughput) and pings (round trip).</summary>
+    public IEventBus Publisher { get; } = publisher;
+
+    /// <summary>The participant that reads (throughput) and answers pings with pongs (round trip).</summary>
+    public IEventBus Subscriber { get; } = subscriber;
+
+    public async Task<ThroughputSample> MeasureThroughputAsync(int count, CancellationToken cancellationToken)
+    {
+        await using var subscription = await Subscriber.SubscribeAsync(DataTopic, SubscriptionOptions.Default, cancellationToken).ConfigureAwait(false);
+        using var stopReader = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var progress = new ReadProgress();
+        var reader = Task.Run(() => BenchLoops.ReadAsync(subscription.Reader, count, progress, stopReader.Token), CancellationToken.None);
+
+        var started = Stopwatch.GetTimestamp();
+        await BenchLoops.PublishWindowedAsync(count, inFlight,
+            () => Publisher.PublishAsync(OnexEvent.Create(DataTopic, payload), cancellationToken)).ConfigureAwait(false);
+        await BenchLoops.AwaitReaderAsync(reader, progress, quietPeriod, stopReader, cancellationToken).ConfigureAwait(false);
+        return progress.ToSample(count, started);
+    }
+
+    public async Task<long[]> MeasureRoundTripsAsync(int count, CancellationToken cancellationToken)
+    {
+        await using var pongs = await Publisher.SubscribeAsync(PongTopic, SubscriptionOptions.Default, cancellationToken).ConfigureAwait(false);
+        await using var pings = await Subscriber.SubscribeAsync(PingTopic, SubscriptionOptions.Default, cancellationToken).ConfigureAwait(false);
+        using var responder = BenchResponder.Start(
+            stop => AnswerPingsAsync(pings, stop), cancellationToken, out var pingerToken);
+
+        var samples = new long[count];
+        try
+        {
+            var replies = pongs.Reader;
+            for (var i = 0; i < count; i++)
+            {
+                var started = Stopwatch.GetTimestamp();
+                await Publisher.PublishAsync(OnexEvent.Create(PingTopic, payload), pingerToken).ConfigureAwait(false);
+                await replies.ReadAsync(pingerToken).ConfigureAwait(false);
+                samples[i] = Stopwatch.GetTimestamp() - started;
+            }
+        }
+        finally
+        {
+            await responder.StopAsync().ConfigureAwait(false);
+        }
+        return samples;
+    }
+
+    public ValueTask DisposeAsync() => disposeBuses?.Invoke() ?? default;
+
+    public override string ToString() => Description;
+
+    private async Task AnswerPingsAsync(IEventSubscription pings, CancellationToken cancellationToken)
+    {
+        await foreach (var ping in pings.WithCancellation(cancellationToken).ConfigureAwait(false))
+            await Subscriber.PublishAsync(OnexEvent.Create(PongTopic, ping.Payload), cancellationToken).ConfigureAwait(false);
+    }
+}

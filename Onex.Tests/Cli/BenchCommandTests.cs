@@ -1,0 +1,80 @@
+using System.Text.Json;
+using Onex.Cli;
+using Onex.Tests.Client;
+
+namespace Onex.Tests.Cli;
+
+/// <summary>
+/// <c>onex bench bus</c>, run in-process with small counts: it measures bus and raw transport in one run and prints
+/// both with their ratios. The figures themselves are not asserted (they depend on the machine's load).
+/// </summary>
+public class BenchCommandTests
+{
+    private static readonly TimeSpan RunLimit = TimeSpan.FromSeconds(60);
+
+    private static async Task<(int ExitCode, string Output, string Error)> BenchAsync(params string[] args)
+    {
+        var output = new CapturedOutput();
+        var error = new StringWriter();
+        var code = await OnexCli.RunAsync(["bench", "bus", .. args], output, error, TextReader.Null)
+            .Within($"onex bench bus {string.Join(' ', args)}", RunLimit);
+        return (code, output.ToString(), error.ToString());
+    }
+
+    private static void AssertBusAndRawFigures(JsonElement report, string backend, string what)
+    {
+        Assert.That(report.GetProperty("backend").GetString(), Is.EqualTo(backend), what);
+        var throughput = report.GetProperty("throughput");
+        var roundTrip = report.GetProperty("roundTrip");
+        Assert.Multiple(() =>
+        {
+            Assert.That(throughput.GetProperty("bus").GetProperty("eventsPerSecond").GetDouble(), Is.GreaterThan(0), $"{what}: bus throughput");
+            Assert.That(throughput.GetProperty("raw").GetProperty("eventsPerSecond").GetDouble(), Is.GreaterThan(0), $"{what}: raw throughput");
+            Assert.That(throughput.GetProperty("ratio").GetDouble(), Is.GreaterThan(0), $"{what}: throughput ratio");
+            Assert.That(roundTrip.GetProperty("bus").GetProperty("medianMicroseconds").GetDouble(), Is.GreaterThan(0), $"{what}: bus round trip");
+            Assert.That(roundTrip.GetProperty("raw").GetProperty("medianMicroseconds").GetDouble(), Is.GreaterThan(0), $"{what}: raw round trip");
+            Assert.That(roundTrip.GetProperty("ratio").GetDouble(), Is.GreaterThan(0), $"{what}: round-trip ratio");
+        });
+    }
+
+    [Test]
+    public async Task Bench_bus_memory_json_has_bus_and_raw_figures_and_their_ratios()
+    {
+        var (exitCode, output, error) = await BenchAsync("--backend", "memory", "--count", "2000", "--json");
+
+        Assert.That(exitCode, Is.EqualTo(ExitCodes.Ok), error);
+        using var json = JsonDocument.Parse(output);
+        AssertBusAndRawFigures(json.RootElement, "memory", "memory bench");
+        Assert.That(json.RootElement.GetProperty("throughput").GetProperty("bus").GetProperty("lost").GetInt64(), Is.Zero,
+            "the in-memory bus in Wait mode delivers every event to the subscriber");
+    }
+
+    [Test]
+    public async Task Bench_bus_zmq_json_has_bus_and_raw_figures_and_their_ratios()
+    {
+        var (exitCode, output, error) = await BenchAsync("--backend", "zmq", "--count", "2000", "--round-trips", "200", "--rounds", "2", "--json");
+
+        Assert.That(exitCode, Is.EqualTo(ExitCodes.Ok), error);
+        using var json = JsonDocument.Parse(output);
+        AssertBusAndRawFigures(json.RootElement, "zmq", "zmq bench");
+    }
+
+    [Test]
+    public async Task Bench_bus_prints_a_table_with_the_ratios()
+    {
+        var (exitCode, output, error) = await BenchAsync("--backend", "memory", "--count", "1000", "--round-trips", "100", "--rounds", "1");
+
+        Assert.That(exitCode, Is.EqualTo(ExitCodes.Ok), error);
+        Assert.That(output, Does.Contain("bus/raw").And.Contain("throughput (events/s)").And.Contain("round trip median (µs)"));
+        Assert.That(error, Does.Contain("round 1/1"), "progress goes to stderr");
+    }
+
+    [Test]
+    public async Task Bench_bus_with_an_unknown_backend_is_a_usage_error()
+    {
+        var (exitCode, _, error) = await BenchAsync("--backend", "kafka");
+
+        Assert.That(exitCode, Is.EqualTo(ExitCodes.Usage));
+        Assert.That(error, Does.Contain("kafka").And.Contain("jetstream"));
+    }
+}
