@@ -255,7 +255,7 @@ internal static class StressRun
         {
             problem = $"stopped after {time.GetElapsedTime(started).TotalSeconds:0} s (time limit or interrupt); workers killed";
         }
-        catch (Exception ex) when (ex is JsonException or IOException or InvalidOperationException)
+        catch (Exception ex) when (ex is JsonException or IOException or InvalidOperationException or System.ComponentModel.Win32Exception)
         {
             problem = $"{ex.GetType().Name}: {ex.Message}";
         }

@@ -61,9 +61,10 @@ internal static class TestResources
             lock (RunGate) return (_run, test.FullName);
         }
         if (Tests.TryGetValue(test.ID, out var scope)) return (scope, scope.Name);
-        throw new InvalidOperationException(
-            $"Onex.Testing cannot tie resources to test '{test.FullName}': add [assembly: Onex.Testing.OnexTestResources] to the test assembly " +
-            "so they are released after each test.");
+        throw new InvalidOperationException(ActiveRuns == 0
+            ? $"Onex.Testing cannot tie resources to test '{test.FullName}': add [assembly: Onex.Testing.OnexTestResources] to the test assembly " +
+              "so they are released after each test."
+            : $"Test '{test.FullName}' has already finished; what it acquires now could not be released after it.");
     }
 
     /// <summary>Adds <paramref name="resource"/> to <paramref name="scope"/>, or disposes it at once when the scope has closed.</summary>
