@@ -192,17 +192,29 @@ public sealed class PortLeaseSet : IAsyncDisposable
     private async Task RenewLoopAsync(CancellationToken cancellationToken)
     {
         var time = _client.TimeProvider;
-        while (!cancellationToken.IsCancellationRequested)
+        // Renewals in flight by port: a round never waits for a slow one (a retry against an unreachable registry can
+        // take a whole request timeout per attempt), it only skips starting a second renewal of the same port.
+        var inFlight = new Dictionary<int, Task>();
+        try
         {
-            var held = HeldLeases;
-            if (held.Count == 0) return;
-            // A third of the TTL leaves two more chances before expiry if a renewal is lost.
-            var period = TimeSpan.FromMilliseconds(held.Min(l => l.TtlMs) / 3.0);
-            if (period < MinimumRenewalPeriod) period = MinimumRenewalPeriod;
-            var delay = Task.Delay(period, time, cancellationToken);
-            _schedule.Writer.TryWrite(time.GetUtcNow() + period);
-            await delay.ConfigureAwait(false);
-            await Task.WhenAll(held.Select(lease => RenewOneAsync(lease, cancellationToken))).ConfigureAwait(false);
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                var held = HeldLeases;
+                if (held.Count == 0) return;
+                // A third of the TTL leaves two more chances before expiry if a renewal is lost.
+                var period = TimeSpan.FromMilliseconds(held.Min(l => l.TtlMs) / 3.0);
+                if (period < MinimumRenewalPeriod) period = MinimumRenewalPeriod;
+                var delay = Task.Delay(period, time, cancellationToken);
+                _schedule.Writer.TryWrite(time.GetUtcNow() + period);
+                await delay.ConfigureAwait(false);
+                foreach (var done in inFlight.Where(r => r.Value.IsCompleted).Select(r => r.Key).ToArray()) inFlight.Remove(done);
+                foreach (var lease in HeldLeases)
+                    if (!inFlight.ContainsKey(lease.Port)) inFlight[lease.Port] = RenewOneAsync(lease, cancellationToken);
+            }
+        }
+        finally
+        {
+            await Task.WhenAll(inFlight.Values).ConfigureAwait(false);
         }
     }
 

@@ -381,13 +381,15 @@ public sealed class RegistryClient : IAsyncDisposable
     /// Compares the registry's epoch with the one this node was asserted in, and re-asserts (or waits for the
     /// re-assertion under way) when they differ. Failures are logged: the caller decides what a missing lease means.
     /// </summary>
-    internal async ValueTask CheckEpochAsync(CancellationToken cancellationToken)
+    /// <returns>The epoch the request endpoint answered with, or null when it could not be asked.</returns>
+    internal async ValueTask<string?> CheckEpochAsync(CancellationToken cancellationToken)
     {
         try
         {
             var stats = await DescribeAsync(new IntrospectionRequest { Include = StatsOnly }, cancellationToken).ConfigureAwait(false);
             if (_present && stats.Epoch != _epoch)
                 await TriggerReassertion($"registry epoch is {stats.Epoch}, node was asserted in {_epoch}").ConfigureAwait(false);
+            return stats.Epoch;
         }
         catch (OnexException ex)
         {
@@ -397,6 +399,7 @@ public sealed class RegistryClient : IAsyncDisposable
         {
             RegistryClientLog.ReassertFailed(_logger, NodeId, ErrorCodes.Unavailable, ex.Message);
         }
+        return null;
     }
 
     /// <summary>
@@ -480,14 +483,21 @@ public sealed class RegistryClient : IAsyncDisposable
 
     private async Task EpochListenerLoopAsync(IRegistryBroadcastSource source, CancellationToken cancellationToken)
     {
+        // An epoch heard on PUB that the request endpoint did not confirm: the PUB endpoint belongs to another
+        // registry (a misconfiguration), so its heartbeats must not trigger a re-assertion every second.
+        string? unconfirmedEpoch = null;
         await foreach (var broadcast in source.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
         {
             if (broadcast.Heartbeat is not { } heartbeat || heartbeat.Stopping) continue;
             var known = _epoch;
-            if (known is not null && heartbeat.Epoch != known && _reassertion.IsCompleted)
+            if (known is null || heartbeat.Epoch == known || heartbeat.Epoch == unconfirmedEpoch || !_reassertion.IsCompleted) continue;
+            RegistryClientLog.EpochChanged(_logger, known, heartbeat.Epoch);
+            // The request endpoint is the authority: re-assert only when it is in a new epoch too.
+            var routerEpoch = await CheckEpochAsync(cancellationToken).ConfigureAwait(false);
+            if (routerEpoch is not null && routerEpoch != heartbeat.Epoch)
             {
-                RegistryClientLog.EpochChanged(_logger, known, heartbeat.Epoch);
-                _ = TriggerReassertion($"registry epoch changed from {known} to {heartbeat.Epoch}");
+                unconfirmedEpoch = heartbeat.Epoch;
+                RegistryClientLog.ForeignBroadcasts(_logger, PubEndpoint, heartbeat.Epoch, Endpoint, routerEpoch);
             }
         }
     }

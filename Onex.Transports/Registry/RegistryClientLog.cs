@@ -50,6 +50,10 @@ internal static partial class RegistryClientLog
     [LoggerMessage(EventId = 3015, Level = LogLevel.Information, Message = "Registry epoch changed from {OldEpoch} to {NewEpoch}")]
     public static partial void EpochChanged(ILogger logger, string? oldEpoch, string newEpoch);
 
+    [LoggerMessage(EventId = 3022, Level = LogLevel.Warning,
+        Message = "Broadcasts on {PubEndpoint} come from registry epoch {PubEpoch}, but {Endpoint} answers in epoch {RouterEpoch}: the two endpoints belong to different registries; ignoring that epoch")]
+    public static partial void ForeignBroadcasts(ILogger logger, string pubEndpoint, string pubEpoch, string endpoint, string routerEpoch);
+
     [LoggerMessage(EventId = 3016, Level = LogLevel.Warning, Message = "Departure of node {NodeId} was not acknowledged: {Code} {Reason}")]
     public static partial void DepartureFailed(ILogger logger, string nodeId, string code, string reason);
 
