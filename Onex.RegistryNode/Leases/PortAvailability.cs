@@ -12,14 +12,21 @@ internal interface IPortAvailability
 }
 
 /// <summary>
-/// The free check Google's portserver uses: actually bind the port - TCP (and listen) and/or UDP, with
-/// SO_REUSEADDR (so a TIME_WAIT remnant does not count as use), on the IPv4 wildcard address and, where the
+/// The free check Google's portserver uses: actually bind the port - TCP (and listen, with SO_REUSEADDR so a
+/// TIME_WAIT remnant does not count as use) and/or UDP, on the IPv4 wildcard address and, where the
 /// machine has IPv6, on the IPv6 wildcard (v6-only, so the two are separate checks). Binding the wildcard fails
 /// if any address (127.0.0.1 included) holds the port, so one bind per family covers every local address.
-/// Whatever the check binds is closed at once. The kernel's work dominates the cost (measured about 9 us per TCP
-/// bind+listen+close and 7 us per UDP bind, the same through raw system calls), so a <c>both</c> check with IPv6
-/// costs about 32 us and is most of the cost of a grant.
+/// Whatever the check binds is closed at once. The kernel's work dominates the cost: about 6 us of CPU per socket
+/// created, bound and closed, so a <c>both</c> check with IPv6 (four sockets) costs about 25 us of CPU - which is
+/// why most checks are made ahead of demand, off the registry thread (<c>PortVerifier</c>).
 /// </summary>
+/// <remarks>
+/// SO_REUSEADDR is set for TCP only, as a raw option: .NET's <see cref="SocketOptionName.ReuseAddress"/> also sets
+/// SO_REUSEPORT on Linux, and with SO_REUSEPORT a bind succeeds beside any socket of the same user that has it
+/// (every .NET server that set ReuseAddress, for one) - the check would call a used port free. For UDP, which has
+/// no TIME_WAIT, SO_REUSEADDR would only let the bind succeed beside a socket that set it too, so the UDP check
+/// binds without it: stricter than portserver, which sets it for both.
+/// </remarks>
 internal sealed class PortAvailability : IPortAvailability
 {
     /// <summary>Probes once whether IPv6 sockets can be bound here (a kernel may support the family but have it disabled).</summary>
@@ -46,6 +53,11 @@ internal sealed class PortAvailability : IPortAvailability
         return true;
     }
 
+    // Linux values of SOL_SOCKET and SO_REUSEADDR (asm-generic/socket.h).
+    private const int SolSocket = 1;
+    private const int SoReuseAddr = 2;
+    private static readonly byte[] One = BitConverter.GetBytes(1);
+
     private static bool CanBind(bool ipv6, int port, bool stream)
     {
         var address = ipv6 ? IPAddress.IPv6Any : IPAddress.Any;
@@ -53,7 +65,7 @@ internal sealed class PortAvailability : IPortAvailability
         try
         {
             if (address.AddressFamily == AddressFamily.InterNetworkV6) socket.DualMode = false;
-            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            if (stream && OperatingSystem.IsLinux()) socket.SetRawSocketOption(SolSocket, SoReuseAddr, One);
             socket.Bind(new IPEndPoint(address, port));
             if (stream) socket.Listen(1);
             return true;
