@@ -27,6 +27,7 @@ internal sealed partial class PortLeaseManager : IDisposable
     private readonly ILogger _logger;
     private readonly Dictionary<string, PortLease> _leases = new(StringComparer.Ordinal);
     // One entry per live lease; renewals only move expiry later, so a popped entry that is early is pushed again.
+    // Ended leases leave their entry behind until it is popped or the queue is rebuilt (see End).
     private readonly PriorityQueue<string, long> _expiries = new();
     // Ids of expired leases (reaper, departure, node removal) -> when they expired; answered LEASE_EXPIRED.
     private readonly Dictionary<string, long> _expired = new(StringComparer.Ordinal);
@@ -73,6 +74,9 @@ internal sealed partial class PortLeaseManager : IDisposable
 
     /// <summary>How many leases are live.</summary>
     public int Count => _leases.Count;
+
+    /// <summary>Entries in the expiry queue: one per live lease, plus those ended leases left behind (diagnostics).</summary>
+    public int ExpiryEntries => _expiries.Count;
 
     /// <summary>The earliest time (Unix ms) the reaper may have work, or null.</summary>
     public long? NextExpiry => _expiries.TryPeek(out _, out var at) ? at : null;
@@ -323,6 +327,14 @@ internal sealed partial class PortLeaseManager : IDisposable
     {
         _leases.Remove(lease.LeaseId);
         _pool.Quarantine(lease.Port, now + (long)_options.Quarantine.TotalMilliseconds);
+        // Released leases would otherwise keep their entries (and ids) until their TTL passes: at thousands of
+        // releases a second that is a queue of millions. Rebuilding from the live leases once the dead entries
+        // outnumber them keeps it small at a constant cost per release.
+        if (_expiries.Count - _leases.Count > Math.Max(1024, _leases.Count))
+        {
+            _expiries.Clear();
+            foreach (var live in _leases.Values) _expiries.Enqueue(live.LeaseId, live.ExpiresAt);
+        }
     }
 
     private void RememberExpired(string leaseId, long expiredAt)
