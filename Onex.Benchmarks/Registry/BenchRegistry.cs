@@ -26,6 +26,15 @@ internal static class BenchRegistry
         Leases = LeaseOptions.Default with { PortRange = Pool, Quarantine = TimeSpan.Zero },
     };
 
+    /// <summary>
+    /// <see cref="Options"/> without checks ahead of demand (<see cref="LeaseOptions.VerifiedPortFreshness"/> zero):
+    /// every grant checks its port inline on the registry thread, as before the verifier existed.
+    /// </summary>
+    public static RegistryNodeOptions InlineCheckOptions { get; } = Options with
+    {
+        Leases = Options.Leases with { VerifiedPortFreshness = TimeSpan.Zero },
+    };
+
     public static RegistryNodeHost Start(RegistryNodeOptions? options = null) =>
         RegistryNodeHost.StartAsync(options ?? Options).GetAwaiter().GetResult();
 }

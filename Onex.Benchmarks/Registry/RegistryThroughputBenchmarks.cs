@@ -10,6 +10,8 @@ namespace Onex.Benchmarks.Registry;
 /// in-process registry node; beside a raw ROUTER echo server driven the same way (the floor). One operation is one
 /// pair: a <see cref="PortRequest"/> (default protocol <c>both</c>: the full free check) and, when its grant
 /// arrives, the <see cref="LeaseRelease"/> of that lease. <see cref="Window"/> pairs are in flight at any time.
+/// <see cref="LeaseReleasePairsCheckingInline"/> is the same against a node that checks every port inline on its
+/// request thread (no checks ahead of demand), to show what the background verifier adds.
 /// </summary>
 [MemoryDiagnoser]
 [SimpleJob(RunStrategy.Throughput, launchCount: 1, warmupCount: 3, iterationCount: 10)]
@@ -18,31 +20,33 @@ public class RegistryThroughputBenchmarks
     private const int PairsPerInvoke = 20_000;
     private const string NodeId = "bench-node";
 
-    private RegistryNodeHost _registry = null!;
-    private RawEchoServer _echo = null!;
-    private BenchDealer _registryClient = null!;
-    private BenchDealer _echoClient = null!;
+    private RegistryNodeHost? _registry;
+    private RawEchoServer? _echo;
+    private BenchDealer _client = null!;
 
     /// <summary>Requests in flight on the DEALER.</summary>
     [Params(256, 1000)]
     public int Window { get; set; }
 
-    [GlobalSetup]
-    public void Setup()
+    [GlobalSetup(Target = nameof(RawEchoPairs))]
+    public void SetupEcho()
     {
-        _registry = BenchRegistry.Start();
         _echo = new RawEchoServer();
-        _registryClient = new BenchDealer(_registry.RouterEndpoint);
-        _echoClient = new BenchDealer(_echo.Endpoint);
+        _client = new BenchDealer(_echo.Endpoint);
     }
+
+    [GlobalSetup(Target = nameof(LeaseReleasePairs))]
+    public void SetupRegistry() => StartRegistry(BenchRegistry.Options);
+
+    [GlobalSetup(Target = nameof(LeaseReleasePairsCheckingInline))]
+    public void SetupInlineRegistry() => StartRegistry(BenchRegistry.InlineCheckOptions);
 
     [GlobalCleanup]
     public void Cleanup()
     {
-        _registryClient.Dispose();
-        _echoClient.Dispose();
-        _echo.Dispose();
-        _registry.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        _client.Dispose();
+        _echo?.Dispose();
+        _registry?.DisposeAsync().AsTask().GetAwaiter().GetResult();
     }
 
     /// <summary>
@@ -54,45 +58,56 @@ public class RegistryThroughputBenchmarks
     {
         var started = 0;
         var completed = 0;
-        for (; started < Window && started < PairsPerInvoke; started++) _echoClient.Send(Request());
+        for (; started < Window && started < PairsPerInvoke; started++) _client.Send(Request());
         while (completed < PairsPerInvoke)
         {
-            var reply = _echoClient.Receive();
+            var reply = _client.Receive();
             if (reply.MessageType == nameof(PortRequest))
             {
                 var echoed = reply.BodyAs<PortRequest>();
-                _echoClient.Send(new LeaseRelease { LeaseId = "L-echo", NodeId = echoed.NodeId, FencingToken = 1 });
+                _client.Send(new LeaseRelease { LeaseId = "L-echo", NodeId = echoed.NodeId, FencingToken = 1 });
                 continue;
             }
             completed++;
             if (started < PairsPerInvoke)
             {
-                _echoClient.Send(Request());
+                _client.Send(Request());
                 started++;
             }
         }
     }
 
     [Benchmark(OperationsPerInvoke = PairsPerInvoke)]
-    public void LeaseReleasePairs()
+    public void LeaseReleasePairs() => RunPairs();
+
+    [Benchmark(OperationsPerInvoke = PairsPerInvoke)]
+    public void LeaseReleasePairsCheckingInline() => RunPairs();
+
+    private void StartRegistry(RegistryNodeOptions options)
+    {
+        _registry = BenchRegistry.Start(options);
+        _client = new BenchDealer(_registry.RouterEndpoint);
+    }
+
+    private void RunPairs()
     {
         var started = 0;
         var completed = 0;
-        for (; started < Window && started < PairsPerInvoke; started++) _registryClient.Send(Request());
+        for (; started < Window && started < PairsPerInvoke; started++) _client.Send(Request());
         while (completed < PairsPerInvoke)
         {
-            var reply = _registryClient.Receive();
+            var reply = _client.Receive();
             switch (reply.MessageType)
             {
                 case nameof(PortGrant):
                     var lease = reply.BodyAs<PortGrant>().Leases[0];
-                    _registryClient.Send(new LeaseRelease { LeaseId = lease.LeaseId, NodeId = lease.NodeId, FencingToken = lease.FencingToken });
+                    _client.Send(new LeaseRelease { LeaseId = lease.LeaseId, NodeId = lease.NodeId, FencingToken = lease.FencingToken });
                     break;
                 case nameof(Ack):
                     completed++;
                     if (started < PairsPerInvoke)
                     {
-                        _registryClient.Send(Request());
+                        _client.Send(Request());
                         started++;
                     }
                     break;

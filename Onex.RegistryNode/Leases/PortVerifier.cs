@@ -24,6 +24,7 @@ internal sealed partial class PortVerifier : IDisposable
     private readonly ConcurrentQueue<PortCheckResult> _results = new();
     private readonly Task _worker;
     private long _completed;
+    private long _checked;
 
     /// <param name="pool">The pool whose claims keep the verifier off ports that are not free.</param>
     /// <param name="availability">The free check.</param>
@@ -42,8 +43,11 @@ internal sealed partial class PortVerifier : IDisposable
         _worker = background ? Task.Run(RunAsync) : Task.CompletedTask;
     }
 
-    /// <summary>Checks made so far (including those whose port was taken before the check could start).</summary>
+    /// <summary>Requests answered so far, including those whose port was taken before the check could start.</summary>
     public long Completed => Interlocked.Read(ref _completed);
+
+    /// <summary>Requests answered with an actual check (the ports bound).</summary>
+    public long Checked => Interlocked.Read(ref _checked);
 
     /// <summary>Checks asked for so far (read on the registry thread).</summary>
     public long Requested { get; private set; }
@@ -91,6 +95,7 @@ internal sealed partial class PortVerifier : IDisposable
         {
             try
             {
+                Interlocked.Increment(ref _checked);
                 outcome = _availability.IsFree(request.Port, PortProtocols.Both) ? PortCheckOutcome.Free : PortCheckOutcome.InUse;
             }
             catch (Exception ex)
