@@ -5,13 +5,14 @@ namespace Onex.RegistryNode.Leases;
 /// <see cref="PortVerifier"/> found free, and when. A grant takes the oldest port checked free within the freshness
 /// window that has stayed in the free queue since (same generation), and checks inline only when there is none. So
 /// a pre-verified grant's port was checked free at most <see cref="LeaseOptions.VerifiedPortFreshness"/> before it
-/// was granted, and grants keep queue order apart from the few ports at the front being checked.
+/// was granted, and grants keep queue order apart from the few ports at the front not (or not recently) checked.
 /// </summary>
 /// <remarks>
 /// Demand decides how far ahead the verifier works: after each grant it is asked to keep as many ports verified as
 /// were granted in the preceding freshness window, at most <see cref="LeaseOptions.VerifiedPortBuffer"/>. An idle
 /// registry therefore binds nothing in the background, and an occasional grant simply checks inline.
-/// A port the verifier finds in use is handled as a grant's check would: it rests, then rejoins the back.
+/// A port the verifier finds in use is handled as one failing a grant's check: it rests, then rejoins the back. The
+/// verifier checks TCP and UDP, so a port in use for only one of them is skipped by requests for the other as well.
 /// </remarks>
 internal sealed class VerifiedPorts
 {
