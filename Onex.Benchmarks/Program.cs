@@ -1,10 +1,18 @@
 using BenchmarkDotNet.Running;
+using Onex.Benchmarks.Registry;
 
 namespace Onex.Benchmarks;
 
-/// <summary>Entry point: <c>dotnet run -c Release --project Onex.Benchmarks -- --filter '*'</c>.</summary>
+/// <summary>
+/// Entry point: <c>dotnet run -c Release --project Onex.Benchmarks -- --filter '*'</c> for the BenchmarkDotNet suites,
+/// or <c>-- registry-memory</c> for the registry's memory probe (a console measurement, not a suite).
+/// </summary>
 public static class BenchmarkProgram
 {
-    public static void Main(string[] args) =>
+    public static int Main(string[] args)
+    {
+        if (args is [RegistryMemoryProbe.Command, ..]) return RegistryMemoryProbe.Run(args[1..]);
         BenchmarkSwitcher.FromAssembly(typeof(BenchmarkProgram).Assembly).Run(args);
+        return 0;
+    }
 }

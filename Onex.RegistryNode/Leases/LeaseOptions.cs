@@ -39,6 +39,21 @@ public sealed record LeaseOptions
     /// <summary>How many expired lease ids are remembered at most (the oldest are forgotten first).</summary>
     public int ExpiredLeaseMemoryCapacity { get; init; } = 10_000;
 
+    /// <summary>
+    /// How old a free check made ahead of demand may be when its port is granted. While ports are being leased, a
+    /// background verifier checks the ports at the front of the free queue (for tcp and udp); a grant takes such a
+    /// port if it was checked free at most this long before, and checks a port inline otherwise. Zero: every grant
+    /// checks inline (as portserver does). PROTOCOL.md section 7.
+    /// </summary>
+    public TimeSpan VerifiedPortFreshness { get; init; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>
+    /// How many ports the background verifier keeps checked ahead of demand at most (1 to 1024; 0 turns it off). It
+    /// works only as far ahead as ports were granted in the last <see cref="VerifiedPortFreshness"/>, so an idle
+    /// registry checks nothing in the background.
+    /// </summary>
+    public int VerifiedPortBuffer { get; init; } = 64;
+
     /// <summary>Most ports one request may ask for.</summary>
     public int MaxPortsPerRequest { get; init; } = 64;
 }

@@ -16,16 +16,18 @@ namespace Onex.RegistryNode.Leases;
 /// epoch; the counter starts at the instance's start time in ms x 1000, so in practice a restarted registry's
 /// tokens are also higher than any from before (as long as the clock moves on).
 /// </remarks>
-internal sealed partial class PortLeaseManager
+internal sealed partial class PortLeaseManager : IDisposable
 {
     private readonly LeaseOptions _options;
     private readonly PortPool _pool;
     private readonly IPortAvailability _availability;
+    private readonly VerifiedPorts _verified;
     private readonly ChangeJournal _journal;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly Dictionary<string, PortLease> _leases = new(StringComparer.Ordinal);
     // One entry per live lease; renewals only move expiry later, so a popped entry that is early is pushed again.
+    // Ended leases leave their entry behind until it is popped or the queue is rebuilt (see End).
     private readonly PriorityQueue<string, long> _expiries = new();
     // Ids of expired leases (reaper, departure, node removal) -> when they expired; answered LEASE_EXPIRED.
     private readonly Dictionary<string, long> _expired = new(StringComparer.Ordinal);
@@ -34,9 +36,20 @@ internal sealed partial class PortLeaseManager
     private readonly string _leaseIdPrefix;
     private long _leaseCounter;
 
+    /// <param name="options">Pool, TTLs, quarantines, pre-verification.</param>
+    /// <param name="pool">The ports.</param>
+    /// <param name="availability">The free check.</param>
+    /// <param name="journal">Where changes are recorded and broadcast.</param>
+    /// <param name="time">The clock.</param>
+    /// <param name="logger">The log.</param>
+    /// <param name="firstFencingToken">The token of the first grant.</param>
+    /// <param name="verifyInBackground">
+    /// True: a <see cref="PortVerifier"/> checks ports ahead of demand on its own task. False: its checks wait for
+    /// <see cref="PortVerifier.RunPending"/> (tests that decide when checks happen).
+    /// </param>
     public PortLeaseManager(
         LeaseOptions options, PortPool pool, IPortAvailability availability, ChangeJournal journal,
-        TimeProvider time, ILogger logger, long firstFencingToken)
+        TimeProvider time, ILogger logger, long firstFencingToken, bool verifyInBackground = true)
     {
         _options = options;
         _pool = pool;
@@ -44,6 +57,8 @@ internal sealed partial class PortLeaseManager
         _journal = journal;
         _time = time;
         _logger = logger;
+        var verifier = new PortVerifier(pool, availability, time, logger, verifyInBackground);
+        _verified = new VerifiedPorts(pool, verifier, options, time, port => QuarantineBusy(port, NowMs()));
         _lastFencingToken = firstFencingToken - 1;
         _leaseIdPrefix = journal.Epoch.Length > 16 ? journal.Epoch[..16] : journal.Epoch;
     }
@@ -51,11 +66,17 @@ internal sealed partial class PortLeaseManager
     /// <summary>The pool the leases come from.</summary>
     public PortPool Pool => _pool;
 
+    /// <summary>Ports checked ahead of demand (see <see cref="LeaseOptions.VerifiedPortFreshness"/>).</summary>
+    public VerifiedPorts Verified => _verified;
+
     /// <summary>Live leases.</summary>
     public IEnumerable<PortLease> Leases => _leases.Values;
 
     /// <summary>How many leases are live.</summary>
     public int Count => _leases.Count;
+
+    /// <summary>Entries in the expiry queue: one per live lease, plus those ended leases left behind (diagnostics).</summary>
+    public int ExpiryEntries => _expiries.Count;
 
     /// <summary>The earliest time (Unix ms) the reaper may have work, or null.</summary>
     public long? NextExpiry => _expiries.TryPeek(out _, out var at) ? at : null;
@@ -107,6 +128,7 @@ internal sealed partial class PortLeaseManager
         var leases = new PortLease[taken.Count];
         for (var i = 0; i < taken.Count; i++)
             leases[i] = GrantNew(taken[i], request.NodeId, protocol, ttl, request.Purpose, now);
+        _verified.AfterGrant(leases.Length);
         return leases;
     }
 
@@ -175,7 +197,9 @@ internal sealed partial class PortLeaseManager
         // The reason is free text for the log only; keep the log line bounded.
         var reason = conflict.Reason is { Length: > 256 } text ? text[..256] + "..." : conflict.Reason ?? "";
         LogConflicted(lease.LeaseId, lease.Port, lease.NodeId, reason);
-        return GrantNew(taken[0], lease.NodeId, lease.Protocol, lease.TtlMs, lease.Purpose, now);
+        var replacement = GrantNew(taken[0], lease.NodeId, lease.Protocol, lease.TtlMs, lease.Purpose, now);
+        _verified.AfterGrant(1);
+        return replacement;
     }
 
     /// <summary>Ends every lease held by <paramref name="nodeId"/> (the node departed or was removed); broadcast as <c>lease.expired</c>.</summary>
@@ -250,7 +274,17 @@ internal sealed partial class PortLeaseManager
     private void TakeFreePorts(List<int> taken, int count, string protocol, long now)
     {
         // Each pass removes a port from the free queue (to the request or to quarantine), so this ends.
-        while (taken.Count < count && _pool.TryTakeNext(out var port)) CheckTaken(taken, port, protocol, now);
+        while (taken.Count < count)
+        {
+            // Checked free (for tcp and udp) by the verifier within the freshness window, and free ever since.
+            if (_verified.TryTake(out var verified))
+            {
+                taken.Add(verified);
+                continue;
+            }
+            if (!_pool.TryTakeNext(out var port)) break;
+            CheckTaken(taken, port, protocol, now);
+        }
     }
 
     private void CheckTaken(List<int> taken, int port, string protocol, long now)
@@ -293,6 +327,14 @@ internal sealed partial class PortLeaseManager
     {
         _leases.Remove(lease.LeaseId);
         _pool.Quarantine(lease.Port, now + (long)_options.Quarantine.TotalMilliseconds);
+        // Released leases would otherwise keep their entries (and ids) until their TTL passes: at thousands of
+        // releases a second that is a queue of millions. Rebuilding from the live leases once the dead entries
+        // outnumber them keeps it small at a constant cost per release.
+        if (_expiries.Count - _leases.Count > Math.Max(1024, _leases.Count))
+        {
+            _expiries.Clear();
+            foreach (var live in _leases.Values) _expiries.Enqueue(live.LeaseId, live.ExpiresAt);
+        }
     }
 
     private void RememberExpired(string leaseId, long expiredAt)
@@ -311,6 +353,9 @@ internal sealed partial class PortLeaseManager
             _expired.Remove(entry.LeaseId);
         }
     }
+
+    /// <summary>Stops the background verifier.</summary>
+    public void Dispose() => _verified.Verifier.Dispose();
 
     private long ClampTtl(long? requestedMs)
     {

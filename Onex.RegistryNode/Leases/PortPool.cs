@@ -3,26 +3,44 @@ namespace Onex.RegistryNode.Leases;
 /// <summary>
 /// The ports the registry may lease and where each one is: free (in a FIFO queue), leased, or resting in
 /// quarantine until a given time. Quarantined ports rejoin at the back of the queue, so a port that was
-/// just given back is reused last. Owned by the registry thread; not thread-safe.
+/// just given back is reused last. Owned by the registry thread and not thread-safe, except for
+/// <see cref="TryBeginCheck"/> and <see cref="EndCheck"/>, which <see cref="PortVerifier"/> calls from its own thread.
 /// </summary>
+/// <remarks>
+/// Every port carries a claim that keeps the registry thread and the verifier from binding the same port at the
+/// same time, and keeps the verifier off ports that are not free: a free port is unclaimed, or claimed by the
+/// verifier while it checks it; a leased or quarantined port is claimed by the registry thread. A port also
+/// carries a generation, new each time it joins the free queue, so a check made during an earlier stay in the
+/// queue is never taken for a check of this one. The queue is a linked list threaded through arrays indexed by
+/// port, so moving ports around allocates nothing.
+/// </remarks>
 internal sealed class PortPool
 {
     private enum PortState : byte { Outside, Free, Leased, Quarantined }
 
+    private const int Unclaimed = 0;
+    private const int ClaimedByVerifier = 1;
+    private const int ClaimedByRegistry = 2;
+    private const int None = 0; // port 0 is never in the pool, so it ends the list
+
     private readonly PortState[] _state = new PortState[65536];
-    private readonly LinkedListNode<int>?[] _queueNodes = new LinkedListNode<int>?[65536];
-    private readonly LinkedList<int> _free = new();
+    private readonly int[] _next = new int[65536];
+    private readonly int[] _previous = new int[65536];
+    private readonly int[] _claims = new int[65536];
+    private readonly int[] _generations = new int[65536];
+    private int _head = None;
+    private int _tail = None;
     // Ordered by release time, then by arrival, so equal release times keep FIFO order.
     private readonly PriorityQueue<int, (long Until, long Order)> _quarantine = new();
     private long _quarantineOrder;
 
     public PortPool(IEnumerable<int> ports)
     {
+        Array.Fill(_claims, ClaimedByRegistry);
         foreach (var port in ports)
         {
             if (port is < 1 or > 65535 || _state[port] != PortState.Outside) continue;
-            _state[port] = PortState.Free;
-            _queueNodes[port] = _free.AddLast(port);
+            Enqueue(port, atFront: false);
             Size++;
         }
     }
@@ -31,7 +49,7 @@ internal sealed class PortPool
     public int Size { get; }
 
     /// <summary>Ports ready to lease.</summary>
-    public int FreeCount => _free.Count;
+    public int FreeCount { get; private set; }
 
     /// <summary>Ports resting in quarantine.</summary>
     public int QuarantinedCount => _quarantine.Count;
@@ -47,6 +65,9 @@ internal sealed class PortPool
 
     /// <summary>True when <paramref name="port"/> is held by a lease.</summary>
     public bool IsLeased(int port) => Contains(port) && _state[port] == PortState.Leased;
+
+    /// <summary>The generation of a free port: new each time it joins the free queue.</summary>
+    public int GenerationOf(int port) => _generations[port];
 
     /// <summary>Takes <paramref name="port"/> whether it is free or resting in quarantine (a reclaim after a registry restart).</summary>
     public bool TryReclaim(int port)
@@ -67,7 +88,21 @@ internal sealed class PortPool
     }
 
     /// <summary>Free ports in queue order (front first).</summary>
-    public IEnumerable<int> FreeInOrder => _free;
+    public IEnumerable<int> FreeInOrder
+    {
+        get
+        {
+            for (var port = _head; port != None; port = _next[port]) yield return port;
+        }
+    }
+
+    /// <summary>Copies the first free ports, front first, into <paramref name="destination"/>; returns how many.</summary>
+    public int CopyHead(Span<int> destination)
+    {
+        var count = 0;
+        for (var port = _head; port != None && count < destination.Length; port = _next[port]) destination[count++] = port;
+        return count;
+    }
 
     /// <summary>Moves every port whose quarantine ended at or before <paramref name="nowMs"/> to the back of the free queue.</summary>
     public void ReleaseQuarantined(long nowMs)
@@ -75,23 +110,25 @@ internal sealed class PortPool
         while (_quarantine.TryPeek(out var port, out var key) && key.Until <= nowMs)
         {
             _quarantine.Dequeue();
-            _state[port] = PortState.Free;
-            _queueNodes[port] = _free.AddLast(port);
+            Enqueue(port, atFront: false);
         }
     }
 
-    /// <summary>Takes the port at the front of the free queue.</summary>
+    /// <summary>
+    /// Takes the first port of the free queue that the verifier is not checking at this moment (it checks one port
+    /// at a time, so at most one is passed over, and it stays where it is).
+    /// </summary>
     public bool TryTakeNext(out int port)
     {
-        var first = _free.First;
-        if (first is null)
+        for (port = _head; port != None; port = _next[port])
         {
-            port = 0;
-            return false;
+            if (Interlocked.CompareExchange(ref _claims[port], ClaimedByRegistry, Unclaimed) != Unclaimed) continue;
+            Remove(port);
+            _state[port] = PortState.Leased;
+            return true;
         }
-        port = first.Value;
-        Take(port);
-        return true;
+        port = 0;
+        return false;
     }
 
     /// <summary>Takes <paramref name="port"/> out of the free queue, if it is there.</summary>
@@ -109,8 +146,7 @@ internal sealed class PortPool
         {
             var port = ports[i];
             if (_state[port] != PortState.Leased) continue;
-            _state[port] = PortState.Free;
-            _queueNodes[port] = _free.AddFirst(port);
+            Enqueue(port, atFront: true);
         }
     }
 
@@ -118,20 +154,71 @@ internal sealed class PortPool
     public void Quarantine(int port, long untilMs)
     {
         if (!Contains(port) || _state[port] == PortState.Quarantined) return;
-        if (_state[port] == PortState.Free) RemoveFromQueue(port);
+        if (_state[port] == PortState.Free) Take(port);
         _state[port] = PortState.Quarantined;
         _quarantine.Enqueue(port, (untilMs, _quarantineOrder++));
     }
 
+    /// <summary>
+    /// Verifier thread: claims a free port for a check, if it is still in the free queue in the generation the check
+    /// was asked for. False means the port was taken (or left and came back) since: nothing to check.
+    /// </summary>
+    public bool TryBeginCheck(int port, int generation)
+    {
+        if (port is < 1 or > 65535) return false;
+        if (Interlocked.CompareExchange(ref _claims[port], ClaimedByVerifier, Unclaimed) != Unclaimed) return false;
+        if (Volatile.Read(ref _generations[port]) == generation) return true;
+        Volatile.Write(ref _claims[port], Unclaimed);
+        return false;
+    }
+
+    /// <summary>Verifier thread: gives back the claim of <see cref="TryBeginCheck"/> once the check is done.</summary>
+    public void EndCheck(int port) => Volatile.Write(ref _claims[port], Unclaimed);
+
     private void Take(int port)
     {
-        RemoveFromQueue(port);
+        // The verifier may be checking this very port; its check takes microseconds, so wait rather than bind
+        // the port from two threads at once (either bind could then fail and call a free port busy).
+        var spin = new SpinWait();
+        while (Interlocked.CompareExchange(ref _claims[port], ClaimedByRegistry, Unclaimed) != Unclaimed) spin.SpinOnce();
+        Remove(port);
         _state[port] = PortState.Leased;
     }
 
-    private void RemoveFromQueue(int port)
+    private void Enqueue(int port, bool atFront)
     {
-        _free.Remove(_queueNodes[port]!);
-        _queueNodes[port] = null;
+        _state[port] = PortState.Free;
+        if (atFront)
+        {
+            _previous[port] = None;
+            _next[port] = _head;
+            if (_head != None) _previous[_head] = port;
+            else _tail = port;
+            _head = port;
+        }
+        else
+        {
+            _next[port] = None;
+            _previous[port] = _tail;
+            if (_tail != None) _next[_tail] = port;
+            else _head = port;
+            _tail = port;
+        }
+        FreeCount++;
+        // A new generation, published before the claim is released, so a stale check request cannot pass.
+        Volatile.Write(ref _generations[port], _generations[port] + 1);
+        Volatile.Write(ref _claims[port], Unclaimed);
+    }
+
+    private void Remove(int port)
+    {
+        var previous = _previous[port];
+        var next = _next[port];
+        if (previous != None) _next[previous] = next;
+        else _head = next;
+        if (next != None) _previous[next] = previous;
+        else _tail = previous;
+        _next[port] = _previous[port] = None;
+        FreeCount--;
     }
 }

@@ -29,9 +29,18 @@ internal sealed class RegistryState : IDisposable
     private long _housekeepingAt = long.MaxValue;
     private bool _disposed;
 
+    /// <param name="options">Everything the registry is configured with.</param>
+    /// <param name="poolPorts">The ports to lease (the ephemeral range already removed).</param>
+    /// <param name="availability">The free check.</param>
+    /// <param name="sink">Where changes and heartbeats go.</param>
+    /// <param name="time">The clock and timers.</param>
+    /// <param name="loggers">Logs.</param>
+    /// <param name="post">Queues timer work onto the registry thread (or runs it inline, in tests).</param>
+    /// <param name="epoch">This instance's epoch; a new one when null.</param>
+    /// <param name="verifyPortsInBackground">False: the port verifier checks only when a test says so (<see cref="PortVerifier.RunPending"/>).</param>
     public RegistryState(
         RegistryNodeOptions options, IReadOnlyList<int> poolPorts, IPortAvailability availability, IChangeSink sink,
-        TimeProvider time, ILoggerFactory loggers, Action<Action> post, string? epoch = null)
+        TimeProvider time, ILoggerFactory loggers, Action<Action> post, string? epoch = null, bool verifyPortsInBackground = true)
     {
         _options = options;
         _time = time;
@@ -39,7 +48,7 @@ internal sealed class RegistryState : IDisposable
         StartedAt = time.GetUtcNow().ToUnixTimeMilliseconds();
         Journal = new ChangeJournal(epoch ?? ChangeJournal.NewEpoch(time), sink, time, loggers.CreateLogger<ChangeJournal>());
         Leases = new PortLeaseManager(options.Leases, new PortPool(poolPorts), availability, Journal, time,
-            loggers.CreateLogger<PortLeaseManager>(), firstFencingToken: StartedAt * 1000);
+            loggers.CreateLogger<PortLeaseManager>(), firstFencingToken: StartedAt * 1000, verifyPortsInBackground);
         Buses = new BusDirectory(Journal, time);
         Tools = new ToolCatalog(Journal, time);
         Nodes = new NodeDirectory(options.Nodes, Journal, time, loggers.CreateLogger<NodeDirectory>(), Buses, Tools, Leases);
@@ -181,6 +190,7 @@ internal sealed class RegistryState : IDisposable
         _disposed = true;
         _housekeepingTimer.Dispose();
         _heartbeatTimer.Dispose();
+        Leases.Dispose();
     }
 
     // Every list is ordered by its entity key, ordinal (PROTOCOL.md 6.5).

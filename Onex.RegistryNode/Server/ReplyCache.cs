@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace Onex.RegistryNode.Server;
 
 /// <summary>
@@ -9,12 +11,29 @@ internal sealed class ReplyCache
 {
     public enum Outcome { Miss, Hit, Mismatch }
 
-    private readonly record struct Key(string ClientId, string RequestId);
+    // The ids are hashed once per request and the hash kept in the key: once the cache is full, every request also
+    // evicts the oldest entry, and that lookup should not hash strings again.
+    private readonly struct Key(string clientId, string requestId) : IEquatable<Key>
+    {
+        private readonly int _hash = HashCode.Combine(clientId, requestId);
+
+        public string ClientId { get; } = clientId;
+        public string RequestId { get; } = requestId;
+
+        public bool Equals(Key other) =>
+            _hash == other._hash && string.Equals(RequestId, other.RequestId, StringComparison.Ordinal) && string.Equals(ClientId, other.ClientId, StringComparison.Ordinal);
+
+        public override bool Equals(object? obj) => obj is Key other && Equals(other);
+
+        public override int GetHashCode() => _hash;
+
+        public bool IsFor(string clientId, string requestId) => ReferenceEquals(ClientId, clientId) && ReferenceEquals(RequestId, requestId);
+    }
 
     private sealed record Entry(string MessageType, byte[] Body, byte[] Reply, string? ErrorCode, long StoredAt)
     {
         // The arrays plus a rough share for the entry, its key strings and the dictionary and queue slots.
-        public long Bytes => Body.Length + Reply.Length + 256;
+        public long Bytes { get; } = Body.Length + Reply.Length + 256;
     }
 
     private readonly int _capacity;
@@ -24,6 +43,8 @@ internal sealed class ReplyCache
     private readonly Dictionary<Key, Entry> _entries = new();
     private readonly Queue<(Key Key, Entry Entry)> _order = new();
     private long _bytes;
+    // The last key looked up, reused by the Add that usually follows for the same request.
+    private Key _lastLookup = new("", "");
 
     public ReplyCache(int capacity, TimeSpan retention, long maxBytes, TimeProvider time)
     {
@@ -42,7 +63,8 @@ internal sealed class ReplyCache
         reply = [];
         errorCode = null;
         Evict(_time.GetUtcNow().ToUnixTimeMilliseconds());
-        if (!_entries.TryGetValue(new Key(clientId, requestId), out var entry)) return Outcome.Miss;
+        _lastLookup = new Key(clientId, requestId);
+        if (!_entries.TryGetValue(_lastLookup, out var entry)) return Outcome.Miss;
         if (entry.MessageType != messageType || !body.SequenceEqual(entry.Body)) return Outcome.Mismatch;
         reply = entry.Reply;
         errorCode = entry.ErrorCode;
@@ -53,10 +75,11 @@ internal sealed class ReplyCache
     public void Add(string clientId, string requestId, string messageType, ReadOnlySpan<byte> body, byte[] reply, string? errorCode)
     {
         if (_capacity == 0) return;
-        var key = new Key(clientId, requestId);
+        var key = _lastLookup.IsFor(clientId, requestId) ? _lastLookup : new Key(clientId, requestId);
         var entry = new Entry(messageType, body.ToArray(), reply, errorCode, _time.GetUtcNow().ToUnixTimeMilliseconds());
-        if (_entries.Remove(key, out var replaced)) _bytes -= replaced.Bytes;
-        _entries[key] = entry;
+        ref var slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_entries, key, out var replacing);
+        if (replacing) _bytes -= slot!.Bytes;
+        slot = entry;
         _bytes += entry.Bytes;
         _order.Enqueue((key, entry));
         while ((_entries.Count > _capacity || _bytes > _maxBytes) && _order.TryDequeue(out var oldest)) Forget(oldest.Key, oldest.Entry);

@@ -342,6 +342,27 @@ public class LeaseTests
     }
 
     [Test]
+    public void Released_leases_do_not_pile_up_in_the_expiry_queue_and_live_ones_still_expire_on_time()
+    {
+        using var h = new RegistryHarness(WithLeases(l => l with { Quarantine = TimeSpan.Zero }), pool: Enumerable.Range(20000, 10));
+        var kept = h.Lease(ttlMs: 10_000);
+        h.Time.Advance(TimeSpan.FromSeconds(5));
+        h.Do(r => r.Handle(new LeaseRenewal { LeaseId = kept.LeaseId, NodeId = "n1", FencingToken = kept.FencingToken })); // now expires at 15 s
+
+        for (var i = 0; i < 5000; i++)
+        {
+            var churn = h.Lease();
+            h.Do(r => r.Handle(new LeaseRelease { LeaseId = churn.LeaseId, NodeId = "n1", FencingToken = churn.FencingToken }));
+        }
+
+        Assert.That(h.Registry.Leases.ExpiryEntries, Is.LessThanOrEqualTo(1025), "entries of released leases piled up in the expiry queue");
+        h.Time.Advance(TimeSpan.FromMilliseconds(9_999));
+        Assert.That(h.Sink.Changes.Where(c => c.ChangeType == ChangeTypes.LeaseExpired), Is.Empty, "the renewed lease expired before its TTL passed");
+        h.Time.Advance(TimeSpan.FromMilliseconds(1));
+        Assert.That(h.Sink.Changes.Where(c => c.ChangeType == ChangeTypes.LeaseExpired).Select(c => c.Key), Is.EqualTo(new[] { kept.LeaseId }));
+    }
+
+    [Test]
     public void Fencing_tokens_increase_with_every_grant()
     {
         using var h = new RegistryHarness();

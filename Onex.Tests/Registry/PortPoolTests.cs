@@ -72,6 +72,28 @@ public class PortPoolTests
     }
 
     [Test]
+    public async Task A_port_held_by_a_listener_with_reuse_address_fails_the_free_check()
+    {
+        // .NET's ReuseAddress sets SO_REUSEPORT on Linux; a check that set it too would bind beside this listener.
+        var port = (await TestPorts.LeaseAsync())[0];
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, port));
+        listener.Listen();
+        Assert.That(new PortAvailability().IsFree(port, PortProtocols.Tcp), Is.False, "a port held by a listener with ReuseAddress passed the check");
+    }
+
+    [Test]
+    public async Task A_port_held_by_a_udp_socket_with_reuse_address_fails_the_free_check()
+    {
+        var port = (await TestPorts.LeaseAsync())[0];
+        using var udp = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        udp.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        udp.Bind(new IPEndPoint(IPAddress.Loopback, port));
+        Assert.That(new PortAvailability().IsFree(port, PortProtocols.Udp), Is.False, "a port held by a UDP socket with ReuseAddress passed the check");
+    }
+
+    [Test]
     public async Task A_port_held_by_a_udp_socket_fails_the_udp_check_only()
     {
         var port = (await TestPorts.LeaseAsync())[0];

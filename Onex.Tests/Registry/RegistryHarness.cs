@@ -25,12 +25,13 @@ internal sealed class RecordingChangeSink : IChangeSink
 internal sealed class ScriptedPortAvailability : IPortAvailability
 {
     public HashSet<int> Busy { get; } = [];
-    public int Checks { get; private set; }
+    public int Checks => Checked.Count;
+    public List<int> Checked { get; } = [];
     public bool Throws { get; set; }
 
     public bool IsFree(int port, string protocol)
     {
-        Checks++;
+        Checked.Add(port);
         if (Throws) throw new InvalidOperationException("the free check broke");
         return !Busy.Contains(port);
     }
@@ -44,11 +45,20 @@ internal sealed class RegistryHarness : IDisposable
 {
     public static readonly DateTimeOffset Start = DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_000);
 
-    public RegistryHarness(RegistryNodeOptions? options = null, IEnumerable<int>? pool = null)
+    /// <param name="options">Registry options; the defaults when null.</param>
+    /// <param name="pool">The ports to lease; 20000-20009 when null.</param>
+    /// <param name="availability">The free check; a <see cref="ScriptedPortAvailability"/> (every port free) when null.</param>
+    /// <param name="verifyPortsInBackground">
+    /// False (the default): the port verifier checks only when the test calls <see cref="RunVerifier"/>, so every
+    /// other check happens inline, where the test can see it.
+    /// </param>
+    public RegistryHarness(
+        RegistryNodeOptions? options = null, IEnumerable<int>? pool = null, IPortAvailability? availability = null, bool verifyPortsInBackground = false)
     {
         Options = options ?? RegistryNodeOptions.Default;
         Registry = new RegistryState(
-            Options, (pool ?? Enumerable.Range(20000, 10)).ToList(), Availability, Sink, Time, NullLoggerFactory.Instance, action => action());
+            Options, (pool ?? Enumerable.Range(20000, 10)).ToList(), availability ?? Availability, Sink, Time, NullLoggerFactory.Instance, action => action(),
+            verifyPortsInBackground: verifyPortsInBackground);
         Dispatcher = new RequestDispatcher(Registry, new ReplyCache(Options.ReplyCacheCapacity, Options.ReplyCacheRetention, Options.ReplyCacheMaxBytes, Time), NullLogger.Instance);
     }
 
@@ -60,6 +70,9 @@ internal sealed class RegistryHarness : IDisposable
     public RequestDispatcher Dispatcher { get; }
 
     public long NowMs => Time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    /// <summary>Runs the free checks the registry asked its verifier for; returns how many.</summary>
+    public int RunVerifier() => Registry.Leases.Verified.Verifier.RunPending();
 
     /// <summary>Runs a request the way the server does: handle it, then re-arm the housekeeping timer.</summary>
     public T Do<T>(Func<RegistryState, T> request)

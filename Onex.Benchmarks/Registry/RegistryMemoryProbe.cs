@@ -1,0 +1,218 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text;
+using Onex.Protocol;
+
+namespace Onex.Benchmarks.Registry;
+
+/// <summary>
+/// <c>registry-memory</c>: starts a registry node in a child process (so this process's memory does not count),
+/// fills it with 10,000 live leases and 1,000 tool contracts from 100 announced nodes, and reports the child's
+/// working set (VmRSS from <c>/proc/PID/status</c>) before and after, and its peak (VmHWM). Writes
+/// <c>results/RegistryMemory.md</c>. Not a BenchmarkDotNet suite: it is one measurement of a steady state.
+/// </summary>
+internal static class RegistryMemoryProbe
+{
+    public const string Command = "registry-memory";
+
+    private const int Leases = 10_000;
+    private const int Nodes = 100;
+    private const int ToolsPerNode = 10;
+    private const int Window = 256;
+    private const double LimitMb = 150;
+    // Outside the kernel's ephemeral range (32768-60999 here) and below the default pool that test runs lease from.
+    private const string PortRange = "8000-19999";
+
+    public static int Run(string[] args)
+    {
+        var output = args.SkipWhile(a => a != "--out").Skip(1).FirstOrDefault() ?? DefaultReportPath();
+        var registryDll = Path.Combine(AppContext.BaseDirectory, "Onex.RegistryNode.dll");
+        if (!File.Exists(registryDll))
+        {
+            Console.Error.WriteLine($"registry-memory: {registryDll} not found; build Onex.Benchmarks first.");
+            return 1;
+        }
+
+        using var child = StartRegistry(registryDll, out var routerEndpoint);
+        try
+        {
+            using var client = new BenchDealer(routerEndpoint);
+            var stats = client.Call<IntrospectionRequest, IntrospectionResponse>(new IntrospectionRequest { Include = [IntrospectionSections.Stats] }).Stats!;
+            var idle = ReadStatus(child.Id);
+            Console.WriteLine($"registry-memory: child pid {child.Id}, {stats.FreePorts} free ports; idle VmRSS {Mb(idle.RssKb)}");
+
+            var clock = Stopwatch.StartNew();
+            var nodeIds = Enumerable.Range(0, Nodes).Select(i => $"node-{i:D3}.example").ToArray();
+            Pipeline(client, nodeIds.Select((id, i) => (object)new NodeAnnouncement
+            {
+                NodeId = id, Name = $"service {i}", Host = "127.0.0.1", ProcessId = 10_000 + i, HeartbeatIntervalMs = 600_000,
+                Metadata = new Dictionary<string, string> { ["team"] = $"team-{i % 12}", ["version"] = $"2.{i % 7}.{i}" },
+            }), MessageTypes.Of<NodeRecord>());
+            Pipeline(client, Enumerable.Range(0, Leases).Select(i => (object)new PortRequest
+            {
+                NodeId = nodeIds[i % Nodes], TtlMs = 3_600_000, Protocol = PortProtocols.Both, Purpose = $"listener {i % 4} of worker {i / Nodes}",
+            }), MessageTypes.Of<PortGrant>());
+            Pipeline(client, Enumerable.Range(0, Nodes * ToolsPerNode).Select(i =>
+                (object)RealisticTools.For(nodeIds[i / ToolsPerNode], i / ToolsPerNode, i % ToolsPerNode)), MessageTypes.Of<ToolContractRecord>());
+            var loadTime = clock.Elapsed;
+
+            stats = client.Call<IntrospectionRequest, IntrospectionResponse>(new IntrospectionRequest { Include = [IntrospectionSections.Stats] }).Stats!;
+            if (stats.LeaseCount != Leases || stats.ToolCount != Nodes * ToolsPerNode || stats.NodeCount != Nodes)
+                throw new InvalidOperationException($"The registry holds {stats.LeaseCount} leases, {stats.ToolCount} tools, {stats.NodeCount} nodes; expected {Leases}, {Nodes * ToolsPerNode}, {Nodes}.");
+
+            // The working set settles as the child's GC runs; sample it for a few seconds and keep every reading.
+            var samples = new List<long>();
+            for (var i = 0; i < 6; i++)
+            {
+                samples.Add(ReadStatus(child.Id).RssKb);
+                Thread.Sleep(500);
+            }
+            var final = ReadStatus(child.Id);
+            samples.Add(final.RssKb);
+            var schemaBytes = Enumerable.Range(0, Nodes * ToolsPerNode)
+                .Select(i => RealisticTools.For(nodeIds[i / ToolsPerNode], i / ToolsPerNode, i % ToolsPerNode))
+                .Sum(t => (long)t.InputSchema.Length + t.OutputSchema.Length);
+
+            var report = Report(idle, samples, final, stats, loadTime, schemaBytes);
+            Console.WriteLine(report);
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
+            File.WriteAllText(output, report);
+            Console.WriteLine($"registry-memory: report written to {output}");
+            return Mb(final.RssKb) <= LimitMb ? 0 : 3;
+        }
+        finally
+        {
+            Stop(child);
+        }
+    }
+
+    /// <summary>Sends every request with up to <see cref="Window"/> in flight; every reply must be <paramref name="replyType"/>.</summary>
+    private static void Pipeline(BenchDealer client, IEnumerable<object> requests, string replyType)
+    {
+        var inFlight = 0;
+        foreach (var request in requests)
+        {
+            if (inFlight == Window)
+            {
+                Check(client.Receive(), replyType);
+                inFlight--;
+            }
+            SendBoxed(client, request);
+            inFlight++;
+        }
+        for (; inFlight > 0; inFlight--) Check(client.Receive(), replyType);
+    }
+
+    private static void SendBoxed(BenchDealer client, object request)
+    {
+        switch (request)
+        {
+            case NodeAnnouncement announcement: client.Send(announcement); break;
+            case PortRequest portRequest: client.Send(portRequest); break;
+            case ToolContractRegistration tool: client.Send(tool); break;
+            default: throw new ArgumentException($"No sender for {request.GetType().Name}.", nameof(request));
+        }
+    }
+
+    private static void Check(RegistryEnvelope reply, string replyType)
+    {
+        if (reply.MessageType != replyType) throw BenchDealer.Unexpected(reply, replyType);
+    }
+
+    private static Process StartRegistry(string dll, out string routerEndpoint)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in new[] { dll, "--endpoint", "tcp://127.0.0.1:0", "--pub-endpoint", "tcp://127.0.0.1:0", "--port-range", PortRange, "--log-level", "Warning" })
+            start.ArgumentList.Add(arg);
+        var child = Process.Start(start) ?? throw new InvalidOperationException("Could not start the registry node.");
+        var errors = new StringBuilder();
+        child.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null) lock (errors) errors.AppendLine(e.Data);
+        };
+        child.BeginErrorReadLine();
+
+        // The node prints its endpoints on stdout once it serves; anything else first is a failure to start.
+        var readLine = child.StandardOutput.ReadLineAsync();
+        if (!readLine.Wait(TimeSpan.FromSeconds(30)) || readLine.Result is not { } line || !line.StartsWith("registry: router ", StringComparison.Ordinal))
+        {
+            Stop(child);
+            string text;
+            lock (errors) text = errors.ToString();
+            throw new InvalidOperationException($"The registry node did not start: {text}");
+        }
+        routerEndpoint = line["registry: router ".Length..];
+        return child;
+    }
+
+    private static void Stop(Process child)
+    {
+        if (child.HasExited) return;
+        // SIGTERM: the node stops cleanly; kill only if it does not within 10 s.
+        _ = Kill(child.Id, 15);
+        if (!child.WaitForExit(TimeSpan.FromSeconds(10))) child.Kill();
+    }
+
+    private readonly record struct Status(long RssKb, long PeakKb);
+
+    private static Status ReadStatus(int pid)
+    {
+        long rss = 0, peak = 0;
+        foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+        {
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal)) rss = KbOf(line);
+            else if (line.StartsWith("VmHWM:", StringComparison.Ordinal)) peak = KbOf(line);
+        }
+        return new Status(rss, peak);
+    }
+
+    private static long KbOf(string line) =>
+        long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+
+    private static double Mb(long kb) => Math.Round(kb / 1024.0, 1);
+
+    private static string Report(Status idle, List<long> samples, Status final, RegistryStats stats, TimeSpan loadTime, long schemaBytes)
+    {
+        var verdict = Mb(final.RssKb) <= LimitMb ? "within" : "OVER";
+        var text = new StringBuilder();
+        text.AppendLine("# Registry memory");
+        text.AppendLine();
+        text.AppendLine(CultureInfo.InvariantCulture, $"`dotnet run -c Release --project Onex.Benchmarks -- {Command}`: a registry node in a child process");
+        text.AppendLine(CultureInfo.InvariantCulture, $"(`dotnet Onex.RegistryNode.dll --port-range {PortRange}`, default options otherwise), filled over loopback TCP with");
+        text.AppendLine(CultureInfo.InvariantCulture, $"{stats.LeaseCount:N0} live leases (protocol `both`, TTL 1 h, each with a purpose), {stats.NodeCount} announced nodes (with metadata)");
+        text.AppendLine(CultureInfo.InvariantCulture, $"and {stats.ToolCount:N0} tool contracts ({schemaBytes / 1024.0 / 1024.0:F1} MiB of schema text, 3 error codes each), {Window} requests in flight.");
+        text.AppendLine("The node's reply cache holds the replies to all of these requests (it keeps them 5 minutes), so they count too.");
+        text.AppendLine("Working set = `VmRSS` of the child from `/proc/PID/status`; peak = `VmHWM`.");
+        text.AppendLine();
+        text.AppendLine("| | working set |");
+        text.AppendLine("|---|---:|");
+        text.AppendLine(CultureInfo.InvariantCulture, $"| idle, after start | {Mb(idle.RssKb)} MB |");
+        text.AppendLine(CultureInfo.InvariantCulture, $"| loaded, samples over 3 s | {string.Join(", ", samples.Select(s => Mb(s).ToString("F1", CultureInfo.InvariantCulture)))} MB |");
+        text.AppendLine(CultureInfo.InvariantCulture, $"| **loaded, final** | **{Mb(final.RssKb)} MB** ({verdict} the {LimitMb} MB target) |");
+        text.AppendLine(CultureInfo.InvariantCulture, $"| peak (VmHWM) | {Mb(final.PeakKb)} MB |");
+        text.AppendLine(CultureInfo.InvariantCulture, $"| growth from idle | {Mb(final.RssKb - idle.RssKb)} MB |");
+        text.AppendLine();
+        text.AppendLine(CultureInfo.InvariantCulture, $"Loading took {loadTime.TotalSeconds:F1} s. Machine: {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, .NET {Environment.Version}.");
+        return text.ToString();
+    }
+
+    // Onex.Benchmarks/results/RegistryMemory.md of the checkout this runs in (found from the working directory up).
+    private static string DefaultReportPath()
+    {
+        for (var dir = new DirectoryInfo(Directory.GetCurrentDirectory()); dir is not null; dir = dir.Parent)
+        {
+            var results = Path.Combine(dir.FullName, "Onex.Benchmarks", "results");
+            if (Directory.Exists(results)) return Path.Combine(results, "RegistryMemory.md");
+        }
+        return Path.Combine(Directory.GetCurrentDirectory(), "RegistryMemory.md");
+    }
+
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
+}

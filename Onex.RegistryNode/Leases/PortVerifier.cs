@@ -1,0 +1,135 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Onex.Protocol;
+
+namespace Onex.RegistryNode.Leases;
+
+/// <summary>
+/// Runs free checks off the registry thread. The registry thread asks for ports near the front of the free queue
+/// (<see cref="Request"/>), the verifier checks each one for <c>both</c> protocols (the strongest check, good for
+/// any request) and hands back when each check began and what it found (<see cref="TryGetResult"/>). Both hand-overs
+/// are lock-free queues; the verifier touches no lease state. It only binds a port after claiming it from the pool
+/// (<see cref="PortPool.TryBeginCheck"/>), which fails once the registry thread has taken the port: so it never
+/// binds a port that is leased, resting in quarantine, or being checked by the registry thread.
+/// </summary>
+internal sealed partial class PortVerifier : IDisposable
+{
+    private readonly PortPool _pool;
+    private readonly IPortAvailability _availability;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly Channel<PortCheckRequest> _requests =
+        Channel.CreateUnbounded<PortCheckRequest>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+    private readonly ConcurrentQueue<PortCheckResult> _results = new();
+    private readonly Task _worker;
+    private long _completed;
+    private long _checked;
+
+    /// <param name="pool">The pool whose claims keep the verifier off ports that are not free.</param>
+    /// <param name="availability">The free check.</param>
+    /// <param name="time">Stamps each check with when it began.</param>
+    /// <param name="logger">Where a check that breaks (rather than finding the port in use) is reported.</param>
+    /// <param name="background">
+    /// True: a background task checks requests as they come. False: requests wait for <see cref="RunPending"/> on the
+    /// caller's thread (tests that need to decide when checks happen).
+    /// </param>
+    public PortVerifier(PortPool pool, IPortAvailability availability, TimeProvider time, ILogger logger, bool background)
+    {
+        _pool = pool;
+        _availability = availability;
+        _time = time;
+        _logger = logger;
+        _worker = background ? Task.Run(RunAsync) : Task.CompletedTask;
+    }
+
+    /// <summary>Requests answered so far, including those whose port was taken before the check could start.</summary>
+    public long Completed => Interlocked.Read(ref _completed);
+
+    /// <summary>Requests answered with an actual check (the ports bound).</summary>
+    public long Checked => Interlocked.Read(ref _checked);
+
+    /// <summary>Checks asked for so far (read on the registry thread).</summary>
+    public long Requested { get; private set; }
+
+    /// <summary>Registry thread: asks for <paramref name="port"/>, free in generation <paramref name="generation"/>, to be checked.</summary>
+    public void Request(int port, int generation)
+    {
+        if (_requests.Writer.TryWrite(new PortCheckRequest(port, generation))) Requested++;
+    }
+
+    /// <summary>Registry thread: the next finished check, in the order they were asked for.</summary>
+    public bool TryGetResult(out PortCheckResult result) => _results.TryDequeue(out result);
+
+    /// <summary>Runs the waiting requests on the calling thread (for a verifier made with <c>background: false</c>); returns how many.</summary>
+    public int RunPending()
+    {
+        var count = 0;
+        while (_requests.Reader.TryRead(out var request))
+        {
+            Check(request);
+            count++;
+        }
+        return count;
+    }
+
+    /// <summary>Stops the background task after the check in progress, if any.</summary>
+    public void Dispose()
+    {
+        _requests.Writer.TryComplete();
+        // A check ends within microseconds; the bound only matters if the machine stalls.
+        _ = _worker.Wait(TimeSpan.FromSeconds(5));
+    }
+
+    private async Task RunAsync()
+    {
+        while (await _requests.Reader.WaitToReadAsync().ConfigureAwait(false))
+            while (_requests.Reader.TryRead(out var request)) Check(request);
+    }
+
+    private void Check(PortCheckRequest request)
+    {
+        var outcome = PortCheckOutcome.Skipped;
+        var began = _time.GetTimestamp();
+        if (_pool.TryBeginCheck(request.Port, request.Generation))
+        {
+            try
+            {
+                Interlocked.Increment(ref _checked);
+                outcome = _availability.IsFree(request.Port, PortProtocols.Both) ? PortCheckOutcome.Free : PortCheckOutcome.InUse;
+            }
+            catch (Exception ex)
+            {
+                // The check itself broke (not "in use"): nothing learned; a grant of this port checks it inline.
+                outcome = PortCheckOutcome.Skipped;
+                LogCheckFailed(ex, request.Port);
+            }
+            finally
+            {
+                _pool.EndCheck(request.Port);
+            }
+        }
+        _results.Enqueue(new PortCheckResult(request.Port, request.Generation, began, outcome));
+        Interlocked.Increment(ref _completed);
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Background free check of port {Port} failed; a grant of it will check it inline")]
+    private partial void LogCheckFailed(Exception exception, int port);
+}
+
+/// <summary>A port to check, free in the given generation (see <see cref="PortPool.GenerationOf"/>).</summary>
+internal readonly record struct PortCheckRequest(int Port, int Generation);
+
+/// <summary>What a check found: <see cref="PortCheckOutcome.Free"/> means free for TCP and UDP when it began (<see cref="BeganAt"/>, a <see cref="TimeProvider"/> timestamp).</summary>
+internal readonly record struct PortCheckResult(int Port, int Generation, long BeganAt, PortCheckOutcome Outcome);
+
+/// <summary>The outcome of a background check.</summary>
+internal enum PortCheckOutcome
+{
+    /// <summary>Bound for TCP (with listen) and UDP on every address family: free.</summary>
+    Free,
+    /// <summary>Some bind failed: something else uses the port.</summary>
+    InUse,
+    /// <summary>Not checked: the port was taken, or left the free queue, before the check could start (or the check broke).</summary>
+    Skipped,
+}
