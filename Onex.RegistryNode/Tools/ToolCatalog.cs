@@ -25,18 +25,27 @@ internal sealed partial class ToolCatalog
     private const int MaxErrorCodes = 256;
     private const int MaxIssues = 100;
 
-    private sealed record Entry(ToolContractRecord Record, SemanticVersion Version, JsonSchema Input, JsonSchema Output);
+    private sealed record Entry(ToolContractRecord Record, SemanticVersion Version);
 
     private readonly ChangeJournal _journal;
     private readonly TimeProvider _time;
     // name -> versions; a handful of versions per tool, so a list scan for the highest is fine.
     private readonly Dictionary<string, Dictionary<string, Entry>> _tools = new(StringComparer.Ordinal);
 
-    public ToolCatalog(ChangeJournal journal, TimeProvider time)
+    /// <summary>How many contracts keep their parsed schemas by default (the rest are parsed again when used).</summary>
+    public const int DefaultParsedSchemaCapacity = 128;
+
+    private readonly ParsedSchemaCache _schemas;
+
+    public ToolCatalog(ChangeJournal journal, TimeProvider time, int parsedSchemaCapacity = DefaultParsedSchemaCapacity)
     {
         _journal = journal;
         _time = time;
+        _schemas = new ParsedSchemaCache(parsedSchemaCapacity);
     }
+
+    /// <summary>How many contracts' parsed schemas are held right now.</summary>
+    public int ParsedSchemaCount => _schemas.Count;
 
     /// <summary>Every contract.</summary>
     public IEnumerable<ToolContractRecord> Tools => _tools.Values.SelectMany(v => v.Values).Select(e => e.Record);
@@ -119,7 +128,8 @@ internal sealed partial class ToolCatalog
             RegisteredAt = _time.GetUtcNow().ToUnixTimeMilliseconds(),
         };
         if (versions is null) _tools[record.Name] = versions = new Dictionary<string, Entry>(StringComparer.Ordinal);
-        versions[record.Version] = new Entry(record, version, input, output);
+        versions[record.Version] = new Entry(record, version);
+        _schemas.Put(fingerprint, input, output);
         _journal.Record(ChangeTypes.ToolRegistered, KeyOf(record), ChangeJournal.Of(record), null);
         return record;
     }
@@ -147,7 +157,10 @@ internal sealed partial class ToolCatalog
         }
         if (issues.Count == 0)
         {
-            var schema = request.Direction == PayloadDirections.Input ? entry.Input : entry.Output;
+            var (input, output) = _schemas.Get(entry.Record.Fingerprint, () => (
+                SchemaLoader.Load(entry.Record.InputSchema, PayloadDirections.Input),
+                SchemaLoader.Load(entry.Record.OutputSchema, PayloadDirections.Output)));
+            var schema = request.Direction == PayloadDirections.Input ? input : output;
             Flatten(schema.Validate(request.Payload), issues);
         }
         return new ValidationResult
