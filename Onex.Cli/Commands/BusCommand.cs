@@ -54,8 +54,8 @@ internal static class BusCommand
                 name = session.Bus.Name,
                 endpoints = session.Endpoints,
             }, indented: false)).ConfigureAwait(false);
-            await context.Output.FlushAsync(cancellationToken).ConfigureAwait(false);
-            await HoldAsync(context, cancellationToken).ConfigureAwait(false);
+            await context.Output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+            await PortsCommand.WaitForStdinToCloseAsync(context.Input, cancellationToken).ConfigureAwait(false);
             return ExitCodes.Ok;
         }));
 
@@ -127,13 +127,6 @@ internal static class BusCommand
     {
         var end = payload.IndexOf((byte)' ');
         return end > 0 && long.TryParse(Encoding.ASCII.GetString(payload[..end]), out var sequence) ? sequence : -1;
-    }
-
-    private static async Task HoldAsync(CliContext context, CancellationToken cancellationToken)
-    {
-        // Ends on Ctrl-C/SIGTERM (the token) or when stdin closes, so a parent process can tie our life to its own.
-        var stdinClosed = Task.Run(() => { while (context.Input.ReadLine() is not null) { } }, CancellationToken.None);
-        await Task.WhenAny(stdinClosed, Task.Delay(Timeout.Infinite, cancellationToken)).ConfigureAwait(false);
     }
 
     /// <summary>A bus (and the registry client behind it, if any) opened from the command line.</summary>

@@ -48,7 +48,8 @@ internal static class PortsCommand
                     await context.Output.WriteLineAsync(CliJson.Serialize(leases.Leases, indented: false)).ConfigureAwait(false);
                 else
                     DescribeCommand.LeaseTable(leases.Leases).WriteTo(context.Output);
-                await context.Output.FlushAsync(cancellationToken).ConfigureAwait(false);
+                // Not cancellable: once the leases are printed, a SIGTERM must still release them and exit 0.
+                await context.Output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
                 await context.Error.WriteLineAsync(
                     $"onex: holding {leases.Ports.Count} port(s) as node {client.NodeId}; press Ctrl-C or close stdin to release.").ConfigureAwait(false);
 
@@ -94,7 +95,7 @@ internal static class PortsCommand
     }
 
     /// <summary>Completes when stdin reaches its end or <paramref name="cancellationToken"/> fires (Ctrl-C, SIGTERM).</summary>
-    private static async Task WaitForStdinToCloseAsync(TextReader input, CancellationToken cancellationToken)
+    internal static async Task WaitForStdinToCloseAsync(TextReader input, CancellationToken cancellationToken)
     {
         // Console.In reads synchronously, so the read loop gets its own thread; it ends at end of input.
         var endOfInput = Task.Factory.StartNew(() =>
