@@ -1,11 +1,8 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
-using System.Net.Sockets;
-using System.Runtime.InteropServices;
-using System.Text;
 using NUnit.Framework;
 using Onex.Testing.Registry;
 using Onex.Testing.Resources;
+using Onex.Transports.JetStream;
 using Onex.Transports.Registry;
 
 namespace Onex.Testing.Nats;
@@ -24,8 +21,6 @@ public sealed class NatsTestServer : IAsyncDisposable
     /// </summary>
     public const int DefaultMaxPayloadBytes = 8 * 1024 * 1024;
 
-    private const int SigTerm = 15;
-    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(20);
     private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(10);
     private static readonly ConcurrentDictionary<NatsTestServer, byte> Running = new();
 
@@ -33,8 +28,7 @@ public sealed class NatsTestServer : IAsyncDisposable
     private readonly string _root;
     private readonly string _configFile;
     private readonly PortLeaseSet _lease;
-    private readonly ConcurrentQueue<string> _output = new();
-    private Process? _process;
+    private NatsServerProcess? _process;
     private int _disposed;
 
     static NatsTestServer()
@@ -68,7 +62,7 @@ public sealed class NatsTestServer : IAsyncDisposable
     public string StoreDirectory { get; }
 
     /// <summary>True while the server process runs.</summary>
-    public bool IsRunning => _process is { HasExited: false };
+    public bool IsRunning => _process is { IsRunning: true };
 
     /// <summary>
     /// Starts a server on a leased port and returns once it accepts connections with JetStream ready. It is disposed
@@ -76,7 +70,8 @@ public sealed class NatsTestServer : IAsyncDisposable
     /// </summary>
     /// <param name="maxPayloadBytes">The server's <c>max_payload</c>.</param>
     /// <param name="cancellationToken">Cancels the start.</param>
-    /// <exception cref="InvalidOperationException">nats-server is not installed, or it did not start (with its output).</exception>
+    /// <exception cref="Onex.Errors.NotFoundException">nats-server is not installed (the message says how to install it).</exception>
+    /// <exception cref="Onex.Errors.UnavailableException">nats-server did not start (the message carries its output).</exception>
     public static async Task<NatsTestServer> StartAsync(int maxPayloadBytes = DefaultMaxPayloadBytes, CancellationToken cancellationToken = default)
     {
         var (scope, purpose) = TestResources.Current();
@@ -107,23 +102,10 @@ public sealed class NatsTestServer : IAsyncDisposable
     /// <summary>Stops the server gracefully (SIGTERM) and waits for it to exit; the store and the port are kept.</summary>
     public async Task StopAsync()
     {
-        var process = _process;
-        if (process is null || process.HasExited) return;
-        if (Kill(process.Id, SigTerm) != 0) process.Kill();
-        using var timeout = new CancellationTokenSource(StopTimeout);
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync().ConfigureAwait(false);
-        }
+        if (_process is { } process) await process.StopAsync(StopTimeout).ConfigureAwait(false);
         Running.TryRemove(this, out _);
     }
 
-    /// <summary>Stops the server and starts it again on the same port and store directory.</summary>
     public async Task RestartAsync(CancellationToken cancellationToken = default)
     {
         await StopAsync().ConfigureAwait(false);
@@ -137,12 +119,7 @@ public sealed class NatsTestServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
-        KillNow();
-        if (_process is { } process)
-        {
-            await process.WaitForExitAsync().ConfigureAwait(false);
-            process.Dispose();
-        }
+        if (_process is { } process) await process.DisposeAsync().ConfigureAwait(false);
         Running.TryRemove(this, out _);
         await _lease.DisposeAsync().ConfigureAwait(false);
         try
@@ -161,92 +138,12 @@ public sealed class NatsTestServer : IAsyncDisposable
     private async Task StartProcessAsync(CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
-        _output.Clear();
-        var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var start = new ProcessStartInfo(_executable)
-        {
-            RedirectStandardError = true,
-            RedirectStandardOutput = true,
-            UseShellExecute = false,
-        };
-        foreach (var arg in new[] { "-a", "127.0.0.1", "-p", Port.ToString(), "-js", "-sd", StoreDirectory, "-c", _configFile })
-            start.ArgumentList.Add(arg);
-
-        var process = new Process { StartInfo = start, EnableRaisingEvents = true };
-        DataReceivedEventHandler onLine = (sender, e) =>
-        {
-            if (e.Data is null) return;
-            _output.Enqueue(e.Data);
-            if (_output.Count > 200) _output.TryDequeue(out _);
-            if (e.Data.Contains("Server is ready", StringComparison.Ordinal)) ready.TrySetResult();
-        };
-        process.OutputDataReceived += onLine;
-        process.ErrorDataReceived += onLine;
-        process.Exited += (_, _) => ready.TrySetException(new InvalidOperationException("nats-server exited during start-up."));
-        process.Start();
-        _process?.Dispose();
-        _process = process;
+        if (_process is { } previous) await previous.DisposeAsync().ConfigureAwait(false);
+        _process = await NatsServerProcess.StartAsync(_executable, Port, StoreDirectory, _configFile, cancellationToken).ConfigureAwait(false);
         Running.TryAdd(this, 0);
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-
-        try
-        {
-            await ready.Task.WaitAsync(StartTimeout, cancellationToken).ConfigureAwait(false);
-            await ConfirmAcceptingAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is TimeoutException or InvalidOperationException or SocketException)
-        {
-            KillNow();
-            throw new InvalidOperationException(
-                $"nats-server on port {Port} did not become ready within {StartTimeout.TotalSeconds:0}s ({ex.Message}). Its output:\n"
-                + string.Join('\n', _output), ex);
-        }
     }
 
-    /// <summary>"Server is ready" is logged once the listener is up; one connection that reads INFO confirms it.</summary>
-    private async Task ConfirmAcceptingAsync(CancellationToken cancellationToken)
-    {
-        using var client = new TcpClient();
-        await client.ConnectAsync("127.0.0.1", Port, cancellationToken).ConfigureAwait(false);
-        var buffer = new byte[4];
-        var stream = client.GetStream();
-        var read = 0;
-        while (read < buffer.Length)
-        {
-            var n = await stream.ReadAsync(buffer.AsMemory(read), cancellationToken).AsTask().WaitAsync(StartTimeout, cancellationToken)
-                .ConfigureAwait(false);
-            if (n == 0) throw new InvalidOperationException("nats-server closed the connection before sending INFO.");
-            read += n;
-        }
-        if (Encoding.ASCII.GetString(buffer) != "INFO")
-            throw new InvalidOperationException($"Port {Port} does not speak the NATS protocol.");
-    }
+    private void KillNow() => _process?.KillNow();
 
-    private void KillNow()
-    {
-        try
-        {
-            if (_process is { HasExited: false } process) process.Kill(entireProcessTree: true);
-        }
-        catch (InvalidOperationException)
-        {
-            // Exited between the check and the kill.
-        }
-    }
-
-    private static string FindExecutable()
-    {
-        var path = Environment.GetEnvironmentVariable("PATH") ?? "";
-        var candidates = path.Split(':', StringSplitOptions.RemoveEmptyEntries)
-            .Concat(["/usr/sbin", "/usr/local/sbin", "/usr/bin", "/usr/local/bin"])
-            .Select(dir => Path.Combine(dir, "nats-server"));
-        return candidates.FirstOrDefault(File.Exists)
-            ?? throw new InvalidOperationException(
-                "nats-server was not found on PATH or in /usr/sbin: run scripts/install-deps.sh (installs the Debian package nats-server with JetStream), " +
-                "or set ONEX_NATS_URL to a running server.");
-    }
-
-    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static extern int Kill(int pid, int signal);
+    private static string FindExecutable() => NatsServerProcess.FindExecutable("or set ONEX_NATS_URL to a running server");
 }

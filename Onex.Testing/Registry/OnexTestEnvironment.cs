@@ -96,7 +96,8 @@ public static class OnexTestEnvironment
     /// loopback, leased port, temporary store) started in the background on first use, once per process, and stopped
     /// at the end of the run.
     /// </summary>
-    /// <exception cref="InvalidOperationException">nats-server is not installed, or it did not start (with its output).</exception>
+    /// <exception cref="Onex.Errors.NotFoundException">nats-server is not installed (the message says how to install it).</exception>
+    /// <exception cref="Onex.Errors.UnavailableException">nats-server did not start (the message carries its output).</exception>
     public static async ValueTask<string> NatsUrlAsync(CancellationToken cancellationToken = default)
     {
         if (Environment.GetEnvironmentVariable(NatsUrlVariable) is { Length: > 0 } configured) return configured.Trim();
