@@ -198,7 +198,12 @@ public sealed class JetStreamSubscriptionTests
                     any = true;
                 }
             }
-            if (!any) await Task.Delay(10);
+            if (any) continue;
+            // Nothing queued: wait until either member has an event (or the time is up), no fixed sleep.
+            var remaining = WaitLimit - elapsed.Elapsed;
+            if (remaining <= TimeSpan.Zero) break;
+            var readable = Task.WhenAny(a.Reader.WaitToReadAsync().AsTask(), b.Reader.WaitToReadAsync().AsTask());
+            await Task.WhenAny(readable, Task.Delay(remaining));
         }
         Assert.That(seen, Is.EquivalentTo(Enumerable.Range(1, published)), "the two members together should see every event");
     }
@@ -244,6 +249,9 @@ public sealed class JetStreamSubscriptionTests
         Assert.That(consumer.Info.Config.DurableName, Is.EqualTo("keeper"));
     }
 
+    // How often state that cannot be awaited (the server's consumer counters, a drop counter) is polled.
+    private static readonly TimeSpan ServerPollInterval = TimeSpan.FromMilliseconds(10);
+
     private async Task WaitForAckPendingAsync(string stream, string consumer, int expected, string what)
     {
         var last = -1;
@@ -252,7 +260,7 @@ public sealed class JetStreamSubscriptionTests
         {
             last = (await _js.GetConsumerAsync(stream, consumer)).Info.NumAckPending;
             if (last == expected) return;
-            await Task.Delay(20);
+            await Task.Delay(ServerPollInterval);
         }
         Assert.Fail($"Expected {expected} unacknowledged events ({what}), the consumer reports {last}.");
     }
@@ -264,7 +272,7 @@ public sealed class JetStreamSubscriptionTests
         while (!condition())
         {
             if (elapsed.Elapsed > WaitLimit) Assert.Fail($"Timed out after {WaitLimit.TotalSeconds:0}s waiting for {what}.");
-            await Task.Delay(10);
+            await Task.Delay(ServerPollInterval);
         }
     }
 }
