@@ -17,6 +17,9 @@ namespace Onex.Benchmarks.Registry;
 [SimpleJob(RunStrategy.Throughput, launchCount: 1, warmupCount: 3, iterationCount: 10, invocationCount: 200)]
 public class RegistryFanOutBenchmarks
 {
+    // Between probe messages while SUB filters propagate to the PUB (ZeroMQ offers nothing to await for that).
+    private static readonly TimeSpan ProbeInterval = TimeSpan.FromMilliseconds(10);
+
     private const string NodeId = "bench-fanout-node";
     private const string Prefix = ChangeTypes.TopicPrefix + "lease.";
 
@@ -90,7 +93,7 @@ public class RegistryFanOutBenchmarks
         for (var attempt = 0; attempt < 200 && !_farm.AllLive; attempt++)
         {
             causeMessage();
-            Thread.Sleep(10);
+            Thread.Sleep(ProbeInterval);
         }
         if (!_farm.AllLive) throw new TimeoutException("Not every subscriber received a message within 200 attempts.");
     }

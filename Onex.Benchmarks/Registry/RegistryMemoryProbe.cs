@@ -14,6 +14,9 @@ namespace Onex.Benchmarks.Registry;
 /// </summary>
 internal static class RegistryMemoryProbe
 {
+    // The working set is sampled over a few seconds while the child's GC settles: a measurement cadence, not a wait.
+    private static readonly TimeSpan SampleInterval = TimeSpan.FromMilliseconds(500);
+
     public const string Command = "registry-memory";
 
     private const int Leases = 10_000;
@@ -66,7 +69,7 @@ internal static class RegistryMemoryProbe
             for (var i = 0; i < 6; i++)
             {
                 samples.Add(ReadStatus(child.Id).RssKb);
-                Thread.Sleep(500);
+                Thread.Sleep(SampleInterval);
             }
             var final = ReadStatus(child.Id);
             samples.Add(final.RssKb);

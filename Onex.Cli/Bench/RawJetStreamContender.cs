@@ -57,18 +57,9 @@ internal sealed class RawJetStreamContender : IBenchContender
         {
             await publisher.ConnectAsync().ConfigureAwait(false);
             await subscriber.ConnectAsync().ConfigureAwait(false);
-            var bus = JetStreamEventBusOptions.Default;
-            await contender._publisher.CreateStreamAsync(new StreamConfig(contender._stream, [$"{contender._subjectPrefix}.>"])
-            {
-                Storage = StreamConfigStorage.File,
-                NumReplicas = bus.Replicas,
-                MaxAge = bus.MaxAge,
-                MaxBytes = bus.MaxBytes,
-                MaxMsgSize = bus.MaxEventBytes,
-                DuplicateWindow = bus.DuplicateWindow,
-                Retention = StreamConfigRetention.Limits,
-                Discard = StreamConfigDiscard.Old,
-            }, cancellationToken).ConfigureAwait(false);
+            // The same stream settings the bus declares, so the baseline differs only in what the bus adds.
+            await contender._publisher.CreateStreamAsync(
+                JetStreamEventBusOptions.Default.ToStreamConfig(contender._stream, $"{contender._subjectPrefix}.>"), cancellationToken).ConfigureAwait(false);
             return contender;
         }
         catch

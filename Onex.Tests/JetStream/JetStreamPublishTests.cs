@@ -14,34 +14,16 @@ namespace Onex.Tests.JetStream;
 
 /// <summary>Publishing on <see cref="JetStreamEventBus"/>: acknowledged storage, subjects, deduplication, limits, reachability.</summary>
 [TestFixture]
-public sealed class JetStreamPublishTests
+public sealed class JetStreamPublishTests : JetStreamServerTests
 {
-    private NatsServerFixture _server = null!;
-    private NatsConnection _raw = null!;
-    private NatsJSContext _js = null!;
-
-    [OneTimeSetUp]
-    public async Task StartServerAsync()
-    {
-        _server = await NatsServerFixture.StartAsync();
-        (_raw, _js) = await ConnectRawAsync(_server);
-    }
-
-    [OneTimeTearDown]
-    public async Task StopServerAsync()
-    {
-        await _raw.DisposeAsync();
-        await _server.DisposeAsync();
-    }
-
     [Test]
     public async Task Publish_completes_after_the_stream_stored_the_event()
     {
-        await using var bus = await JetStreamEventBus.ConnectAsync(Options(_server, UniqueBusName()));
+        await using var bus = await JetStreamEventBus.ConnectAsync(Options(Server, UniqueBusName()));
 
         await bus.PublishAsync(OnexEvent.Create("orders.created", "x"u8.ToArray()));
 
-        var stream = await _js.GetStreamAsync(bus.StreamName);
+        var stream = await Js.GetStreamAsync(bus.StreamName);
         Assert.That(stream.Info.State.Messages, Is.EqualTo(1), "the acknowledged event is not in the stream");
     }
 
@@ -49,7 +31,7 @@ public sealed class JetStreamPublishTests
     public async Task Event_is_stored_under_the_bus_subject_as_its_encoded_envelope()
     {
         var busName = UniqueBusName();
-        await using var bus = await JetStreamEventBus.ConnectAsync(Options(_server, busName));
+        await using var bus = await JetStreamEventBus.ConnectAsync(Options(Server, busName));
         var sent = OnexEvent.Create("orders.eu.created", "x"u8.ToArray(), eventType: "order.v1");
 
         await bus.PublishAsync(sent);
@@ -68,12 +50,12 @@ public sealed class JetStreamPublishTests
     public async Task Subscription_pattern_becomes_the_consumer_filter_token_for_token()
     {
         var busName = UniqueBusName();
-        await using var bus = await JetStreamEventBus.ConnectAsync(Options(_server, busName));
+        await using var bus = await JetStreamEventBus.ConnectAsync(Options(Server, busName));
 
         await using var subscription = await bus.SubscribeAsync("orders.*.created.>");
 
         var filters = new List<string>();
-        await foreach (var consumer in _js.ListConsumersAsync(bus.StreamName))
+        await foreach (var consumer in Js.ListConsumersAsync(bus.StreamName))
             filters.Add(consumer.Info.Config.FilterSubject!);
         Assert.That(filters, Is.EqualTo(new[] { $"onex.{busName}.orders.*.created.>" }));
     }
@@ -81,7 +63,7 @@ public sealed class JetStreamPublishTests
     [Test]
     public async Task Retried_publish_of_the_same_event_is_stored_once()
     {
-        await using var bus = await JetStreamEventBus.ConnectAsync(Options(_server, UniqueBusName()));
+        await using var bus = await JetStreamEventBus.ConnectAsync(Options(Server, UniqueBusName()));
         await using var subscription = await bus.SubscribeAsync("dedup.>");
         var evt = OnexEvent.Create("dedup.event", "once"u8.ToArray());
 
@@ -91,7 +73,7 @@ public sealed class JetStreamPublishTests
 
         var first = await ReadWithinAsync(subscription.Reader, "the event");
         var second = await ReadWithinAsync(subscription.Reader, "the sentinel");
-        var stream = await _js.GetStreamAsync(bus.StreamName);
+        var stream = await Js.GetStreamAsync(bus.StreamName);
         Assert.Multiple(() =>
         {
             Assert.That(stream.Info.State.Messages, Is.EqualTo(2), "stream should hold the event once plus the sentinel");
@@ -103,7 +85,7 @@ public sealed class JetStreamPublishTests
     [Test]
     public async Task One_MiB_payload_is_stored_and_delivered_intact()
     {
-        await using var bus = await JetStreamEventBus.ConnectAsync(Options(_server, UniqueBusName()));
+        await using var bus = await JetStreamEventBus.ConnectAsync(Options(Server, UniqueBusName()));
         await using var subscription = await bus.SubscribeAsync("blob.>");
         var payload = new byte[1024 * 1024];
         new Random(7).NextBytes(payload);
@@ -117,12 +99,12 @@ public sealed class JetStreamPublishTests
     [Test]
     public async Task Event_above_the_bus_limit_fails_with_TOO_LARGE_and_is_not_stored()
     {
-        await using var bus = await JetStreamEventBus.ConnectAsync(Options(_server, UniqueBusName()));
+        await using var bus = await JetStreamEventBus.ConnectAsync(Options(Server, UniqueBusName()));
 
         var error = Assert.ThrowsAsync<MessageTooLargeException>(
             async () => await bus.PublishAsync(OnexEvent.Create("blob.put", new byte[2 * 1024 * 1024])));
 
-        var stream = await _js.GetStreamAsync(bus.StreamName);
+        var stream = await Js.GetStreamAsync(bus.StreamName);
         Assert.Multiple(() =>
         {
             Assert.That(error!.Code, Is.EqualTo(ErrorCodes.TooLarge));
@@ -192,25 +174,25 @@ public sealed class JetStreamPublishTests
     [Test]
     public async Task Disposing_with_DeleteStreamOnDispose_removes_the_stream()
     {
-        var bus = await JetStreamEventBus.ConnectAsync(Options(_server, UniqueBusName()));
+        var bus = await JetStreamEventBus.ConnectAsync(Options(Server, UniqueBusName()));
         await bus.PublishAsync(OnexEvent.Create("gone.soon", ReadOnlyMemory<byte>.Empty));
 
         await bus.DisposeAsync();
 
-        var error = Assert.ThrowsAsync<NatsJSApiException>(async () => await _js.GetStreamAsync(bus.StreamName));
+        var error = Assert.ThrowsAsync<NatsJSApiException>(async () => await Js.GetStreamAsync(bus.StreamName));
         Assert.That(error!.Error.Code, Is.EqualTo(404), "the stream should be gone");
     }
 
     [Test]
     public async Task Disposing_by_default_keeps_the_stream_and_its_events_for_the_next_instance()
     {
-        var options = Options(_server, UniqueBusName()) with { DeleteStreamOnDispose = false };
+        var options = Options(Server, UniqueBusName()) with { DeleteStreamOnDispose = false };
         await using (var first = await JetStreamEventBus.ConnectAsync(options))
             await first.PublishAsync(OnexEvent.Create("kept.event", ReadOnlyMemory<byte>.Empty));
 
         await using var second = await JetStreamEventBus.ConnectAsync(options with { DeleteStreamOnDispose = true });
 
-        var stream = await _js.GetStreamAsync(second.StreamName);
+        var stream = await Js.GetStreamAsync(second.StreamName);
         Assert.That(stream.Info.State.Messages, Is.EqualTo(1), "the stream and its event should outlive the first bus instance");
     }
 
@@ -218,12 +200,12 @@ public sealed class JetStreamPublishTests
     public async Task Bus_names_that_differ_only_in_punctuation_use_different_streams()
     {
         var suffix = Guid.NewGuid().ToString("N")[..8];
-        await using var dotted = await JetStreamEventBus.ConnectAsync(Options(_server, $"team.{suffix}"));
-        await using var underscored = await JetStreamEventBus.ConnectAsync(Options(_server, $"team_{suffix}"));
+        await using var dotted = await JetStreamEventBus.ConnectAsync(Options(Server, $"team.{suffix}"));
+        await using var underscored = await JetStreamEventBus.ConnectAsync(Options(Server, $"team_{suffix}"));
 
         await dotted.PublishAsync(OnexEvent.Create("only.here", ReadOnlyMemory<byte>.Empty));
 
-        var underscoredStream = await _js.GetStreamAsync(underscored.StreamName);
+        var underscoredStream = await Js.GetStreamAsync(underscored.StreamName);
         Assert.Multiple(() =>
         {
             Assert.That(dotted.StreamName, Is.Not.EqualTo(underscored.StreamName));
@@ -238,7 +220,7 @@ public sealed class JetStreamPublishTests
     public void Invalid_bus_name_is_rejected_before_connecting(string name)
     {
         Assert.ThrowsAsync<ArgumentException>(async () =>
-            await JetStreamEventBus.ConnectAsync(Options(_server, "unused") with { Name = name }));
+            await JetStreamEventBus.ConnectAsync(Options(Server, "unused") with { Name = name }));
     }
 
     private static bool SameEnvelope(OnexEvent a, OnexEvent b) =>
@@ -247,7 +229,7 @@ public sealed class JetStreamPublishTests
 
     private async Task<List<(string Subject, byte[] Data, string? MsgId)>> FetchStoredAsync(string stream, int count)
     {
-        var consumer = await _js.CreateOrUpdateConsumerAsync(stream, new ConsumerConfig
+        var consumer = await Js.CreateOrUpdateConsumerAsync(stream, new ConsumerConfig
         {
             Name = "inspect_" + Guid.NewGuid().ToString("N"),
             DeliverPolicy = ConsumerConfigDeliverPolicy.All,

@@ -17,30 +17,12 @@ namespace Onex.Tests.JetStream;
 /// flow control and what drop modes mean for at-least-once.
 /// </summary>
 [TestFixture]
-public sealed class JetStreamSubscriptionTests
+public sealed class JetStreamSubscriptionTests : JetStreamServerTests
 {
-    private NatsServerFixture _server = null!;
-    private NatsConnection _raw = null!;
-    private NatsJSContext _js = null!;
-
-    [OneTimeSetUp]
-    public async Task StartServerAsync()
-    {
-        _server = await NatsServerFixture.StartAsync();
-        (_raw, _js) = await ConnectRawAsync(_server);
-    }
-
-    [OneTimeTearDown]
-    public async Task StopServerAsync()
-    {
-        await _raw.DisposeAsync();
-        await _server.DisposeAsync();
-    }
-
     [Test]
     public async Task Non_durable_subscription_starts_with_events_published_after_it()
     {
-        await using var bus = await JetStreamEventBus.ConnectAsync(Options(_server, UniqueBusName()));
+        await using var bus = await JetStreamEventBus.ConnectAsync(Options(Server, UniqueBusName()));
         await bus.PublishAsync(Numbered("start.here", 1));
 
         await using var subscription = await bus.SubscribeAsync("start.>");
@@ -53,7 +35,7 @@ public sealed class JetStreamSubscriptionTests
     [Test]
     public async Task Durable_subscription_resumes_with_the_events_published_while_it_was_away()
     {
-        var options = Options(_server, UniqueBusName());
+        var options = Options(Server, UniqueBusName());
         var durable = new SubscriptionOptions { DurableName = "billing" };
         await using var publisher = await JetStreamEventBus.ConnectAsync(options with { DeleteStreamOnDispose = false });
         await using (var firstRun = await JetStreamEventBus.ConnectAsync(options with { DeleteStreamOnDispose = false }))
@@ -81,7 +63,7 @@ public sealed class JetStreamSubscriptionTests
     {
         // Reading event 1 and disposing the bus without asking for the next event or disposing the subscription:
         // the reader may not have finished it, so it is not acknowledged.
-        var options = Options(_server, UniqueBusName());
+        var options = Options(Server, UniqueBusName());
         var durable = new SubscriptionOptions { DurableName = "worker" };
         OnexEvent firstDelivery;
         await using (var crashed = await JetStreamEventBus.ConnectAsync(options with { DeleteStreamOnDispose = false }))
@@ -101,7 +83,7 @@ public sealed class JetStreamSubscriptionTests
     [Test]
     public async Task Event_held_longer_than_AckWait_is_delivered_again()
     {
-        await using var bus = await JetStreamEventBus.ConnectAsync(Options(_server, UniqueBusName()) with { AckWait = TimeSpan.FromSeconds(1) });
+        await using var bus = await JetStreamEventBus.ConnectAsync(Options(Server, UniqueBusName()) with { AckWait = TimeSpan.FromSeconds(1) });
         await using var subscription = await bus.SubscribeAsync("slow.>");
         await bus.PublishAsync(Numbered("slow.work", 1));
         var held = await ReadWithinAsync(subscription.Reader, "the event");
@@ -116,7 +98,7 @@ public sealed class JetStreamSubscriptionTests
     [Test]
     public async Task Asking_for_the_next_event_acknowledges_the_previous_one()
     {
-        await using var bus = await JetStreamEventBus.ConnectAsync(Options(_server, UniqueBusName()));
+        await using var bus = await JetStreamEventBus.ConnectAsync(Options(Server, UniqueBusName()));
         var subscription = await bus.SubscribeAsync("ack.>", new SubscriptionOptions { DurableName = "acker" });
         await bus.PublishAsync(Numbered("ack.one", 1));
         await bus.PublishAsync(Numbered("ack.two", 2));
@@ -127,7 +109,7 @@ public sealed class JetStreamSubscriptionTests
 
         await WaitForAckPendingAsync(bus.StreamName, "acker", 1, "event 1 acknowledged once event 2 was asked for");
         await subscription.DisposeAsync();
-        var consumer = await _js.GetConsumerAsync(bus.StreamName, "acker");
+        var consumer = await Js.GetConsumerAsync(bus.StreamName, "acker");
         Assert.That(consumer.Info.NumAckPending, Is.Zero, "disposing after reading event 2 should acknowledge it");
     }
 
@@ -135,7 +117,7 @@ public sealed class JetStreamSubscriptionTests
     public async Task Wait_mode_pulls_no_more_events_than_the_queue_holds()
     {
         const int capacity = 4, published = 40;
-        await using var bus = await JetStreamEventBus.ConnectAsync(Options(_server, UniqueBusName()));
+        await using var bus = await JetStreamEventBus.ConnectAsync(Options(Server, UniqueBusName()));
         await using var subscription = await bus.SubscribeAsync(
             "flow.>", new SubscriptionOptions { DurableName = "flow", Capacity = capacity, FullMode = BoundedChannelFullMode.Wait });
 
@@ -143,7 +125,7 @@ public sealed class JetStreamSubscriptionTests
             await bus.PublishAsync(Numbered("flow.item", i));
         await WaitUntilAsync(() => subscription.Reader.Count == capacity, "the queue to fill");
 
-        var consumer = await _js.GetConsumerAsync(bus.StreamName, "flow");
+        var consumer = await Js.GetConsumerAsync(bus.StreamName, "flow");
         Assert.Multiple(() =>
         {
             // The queue's events plus the one the pump holds while it waits for room.
@@ -156,7 +138,7 @@ public sealed class JetStreamSubscriptionTests
     public async Task Dropped_events_are_delivered_again_after_AckWait()
     {
         const int capacity = 2, published = 6;
-        await using var bus = await JetStreamEventBus.ConnectAsync(Options(_server, UniqueBusName()) with { AckWait = TimeSpan.FromSeconds(1) });
+        await using var bus = await JetStreamEventBus.ConnectAsync(Options(Server, UniqueBusName()) with { AckWait = TimeSpan.FromSeconds(1) });
         await using var subscription = await bus.SubscribeAsync(
             "drop.>", new SubscriptionOptions { Capacity = capacity, FullMode = BoundedChannelFullMode.DropWrite });
 
@@ -175,7 +157,7 @@ public sealed class JetStreamSubscriptionTests
     public async Task Subscriptions_sharing_a_durable_name_share_the_events()
     {
         const int published = 20;
-        var options = Options(_server, UniqueBusName());
+        var options = Options(Server, UniqueBusName());
         await using var first = await JetStreamEventBus.ConnectAsync(options);
         await using var second = await JetStreamEventBus.ConnectAsync(options with { DeleteStreamOnDispose = false });
         var shared = new SubscriptionOptions { DurableName = "pool" };
@@ -212,10 +194,10 @@ public sealed class JetStreamSubscriptionTests
     public async Task Message_that_is_not_an_event_is_skipped_and_the_next_event_arrives()
     {
         var busName = UniqueBusName();
-        await using var bus = await JetStreamEventBus.ConnectAsync(Options(_server, busName));
+        await using var bus = await JetStreamEventBus.ConnectAsync(Options(Server, busName));
         await using var subscription = await bus.SubscribeAsync("junk.>");
 
-        var garbage = await _js.PublishAsync($"onex.{busName}.junk.raw", new byte[] { 0xC1, 0x00, 0xFF }, NatsRawSerializer<byte[]>.Default);
+        var garbage = await Js.PublishAsync($"onex.{busName}.junk.raw", new byte[] { 0xC1, 0x00, 0xFF }, NatsRawSerializer<byte[]>.Default);
         garbage.EnsureSuccess();
         await bus.PublishAsync(Numbered("junk.valid", 1));
 
@@ -226,13 +208,13 @@ public sealed class JetStreamSubscriptionTests
     [Test]
     public async Task Disposing_a_non_durable_subscription_removes_its_consumer()
     {
-        await using var bus = await JetStreamEventBus.ConnectAsync(Options(_server, UniqueBusName()));
+        await using var bus = await JetStreamEventBus.ConnectAsync(Options(Server, UniqueBusName()));
         var subscription = await bus.SubscribeAsync("temp.>");
 
         await subscription.DisposeAsync();
 
         var names = new List<string>();
-        await foreach (var name in _js.ListConsumerNamesAsync(bus.StreamName))
+        await foreach (var name in Js.ListConsumerNamesAsync(bus.StreamName))
             names.Add(name);
         Assert.That(names, Is.Empty, "the ephemeral consumer should be deleted with its subscription");
     }
@@ -240,12 +222,12 @@ public sealed class JetStreamSubscriptionTests
     [Test]
     public async Task Durable_consumer_outlives_its_subscription()
     {
-        await using var bus = await JetStreamEventBus.ConnectAsync(Options(_server, UniqueBusName()));
+        await using var bus = await JetStreamEventBus.ConnectAsync(Options(Server, UniqueBusName()));
         var subscription = await bus.SubscribeAsync("keep.>", new SubscriptionOptions { DurableName = "keeper" });
 
         await subscription.DisposeAsync();
 
-        var consumer = await _js.GetConsumerAsync(bus.StreamName, "keeper");
+        var consumer = await Js.GetConsumerAsync(bus.StreamName, "keeper");
         Assert.That(consumer.Info.Config.DurableName, Is.EqualTo("keeper"));
     }
 
@@ -258,7 +240,7 @@ public sealed class JetStreamSubscriptionTests
         var elapsed = Stopwatch.StartNew();
         while (elapsed.Elapsed < WaitLimit)
         {
-            last = (await _js.GetConsumerAsync(stream, consumer)).Info.NumAckPending;
+            last = (await Js.GetConsumerAsync(stream, consumer)).Info.NumAckPending;
             if (last == expected) return;
             await Task.Delay(ServerPollInterval);
         }

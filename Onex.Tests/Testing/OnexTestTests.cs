@@ -14,6 +14,9 @@ namespace Onex.Tests.Testing;
 /// <summary>The kit from inside a test: ports, buses and the process-wide registry.</summary>
 public class OnexTestTests
 {
+    // Between probes while a networked subscription propagates; the probe loop ends as soon as one arrives.
+    private static readonly TimeSpan ProbeInterval = TimeSpan.FromMilliseconds(50);
+
     private static readonly Func<string, string?> NoEnvironment = _ => null;
 
     [Test]
@@ -91,7 +94,7 @@ public class OnexTestTests
         while (!received.IsCompleted)
         {
             await host.PublishAsync(OnexEvent.Create("kit.check", "x"u8.ToArray(), sourceNodeId: "kit-test"), timeout.Token);
-            await Task.WhenAny(received, Task.Delay(50, timeout.Token));
+            await Task.WhenAny(received, Task.Delay(ProbeInterval, timeout.Token));
         }
 
         Assert.That((await received).Topic, Is.EqualTo("kit.check"));

@@ -422,18 +422,7 @@ public sealed class JetStreamEventBus : IEventBus
                 // Declared below.
             }
 
-            var config = new StreamConfig(names.StreamName, [names.StreamSubject])
-            {
-                Storage = options.Storage == JetStreamStorage.Memory ? StreamConfigStorage.Memory : StreamConfigStorage.File,
-                NumReplicas = options.Replicas,
-                MaxAge = options.MaxAge,
-                MaxBytes = options.MaxBytes,
-                MaxMsgSize = options.MaxEventBytes,
-                DuplicateWindow = options.DuplicateWindow,
-                Retention = StreamConfigRetention.Limits,
-                Discard = StreamConfigDiscard.Old,
-                Description = $"OnexBus bus '{options.Name}'",
-            };
+            var config = options.ToStreamConfig(names.StreamName, names.StreamSubject) with { Description = $"OnexBus bus '{options.Name}'" };
             try
             {
                 var created = await js.CreateStreamAsync(config, cancellationToken).ConfigureAwait(false);

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using NATS.Client.JetStream.Models;
 using Onex.Events;
 
 namespace Onex.Transports.JetStream;
@@ -95,7 +96,20 @@ public sealed record JetStreamEventBusOptions
     /// <summary>Logs of the bus and of the NATS client; none when null.</summary>
     public ILoggerFactory? LoggerFactory { get; init; }
 
-    /// <summary>Throws <see cref="ArgumentException"/> naming the first setting that is out of range.</summary>
+    /// <summary>The stream these settings describe (storage, limits, duplicate window), as the bus declares it.</summary>
+    public StreamConfig ToStreamConfig(string streamName, string subject) => new(streamName, [subject])
+    {
+        Storage = Storage == JetStreamStorage.Memory ? StreamConfigStorage.Memory : StreamConfigStorage.File,
+        NumReplicas = Replicas,
+        MaxAge = MaxAge,
+        MaxBytes = MaxBytes,
+        MaxMsgSize = MaxEventBytes,
+        DuplicateWindow = DuplicateWindow,
+        Retention = StreamConfigRetention.Limits,
+        Discard = StreamConfigDiscard.Old,
+    };
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first setting out of range.</summary>
     public void Validate()
     {
         if (string.IsNullOrWhiteSpace(Url))
