@@ -50,6 +50,28 @@ public sealed class OnexEventCodec
     public OnexEvent Decode(ReadOnlyMemory<byte> frame)
     {
         CheckFrame(frame.Length);
+        var evt = DecodeFirst(frame, out var consumed);
+        if (consumed != frame.Length)
+            throw new MalformedMessageException(
+                "Trailing bytes after the event.",
+                new Dictionary<string, string> { ["trailingBytes"] = (frame.Length - consumed).ToString() });
+        return evt;
+    }
+
+    /// <summary>
+    /// Deserializes the event at the start of <paramref name="events"/>, a concatenation of encoded events (a batch),
+    /// and sets <paramref name="consumed"/> to its length; the next event, if any, starts there. The event itself is
+    /// held to <see cref="EventCodecLimits.MaxFrameBytes"/>, the batch is not.
+    /// </summary>
+    public OnexEvent DecodeNext(ReadOnlyMemory<byte> events, out int consumed)
+    {
+        var evt = DecodeFirst(events, out consumed);
+        CheckFrame(consumed);
+        return evt;
+    }
+
+    private OnexEvent DecodeFirst(ReadOnlyMemory<byte> frame, out int consumed)
+    {
         OnexEvent? evt;
         try
         {
@@ -57,10 +79,7 @@ public sealed class OnexEventCodec
             if (reader.NextMessagePackType != MessagePackType.Map)
                 throw new MalformedMessageException("An event must be a MessagePack map.");
             evt = MessagePackSerializer.Deserialize<OnexEvent>(ref reader, SerializerOptions);
-            if (!reader.End)
-                throw new MalformedMessageException(
-                    "Trailing bytes after the event.",
-                    new Dictionary<string, string> { ["trailingBytes"] = (frame.Length - reader.Consumed).ToString() });
+            consumed = (int)reader.Consumed;
         }
         catch (MessagePackSerializationException ex)
         {

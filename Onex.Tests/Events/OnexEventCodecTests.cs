@@ -184,6 +184,52 @@ public class OnexEventCodecTests
     }
 
     [Test]
+    public void DecodeNext_reads_a_batch_of_concatenated_events_in_order()
+    {
+        var first = SampleEvent();
+        var second = SampleEvent() with { EventId = "second", Payload = new byte[] { 9 } };
+        var batch = OnexEventCodec.Default.Encode(first).Concat(OnexEventCodec.Default.Encode(second)).ToArray();
+
+        var one = OnexEventCodec.Default.DecodeNext(batch, out var consumed);
+        var two = OnexEventCodec.Default.DecodeNext(batch.AsMemory(consumed), out var consumedSecond);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(consumed, Is.EqualTo(OnexEventCodec.Default.Encode(first).Length), "the first event's length");
+            Assert.That(consumed + consumedSecond, Is.EqualTo(batch.Length), "the second event ends the batch");
+            Assert.That(one.EventId, Is.EqualTo(first.EventId));
+            Assert.That(two.EventId, Is.EqualTo("second"));
+            Assert.That(two.Payload.ToArray(), Is.EqualTo(new byte[] { 9 }));
+        });
+    }
+
+    [Test]
+    public void DecodeNext_holds_each_event_to_the_frame_limit_but_not_the_batch()
+    {
+        var small = SampleEvent() with { Headers = new Dictionary<string, string>(), Payload = new byte[8] };
+        var encoded = SmallCodec.Encode(small);
+        var batch = Enumerable.Repeat(encoded, 1 + SmallCodec.Limits.MaxFrameBytes / encoded.Length).SelectMany(e => e).ToArray();
+        Assert.That(batch.Length, Is.GreaterThan(SmallCodec.Limits.MaxFrameBytes), "the batch must exceed the frame limit");
+
+        Assert.That(SmallCodec.DecodeNext(batch, out var consumed).EventId, Is.EqualTo(small.EventId));
+        Assert.That(consumed, Is.EqualTo(encoded.Length));
+
+        var big = OnexEventCodec.Default.Encode(small with { Headers = new Dictionary<string, string> { ["h"] = new string('x', 600) } });
+        Assert.That(() => SmallCodec.DecodeNext(big, out _),
+            Throws.TypeOf<MessageTooLargeException>().With.Property(nameof(OnexException.Code)).EqualTo(ErrorCodes.TooLarge));
+    }
+
+    [Test]
+    public void DecodeNext_refuses_garbage_after_a_valid_event_on_the_next_call()
+    {
+        var batch = OnexEventCodec.Default.Encode(SampleEvent()).Append((byte)0xc1).ToArray();
+
+        OnexEventCodec.Default.DecodeNext(batch, out var consumed);
+
+        Assert.That(() => OnexEventCodec.Default.DecodeNext(batch.AsMemory(consumed), out _), Throws.TypeOf<MalformedMessageException>());
+    }
+
+    [Test]
     public void Oversized_payload_is_refused_on_encode_with_the_limit()
     {
         var evt = SampleEvent() with { Payload = new byte[65] };
