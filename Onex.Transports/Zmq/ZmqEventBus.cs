@@ -12,12 +12,15 @@ namespace Onex.Transports.Zmq;
 /// <remarks>
 /// <para><b>Topology.</b> The participant that creates the bus (<see cref="HostAsync"/>) also hosts its
 /// forwarder: an XSUB socket bound on <see cref="ZmqEventBusOptions.PublishEndpoint"/> and an XPUB socket bound on
-/// <see cref="ZmqEventBusOptions.SubscribeEndpoint"/>, pumped by their own poller thread. Every participant, the host
-/// included, publishes through a PUB socket connected to the XSUB side and receives through a SUB socket connected to
-/// the XPUB side (the host's own two sockets connect over inproc://, skipping TCP). Other participants, in this
+/// <see cref="ZmqEventBusOptions.SubscribeEndpoint"/>, pumped by their own poller thread. Every other participant
+/// publishes through a PUB socket connected to the XSUB side; every participant receives through a SUB socket connected
+/// to the XPUB side. The host's own events skip the XSUB: the forwarder's thread sends them straight on the XPUB (one
+/// hop, like a bare PUB), and the host's SUB connects over inproc://. Other participants, in this
 /// process or another, join with the two endpoints (<see cref="JoinAsync"/>). Publishers send everything to the forwarder; subscriptions become prefix filters at
-/// the XPUB plus an exact pattern match on receipt. Frames are <c>[topic][OnexEvent MessagePack]</c>, the same as
-/// <see cref="ZmqEventPublisher"/>'s.</para>
+/// the XPUB plus an exact pattern match on receipt. Messages are <c>[topic][OnexEvent MessagePack]</c>, except that
+/// events of one topic queued back to back leave as one message whose second frame holds them one after another (up to
+/// 32 KiB; nothing waits to fill a batch), which makes a burst cost ZeroMQ one message per batch instead of one per
+/// event. High-water marks count messages, so past one a whole batch is dropped.</para>
 /// <para><b>Handshakes instead of sleeps.</b> Starting a participant publishes probes on a private control topic
 /// until its own SUB receives one: this proves its PUB is connected to the forwarder and the forwarder reaches its
 /// SUB. Each <see cref="SubscribeAsync"/> sets the pattern's filter, then a fresh probe filter, and probes until
@@ -100,8 +103,8 @@ public sealed class ZmqEventBus : IEventBus
         try
         {
             var bound = options with { PublishEndpoint = forwarder.PublishEndpoint, SubscribeEndpoint = forwarder.SubscribeEndpoint };
-            return await StartParticipantAsync(
-                bound, forwarder, forwarder.InprocPublishEndpoint, forwarder.InprocSubscribeEndpoint, cancellationToken).ConfigureAwait(false);
+            var publisher = forwarder.AttachPublisher(options.Socket, loggers.CreateLogger<ZmqEventPublisher>());
+            return await StartParticipantAsync(bound, forwarder, publisher, forwarder.InprocSubscribeEndpoint, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -122,7 +125,9 @@ public sealed class ZmqEventBus : IEventBus
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         cancellationToken.ThrowIfCancellationRequested();
-        return StartParticipantAsync(options, null, options.PublishEndpoint, options.SubscribeEndpoint, cancellationToken);
+        var loggers = options.LoggerFactory ?? NullLoggerFactory.Instance;
+        var publisher = ZmqEventPublisher.ConnectBatching(options.PublishEndpoint, options.Socket, loggers.CreateLogger<ZmqEventPublisher>());
+        return StartParticipantAsync(options, null, publisher, options.SubscribeEndpoint, cancellationToken);
     }
 
     /// <inheritdoc/>
@@ -169,15 +174,14 @@ public sealed class ZmqEventBus : IEventBus
     /// <summary>Connects a participant's PUB and SUB and waits until its own probe comes back through the forwarder.</summary>
     /// <param name="options">The participant's settings, with the bus's endpoints as bound.</param>
     /// <param name="forwarder">The forwarder this participant hosts, if any; disposed with it.</param>
-    /// <param name="publishVia">Where the PUB connects: the bus's endpoint, or on the host the forwarder's inproc one.</param>
+    /// <param name="publisher">The participant's publisher: a PUB connected to the bus, or on the host one attached to the forwarder; disposed with it.</param>
     /// <param name="subscribeVia">Where the SUB connects, likewise.</param>
     /// <param name="cancellationToken">Cancels the readiness handshake.</param>
     private static async ValueTask<ZmqEventBus> StartParticipantAsync(
-        ZmqEventBusOptions options, ZmqForwarder? forwarder, string publishVia, string subscribeVia, CancellationToken cancellationToken)
+        ZmqEventBusOptions options, ZmqForwarder? forwarder, ZmqEventPublisher publisher, string subscribeVia, CancellationToken cancellationToken)
     {
         var loggers = options.LoggerFactory ?? NullLoggerFactory.Instance;
         var logger = loggers.CreateLogger<ZmqEventBus>();
-        var publisher = ZmqEventPublisher.Connect(publishVia, options.Socket, loggers.CreateLogger<ZmqEventPublisher>());
         ZmqEventSubscriber? subscriber = null;
         try
         {

@@ -11,14 +11,18 @@ namespace Onex.Transports.Zmq;
 
 /// <summary>
 /// Publishes <see cref="OnexEvent"/>s on a ZeroMQ PUB socket as two frames, <c>[topic][event]</c>, where the
-/// event frame is <see cref="OnexEventCodec"/> MessagePack. Subscribers prefix-filter on the topic frame.
+/// event frame is <see cref="OnexEventCodec"/> MessagePack (a bus participant's publisher may put several events of
+/// the topic into that frame, see <see cref="ConnectBatching"/>). Subscribers prefix-filter on the topic frame.
 /// Thread-safe: events are encoded on the caller's thread and handed to the socket's own poller thread, so
 /// events from one caller leave in the order they were published.
 /// </summary>
 /// <remarks>
-/// The hand-over is a lock-free queue drained in batches: only the publish that finds the poller idle wakes it,
+/// <para>The hand-over is a lock-free queue drained in batches: only the publish that finds the poller idle wakes it,
 /// so a burst costs one wake-up, not one per event. PUB never blocks: past the send high-water mark of a
-/// subscriber, ZeroMQ drops for that subscriber.
+/// subscriber, ZeroMQ drops for that subscriber.</para>
+/// <para>A bus's host participant publishes through a publisher attached to its forwarder instead
+/// (<see cref="Attach"/>): the queue is drained by the forwarder's own thread straight into its XPUB socket, so the
+/// host's events skip a socket, an inproc pipe and a thread hand-over.</para>
 /// </remarks>
 public sealed class ZmqEventPublisher : IAsyncDisposable
 {
@@ -26,26 +30,42 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
     private const int DrainBatch = 4096;
     // SpinWait iterations an idle drain waits for the next event before going back to sleep.
     private const int IdleSpins = 12;
+    // Largest body a batch of small events grows to: well under the large-object heap's 85,000 bytes.
+    private const int MaxBatchBytes = 32 * 1024;
 
-    private readonly PublisherSocket _socket;
+    private readonly NetMQSocket _socket;
+    private readonly bool _attached;
     private readonly ConcurrentQueue<OutgoingMessage> _outbox = new();
     private readonly NetMQQueue<bool> _wakeup = new();
     private readonly NetMQPoller _poller;
     private readonly OnexEventCodec _codec;
     private readonly TopicFrameCache _topicFrames = new();
     private readonly ILogger _logger;
+    private readonly int _batchBytes;
+    private readonly List<byte[]> _batch = [];
     private int _wakeupPending;
     private int _disposed;
 
-    private ZmqEventPublisher(PublisherSocket socket, string endpoint, OnexEventCodec codec, ILogger logger)
+    private ZmqEventPublisher(NetMQSocket socket, NetMQPoller? sharedPoller, string endpoint, OnexEventCodec codec, bool batch, ILogger logger)
     {
         _socket = socket;
         _codec = codec;
         _logger = logger;
+        _batchBytes = batch ? Math.Min(MaxBatchBytes, codec.Limits.MaxFrameBytes) : 0;
         Endpoint = endpoint;
         _wakeup.ReceiveReady += (_, _) => OnWakeup();
-        _poller = new NetMQPoller { _wakeup };
-        _poller.RunAsync($"onex-pub {endpoint}", isBackgroundThread: true);
+        if (sharedPoller is null)
+        {
+            _poller = new NetMQPoller { _wakeup };
+            _poller.RunAsync($"onex-pub {endpoint}", isBackgroundThread: true);
+        }
+        else
+        {
+            // Added on the poller's thread; a publish before that leaves the queue signalled, which the poller sees.
+            _attached = true;
+            _poller = sharedPoller;
+            _poller.Add(_wakeup);
+        }
     }
 
     /// <summary>The endpoint bound or connected to; for a bound <c>tcp://host:0</c>, the port actually chosen.</summary>
@@ -57,14 +77,30 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
     /// when it is not a valid ZeroMQ endpoint.
     /// </summary>
     public static ZmqEventPublisher Bind(string endpoint, ZmqSocketOptions? options = null, ILogger? logger = null) =>
-        Create(endpoint, bind: true, options ?? ZmqSocketOptions.Default, logger);
+        Create(endpoint, bind: true, options ?? ZmqSocketOptions.Default, batch: false, logger);
 
     /// <summary>
     /// Connects a PUB socket to <paramref name="endpoint"/> (e.g. a forwarder's XSUB side). Throws
     /// <see cref="ArgumentException"/> when the endpoint is not a valid ZeroMQ endpoint.
     /// </summary>
     public static ZmqEventPublisher Connect(string endpoint, ZmqSocketOptions? options = null, ILogger? logger = null) =>
-        Create(endpoint, bind: false, options ?? ZmqSocketOptions.Default, logger);
+        Create(endpoint, bind: false, options ?? ZmqSocketOptions.Default, batch: false, logger);
+
+    /// <summary>
+    /// Like <see cref="Connect"/>, but sends in the bus's batched framing: events of one topic that are queued
+    /// back to back leave as one message, <c>[topic][event][event]...</c> in one body frame (see
+    /// <see cref="ZmqEventBus"/>). Only <see cref="ZmqEventSubscriber"/> reads that framing.
+    /// </summary>
+    internal static ZmqEventPublisher ConnectBatching(string endpoint, ZmqSocketOptions options, ILogger? logger) =>
+        Create(endpoint, bind: false, options, batch: true, logger);
+
+    /// <summary>
+    /// A publisher whose queue <paramref name="poller"/>'s thread drains into <paramref name="socket"/>, a socket that
+    /// thread owns (a forwarder's XPUB). Disposing it flushes the queue on that thread and detaches; the socket and
+    /// the poller stay with their owner.
+    /// </summary>
+    internal static ZmqEventPublisher Attach(NetMQSocket socket, NetMQPoller poller, string endpoint, ZmqSocketOptions options, ILogger? logger) =>
+        new(socket, poller, endpoint, new OnexEventCodec(options.CodecLimits), batch: true, logger ?? NullLogger.Instance);
 
     /// <summary>Encodes <paramref name="evt"/> and queues it for sending. Never blocks on the network.</summary>
     public ValueTask PublishAsync(OnexEvent evt, CancellationToken cancellationToken = default)
@@ -98,15 +134,25 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
     }
 
     /// <summary>Sends what is queued, then closes the socket (lingering up to the configured time).</summary>
-    public ValueTask DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0) return ValueTask.CompletedTask;
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        if (_attached)
+        {
+            // The socket belongs to the poller's thread: flush and detach there. NetMQPoller is a TaskScheduler.
+            await Task.Factory.StartNew(() =>
+            {
+                Drain(int.MaxValue);
+                _poller.Remove(_wakeup);
+            }, CancellationToken.None, TaskCreationOptions.None, _poller).ConfigureAwait(false);
+            _wakeup.Dispose();
+            return;
+        }
         _poller.Stop();
         Drain(int.MaxValue); // the poller is stopped, so this thread now owns the socket: flush what is left
         _poller.Dispose();
         _wakeup.Dispose();
         _socket.Dispose();
-        return ValueTask.CompletedTask;
     }
 
     /// <inheritdoc/>
@@ -168,12 +214,16 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
         var sent = 0;
         try
         {
-            for (; sent < limit && _outbox.TryDequeue(out var item); sent++)
+            while (sent < limit && _outbox.TryDequeue(out var item))
             {
+                sent++;
+                var body = item.Body;
+                if (body.Length > 0 && body.Length < _batchBytes && _outbox.TryPeek(out var next) && ReferenceEquals(next.Topic, item.Topic))
+                    body = Coalesce(body, item.Topic, limit, ref sent);
                 // InitGC hands the arrays to ZeroMQ without copying; nothing writes to them afterwards.
                 msg.InitGC(item.Topic, item.Topic.Length);
                 _socket.TrySend(ref msg, TimeSpan.Zero, more: true);
-                msg.InitGC(item.Body, item.Body.Length);
+                msg.InitGC(body, body.Length);
                 _socket.TrySend(ref msg, TimeSpan.Zero, more: false);
             }
         }
@@ -188,7 +238,37 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
         return sent;
     }
 
-    private static ZmqEventPublisher Create(string endpoint, bool bind, ZmqSocketOptions options, ILogger? logger)
+    /// <summary>
+    /// Appends the events queued right behind <paramref name="first"/> on the same topic (cached topic frames are
+    /// shared, so the same array means the same topic) to one body, up to the batch size. Only this thread dequeues,
+    /// so what it peeks is what it then takes.
+    /// </summary>
+    private byte[] Coalesce(byte[] first, byte[] topic, int limit, ref int sent)
+    {
+        _batch.Clear();
+        _batch.Add(first);
+        var total = first.Length;
+        while (sent < limit && _outbox.TryPeek(out var next) && ReferenceEquals(next.Topic, topic)
+               && total + next.Body.Length <= _batchBytes)
+        {
+            _outbox.TryDequeue(out _);
+            _batch.Add(next.Body);
+            total += next.Body.Length;
+            sent++;
+        }
+        if (_batch.Count == 1) return first;
+        var body = new byte[total];
+        var offset = 0;
+        foreach (var part in _batch)
+        {
+            part.CopyTo(body, offset);
+            offset += part.Length;
+        }
+        _batch.Clear();
+        return body;
+    }
+
+    private static ZmqEventPublisher Create(string endpoint, bool bind, ZmqSocketOptions options, bool batch, ILogger? logger)
     {
         ZmqEndpoints.EnsureValid(endpoint, nameof(endpoint));
         var socket = new PublisherSocket();
@@ -205,7 +285,7 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
             {
                 socket.Connect(endpoint);
             }
-            return new ZmqEventPublisher(socket, actual, new OnexEventCodec(options.CodecLimits), logger ?? NullLogger.Instance);
+            return new ZmqEventPublisher(socket, null, actual, new OnexEventCodec(options.CodecLimits), batch, logger ?? NullLogger.Instance);
         }
         catch
         {

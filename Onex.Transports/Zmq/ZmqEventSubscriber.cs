@@ -12,7 +12,8 @@ namespace Onex.Transports.Zmq;
 /// <summary>
 /// Subscribes to events published as <c>[topic][event]</c> frames (by <see cref="ZmqEventPublisher"/>, a bus
 /// forwarder's XPUB, or the registry's PUB) through one SUB socket, and hands them to subscriptions with a bounded
-/// queue each (<see cref="SubscriptionOptions"/>).
+/// queue each (<see cref="SubscriptionOptions"/>). The event frame may hold several events of the topic back to back
+/// (the bus's batched framing); they are delivered in order.
 /// </summary>
 /// <remarks>
 /// <para>Filtering: a pattern becomes a ZeroMQ prefix filter on its literal prefix
@@ -22,9 +23,10 @@ namespace Onex.Transports.Zmq;
 /// also subscribes to a fresh probe topic after the pattern's filter and publishes probes on it until one comes
 /// back. ZeroMQ applies one socket's filters in order, so the probe's return proves the pattern's filter is in place
 /// at the far end; an event published after that (by a publisher whose own path is up) is delivered.</para>
-/// <para>Wire errors: messages that are not exactly two frames, whose event frame does not decode, or whose topic
-/// frame differs from the event's topic are dropped and counted in <see cref="MalformedCount"/>, and logged at
-/// Warning level at exponentially spaced counts (1st, 2nd, 4th, ...), never failing the receive loop.</para>
+/// <para>Wire errors: messages that are not exactly two frames or whose event frame is empty are dropped; an event
+/// that does not decode or whose topic differs from the topic frame ends its message (the events before it were
+/// delivered, the rest is dropped). Each is counted once in <see cref="MalformedCount"/> and logged at Warning level
+/// at exponentially spaced counts (1st, 2nd, 4th, ...), never failing the receive loop.</para>
 /// <para>Backpressure: events are handed to subscriptions on the socket's poller thread with
 /// <see cref="EventChannel.TryWrite"/>. A drop-mode subscription never holds anything up. A full
 /// <see cref="System.Threading.Channels.BoundedChannelFullMode.Wait"/> subscription makes this subscriber stop
@@ -58,6 +60,9 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
     private Msg _topicFrame;
     private Msg _eventFrame;
     private bool _paused;
+    private bool _socketPolled = true;
+    // Where the next undelivered event of _eventFrame starts (a bus message may hold several events).
+    private int _batchOffset;
 
     private long _probeSequence;
     private long _malformed;
@@ -318,24 +323,48 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
             HandleControl(topic);
             return;
         }
+        if (_eventFrame.Size == 0)
+        {
+            CountMalformed("an empty event frame");
+            return;
+        }
+        _batchOffset = 0;
+        DeliverBatch();
+    }
 
-        OnexEvent evt;
-        try
+    /// <summary>
+    /// Decodes and delivers the events of the current message from <see cref="_batchOffset"/> on (a bus message holds
+    /// one or more events of its topic). Returns early when a full Wait-mode queue pauses reading; the socket is not
+    /// read meanwhile, so both frames stay as they are and the resume picks up at the next event. A malformed event
+    /// drops the rest of its message.
+    /// </summary>
+    private void DeliverBatch()
+    {
+        var events = _eventFrame.SliceAsMemory();
+        while (_batchOffset < events.Length)
         {
-            evt = _codec.Decode(_eventFrame.SliceAsMemory());
+            OnexEvent evt;
+            try
+            {
+                evt = _codec.DecodeNext(events[_batchOffset..], out var consumed);
+                _batchOffset += consumed;
+            }
+            catch (OnexException ex)
+            {
+                _batchOffset = events.Length;
+                CountMalformed($"{ex.Code}: {ex.Message}");
+                return;
+            }
+            var topic = _topicFrame.Slice();
+            if (!System.Text.Ascii.Equals(topic, evt.Topic))
+            {
+                _batchOffset = events.Length;
+                CountMalformed($"topic frame '{Encoding.ASCII.GetString(topic)}' differs from the event's topic '{evt.Topic}'");
+                return;
+            }
+            Interlocked.Increment(ref _received);
+            if (!Deliver(evt)) return;
         }
-        catch (OnexException ex)
-        {
-            CountMalformed($"{ex.Code}: {ex.Message}");
-            return;
-        }
-        if (!System.Text.Ascii.Equals(topic, evt.Topic))
-        {
-            CountMalformed($"topic frame '{Encoding.ASCII.GetString(topic)}' differs from the event's topic '{evt.Topic}'");
-            return;
-        }
-        Interlocked.Increment(ref _received);
-        Deliver(evt);
     }
 
     private void HandleControl(ReadOnlySpan<byte> topic)
@@ -345,7 +374,8 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
         if (_probes.Remove(Encoding.ASCII.GetString(topic), out var probe)) probe.TrySetResult();
     }
 
-    private void Deliver(OnexEvent evt)
+    /// <summary>Hands <paramref name="evt"/> to every matching subscription; false when that paused reading.</summary>
+    private bool Deliver(OnexEvent evt)
     {
         for (var i = 0; i < _routes.Count; i++)
         {
@@ -361,14 +391,16 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
                 if (other.Matches(evt.Topic) && !other.TryWrite(evt) && !other.IsCompleted) full.Add(other);
             }
             PauseUntilTaken(evt, full);
-            return;
+            return false;
         }
+        return true;
     }
 
     private void PauseUntilTaken(OnexEvent evt, List<EventChannel> full)
     {
         _paused = true;
-        _poller.Remove(_socket);
+        if (_socketPolled) _poller.Remove(_socket);
+        _socketPolled = false;
         _logger.ReceivePaused(Endpoint, full[0].Pattern);
         _ = ResumeWhenTakenAsync(evt, full);
     }
@@ -388,8 +420,12 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
         }
         await TryOnPollerAsync(() =>
         {
+            // The rest of the paused message first; it may pause again.
             _paused = false;
+            DeliverBatch();
+            if (_paused) return;
             _poller.Add(_socket);
+            _socketPolled = true;
         }).ConfigureAwait(false);
     }
 

@@ -13,8 +13,9 @@ namespace Onex.Transports.Zmq;
 /// therefore send every event to the forwarder and filtering happens in exactly one place, the XPUB. That removes
 /// the publisher-side slow joiner: a publisher whose connection is up (proved by its own probe) has nothing left to
 /// learn before its events reach a subscriber that has confirmed its own filter at the XPUB.</para>
-/// <para>Both sockets are also bound on private inproc:// endpoints, which the hosting participant's own sockets use:
-/// same forwarder, same ordering, one TCP hop less for the host's traffic.</para>
+/// <para>The hosting participant publishes through <see cref="AttachPublisher"/>: its queue is drained by this
+/// forwarder's thread straight into the XPUB, one hop like a bare PUB socket. Its SUB connects to the XPUB's
+/// private inproc:// endpoint: same forwarder, same filtering, no TCP.</para>
 /// <para>Subscription messages the XPUB reports are read (so they do not pile up) and logged at Debug level.</para>
 /// </remarks>
 internal sealed class ZmqForwarder : IDisposable
@@ -41,8 +42,7 @@ internal sealed class ZmqForwarder : IDisposable
         _logger = logger;
         PublishEndpoint = publishEndpoint;
         SubscribeEndpoint = subscribeEndpoint;
-        InprocPublishEndpoint = inproc + "-pub";
-        InprocSubscribeEndpoint = inproc + "-sub";
+        InprocSubscribeEndpoint = inproc;
         _frame = new Msg();
         _frame.InitEmpty();
         _xsub.ReceiveReady += (_, _) => Forward();
@@ -56,9 +56,6 @@ internal sealed class ZmqForwarder : IDisposable
 
     /// <summary>The XPUB endpoint as bound (subscribers connect here).</summary>
     public string SubscribeEndpoint { get; }
-
-    /// <summary>The XSUB side's inproc:// endpoint, for publishers in this process.</summary>
-    public string InprocPublishEndpoint { get; }
 
     /// <summary>The XPUB side's inproc:// endpoint, for subscribers in this process.</summary>
     public string InprocSubscribeEndpoint { get; }
@@ -85,8 +82,7 @@ internal sealed class ZmqForwarder : IDisposable
             // Subscribe to everything upstream; XSUB remembers it and sends it to every publisher that connects.
             xsub.SendFrame([1]);
             var inproc = $"inproc://onex-fwd-{Guid.NewGuid():N}";
-            xsub.Bind(inproc + "-pub");
-            xpub.Bind(inproc + "-sub");
+            xpub.Bind(inproc);
             var forwarder = new ZmqForwarder(xsub, xpub, boundPublish, boundSubscribe, inproc, busName, logger);
             logger.ForwarderStarted(busName, boundPublish, boundSubscribe);
             return forwarder;
@@ -98,6 +94,13 @@ internal sealed class ZmqForwarder : IDisposable
             throw;
         }
     }
+
+    /// <summary>
+    /// A publisher for the hosting participant whose events this forwarder's thread sends straight on the XPUB, in
+    /// the order they were queued, interleaved whole with the events it forwards. Dispose it before the forwarder.
+    /// </summary>
+    public ZmqEventPublisher AttachPublisher(ZmqSocketOptions options, ILogger logger) =>
+        ZmqEventPublisher.Attach(_xpub, _poller, SubscribeEndpoint, options, logger);
 
     /// <summary>
     /// Stops forwarding and closes both sockets; connected participants start reconnecting. Returns once both

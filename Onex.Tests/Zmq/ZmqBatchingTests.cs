@@ -1,0 +1,233 @@
+using NetMQ;
+using NetMQ.Sockets;
+using Onex.Bus;
+using Onex.Events;
+using Onex.Tests.Infrastructure;
+using Onex.Transports.Zmq;
+
+namespace Onex.Tests.Zmq;
+
+/// <summary>
+/// The bus's batched framing: a publisher sends events of one topic queued back to back as one message
+/// <c>[topic][event][event]...</c>, and <see cref="ZmqEventSubscriber"/> delivers every event of such a message in order.
+/// </summary>
+public class ZmqBatchingTests
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
+
+    [Test]
+    public async Task A_backlog_leaves_as_one_message_per_run_of_one_topic_in_publish_order()
+    {
+        await using var wire = await BacklogWire.StartAsync(publisher =>
+        {
+            for (var i = 0; i < 100; i++) publisher.Publish(Numbered("orders.a", i));
+            publisher.Publish(Numbered("orders.b", 100));
+            for (var i = 101; i < 151; i++) publisher.Publish(Numbered("orders.a", i));
+        });
+
+        var messages = wire.ReceiveMessages(expectedEvents: 151);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(messages.Select(m => (m.Topic, m.Events.Count)), Is.EqualTo(new[] { ("orders.a", 100), ("orders.b", 1), ("orders.a", 50) }),
+                "one message per run of one topic");
+            Assert.That(messages.SelectMany(m => m.Events).Select(Number), Is.EqualTo(Enumerable.Range(0, 151)), "publish order");
+            Assert.That(messages.SelectMany(m => m.Events).Select(e => e.Topic), Is.All.Matches<string>(t => t.StartsWith("orders.", StringComparison.Ordinal)));
+        });
+    }
+
+    [Test]
+    public async Task Batches_stay_within_32_KiB_and_a_large_event_travels_alone()
+    {
+        var large = new byte[40 * 1024];
+        BitConverter.TryWriteBytes(large, 300);
+        await using var wire = await BacklogWire.StartAsync(publisher =>
+        {
+            for (var i = 0; i < 300; i++) publisher.Publish(Numbered("orders.a", i));
+            publisher.Publish(OnexEvent.Create("orders.a", large));
+            for (var i = 301; i < 400; i++) publisher.Publish(Numbered("orders.a", i));
+        });
+
+        var messages = wire.ReceiveMessages(expectedEvents: 400);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(messages.Where(m => m.Events.Count > 1).Select(m => m.BodyBytes), Is.All.LessThanOrEqualTo(32 * 1024), "batch size cap");
+            Assert.That(messages.Count(m => m.Events.Count > 1), Is.GreaterThanOrEqualTo(3), "300 events of ~230 bytes need at least three batches");
+            Assert.That(messages.Single(m => m.Events.Any(e => e.Payload.Length == large.Length)).Events, Has.Count.EqualTo(1), "the 40 KiB event alone");
+            Assert.That(messages.SelectMany(m => m.Events).Select(Number), Is.EqualTo(Enumerable.Range(0, 400)), "publish order");
+        });
+    }
+
+    [Test]
+    public async Task Subscriber_delivers_every_event_of_a_batched_message_and_drops_the_rest_after_a_malformed_one()
+    {
+        await using var raw = await RawPublisher.StartAsync();
+        await using var subscriber = ZmqEventSubscriber.Connect(raw.Endpoint);
+        await using var subscription = await subscriber.SubscribeAsync("batch.>");
+        await raw.WaitUntilDeliveredAsync(subscription);
+        var receivedBefore = subscriber.ReceivedCount;
+
+        raw.Send("batch.t", Encoded("batch.t", 1), Encoded("batch.t", 2), Encoded("batch.t", 3));
+        raw.Send("batch.t", Encoded("batch.t", 4), [0xc1], Encoded("batch.t", 5));
+        raw.Send("batch.t", Encoded("batch.t", 6), Encoded("batch.other", 7));
+        raw.Send("batch.t", Encoded("batch.t", 8));
+
+        var delivered = new List<int>();
+        for (var i = 0; i < 6; i++)
+            delivered.Add(Number(await ZmqEventBusTests.ReadWithinAsync(subscription, Wait) ?? throw new AssertionException($"event {i + 1} of 6 did not arrive")));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(delivered, Is.EqualTo(new[] { 1, 2, 3, 4, 6, 8 }), "the events before each bad one, then the next messages");
+            Assert.That(subscriber.MalformedCount, Is.EqualTo(2), "garbage and a topic mismatch inside batches, once each");
+            Assert.That(subscriber.ReceivedCount - receivedBefore, Is.EqualTo(6), "events 5 and 7 were never counted as received");
+        });
+    }
+
+    [Test]
+    public async Task A_full_wait_mode_subscription_pauses_inside_a_batch_and_resumes_without_losing_an_event()
+    {
+        await using var raw = await RawPublisher.StartAsync();
+        await using var subscriber = ZmqEventSubscriber.Connect(raw.Endpoint);
+        await using var subscription = await subscriber.SubscribeAsync("batch.>", new SubscriptionOptions { Capacity = 1 });
+        await raw.WaitUntilDeliveredAsync(subscription);
+
+        raw.Send("batch.t", Enumerable.Range(1, 10).Select(i => Encoded("batch.t", i)).ToArray());
+        raw.Send("batch.t", Encoded("batch.t", 11), Encoded("batch.t", 12));
+
+        var delivered = new List<int>();
+        for (var i = 0; i < 12; i++)
+            delivered.Add(Number(await ZmqEventBusTests.ReadWithinAsync(subscription, Wait) ?? throw new AssertionException($"event {i + 1} of 12 did not arrive")));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(delivered, Is.EqualTo(Enumerable.Range(1, 12)), "every event, in order, across pauses");
+            Assert.That(subscription.DroppedCount, Is.Zero);
+        });
+    }
+
+    [Test]
+    public async Task A_burst_from_a_joined_participant_arrives_whole_and_in_order()
+    {
+        await using var host = await ZmqTestBus.HostAsync("batch-burst", ipc: false);
+        await using var joined = await ZmqTestBus.JoinAsync(host, "joined");
+        const int count = 20_000;
+        await using var subscription = await host.SubscribeAsync("burst.>", new SubscriptionOptions { Capacity = count });
+
+        for (var i = 0; i < count; i++) await joined.PublishAsync(Numbered(i % 2 == 0 ? "burst.even" : "burst.odd", i));
+
+        var delivered = new List<int>(count);
+        for (var i = 0; i < count; i++)
+            delivered.Add(Number(await ZmqEventBusTests.ReadWithinAsync(subscription, Wait) ?? throw new AssertionException($"event {i + 1} of {count} did not arrive")));
+        Assert.That(delivered, Is.EqualTo(Enumerable.Range(0, count)), "one participant's events in publish order");
+    }
+
+    private static OnexEvent Numbered(string topic, int number) => OnexEvent.Create(topic, BitConverter.GetBytes(number).Concat(new byte[160]).ToArray());
+
+    private static byte[] Encoded(string topic, int number) => OnexEventCodec.Default.Encode(Numbered(topic, number));
+
+    private static int Number(OnexEvent evt) => BitConverter.ToInt32(evt.Payload.Span);
+
+    private sealed record WireMessage(string Topic, int BodyBytes, List<OnexEvent> Events);
+
+    /// <summary>
+    /// A batching publisher attached to a poller that starts only after the whole backlog is queued, so the first
+    /// drain sees all of it; its messages go over an inproc PUSH/PULL pair (no subscription race).
+    /// </summary>
+    private sealed class BacklogWire : IAsyncDisposable
+    {
+        private readonly PushSocket _push = new();
+        private readonly PullSocket _pull = new();
+        private readonly NetMQPoller _poller = new();
+        private ZmqEventPublisher? _publisher;
+
+        public static Task<BacklogWire> StartAsync(Action<ZmqEventPublisher> queueBacklog)
+        {
+            var wire = new BacklogWire();
+            var endpoint = $"inproc://batching-{Guid.NewGuid():N}";
+            wire._push.Options.SendHighWatermark = 0;
+            wire._push.Bind(endpoint);
+            wire._pull.Connect(endpoint);
+            wire._publisher = ZmqEventPublisher.Attach(wire._push, wire._poller, endpoint, ZmqSocketOptions.Default, null);
+            queueBacklog(wire._publisher);
+            wire._poller.RunAsync();
+            return Task.FromResult(wire);
+        }
+
+        public List<WireMessage> ReceiveMessages(int expectedEvents)
+        {
+            var messages = new List<WireMessage>();
+            var events = 0;
+            while (events < expectedEvents)
+            {
+                var frames = new List<byte[]>();
+                Assert.That(_pull.TryReceiveMultipartBytes(Wait, ref frames), Is.True, $"only {events} of {expectedEvents} events arrived");
+                Assert.That(frames, Has.Count.EqualTo(2), "[topic][events]");
+                var decoded = new List<OnexEvent>();
+                for (var offset = 0; offset < frames[1].Length;)
+                {
+                    decoded.Add(OnexEventCodec.Default.DecodeNext(frames[1].AsMemory(offset), out var consumed));
+                    offset += consumed;
+                }
+                messages.Add(new WireMessage(System.Text.Encoding.ASCII.GetString(frames[0]), frames[1].Length, decoded));
+                events += decoded.Count;
+            }
+            return messages;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (_publisher is not null) await _publisher.DisposeAsync();
+            _poller.Dispose();
+            _push.Dispose();
+            _pull.Dispose();
+        }
+    }
+
+    /// <summary>A raw PUB socket on a leased port that sends hand-made bus messages.</summary>
+    private sealed class RawPublisher : IAsyncDisposable
+    {
+        private readonly PublisherSocket _socket = new();
+
+        public string Endpoint { get; private set; } = "";
+
+        public static async Task<RawPublisher> StartAsync()
+        {
+            var raw = new RawPublisher();
+            raw.Endpoint = $"tcp://127.0.0.1:{(await TestPorts.LeaseAsync())[0]}";
+            raw._socket.Bind(raw.Endpoint);
+            return raw;
+        }
+
+        /// <summary>Sends <c>[topic][events concatenated]</c>.</summary>
+        public RawPublisher Send(string topic, params byte[][] events)
+        {
+            _socket.SendMoreFrame(topic).SendFrame(events.SelectMany(e => e).ToArray());
+            return this;
+        }
+
+        /// <summary>A bare PUB drops until the SUB's filter reaches it: sends probes until one is delivered.</summary>
+        public async Task WaitUntilDeliveredAsync(IEventSubscription subscription)
+        {
+            for (var attempt = 0; attempt < 200; attempt++)
+            {
+                Send("batch.probe", Encoded("batch.probe", -1));
+                if (await ZmqEventBusTests.ReadWithinAsync(subscription, TimeSpan.FromMilliseconds(50)) is not null)
+                {
+                    // Later probes may still be in flight: drain them behind a marker.
+                    Send("batch.probe", Encoded("batch.probe", -2));
+                    while ((await ZmqEventBusTests.ReadWithinAsync(subscription, Wait)) is { } evt && Number(evt) != -2) { }
+                    return;
+                }
+            }
+            Assert.Fail("the raw publisher's probes never reached the subscriber");
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            _socket.Dispose();
+            return default;
+        }
+    }
+}
