@@ -24,6 +24,9 @@ internal sealed record BusBenchReport
     /// <summary>Other round trips measured in the same rounds, with the bus's round trip relative to each.</summary>
     public required IReadOnlyList<RoundTripReference> RoundTripComparisons { get; init; }
 
+    /// <summary>Other bus throughputs measured in the same rounds, each relative to the raw throughput.</summary>
+    public required IReadOnlyList<ThroughputReference> ThroughputComparisons { get; init; }
+
     public required BenchMachine Machine { get; init; }
     public required DateTimeOffset StartedAt { get; init; }
     public required double DurationSeconds { get; init; }
@@ -48,6 +51,16 @@ internal sealed record BusBenchReport
         table.Add("round trip p99 (µs)", Number(RoundTrip.Bus.P99Microseconds), Number(RoundTrip.Raw.P99Microseconds), Ratio(RoundTrip.P99Ratio));
         table.WriteTo(writer);
 
+        foreach (var reference in ThroughputComparisons)
+        {
+            writer.WriteLine();
+            writer.WriteLine($"same rounds, {reference.Name} throughput ({reference.Description}):");
+            var other = new TextTable("measure", reference.Name, "raw", $"{reference.Name}/raw");
+            other.Add("throughput (events/s)", Whole(reference.Figures.EventsPerSecond), Whole(Throughput.Raw.EventsPerSecond), Ratio(reference.RawRatio));
+            other.Add("throughput (MB/s payload)", Number(reference.Figures.MegabytesPerSecond), Number(Throughput.Raw.MegabytesPerSecond), Ratio(reference.RawRatio));
+            other.WriteTo(writer);
+        }
+
         foreach (var reference in RoundTripComparisons)
         {
             writer.WriteLine();
@@ -62,7 +75,8 @@ internal sealed record BusBenchReport
         }
 
         writer.WriteLine();
-        writer.WriteLine($"lost events (all rounds): bus {Throughput.Bus.Lost}, raw {Throughput.Raw.Lost}; ran {DurationSeconds:0.0} s");
+        var otherLost = string.Concat(ThroughputComparisons.Select(r => $", {r.Name} {r.Figures.Lost}"));
+        writer.WriteLine($"lost events (all rounds): bus {Throughput.Bus.Lost}, raw {Throughput.Raw.Lost}{otherLost}; ran {DurationSeconds:0.0} s");
     }
 
     private static string Whole(double value) => value.ToString("N0", CultureInfo.InvariantCulture);
@@ -92,6 +106,9 @@ internal sealed record RoundTripComparison(LatencyFigures Bus, LatencyFigures Ra
 /// </summary>
 internal sealed record LatencyFigures(
     double MedianMicroseconds, double P90Microseconds, double P99Microseconds, int Samples, IReadOnlyList<double> RoundMediansMicroseconds);
+
+/// <summary>Another bus throughput measured in the same rounds; <see cref="RawRatio"/> is its events/s over raw's.</summary>
+internal sealed record ThroughputReference(string Name, string Description, ThroughputFigures Figures, double RawRatio);
 
 /// <summary>Another round trip measured in the same rounds; <see cref="BusRatio"/> is the bus's median over this one's.</summary>
 internal sealed record RoundTripReference(string Name, string Description, LatencyFigures Figures, double BusRatio);

@@ -25,13 +25,14 @@ internal static class BusBenchRunner
         var count = options.EffectiveCount;
         var roundTrips = options.EffectiveRoundTrips;
         var references = setup.RoundTripComparisons;
+        var throughputReferences = setup.ThroughputComparisons;
 
         // Warm up until a pass compiles hardly any methods: the JIT recompiles hot methods in the background (tiered
         // compilation), which on two cores would otherwise steal time from the first measured round.
         for (var pass = 1; pass <= MaxWarmUpPasses; pass++)
         {
             var compiledBefore = JitInfo.GetCompiledMethodCount();
-            foreach (var contender in new[] { setup.Bus, setup.Raw })
+            foreach (var contender in new[] { setup.Bus, setup.Raw }.Concat(throughputReferences.Select(r => r.Contender)))
                 await contender.MeasureThroughputAsync(options.WarmUpCount, cancellationToken).ConfigureAwait(false);
             foreach (var contender in new[] { setup.Bus, setup.Raw }.Concat(references.Select(r => r.Contender)))
                 await contender.MeasureRoundTripsAsync(options.WarmUpRoundTrips, cancellationToken).ConfigureAwait(false);
@@ -47,6 +48,7 @@ internal static class BusBenchRunner
         var busRoundTrips = new List<long[]>();
         var rawRoundTrips = new List<long[]>();
         var referenceRoundTrips = references.Select(_ => new List<long[]>()).ToArray();
+        var referenceThroughput = throughputReferences.Select(_ => new List<ThroughputSample>()).ToArray();
         for (var round = 0; round < options.Rounds; round++)
         {
             var busFirst = round % 2 == 0;
@@ -55,6 +57,8 @@ internal static class BusBenchRunner
             var b = await second.MeasureThroughputAsync(count, cancellationToken).ConfigureAwait(false);
             busThroughput.Add(busFirst ? a : b);
             rawThroughput.Add(busFirst ? b : a);
+            for (var i = 0; i < throughputReferences.Count; i++)
+                referenceThroughput[i].Add(await throughputReferences[i].Contender.MeasureThroughputAsync(count, cancellationToken).ConfigureAwait(false));
 
             var x = await first.MeasureRoundTripsAsync(roundTrips, cancellationToken).ConfigureAwait(false);
             var y = await second.MeasureRoundTripsAsync(roundTrips, cancellationToken).ConfigureAwait(false);
@@ -97,6 +101,12 @@ internal static class BusBenchRunner
                 var figures = BusBenchStatistics.Latency(referenceRoundTrips[i]);
                 return new RoundTripReference(reference.Name, reference.Contender.Description, figures,
                     BusBenchStatistics.Ratio(busLatency.MedianMicroseconds, figures.MedianMicroseconds));
+            }).ToArray(),
+            ThroughputComparisons = throughputReferences.Select((reference, i) =>
+            {
+                var figures = BusBenchStatistics.Throughput(referenceThroughput[i], options.PayloadBytes);
+                return new ThroughputReference(reference.Name, reference.Contender.Description, figures,
+                    BusBenchStatistics.Ratio(figures.EventsPerSecond, rawThroughputFigures.EventsPerSecond));
             }).ToArray(),
             Machine = new BenchMachine(Environment.ProcessorCount, RuntimeInformation.OSDescription, Environment.Version.ToString(),
                 loadBefore, BenchMachine.ReadLoadAverage()),

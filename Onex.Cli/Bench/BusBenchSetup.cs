@@ -16,8 +16,10 @@ namespace Onex.Cli.Bench;
 /// </summary>
 /// <remarks>
 /// Topology, the same for every backend: the publishing (and pinging) participant hosts the bus; the subscribing (and
-/// answering) participant joins it. ZeroMQ: host publishes into its forwarder over inproc, the forwarder sends over
-/// tcp loopback to the joined participant's SUB, so one tcp hop each way, like the raw pair. Unix sockets: host's
+/// answering) participant joins it. ZeroMQ: the forwarder's thread sends the host's events straight on its XPUB over
+/// tcp loopback to the joined participant's SUB, so one tcp hop each way, like the raw pair; the ZeroMQ run also
+/// measures, in the same rounds, the throughput between two joined participants (PUB to the forwarder's XSUB, XPUB to
+/// SUB: two tcp hops), the path every participant but the host takes. Unix sockets: host's
 /// broker to the joined participant's connection, one socket hop each way, like the raw pair. JetStream: two
 /// connections to one server, like the raw baseline's two.
 /// </remarks>
@@ -27,6 +29,7 @@ internal sealed class BusBenchSetup : IAsyncDisposable
     private readonly List<IAsyncDisposable> _owned = [];
     private readonly List<string> _directories = [];
     private readonly List<(string Name, IBenchContender Contender)> _roundTripComparisons = [];
+    private readonly List<(string Name, IBenchContender Contender)> _throughputComparisons = [];
 
     private BusBenchSetup()
     {
@@ -40,6 +43,9 @@ internal sealed class BusBenchSetup : IAsyncDisposable
 
     /// <summary>Further round trips measured in the same rounds, by name (the Unix-socket run adds the ZeroMQ bus).</summary>
     public IReadOnlyList<(string Name, IBenchContender Contender)> RoundTripComparisons => _roundTripComparisons;
+
+    /// <summary>Further throughputs measured in the same rounds, by name (the ZeroMQ run adds joined to joined).</summary>
+    public IReadOnlyList<(string Name, IBenchContender Contender)> ThroughputComparisons => _throughputComparisons;
 
     /// <summary>The NATS server used (jetstream only).</summary>
     public string? NatsUrl { get; private set; }
@@ -68,6 +74,7 @@ internal sealed class BusBenchSetup : IAsyncDisposable
                 case BusKinds.Zmq:
                     setup.Bus = await CreateZmqBusAsync(payload, options, cancellationToken).ConfigureAwait(false);
                     setup.Raw = await RawNetMqContender.CreateAsync(payload, options.ZmqHighWatermark, options.QuietPeriod, cancellationToken).ConfigureAwait(false);
+                    setup._throughputComparisons.Add(("joined->joined", await CreateZmqJoinedPairAsync(payload, options, cancellationToken).ConfigureAwait(false)));
                     break;
                 case BusKinds.Ipc:
                     var root = setup.TemporaryDirectory();
@@ -98,7 +105,7 @@ internal sealed class BusBenchSetup : IAsyncDisposable
     /// <summary>Disposes contenders first, then the infrastructure; reports directories it could not delete.</summary>
     public async ValueTask DisposeAsync(TextWriter diagnostics)
     {
-        foreach (var (_, contender) in _roundTripComparisons) await contender.DisposeAsync().ConfigureAwait(false);
+        foreach (var (_, contender) in _roundTripComparisons.Concat(_throughputComparisons)) await contender.DisposeAsync().ConfigureAwait(false);
         if (Raw is not null) await Raw.DisposeAsync().ConfigureAwait(false);
         if (Bus is not null) await Bus.DisposeAsync().ConfigureAwait(false);
         for (var i = _owned.Count - 1; i >= 0; i--) await _owned[i].DisposeAsync().ConfigureAwait(false);
@@ -126,19 +133,11 @@ internal sealed class BusBenchSetup : IAsyncDisposable
 
     private static async Task<IBenchContender> CreateZmqBusAsync(byte[] payload, BusBenchOptions options, CancellationToken cancellationToken)
     {
-        var zmq = ZmqEventBusOptions.Default with
-        {
-            Socket = ZmqSocketOptions.Default with { SendHighWatermark = options.ZmqHighWatermark, ReceiveHighWatermark = options.ZmqHighWatermark },
-        };
-        var host = (ZmqEventBus)await EventBusFactory.CreateAsync(
-            new EventBusOptions { Backend = BusKinds.Zmq, Name = BusName, NodeId = "bench-host", Zmq = zmq }, cancellationToken).ConfigureAwait(false);
+        var zmq = ZmqOptions(options);
+        var host = await HostZmqBusAsync(zmq, cancellationToken).ConfigureAwait(false);
         try
         {
-            var joined = await EventBusFactory.CreateAsync(new EventBusOptions
-            {
-                Backend = BusKinds.Zmq, Name = BusName, NodeId = "bench-joined", Role = EventBusRole.Join,
-                Endpoints = [host.PublishEndpoint, host.SubscribeEndpoint], Zmq = zmq,
-            }, cancellationToken).ConfigureAwait(false);
+            var joined = await JoinZmqBusAsync(host, "bench-joined", zmq, cancellationToken).ConfigureAwait(false);
             return new BusContender("ZmqEventBus, host (forwarder) -> joined participant, tcp loopback", host, joined, payload, 1,
                 options.QuietPeriod, () => DisposeBothAsync(joined, host));
         }
@@ -148,6 +147,47 @@ internal sealed class BusBenchSetup : IAsyncDisposable
             throw;
         }
     }
+
+    /// <summary>Two participants that both joined a bus hosted by a third: each event crosses two tcp hops.</summary>
+    private static async Task<IBenchContender> CreateZmqJoinedPairAsync(byte[] payload, BusBenchOptions options, CancellationToken cancellationToken)
+    {
+        var zmq = ZmqOptions(options);
+        var host = await HostZmqBusAsync(zmq, cancellationToken).ConfigureAwait(false);
+        IEventBus? publisher = null;
+        try
+        {
+            publisher = await JoinZmqBusAsync(host, "bench-joined-publisher", zmq, cancellationToken).ConfigureAwait(false);
+            var subscriber = await JoinZmqBusAsync(host, "bench-joined-subscriber", zmq, cancellationToken).ConfigureAwait(false);
+            return new BusContender("ZmqEventBus, joined participant -> forwarder -> joined participant, tcp loopback", publisher, subscriber, payload, 1,
+                options.QuietPeriod, async () =>
+                {
+                    await DisposeBothAsync(subscriber, publisher).ConfigureAwait(false);
+                    await host.DisposeAsync().ConfigureAwait(false);
+                });
+        }
+        catch
+        {
+            if (publisher is not null) await publisher.DisposeAsync().ConfigureAwait(false);
+            await host.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private static ZmqEventBusOptions ZmqOptions(BusBenchOptions options) => ZmqEventBusOptions.Default with
+    {
+        Socket = ZmqSocketOptions.Default with { SendHighWatermark = options.ZmqHighWatermark, ReceiveHighWatermark = options.ZmqHighWatermark },
+    };
+
+    private static async Task<ZmqEventBus> HostZmqBusAsync(ZmqEventBusOptions zmq, CancellationToken cancellationToken) =>
+        (ZmqEventBus)await EventBusFactory.CreateAsync(
+            new EventBusOptions { Backend = BusKinds.Zmq, Name = BusName, NodeId = "bench-host", Zmq = zmq }, cancellationToken).ConfigureAwait(false);
+
+    private static Task<IEventBus> JoinZmqBusAsync(ZmqEventBus host, string nodeId, ZmqEventBusOptions zmq, CancellationToken cancellationToken) =>
+        EventBusFactory.CreateAsync(new EventBusOptions
+        {
+            Backend = BusKinds.Zmq, Name = BusName, NodeId = nodeId, Role = EventBusRole.Join,
+            Endpoints = [host.PublishEndpoint, host.SubscribeEndpoint], Zmq = zmq,
+        }, cancellationToken).AsTask();
 
     private static async Task<IBenchContender> CreateIpcBusAsync(string root, byte[] payload, BusBenchOptions options, CancellationToken cancellationToken)
     {

@@ -57,6 +57,14 @@ public class BenchCommandTests
         Assert.That(exitCode, Is.EqualTo(ExitCodes.Ok), error);
         using var json = JsonDocument.Parse(output);
         AssertBusAndRawFigures(json.RootElement, "zmq", "zmq bench");
+        var joined = json.RootElement.GetProperty("throughputComparisons").EnumerateArray().Single();
+        Assert.Multiple(() =>
+        {
+            Assert.That(joined.GetProperty("name").GetString(), Is.EqualTo("joined->joined"), "the two-hop path is measured beside the host's");
+            Assert.That(joined.GetProperty("figures").GetProperty("eventsPerSecond").GetDouble(), Is.GreaterThan(0));
+            Assert.That(joined.GetProperty("rawRatio").GetDouble(), Is.GreaterThan(0));
+            Assert.That(joined.GetProperty("figures").GetProperty("lost").GetInt64(), Is.Zero, "unlimited high-water marks lose nothing");
+        });
     }
 
     [Test]
