@@ -7,12 +7,16 @@ namespace Onex.Events;
 /// (<c>contracts/OnexEvent.schema.json</c>); <see cref="OnexEventCodec"/> reads and writes it.
 /// </summary>
 [MessagePackObject]
+[MessagePackFormatter(typeof(OnexEventFormatter))]
 public sealed record OnexEvent
 {
     /// <summary>The version of this envelope's shape. Decoders reject versions they do not know.</summary>
     public const int CurrentSchemaVersion = 1;
 
     private static readonly IReadOnlyDictionary<string, string> NoHeaders = new Dictionary<string, string>();
+
+    /// <summary>The shared empty headers of events created without any.</summary>
+    internal static IReadOnlyDictionary<string, string> EmptyHeaders => NoHeaders;
 
     /// <summary>Unique id of this event (a UUIDv7 in hex, so ids sort by creation time).</summary>
     [Key("eventId")] public required string EventId { get; init; }
