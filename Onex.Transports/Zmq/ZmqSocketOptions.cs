@@ -9,10 +9,13 @@ public sealed record ZmqSocketOptions
     /// <summary>The defaults below.</summary>
     public static ZmqSocketOptions Default { get; } = new();
 
-    /// <summary>Send high-water mark in messages (per peer); past it PUB drops and DEALER blocks.</summary>
+    /// <summary>
+    /// Send high-water mark in messages (per peer); past it PUB drops and DEALER blocks. A bus participant's message
+    /// carries up to 32 KiB of back-to-back events of one topic, so this bounds events only per message.
+    /// </summary>
     public int SendHighWatermark { get; init; } = 100_000;
 
-    /// <summary>Receive high-water mark in messages.</summary>
+    /// <summary>Receive high-water mark in messages (see <see cref="SendHighWatermark"/> on what a message holds).</summary>
     public int ReceiveHighWatermark { get; init; } = 100_000;
 
     /// <summary>How long unsent messages are kept when a socket closes.</summary>
