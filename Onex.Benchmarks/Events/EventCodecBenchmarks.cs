@@ -2,13 +2,14 @@ using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Configs;
 using MessagePack;
 using Onex.Events;
+using Onex.Tests.Events;
 
 namespace Onex.Benchmarks.Events;
 
 /// <summary>
 /// Encoding and decoding one <see cref="OnexEvent"/> (64-byte payload, no headers, the bus benchmark's shape) with
 /// the project's hand-written formatter, against the baseline it replaced: MessagePack's attribute-driven formatter,
-/// run on <see cref="MirrorEvent"/>, a type with the same keys and defaults. One operation is one event. The
+/// run on <see cref="MirrorEvent"/> (shared with the tests), a type with the same keys and defaults. One operation is one event. The
 /// <c>Codec*</c> rows add <see cref="OnexEventCodec"/>'s size checks and validation on top.
 /// </summary>
 [MemoryDiagnoser]
@@ -24,30 +25,11 @@ public class EventCodecBenchmarks
     private MirrorEvent _mirror = null!;
     private byte[] _frame = [];
 
-    /// <summary>OnexEvent's shape, read and written by MessagePack's own attribute-driven formatter.</summary>
-    [MessagePackObject]
-    public sealed record MirrorEvent
-    {
-        [Key("eventId")] public string? EventId { get; init; }
-        [Key("topic")] public string? Topic { get; init; }
-        [Key("eventType")] public string? EventType { get; init; } = "";
-        [Key("sourceNodeId")] public string? SourceNodeId { get; init; } = "";
-        [Key("correlationId")] public string? CorrelationId { get; init; }
-        [Key("timestamp")] public long Timestamp { get; init; }
-        [Key("schemaVersion")] public int SchemaVersion { get; init; } = OnexEvent.CurrentSchemaVersion;
-        [Key("headers")] public IReadOnlyDictionary<string, string>? Headers { get; init; } = new Dictionary<string, string>();
-        [Key("payload")] public ReadOnlyMemory<byte> Payload { get; init; }
-    }
-
     [GlobalSetup]
     public void Setup()
     {
         _event = OnexEvent.Create("bench.data", new byte[64], sourceNodeId: "bench-host");
-        _mirror = new MirrorEvent
-        {
-            EventId = _event.EventId, Topic = _event.Topic, EventType = _event.EventType, SourceNodeId = _event.SourceNodeId,
-            Timestamp = _event.Timestamp, Payload = _event.Payload,
-        };
+        _mirror = MirrorEvent.From(_event);
         _frame = OnexEventCodec.Default.Encode(_event);
         if (!_frame.AsSpan().SequenceEqual(MessagePackSerializer.Serialize(_mirror, Options)))
             throw new InvalidOperationException("The formatters disagree on the bytes; the comparison would be meaningless.");

@@ -20,21 +20,6 @@ public class OnexEventFormatterTests
     private static readonly string[] Keys =
         ["eventId", "topic", "eventType", "sourceNodeId", "correlationId", "timestamp", "schemaVersion", "headers", "payload"];
 
-    /// <summary>OnexEvent's shape as MessagePack's dynamic formatter sees it (no custom formatter).</summary>
-    [MessagePackObject]
-    public sealed record MirrorEvent
-    {
-        [Key("eventId")] public string? EventId { get; init; }
-        [Key("topic")] public string? Topic { get; init; }
-        [Key("eventType")] public string? EventType { get; init; } = "";
-        [Key("sourceNodeId")] public string? SourceNodeId { get; init; } = "";
-        [Key("correlationId")] public string? CorrelationId { get; init; }
-        [Key("timestamp")] public long Timestamp { get; init; }
-        [Key("schemaVersion")] public int SchemaVersion { get; init; } = OnexEvent.CurrentSchemaVersion;
-        [Key("headers")] public IReadOnlyDictionary<string, string>? Headers { get; init; } = new Dictionary<string, string>();
-        [Key("payload")] public ReadOnlyMemory<byte> Payload { get; init; }
-    }
-
     private static IEnumerable<OnexEvent> SampleEvents()
     {
         yield return OnexEvent.Create("orders.42.paid", new byte[] { 1, 2, 3 });
@@ -49,7 +34,7 @@ public class OnexEventFormatterTests
     {
         foreach (var evt in SampleEvents())
         {
-            var expected = MessagePackSerializer.Serialize(Mirror(evt), Options);
+            var expected = MessagePackSerializer.Serialize(MirrorEvent.From(evt), Options);
             Assert.That(MessagePackSerializer.Serialize(evt, Options), Is.EqualTo(expected), $"event on '{evt.Topic}'");
         }
     }
@@ -130,12 +115,6 @@ public class OnexEventFormatterTests
         $"{e.EventId ?? "<null>"}|{e.Topic ?? "<null>"}|{e.EventType ?? "<null>"}|{e.SourceNodeId ?? "<null>"}|{e.CorrelationId ?? "<null>"}|" +
         $"{e.Timestamp}|{e.SchemaVersion}|{(e.Headers is null ? "<null>" : string.Join(",", e.Headers.OrderBy(h => h.Key, StringComparer.Ordinal).Select(h => $"{h.Key}={h.Value}")))}|" +
         Convert.ToHexString(e.Payload.Span);
-
-    private static MirrorEvent Mirror(OnexEvent e) => new()
-    {
-        EventId = e.EventId, Topic = e.Topic, EventType = e.EventType, SourceNodeId = e.SourceNodeId, CorrelationId = e.CorrelationId,
-        Timestamp = e.Timestamp, SchemaVersion = e.SchemaVersion, Headers = e.Headers, Payload = e.Payload,
-    };
 
     private static OnexEvent Mirror(MirrorEvent m) => new()
     {
