@@ -6,6 +6,7 @@ using Onex.Bus;
 using Onex.Errors;
 using Onex.Events;
 using Onex.Transports.Ipc;
+using Onex.Tests.Infrastructure;
 
 namespace Onex.Tests.Ipc;
 

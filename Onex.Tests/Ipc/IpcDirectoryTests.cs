@@ -3,6 +3,7 @@ using System.Runtime.Versioning;
 using Onex.Bus;
 using Onex.Events;
 using Onex.Transports.Ipc;
+using Onex.Tests.Infrastructure;
 
 namespace Onex.Tests.Ipc;
 

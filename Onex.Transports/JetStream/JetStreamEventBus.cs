@@ -415,7 +415,7 @@ public sealed class JetStreamEventBus : IEventBus
             try
             {
                 var existing = await js.GetStreamAsync(names.StreamName, cancellationToken: cancellationToken).ConfigureAwait(false);
-                return CheckSubjects(existing.Info, names, options);
+                return UseExisting(existing.Info, names, options, logger);
             }
             catch (NatsJSApiException ex) when (ex.Error.ErrCode == JetStreamErrors.StreamNotFound)
             {
@@ -433,7 +433,7 @@ public sealed class JetStreamEventBus : IEventBus
             {
                 // Another bus instance declared it first, possibly with other limits: use it as it is.
                 var existing = await js.GetStreamAsync(names.StreamName, cancellationToken: cancellationToken).ConfigureAwait(false);
-                return CheckSubjects(existing.Info, names, options);
+                return UseExisting(existing.Info, names, options, logger);
             }
         }
         catch (NatsJSApiException ex)
@@ -451,6 +451,38 @@ public sealed class JetStreamEventBus : IEventBus
         {
             throw Unreachable(options.Url, $"declaring stream {names.StreamName} failed: {ex.Message}", ex);
         }
+    }
+
+    /// <summary>
+    /// Checks that an existing stream is this bus's and uses it as it is (the first declarer's limits win), warning
+    /// when its limits differ from this participant's options, so a changed setting does not go unnoticed.
+    /// </summary>
+    private static StreamInfo UseExisting(StreamInfo stream, JetStreamNames names, JetStreamEventBusOptions options, ILogger logger)
+    {
+        CheckSubjects(stream, names, options);
+        var differences = StreamLimitDifferences(stream.Config, options.ToStreamConfig(names.StreamName, names.StreamSubject));
+        if (differences.Count > 0)
+            JetStreamLog.StreamLimitsDiffer(logger, names.StreamName, options.Name, string.Join("; ", differences));
+        return stream;
+    }
+
+    /// <summary>The limits in which <paramref name="existing"/> differs from <paramref name="wanted"/>, as "name: existing (wanted)".</summary>
+    internal static IReadOnlyList<string> StreamLimitDifferences(StreamConfig existing, StreamConfig wanted)
+    {
+        var differences = new List<string>();
+        void Compare<T>(string name, T actual, T desired)
+        {
+            if (!EqualityComparer<T>.Default.Equals(actual, desired)) differences.Add($"{name}: {actual} (options: {desired})");
+        }
+        Compare("storage", existing.Storage, wanted.Storage);
+        Compare("replicas", existing.NumReplicas, wanted.NumReplicas);
+        Compare("max_age", existing.MaxAge, wanted.MaxAge);
+        Compare("max_bytes", existing.MaxBytes, wanted.MaxBytes);
+        Compare("max_msg_size", existing.MaxMsgSize, wanted.MaxMsgSize);
+        Compare("duplicate_window", existing.DuplicateWindow, wanted.DuplicateWindow);
+        Compare("retention", existing.Retention, wanted.Retention);
+        Compare("discard", existing.Discard, wanted.Discard);
+        return differences;
     }
 
     private static StreamInfo CheckSubjects(StreamInfo stream, JetStreamNames names, JetStreamEventBusOptions options)

@@ -16,6 +16,10 @@ internal static partial class JetStreamLog
     [LoggerMessage(EventId = 4002, Level = LogLevel.Information, Message = "Created stream {Stream} for subjects {Subject}")]
     public static partial void StreamCreated(ILogger logger, string stream, string subject);
 
+    [LoggerMessage(EventId = 4006, Level = LogLevel.Warning,
+        Message = "Stream {Stream} of bus {Bus} already exists with other limits than this participant's options; it is used as it is (the first declarer's limits win): {Differences}")]
+    public static partial void StreamLimitsDiffer(ILogger logger, string stream, string bus, string differences);
+
     [LoggerMessage(EventId = 4003, Level = LogLevel.Information, Message = "Deleted stream {Stream}")]
     public static partial void StreamDeleted(ILogger logger, string stream);
 
