@@ -15,10 +15,42 @@ internal static class RegistryCommand
         {
             TreatUnmatchedTokensAsErrors = false,
         };
-        // Reached only through help listings: RunAsync hands `registry serve ...` to the node before parsing,
-        // so the node parses (and documents) its own options.
-        serve.SetAction((parse, cancellationToken) => ServeAsync(parse.UnmatchedTokens.ToArray(), context, cancellationToken));
+        // RunAsync hands `registry serve ...` to the node before parsing, so the node parses (and documents) its own
+        // options. This is reached when global options come first (`onex --registry E registry serve`): the client's
+        // endpoints are then where the node serves.
+        serve.SetAction(async (parse, cancellationToken) =>
+        {
+            if (!TryNodeArguments(parse, out var nodeArgs, out var problem))
+            {
+                await context.Error.WriteLineAsync($"onex: {problem}").ConfigureAwait(false);
+                return ExitCodes.Usage;
+            }
+            return await ServeAsync(nodeArgs, context, cancellationToken).ConfigureAwait(false);
+        });
         return new Command("registry", "The registry node.") { serve };
+    }
+
+    /// <summary>
+    /// The node's arguments: what followed <c>registry serve</c>, plus <c>--endpoint</c> and <c>--pub-endpoint</c>
+    /// from the global <c>--registry</c> and <c>--registry-pub</c> when given. Giving both forms is ambiguous.
+    /// </summary>
+    private static bool TryNodeArguments(ParseResult parse, out string[] nodeArgs, out string? problem)
+    {
+        var args = parse.UnmatchedTokens.ToList();
+        problem = null;
+        foreach (var (global, node) in new[] { (CliContext.RegistryOption, "--endpoint"), (CliContext.RegistryPubOption, "--pub-endpoint") })
+        {
+            if (parse.GetValue(global) is not { } endpoint) continue;
+            if (args.Any(a => a == node || a.StartsWith(node + "=", StringComparison.Ordinal) || a.StartsWith(node + ":", StringComparison.Ordinal)))
+            {
+                problem = $"registry serve was given both {global.Name} and {node}; give the node's endpoint once ({node}, or {global.Name} before `registry serve`).";
+                break;
+            }
+            args.Add(node);
+            args.Add(endpoint);
+        }
+        nodeArgs = [.. args];
+        return problem is null;
     }
 
     /// <summary>Runs the node's command line (<see cref="RegistryNodeHost.RunAsync"/>) with <paramref name="nodeArgs"/>.</summary>

@@ -36,6 +36,24 @@ public class CliProcessTests
         return process.ExitCode;
     }
 
+    private static bool PortIsTaken(int port)
+    {
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, port);
+        try
+        {
+            listener.Start();
+            return false;
+        }
+        catch (System.Net.Sockets.SocketException ex) when (ex.SocketErrorCode == System.Net.Sockets.SocketError.AddressAlreadyInUse)
+        {
+            return true;
+        }
+        finally
+        {
+            listener.Stop();
+        }
+    }
+
     private static void EnsureStopped(Process process)
     {
         if (!process.HasExited) process.Kill(entireProcessTree: true);
@@ -64,6 +82,39 @@ public class CliProcessTests
         {
             EnsureStopped(process);
         }
+    }
+
+    [Test]
+    public async Task Registry_serve_after_the_global_registry_options_serves_on_those_endpoints()
+    {
+        var ports = await TestPorts.LeaseAsync(2);
+        var router = $"tcp://127.0.0.1:{ports[0]}";
+        var process = StartOnex("--registry", router, "--registry-pub", $"tcp://127.0.0.1:{ports[1]}", "registry", "serve", "--log-level", "Warning",
+            "--port-range", (await OnexTest.ReservePortRangeAsync()).ToString());
+        try
+        {
+            var result = await Onex.RunAsync("--registry", router, "--timeout", "20", "describe", "--json");
+            // The node binds its PUB before it answers: the --registry-pub port is taken now.
+            var pubTaken = PortIsTaken(ports[1]);
+            var exitCode = await TerminateAsync(process);
+
+            Assert.That(result.ExitCode, Is.EqualTo(ExitCodes.Ok), result.ToString());
+            Assert.That(pubTaken, Is.True, "--registry-pub did not become the node's PUB endpoint");
+            Assert.That(exitCode, Is.EqualTo(0), await process.StandardError.ReadToEndAsync());
+        }
+        finally
+        {
+            EnsureStopped(process);
+        }
+    }
+
+    [Test]
+    public async Task Registry_serve_given_the_endpoint_twice_is_a_usage_error()
+    {
+        var result = await Onex.RunAsync("--registry", "tcp://127.0.0.1:1", "registry", "serve", "--endpoint", "tcp://127.0.0.1:2");
+
+        Assert.That(result.ExitCode, Is.EqualTo(ExitCodes.Usage), result.ToString());
+        Assert.That(result.Error, Does.Contain("--registry").And.Contain("--endpoint"));
     }
 
     [Test]
