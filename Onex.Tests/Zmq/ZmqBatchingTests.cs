@@ -60,6 +60,20 @@ public class ZmqBatchingTests
     }
 
     [Test]
+    public async Task Disposing_an_attached_publisher_whose_poller_never_ran_flushes_its_queue()
+    {
+        await using var wire = await BacklogWire.StartAsync(publisher =>
+        {
+            for (var i = 0; i < 3; i++) publisher.Publish(Numbered("orders.a", i));
+        }, startPoller: false);
+
+        await wire.DisposePublisherAsync().AsTask().WaitAsync(Wait);
+
+        var messages = wire.ReceiveMessages(expectedEvents: 3);
+        Assert.That(messages.SelectMany(m => m.Events).Select(Number), Is.EqualTo(new[] { 0, 1, 2 }), "the queue was flushed on dispose");
+    }
+
+    [Test]
     public async Task Subscriber_delivers_every_event_of_a_batched_message_and_drops_the_rest_after_a_malformed_one()
     {
         await using var raw = await RawPublisher.StartAsync();
@@ -142,7 +156,7 @@ public class ZmqBatchingTests
         private readonly NetMQPoller _poller = new();
         private ZmqEventPublisher? _publisher;
 
-        public static Task<BacklogWire> StartAsync(Action<ZmqEventPublisher> queueBacklog)
+        public static Task<BacklogWire> StartAsync(Action<ZmqEventPublisher> queueBacklog, bool startPoller = true)
         {
             var wire = new BacklogWire();
             var endpoint = $"inproc://batching-{Guid.NewGuid():N}";
@@ -151,8 +165,14 @@ public class ZmqBatchingTests
             wire._pull.Connect(endpoint);
             wire._publisher = ZmqEventPublisher.Attach(wire._push, wire._poller, endpoint, ZmqSocketOptions.Default, null);
             queueBacklog(wire._publisher);
-            wire._poller.RunAsync();
+            if (startPoller) wire._poller.RunAsync();
             return Task.FromResult(wire);
+        }
+
+        public async ValueTask DisposePublisherAsync()
+        {
+            if (_publisher is not null) await _publisher.DisposeAsync();
+            _publisher = null;
         }
 
         public List<WireMessage> ReceiveMessages(int expectedEvents)
@@ -178,7 +198,7 @@ public class ZmqBatchingTests
 
         public async ValueTask DisposeAsync()
         {
-            if (_publisher is not null) await _publisher.DisposeAsync();
+            await DisposePublisherAsync();
             _poller.Dispose();
             _push.Dispose();
             _pull.Dispose();

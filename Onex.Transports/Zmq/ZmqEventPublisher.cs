@@ -139,12 +139,29 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         if (_attached)
         {
-            // The socket belongs to the poller's thread: flush and detach there. NetMQPoller is a TaskScheduler.
-            await Task.Factory.StartNew(() =>
+            // The socket belongs to the poller's thread: flush and detach there (NetMQPoller is a TaskScheduler). Its
+            // owner stops the poller only after this (ZmqEventBus disposes its publisher before its forwarder); a
+            // poller that is not running has no thread, so this one may flush (into a socket that may be gone).
+            void FlushAndDetach()
             {
                 Drain(int.MaxValue);
                 _poller.Remove(_wakeup);
-            }, CancellationToken.None, TaskCreationOptions.None, _poller).ConfigureAwait(false);
+            }
+            if (_poller.IsRunning)
+            {
+                await Task.Factory.StartNew(FlushAndDetach, CancellationToken.None, TaskCreationOptions.None, _poller).ConfigureAwait(false);
+            }
+            else
+            {
+                try
+                {
+                    FlushAndDetach();
+                }
+                catch (ObjectDisposedException)
+                {
+                    // The owner disposed its poller already: nothing is left to detach from.
+                }
+            }
             _wakeup.Dispose();
             return;
         }
