@@ -13,7 +13,8 @@ public sealed record OnexEvent
     /// <summary>The version of this envelope's shape. Decoders reject versions they do not know.</summary>
     public const int CurrentSchemaVersion = 1;
 
-    private static readonly IReadOnlyDictionary<string, string> NoHeaders = new Dictionary<string, string>();
+    // Truly read-only: shared by every event created or decoded without headers.
+    private static readonly IReadOnlyDictionary<string, string> NoHeaders = System.Collections.ObjectModel.ReadOnlyDictionary<string, string>.Empty;
 
     /// <summary>The shared empty headers of events created without any.</summary>
     internal static IReadOnlyDictionary<string, string> EmptyHeaders => NoHeaders;

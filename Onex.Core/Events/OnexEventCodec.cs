@@ -51,11 +51,13 @@ public sealed class OnexEventCodec
     {
         CheckFrame(frame.Length);
         var evt = DecodeFirst(frame, out var consumed);
+        // Framing before content: trailing bytes are reported ahead of what is wrong inside the event.
         if (consumed != frame.Length)
             throw new MalformedMessageException(
                 "Trailing bytes after the event.",
                 new Dictionary<string, string> { ["trailingBytes"] = (frame.Length - consumed).ToString() });
-        return evt;
+        Validate(evt);
+        return evt!;
     }
 
     /// <summary>
@@ -67,10 +69,12 @@ public sealed class OnexEventCodec
     {
         var evt = DecodeFirst(events, out consumed);
         CheckFrame(consumed);
-        return evt;
+        Validate(evt);
+        return evt!;
     }
 
-    private OnexEvent DecodeFirst(ReadOnlyMemory<byte> frame, out int consumed)
+    /// <summary>Reads the map at the start of <paramref name="frame"/>, unvalidated (null for an explicit nil).</summary>
+    private static OnexEvent? DecodeFirst(ReadOnlyMemory<byte> frame, out int consumed)
     {
         OnexEvent? evt;
         try
@@ -89,9 +93,7 @@ public sealed class OnexEventCodec
         {
             throw new MalformedMessageException("Truncated event.", null, ex);
         }
-
-        Validate(evt);
-        return evt!;
+        return evt;
     }
 
     private void Validate(OnexEvent? evt)

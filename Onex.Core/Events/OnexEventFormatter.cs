@@ -142,7 +142,10 @@ internal sealed class OnexEventFormatter : IMessagePackFormatter<OnexEvent?>
     {
         if (reader.NextCode == MessagePackCode.MinFixMap)
         {
+            // The depth step the dictionary formatter would take, so depth limits apply alike.
+            options.Security.DepthStep(ref reader);
             reader.ReadMapHeader();
+            reader.Depth--;
             return OnexEvent.EmptyHeaders;
         }
         return options.Resolver.GetFormatterWithVerify<IReadOnlyDictionary<string, string>>().Deserialize(ref reader, options);

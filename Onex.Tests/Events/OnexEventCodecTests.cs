@@ -184,6 +184,15 @@ public class OnexEventCodecTests
     }
 
     [Test]
+    public void Trailing_bytes_are_reported_before_what_is_wrong_inside_the_event()
+    {
+        var frame = OnexEventCodec.Default.Encode(SampleEvent() with { SchemaVersion = 2 }).Append((byte)0xc0).ToArray();
+
+        Assert.That(() => OnexEventCodec.Default.Decode(frame),
+            Throws.TypeOf<MalformedMessageException>().With.Property(nameof(OnexException.Details)).ContainKey("trailingBytes"));
+    }
+
+    [Test]
     public void DecodeNext_reads_a_batch_of_concatenated_events_in_order()
     {
         var first = SampleEvent();

@@ -66,6 +66,34 @@ public class OnexEventFormatterTests
         }
     }
 
+    [TestCase(1)]
+    [TestCase(2)]
+    [TestCase(3)]
+    public void Depth_limits_apply_as_they_do_to_the_attribute_driven_formatter(int depth)
+    {
+        var limited = Options.WithSecurity(MessagePackSecurity.UntrustedData.WithMaximumObjectGraphDepth(depth));
+        foreach (var evt in SampleEvents())
+        {
+            var frame = MessagePackSerializer.Serialize(evt, Options);
+            var ours = Throws(() => MessagePackSerializer.Deserialize<OnexEvent>(frame, limited));
+            var theirs = Throws(() => MessagePackSerializer.Deserialize<MirrorEvent>(frame, limited));
+            Assert.That(ours, Is.EqualTo(theirs), $"depth {depth}, event on '{evt.Topic}' ({evt.Headers.Count} headers): ours threw {ours}, theirs {theirs}");
+        }
+    }
+
+    private static bool Throws(Action decode)
+    {
+        try
+        {
+            decode();
+            return false;
+        }
+        catch (MessagePackSerializationException)
+        {
+            return true;
+        }
+    }
+
     [Test]
     public void Empty_headers_decode_to_the_shared_empty_instance_and_others_to_their_entries()
     {

@@ -18,26 +18,28 @@ public class ZmqBatchingTests
     [Test]
     public async Task A_backlog_leaves_as_one_message_per_run_of_one_topic_in_publish_order()
     {
+        // Runs short enough to fit one batch each.
+        Assert.That(40 * EncodedSize, Is.LessThanOrEqualTo(ZmqEventPublisher.MaxBatchBytes));
         await using var wire = await BacklogWire.StartAsync(publisher =>
         {
-            for (var i = 0; i < 100; i++) publisher.Publish(Numbered("orders.a", i));
-            publisher.Publish(Numbered("orders.b", 100));
-            for (var i = 101; i < 151; i++) publisher.Publish(Numbered("orders.a", i));
+            for (var i = 0; i < 40; i++) publisher.Publish(Numbered("orders.a", i));
+            publisher.Publish(Numbered("orders.b", 40));
+            for (var i = 41; i < 61; i++) publisher.Publish(Numbered("orders.a", i));
         });
 
-        var messages = wire.ReceiveMessages(expectedEvents: 151);
+        var messages = wire.ReceiveMessages(expectedEvents: 61);
 
         Assert.Multiple(() =>
         {
-            Assert.That(messages.Select(m => (m.Topic, m.Events.Count)), Is.EqualTo(new[] { ("orders.a", 100), ("orders.b", 1), ("orders.a", 50) }),
+            Assert.That(messages.Select(m => (m.Topic, m.Events.Count)), Is.EqualTo(new[] { ("orders.a", 40), ("orders.b", 1), ("orders.a", 20) }),
                 "one message per run of one topic");
-            Assert.That(messages.SelectMany(m => m.Events).Select(Number), Is.EqualTo(Enumerable.Range(0, 151)), "publish order");
+            Assert.That(messages.SelectMany(m => m.Events).Select(Number), Is.EqualTo(Enumerable.Range(0, 61)), "publish order");
             Assert.That(messages.SelectMany(m => m.Events).Select(e => e.Topic), Is.All.Matches<string>(t => t.StartsWith("orders.", StringComparison.Ordinal)));
         });
     }
 
     [Test]
-    public async Task Batches_stay_within_32_KiB_and_a_large_event_travels_alone()
+    public async Task Batches_stay_within_the_batch_size_and_a_large_event_travels_alone()
     {
         var large = new byte[40 * 1024];
         BitConverter.TryWriteBytes(large, 300);
@@ -52,8 +54,9 @@ public class ZmqBatchingTests
 
         Assert.Multiple(() =>
         {
-            Assert.That(messages.Where(m => m.Events.Count > 1).Select(m => m.BodyBytes), Is.All.LessThanOrEqualTo(32 * 1024), "batch size cap");
-            Assert.That(messages.Count(m => m.Events.Count > 1), Is.GreaterThanOrEqualTo(3), "300 events of ~230 bytes need at least three batches");
+            Assert.That(messages.Where(m => m.Events.Count > 1).Select(m => m.BodyBytes), Is.All.LessThanOrEqualTo(ZmqEventPublisher.MaxBatchBytes), "batch size cap");
+            Assert.That(messages.Count(m => m.Events.Count > 1), Is.GreaterThanOrEqualTo(300 * EncodedSize / ZmqEventPublisher.MaxBatchBytes),
+                "300 events need several batches");
             Assert.That(messages.Single(m => m.Events.Any(e => e.Payload.Length == large.Length)).Events, Has.Count.EqualTo(1), "the 40 KiB event alone");
             Assert.That(messages.SelectMany(m => m.Events).Select(Number), Is.EqualTo(Enumerable.Range(0, 400)), "publish order");
         });
@@ -136,6 +139,43 @@ public class ZmqBatchingTests
             delivered.Add(Number(await ZmqEventBusTests.ReadWithinAsync(subscription, Wait) ?? throw new AssertionException($"event {i + 1} of {count} did not arrive")));
         Assert.That(delivered, Is.EqualTo(Enumerable.Range(0, count)), "one participant's events in publish order");
     }
+
+    [Test]
+    public async Task Participants_with_smaller_codec_limits_receive_the_batches_of_those_with_larger_ones()
+    {
+        // Frames above 9 KiB (8 KiB + slack) would exceed this side's own frame limit; batches are bigger than that.
+        var small = ZmqSocketOptions.Default with { CodecLimits = new EventCodecLimits { MaxPayloadBytes = 4 * 1024, MaxFrameBytes = 8 * 1024 } };
+        await using var host = await ZmqEventBus.HostAsync((await ZmqTestBus.TcpOptionsAsync("mixed-limits")) with { Socket = small });
+        await using var atHost = await host.SubscribeAsync("mixed.>", new SubscriptionOptions { Capacity = 1_000 });
+        using var peer = new PublisherSocket();
+        peer.Connect(host.PublishEndpoint);
+        // A raw PUB drops until the forwarder's subscribe-all reaches it: send probes until one arrives.
+        var probe = Encoded("mixed.probe", -1);
+        OnexEvent? first = null;
+        for (var attempt = 0; attempt < 200 && first is null; attempt++)
+        {
+            peer.SendMoreFrame("mixed.probe").SendFrame(probe);
+            first = await ZmqEventBusTests.ReadWithinAsync(atHost, TimeSpan.FromMilliseconds(50));
+        }
+        Assert.That(first, Is.Not.Null, "the peer's probes never reached the host");
+        // Later probes may still be in flight: drain them behind a marker.
+        peer.SendMoreFrame("mixed.probe").SendFrame(Encoded("mixed.probe", -2));
+        while (await ZmqEventBusTests.ReadWithinAsync(atHost, Wait) is { } straggler && Number(straggler) != -2) { }
+
+        // What a participant with default limits sends in a burst: one message of as many events as fit a batch.
+        var perBatch = ZmqEventPublisher.MaxBatchBytes / EncodedSize;
+        var batch = Enumerable.Range(0, perBatch).SelectMany(i => Encoded("mixed.burst", i)).ToArray();
+        Assert.That(batch.Length, Is.GreaterThan(small.CodecLimits.MaxFrameBytes + 1024), "the batch must exceed the small side's frame limit");
+        peer.SendMoreFrame("mixed.burst").SendFrame(batch);
+
+        var delivered = new List<int>(perBatch);
+        for (var i = 0; i < perBatch; i++)
+            delivered.Add(Number(await ZmqEventBusTests.ReadWithinAsync(atHost, Wait) ?? throw new AssertionException($"the host got {i} of {perBatch} events")));
+        Assert.That(delivered, Is.EqualTo(Enumerable.Range(0, perBatch)), "every event of the batch, in order");
+    }
+
+    // The encoded size of a Numbered event.
+    private static readonly int EncodedSize = Encoded("orders.a", 0).Length;
 
     private static OnexEvent Numbered(string topic, int number) => OnexEvent.Create(topic, BitConverter.GetBytes(number).Concat(new byte[160]).ToArray());
 

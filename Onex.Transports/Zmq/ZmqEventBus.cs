@@ -19,11 +19,11 @@ namespace Onex.Transports.Zmq;
 /// process or another, join with the two endpoints (<see cref="JoinAsync"/>). Publishers send everything to the forwarder; subscriptions become prefix filters at
 /// the XPUB plus an exact pattern match on receipt. Messages are <c>[topic][OnexEvent MessagePack]</c>, except that
 /// events of one topic queued back to back leave as one message whose second frame holds them one after another (up to
-/// 32 KiB; nothing waits to fill a batch), which makes a burst cost ZeroMQ one message per batch instead of one per
+/// 16 KiB; nothing waits to fill a batch), which makes a burst cost ZeroMQ one message per batch instead of one per
 /// event. High-water marks count messages, so past one a whole batch is dropped.</para>
 /// <para><b>Handshakes instead of sleeps.</b> Starting a participant publishes probes on a private control topic
-/// until its own SUB receives one: this proves its PUB is connected to the forwarder and the forwarder reaches its
-/// SUB. Each <see cref="SubscribeAsync"/> sets the pattern's filter, then a fresh probe filter, and probes until
+/// until its own SUB receives one: this proves its publish path reaches the forwarder (a joined participant's PUB is
+/// connected and subscribed to everything) and the forwarder reaches its SUB. Each <see cref="SubscribeAsync"/> sets the pattern's filter, then a fresh probe filter, and probes until
 /// that probe comes back; ZeroMQ applies one socket's filters in order, so the pattern's filter is then in place at
 /// the forwarder.</para>
 /// <para><b>Guarantee</b> (<see cref="DeliveryGuarantee.AtMostOnceOrdered"/>): an event published by a participant
@@ -37,9 +37,10 @@ namespace Onex.Transports.Zmq;
 /// subscribes every (re)connecting publisher to everything. So when the forwarder goes away and a new host binds the
 /// same endpoints, joined participants publish and receive again without any action, after the reconnect interval;
 /// what was published in between may be lost (none is delivered twice).</para>
-/// <para><b>Threads.</b> NetMQ sockets are not thread-safe, so each socket belongs to one poller thread: the PUB's,
-/// the SUB's, and (on the host) the forwarder's. Every public member is thread-safe; <see cref="PublishAsync"/>
-/// encodes on the caller's thread and queues to the PUB's thread, never blocking on the network.</para>
+/// <para><b>Threads.</b> NetMQ sockets are not thread-safe, so each socket belongs to one poller thread: a joined
+/// participant's PUB, every participant's SUB, and (on the host) the forwarder's, which also sends the host's events.
+/// Every public member is thread-safe; <see cref="PublishAsync"/> encodes on the caller's thread and queues to the
+/// sending thread, never blocking on the network.</para>
 /// <para><b>Backpressure.</b> See <see cref="ZmqEventSubscriber"/>: a full Wait-mode subscription pauses this
 /// participant's receiving until it has room; the drop modes never hold anything up.</para>
 /// <para><b>ipc://.</b> NetMQ implements ipc:// as TCP on 127.0.0.1 at a port derived from a hash of the name, not as
@@ -86,8 +87,8 @@ public sealed class ZmqEventBus : IEventBus
     public long MalformedCount => _subscriber.MalformedCount;
 
     /// <summary>
-    /// Creates the bus: binds the forwarder on both endpoints, then starts this participant on them and waits until
-    /// its own probe has come back through the forwarder.
+    /// Creates the bus: binds the forwarder on both endpoints, then starts this participant (its events sent by the
+    /// forwarder's thread, its SUB on the forwarder's inproc endpoint) and waits until its own probe has come back.
     /// </summary>
     /// <exception cref="ArgumentException">A setting is missing or out of range.</exception>
     /// <exception cref="LeaseException">An endpoint is in use (code PORT_UNAVAILABLE, naming it).</exception>
@@ -171,7 +172,7 @@ public sealed class ZmqEventBus : IEventBus
     public override string ToString() =>
         $"ZmqEventBus({Name}, node '{Options.NodeId}', {(IsHost ? "host" : "joined")}, {PublishEndpoint} -> {SubscribeEndpoint})";
 
-    /// <summary>Connects a participant's PUB and SUB and waits until its own probe comes back through the forwarder.</summary>
+    /// <summary>Connects a participant's SUB beside its publisher and waits until its own probe comes back through the forwarder.</summary>
     /// <param name="options">The participant's settings, with the bus's endpoints as bound.</param>
     /// <param name="forwarder">The forwarder this participant hosts, if any; disposed with it.</param>
     /// <param name="publisher">The participant's publisher: a PUB connected to the bus, or on the host one attached to the forwarder; disposed with it.</param>

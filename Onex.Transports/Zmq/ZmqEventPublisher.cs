@@ -30,8 +30,12 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
     private const int DrainBatch = 4096;
     // SpinWait iterations an idle drain waits for the next event before going back to sleep.
     private const int IdleSpins = 12;
-    // Largest body a batch of small events grows to: well under the large-object heap's 85,000 bytes.
-    private const int MaxBatchBytes = 32 * 1024;
+    /// <summary>
+    /// Largest body a batch of small events grows to. Measured: 16 KiB keeps the throughput of 32 KiB (8 KiB costs about
+    /// a tenth) at half the memory a full high-water mark of batches can hold. Every socket accepts messages of this
+    /// size whatever its codec limits (<see cref="ZmqSocketOptions"/>), so a batch never exceeds what a receiver takes.
+    /// </summary>
+    internal const int MaxBatchBytes = 16 * 1024;
 
     private readonly NetMQSocket _socket;
     private readonly bool _attached;
@@ -97,7 +101,7 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
     /// <summary>
     /// A publisher whose queue <paramref name="poller"/>'s thread drains into <paramref name="socket"/>, a socket that
     /// thread owns (a forwarder's XPUB). Disposing it flushes the queue on that thread and detaches; the socket and
-    /// the poller stay with their owner.
+    /// the poller stay with their owner, who must not start or stop the poller while this is being disposed.
     /// </summary>
     internal static ZmqEventPublisher Attach(NetMQSocket socket, NetMQPoller poller, string endpoint, ZmqSocketOptions options, ILogger? logger) =>
         new(socket, poller, endpoint, new OnexEventCodec(options.CodecLimits), batch: true, logger ?? NullLogger.Instance);
@@ -273,7 +277,11 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
             total += next.Body.Length;
             sent++;
         }
-        if (_batch.Count == 1) return first;
+        if (_batch.Count == 1)
+        {
+            _batch.Clear();
+            return first;
+        }
         var body = new byte[total];
         var offset = 0;
         foreach (var part in _batch)

@@ -420,12 +420,25 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
         }
         await TryOnPollerAsync(() =>
         {
-            // The rest of the paused message first; it may pause again.
+            // The rest of the paused message first; it may pause again. Whatever happens there, reading resumes
+            // unless it did: a subscriber must never go deaf.
             _paused = false;
-            DeliverBatch();
-            if (_paused) return;
-            _poller.Add(_socket);
-            _socketPolled = true;
+            try
+            {
+                DeliverBatch();
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                _logger.ReceiveFailed(Endpoint, ex);
+            }
+            finally
+            {
+                if (!_paused)
+                {
+                    _poller.Add(_socket);
+                    _socketPolled = true;
+                }
+            }
         }).ConfigureAwait(false);
     }
 

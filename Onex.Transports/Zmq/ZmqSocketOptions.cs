@@ -11,7 +11,9 @@ public sealed record ZmqSocketOptions
 
     /// <summary>
     /// Send high-water mark in messages (per peer); past it PUB drops and DEALER blocks. A bus participant's message
-    /// carries up to 32 KiB of back-to-back events of one topic, so this bounds events only per message.
+    /// carries up to 16 KiB of back-to-back events of one topic, so a peer that stops reading can make ZeroMQ hold up
+    /// to this many such messages for it (at the default, up to about 1.6 GiB of small events on each side of the
+    /// connection); lower it for buses whose subscribers may stall (a Wait-mode subscription that stays full is one).
     /// </summary>
     public int SendHighWatermark { get; init; } = 100_000;
 
@@ -41,6 +43,8 @@ public sealed record ZmqSocketOptions
         socket.Options.Linger = Linger;
         socket.Options.ReconnectInterval = ReconnectInterval;
         socket.Options.ReconnectIntervalMax = ReconnectIntervalMax;
-        socket.Options.MaxMsgSize = CodecLimits.MaxFrameBytes + 1024;
+        // The largest single event, or the largest batch of small ones, whichever is more: a peer with larger codec
+        // limits batches up to ZmqEventPublisher.MaxBatchBytes, and a message past MaxMsgSize drops the connection.
+        socket.Options.MaxMsgSize = Math.Max(CodecLimits.MaxFrameBytes, ZmqEventPublisher.MaxBatchBytes) + 1024;
     }
 }
