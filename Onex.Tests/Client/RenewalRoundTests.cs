@@ -9,14 +9,16 @@ public class RenewalRoundTests
     public async Task A_renewal_that_gets_no_reply_does_not_hold_up_the_other_leases_of_the_set()
     {
         await using var registry = await TestRegistry.StartAsync();
-        // A stuck renewal retries for at least 3 x 1.5 s, more than the other lease's 2 s TTL.
+        // A stuck renewal retries for at least 3 x 2.5 s, well past the other lease's 4 s TTL: a renewal round that
+        // waited for it would let the healthy lease expire. Renewing every TTL/3, the healthy lease has 4 s for one
+        // of three renewals to get through, which a loaded CI machine (parallel fixtures on 2 cores) needs.
         await using var client = await global::Onex.Transports.Registry.RegistryClient.ConnectAsync(
-            registry.ClientOptions() with { RequestTimeout = TimeSpan.FromSeconds(1.5), MaxAttempts = 3 });
-        await using var leases = await client.LeasePortsAsync(2, new() { Ttl = TimeSpan.FromSeconds(2) });
+            registry.ClientOptions() with { RequestTimeout = TimeSpan.FromSeconds(2.5), MaxAttempts = 3 });
+        await using var leases = await client.LeasePortsAsync(2, new() { Ttl = TimeSpan.FromSeconds(4) });
         var stuck = leases.Leases[0].LeaseId;
         var healthy = leases.Leases[1].Port;
         client.ReplyFilter = reply => !(reply.MessageType == MessageTypes.Of<PortLease>() && reply.BodyAs<PortLease>().LeaseId == stuck);
-        const int wanted = 8;
+        const int wanted = 5;
         var renewals = 0;
         var renewedEnough = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var lost = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
