@@ -23,6 +23,7 @@ internal static class BenchRegistry
         Endpoint = "tcp://127.0.0.1:0",
         PubEndpoint = "tcp://127.0.0.1:0",
         NodeId = "bench-registry",
+        Store = Onex.RegistryNode.Storage.RegistryStoreOptions.InMemory,
         Leases = LeaseOptions.Default with { PortRange = Pool, Quarantine = TimeSpan.Zero },
     };
 

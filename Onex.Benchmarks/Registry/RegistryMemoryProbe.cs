@@ -131,7 +131,7 @@ internal static class RegistryMemoryProbe
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in new[] { dll, "--endpoint", "tcp://127.0.0.1:0", "--pub-endpoint", "tcp://127.0.0.1:0", "--port-range", PortRange, "--log-level", "Warning" })
+        foreach (var arg in new[] { dll, "--endpoint", "tcp://127.0.0.1:0", "--pub-endpoint", "tcp://127.0.0.1:0", "--port-range", PortRange, "--store", "memory", "--log-level", "Warning" })
             start.ArgumentList.Add(arg);
         var child = Process.Start(start) ?? throw new InvalidOperationException("Could not start the registry node.");
         var errors = new StringBuilder();

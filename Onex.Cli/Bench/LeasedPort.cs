@@ -38,7 +38,11 @@ internal sealed class LeasedPort : IAsyncDisposable
             if (registry is null)
             {
                 host = await RegistryNodeHost.StartAsync(
-                    RegistryNodeOptions.Default with { Endpoint = "tcp://127.0.0.1:0", PubEndpoint = "tcp://127.0.0.1:0", NodeId = "onex-bench-registry" },
+                    RegistryNodeOptions.Default with
+                    {
+                        Endpoint = "tcp://127.0.0.1:0", PubEndpoint = "tcp://127.0.0.1:0", NodeId = "onex-bench-registry",
+                        Store = Onex.RegistryNode.Storage.RegistryStoreOptions.InMemory,
+                    },
                     ct: cancellationToken).ConfigureAwait(false);
                 registry = new RegistryClientOptions { Endpoint = host.RouterEndpoint, PubEndpoint = host.PubEndpoint, NodeName = "onex bench" };
             }

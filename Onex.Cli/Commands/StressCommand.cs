@@ -219,7 +219,11 @@ internal sealed class RegistryTarget : IAsyncDisposable
             }
         }
         var host = await RegistryNodeHost.StartAsync(
-            RegistryNodeOptions.Default with { Endpoint = "tcp://127.0.0.1:0", PubEndpoint = "tcp://127.0.0.1:0", NodeId = "onex-ports-stress" },
+            RegistryNodeOptions.Default with
+            {
+                Endpoint = "tcp://127.0.0.1:0", PubEndpoint = "tcp://127.0.0.1:0", NodeId = "onex-ports-stress",
+                Store = Onex.RegistryNode.Storage.RegistryStoreOptions.InMemory,
+            },
             ct: cancellationToken).ConfigureAwait(false);
         return new RegistryTarget(host.RouterEndpoint, host.PubEndpoint, host);
     }

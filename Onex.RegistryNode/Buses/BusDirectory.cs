@@ -2,6 +2,7 @@ using Onex.Protocol;
 using Onex.RegistryNode.Changes;
 using Onex.RegistryNode.Nodes;
 using Onex.RegistryNode.Server;
+using Onex.RegistryNode.Storage;
 
 namespace Onex.RegistryNode.Buses;
 
@@ -17,11 +18,38 @@ internal sealed class BusDirectory
     private readonly ChangeJournal _journal;
     private readonly TimeProvider _time;
     private readonly Dictionary<string, EventBusRecord> _buses = new(StringComparer.Ordinal);
+    private readonly StateChanges _changes;
 
-    public BusDirectory(ChangeJournal journal, TimeProvider time)
+    public BusDirectory(ChangeJournal journal, TimeProvider time, StateChanges? changes = null)
     {
         _journal = journal;
         _time = time;
+        _changes = changes ?? new StateChanges();
+    }
+
+    /// <summary>The stored form of a bus, or null when it is gone.</summary>
+    public byte[]? Read(string name) => _buses.TryGetValue(name, out var bus) ? RegistryCodec.SerializeBody(bus) : null;
+
+    /// <summary>Puts stored buses back. Called once, before use.</summary>
+    public void Restore(StoredState stored)
+    {
+        foreach (var row in stored.OfKind(StoredKind.Bus))
+        {
+            var bus = RegistryCodec.DeserializeBody<EventBusRecord>(row.Value);
+            _buses[bus.Name] = bus;
+        }
+    }
+
+    private void Set(EventBusRecord bus)
+    {
+        _buses[bus.Name] = bus;
+        _changes.Mark(StoredKind.Bus, bus.Name);
+    }
+
+    private void Delete(string name)
+    {
+        _buses.Remove(name);
+        _changes.Mark(StoredKind.Bus, name);
     }
 
     /// <summary>Every bus.</summary>
@@ -68,7 +96,7 @@ internal sealed class BusDirectory
                 Health = owner.Health,
             };
             if (Same(existing, updated)) return existing;
-            _buses[updated.Name] = updated;
+            Set(updated);
             _journal.Record(ChangeTypes.BusUpdated, updated.Name, ChangeJournal.Of(updated), ChangeJournal.Of(existing));
             return updated;
         }
@@ -83,7 +111,7 @@ internal sealed class BusDirectory
             RegisteredAt = _time.GetUtcNow().ToUnixTimeMilliseconds(),
             Metadata = registration.Metadata,
         };
-        _buses.Add(record.Name, record);
+        Set(record);
         _journal.Record(ChangeTypes.BusRegistered, record.Name, ChangeJournal.Of(record), null);
         return record;
     }
@@ -98,7 +126,7 @@ internal sealed class BusDirectory
         if (existing.NodeId != deregistration.NodeId)
             throw Reject.NotOwner($"Bus '{deregistration.Name}' is registered by node '{existing.NodeId}'.",
                 ("name", deregistration.Name), ("nodeId", deregistration.NodeId), ("owner", existing.NodeId));
-        _buses.Remove(existing.Name);
+        Delete(existing.Name);
         _journal.Record(ChangeTypes.BusRemoved, existing.Name, null, ChangeJournal.Of(existing));
     }
 
@@ -109,7 +137,7 @@ internal sealed class BusDirectory
         {
             if (bus.Health == health) continue;
             var updated = bus with { Health = health };
-            _buses[bus.Name] = updated;
+            Set(updated);
             _journal.Record(ChangeTypes.BusUpdated, bus.Name, ChangeJournal.Of(updated), ChangeJournal.Of(bus));
         }
     }
@@ -119,7 +147,7 @@ internal sealed class BusDirectory
     {
         foreach (var bus in OwnedBy(nodeId))
         {
-            _buses.Remove(bus.Name);
+            Delete(bus.Name);
             _journal.Record(ChangeTypes.BusRemoved, bus.Name, null, ChangeJournal.Of(bus));
         }
     }

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Onex.Protocol;
+using Onex.RegistryNode.Storage;
 
 namespace Onex.RegistryNode.Changes;
 
@@ -12,14 +13,26 @@ internal sealed partial class ChangeJournal
     private readonly IChangeSink _sink;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly StateChanges? _changes;
 
-    public ChangeJournal(string epoch, IChangeSink sink, TimeProvider time, ILogger logger)
+    /// <param name="epoch">The epoch (kept across restarts by a durable store).</param>
+    /// <param name="sink">Where changes and heartbeats go.</param>
+    /// <param name="time">The clock.</param>
+    /// <param name="logger">The log.</param>
+    /// <param name="changes">Where the sequence's row is marked for the store; none when null.</param>
+    /// <param name="sequence">The sequence of the latest change so far (a restart continues it).</param>
+    public ChangeJournal(string epoch, IChangeSink sink, TimeProvider time, ILogger logger, StateChanges? changes = null, long sequence = 0)
     {
         Epoch = epoch;
         _sink = sink;
         _time = time;
         _logger = logger;
+        _changes = changes;
+        Sequence = sequence;
     }
+
+    /// <summary>The stored form of the epoch and sequence.</summary>
+    public byte[] Stored => StoredMeta.TextAndLongs(Epoch, Sequence);
 
     /// <summary>This registry instance's epoch.</summary>
     public string Epoch { get; }
@@ -43,6 +56,7 @@ internal sealed partial class ChangeJournal
             NewValue = newValue,
             OldValue = oldValue,
         };
+        _changes?.Mark(StoredKind.Meta, StoredMeta.JournalKey);
         try
         {
             _sink.Publish(change);

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
 using Onex.Errors;
 using Onex.RegistryNode.Leases;
+using Onex.RegistryNode.Storage;
 
 namespace Onex.RegistryNode.Hosting;
 
@@ -12,6 +13,9 @@ internal static class RegistryNodeCommandLine
 {
     public const string EndpointVariable = "ONEX_REGISTRY_ENDPOINT";
     public const string PubEndpointVariable = "ONEX_REGISTRY_PUB_ENDPOINT";
+    public const string StoreVariable = "ONEX_REGISTRY_STORE";
+    public const string DataDirVariable = "ONEX_REGISTRY_DATA_DIR";
+    public const string DurabilityVariable = "ONEX_REGISTRY_DURABILITY";
 
     private static readonly RegistryNodeOptions Defaults = RegistryNodeOptions.Default;
 
@@ -37,6 +41,22 @@ internal static class RegistryNodeCommandLine
     private static readonly Option<string?> Quarantine = new("--quarantine") { Description = $"Rest of a released or expired port before reuse (default {Durations.Format(Defaults.Leases.Quarantine)})." };
     private static readonly Option<string?> Heartbeat = new("--heartbeat-interval") { Description = $"Period of registry.heartbeat broadcasts (default {Durations.Format(Defaults.HeartbeatInterval)})." };
     private static readonly Option<string?> Grace = new("--grace-period") { Description = $"How long an unhealthy node is kept before removal (default {Durations.Format(Defaults.Nodes.UnhealthyGracePeriod)})." };
+    private static readonly Option<string?> Store = new("--store")
+    {
+        Description = $"Where state is kept: sqlite (survives restarts; the default) or memory (forgotten on stop: tests, throwaway registries) (env {StoreVariable}).",
+    };
+    private static readonly Option<string?> DataDir = new("--data-dir")
+    {
+        Description = $"Data directory of the sqlite store (env {DataDirVariable}; default {RegistryStoreOptions.DefaultDataDirectory}). One registry per directory.",
+    };
+    private static readonly Option<string?> Durability = new("--durability")
+    {
+        Description = $"What a commit survives: process (a crash or kill of the registry; the default) or power (power loss too: fsync per commit) (env {DurabilityVariable}).",
+    };
+    private static readonly Option<string?> PauseThreshold = new("--pause-threshold")
+    {
+        Description = $"A stall of the registry longer than this moves lease and node deadlines back by its length (default {Durations.Format(Defaults.PauseThreshold)}).",
+    };
     private static readonly Option<LogLevel> Level = new("--log-level")
     {
         Description = "Least severe log level written to stderr.",
@@ -50,7 +70,7 @@ internal static class RegistryNodeCommandLine
             "OnexBus registry node: leases ports, records nodes, buses and tool contracts, answers introspection, " +
             "broadcasts every change. Durations take a unit: 500ms, 30s, 5m, 1h.")
         {
-            Endpoint, PubEndpoint, PortRangeOption, Host, DefaultTtl, MinTtl, MaxTtl, Quarantine, Heartbeat, Grace, Level,
+            Endpoint, PubEndpoint, PortRangeOption, Host, DefaultTtl, MinTtl, MaxTtl, Quarantine, Heartbeat, Grace, Store, DataDir, Durability, PauseThreshold, Level,
         };
         command.SetAction(action);
         return command;
@@ -83,7 +103,29 @@ internal static class RegistryNodeCommandLine
         };
         if (Duration(parse, Heartbeat) is { } heartbeat) options = options with { HeartbeatInterval = heartbeat };
         if (Duration(parse, Grace) is { } grace) options = options with { Nodes = options.Nodes with { UnhealthyGracePeriod = grace } };
-        return options;
+        if (Duration(parse, PauseThreshold) is { } pause) options = options with { PauseThreshold = pause };
+        return options with { Store = BuildStore(parse, environment) };
+    }
+
+    private static RegistryStoreOptions BuildStore(ParseResult parse, Func<string, string?> environment)
+    {
+        var store = RegistryStoreOptions.Default;
+        var kind = parse.GetValue(Store) ?? NonEmpty(environment(StoreVariable));
+        store = kind switch
+        {
+            null or "sqlite" => store,
+            "memory" => store with { Kind = RegistryStoreKind.Memory },
+            _ => throw new FormatException($"--store: '{kind}' is not a store; use sqlite or memory."),
+        };
+        if ((parse.GetValue(DataDir) ?? NonEmpty(environment(DataDirVariable))) is { } directory) store = store with { DataDirectory = directory };
+        var durability = parse.GetValue(Durability) ?? NonEmpty(environment(DurabilityVariable));
+        store = durability switch
+        {
+            null or "process" => store,
+            "power" => store with { Durability = StoreDurability.Power },
+            _ => throw new FormatException($"--durability: '{durability}' is not a durability level; use process or power."),
+        };
+        return store;
     }
 
     private static async Task<int> ServeAsync(ParseResult parse, TextWriter output, TextWriter error, Func<string, string?> environment, CancellationToken ct)
@@ -114,7 +156,7 @@ internal static class RegistryNodeCommandLine
         {
             host = await RegistryNodeHost.StartAsync(options, loggers, TimeProvider.System, ct).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is OnexException or ArgumentException or FormatException or IOException)
+        catch (Exception ex) when (ex is OnexException or ArgumentException or FormatException or IOException or RegistryStoreException)
         {
             await error.WriteLineAsync($"registry: cannot start: {ex.Message}").ConfigureAwait(false);
             return 1;
@@ -132,6 +174,7 @@ internal static class RegistryNodeCommandLine
         await output.WriteLineAsync($"registry: router {host.RouterEndpoint}").ConfigureAwait(false);
         await output.WriteLineAsync($"registry: pub {host.PubEndpoint}").ConfigureAwait(false);
         await output.WriteLineAsync($"registry: epoch {host.Epoch}").ConfigureAwait(false);
+        await output.WriteLineAsync($"registry: store {host.StoreLocation}").ConfigureAwait(false);
         await output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
 
         try

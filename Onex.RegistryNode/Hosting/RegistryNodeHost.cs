@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Onex.RegistryNode.Changes;
 using Onex.RegistryNode.Leases;
 using Onex.RegistryNode.Server;
+using Onex.RegistryNode.Storage;
 using Onex.Transports.Zmq;
 
 namespace Onex.RegistryNode.Hosting;
@@ -16,21 +17,29 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
 {
     private readonly RegistryServer _server;
     private readonly ZmqEventPublisher _publisher;
-    private readonly RegistryState _registry;
     private readonly RequestDispatcher _dispatcher;
+    private readonly IRegistryStore _store;
     private readonly ILogger _logger;
     private int _disposed;
 
     private RegistryNodeHost(
-        RegistryServer server, ZmqEventPublisher publisher, RegistryState registry, RequestDispatcher dispatcher, RegistryNodeOptions options, ILogger logger)
+        RegistryServer server, ZmqEventPublisher publisher, RequestDispatcher dispatcher, IRegistryStore store, RegistryNodeOptions options, ILogger logger)
     {
         _server = server;
         _publisher = publisher;
-        _registry = registry;
         _dispatcher = dispatcher;
+        _store = store;
         _logger = logger;
         Options = options;
     }
+
+    private RegistryState State => _dispatcher.Registry;
+
+    /// <summary>The store (tests).</summary>
+    internal IRegistryStore Store => _store;
+
+    /// <summary>Where the state is kept: the database file, or "memory".</summary>
+    public string StoreLocation => _store.Location;
 
     /// <summary>The ROUTER endpoint requests go to, with the OS-chosen port when the options asked for port 0.</summary>
     public string RouterEndpoint => _server.Endpoint;
@@ -38,15 +47,16 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
     /// <summary>The PUB endpoint changes are broadcast on, with the OS-chosen port when the options asked for port 0.</summary>
     public string PubEndpoint => _publisher.Endpoint;
 
-    /// <summary>This instance's epoch: new on every start; change sequence numbers restart with it.</summary>
-    public string Epoch => _registry.Epoch;
+    /// <summary>The registry's epoch: kept across restarts by a durable store (new on every start of a memory store); change sequence numbers continue within it.</summary>
+    public string Epoch => State.Epoch;
 
     /// <summary>The options the node runs with.</summary>
     public RegistryNodeOptions Options { get; }
 
     /// <summary>
-    /// Binds the ROUTER and PUB endpoints and starts serving. Fails at once, naming the endpoint, when one is
-    /// in use (<see cref="Onex.Errors.LeaseException"/> with code PORT_UNAVAILABLE); fails with
+    /// Opens the store, loads what it holds, binds the ROUTER and PUB endpoints and starts serving. Fails at once,
+    /// naming the endpoint, when one is in use (<see cref="Onex.Errors.LeaseException"/> with code PORT_UNAVAILABLE);
+    /// with <see cref="RegistryStoreException"/>, naming the file and what to do, when the store cannot be used; with
     /// <see cref="ArgumentException"/> when the options are inconsistent or leave no port to lease.
     /// </summary>
     /// <param name="options">Endpoints, pool, TTLs and timings.</param>
@@ -78,8 +88,18 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         var availability = new PortAvailability();
         LogPool(logger, options.Leases.PortRange.ToString(), ports.Count, availability.Ipv6Available);
 
-        var server = RegistryServer.Bind(options, loggerFactory.CreateLogger<RegistryServer>());
+        IRegistryStore store = options.Store.Kind == RegistryStoreKind.Memory ? new MemoryRegistryStore() : SqliteRegistryStore.Open(options.Store);
+        RegistryServer server;
         ZmqEventPublisher publisher;
+        try
+        {
+            server = RegistryServer.Bind(options, loggerFactory.CreateLogger<RegistryServer>());
+        }
+        catch
+        {
+            store.Dispose();
+            throw;
+        }
         try
         {
             publisher = ZmqEventPublisher.Bind(options.PubEndpoint);
@@ -87,18 +107,34 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         catch
         {
             server.Dispose();
+            store.Dispose();
             throw;
         }
 
-        var registry = new RegistryState(options, ports, availability, new ZmqChangeBroadcaster(publisher, options.NodeId, timeProvider),
-            timeProvider, loggerFactory, server.Post);
-        var dispatcher = new RequestDispatcher(registry,
-            new ReplyCache(options.ReplyCacheCapacity, options.ReplyCacheRetention, options.ReplyCacheMaxBytes, timeProvider),
-            loggerFactory.CreateLogger<RequestDispatcher>());
-        server.Start(dispatcher);
-        server.Post(() => registry.SendHeartbeat());
-        LogStarted(logger, server.Endpoint, publisher.Endpoint, registry.Epoch);
-        return Task.FromResult(new RegistryNodeHost(server, publisher, registry, dispatcher, options, logger));
+        var sink = new DeferredChangeSink(new ZmqChangeBroadcaster(publisher, options.NodeId, timeProvider));
+        (RegistryState, ReplyCache) Load()
+        {
+            var stored = store.Load();
+            var state = new RegistryState(options, ports, availability, sink, timeProvider, loggerFactory, server.Post, stored: stored);
+            var cache = new ReplyCache(options.ReplyCacheCapacity, options.ReplyCacheRetention, options.ReplyCacheMaxBytes, timeProvider);
+            cache.Restore(stored.Replies);
+            return (state, cache);
+        }
+        var started = timeProvider.GetTimestamp();
+        var (registry, replies) = Load();
+        var dispatcher = new RequestDispatcher(registry, replies, loggerFactory.CreateLogger<RequestDispatcher>());
+        server.Start(dispatcher, new RegistryServer.StoreBinding(store, sink, Load, options.PauseThreshold));
+        // Leases whose time ran out while the registry was down expire now, before the first heartbeat.
+        server.Post(() =>
+        {
+            dispatcher.Registry.RunHousekeeping();
+            dispatcher.Registry.SendHeartbeat();
+        });
+        if (registry.Restored)
+            LogRestored(logger, store.Location, registry.Leases.Count, registry.Nodes.Count, registry.Buses.Count, registry.Tools.Count,
+                registry.Journal.Sequence, (long)timeProvider.GetElapsedTime(started).TotalMilliseconds);
+        LogStarted(logger, server.Endpoint, publisher.Endpoint, registry.Epoch, store.Location);
+        return Task.FromResult(new RegistryNodeHost(server, publisher, dispatcher, store, options, logger));
     }
 
     /// <summary>
@@ -115,7 +151,7 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
     internal async Task<T> InvokeAsync<T>(Func<RegistryState, T> action)
     {
         T result = default!;
-        await _server.InvokeAsync(() => result = action(_registry)).ConfigureAwait(false);
+        await _server.InvokeAsync(() => result = action(State)).ConfigureAwait(false);
         return result;
     }
 
@@ -128,8 +164,8 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
             await _server.InvokeAsync(() =>
             {
                 _dispatcher.Stopping = true;
-                _registry.SendHeartbeat(stopping: true);
-                _registry.Dispose();
+                State.SendHeartbeat(stopping: true);
+                State.Dispose();
             }).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
         }
         catch (TimeoutException ex)
@@ -137,6 +173,7 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
             LogStopTimeout(_logger, ex);
         }
         _server.Dispose();
+        _store.Dispose();
         await _publisher.DisposeAsync().ConfigureAwait(false);
         LogStopped(_logger, RouterEndpoint);
     }
@@ -174,8 +211,11 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
     private static void LogPool(ILogger logger, string range, int ports, bool ipv6) =>
         LogPoolCore(logger, range, ports, ipv6 ? " and IPv6" : " only (no IPv6 here)");
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Registry serving on {RouterEndpoint}, broadcasting on {PubEndpoint}, epoch {Epoch}")]
-    private static partial void LogStarted(ILogger logger, string routerEndpoint, string pubEndpoint, string epoch);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Registry serving on {RouterEndpoint}, broadcasting on {PubEndpoint}, epoch {Epoch}, state in {Store}")]
+    private static partial void LogStarted(ILogger logger, string routerEndpoint, string pubEndpoint, string epoch, string store);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Loaded {Store}: {Leases} lease(s), {Nodes} node(s), {Buses} bus(es), {Tools} tool(s), sequence {Sequence}, in {ElapsedMs} ms")]
+    private static partial void LogRestored(ILogger logger, string store, int leases, int nodes, int buses, int tools, long sequence, long elapsedMs);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Registry on {RouterEndpoint} stopped")]
     private static partial void LogStopped(ILogger logger, string routerEndpoint);

@@ -1,5 +1,6 @@
 using Onex.RegistryNode.Leases;
 using Onex.RegistryNode.Nodes;
+using Onex.RegistryNode.Storage;
 
 namespace Onex.RegistryNode.Hosting;
 
@@ -32,6 +33,18 @@ public sealed record RegistryNodeOptions
 
     /// <summary>Node health.</summary>
     public NodeOptions Nodes { get; init; } = NodeOptions.Default;
+
+    /// <summary>
+    /// Where state is kept: SQLite in the per-user data directory by default (survives restarts);
+    /// <see cref="RegistryStoreOptions.InMemory"/> for a registry that forgets everything when it stops.
+    /// </summary>
+    public RegistryStoreOptions Store { get; init; } = RegistryStoreOptions.Default;
+
+    /// <summary>
+    /// When the registry's loop finds it has not run for longer than this (the process was stopped, starved or
+    /// stalled), it moves every lease expiry and node deadline back by the time lost before judging anything.
+    /// </summary>
+    public TimeSpan PauseThreshold { get; init; } = TimeSpan.FromSeconds(2);
 
     /// <summary>How often a <c>registry.heartbeat</c> is broadcast.</summary>
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(1);

@@ -3,6 +3,7 @@ using Onex.Errors;
 using Onex.Protocol;
 using Onex.RegistryNode.Changes;
 using Onex.RegistryNode.Server;
+using Onex.RegistryNode.Storage;
 
 namespace Onex.RegistryNode.Leases;
 
@@ -26,6 +27,9 @@ internal sealed partial class PortLeaseManager : IDisposable
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly Dictionary<string, PortLease> _leases = new(StringComparer.Ordinal);
+    // port -> id of the live lease on it, for a reclaim by the holder itself.
+    private readonly Dictionary<int, string> _leaseOfPort = new();
+    private readonly StateChanges _changes;
     // One entry per live lease; renewals only move expiry later, so a popped entry that is early is pushed again.
     // Ended leases leave their entry behind until it is popped or the queue is rebuilt (see End).
     private readonly PriorityQueue<string, long> _expiries = new();
@@ -47,10 +51,12 @@ internal sealed partial class PortLeaseManager : IDisposable
     /// True: a <see cref="PortVerifier"/> checks ports ahead of demand on its own task. False: its checks wait for
     /// <see cref="PortVerifier.RunPending"/> (tests that decide when checks happen).
     /// </param>
+    /// <param name="changes">Where changed rows are marked for the store; none when null.</param>
     public PortLeaseManager(
         LeaseOptions options, PortPool pool, IPortAvailability availability, ChangeJournal journal,
-        TimeProvider time, ILogger logger, long firstFencingToken, bool verifyInBackground = true)
+        TimeProvider time, ILogger logger, long firstFencingToken, bool verifyInBackground = true, StateChanges? changes = null)
     {
+        _changes = changes ?? new StateChanges();
         _options = options;
         _pool = pool;
         _availability = availability;
@@ -61,6 +67,11 @@ internal sealed partial class PortLeaseManager : IDisposable
         _verified = new VerifiedPorts(pool, verifier, options, time, port => QuarantineBusy(port, NowMs()));
         _lastFencingToken = firstFencingToken - 1;
         _leaseIdPrefix = journal.Epoch.Length > 16 ? journal.Epoch[..16] : journal.Epoch;
+        _pool.OnChanged(port =>
+        {
+            _changes.Mark(StoredKind.Port, port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            _changes.Mark(StoredKind.Meta, StoredMeta.PoolKey);
+        });
     }
 
     /// <summary>The pool the leases come from.</summary>
@@ -138,7 +149,13 @@ internal sealed partial class PortLeaseManager : IDisposable
             throw Reject.Lease(ErrorCodes.PortUnavailable, $"Port {port} is not in the registry's pool {_options.PortRange}.",
                 ("port", port.ToString()), ("reason", "notInPool"));
         if (!_pool.TryReclaim(port))
+        {
+            // The holder itself asking again (a re-assertion whose reply was lost, or retried under new ids) gets its
+            // lease back, renewed, so an interrupted re-assertion never loses a lease.
+            if (_leaseOfPort.TryGetValue(port, out var heldId) && _leases.TryGetValue(heldId, out var held) && held.NodeId == request.NodeId)
+                return RenewHeld(held, now);
             throw Reject.Lease(ErrorCodes.PortUnavailable, $"Port {port} is held by a live lease.", ("port", port.ToString()), ("reason", "leased"));
+        }
         return GrantNew(port, request.NodeId, protocol, ttl, request.Purpose, now);
     }
 
@@ -152,13 +169,29 @@ internal sealed partial class PortLeaseManager : IDisposable
     }
 
     /// <summary>Extends a lease by its TTL from now; the fencing token stays.</summary>
-    public PortLease Renew(LeaseRenewal renewal)
+    public PortLease Renew(LeaseRenewal renewal) => RenewHeld(FindHeld(renewal.LeaseId, renewal.NodeId, renewal.FencingToken), NowMs());
+
+    private PortLease RenewHeld(PortLease lease, long now) => Extend(lease, now + lease.TtlMs);
+
+    private PortLease Extend(PortLease lease, long expiresAt)
     {
-        var lease = FindHeld(renewal.LeaseId, renewal.NodeId, renewal.FencingToken);
-        var renewed = lease with { ExpiresAt = NowMs() + lease.TtlMs };
+        var renewed = lease with { ExpiresAt = expiresAt };
         _leases[lease.LeaseId] = renewed;
+        _changes.Mark(StoredKind.Lease, lease.LeaseId);
         _journal.Record(ChangeTypes.LeaseRenewed, lease.LeaseId, ChangeJournal.Of(renewed), ChangeJournal.Of(lease));
         return renewed;
+    }
+
+    /// <summary>
+    /// The registry was paused (stopped, starved, or its store unavailable) for <paramref name="pauseMs"/>: every live
+    /// lease is extended by that much, broadcast as a renewal, since its holder may have renewed on time into a
+    /// socket nobody read.
+    /// </summary>
+    public void ExtendAll(long pauseMs)
+    {
+        if (pauseMs <= 0) return;
+        foreach (var lease in _leases.Values.OrderBy(l => l.LeaseId, StringComparer.Ordinal).ToList())
+            Extend(lease, lease.ExpiresAt + pauseMs);
     }
 
     /// <summary>Ends a lease at its holder's request; the port goes to quarantine.</summary>
@@ -291,7 +324,9 @@ internal sealed partial class PortLeaseManager : IDisposable
     {
         // Held in the list while checked, so a check that throws leaves it to be put back.
         taken.Add(port);
-        if (_availability.IsFree(port, protocol)) return;
+        // Both protocols, whatever the request names: a port bound for either by anyone is never granted (a holder
+        // that bound only TCP must not lose its port to a request for UDP).
+        if (_availability.IsFree(port, PortProtocols.Both)) return;
         taken.RemoveAt(taken.Count - 1);
         QuarantineBusy(port, now);
     }
@@ -320,12 +355,17 @@ internal sealed partial class PortLeaseManager : IDisposable
     private void Add(PortLease lease)
     {
         _leases.Add(lease.LeaseId, lease);
+        _leaseOfPort[lease.Port] = lease.LeaseId;
         _expiries.Enqueue(lease.LeaseId, lease.ExpiresAt);
+        _changes.Mark(StoredKind.Lease, lease.LeaseId);
+        _changes.Mark(StoredKind.Meta, StoredMeta.LeasesKey);
     }
 
     private void End(PortLease lease, long now)
     {
         _leases.Remove(lease.LeaseId);
+        if (_leaseOfPort.TryGetValue(lease.Port, out var id) && id == lease.LeaseId) _leaseOfPort.Remove(lease.Port);
+        _changes.Mark(StoredKind.Lease, lease.LeaseId);
         _pool.Quarantine(lease.Port, now + (long)_options.Quarantine.TotalMilliseconds);
         // Released leases would otherwise keep their entries (and ids) until their TTL passes: at thousands of
         // releases a second that is a queue of millions. Rebuilding from the live leases once the dead entries
@@ -341,8 +381,9 @@ internal sealed partial class PortLeaseManager : IDisposable
     {
         _expired[leaseId] = expiredAt;
         _expiredOrder.Enqueue((leaseId, NowMs() + (long)_options.ExpiredLeaseMemory.TotalMilliseconds));
+        _changes.Mark(StoredKind.ExpiredLease, leaseId);
         while (_expiredOrder.Count > _options.ExpiredLeaseMemoryCapacity && _expiredOrder.TryDequeue(out var oldest))
-            _expired.Remove(oldest.LeaseId);
+            ForgetExpired(oldest.LeaseId);
     }
 
     private void ForgetOldExpired(long now)
@@ -350,7 +391,69 @@ internal sealed partial class PortLeaseManager : IDisposable
         while (_expiredOrder.TryPeek(out var entry) && entry.ForgetAt <= now)
         {
             _expiredOrder.Dequeue();
-            _expired.Remove(entry.LeaseId);
+            ForgetExpired(entry.LeaseId);
+        }
+    }
+
+    private void ForgetExpired(string leaseId)
+    {
+        _expired.Remove(leaseId);
+        _changes.Mark(StoredKind.ExpiredLease, leaseId);
+    }
+
+    /// <summary>The stored form of a row this manager owns (lease, expired lease, port, counters), or null when it is gone.</summary>
+    public byte[]? Read(StateKey key)
+    {
+        switch (key.Kind)
+        {
+            case StoredKind.Lease:
+                return _leases.TryGetValue(key.Key, out var lease) ? RegistryCodec.SerializeBody(lease) : null;
+            case StoredKind.ExpiredLease:
+                if (!_expired.TryGetValue(key.Key, out var expiredAt)) return null;
+                // The forget time is not indexed by id; the memory's length from now is a safe upper bound.
+                return StoredMeta.Longs(expiredAt, NowMs() + (long)_options.ExpiredLeaseMemory.TotalMilliseconds);
+            case StoredKind.Port:
+                var port = int.Parse(key.Key, System.Globalization.CultureInfo.InvariantCulture);
+                return _pool.Contains(port) ? StoredMeta.Longs(_pool.Describe(port)) : null;
+            case StoredKind.Meta when key.Key == StoredMeta.LeasesKey:
+                return StoredMeta.Longs(_lastFencingToken, _leaseCounter);
+            case StoredKind.Meta when key.Key == StoredMeta.PoolKey:
+                return StoredMeta.Longs(_pool.Counters);
+            default:
+                return null;
+        }
+    }
+
+    /// <summary>
+    /// Puts stored leases, expired-lease memory, ports and counters back. A lease whose time ran out while the
+    /// registry was down expires at the next reaper run (at once), broadcast as usual. Called once, before use.
+    /// </summary>
+    public void Restore(StoredState stored, bool newEpoch)
+    {
+        if (stored.Find(StoredKind.Meta, StoredMeta.LeasesKey) is { } counters)
+        {
+            var values = StoredMeta.ReadLongs(counters);
+            // A token is never issued twice: continue after the stored counter (or later, after a restore from backup).
+            _lastFencingToken = Math.Max(_lastFencingToken, values[0]);
+            if (!newEpoch) _leaseCounter = values[1];
+        }
+        var ports = stored.OfKind(StoredKind.Port)
+            .Select(r => (Port: int.Parse(r.Key.Key, System.Globalization.CultureInfo.InvariantCulture), Place: StoredMeta.ReadLongs(r.Value)))
+            .ToList();
+        var poolCounters = stored.Find(StoredKind.Meta, StoredMeta.PoolKey) is { } pool ? StoredMeta.ReadLongs(pool) : null;
+        _pool.Restore(ports, poolCounters);
+        foreach (var row in stored.OfKind(StoredKind.Lease))
+        {
+            var lease = RegistryCodec.DeserializeBody<PortLease>(row.Value);
+            _leases[lease.LeaseId] = lease;
+            _leaseOfPort[lease.Port] = lease.LeaseId;
+            _expiries.Enqueue(lease.LeaseId, lease.ExpiresAt);
+        }
+        foreach (var (leaseId, values) in stored.OfKind(StoredKind.ExpiredLease)
+                     .Select(r => (r.Key.Key, StoredMeta.ReadLongs(r.Value))).OrderBy(e => e.Item2[1]))
+        {
+            _expired[leaseId] = values[0];
+            _expiredOrder.Enqueue((leaseId, values[1]));
         }
     }
 

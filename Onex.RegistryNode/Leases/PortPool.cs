@@ -32,7 +32,14 @@ internal sealed class PortPool
     private int _tail = None;
     // Ordered by release time, then by arrival, so equal release times keep FIFO order.
     private readonly PriorityQueue<int, (long Until, long Order)> _quarantine = new();
+    private readonly (long Until, long Order)[] _quarantinedUntil = new (long, long)[65536];
     private long _quarantineOrder;
+    // Each free port's place in the queue as a number, so a store can rebuild the queue's order: joining the back
+    // takes the next higher number, going back to the front the next lower one.
+    private readonly long[] _order = new long[65536];
+    private long _frontOrder;
+    private long _backOrder;
+    private Action<int>? _changed;
 
     public PortPool(IEnumerable<int> ports)
     {
@@ -44,6 +51,9 @@ internal sealed class PortPool
             Size++;
         }
     }
+
+    /// <summary>Called with a port whenever its place changes (free, leased, quarantined, or its order in the queue).</summary>
+    public void OnChanged(Action<int> changed) => _changed = changed;
 
     /// <summary>How many ports the pool manages.</summary>
     public int Size { get; }
@@ -81,6 +91,7 @@ internal sealed class PortPool
             case PortState.Quarantined:
                 _quarantine.Remove(port, out _, out _);
                 _state[port] = PortState.Leased;
+                _changed?.Invoke(port);
                 return true;
             default:
                 return false;
@@ -110,7 +121,10 @@ internal sealed class PortPool
         while (_quarantine.TryPeek(out var port, out var key) && key.Until <= nowMs)
         {
             _quarantine.Dequeue();
-            Enqueue(port, atFront: false);
+            // Not reported as a change: the end of a rest follows from its stored time, so a read that releases
+            // ports (statistics) stores nothing, and a restart releases the port again when its time is past.
+            Link(port, atFront: false);
+            _order[port] = ++_backOrder;
         }
     }
 
@@ -125,6 +139,7 @@ internal sealed class PortPool
             if (Interlocked.CompareExchange(ref _claims[port], ClaimedByRegistry, Unclaimed) != Unclaimed) continue;
             Remove(port);
             _state[port] = PortState.Leased;
+            _changed?.Invoke(port);
             return true;
         }
         port = 0;
@@ -156,7 +171,63 @@ internal sealed class PortPool
         if (!Contains(port) || _state[port] == PortState.Quarantined) return;
         if (_state[port] == PortState.Free) Take(port);
         _state[port] = PortState.Quarantined;
-        _quarantine.Enqueue(port, (untilMs, _quarantineOrder++));
+        _quarantinedUntil[port] = (untilMs, _quarantineOrder++);
+        _quarantine.Enqueue(port, _quarantinedUntil[port]);
+        _changed?.Invoke(port);
+    }
+
+    /// <summary>What a store keeps of a port: [state, order in the free queue, quarantined until, quarantine order].</summary>
+    public long[] Describe(int port)
+    {
+        var (until, order) = _quarantinedUntil[port];
+        return [(long)_state[port], _order[port], until, order];
+    }
+
+    /// <summary>The queue counters a store keeps: [front order, back order, quarantine order].</summary>
+    public long[] Counters => [_frontOrder, _backOrder, _quarantineOrder];
+
+    /// <summary>
+    /// Puts stored ports back where they were: leased, resting until their time, or free in their old queue order.
+    /// Ports not described keep their place; described ports outside the pool are ignored. Called once, before use.
+    /// </summary>
+    public void Restore(IEnumerable<(int Port, long[] Place)> ports, long[]? counters)
+    {
+        foreach (var (port, place) in ports)
+        {
+            if (!Contains(port)) continue;
+            if (_state[port] == PortState.Free) Remove(port);
+            switch ((PortState)place[0])
+            {
+                case PortState.Leased:
+                    _state[port] = PortState.Leased;
+                    _claims[port] = ClaimedByRegistry;
+                    break;
+                case PortState.Quarantined:
+                    _state[port] = PortState.Quarantined;
+                    _claims[port] = ClaimedByRegistry;
+                    _quarantinedUntil[port] = (place[2], place[3]);
+                    _quarantine.Enqueue(port, _quarantinedUntil[port]);
+                    break;
+                default:
+                    _state[port] = PortState.Free;
+                    _order[port] = place[1];
+                    break;
+            }
+        }
+        if (counters is { Length: 3 })
+        {
+            _frontOrder = Math.Min(_frontOrder, counters[0]);
+            _backOrder = Math.Max(_backOrder, counters[1]);
+            _quarantineOrder = Math.Max(_quarantineOrder, counters[2]);
+        }
+        // Rebuild the free queue in order: restored free ports mix with the rest by their order numbers.
+        var free = new List<int>();
+        for (var port = 1; port <= 65535; port++)
+            if (_state[port] == PortState.Free) free.Add(port);
+        free.Sort((a, b) => _order[a].CompareTo(_order[b]));
+        _head = _tail = None;
+        FreeCount = 0;
+        foreach (var port in free) Link(port, atFront: false);
     }
 
     /// <summary>
@@ -183,9 +254,17 @@ internal sealed class PortPool
         while (Interlocked.CompareExchange(ref _claims[port], ClaimedByRegistry, Unclaimed) != Unclaimed) spin.SpinOnce();
         Remove(port);
         _state[port] = PortState.Leased;
+        _changed?.Invoke(port);
     }
 
     private void Enqueue(int port, bool atFront)
+    {
+        Link(port, atFront);
+        _order[port] = atFront ? --_frontOrder : ++_backOrder;
+        _changed?.Invoke(port);
+    }
+
+    private void Link(int port, bool atFront)
     {
         _state[port] = PortState.Free;
         if (atFront)

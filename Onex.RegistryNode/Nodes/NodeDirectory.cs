@@ -4,6 +4,7 @@ using Onex.RegistryNode.Buses;
 using Onex.RegistryNode.Changes;
 using Onex.RegistryNode.Leases;
 using Onex.RegistryNode.Server;
+using Onex.RegistryNode.Storage;
 using Onex.RegistryNode.Tools;
 
 namespace Onex.RegistryNode.Nodes;
@@ -19,6 +20,8 @@ internal sealed partial class NodeDirectory
     {
         public NodeRecord Record = record;
         public long UnhealthySince;
+        // Added to the node's deadline: time it could not have reached the registry (the registry was down or paused).
+        public long Credit;
         // The earliest deadline queued for this node; a popped deadline that differs is stale.
         public long QueuedDeadline = long.MaxValue;
     }
@@ -32,11 +35,13 @@ internal sealed partial class NodeDirectory
     private readonly PortLeaseManager _leases;
     private readonly Dictionary<string, Entry> _nodes = new(StringComparer.Ordinal);
     private readonly PriorityQueue<string, long> _deadlines = new();
+    private readonly StateChanges _changes;
 
     public NodeDirectory(
         NodeOptions options, ChangeJournal journal, TimeProvider time, ILogger logger,
-        BusDirectory buses, ToolCatalog tools, PortLeaseManager leases)
+        BusDirectory buses, ToolCatalog tools, PortLeaseManager leases, StateChanges? changes = null)
     {
+        _changes = changes ?? new StateChanges();
         _options = options;
         _journal = journal;
         _time = time;
@@ -54,6 +59,34 @@ internal sealed partial class NodeDirectory
 
     /// <summary>The earliest time (Unix ms) a node may change health, or null.</summary>
     public long? NextDeadline => _deadlines.TryPeek(out _, out var at) ? at : null;
+
+    /// <summary>The stored form of a node (its record and when it turned unhealthy), or null when it is gone.</summary>
+    public byte[]? Read(string nodeId) =>
+        _nodes.TryGetValue(nodeId, out var entry) ? StoredMeta.RecordAndLongs(RegistryCodec.SerializeBody(entry.Record), entry.UnhealthySince) : null;
+
+    /// <summary>
+    /// Puts stored nodes back, each with a fresh heartbeat window (or grace period) from <paramref name="nowMs"/>: no
+    /// heartbeat could reach a registry that was down. Called once, before use.
+    /// </summary>
+    public void Restore(StoredState stored, long nowMs)
+    {
+        foreach (var row in stored.OfKind(StoredKind.Node))
+        {
+            var (record, values) = StoredMeta.ReadRecordAndLongs(row.Value);
+            var entry = new Entry(RegistryCodec.DeserializeBody<NodeRecord>(record)) { UnhealthySince = values[0] };
+            var windowStart = entry.Record.Health == Health.Healthy ? entry.Record.LastSeenAt : entry.UnhealthySince;
+            entry.Credit = Math.Max(0, nowMs - windowStart);
+            _nodes[entry.Record.NodeId] = entry;
+            QueueDeadline(entry);
+        }
+    }
+
+    /// <summary>The registry was paused for <paramref name="pauseMs"/>: every node's deadline moves back by that much.</summary>
+    public void ExtendAll(long pauseMs)
+    {
+        if (pauseMs <= 0) return;
+        foreach (var entry in _nodes.Values) entry.Credit += pauseMs;
+    }
 
     /// <summary>The node with this id, or null.</summary>
     public NodeRecord? Find(string nodeId) => _nodes.TryGetValue(nodeId, out var entry) ? entry.Record : null;
@@ -97,6 +130,7 @@ internal sealed partial class NodeDirectory
             };
             entry = new Entry(record);
             _nodes.Add(record.NodeId, entry);
+            _changes.Mark(StoredKind.Node, record.NodeId);
             QueueDeadline(entry);
             _journal.Record(ChangeTypes.NodeRegistered, record.NodeId, ChangeJournal.Of(record), null);
             LogRegistered(record.NodeId, record.Name, interval);
@@ -113,9 +147,11 @@ internal sealed partial class NodeDirectory
             Metadata = announcement.Metadata,
             LastSeenAt = now,
         };
+        entry.Credit = 0;
         if (!SameDetails(old, updated))
         {
             entry.Record = updated;
+            _changes.Mark(StoredKind.Node, updated.NodeId);
             _journal.Record(ChangeTypes.NodeUpdated, updated.NodeId, ChangeJournal.Of(entry.Record), ChangeJournal.Of(old));
         }
         else
@@ -134,7 +170,9 @@ internal sealed partial class NodeDirectory
         if (!_nodes.TryGetValue(heartbeat.NodeId, out var entry))
             throw Reject.NotFound($"Node '{heartbeat.NodeId}' is not known to the registry (removed, or the registry restarted); announce it again.",
                 ("nodeId", heartbeat.NodeId), ("hint", "announce"));
+        // Not marked for the store: a restart gives every node a fresh window anyway, and heartbeats are many.
         entry.Record = entry.Record with { LastSeenAt = NowMs() };
+        entry.Credit = 0;
         if (entry.Record.Health == Health.Unhealthy) MarkHealthy(entry);
     }
 
@@ -181,6 +219,8 @@ internal sealed partial class NodeDirectory
         var old = entry.Record;
         entry.Record = old with { Health = Health.Unhealthy };
         entry.UnhealthySince = since;
+        entry.Credit = 0;
+        _changes.Mark(StoredKind.Node, old.NodeId);
         _journal.Record(ChangeTypes.NodeUnhealthy, old.NodeId, ChangeJournal.Of(entry.Record), ChangeJournal.Of(old));
         _buses.SetHealthOf(old.NodeId, Health.Unhealthy);
         _tools.SetHealthOf(old.NodeId, Health.Unhealthy);
@@ -192,6 +232,7 @@ internal sealed partial class NodeDirectory
         var old = entry.Record;
         entry.Record = old with { Health = Health.Healthy };
         entry.UnhealthySince = 0;
+        _changes.Mark(StoredKind.Node, old.NodeId);
         _journal.Record(ChangeTypes.NodeHealthy, old.NodeId, ChangeJournal.Of(entry.Record), ChangeJournal.Of(old));
         _buses.SetHealthOf(old.NodeId, Health.Healthy);
         _tools.SetHealthOf(old.NodeId, Health.Healthy);
@@ -206,13 +247,14 @@ internal sealed partial class NodeDirectory
         _buses.RemoveAllOf(entry.Record.NodeId);
         _tools.RemoveAllOf(entry.Record.NodeId);
         _nodes.Remove(entry.Record.NodeId);
+        _changes.Mark(StoredKind.Node, entry.Record.NodeId);
         _journal.Record(ChangeTypes.NodeRemoved, entry.Record.NodeId, null, ChangeJournal.Of(entry.Record));
         LogRemoved(entry.Record.NodeId, reason);
     }
 
-    private long DeadlineOf(Entry entry) => entry.Record.Health == Health.Healthy
+    private long DeadlineOf(Entry entry) => entry.Credit + (entry.Record.Health == Health.Healthy
         ? entry.Record.LastSeenAt + entry.Record.HeartbeatIntervalMs * _options.MissedHeartbeatsBeforeUnhealthy
-        : entry.UnhealthySince + (long)_options.UnhealthyGracePeriod.TotalMilliseconds;
+        : entry.UnhealthySince + (long)_options.UnhealthyGracePeriod.TotalMilliseconds);
 
     private void QueueDeadline(Entry entry)
     {

@@ -2,7 +2,9 @@ using Microsoft.Extensions.Logging;
 using NetMQ;
 using NetMQ.Sockets;
 using Onex.Errors;
+using Onex.RegistryNode.Changes;
 using Onex.RegistryNode.Hosting;
+using Onex.RegistryNode.Storage;
 using Onex.Transports.Zmq;
 
 namespace Onex.RegistryNode.Server;
@@ -13,26 +15,63 @@ namespace Onex.RegistryNode.Server;
 /// state needs no locks. Frames: a DEALER sends <c>[envelope]</c>, a REQ sends <c>[empty][envelope]</c>; the
 /// ROUTER sees them behind the peer identity and the reply goes back with the same framing.
 /// </summary>
+/// <remarks>
+/// <para>
+/// Write-ahead with group commit: every wake-up of the loop (a batch of requests, or queued timer work) ends with one
+/// commit of everything it changed, and only then do its replies and broadcasts leave. When the commit fails (a full
+/// disk), the state is reloaded as last committed, every reply of the batch becomes UNAVAILABLE (reason
+/// <c>storage</c>), and requests that change state are refused until a probe commit succeeds again.
+/// </para>
+/// <para>
+/// Pause detection: a tick on the poller thread every <see cref="Tick"/> notes that the loop ran. A wake-up that finds
+/// the last one further back than <see cref="RegistryNodeOptions.PauseThreshold"/> (the process was stopped, starved
+/// or stalled) moves lease expiries and node deadlines back by the time lost before it handles anything, so holders
+/// whose renewals waited in the socket lose nothing. It reads the machine's monotonic clock, not the injected
+/// <see cref="TimeProvider"/>: a test's jump of a fake clock is the test's intent, not a pause.
+/// </para>
+/// </remarks>
 internal sealed partial class RegistryServer : IDisposable
 {
     // Messages handled per wake-up before the poller looks at its other sources (timers, work queue).
     private const int BatchSize = 256;
 
+    /// <summary>How often the loop notes that it runs (pause detection).</summary>
+    public static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(250);
+
+    private static readonly TimeSpan ProbeInterval = TimeSpan.FromSeconds(1);
+
     private readonly RouterSocket _router;
     private readonly NetMQQueue<Action> _work = new();
+    private readonly NetMQTimer _tick = new(Tick);
+    private readonly NetMQTimer _probe = new(ProbeInterval);
     private readonly NetMQPoller _poller;
     private readonly ILogger _logger;
+    private readonly List<(NetMQFrame Identity, bool ViaReq, byte[] Reply, string RequestId, string ClientId)> _outgoing = [];
+    private readonly List<TaskCompletionSource> _afterCommit = [];
     private RequestDispatcher? _dispatcher;
+    private StoreBinding? _storage;
+    private long _lastProgress;
+    private long _storeFailedAt;
     private int _disposed;
+
+    /// <summary>What the loop commits to and how it rolls back.</summary>
+    /// <param name="Store">The store every wake-up commits to.</param>
+    /// <param name="Sink">Holds broadcasts until their commit.</param>
+    /// <param name="Reload">The state and reply cache as last committed (after a failed commit).</param>
+    /// <param name="PauseThreshold">A gap between wake-ups longer than this is a pause.</param>
+    public sealed record StoreBinding(IRegistryStore Store, DeferredChangeSink Sink, Func<(RegistryState, ReplyCache)> Reload, TimeSpan PauseThreshold);
 
     private RegistryServer(RouterSocket router, string endpoint, ILogger logger)
     {
         _router = router;
         _logger = logger;
         Endpoint = endpoint;
-        _router.ReceiveReady += (_, _) => ReceiveBatch();
+        _router.ReceiveReady += (_, _) => OnRequests();
         _work.ReceiveReady += (_, _) => RunQueuedWork();
-        _poller = new NetMQPoller { _router, _work };
+        _tick.Elapsed += (_, _) => OnTick();
+        _probe.Elapsed += (_, _) => ProbeStore();
+        _probe.Enable = false;
+        _poller = new NetMQPoller { _router, _work, _tick, _probe };
     }
 
     /// <summary>The endpoint bound (with the OS-chosen port for <c>:0</c>).</summary>
@@ -65,7 +104,7 @@ internal sealed partial class RegistryServer : IDisposable
         _work.Enqueue(action);
     }
 
-    /// <summary>Runs <paramref name="action"/> on the registry thread and waits for it.</summary>
+    /// <summary>Runs <paramref name="action"/> on the registry thread and waits until what it changed is stored and broadcast.</summary>
     public Task InvokeAsync(Action action)
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -74,7 +113,7 @@ internal sealed partial class RegistryServer : IDisposable
             try
             {
                 action();
-                done.SetResult();
+                _afterCommit.Add(done);
             }
             catch (Exception ex)
             {
@@ -84,10 +123,12 @@ internal sealed partial class RegistryServer : IDisposable
         return done.Task;
     }
 
-    /// <summary>Starts serving with <paramref name="dispatcher"/> on the poller thread.</summary>
-    public void Start(RequestDispatcher dispatcher)
+    /// <summary>Starts serving with <paramref name="dispatcher"/> on the poller thread, committing to <paramref name="storage"/>.</summary>
+    public void Start(RequestDispatcher dispatcher, StoreBinding storage)
     {
         _dispatcher = dispatcher;
+        _storage = storage;
+        _lastProgress = TimeProvider.System.GetTimestamp();
         _poller.RunAsync("onex-registry", isBackgroundThread: true);
     }
 
@@ -101,23 +142,93 @@ internal sealed partial class RegistryServer : IDisposable
         _router.Dispose();
     }
 
-    private void ReceiveBatch()
+    private void OnRequests()
+    {
+        Guard(() =>
+        {
+            NotePause();
+            ReceiveBatch();
+            CompleteWakeUp();
+        });
+    }
+
+    private void RunQueuedWork()
+    {
+        Guard(() =>
+        {
+            NotePause();
+            // Requests already received are answered before timer work (the reaper above all) judges anything.
+            for (var i = 0; i < 4 && ReceiveBatch() == BatchSize; i++)
+            {
+            }
+            while (_work.TryDequeue(out var action, TimeSpan.Zero))
+            {
+                try
+                {
+                    action();
+                }
+                catch (Exception ex)
+                {
+                    LogWorkFailure(ex);
+                }
+            }
+            CompleteWakeUp();
+        });
+    }
+
+    private void OnTick()
+    {
+        Guard(() =>
+        {
+            NotePause();
+            CompleteWakeUp();
+        });
+    }
+
+    private void Guard(Action wakeUp)
+    {
+        try
+        {
+            wakeUp();
+        }
+        catch (Exception ex)
+        {
+            // Dispatch never throws; this guards the framing and commit code so the loop survives anything.
+            LogLoopFailure(ex);
+        }
+    }
+
+    /// <summary>Moves deadlines back when the loop has not run for longer than the pause threshold.</summary>
+    private void NotePause()
+    {
+        var now = TimeProvider.System.GetTimestamp();
+        var gap = TimeProvider.System.GetElapsedTime(_lastProgress, now);
+        _lastProgress = now;
+        // While the store refuses writes nothing expires anyway, and recovery moves deadlines back by the whole outage.
+        if (gap <= _storage!.PauseThreshold || _dispatcher!.StoreUnavailable) return;
+        var lost = (long)(gap - Tick).TotalMilliseconds;
+        LogPaused((long)gap.TotalMilliseconds, lost);
+        _dispatcher!.Registry.ExtendDeadlines(lost);
+    }
+
+    private int ReceiveBatch()
     {
         var message = new NetMQMessage();
-        for (var i = 0; i < BatchSize; i++)
+        var received = 0;
+        for (; received < BatchSize; received++)
         {
-            if (!_router.TryReceiveMultipartMessage(TimeSpan.Zero, ref message)) return;
+            if (!_router.TryReceiveMultipartMessage(TimeSpan.Zero, ref message)) break;
             try
             {
                 Answer(message);
             }
             catch (Exception ex)
             {
-                // Dispatch never throws; this guards the framing code so the loop survives anything.
                 LogLoopFailure(ex);
             }
             message.Clear();
         }
+        return received;
     }
 
     private void Answer(NetMQMessage message)
@@ -142,8 +253,89 @@ internal sealed partial class RegistryServer : IDisposable
                 $"A request is one non-empty frame, optionally after an empty delimiter frame; got {frames} frame(s).",
                 new Dictionary<string, string> { ["reason"] = "frames", ["frames"] = frames.ToString() });
         }
+        var (requestId, clientId) = _dispatcher!.LastIds;
+        _outgoing.Add((identity, delimited, reply, requestId, clientId));
+    }
 
-        var viaReq = delimited;
+    /// <summary>Commits what this wake-up changed, then lets its replies and broadcasts go (or rolls back).</summary>
+    private void CompleteWakeUp()
+    {
+        var dispatcher = _dispatcher!;
+        var storage = _storage!;
+        var registry = dispatcher.Registry;
+        var replies = dispatcher.Cache.TakeUnstored();
+        if (registry.Changes.Any || replies.Count > 0)
+        {
+            try
+            {
+                storage.Store.Commit(registry.TakeWrites(), replies, dispatcher.Cache.OldestStoredAt);
+            }
+            catch (StoreWriteException ex)
+            {
+                RollBack(ex);
+                return;
+            }
+        }
+        storage.Sink.Flush((ex, item) => LogBroadcastFailed(ex, item.GetType().Name));
+        foreach (var (identity, viaReq, reply, _, _) in _outgoing) Send(identity, viaReq, reply);
+        _outgoing.Clear();
+        foreach (var done in _afterCommit) done.TrySetResult();
+        _afterCommit.Clear();
+    }
+
+    private void RollBack(StoreWriteException failure)
+    {
+        var dispatcher = _dispatcher!;
+        var storage = _storage!;
+        storage.Sink.Discard();
+        var old = dispatcher.Registry;
+        var (registry, cache) = storage.Reload();
+        old.Dispose();
+        dispatcher.Replace(registry, cache);
+        dispatcher.StoreUnavailable = true;
+        registry.Suspended = true;
+        if (!_probe.Enable)
+        {
+            _storeFailedAt = TimeProvider.System.GetTimestamp();
+            _probe.Enable = true;
+        }
+        LogStoreFailed(failure, storage.Store.Location, _outgoing.Count);
+        foreach (var (identity, viaReq, _, requestId, clientId) in _outgoing) Send(identity, viaReq, dispatcher.StorageFailed(requestId, clientId));
+        _outgoing.Clear();
+        foreach (var done in _afterCommit) done.TrySetException(new UnavailableException(failure.Message, null, failure));
+        _afterCommit.Clear();
+    }
+
+    /// <summary>While the store refuses writes: tries one small commit; on success serving resumes.</summary>
+    private void ProbeStore()
+    {
+        Guard(() =>
+        {
+            NotePause();
+            var registry = _dispatcher!.Registry;
+            try
+            {
+                registry.Changes.Mark(StoredKind.Meta, StoredMeta.JournalKey);
+                _storage!.Store.Commit(registry.TakeWrites(), [], _dispatcher.Cache.OldestStoredAt);
+            }
+            catch (StoreWriteException)
+            {
+                return; // still refused; the next probe tries again
+            }
+            var down = TimeProvider.System.GetElapsedTime(_storeFailedAt);
+            _probe.Enable = false;
+            _dispatcher.StoreUnavailable = false;
+            registry.Suspended = false;
+            // Nobody could renew or heartbeat while writes were refused: that time is a pause too.
+            registry.ExtendDeadlines((long)down.TotalMilliseconds);
+            registry.RunHousekeeping();
+            LogStoreRecovered(_storage.Store.Location, (long)down.TotalMilliseconds);
+            CompleteWakeUp();
+        });
+    }
+
+    private void Send(NetMQFrame identity, bool viaReq, byte[] reply)
+    {
         var outgoing = new NetMQMessage(viaReq ? 3 : 2);
         outgoing.Append(identity);
         if (viaReq) outgoing.AppendEmptyFrame();
@@ -152,24 +344,21 @@ internal sealed partial class RegistryServer : IDisposable
         _router.TrySendMultipartMessage(outgoing);
     }
 
-    private void RunQueuedWork()
-    {
-        while (_work.TryDequeue(out var action, TimeSpan.Zero))
-        {
-            try
-            {
-                action();
-            }
-            catch (Exception ex)
-            {
-                LogWorkFailure(ex);
-            }
-        }
-    }
-
     [LoggerMessage(Level = LogLevel.Error, Message = "Failure in the request loop; the request was dropped")]
     private partial void LogLoopFailure(Exception exception);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Failure in timer work (reaper, health check or heartbeat)")]
     private partial void LogWorkFailure(Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Could not broadcast a {Kind}; subscribers will resync")]
+    private partial void LogBroadcastFailed(Exception exception, string kind);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The registry did not run for {GapMs} ms (paused or starved): lease expiries and node deadlines moved back by {LostMs} ms")]
+    private partial void LogPaused(long gapMs, long lostMs);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "The store {Location} refused a commit: state rolled back to the last commit, {Requests} request(s) answered UNAVAILABLE, changes refused until it accepts writes again")]
+    private partial void LogStoreFailed(Exception exception, string location, int requests);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The store {Location} accepts writes again after {DownMs} ms; serving changes resumes")]
+    private partial void LogStoreRecovered(string location, long downMs);
 }

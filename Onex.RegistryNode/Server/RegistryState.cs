@@ -5,6 +5,7 @@ using Onex.RegistryNode.Changes;
 using Onex.RegistryNode.Hosting;
 using Onex.RegistryNode.Leases;
 using Onex.RegistryNode.Nodes;
+using Onex.RegistryNode.Storage;
 using Onex.RegistryNode.Tools;
 
 namespace Onex.RegistryNode.Server;
@@ -38,27 +39,87 @@ internal sealed class RegistryState : IDisposable
     /// <param name="post">Queues timer work onto the registry thread (or runs it inline, in tests).</param>
     /// <param name="epoch">This instance's epoch; a new one when null.</param>
     /// <param name="verifyPortsInBackground">False: the port verifier checks only when a test says so (<see cref="PortVerifier.RunPending"/>).</param>
+    /// <param name="stored">
+    /// What a durable store held: the registry continues from it (same epoch and sequence, unless it is a backup,
+    /// which starts a new epoch). Leases whose time ran out meanwhile expire at the first housekeeping run.
+    /// </param>
     public RegistryState(
         RegistryNodeOptions options, IReadOnlyList<int> poolPorts, IPortAvailability availability, IChangeSink sink,
-        TimeProvider time, ILoggerFactory loggers, Action<Action> post, string? epoch = null, bool verifyPortsInBackground = true)
+        TimeProvider time, ILoggerFactory loggers, Action<Action> post, string? epoch = null, bool verifyPortsInBackground = true,
+        StoredState? stored = null)
     {
         _options = options;
         _time = time;
         _post = post;
         StartedAt = time.GetUtcNow().ToUnixTimeMilliseconds();
-        Journal = new ChangeJournal(epoch ?? ChangeJournal.NewEpoch(time), sink, time, loggers.CreateLogger<ChangeJournal>());
+        stored ??= StoredState.Empty;
+        var fromBackup = stored.Find(StoredKind.Meta, StoredMeta.BackupKey) is not null;
+        var (storedEpoch, storedSequence) = stored.Find(StoredKind.Meta, StoredMeta.JournalKey) is { } journal && !fromBackup
+            ? ReadJournal(journal) : (null, 0L);
+        Journal = new ChangeJournal(epoch ?? storedEpoch ?? ChangeJournal.NewEpoch(time), sink, time, loggers.CreateLogger<ChangeJournal>(), Changes, storedSequence);
         Leases = new PortLeaseManager(options.Leases, new PortPool(poolPorts), availability, Journal, time,
-            loggers.CreateLogger<PortLeaseManager>(), firstFencingToken: StartedAt * 1000, verifyPortsInBackground);
-        Buses = new BusDirectory(Journal, time);
-        Tools = new ToolCatalog(Journal, time);
-        Nodes = new NodeDirectory(options.Nodes, Journal, time, loggers.CreateLogger<NodeDirectory>(), Buses, Tools, Leases);
+            loggers.CreateLogger<PortLeaseManager>(), firstFencingToken: StartedAt * 1000, verifyPortsInBackground, Changes);
+        Buses = new BusDirectory(Journal, time, Changes);
+        Tools = new ToolCatalog(Journal, time, changes: Changes);
+        Nodes = new NodeDirectory(options.Nodes, Journal, time, loggers.CreateLogger<NodeDirectory>(), Buses, Tools, Leases, Changes);
         Stats = new RegistryStatsCounter();
+        Leases.Restore(stored, newEpoch: fromBackup);
+        Buses.Restore(stored);
+        Tools.Restore(stored);
+        Nodes.Restore(stored, StartedAt);
+        Restored = stored.Rows.Count > 0;
+        if (fromBackup)
+        {
+            // The first commit drops the backup's mark and writes the new epoch and every counter.
+            Changes.Mark(StoredKind.Meta, StoredMeta.BackupKey);
+            Changes.Mark(StoredKind.Meta, StoredMeta.JournalKey);
+            Changes.Mark(StoredKind.Meta, StoredMeta.LeasesKey);
+        }
 
         _housekeepingTimer = time.CreateTimer(_ => _post(RunHousekeeping), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         _heartbeatTimer = time.CreateTimer(_ => _post(() => SendHeartbeat()), null, options.HeartbeatInterval, options.HeartbeatInterval);
     }
 
     public long StartedAt { get; }
+
+    /// <summary>Rows changed since the last commit.</summary>
+    public StateChanges Changes { get; } = new();
+
+    /// <summary>Set while the store refuses writes: the reaper and the health check wait (nothing could be stored).</summary>
+    public bool Suspended { get; set; }
+
+    /// <summary>True when the state was loaded from a store that held some.</summary>
+    public bool Restored { get; }
+
+    /// <summary>The changed rows with their current values, for the store; forgets the marks.</summary>
+    public List<StoredWrite> TakeWrites() => Changes.Take(Read);
+
+    private byte[]? Read(StateKey key) => key.Kind switch
+    {
+        StoredKind.Meta when key.Key == StoredMeta.JournalKey => Journal.Stored,
+        StoredKind.Meta when key.Key == StoredMeta.BackupKey => null,
+        StoredKind.Lease or StoredKind.ExpiredLease or StoredKind.Port or StoredKind.Meta => Leases.Read(key),
+        StoredKind.Node => Nodes.Read(key.Key),
+        StoredKind.Bus => Buses.Read(key.Key),
+        StoredKind.Tool => Tools.Read(key.Key),
+        _ => null,
+    };
+
+    private static (string? Epoch, long Sequence) ReadJournal(byte[] stored)
+    {
+        var (epoch, values) = StoredMeta.ReadTextAndLongs(stored);
+        return (epoch, values[0]);
+    }
+
+    /// <summary>
+    /// The registry thread did not run for <paramref name="pauseMs"/> (the process was stopped or starved, or the
+    /// store refused writes): lease expiries and node deadlines move back by that much before anything is judged.
+    /// </summary>
+    public void ExtendDeadlines(long pauseMs)
+    {
+        Leases.ExtendAll(pauseMs);
+        Nodes.ExtendAll(pauseMs);
+    }
     public ChangeJournal Journal { get; }
     public PortLeaseManager Leases { get; }
     public NodeDirectory Nodes { get; }
@@ -167,7 +228,7 @@ internal sealed class RegistryState : IDisposable
     /// </summary>
     public void ScheduleHousekeeping()
     {
-        if (_disposed) return;
+        if (_disposed || Suspended) return;
         var next = Min(Leases.NextExpiry, Nodes.NextDeadline);
         if (next is not { } at || at >= _housekeepingAt) return;
         _housekeepingAt = at;
@@ -178,7 +239,7 @@ internal sealed class RegistryState : IDisposable
     /// <summary>The reaper and the health check: runs whatever is due, then re-arms the timer.</summary>
     public void RunHousekeeping()
     {
-        if (_disposed) return;
+        if (_disposed || Suspended) return;
         _housekeepingAt = long.MaxValue;
         Leases.ExpireDue();
         Nodes.CheckHealth();

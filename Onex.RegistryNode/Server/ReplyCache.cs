@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Onex.RegistryNode.Storage;
 
 namespace Onex.RegistryNode.Server;
 
@@ -45,6 +46,8 @@ internal sealed class ReplyCache
     private long _bytes;
     // The last key looked up, reused by the Add that usually follows for the same request.
     private Key _lastLookup = new("", "");
+    // Replies added since the last commit that a durable store must keep (those of requests that change state).
+    private readonly List<StoredReply> _unstored = [];
 
     public ReplyCache(int capacity, TimeSpan retention, long maxBytes, TimeProvider time)
     {
@@ -56,6 +59,28 @@ internal sealed class ReplyCache
 
     /// <summary>How many replies are kept.</summary>
     public int Count => _entries.Count;
+
+    /// <summary>When the oldest kept reply was stored (Unix ms); the current time when none is kept.</summary>
+    public long OldestStoredAt => _order.TryPeek(out var oldest) ? oldest.Entry.StoredAt : _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    /// <summary>The replies to store since the last call (see <see cref="Add"/>'s <c>store</c>).</summary>
+    public List<StoredReply> TakeUnstored()
+    {
+        var taken = _unstored.ToList();
+        _unstored.Clear();
+        return taken;
+    }
+
+    /// <summary>Puts stored replies back, oldest first, keeping the same bounds. Called once, before use.</summary>
+    public void Restore(IEnumerable<StoredReply> replies)
+    {
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        foreach (var reply in replies)
+        {
+            if (reply.StoredAt + _retentionMs <= now) continue;
+            Keep(new Key(reply.ClientId, reply.RequestId), new Entry(reply.MessageType, reply.Body, reply.Reply, reply.ErrorCode, reply.StoredAt));
+        }
+    }
 
     /// <summary>Finds the reply to an earlier request with the same ids; <paramref name="errorCode"/> is its error code, if it was an Error.</summary>
     public Outcome Lookup(string clientId, string requestId, string messageType, ReadOnlySpan<byte> body, out byte[] reply, out string? errorCode)
@@ -71,12 +96,21 @@ internal sealed class ReplyCache
         return Outcome.Hit;
     }
 
-    /// <summary>Keeps <paramref name="reply"/> for retries of this request.</summary>
-    public void Add(string clientId, string requestId, string messageType, ReadOnlySpan<byte> body, byte[] reply, string? errorCode)
+    /// <summary>
+    /// Keeps <paramref name="reply"/> for retries of this request; with <paramref name="store"/>, also for a durable
+    /// store to keep across restarts (<see cref="TakeUnstored"/>).
+    /// </summary>
+    public void Add(string clientId, string requestId, string messageType, ReadOnlySpan<byte> body, byte[] reply, string? errorCode, bool store = false)
     {
         if (_capacity == 0) return;
         var key = _lastLookup.IsFor(clientId, requestId) ? _lastLookup : new Key(clientId, requestId);
         var entry = new Entry(messageType, body.ToArray(), reply, errorCode, _time.GetUtcNow().ToUnixTimeMilliseconds());
+        if (store) _unstored.Add(new StoredReply(clientId, requestId, messageType, entry.Body, reply, errorCode, entry.StoredAt));
+        Keep(key, entry);
+    }
+
+    private void Keep(Key key, Entry entry)
+    {
         ref var slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_entries, key, out var replacing);
         if (replacing) _bytes -= slot!.Bytes;
         slot = entry;

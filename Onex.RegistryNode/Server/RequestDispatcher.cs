@@ -31,8 +31,16 @@ internal sealed partial class RequestDispatcher
         Of<SnapshotRequest, RegistrySnapshot>((r, m) => r.Handle(m)),
     }.ToFrozenDictionary(h => MessageTypes.NameOf(h.RequestType), StringComparer.Ordinal);
 
-    private readonly RegistryState _registry;
-    private readonly ReplyCache _cache;
+    // Requests that change state: refused while the store refuses writes, and their replies are stored for retries.
+    private static readonly FrozenSet<string> Writes = new[]
+    {
+        typeof(PortRequest), typeof(LeaseRenewal), typeof(LeaseRelease), typeof(PortConflict), typeof(NodeAnnouncement),
+        typeof(NodeHeartbeat), typeof(NodeDeparture), typeof(EventBusRegistration), typeof(EventBusDeregistration),
+        typeof(ToolContractRegistration),
+    }.Select(MessageTypes.NameOf).ToFrozenSet(StringComparer.Ordinal);
+
+    private RegistryState _registry;
+    private ReplyCache _cache;
     private readonly ILogger _logger;
 
     public RequestDispatcher(RegistryState registry, ReplyCache cache, ILogger logger)
@@ -41,6 +49,37 @@ internal sealed partial class RequestDispatcher
         _cache = cache;
         _logger = logger;
     }
+
+    /// <summary>The state requests run against.</summary>
+    public RegistryState Registry => _registry;
+
+    /// <summary>The replies kept for retries.</summary>
+    public ReplyCache Cache => _cache;
+
+    /// <summary>The ids of the request last dispatched (empty when unreadable), to answer it again if its commit fails.</summary>
+    public (string RequestId, string ClientId) LastIds { get; private set; } = ("", "");
+
+    /// <summary>
+    /// Set while the store refuses writes: requests that change state get UNAVAILABLE (reason <c>storage</c>) and
+    /// change nothing; reads and retries answered from the cache keep working.
+    /// </summary>
+    public bool StoreUnavailable { get; set; }
+
+    /// <summary>True for a message type whose request changes state.</summary>
+    public static bool IsWrite(string messageType) => Writes.Contains(messageType);
+
+    /// <summary>Continues with <paramref name="registry"/> and <paramref name="cache"/> (the state as last committed, after a failed commit).</summary>
+    public void Replace(RegistryState registry, ReplyCache cache)
+    {
+        _registry = registry;
+        _cache = cache;
+    }
+
+    /// <summary>An UNAVAILABLE reply (reason <c>storage</c>) for a request whose changes could not be stored.</summary>
+    public byte[] StorageFailed(string requestId, string clientId) =>
+        Fail(requestId, clientId, ErrorCodes.Unavailable,
+            "The registry could not store the change (disk full or unwritable); nothing was changed. Retry later.",
+            new Dictionary<string, string> { ["reason"] = "storage" });
 
     /// <summary>The message types this registry answers.</summary>
     public static IEnumerable<string> RequestTypes => Handlers.Keys;
@@ -54,6 +93,7 @@ internal sealed partial class RequestDispatcher
     /// <summary>Answers one request frame, checking in PROTOCOL.md's order (section 5).</summary>
     public byte[] Dispatch(ReadOnlyMemory<byte> frame)
     {
+        LastIds = ("", "");
         RegistryEnvelope envelope;
         try
         {
@@ -70,6 +110,7 @@ internal sealed partial class RequestDispatcher
             return Fail("", "", ErrorCodes.Internal, "The registry failed to read the frame; nothing was changed.", null);
         }
 
+        LastIds = (envelope.RequestId, envelope.ClientId);
         if (envelope.ProtocolVersion != ProtocolVersion.Current)
             return Fail(envelope.RequestId, envelope.ClientId, ErrorCodes.UnsupportedVersion,
                 $"Protocol version {envelope.ProtocolVersion} is not supported; this registry speaks {ProtocolVersion.Current}.",
@@ -96,6 +137,9 @@ internal sealed partial class RequestDispatcher
             }
         }
 
+        var write = IsWrite(envelope.MessageType);
+        if (write && StoreUnavailable) return StorageFailed(envelope.RequestId, envelope.ClientId);
+
         var (reply, errorCode) = Execute(envelope);
         if (errorCode == ErrorCodes.Internal) return reply;
         if (reply.Length > MaxReplyBytes)
@@ -104,7 +148,7 @@ internal sealed partial class RequestDispatcher
                 $"The reply to {envelope.MessageType} would be {reply.Length} bytes, over the reply limit of {MaxReplyBytes}; narrow it with filters.",
                 new Dictionary<string, string> { ["size"] = reply.Length.ToString(), ["limit"] = MaxReplyBytes.ToString() });
         }
-        if (rememberable) _cache.Add(envelope.ClientId, envelope.RequestId, envelope.MessageType, envelope.Body.Span, reply, errorCode);
+        if (rememberable) _cache.Add(envelope.ClientId, envelope.RequestId, envelope.MessageType, envelope.Body.Span, reply, errorCode, store: write);
         return reply;
     }
 

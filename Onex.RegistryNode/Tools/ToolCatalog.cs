@@ -6,6 +6,7 @@ using Onex.Protocol;
 using Onex.RegistryNode.Changes;
 using Onex.RegistryNode.Nodes;
 using Onex.RegistryNode.Server;
+using Onex.RegistryNode.Storage;
 
 namespace Onex.RegistryNode.Tools;
 
@@ -37,11 +38,34 @@ internal sealed partial class ToolCatalog
 
     private readonly ParsedSchemaCache _schemas;
 
-    public ToolCatalog(ChangeJournal journal, TimeProvider time, int parsedSchemaCapacity = DefaultParsedSchemaCapacity)
+    private readonly StateChanges _changes;
+
+    public ToolCatalog(ChangeJournal journal, TimeProvider time, int parsedSchemaCapacity = DefaultParsedSchemaCapacity, StateChanges? changes = null)
     {
         _journal = journal;
         _time = time;
         _schemas = new ParsedSchemaCache(parsedSchemaCapacity);
+        _changes = changes ?? new StateChanges();
+    }
+
+    /// <summary>The stored form of a contract (key <c>name@version</c>), or null when it is gone.</summary>
+    public byte[]? Read(string key)
+    {
+        var at = key.LastIndexOf('@');
+        return at > 0 && _tools.TryGetValue(key[..at], out var versions) && versions.TryGetValue(key[(at + 1)..], out var entry)
+            ? RegistryCodec.SerializeBody(entry.Record) : null;
+    }
+
+    /// <summary>Puts stored contracts back (their schemas are parsed when first used). Called once, before use.</summary>
+    public void Restore(StoredState stored)
+    {
+        foreach (var row in stored.OfKind(StoredKind.Tool))
+        {
+            var record = RegistryCodec.DeserializeBody<ToolContractRecord>(row.Value);
+            SemanticVersion.TryParse(record.Version, out var version);
+            if (!_tools.TryGetValue(record.Name, out var versions)) _tools[record.Name] = versions = new Dictionary<string, Entry>(StringComparer.Ordinal);
+            versions[record.Version] = new Entry(record, version);
+        }
     }
 
     /// <summary>How many contracts' parsed schemas are held right now.</summary>
@@ -129,6 +153,7 @@ internal sealed partial class ToolCatalog
         };
         if (versions is null) _tools[record.Name] = versions = new Dictionary<string, Entry>(StringComparer.Ordinal);
         versions[record.Version] = new Entry(record, version);
+        _changes.Mark(StoredKind.Tool, KeyOf(record));
         _schemas.Put(fingerprint, input, output);
         _journal.Record(ChangeTypes.ToolRegistered, KeyOf(record), ChangeJournal.Of(record), null);
         return record;
@@ -181,6 +206,7 @@ internal sealed partial class ToolCatalog
             if (entry.Record.Health == health) continue;
             var updated = entry with { Record = entry.Record with { Health = health } };
             versions[entry.Record.Version] = updated;
+            _changes.Mark(StoredKind.Tool, KeyOf(updated.Record));
             _journal.Record(ChangeTypes.ToolUpdated, KeyOf(updated.Record), ChangeJournal.Of(updated.Record), ChangeJournal.Of(entry.Record));
         }
     }
@@ -192,6 +218,7 @@ internal sealed partial class ToolCatalog
         {
             versions.Remove(entry.Record.Version);
             if (versions.Count == 0) _tools.Remove(entry.Record.Name);
+            _changes.Mark(StoredKind.Tool, KeyOf(entry.Record));
             _journal.Record(ChangeTypes.ToolRemoved, KeyOf(entry.Record), null, ChangeJournal.Of(entry.Record));
         }
     }

@@ -219,6 +219,8 @@ internal sealed class TestRegistryConnection : IAsyncDisposable
             Endpoint = "tcp://127.0.0.1:0",
             PubEndpoint = "tcp://127.0.0.1:0",
             NodeId = $"onex-testing-registry-{Environment.ProcessId}",
+            // A registry for one test run: nothing to keep.
+            Store = Onex.RegistryNode.Storage.RegistryStoreOptions.InMemory,
             Leases = LeaseOptions.Default with { PortRange = range },
         };
     }

@@ -24,6 +24,7 @@ internal sealed class TestRegistry : IAsyncDisposable
             Endpoint = router,
             PubEndpoint = pub,
             HeartbeatInterval = HeartbeatInterval,
+            Store = Onex.RegistryNode.Storage.RegistryStoreOptions.InMemory,
             Leases = LeaseOptions.Default with
             {
                 MinTtl = TimeSpan.FromMilliseconds(100),

@@ -1,3 +1,4 @@
+using Onex.Tests.Infrastructure;
 using Onex.RegistryNode.Hosting;
 using Onex.RegistryNode.Leases;
 
@@ -73,10 +74,12 @@ public class CommandLineTests
     [Test]
     public async Task Run_prints_its_endpoints_and_epoch_and_stops_cleanly_when_cancelled()
     {
-        var output = new LineSignallingWriter("registry: epoch ");
+        var output = new LineSignallingWriter("registry: store ");
         using var cts = new CancellationTokenSource();
+        using var data = new TemporaryDirectory();
         var run = RegistryNodeCommandLine.RunAsync(
-            ["--endpoint", "tcp://127.0.0.1:0", "--pub-endpoint", "tcp://127.0.0.1:0", "--log-level", "None"], output, new StringWriter(), _ => null, cts.Token);
+            ["--endpoint", "tcp://127.0.0.1:0", "--pub-endpoint", "tcp://127.0.0.1:0", "--data-dir", data.Path, "--log-level", "None"],
+            output, new StringWriter(), _ => null, cts.Token);
         var first = await Task.WhenAny(output.Seen, run).WaitAsync(TimeSpan.FromSeconds(30));
         Assert.That(first, Is.SameAs(output.Seen), $"the node stopped before printing its epoch:\n{output}");
 
@@ -88,6 +91,7 @@ public class CommandLineTests
         Assert.That(lines[0], Does.Match(@"^registry: router tcp://127\.0\.0\.1:\d+$"));
         Assert.That(lines[1], Does.Match(@"^registry: pub tcp://127\.0\.0\.1:\d+$"));
         Assert.That(lines[2], Does.StartWith("registry: epoch "));
+        Assert.That(lines[3], Is.EqualTo($"registry: store {System.IO.Path.Combine(data.Path, "registry.db")}"));
         Assert.That(lines[^1], Is.EqualTo("registry: stopped"));
     }
 
@@ -97,7 +101,7 @@ public class CommandLineTests
         await using var first = await TestNodes.StartAsync();
         var error = new StringWriter();
         var exit = await RegistryNodeCommandLine.RunAsync(
-            ["--endpoint", first.RouterEndpoint, "--pub-endpoint", "tcp://127.0.0.1:0", "--log-level", "None"], new StringWriter(), error, _ => null, CancellationToken.None);
+            ["--endpoint", first.RouterEndpoint, "--pub-endpoint", "tcp://127.0.0.1:0", "--store", "memory", "--log-level", "None"], new StringWriter(), error, _ => null, CancellationToken.None);
         Assert.That(exit, Is.EqualTo(1));
         Assert.That(error.ToString(), Does.Contain(first.RouterEndpoint));
     }

@@ -194,6 +194,7 @@ internal static class TestNodes
             Endpoint = "tcp://127.0.0.1:0",
             PubEndpoint = "tcp://127.0.0.1:0",
             HeartbeatInterval = TimeSpan.FromMilliseconds(50),
+            Store = Onex.RegistryNode.Storage.RegistryStoreOptions.InMemory,
             // Stands for "a block of its own": StartAsync swaps in the test's reserved block.
             Leases = LeaseOptions.Default with { PortRange = OnexTestEnvironment.PrivatePortRange },
         };

@@ -1,0 +1,134 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Onex.Tests.Registry;
+
+/// <summary>A child <c>dotnet Onex.RegistryNode.dll</c> with its output captured line by line.</summary>
+internal sealed class NodeProcess : IDisposable
+{
+    private const int SigTerm = 15;
+
+    private readonly Process _process;
+    private readonly List<string> _lines = [];
+    private readonly StringBuilder _errors = new();
+    private readonly Lock _gate = new();
+    private TaskCompletionSource _lineArrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private NodeProcess(Process process)
+    {
+        _process = process;
+        _process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null) return;
+            lock (_gate)
+            {
+                _lines.Add(e.Data);
+                _lineArrived.TrySetResult();
+                _lineArrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+        };
+        _process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is null) return;
+            lock (_gate) _errors.AppendLine(e.Data);
+        };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+    }
+
+    public string Errors
+    {
+        get { lock (_gate) return _errors.ToString(); }
+    }
+
+    public static NodeProcess Start(params string[] args)
+    {
+        var dll = Path.Combine(AppContext.BaseDirectory, "Onex.RegistryNode.dll");
+        Assert.That(File.Exists(dll), Is.True, $"the registry node is not built next to the tests: {dll}");
+        var info = new ProcessStartInfo(DotnetHost())
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        info.ArgumentList.Add(dll);
+        foreach (var arg in args) info.ArgumentList.Add(arg);
+        return new NodeProcess(Process.Start(info) ?? throw new InvalidOperationException("could not start the node process"));
+    }
+
+    /// <summary>Waits for a stdout line starting with <paramref name="prefix"/>.</summary>
+    public async Task<string> WaitForLineAsync(string prefix, TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        while (true)
+        {
+            Task arrived;
+            lock (_gate)
+            {
+                var line = _lines.FirstOrDefault(l => l.StartsWith(prefix, StringComparison.Ordinal));
+                if (line is not null) return line;
+                arrived = _lineArrived.Task;
+            }
+            if (_process.HasExited) Assert.Fail($"the node exited ({_process.ExitCode}) before printing '{prefix}'; stderr:\n{Errors}");
+            try
+            {
+                await Task.WhenAny(arrived, _process.WaitForExitAsync(cts.Token)).WaitAsync(cts.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                Assert.Fail($"the node printed no '{prefix}' line within {timeout.TotalSeconds} s; stderr:\n{Errors}");
+            }
+        }
+    }
+
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            Assert.Fail($"the node did not exit within {timeout.TotalSeconds} s; stderr:\n{Errors}");
+        }
+        return _process.ExitCode;
+    }
+
+    /// <summary>Sends SIGTERM, as a service manager would (Process.Kill sends SIGKILL).</summary>
+    public void Terminate()
+    {
+        if (_process.HasExited) return;
+        if (Kill(_process.Id, SigTerm) != 0)
+            Assert.Fail($"kill(SIGTERM) failed with errno {Marshal.GetLastWin32Error()}");
+    }
+
+    /// <summary>Sends <paramref name="signal"/> (SIGSTOP 19, SIGCONT 18, SIGKILL 9) to the node.</summary>
+    public void Signal(int signal)
+    {
+        if (Kill(_process.Id, signal) != 0)
+            Assert.Fail($"kill({signal}) failed with errno {Marshal.GetLastWin32Error()}");
+    }
+
+    /// <summary>The process id.</summary>
+    public int Id => _process.Id;
+
+    public void KillIfRunning()
+    {
+        if (!_process.HasExited) _process.Kill(entireProcessTree: true);
+    }
+
+    public void Dispose() => _process.Dispose();
+
+    private static string DotnetHost()
+    {
+        var fromSdk = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
+        if (!string.IsNullOrEmpty(fromSdk) && File.Exists(fromSdk)) return fromSdk;
+        var self = Environment.ProcessPath;
+        return self is not null && Path.GetFileNameWithoutExtension(self) == "dotnet" ? self : "dotnet";
+    }
+
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
+}
