@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Onex.RegistryNode.Hosting;
+using Onex.RegistryNode.Storage;
 
 namespace Onex.Cli.Commands;
 
@@ -27,8 +28,44 @@ internal static class RegistryCommand
             }
             return await ServeAsync(nodeArgs, context, cancellationToken).ConfigureAwait(false);
         });
-        return new Command("registry", "The registry node.") { serve };
+        return new Command("registry", "The registry node.") { serve, BuildBackup(context) };
     }
+
+    /// <summary><c>onex registry backup FILE [--data-dir DIR]</c>: an online, consistent copy of a registry's store.</summary>
+    private static Command BuildBackup(CliContext context)
+    {
+        var file = new Argument<string>("FILE") { Description = "The backup file to write (must not exist)." };
+        var dataDir = new Option<string?>("--data-dir")
+        {
+            Description = $"The registry's data directory (env {RegistryNodeCommandLine.DataDirVariable}; default {RegistryStoreOptions.DefaultDataDirectory}).",
+        };
+        var backup = new Command("backup",
+            "Copy a registry's store to FILE while it serves (a consistent copy as of one commit). A registry started from the copy " +
+            "(copy it to DIR/registry.db and start with --data-dir DIR) keeps its state and begins a new epoch.")
+        {
+            file, dataDir,
+        };
+        backup.SetAction(async (parse, _) =>
+        {
+            var directory = parse.GetValue(dataDir) ?? NonEmpty(Environment.GetEnvironmentVariable(RegistryNodeCommandLine.DataDirVariable))
+                ?? RegistryStoreOptions.DefaultDataDirectory;
+            var target = parse.GetValue(file)!;
+            try
+            {
+                SqliteRegistryStore.Backup(directory, target);
+            }
+            catch (RegistryStoreException ex)
+            {
+                await context.Error.WriteLineAsync($"onex: {ex.Message}").ConfigureAwait(false);
+                return ExitCodes.Failed;
+            }
+            await context.Output.WriteLineAsync($"backup: {Path.GetFullPath(target)} ({new FileInfo(target).Length} bytes) from {Path.GetFullPath(directory)}").ConfigureAwait(false);
+            return ExitCodes.Ok;
+        });
+        return backup;
+    }
+
+    private static string? NonEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
 
     /// <summary>
     /// The node's arguments: what followed <c>registry serve</c>, plus <c>--endpoint</c> and <c>--pub-endpoint</c>
