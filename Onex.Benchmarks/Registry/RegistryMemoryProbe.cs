@@ -9,7 +9,9 @@ namespace Onex.Benchmarks.Registry;
 /// <summary>
 /// <c>registry-memory</c>: starts a registry node in a child process (so this process's memory does not count),
 /// fills it with 10,000 live leases and 1,000 tool contracts from 100 announced nodes, and reports the child's
-/// working set (VmRSS from <c>/proc/PID/status</c>) before and after, and its peak (VmHWM). Writes
+/// working set (VmRSS from <c>/proc/PID/status</c>) before and after, and its peak (VmHWM). Does so for the memory
+/// store and for the SQLite store; the SQLite node is then killed (SIGKILL) and restarted on its data directory, and
+/// the time until it serves again and its working set after the restart are reported too. Writes
 /// <c>results/RegistryMemory.md</c>. Not a BenchmarkDotNet suite: it is one measurement of a steady state.
 /// </summary>
 internal static class RegistryMemoryProbe
@@ -37,7 +39,28 @@ internal static class RegistryMemoryProbe
             return 1;
         }
 
-        using var child = StartRegistry(registryDll, out var routerEndpoint);
+        var memory = Measure(registryDll, ["--store", "memory"], out var memoryReport);
+        var dataDir = Directory.CreateTempSubdirectory("onex-registry-memory-").FullName;
+        try
+        {
+            string[] sqlite = ["--store", "sqlite", "--data-dir", dataDir];
+            var durable = Measure(registryDll, sqlite, out var durableReport, restart: true);
+            var report = "# Registry memory and restart\n\n" + memoryReport + "\n" + durableReport;
+            Console.WriteLine(report);
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
+            File.WriteAllText(output, report);
+            Console.WriteLine($"registry-memory: report written to {output}");
+            return memory && durable ? 0 : 3;
+        }
+        finally
+        {
+            Directory.Delete(dataDir, recursive: true);
+        }
+    }
+
+    private static bool Measure(string registryDll, string[] storeArgs, out string report, bool restart = false)
+    {
+        var child = StartRegistry(registryDll, storeArgs, out var routerEndpoint);
         try
         {
             using var client = new BenchDealer(routerEndpoint);
@@ -77,18 +100,47 @@ internal static class RegistryMemoryProbe
                 .Select(i => RealisticTools.For(nodeIds[i / ToolsPerNode], i / ToolsPerNode, i % ToolsPerNode))
                 .Sum(t => (long)t.InputSchema.Length + t.OutputSchema.Length);
 
-            var report = Report(idle, samples, final, stats, loadTime, schemaBytes);
-            Console.WriteLine(report);
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
-            File.WriteAllText(output, report);
-            Console.WriteLine($"registry-memory: report written to {output}");
-            return Mb(final.RssKb) <= LimitMb ? 0 : 3;
+            report = Report(storeArgs, idle, samples, final, stats, loadTime, schemaBytes);
+            if (!restart) return Mb(final.RssKb) <= LimitMb;
+
+            // Crash and restart on the same data directory: time from the new process's start until it answers.
+            _ = Kill(child.Id, 9);
+            child.WaitForExit();
+            child.Dispose();
+            var started = Stopwatch.StartNew();
+            child = StartRegistry(registryDll, [.. storeArgs, "--log-level", "Information"], out routerEndpoint);
+            using var again = new BenchDealer(routerEndpoint);
+            var after = again.Call<IntrospectionRequest, IntrospectionResponse>(new IntrospectionRequest { Include = [IntrospectionSections.Stats] }).Stats!;
+            var serving = started.Elapsed;
+            var restarted = ReadStatus(child.Id);
+            if (after.LeaseCount != Leases || after.ToolCount != Nodes * ToolsPerNode)
+                throw new InvalidOperationException($"After the restart the registry holds {after.LeaseCount} leases and {after.ToolCount} tools.");
+            report += string.Create(CultureInfo.InvariantCulture,
+                $"\nKilled with SIGKILL and restarted on the same data directory: **serving again {serving.TotalMilliseconds:F0} ms after the new process started** " +
+                $"(the node's own load of the store: {LoadMs(child)}), with {after.LeaseCount:N0} leases and {after.ToolCount:N0} tools; working set after the restart {Mb(restarted.RssKb)} MB.\n");
+            return Mb(final.RssKb) <= LimitMb;
         }
         finally
         {
             Stop(child);
+            child.Dispose();
         }
     }
+
+    // The node logs "Loaded <store>: ... in N ms" at start (Information level).
+    private static string LoadMs(Process child)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromSeconds(5))
+        {
+            lock (LoadLines)
+                if (LoadLines.TryGetValue(child.Id, out var line)) return line;
+            Thread.Sleep(50);
+        }
+        return "not logged";
+    }
+
+    private static readonly Dictionary<int, string> LoadLines = [];
 
     /// <summary>Sends every request with up to <see cref="Window"/> in flight; every reply must be <paramref name="replyType"/>.</summary>
     private static void Pipeline(BenchDealer client, IEnumerable<object> requests, string replyType)
@@ -123,7 +175,7 @@ internal static class RegistryMemoryProbe
         if (reply.MessageType != replyType) throw BenchDealer.Unexpected(reply, replyType);
     }
 
-    private static Process StartRegistry(string dll, out string routerEndpoint)
+    private static Process StartRegistry(string dll, string[] extra, out string routerEndpoint)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -131,13 +183,18 @@ internal static class RegistryMemoryProbe
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in new[] { dll, "--endpoint", "tcp://127.0.0.1:0", "--pub-endpoint", "tcp://127.0.0.1:0", "--port-range", PortRange, "--store", "memory", "--log-level", "Warning" })
-            start.ArgumentList.Add(arg);
+        string[] args = [dll, "--endpoint", "tcp://127.0.0.1:0", "--pub-endpoint", "tcp://127.0.0.1:0", "--port-range", PortRange, "--log-level", "Warning", .. extra];
+        foreach (var arg in args) start.ArgumentList.Add(arg);
         var child = Process.Start(start) ?? throw new InvalidOperationException("Could not start the registry node.");
         var errors = new StringBuilder();
         child.ErrorDataReceived += (_, e) =>
         {
-            if (e.Data is not null) lock (errors) errors.AppendLine(e.Data);
+            if (e.Data is null) return;
+            lock (errors) errors.AppendLine(e.Data);
+            var loaded = e.Data.IndexOf("Loaded ", StringComparison.Ordinal);
+            var at = loaded >= 0 ? e.Data.LastIndexOf(" in ", StringComparison.Ordinal) : -1;
+            if (at > loaded && loaded >= 0)
+                lock (LoadLines) LoadLines[child.Id] = e.Data[(at + 4)..].Trim();
         };
         child.BeginErrorReadLine();
 
@@ -180,14 +237,14 @@ internal static class RegistryMemoryProbe
 
     private static double Mb(long kb) => Math.Round(kb / 1024.0, 1);
 
-    private static string Report(Status idle, List<long> samples, Status final, RegistryStats stats, TimeSpan loadTime, long schemaBytes)
+    private static string Report(string[] storeArgs, Status idle, List<long> samples, Status final, RegistryStats stats, TimeSpan loadTime, long schemaBytes)
     {
         var verdict = Mb(final.RssKb) <= LimitMb ? "within" : "OVER";
         var text = new StringBuilder();
-        text.AppendLine("# Registry memory");
+        text.AppendLine(CultureInfo.InvariantCulture, $"## {storeArgs[1]} store");
         text.AppendLine();
         text.AppendLine(CultureInfo.InvariantCulture, $"`dotnet run -c Release --project Onex.Benchmarks -- {Command}`: a registry node in a child process");
-        text.AppendLine(CultureInfo.InvariantCulture, $"(`dotnet Onex.RegistryNode.dll --port-range {PortRange}`, default options otherwise), filled over loopback TCP with");
+        text.AppendLine(CultureInfo.InvariantCulture, $"(`dotnet Onex.RegistryNode.dll --port-range {PortRange} {string.Join(' ', storeArgs.Take(2))}`, default options otherwise), filled over loopback TCP with");
         text.AppendLine(CultureInfo.InvariantCulture, $"{stats.LeaseCount:N0} live leases (protocol `both`, TTL 1 h, each with a purpose), {stats.NodeCount} announced nodes (with metadata)");
         text.AppendLine(CultureInfo.InvariantCulture, $"and {stats.ToolCount:N0} tool contracts ({schemaBytes / 1024.0 / 1024.0:F1} MiB of schema text, 3 error codes each), {Window} requests in flight.");
         text.AppendLine("The node's reply cache holds the replies to all of these requests (it keeps them 5 minutes), so they count too.");

@@ -57,6 +57,18 @@ public class CrashSafetyTests
             await _node.WaitForLineAsync("registry: store", Wait);
         }
 
+        /// <summary>The registry's snapshot; fails with the node's log when it does not answer.</summary>
+        public RegistrySnapshot Snapshot()
+        {
+            using var socket = new DealerSocket();
+            socket.Options.Linger = TimeSpan.Zero;
+            socket.Connect(Router);
+            socket.SendFrame(RegistryCodec.Encode("snapshot", "crash-test-check", new SnapshotRequest()));
+            if (!socket.TryReceiveFrameBytes(Wait, out var frame))
+                Assert.Fail($"the registry (pid {_node.Id}) did not answer a snapshot within {Wait.TotalSeconds} s; its log:\n{_node.Errors}");
+            return TestDealer.Expect<RegistrySnapshot>(TestDealer.DecodeReply(frame!));
+        }
+
         public void Dispose()
         {
             _node.KillIfRunning();
@@ -156,8 +168,7 @@ public class CrashSafetyTests
                     // Fault injection: the moment of the kill is the test's random choice, not a wait for anything.
                     await Task.Delay(50 + random.Next(400));
                     await registry.KillAndRestartAsync();
-                    using var dealer = new TestDealer(registry.Router);
-                    var snapshot = dealer.Call<SnapshotRequest, RegistrySnapshot>(new SnapshotRequest());
+                    var snapshot = registry.Snapshot();
                     doubleHeld.AddRange(snapshot.Leases.GroupBy(l => l.Port).Where(g => g.Count() > 1).Select(g => $"round {round}: port {g.Key} held by {g.Count()} leases"));
                 }
             }
