@@ -115,7 +115,7 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         (RegistryState, ReplyCache) Load()
         {
             var stored = store.Load();
-            var state = new RegistryState(options, ports, availability, sink, timeProvider, loggerFactory, server.Post, stored: stored);
+            var state = new RegistryState(options, ports, availability, sink, timeProvider, loggerFactory, server.Post, stored: stored, durable: store.IsDurable);
             var cache = new ReplyCache(options.ReplyCacheCapacity, options.ReplyCacheRetention, options.ReplyCacheMaxBytes, timeProvider);
             cache.Restore(stored.Replies);
             return (state, cache);

@@ -67,7 +67,7 @@ internal sealed partial class PortLeaseManager : IDisposable
         _verified = new VerifiedPorts(pool, verifier, options, time, port => QuarantineBusy(port, NowMs()));
         _lastFencingToken = firstFencingToken - 1;
         _leaseIdPrefix = journal.Epoch.Length > 16 ? journal.Epoch[..16] : journal.Epoch;
-        _pool.OnChanged(port =>
+        if (_changes.Enabled) _pool.OnChanged(port =>
         {
             _changes.Mark(StoredKind.Port, port.ToString(System.Globalization.CultureInfo.InvariantCulture));
             _changes.Mark(StoredKind.Meta, StoredMeta.PoolKey);

@@ -39,6 +39,7 @@ internal sealed class RegistryState : IDisposable
     /// <param name="post">Queues timer work onto the registry thread (or runs it inline, in tests).</param>
     /// <param name="epoch">This instance's epoch; a new one when null.</param>
     /// <param name="verifyPortsInBackground">False: the port verifier checks only when a test says so (<see cref="PortVerifier.RunPending"/>).</param>
+    /// <param name="durable">False for a memory store: changes are not tracked for storing.</param>
     /// <param name="stored">
     /// What a durable store held: the registry continues from it (same epoch and sequence, unless it is a backup,
     /// which starts a new epoch). Leases whose time ran out meanwhile expire at the first housekeeping run.
@@ -46,8 +47,9 @@ internal sealed class RegistryState : IDisposable
     public RegistryState(
         RegistryNodeOptions options, IReadOnlyList<int> poolPorts, IPortAvailability availability, IChangeSink sink,
         TimeProvider time, ILoggerFactory loggers, Action<Action> post, string? epoch = null, bool verifyPortsInBackground = true,
-        StoredState? stored = null)
+        StoredState? stored = null, bool durable = true)
     {
+        Changes = new StateChanges(durable);
         _options = options;
         _time = time;
         _post = post;
@@ -83,7 +85,7 @@ internal sealed class RegistryState : IDisposable
     public long StartedAt { get; }
 
     /// <summary>Rows changed since the last commit.</summary>
-    public StateChanges Changes { get; } = new();
+    public StateChanges Changes { get; }
 
     /// <summary>Set while the store refuses writes: the reaper and the health check wait (nothing could be stored).</summary>
     public bool Suspended { get; set; }

@@ -48,6 +48,7 @@ internal sealed class ReplyCache
     private Key _lastLookup = new("", "");
     // Replies added since the last commit that a durable store must keep (those of requests that change state).
     private readonly List<StoredReply> _unstored = [];
+    private static readonly List<StoredReply> NoReplies = [];
 
     public ReplyCache(int capacity, TimeSpan retention, long maxBytes, TimeProvider time)
     {
@@ -64,8 +65,9 @@ internal sealed class ReplyCache
     public long OldestStoredAt => _order.TryPeek(out var oldest) ? oldest.Entry.StoredAt : _time.GetUtcNow().ToUnixTimeMilliseconds();
 
     /// <summary>The replies to store since the last call (see <see cref="Add"/>'s <c>store</c>).</summary>
-    public List<StoredReply> TakeUnstored()
+    public IReadOnlyList<StoredReply> TakeUnstored()
     {
+        if (_unstored.Count == 0) return NoReplies;
         var taken = _unstored.ToList();
         _unstored.Clear();
         return taken;

@@ -148,7 +148,7 @@ internal sealed partial class RequestDispatcher
                 $"The reply to {envelope.MessageType} would be {reply.Length} bytes, over the reply limit of {MaxReplyBytes}; narrow it with filters.",
                 new Dictionary<string, string> { ["size"] = reply.Length.ToString(), ["limit"] = MaxReplyBytes.ToString() });
         }
-        if (rememberable) _cache.Add(envelope.ClientId, envelope.RequestId, envelope.MessageType, envelope.Body.Span, reply, errorCode, store: write);
+        if (rememberable) _cache.Add(envelope.ClientId, envelope.RequestId, envelope.MessageType, envelope.Body.Span, reply, errorCode, store: write && _registry.Changes.Enabled);
         return reply;
     }
 

@@ -45,14 +45,20 @@ internal sealed class StoredState
 /// current value of each marked row is read once, so an entity changed many times in one wake-up is written once.
 /// Owned by the registry thread.
 /// </summary>
-internal sealed class StateChanges
+internal sealed class StateChanges(bool enabled = true)
 {
     private readonly HashSet<StateKey> _dirty = [];
+
+    /// <summary>False for a memory store: nothing is kept, so nothing is marked.</summary>
+    public bool Enabled { get; } = enabled;
 
     /// <summary>True when a row changed since the last commit.</summary>
     public bool Any => _dirty.Count > 0;
 
-    public void Mark(StoredKind kind, string key) => _dirty.Add(new StateKey(kind, key));
+    public void Mark(StoredKind kind, string key)
+    {
+        if (Enabled) _dirty.Add(new StateKey(kind, key));
+    }
 
     /// <summary>The marked rows with their current values (null: deleted), and forgets the marks.</summary>
     public List<StoredWrite> Take(Func<StateKey, byte[]?> read)

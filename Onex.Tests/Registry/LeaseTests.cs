@@ -313,6 +313,34 @@ public class LeaseTests
     }
 
     [Test]
+    public void A_reclaim_repeated_by_the_holder_returns_its_lease_renewed_instead_of_refusing_it()
+    {
+        using var h = new RegistryHarness();
+        var first = h.Do(r => r.Handle(new PortRequest { NodeId = "n1", PreferredPort = 20005, Reclaim = true, TtlMs = 10_000 })).Leases.Single();
+        h.Time.Advance(TimeSpan.FromSeconds(4));
+
+        // The reply was lost and the re-assertion runs again under new ids: the holder keeps its lease.
+        var again = h.Do(r => r.Handle(new PortRequest { NodeId = "n1", PreferredPort = 20005, Reclaim = true, TtlMs = 10_000 })).Leases.Single();
+
+        Assert.That(again.LeaseId, Is.EqualTo(first.LeaseId));
+        Assert.That(again.FencingToken, Is.EqualTo(first.FencingToken));
+        Assert.That(again.ExpiresAt, Is.EqualTo(h.NowMs + 10_000), "the repeated reclaim renews the lease");
+        Assert.That(h.Sink.Changes[^1].ChangeType, Is.EqualTo(ChangeTypes.LeaseRenewed));
+    }
+
+    [Test]
+    public void The_free_check_covers_tcp_and_udp_whatever_the_request_names()
+    {
+        using var h = new RegistryHarness(options: WithLeases(l => l with { VerifiedPortFreshness = TimeSpan.Zero }));
+        h.Availability.Busy.Add(20000); // bound by someone, for some protocol
+
+        var lease = h.Do(r => r.Handle(new PortRequest { NodeId = "n1", Protocol = PortProtocols.Udp })).Leases.Single();
+
+        Assert.That(lease.Port, Is.Not.EqualTo(20000));
+        Assert.That(h.Availability.Protocols.Distinct(), Is.EqualTo(new[] { PortProtocols.Both }), "a udp request must check both protocols");
+    }
+
+    [Test]
     public void A_reclaim_of_a_port_outside_the_pool_is_port_unavailable()
     {
         using var h = new RegistryHarness();

@@ -27,11 +27,13 @@ internal sealed class ScriptedPortAvailability : IPortAvailability
     public HashSet<int> Busy { get; } = [];
     public int Checks => Checked.Count;
     public List<int> Checked { get; } = [];
+    public List<string> Protocols { get; } = [];
     public bool Throws { get; set; }
 
     public bool IsFree(int port, string protocol)
     {
         Checked.Add(port);
+        Protocols.Add(protocol);
         if (Throws) throw new InvalidOperationException("the free check broke");
         return !Busy.Contains(port);
     }
