@@ -117,9 +117,10 @@ public class CrashSafetyTests
         using (registry)
         {
             using var dealer = new TestDealer(registry.Router);
-            var leases = dealer.Call<PortRequest, PortGrant>(new PortRequest { NodeId = "holder", Count = 20, TtlMs = 3_000 }).Leases;
+            var leases = dealer.Call<PortRequest, PortGrant>(new PortRequest { NodeId = "holder", Count = 20, TtlMs = 5_000 }).Leases;
 
             // The holder renews every second whatever happens, as a client library would; replies are read as they come.
+            // The 5 s TTL leaves a loaded machine 4 s of slack per renewal, and the 8 s stop outlasts it.
             using var renewer = new Renewer(registry.Router, leases);
             var running = Task.Run(renewer.Run);
             await renewer.Rounds(2).WaitAsync(Wait);
