@@ -122,6 +122,7 @@ internal sealed class RegistryState : IDisposable
         Leases.ExtendAll(pauseMs);
         Nodes.ExtendAll(pauseMs);
     }
+
     public ChangeJournal Journal { get; }
     public PortLeaseManager Leases { get; }
     public NodeDirectory Nodes { get; }
