@@ -9,6 +9,9 @@ namespace Onex.Cli.Commands;
 /// <summary><c>onex ports lease | release</c>.</summary>
 internal static class PortsCommand
 {
+    /// <summary>How long <c>ports lease</c> spends releasing and departing after a lease was lost, before it exits anyway.</summary>
+    internal static readonly TimeSpan LostCleanupBudget = TimeSpan.FromSeconds(1);
+
     public static Command Build(CliContext context) => new("ports", "Port leases.")
     {
         BuildLease(context),
@@ -56,7 +59,23 @@ internal static class PortsCommand
                 // go on believing they are held.
                 await Task.WhenAny(WaitForStdinToCloseAsync(context.Input, cancellationToken), lost).ConfigureAwait(false);
                 if (lost.IsCompleted)
+                {
                     await context.Error.WriteLineAsync("onex: stopped holding because a lease was lost; releasing the rest.").ConfigureAwait(false);
+                    // A lease usually runs out because the registry is unreachable, where each release and the node's
+                    // departure would wait out a request timeout; the registry expires what is left anyway. The usings
+                    // below then return at once (disposing twice is a no-op).
+                    var cleanup = Task.Run(async () =>
+                    {
+                        await leases.DisposeAsync().ConfigureAwait(false);
+                        await client.DisposeAsync().ConfigureAwait(false);
+                    }, CancellationToken.None);
+                    if (await Task.WhenAny(cleanup, Task.Delay(LostCleanupBudget, CancellationToken.None)).ConfigureAwait(false) != cleanup)
+                    {
+                        await context.Error.WriteLineAsync(
+                            $"onex: the registry did not confirm within {LostCleanupBudget.TotalSeconds:0.#} s; it expires the rest.").ConfigureAwait(false);
+                        return ExitCodes.LeaseLost;
+                    }
+                }
             }
             await context.Error.WriteLineAsync("onex: released.").ConfigureAwait(false);
             return leases.HasLostLeases ? ExitCodes.LeaseLost : ExitCodes.Ok;
