@@ -18,8 +18,14 @@ public static class ExitCodes
     /// <summary>The registry answered with an error; its code is printed.</summary>
     public const int Refused = 4;
 
+    /// <summary>
+    /// <c>onex ports lease</c> lost a lease it held (expired, fenced, taken back, or ran out on this machine's clock
+    /// while the registry could not be reached); it exits at once, after a line naming the port, lease id and reason.
+    /// </summary>
+    public const int LeaseLost = 5;
+
     /// <summary>The text shown in <c>onex --help</c>.</summary>
     public const string HelpText =
         "Exit codes: 0 ok; 1 validation failed or not found; 2 usage error; 3 registry unavailable; " +
-        "4 registry refused the request (its error code is printed).";
+        "4 registry refused the request (its error code is printed); 5 a held lease was lost (ports lease).";
 }

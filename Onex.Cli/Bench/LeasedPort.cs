@@ -22,8 +22,8 @@ internal sealed class LeasedPort : IAsyncDisposable
         _leases = leases;
     }
 
-    /// <summary>The leased port (changes after <see cref="ReportConflictAsync"/>).</summary>
-    public int Port => _leases.Ports[0];
+    /// <summary>The leased port (changes after <see cref="ReportConflictAsync"/>; still named after the lease was lost).</summary>
+    public int Port => _leases.Ports is [var held, ..] ? held : _leases.LostLeases[^1].Port;
 
     /// <summary>Where the lease came from, for the report.</summary>
     public string Source => _host is null ? $"registry {_client.Endpoint}" : "a registry node started in-process";

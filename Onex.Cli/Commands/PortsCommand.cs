@@ -9,6 +9,9 @@ namespace Onex.Cli.Commands;
 /// <summary><c>onex ports lease | release</c>.</summary>
 internal static class PortsCommand
 {
+    /// <summary>How long <c>ports lease</c> spends releasing and departing after a lease was lost, before it exits anyway.</summary>
+    internal static readonly TimeSpan LostCleanupBudget = TimeSpan.FromSeconds(1);
+
     public static Command Build(CliContext context) => new("ports", "Port leases.")
     {
         BuildLease(context),
@@ -42,8 +45,7 @@ internal static class PortsCommand
             var leases = await client.LeasePortsAsync(parse.GetRequiredValue(count), options, cancellationToken).ConfigureAwait(false);
             await using (leases.ConfigureAwait(false))
             {
-                leases.LeaseLost += (_, lost) =>
-                    context.Error.WriteLine($"onex: lost lease {lost.Lease.LeaseId} on port {lost.Lease.Port}: {lost.Reason}");
+                var lost = WatchForLostLeases(leases, context.Error);
                 if (parse.GetValue(json))
                     await context.Output.WriteLineAsync(CliJson.Serialize(leases.Leases, indented: false)).ConfigureAwait(false);
                 else
@@ -53,12 +55,55 @@ internal static class PortsCommand
                 await context.Error.WriteLineAsync(
                     $"onex: holding {leases.Ports.Count} port(s) as node {client.NodeId}; press Ctrl-C or close stdin to release.").ConfigureAwait(false);
 
-                await WaitForStdinToCloseAsync(context.Input, cancellationToken).ConfigureAwait(false);
+                // A lost lease ends the hold at once: whoever relies on the ports (a script reading our stdout) must not
+                // go on believing they are held.
+                await Task.WhenAny(WaitForStdinToCloseAsync(context.Input, cancellationToken), lost).ConfigureAwait(false);
+                if (lost.IsCompleted)
+                {
+                    await context.Error.WriteLineAsync("onex: stopped holding because a lease was lost; releasing the rest.").ConfigureAwait(false);
+                    // A lease usually runs out because the registry is unreachable, where each release and the node's
+                    // departure would wait out a request timeout; the registry expires what is left anyway. The usings
+                    // below then return at once (disposing twice is a no-op).
+                    var cleanup = Task.Run(async () =>
+                    {
+                        await leases.DisposeAsync().ConfigureAwait(false);
+                        await client.DisposeAsync().ConfigureAwait(false);
+                    }, CancellationToken.None);
+                    if (await Task.WhenAny(cleanup, Task.Delay(LostCleanupBudget, CancellationToken.None)).ConfigureAwait(false) != cleanup)
+                    {
+                        await context.Error.WriteLineAsync(
+                            $"onex: the registry did not confirm within {LostCleanupBudget.TotalSeconds:0.#} s; it expires the rest.").ConfigureAwait(false);
+                        return ExitCodes.LeaseLost;
+                    }
+                }
             }
             await context.Error.WriteLineAsync("onex: released.").ConfigureAwait(false);
-            return leases.HasLostLeases ? ExitCodes.Failed : ExitCodes.Ok;
+            return leases.HasLostLeases ? ExitCodes.LeaseLost : ExitCodes.Ok;
         }));
         return command;
+    }
+
+    /// <summary>
+    /// Prints one line per lost lease (port, lease id, reason) to <paramref name="error"/> as it is lost; the task
+    /// completes at the first loss.
+    /// </summary>
+    private static Task WatchForLostLeases(PortLeaseSet leases, TextWriter error)
+    {
+        var firstLoss = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var reported = new HashSet<string>(StringComparer.Ordinal);
+        void Report(PortLease lease, string reason)
+        {
+            lock (reported)
+            {
+                if (!reported.Add(lease.LeaseId)) return;
+                error.WriteLine($"onex: lost lease {lease.LeaseId} on port {lease.Port}: {reason}");
+            }
+            firstLoss.TrySetResult();
+        }
+        leases.LeaseLost += (_, e) => Report(e.Lease, e.Reason);
+        // Lost before the handler was attached: reported without the reason, which only the event carried.
+        foreach (var lease in leases.LostLeases) Report(lease, "lost before the command started holding");
+        return firstLoss.Task;
     }
 
     private static Command BuildRelease(CliContext context)

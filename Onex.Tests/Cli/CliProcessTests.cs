@@ -143,4 +143,32 @@ public class CliProcessTests
             EnsureStopped(process);
         }
     }
+
+    [Test]
+    public async Task Ports_lease_exits_with_the_lease_lost_code_once_its_lease_runs_out_with_the_registry_gone()
+    {
+        var registry = await TestRegistry.StartAsync();
+        // A 2 s TTL: the lease runs out on the CLI's own clock 2 s after its last renewal that got through was sent.
+        var process = StartOnex(Onex.At(registry, "ports", "lease", "--count", "1", "--ttl", "2", "--json"));
+        try
+        {
+            var line = await process.StandardOutput.ReadLineAsync().Within("the lease on stdout");
+            var lease = JsonSerializer.Deserialize<List<PortLease>>(line!, new JsonSerializerOptions(JsonSerializerDefaults.Web))!.Single();
+            var stderr = process.StandardError.ReadToEndAsync();
+
+            // Gone without a word: renewals get no answer, and no registry is left to say the lease expired.
+            await registry.DisposeAsync();
+
+            await process.WaitForExitAsync().Within("onex to exit once its lease ran out", TimeSpan.FromSeconds(30));
+            var error = await stderr;
+            Assert.That(process.ExitCode, Is.EqualTo(ExitCodes.LeaseLost), error);
+            Assert.That(error, Does.Contain($"onex: lost lease {lease.LeaseId} on port {lease.Port}: ").And.Contain("ran out on this client's clock"),
+                "stderr should name the lost lease and why");
+        }
+        finally
+        {
+            EnsureStopped(process);
+            await registry.DisposeAsync();
+        }
+    }
 }

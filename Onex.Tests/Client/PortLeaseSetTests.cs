@@ -122,14 +122,17 @@ public class PortLeaseSetTests
         var lost = new TaskCompletionSource<PortLeaseEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
 
         await using var leases = await client.LeasePortAsync(new LeaseRequestOptions { Ttl = TimeSpan.FromMilliseconds(1500) });
+        var port = leases.Ports[0];
         leases.LeaseLost += (_, args) => lost.TrySetResult(args);
         await operatorClient.ReleaseLeaseAsync((await LeasesOfAsync(client))[0]);
 
         var report = await lost.Task.Within("the LeaseLost event");
-        Assert.That(report.Lease.Port, Is.EqualTo(leases.Ports[0]));
+        Assert.That(report.Lease.Port, Is.EqualTo(port));
         Assert.That(report.Reason, Does.Contain("no longer knows"));
         Assert.That(leases.HasLostLeases, Is.True);
-        Assert.That(leases.LostLeases.Select(l => l.Port), Is.EqualTo(leases.Ports));
+        Assert.That(leases.LostLeases.Select(l => l.Port), Is.EqualTo(new[] { port }));
+        Assert.That(leases.Ports, Is.Empty, "a lost port must leave Ports");
+        Assert.That(leases.GetLostToken(port).IsCancellationRequested, Is.True, "the port's lost token should have fired");
     }
 
     [Test]

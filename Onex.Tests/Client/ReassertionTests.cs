@@ -18,7 +18,9 @@ public class ReassertionTests
         await using var client = await first.ConnectAsync();
         var reasserted = new TaskCompletionSource<RegistryReassertedEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
         client.Reasserted += (_, args) => reasserted.TrySetResult(args);
-        await using var leases = await client.LeasePortAsync(new LeaseRequestOptions { Ttl = TimeSpan.FromSeconds(2), Purpose = "reassert" });
+        // The lease runs out on the client's clock a TTL after its last renewal was sent, so the TTL has to outlast the
+        // restart and re-assertion, plus scheduling stalls when the suite runs in parallel.
+        await using var leases = await client.LeasePortAsync(new LeaseRequestOptions { Ttl = TimeSpan.FromSeconds(5), Purpose = "reassert" });
         var before = leases.Leases[0];
         await client.RegisterBusAsync("telemetry", BusKinds.Zmq, ["tcp://127.0.0.1:1"]);
         await client.RegisterToolAsync("greet", "1.0.0", Schema, Schema, "says hello");

@@ -133,6 +133,7 @@ public sealed class RegistryClient : IAsyncDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
         options ??= LeaseRequestOptions.Default;
         await EnsurePresentAsync(cancellationToken).ConfigureAwait(false);
+        var requestedAt = TimeProvider.GetTimestamp(); // each lease's local deadline counts from here
         var grant = await RequestAsync<PortRequest, PortGrant>(new PortRequest
         {
             NodeId = NodeId,
@@ -142,7 +143,7 @@ public sealed class RegistryClient : IAsyncDisposable
             Protocol = options.Protocol,
             Purpose = options.Purpose,
         }, cancellationToken).ConfigureAwait(false);
-        var set = new PortLeaseSet(this, grant.Leases, options.RenewAutomatically, _loggerFactory.CreateLogger<PortLeaseSet>());
+        var set = new PortLeaseSet(this, grant.Leases, requestedAt, options.RenewAutomatically, _loggerFactory.CreateLogger<PortLeaseSet>());
         _leaseSets.TryAdd(set, 0);
         return set;
     }
@@ -159,6 +160,7 @@ public sealed class RegistryClient : IAsyncDisposable
     public async ValueTask<PortLease> ReportConflictAsync(PortLease lease, string? reason = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(lease);
+        var sentAt = TimeProvider.GetTimestamp();
         var replacement = await RequestAsync<PortConflict, PortLease>(new PortConflict
         {
             LeaseId = lease.LeaseId,
@@ -167,7 +169,7 @@ public sealed class RegistryClient : IAsyncDisposable
             Reason = reason,
         }, cancellationToken).ConfigureAwait(false);
         foreach (var set in _leaseSets.Keys)
-            if (set.TryReplace(lease.LeaseId, replacement, $"port {lease.Port} conflicted: {reason}")) break;
+            if (set.TryReplace(lease.LeaseId, replacement, $"port {lease.Port} conflicted: {reason}", sentAt)) break;
         return replacement;
     }
 
@@ -581,6 +583,7 @@ public sealed class RegistryClient : IAsyncDisposable
     private async ValueTask<bool> ReclaimAsync(PortLeaseSet set, PortLease lease, CancellationToken cancellationToken)
     {
         PortLease granted;
+        var sentAt = TimeProvider.GetTimestamp();
         try
         {
             var grant = await RequestAsync<PortRequest, PortGrant>(BuildReclaimRequest(lease), cancellationToken).ConfigureAwait(false);
@@ -592,7 +595,7 @@ public sealed class RegistryClient : IAsyncDisposable
             return false;
         }
         if (granted.Port == lease.Port)
-            return set.TryReplace(lease.LeaseId, granted, "reclaimed after a registry restart");
+            return set.TryReplace(lease.LeaseId, granted, "reclaimed after a registry restart", sentAt);
 
         // A registry without reclaim support may offer another port: of no use to a holder bound to the old one,
         // so give it back and say the lease is lost.

@@ -71,4 +71,10 @@ internal static partial class RegistryClientLog
 
     [LoggerMessage(EventId = 3021, Level = LogLevel.Warning, Message = "Re-assertion of node {NodeId}: the registry refused {What}: {Code} {Reason}")]
     public static partial void RestoreRefused(ILogger logger, string nodeId, string what, string code, string reason);
+
+    [LoggerMessage(EventId = 3023, Level = LogLevel.Warning, Message = "Release of lease {LeaseId} on port {Port} given up: the lease ran out on this client's clock, so the registry expires it")]
+    public static partial void LeaseReleaseAbandoned(ILogger logger, string leaseId, int port);
+
+    [LoggerMessage(EventId = 3024, Level = LogLevel.Error, Message = "A callback registered on a lease's lost token threw")]
+    public static partial void LostTokenCallbackFailed(ILogger logger, Exception exception);
 }
