@@ -29,65 +29,57 @@ internal static class RegistryMemoryProbe
 
     public static int Run(string[] args)
     {
-        var output = args.SkipWhile(a => a != "--out").Skip(1).FirstOrDefault() ?? DefaultReportPath();
-        var registryDll = Path.Combine(AppContext.BaseDirectory, "Onex.RegistryNode.dll");
-        if (!File.Exists(registryDll))
+        var output = args.SkipWhile(a => a != "--out").Skip(1).FirstOrDefault() ?? ResultsPath.For("RegistryMemory.md");
+        if (!File.Exists(RegistryNodeProcess.Dll))
         {
-            Console.Error.WriteLine($"registry-memory: {registryDll} not found; build Onex.Benchmarks first.");
+            Console.Error.WriteLine($"registry-memory: {RegistryNodeProcess.Dll} not found; build Onex.Benchmarks first.");
             return 1;
         }
 
-        using var child = StartRegistry(registryDll, out var routerEndpoint);
-        try
+        using var child = RegistryNodeProcess.Start(["--port-range", PortRange, "--log-level", "Warning"]);
+        using var client = new BenchDealer(child.RouterEndpoint);
+        var stats = client.Call<IntrospectionRequest, IntrospectionResponse>(new IntrospectionRequest { Include = [IntrospectionSections.Stats] }).Stats!;
+        var idle = ReadStatus(child.Id);
+        Console.WriteLine($"registry-memory: child pid {child.Id}, {stats.FreePorts} free ports; idle VmRSS {Mb(idle.RssKb)}");
+
+        var clock = Stopwatch.StartNew();
+        var nodeIds = Enumerable.Range(0, Nodes).Select(i => $"node-{i:D3}.example").ToArray();
+        Pipeline(client, nodeIds.Select((id, i) => (object)new NodeAnnouncement
         {
-            using var client = new BenchDealer(routerEndpoint);
-            var stats = client.Call<IntrospectionRequest, IntrospectionResponse>(new IntrospectionRequest { Include = [IntrospectionSections.Stats] }).Stats!;
-            var idle = ReadStatus(child.Id);
-            Console.WriteLine($"registry-memory: child pid {child.Id}, {stats.FreePorts} free ports; idle VmRSS {Mb(idle.RssKb)}");
-
-            var clock = Stopwatch.StartNew();
-            var nodeIds = Enumerable.Range(0, Nodes).Select(i => $"node-{i:D3}.example").ToArray();
-            Pipeline(client, nodeIds.Select((id, i) => (object)new NodeAnnouncement
-            {
-                NodeId = id, Name = $"service {i}", Host = "127.0.0.1", ProcessId = 10_000 + i, HeartbeatIntervalMs = 600_000,
-                Metadata = new Dictionary<string, string> { ["team"] = $"team-{i % 12}", ["version"] = $"2.{i % 7}.{i}" },
-            }), MessageTypes.Of<NodeRecord>());
-            Pipeline(client, Enumerable.Range(0, Leases).Select(i => (object)new PortRequest
-            {
-                NodeId = nodeIds[i % Nodes], TtlMs = 3_600_000, Protocol = PortProtocols.Both, Purpose = $"listener {i % 4} of worker {i / Nodes}",
-            }), MessageTypes.Of<PortGrant>());
-            Pipeline(client, Enumerable.Range(0, Nodes * ToolsPerNode).Select(i =>
-                (object)RealisticTools.For(nodeIds[i / ToolsPerNode], i / ToolsPerNode, i % ToolsPerNode)), MessageTypes.Of<ToolContractRecord>());
-            var loadTime = clock.Elapsed;
-
-            stats = client.Call<IntrospectionRequest, IntrospectionResponse>(new IntrospectionRequest { Include = [IntrospectionSections.Stats] }).Stats!;
-            if (stats.LeaseCount != Leases || stats.ToolCount != Nodes * ToolsPerNode || stats.NodeCount != Nodes)
-                throw new InvalidOperationException($"The registry holds {stats.LeaseCount} leases, {stats.ToolCount} tools, {stats.NodeCount} nodes; expected {Leases}, {Nodes * ToolsPerNode}, {Nodes}.");
-
-            // The working set settles as the child's GC runs; sample it for a few seconds and keep every reading.
-            var samples = new List<long>();
-            for (var i = 0; i < 6; i++)
-            {
-                samples.Add(ReadStatus(child.Id).RssKb);
-                Thread.Sleep(SampleInterval);
-            }
-            var final = ReadStatus(child.Id);
-            samples.Add(final.RssKb);
-            var schemaBytes = Enumerable.Range(0, Nodes * ToolsPerNode)
-                .Select(i => RealisticTools.For(nodeIds[i / ToolsPerNode], i / ToolsPerNode, i % ToolsPerNode))
-                .Sum(t => (long)t.InputSchema.Length + t.OutputSchema.Length);
-
-            var report = Report(idle, samples, final, stats, loadTime, schemaBytes);
-            Console.WriteLine(report);
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
-            File.WriteAllText(output, report);
-            Console.WriteLine($"registry-memory: report written to {output}");
-            return Mb(final.RssKb) <= LimitMb ? 0 : 3;
-        }
-        finally
+            NodeId = id, Name = $"service {i}", Host = "127.0.0.1", ProcessId = 10_000 + i, HeartbeatIntervalMs = 600_000,
+            Metadata = new Dictionary<string, string> { ["team"] = $"team-{i % 12}", ["version"] = $"2.{i % 7}.{i}" },
+        }), MessageTypes.Of<NodeRecord>());
+        Pipeline(client, Enumerable.Range(0, Leases).Select(i => (object)new PortRequest
         {
-            Stop(child);
+            NodeId = nodeIds[i % Nodes], TtlMs = 3_600_000, Protocol = PortProtocols.Both, Purpose = $"listener {i % 4} of worker {i / Nodes}",
+        }), MessageTypes.Of<PortGrant>());
+        Pipeline(client, Enumerable.Range(0, Nodes * ToolsPerNode).Select(i =>
+            (object)RealisticTools.For(nodeIds[i / ToolsPerNode], i / ToolsPerNode, i % ToolsPerNode)), MessageTypes.Of<ToolContractRecord>());
+        var loadTime = clock.Elapsed;
+
+        stats = client.Call<IntrospectionRequest, IntrospectionResponse>(new IntrospectionRequest { Include = [IntrospectionSections.Stats] }).Stats!;
+        if (stats.LeaseCount != Leases || stats.ToolCount != Nodes * ToolsPerNode || stats.NodeCount != Nodes)
+            throw new InvalidOperationException($"The registry holds {stats.LeaseCount} leases, {stats.ToolCount} tools, {stats.NodeCount} nodes; expected {Leases}, {Nodes * ToolsPerNode}, {Nodes}.");
+
+        // The working set settles as the child's GC runs; sample it for a few seconds and keep every reading.
+        var samples = new List<long>();
+        for (var i = 0; i < 6; i++)
+        {
+            samples.Add(ReadStatus(child.Id).RssKb);
+            Thread.Sleep(SampleInterval);
         }
+        var final = ReadStatus(child.Id);
+        samples.Add(final.RssKb);
+        var schemaBytes = Enumerable.Range(0, Nodes * ToolsPerNode)
+            .Select(i => RealisticTools.For(nodeIds[i / ToolsPerNode], i / ToolsPerNode, i % ToolsPerNode))
+            .Sum(t => (long)t.InputSchema.Length + t.OutputSchema.Length);
+
+        var report = Report(idle, samples, final, stats, loadTime, schemaBytes);
+        Console.WriteLine(report);
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
+        File.WriteAllText(output, report);
+        Console.WriteLine($"registry-memory: report written to {output}");
+        return Mb(final.RssKb) <= LimitMb ? 0 : 3;
     }
 
     /// <summary>Sends every request with up to <see cref="Window"/> in flight; every reply must be <paramref name="replyType"/>.</summary>
@@ -121,45 +113,6 @@ internal static class RegistryMemoryProbe
     private static void Check(RegistryEnvelope reply, string replyType)
     {
         if (reply.MessageType != replyType) throw BenchDealer.Unexpected(reply, replyType);
-    }
-
-    private static Process StartRegistry(string dll, out string routerEndpoint)
-    {
-        var start = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var arg in new[] { dll, "--endpoint", "tcp://127.0.0.1:0", "--pub-endpoint", "tcp://127.0.0.1:0", "--port-range", PortRange, "--log-level", "Warning" })
-            start.ArgumentList.Add(arg);
-        var child = Process.Start(start) ?? throw new InvalidOperationException("Could not start the registry node.");
-        var errors = new StringBuilder();
-        child.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is not null) lock (errors) errors.AppendLine(e.Data);
-        };
-        child.BeginErrorReadLine();
-
-        // The node prints its endpoints on stdout once it serves; anything else first is a failure to start.
-        var readLine = child.StandardOutput.ReadLineAsync();
-        if (!readLine.Wait(TimeSpan.FromSeconds(30)) || readLine.Result is not { } line || !line.StartsWith("registry: router ", StringComparison.Ordinal))
-        {
-            Stop(child);
-            string text;
-            lock (errors) text = errors.ToString();
-            throw new InvalidOperationException($"The registry node did not start: {text}");
-        }
-        routerEndpoint = line["registry: router ".Length..];
-        return child;
-    }
-
-    private static void Stop(Process child)
-    {
-        if (child.HasExited) return;
-        // SIGTERM: the node stops cleanly; kill only if it does not within 10 s.
-        _ = Kill(child.Id, 15);
-        if (!child.WaitForExit(TimeSpan.FromSeconds(10))) child.Kill();
     }
 
     private readonly record struct Status(long RssKb, long PeakKb);
@@ -204,18 +157,4 @@ internal static class RegistryMemoryProbe
         text.AppendLine(CultureInfo.InvariantCulture, $"Loading took {loadTime.TotalSeconds:F1} s. Machine: {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, .NET {Environment.Version}.");
         return text.ToString();
     }
-
-    // Onex.Benchmarks/results/RegistryMemory.md of the checkout this runs in (found from the working directory up).
-    private static string DefaultReportPath()
-    {
-        for (var dir = new DirectoryInfo(Directory.GetCurrentDirectory()); dir is not null; dir = dir.Parent)
-        {
-            var results = Path.Combine(dir.FullName, "Onex.Benchmarks", "results");
-            if (Directory.Exists(results)) return Path.Combine(results, "RegistryMemory.md");
-        }
-        return Path.Combine(Directory.GetCurrentDirectory(), "RegistryMemory.md");
-    }
-
-    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static extern int Kill(int pid, int signal);
 }
