@@ -153,7 +153,8 @@ internal static class RegistryVsEtcd
                     NodeName = Command,
                 }).ConfigureAwait(false);
                 asyncDisposables.Push(client);
-                var leaseOptions = new LeaseRequestOptions { Purpose = Command };
+                // A grant and a release, like etcd's grant and revoke without a keep-alive: no background renewal.
+                var leaseOptions = new LeaseRequestOptions { Purpose = Command, RenewAutomatically = false };
                 foreach (var inFlight in settings.InFlight)
                 {
                     if (settings.Sides.Contains("raw"))
@@ -285,7 +286,8 @@ internal static class RegistryVsEtcd
                             "the `LeaseRelease` of that lease.");
         text.AppendLine("  - **raw**: one NetMQ DEALER sending `RegistryCodec` envelopes, pairs pipelined on it (the in-process throughput suite's loop).");
         text.AppendLine("  - **client**: one `RegistryClient` (default options; node announced), N concurrent loops of `LeasePortAsync()` then disposing " +
-                        "the `PortLeaseSet` (which releases it), as an application leases and gives back a port.");
+                        "the `PortLeaseSet` (which releases it), as an application leases and gives back a port. `RenewAutomatically` is off, so the " +
+                        "pair is a grant and a release like etcd's grant and revoke without a keep-alive.");
         text.AppendLine(ic, $"- **etcd**: `etcd` in a child process (single member, client and peer URLs on 127.0.0.1, a fresh temporary data directory), " +
                             $"`dotnet-etcd` over one gRPC channel, N concurrent loops of `LeaseGrant` (TTL {EtcdTtlSeconds} s) then `LeaseRevoke`.");
         text.AppendLine("- Every measurement of every target takes its turn in each round, the order rotated per round. Pairs per second: median over the rounds, " +
@@ -360,7 +362,7 @@ internal static class RegistryVsEtcd
     private static Settings Parse(string[] args)
     {
         var settings = new Settings(
-            Rounds: 5, Duration: TimeSpan.FromSeconds(2), Warmup: TimeSpan.FromSeconds(1), MaxPairs: 200_000, InFlight: [1, 64],
+            Rounds: 5, Duration: TimeSpan.FromSeconds(2), Warmup: TimeSpan.FromSeconds(3), MaxPairs: 200_000, InFlight: [1, 64],
             Targets: NodeTargets.Select(t => t.Name).Concat(EtcdTargets.Select(t => t.Name)).ToArray(), Sides: ["raw", "client", "etcd"],
             Timeout: TimeSpan.FromMinutes(15), Output: ResultsPath.For("RegistryVsEtcd.md"));
         for (var i = 0; i < args.Length; i++)
