@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Onex.Errors;
@@ -65,7 +66,7 @@ public sealed class RegistryClient : IAsyncDisposable
         PubEndpoint = RegistryEndpoints.ResolvePub(options.PubEndpoint);
         NodeId = string.IsNullOrWhiteSpace(options.NodeId) ? DefaultNodeId() : options.NodeId;
         ClientId = $"{NodeId}/{Guid.NewGuid():N}"; // the protocol's suggested form: stable for this client, unique per instance
-        _channel = new RegistryRequestChannel(Endpoint, options.Socket, _logger);
+        _channel = new RegistryRequestChannel(Endpoint, options.Socket, options.RequestTimeout, TimeProvider, _logger);
         _retry = BuildRetryPipeline();
     }
 
@@ -349,8 +350,20 @@ public sealed class RegistryClient : IAsyncDisposable
         var started = TimeProvider.GetTimestamp();
         try
         {
-            if (singleAttempt)
+            if (singleAttempt || _options.MaxAttempts == 1)
                 return await exchange.SendAsync<TReply>(cancellationToken).ConfigureAwait(false);
+            // The first attempt goes straight out; the retry pipeline is entered only when it failed transiently, and
+            // replays that failure as its own first attempt, so backoff and attempt count are the pipeline's as before.
+            // Like the pipeline, send nothing for a caller that has already given up.
+            cancellationToken.ThrowIfCancellationRequested();
+            try
+            {
+                return await exchange.SendAsync<TReply>(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsRetried(ex))
+            {
+                exchange.FirstFailure = ExceptionDispatchInfo.Capture(ex);
+            }
             return await _retry.ExecuteAsync(
                 static (state, token) => state.SendAsync<TReply>(token), exchange, cancellationToken).ConfigureAwait(false);
         }
@@ -620,10 +633,13 @@ public sealed class RegistryClient : IAsyncDisposable
         }
     }
 
+    /// <summary>The failures the retry pipeline retries: no reply in time, or an UNAVAILABLE error reply.</summary>
+    private static bool IsRetried(Exception ex) => ex is TimeoutException or UnavailableException;
+
     private ResiliencePipeline BuildRetryPipeline() => _options.MaxAttempts == 1 ? ResiliencePipeline.Empty : new ResiliencePipelineBuilder { TimeProvider = TimeProvider }
         .AddRetry(new RetryStrategyOptions
         {
-            ShouldHandle = new PredicateBuilder().Handle<TimeoutException>().Handle<UnavailableException>(),
+            ShouldHandle = new PredicateBuilder().Handle<Exception>(IsRetried),
             MaxRetryAttempts = _options.MaxAttempts - 1,
             BackoffType = DelayBackoffType.Exponential,
             UseJitter = true,
@@ -648,12 +664,20 @@ public sealed class RegistryClient : IAsyncDisposable
 
         public string MessageType { get; } = messageType;
 
+        /// <summary>The transient failure of an attempt made outside the retry pipeline, to be replayed as its first attempt.</summary>
+        public ExceptionDispatchInfo? FirstFailure { get; set; }
+
         public async ValueTask<TReply> SendAsync<TReply>(CancellationToken cancellationToken) where TReply : class
         {
+            if (FirstFailure is { } failure)
+            {
+                // The first attempt ran outside the retry pipeline (RequestAsync); its failure is the pipeline's first outcome.
+                FirstFailure = null;
+                failure.Throw();
+            }
             if (++_attempts > 1)
                 RegistryClientLog.Retrying(client._logger, MessageType, requestId, _attempts);
-            var reply = await client._channel.ExchangeAsync(requestId, frame, client._options.RequestTimeout, client.TimeProvider, cancellationToken)
-                .ConfigureAwait(false);
+            var reply = await client._channel.ExchangeAsync(requestId, frame, cancellationToken).ConfigureAwait(false);
             if (reply.MessageType == MessageTypes.Of<Error>())
             {
                 // Forget this reply so that a retry (of UNAVAILABLE) is sent afresh instead of reading it again.
