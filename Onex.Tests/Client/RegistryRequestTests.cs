@@ -53,6 +53,31 @@ public class RegistryRequestTests
     }
 
     [Test]
+    public async Task Requests_from_many_threads_at_once_each_reach_the_registry_exactly_once()
+    {
+        // Callers hand frames to the socket's thread through one queue and wake it at most once per batch: none may be
+        // stranded in the queue or sent twice, however the callers interleave with the thread's draining.
+        const int callers = 16;
+        const int perCaller = 200;
+        using var registry = new ScriptedRegistry((_, _, request) =>
+            ScriptedRegistry.Reply(request, Answer(long.Parse(request.BodyAs<IntrospectionRequest>().NamePrefix!))));
+        await using var client = await RegistryClient.ConnectAsync(OptionsFor(registry) with { RequestTimeout = TimeSpan.FromSeconds(20), MaxAttempts = 1 });
+
+        var answered = await Task.WhenAll(Enumerable.Range(0, callers).Select(c => Task.Run(async () =>
+        {
+            var sequences = new List<long>();
+            for (var i = 0; i < perCaller; i++)
+                sequences.Add((await client.DescribeAsync(new IntrospectionRequest { NamePrefix = (c * perCaller + i).ToString() })).Sequence);
+            return sequences;
+        })));
+
+        Assert.That(answered.SelectMany(s => s).Order(), Is.EqualTo(Enumerable.Range(0, callers * perCaller).Select(i => (long)i)),
+            "every caller should get the answer to each of its own requests");
+        Assert.That(registry.Received, Has.Count.EqualTo(callers * perCaller), "each request should be sent exactly once (one attempt each: a stranded frame would have failed its caller)");
+        Assert.That(client.RequestsInFlight, Is.Zero);
+    }
+
+    [Test]
     public async Task A_request_whose_reply_is_lost_is_resent_with_the_same_request_id()
     {
         var seen = new ConcurrentDictionary<string, int>();

@@ -16,12 +16,16 @@ namespace Onex.Transports.Registry;
 internal sealed class RegistryRequestChannel : IDisposable
 {
     private readonly DealerSocket _socket;
-    private readonly NetMQQueue<byte[]> _outbox = new();
+    // Frames to send wait in _outbox; the poller is woken through _wakeUp with at most one token at a time, so callers
+    // do not each go through a NetMQ socket (and its lock) per frame, and one wake-up sends every frame queued by then.
+    private readonly ConcurrentQueue<byte[]> _outbox = new();
+    private readonly NetMQQueue<bool> _wakeUp = new();
     private readonly NetMQPoller _poller;
     private readonly ConcurrentDictionary<string, PendingReply> _pending = new(StringComparer.Ordinal);
     private readonly ReplyDeadlines _deadlines;
     private readonly ILogger _logger;
     private readonly List<byte[]> _frames = new(2); // the poller thread's receive buffer
+    private int _wakeUpPending;
     private int _disposed;
 
     /// <param name="endpoint">The registry's ROUTER endpoint.</param>
@@ -43,13 +47,13 @@ internal sealed class RegistryRequestChannel : IDisposable
         catch
         {
             _socket.Dispose();
-            _outbox.Dispose();
+            _wakeUp.Dispose();
             throw;
         }
         _deadlines = new ReplyDeadlines(timeout, time, TimeOut);
         _socket.ReceiveReady += (_, _) => ReceiveReplies();
-        _outbox.ReceiveReady += (_, _) => SendQueued();
-        _poller = new NetMQPoller { _socket, _outbox };
+        _wakeUp.ReceiveReady += (_, _) => SendQueued();
+        _poller = new NetMQPoller { _socket, _wakeUp };
         _poller.RunAsync($"onex-registry-client {endpoint}", isBackgroundThread: true);
     }
 
@@ -75,6 +79,7 @@ internal sealed class RegistryRequestChannel : IDisposable
         if (reply.Task.IsCompleted) return reply.Task;
         _deadlines.Track(reply);
         _outbox.Enqueue(frame);
+        if (Interlocked.Exchange(ref _wakeUpPending, 1) == 0) _wakeUp.Enqueue(true);
         return cancellationToken.CanBeCanceled ? WaitAsync(reply, cancellationToken) : reply.Task;
     }
 
@@ -89,7 +94,7 @@ internal sealed class RegistryRequestChannel : IDisposable
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _poller.Stop();
         _poller.Dispose();
-        _outbox.Dispose();
+        _wakeUp.Dispose();
         _socket.Dispose();
         _deadlines.Dispose();
         foreach (var (_, pending) in _pending)
@@ -127,7 +132,10 @@ internal sealed class RegistryRequestChannel : IDisposable
 
     private void SendQueued()
     {
-        while (_outbox.TryDequeue(out var frame, TimeSpan.Zero))
+        while (_wakeUp.TryDequeue(out _, TimeSpan.Zero)) { }
+        // Re-armed before draining: a frame queued after this point either is drained below or posts a new token.
+        Interlocked.Exchange(ref _wakeUpPending, 0);
+        while (_outbox.TryDequeue(out var frame))
         {
             // Never block the poller thread: past the high-water mark the request is dropped here and its
             // attempt times out, which the caller's retry policy handles like any lost frame.
