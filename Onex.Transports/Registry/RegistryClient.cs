@@ -32,6 +32,7 @@ public sealed class RegistryClient : IAsyncDisposable
     private readonly RegistryRequestChannel _channel;
     private readonly ResiliencePipeline _retry;
     private readonly ILogger _logger;
+    private readonly ILogger _leaseSetLogger; // one for every set: CreateLogger<T> builds the category name each call
     private readonly ILoggerFactory _loggerFactory;
     private readonly CancellationTokenSource _stop = new();
     private readonly ConcurrentDictionary<string, EventBusRegistration> _buses = new(StringComparer.Ordinal);
@@ -62,6 +63,7 @@ public sealed class RegistryClient : IAsyncDisposable
         TimeProvider = options.TimeProvider ?? TimeProvider.System;
         _loggerFactory = options.LoggerFactory ?? NullLoggerFactory.Instance;
         _logger = _loggerFactory.CreateLogger<RegistryClient>();
+        _leaseSetLogger = _loggerFactory.CreateLogger<PortLeaseSet>();
         Endpoint = RegistryEndpoints.ResolveRouter(options.Endpoint);
         PubEndpoint = RegistryEndpoints.ResolvePub(options.PubEndpoint);
         NodeId = string.IsNullOrWhiteSpace(options.NodeId) ? DefaultNodeId() : options.NodeId;
@@ -143,7 +145,7 @@ public sealed class RegistryClient : IAsyncDisposable
             Protocol = options.Protocol,
             Purpose = options.Purpose,
         }, cancellationToken).ConfigureAwait(false);
-        var set = new PortLeaseSet(this, grant.Leases, options.RenewAutomatically, _loggerFactory.CreateLogger<PortLeaseSet>());
+        var set = new PortLeaseSet(this, grant.Leases, options.RenewAutomatically, _leaseSetLogger);
         _leaseSets.TryAdd(set, 0);
         return set;
     }
