@@ -129,14 +129,14 @@ internal static class RegistryVsEtcd
                 var dataDir = target.Arguments.Contains("{dir}") ? Directory.CreateTempSubdirectory($"onex-bench-{target.Name}-").FullName : null;
                 if (dataDir is not null) disposables.Push(new DeleteDirectory(dataDir));
                 var arguments = target.Arguments.Select(a => a == "{dir}" ? dataDir! : a).ToArray();
-                var node = StartNode(target, arguments, notes);
+                var node = StartNode(target, arguments, target.Arguments, notes);
                 if (node is null && target.Fallback is { } fallback)
                 {
-                    var note = $"`{target.Name}`: this node refuses `{string.Join(' ', arguments)}` (it has no store options yet and keeps everything in memory), " +
+                    var note = $"`{target.Name}`: this node refuses `{string.Join(' ', target.Arguments)}` (it has no store options yet and keeps everything in memory), " +
                                $"so it ran with {(fallback.Length == 0 ? "no store arguments" : $"`{string.Join(' ', fallback)}`")}.";
                     Progress(note);
                     notes.Add(note);
-                    node = StartNode(target, fallback, notes);
+                    node = StartNode(target, fallback, fallback, notes);
                 }
                 if (node is null) continue;
                 disposables.Push(node);
@@ -248,8 +248,8 @@ internal static class RegistryVsEtcd
         return timedOut ? 1 : 0;
     }
 
-    /// <summary>Starts a node for <paramref name="target"/>; null (and a note) when it exits at start.</summary>
-    private static RegistryNodeProcess? StartNode(NodeTarget target, string[] storeArguments, List<string> notes)
+    /// <summary>Starts a node for <paramref name="target"/>; null (and a note naming <paramref name="shownArguments"/>) when it exits at start.</summary>
+    private static RegistryNodeProcess? StartNode(NodeTarget target, string[] storeArguments, string[] shownArguments, List<string> notes)
     {
         var arguments = CommonNodeArguments.Concat(storeArguments).ToArray();
         Progress($"starting node '{target.Name}': dotnet Onex.RegistryNode.dll {string.Join(' ', arguments)}");
@@ -261,11 +261,12 @@ internal static class RegistryVsEtcd
         {
             var firstError = ex.Errors.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault() ?? "(no message)";
             var note = ex.IsUsageError
-                ? $"`{target.Name}` skipped: this node does not accept `{string.Join(' ', storeArguments)}` yet (exit code {ex.ExitCode}: \"{firstError}\")."
+                ? $"`{target.Name}` skipped: this node does not accept `{string.Join(' ', shownArguments)}` yet (exit code {ex.ExitCode}: \"{firstError}\")."
                 : $"`{target.Name}` skipped: the node did not start (exit code {ex.ExitCode?.ToString(CultureInfo.InvariantCulture) ?? "none"}: \"{firstError}\").";
+            // A refused store option is expected until the durable store lands; the fallback (if any) says what runs instead.
+            if (target.Fallback is not null && ex.IsUsageError) return null;
             Progress($"SKIPPED {note}");
-            // A refused store option is expected until the durable store lands; the fallback (if any) says what ran instead.
-            if (target.Fallback is null || !ex.IsUsageError) notes.Add(note);
+            notes.Add(note);
             return null;
         }
     }
@@ -281,7 +282,7 @@ internal static class RegistryVsEtcd
         text.AppendLine(ic, $"Machine: {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, .NET {Environment.Version}; " +
                             $"load average {loadBefore} at the start, {loadAfter} at the end. {etcdVersion ?? "etcd not measured"}.");
         text.AppendLine();
-        text.AppendLine(ic, $"- **Registry node**: `dotnet Onex.RegistryNode.dll --port-range {PortRange} --quarantine 0s` plus the store arguments, in a child process, ");
+        text.AppendLine(ic, $"- **Registry node**: `dotnet Onex.RegistryNode.dll --port-range {PortRange} --quarantine 0s` plus the store arguments, in a child process,");
         text.AppendLine("  on OS-chosen loopback endpoints. A pair is a `PortRequest` (protocol `both`: the full free check, default TTL) and, once granted, " +
                             "the `LeaseRelease` of that lease.");
         text.AppendLine("  - **raw**: one NetMQ DEALER sending `RegistryCodec` envelopes, pairs pipelined on it (the in-process throughput suite's loop).");
@@ -336,7 +337,8 @@ internal static class RegistryVsEtcd
         text.AppendLine("Targets:");
         text.AppendLine();
         foreach (var node in NodeTargets.Where(t => settings.Targets.Contains(t.Name)))
-            text.AppendLine($"- `{node.Name}`: {node.Meaning} (`{string.Join(' ', node.Arguments)}`)");
+            text.AppendLine($"- `{node.Name}`: {node.Meaning} (`{string.Join(' ', node.Arguments)}`" +
+                            (node.Arguments.Contains("{dir}") ? "; `{dir}`: a fresh temporary directory, deleted at the end)" : ")"));
         foreach (var etcd in EtcdTargets.Where(t => settings.Targets.Contains(t.Name)))
             text.AppendLine($"- `{etcd.Name}`: {etcd.Meaning}");
         if (notes.Count > 0)
