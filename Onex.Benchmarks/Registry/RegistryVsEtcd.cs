@@ -121,7 +121,16 @@ internal static class RegistryVsEtcd
         var startedAt = DateTimeOffset.UtcNow;
         var loadBefore = LoadAverage();
         string? etcdVersion = null;
-        var timedOut = false;
+        var cutShort = false;
+        // Ctrl+C stops after the measurement under way, so the node and etcd are still stopped and their directories deleted.
+        var interrupted = 0;
+        void OnCancel(object? sender, ConsoleCancelEventArgs e)
+        {
+            e.Cancel = true;
+            Interlocked.Exchange(ref interrupted, 1);
+            Progress("interrupted: stopping after this measurement");
+        }
+        Console.CancelKeyPress += OnCancel;
         try
         {
             foreach (var target in NodeTargets.Where(t => settings.Targets.Contains(t.Name)))
@@ -202,15 +211,21 @@ internal static class RegistryVsEtcd
                 Progress($"warm-up {cell.Label}: {warm.Count.PerSecond:N0} pairs/s");
             }
 
-            for (var round = 0; round < settings.Rounds && !timedOut; round++)
+            for (var round = 0; round < settings.Rounds && !cutShort; round++)
             {
                 Progress($"round {round + 1}/{settings.Rounds} (load {LoadAverage()})");
                 // Rotate the order each round, so no cell always runs right after the same neighbour.
                 for (var i = 0; i < cells.Count; i++)
                 {
+                    if (Volatile.Read(ref interrupted) != 0)
+                    {
+                        cutShort = true;
+                        notes.Add($"The run was interrupted in round {round + 1}; later measurements are missing.");
+                        break;
+                    }
                     if (deadline.Elapsed > settings.Timeout)
                     {
-                        timedOut = true;
+                        cutShort = true;
                         notes.Add($"The run reached its {settings.Timeout.TotalSeconds:0} s limit in round {round + 1}; later rounds are missing.");
                         Progress("time limit reached; reporting what was measured");
                         break;
@@ -236,6 +251,7 @@ internal static class RegistryVsEtcd
         }
         finally
         {
+            Console.CancelKeyPress -= OnCancel;
             while (asyncDisposables.TryPop(out var d)) await d.DisposeAsync().ConfigureAwait(false);
             while (disposables.TryPop(out var d)) d.Dispose();
         }
@@ -245,7 +261,7 @@ internal static class RegistryVsEtcd
         File.WriteAllText(settings.Output, report);
         Console.Error.WriteLine(report);
         Progress($"report written to {settings.Output}");
-        return timedOut ? 1 : 0;
+        return cutShort ? 1 : 0;
     }
 
     /// <summary>Starts a node for <paramref name="target"/>; null (and a note naming <paramref name="shownArguments"/>) when it exits at start.</summary>
