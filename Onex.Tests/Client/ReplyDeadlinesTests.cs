@@ -116,4 +116,53 @@ public class ReplyDeadlinesTests
         time.Advance(Timeout * 2);
         Assert.That(expired, Is.Empty);
     }
+
+    [Test]
+    public void A_timer_that_fires_early_is_set_again_without_spinning_and_nothing_expires_early()
+    {
+        // System timers count whole milliseconds and can fire up to one early; this clock's timers fire 0.5 ms early.
+        var time = new EarlyTimers(new FakeTimeProvider(DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_000)), TimeSpan.FromMilliseconds(0.5));
+        var expiredAt = new List<TimeSpan>();
+        var start = time.GetUtcNow();
+        using var deadlines = new ReplyDeadlines(Timeout, time, _ => expiredAt.Add(time.GetUtcNow() - start));
+        deadlines.Track(new PendingReply("a"));
+
+        for (var i = 0; i < 20_050; i++) time.Fake.Advance(TimeSpan.FromTicks(1_000)); // 0.1 ms steps to 2.005 s
+
+        Assert.That(expiredAt, Has.Count.EqualTo(1), "the attempt should expire once");
+        Assert.That(expiredAt[0], Is.GreaterThanOrEqualTo(Timeout), "an early timer must not expire an attempt early");
+        Assert.That(expiredAt[0], Is.LessThanOrEqualTo(Timeout + TimeSpan.FromMilliseconds(1)), "it should expire within a millisecond of its deadline");
+        Assert.That(time.Fired, Is.LessThanOrEqualTo(3), "an early timer should be set again once, not fire over and over until the deadline");
+    }
+
+    /// <summary>A clock whose timers fire <c>early</c> before their due time, like a millisecond-granular system timer.</summary>
+    private sealed class EarlyTimers(FakeTimeProvider fake, TimeSpan early) : TimeProvider
+    {
+        public FakeTimeProvider Fake { get; } = fake;
+
+        public int Fired;
+
+        public override long GetTimestamp() => Fake.GetTimestamp();
+
+        public override long TimestampFrequency => Fake.TimestampFrequency;
+
+        public override DateTimeOffset GetUtcNow() => Fake.GetUtcNow();
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
+            new EarlyTimer(Fake.CreateTimer(s =>
+            {
+                Interlocked.Increment(ref Fired);
+                callback(s);
+            }, state, global::System.Threading.Timeout.InfiniteTimeSpan, global::System.Threading.Timeout.InfiniteTimeSpan), early);
+
+        private sealed class EarlyTimer(ITimer inner, TimeSpan early) : ITimer
+        {
+            public bool Change(TimeSpan dueTime, TimeSpan period) =>
+                inner.Change(dueTime == global::System.Threading.Timeout.InfiniteTimeSpan ? dueTime : dueTime > early ? dueTime - early : TimeSpan.Zero, period);
+
+            public void Dispose() => inner.Dispose();
+
+            public ValueTask DisposeAsync() => inner.DisposeAsync();
+        }
+    }
 }

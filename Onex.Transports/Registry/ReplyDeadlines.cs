@@ -24,6 +24,8 @@ internal sealed class PendingReply(string requestId) : TaskCompletionSource<Regi
 /// </summary>
 internal sealed class ReplyDeadlines : IDisposable
 {
+    private static readonly TimeSpan MinimumRearm = TimeSpan.FromMilliseconds(1);
+
     private readonly object _gate = new();
     private readonly TimeProvider _time;
     private readonly long _timeoutTicks;
@@ -63,7 +65,7 @@ internal sealed class ReplyDeadlines : IDisposable
             _tail = reply;
             reply.Linked = true;
             Count++;
-            if (reply.Deadline < _armedFor) Arm(reply.Deadline, now);
+            if (reply.Deadline < _armedFor) Arm(reply.Deadline, now, firedEarly: false);
         }
     }
 
@@ -88,6 +90,7 @@ internal sealed class ReplyDeadlines : IDisposable
         List<PendingReply>? expired = null;
         lock (_gate)
         {
+            var armedFor = _armedFor;
             _armedFor = long.MaxValue;
             if (_disposed) return;
             var now = _time.GetTimestamp();
@@ -96,18 +99,21 @@ internal sealed class ReplyDeadlines : IDisposable
                 Unlink(head);
                 (expired ??= []).Add(head);
             }
-            if (_head is { } next) Arm(next.Deadline, now);
+            if (_head is { } next) Arm(next.Deadline, now, firedEarly: now < armedFor);
         }
         if (expired is null) return;
         foreach (var reply in expired) _onTimeout(reply);
     }
 
-    private void Arm(long deadline, long now)
+    private void Arm(long deadline, long now, bool firedEarly)
     {
         _armedFor = deadline;
         // Rounded up, so that when the timer fires the clock has reached the deadline (a fake clock moves exactly).
         var dueTicks = deadline - now;
         var due = dueTicks <= 0 ? TimeSpan.Zero : TimeSpan.FromTicks(CeilingDiv(dueTicks * TimeSpan.TicksPerSecond, _time.TimestampFrequency));
+        // System timers count whole milliseconds and may fire up to one early; set again for the sub-millisecond rest,
+        // they would fire at once, again and again until the deadline. A millisecond later is what such a timer gives anyway.
+        if (firedEarly && due < MinimumRearm) due = MinimumRearm;
         _timer.Change(due, Timeout.InfiniteTimeSpan);
     }
 
