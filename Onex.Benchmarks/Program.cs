@@ -5,13 +5,15 @@ namespace Onex.Benchmarks;
 
 /// <summary>
 /// Entry point: <c>dotnet run -c Release --project Onex.Benchmarks -- --filter '*'</c> for the BenchmarkDotNet suites,
-/// or <c>-- registry-memory</c> for the registry's memory probe (a console measurement, not a suite).
+/// or <c>-- registry-memory</c> for the registry's memory probe and <c>-- registry-vs-etcd</c> for lease pairs against a
+/// node and etcd in child processes (console measurements, not suites).
 /// </summary>
 public static class BenchmarkProgram
 {
     public static int Main(string[] args)
     {
         if (args is [RegistryMemoryProbe.Command, ..]) return RegistryMemoryProbe.Run(args[1..]);
+        if (args is [RegistryVsEtcd.Command, ..]) return RegistryVsEtcd.Run(args[1..]);
         BenchmarkSwitcher.FromAssembly(typeof(BenchmarkProgram).Assembly).Run(args);
         return 0;
     }

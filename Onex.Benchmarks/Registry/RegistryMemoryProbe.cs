@@ -31,26 +31,24 @@ internal static class RegistryMemoryProbe
 
     public static int Run(string[] args)
     {
-        var output = args.SkipWhile(a => a != "--out").Skip(1).FirstOrDefault() ?? DefaultReportPath();
-        var registryDll = Path.Combine(AppContext.BaseDirectory, "Onex.RegistryNode.dll");
-        if (!File.Exists(registryDll))
+        var output = args.SkipWhile(a => a != "--out").Skip(1).FirstOrDefault() ?? ResultsPath.For("RegistryMemory.md");
+        if (!File.Exists(RegistryNodeProcess.Dll))
         {
-            Console.Error.WriteLine($"registry-memory: {registryDll} not found; build Onex.Benchmarks first.");
+            Console.Error.WriteLine($"registry-memory: {RegistryNodeProcess.Dll} not found; build Onex.Benchmarks first.");
             return 1;
         }
 
-        var memory = Measure(registryDll, ["--store", "memory"], out var memoryReport);
+        var memoryOk = Measure(["--store", "memory"], out var memoryReport);
         var dataDir = Directory.CreateTempSubdirectory("onex-registry-memory-").FullName;
         try
         {
-            string[] sqlite = ["--store", "sqlite", "--data-dir", dataDir];
-            var durable = Measure(registryDll, sqlite, out var durableReport, restart: true);
-            var report = "# Registry memory and restart\n\n" + memoryReport + "\n" + durableReport;
+            var sqliteOk = Measure(["--store", "sqlite", "--data-dir", dataDir], out var sqliteReport, restart: true);
+            var report = "# Registry memory and restart\n\n" + memoryReport + "\n" + sqliteReport.Replace(dataDir, "{dir}", StringComparison.Ordinal);
             Console.WriteLine(report);
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
             File.WriteAllText(output, report);
             Console.WriteLine($"registry-memory: report written to {output}");
-            return memory && durable ? 0 : 3;
+            return memoryOk && sqliteOk ? 0 : 3;
         }
         finally
         {
@@ -58,89 +56,74 @@ internal static class RegistryMemoryProbe
         }
     }
 
-    private static bool Measure(string registryDll, string[] storeArgs, out string report, bool restart = false)
+    private static bool Measure(string[] storeArgs, out string report, bool restart = false)
     {
-        var child = StartRegistry(registryDll, storeArgs, out var routerEndpoint);
-        try
+        using var child = RegistryNodeProcess.Start(["--port-range", PortRange, "--log-level", restart ? "Information" : "Warning", .. storeArgs]);
+        using var client = new BenchDealer(child.RouterEndpoint);
+        var stats = client.Call<IntrospectionRequest, IntrospectionResponse>(new IntrospectionRequest { Include = [IntrospectionSections.Stats] }).Stats!;
+        var idle = ReadStatus(child.Id);
+        Console.WriteLine($"registry-memory: child pid {child.Id}, {stats.FreePorts} free ports; idle VmRSS {Mb(idle.RssKb)}");
+
+        var clock = Stopwatch.StartNew();
+        var nodeIds = Enumerable.Range(0, Nodes).Select(i => $"node-{i:D3}.example").ToArray();
+        Pipeline(client, nodeIds.Select((id, i) => (object)new NodeAnnouncement
         {
-            using var client = new BenchDealer(routerEndpoint);
-            var stats = client.Call<IntrospectionRequest, IntrospectionResponse>(new IntrospectionRequest { Include = [IntrospectionSections.Stats] }).Stats!;
-            var idle = ReadStatus(child.Id);
-            Console.WriteLine($"registry-memory: child pid {child.Id}, {stats.FreePorts} free ports; idle VmRSS {Mb(idle.RssKb)}");
-
-            var clock = Stopwatch.StartNew();
-            var nodeIds = Enumerable.Range(0, Nodes).Select(i => $"node-{i:D3}.example").ToArray();
-            Pipeline(client, nodeIds.Select((id, i) => (object)new NodeAnnouncement
-            {
-                NodeId = id, Name = $"service {i}", Host = "127.0.0.1", ProcessId = 10_000 + i, HeartbeatIntervalMs = 600_000,
-                Metadata = new Dictionary<string, string> { ["team"] = $"team-{i % 12}", ["version"] = $"2.{i % 7}.{i}" },
-            }), MessageTypes.Of<NodeRecord>());
-            Pipeline(client, Enumerable.Range(0, Leases).Select(i => (object)new PortRequest
-            {
-                NodeId = nodeIds[i % Nodes], TtlMs = 3_600_000, Protocol = PortProtocols.Both, Purpose = $"listener {i % 4} of worker {i / Nodes}",
-            }), MessageTypes.Of<PortGrant>());
-            Pipeline(client, Enumerable.Range(0, Nodes * ToolsPerNode).Select(i =>
-                (object)RealisticTools.For(nodeIds[i / ToolsPerNode], i / ToolsPerNode, i % ToolsPerNode)), MessageTypes.Of<ToolContractRecord>());
-            var loadTime = clock.Elapsed;
-
-            stats = client.Call<IntrospectionRequest, IntrospectionResponse>(new IntrospectionRequest { Include = [IntrospectionSections.Stats] }).Stats!;
-            if (stats.LeaseCount != Leases || stats.ToolCount != Nodes * ToolsPerNode || stats.NodeCount != Nodes)
-                throw new InvalidOperationException($"The registry holds {stats.LeaseCount} leases, {stats.ToolCount} tools, {stats.NodeCount} nodes; expected {Leases}, {Nodes * ToolsPerNode}, {Nodes}.");
-
-            // The working set settles as the child's GC runs; sample it for a few seconds and keep every reading.
-            var samples = new List<long>();
-            for (var i = 0; i < 6; i++)
-            {
-                samples.Add(ReadStatus(child.Id).RssKb);
-                Thread.Sleep(SampleInterval);
-            }
-            var final = ReadStatus(child.Id);
-            samples.Add(final.RssKb);
-            var schemaBytes = Enumerable.Range(0, Nodes * ToolsPerNode)
-                .Select(i => RealisticTools.For(nodeIds[i / ToolsPerNode], i / ToolsPerNode, i % ToolsPerNode))
-                .Sum(t => (long)t.InputSchema.Length + t.OutputSchema.Length);
-
-            report = Report(storeArgs, idle, samples, final, stats, loadTime, schemaBytes);
-            if (!restart) return Mb(final.RssKb) <= LimitMb;
-
-            // Crash and restart on the same data directory: time from the new process's start until it answers.
-            _ = Kill(child.Id, 9);
-            child.WaitForExit();
-            child.Dispose();
-            var started = Stopwatch.StartNew();
-            child = StartRegistry(registryDll, [.. storeArgs, "--log-level", "Information"], out routerEndpoint);
-            using var again = new BenchDealer(routerEndpoint);
-            var after = again.Call<IntrospectionRequest, IntrospectionResponse>(new IntrospectionRequest { Include = [IntrospectionSections.Stats] }).Stats!;
-            var serving = started.Elapsed;
-            var restarted = ReadStatus(child.Id);
-            if (after.LeaseCount != Leases || after.ToolCount != Nodes * ToolsPerNode)
-                throw new InvalidOperationException($"After the restart the registry holds {after.LeaseCount} leases and {after.ToolCount} tools.");
-            report += string.Create(CultureInfo.InvariantCulture,
-                $"\nKilled with SIGKILL and restarted on the same data directory: **serving again {serving.TotalMilliseconds:F0} ms after the new process started** " +
-                $"(the node's own load of the store: {LoadMs(child)}), with {after.LeaseCount:N0} leases and {after.ToolCount:N0} tools; working set after the restart {Mb(restarted.RssKb)} MB.\n");
-            return Mb(final.RssKb) <= LimitMb;
-        }
-        finally
+            NodeId = id, Name = $"service {i}", Host = "127.0.0.1", ProcessId = 10_000 + i, HeartbeatIntervalMs = 600_000,
+            Metadata = new Dictionary<string, string> { ["team"] = $"team-{i % 12}", ["version"] = $"2.{i % 7}.{i}" },
+        }), MessageTypes.Of<NodeRecord>());
+        Pipeline(client, Enumerable.Range(0, Leases).Select(i => (object)new PortRequest
         {
-            Stop(child);
-            child.Dispose();
+            NodeId = nodeIds[i % Nodes], TtlMs = 3_600_000, Protocol = PortProtocols.Both, Purpose = $"listener {i % 4} of worker {i / Nodes}",
+        }), MessageTypes.Of<PortGrant>());
+        Pipeline(client, Enumerable.Range(0, Nodes * ToolsPerNode).Select(i =>
+            (object)RealisticTools.For(nodeIds[i / ToolsPerNode], i / ToolsPerNode, i % ToolsPerNode)), MessageTypes.Of<ToolContractRecord>());
+        var loadTime = clock.Elapsed;
+
+        stats = client.Call<IntrospectionRequest, IntrospectionResponse>(new IntrospectionRequest { Include = [IntrospectionSections.Stats] }).Stats!;
+        if (stats.LeaseCount != Leases || stats.ToolCount != Nodes * ToolsPerNode || stats.NodeCount != Nodes)
+            throw new InvalidOperationException($"The registry holds {stats.LeaseCount} leases, {stats.ToolCount} tools, {stats.NodeCount} nodes; expected {Leases}, {Nodes * ToolsPerNode}, {Nodes}.");
+
+        // The working set settles as the child's GC runs; sample it for a few seconds and keep every reading.
+        var samples = new List<long>();
+        for (var i = 0; i < 6; i++)
+        {
+            samples.Add(ReadStatus(child.Id).RssKb);
+            Thread.Sleep(SampleInterval);
         }
+        var final = ReadStatus(child.Id);
+        samples.Add(final.RssKb);
+        var schemaBytes = Enumerable.Range(0, Nodes * ToolsPerNode)
+            .Select(i => RealisticTools.For(nodeIds[i / ToolsPerNode], i / ToolsPerNode, i % ToolsPerNode))
+            .Sum(t => (long)t.InputSchema.Length + t.OutputSchema.Length);
+
+        report = Report(storeArgs, idle, samples, final, stats, loadTime, schemaBytes);
+        if (restart) report += Restart(child, storeArgs);
+        return Mb(final.RssKb) <= LimitMb;
     }
 
-    // The node logs "Loaded <store>: ... in N ms" at start (Information level).
-    private static string LoadMs(Process child)
+    /// <summary>Kills the node with SIGKILL and starts it again on the same store: how long until it serves, and its working set then.</summary>
+    private static string Restart(RegistryNodeProcess child, string[] storeArgs)
     {
-        var deadline = Stopwatch.StartNew();
-        while (deadline.Elapsed < TimeSpan.FromSeconds(5))
-        {
-            lock (LoadLines)
-                if (LoadLines.TryGetValue(child.Id, out var line)) return line;
-            Thread.Sleep(50);
-        }
-        return "not logged";
+        _ = Kill(child.Id, 9);
+        var clock = Stopwatch.StartNew();
+        using var again = RegistryNodeProcess.Start(["--port-range", PortRange, "--log-level", "Information", .. storeArgs]);
+        using var client = new BenchDealer(again.RouterEndpoint);
+        var stats = client.Call<IntrospectionRequest, IntrospectionResponse>(new IntrospectionRequest { Include = [IntrospectionSections.Stats] }).Stats!;
+        var serving = clock.Elapsed;
+        var status = ReadStatus(again.Id);
+        if (stats.LeaseCount != Leases || stats.ToolCount != Nodes * ToolsPerNode)
+            throw new InvalidOperationException($"After the restart the registry holds {stats.LeaseCount} leases and {stats.ToolCount} tools.");
+        // The node logs "Loaded <store>: ... in N ms" once it has read its store.
+        var loaded = again.Errors.Split('\n').FirstOrDefault(l => l.Contains("Loaded ", StringComparison.Ordinal)) is { } line && line.LastIndexOf(" in ", StringComparison.Ordinal) is var at and > 0
+            ? line[(at + 4)..].Trim() : "not logged";
+        return string.Create(CultureInfo.InvariantCulture,
+            $"\nKilled with SIGKILL and restarted on the same data directory: **serving again {serving.TotalMilliseconds:F0} ms after the new process was started** " +
+            $"(reading the store took {loaded}; the rest is the .NET process starting), with {stats.LeaseCount:N0} leases and {stats.ToolCount:N0} tools; " +
+            $"working set after the restart {Mb(status.RssKb)} MB.\n");
     }
 
-    private static readonly Dictionary<int, string> LoadLines = [];
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
 
     /// <summary>Sends every request with up to <see cref="Window"/> in flight; every reply must be <paramref name="replyType"/>.</summary>
     private static void Pipeline(BenchDealer client, IEnumerable<object> requests, string replyType)
@@ -173,50 +156,6 @@ internal static class RegistryMemoryProbe
     private static void Check(RegistryEnvelope reply, string replyType)
     {
         if (reply.MessageType != replyType) throw BenchDealer.Unexpected(reply, replyType);
-    }
-
-    private static Process StartRegistry(string dll, string[] extra, out string routerEndpoint)
-    {
-        var start = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        string[] args = [dll, "--endpoint", "tcp://127.0.0.1:0", "--pub-endpoint", "tcp://127.0.0.1:0", "--port-range", PortRange, "--log-level", "Warning", .. extra];
-        foreach (var arg in args) start.ArgumentList.Add(arg);
-        var child = Process.Start(start) ?? throw new InvalidOperationException("Could not start the registry node.");
-        var errors = new StringBuilder();
-        child.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is null) return;
-            lock (errors) errors.AppendLine(e.Data);
-            var loaded = e.Data.IndexOf("Loaded ", StringComparison.Ordinal);
-            var at = loaded >= 0 ? e.Data.LastIndexOf(" in ", StringComparison.Ordinal) : -1;
-            if (at > loaded && loaded >= 0)
-                lock (LoadLines) LoadLines[child.Id] = e.Data[(at + 4)..].Trim();
-        };
-        child.BeginErrorReadLine();
-
-        // The node prints its endpoints on stdout once it serves; anything else first is a failure to start.
-        var readLine = child.StandardOutput.ReadLineAsync();
-        if (!readLine.Wait(TimeSpan.FromSeconds(30)) || readLine.Result is not { } line || !line.StartsWith("registry: router ", StringComparison.Ordinal))
-        {
-            Stop(child);
-            string text;
-            lock (errors) text = errors.ToString();
-            throw new InvalidOperationException($"The registry node did not start: {text}");
-        }
-        routerEndpoint = line["registry: router ".Length..];
-        return child;
-    }
-
-    private static void Stop(Process child)
-    {
-        if (child.HasExited) return;
-        // SIGTERM: the node stops cleanly; kill only if it does not within 10 s.
-        _ = Kill(child.Id, 15);
-        if (!child.WaitForExit(TimeSpan.FromSeconds(10))) child.Kill();
     }
 
     private readonly record struct Status(long RssKb, long PeakKb);
@@ -261,18 +200,4 @@ internal static class RegistryMemoryProbe
         text.AppendLine(CultureInfo.InvariantCulture, $"Loading took {loadTime.TotalSeconds:F1} s. Machine: {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, .NET {Environment.Version}.");
         return text.ToString();
     }
-
-    // Onex.Benchmarks/results/RegistryMemory.md of the checkout this runs in (found from the working directory up).
-    private static string DefaultReportPath()
-    {
-        for (var dir = new DirectoryInfo(Directory.GetCurrentDirectory()); dir is not null; dir = dir.Parent)
-        {
-            var results = Path.Combine(dir.FullName, "Onex.Benchmarks", "results");
-            if (Directory.Exists(results)) return Path.Combine(results, "RegistryMemory.md");
-        }
-        return Path.Combine(Directory.GetCurrentDirectory(), "RegistryMemory.md");
-    }
-
-    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static extern int Kill(int pid, int signal);
 }

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Onex.Errors;
 using Onex.Protocol;
+using Onex.Tests.Infrastructure;
 using Onex.Transports.Registry;
 
 namespace Onex.Tests.Client;
@@ -52,6 +53,31 @@ public class RegistryRequestTests
     }
 
     [Test]
+    public async Task Requests_from_many_threads_at_once_each_reach_the_registry_exactly_once()
+    {
+        // Callers hand frames to the socket's thread through one queue and wake it at most once per batch: none may be
+        // stranded in the queue or sent twice, however the callers interleave with the thread's draining.
+        const int callers = 16;
+        const int perCaller = 200;
+        using var registry = new ScriptedRegistry((_, _, request) =>
+            ScriptedRegistry.Reply(request, Answer(long.Parse(request.BodyAs<IntrospectionRequest>().NamePrefix!))));
+        await using var client = await RegistryClient.ConnectAsync(OptionsFor(registry) with { RequestTimeout = TimeSpan.FromSeconds(20), MaxAttempts = 1 });
+
+        var answered = await Task.WhenAll(Enumerable.Range(0, callers).Select(c => Task.Run(async () =>
+        {
+            var sequences = new List<long>();
+            for (var i = 0; i < perCaller; i++)
+                sequences.Add((await client.DescribeAsync(new IntrospectionRequest { NamePrefix = (c * perCaller + i).ToString() })).Sequence);
+            return sequences;
+        })));
+
+        Assert.That(answered.SelectMany(s => s).Order(), Is.EqualTo(Enumerable.Range(0, callers * perCaller).Select(i => (long)i)),
+            "every caller should get the answer to each of its own requests");
+        Assert.That(registry.Received, Has.Count.EqualTo(callers * perCaller), "each request should be sent exactly once (one attempt each: a stranded frame would have failed its caller)");
+        Assert.That(client.RequestsInFlight, Is.Zero);
+    }
+
+    [Test]
     public async Task A_request_whose_reply_is_lost_is_resent_with_the_same_request_id()
     {
         var seen = new ConcurrentDictionary<string, int>();
@@ -80,6 +106,60 @@ public class RegistryRequestTests
         Assert.That(ex.Message, Does.Contain(registry.Endpoint).And.Contain("onex registry serve"));
         Assert.That(ex.Details["attempts"], Is.EqualTo("3"));
         Assert.That(registry.Received, Has.Count.EqualTo(3), "every attempt should have reached the registry");
+    }
+
+    [Test]
+    public async Task Each_resend_is_logged_once_with_its_attempt_number()
+    {
+        // The first attempt goes out before the retry pipeline, which replays its failure: the replay is not an attempt.
+        using var registry = new ScriptedRegistry((_, _, _) => null);
+        using var logs = new CapturingLoggerFactory();
+        await using var client = await RegistryClient.ConnectAsync(OptionsFor(registry) with { LoggerFactory = logs });
+
+        Assert.ThrowsAsync<UnavailableException>(async () => await client.DescribeAsync());
+
+        var resends = logs.Entries.Where(e => e.EventId.Id == 3005).Select(e => e.Message).ToArray();
+        Assert.That(resends, Has.Length.EqualTo(2), $"two resends after the first attempt were expected: {string.Join(" | ", resends)}");
+        Assert.That(resends[0], Does.Contain("(attempt 2)"));
+        Assert.That(resends[1], Does.Contain("(attempt 3)"));
+        Assert.That(registry.Received, Has.Count.EqualTo(3));
+    }
+
+    [Test]
+    public async Task A_request_whose_caller_has_already_given_up_is_not_sent()
+    {
+        using var registry = new ScriptedRegistry((_, _, request) => ScriptedRegistry.Reply(request, Answer(1)));
+        await using var client = await RegistryClient.ConnectAsync(OptionsFor(registry));
+
+        Assert.CatchAsync<OperationCanceledException>(async () =>
+            await client.DescribeAsync(new IntrospectionRequest { NamePrefix = "cancelled" }, new CancellationToken(canceled: true)));
+        // One DEALER keeps order: once this one is answered, a frame of the cancelled one would have arrived before it.
+        await client.DescribeAsync(new IntrospectionRequest { NamePrefix = "after" });
+
+        Assert.That(registry.Received.Select(r => r.BodyAs<IntrospectionRequest>().NamePrefix), Is.EqualTo(new[] { "after" }),
+            "a request cancelled before it was sent must not reach the registry");
+        Assert.That(client.RequestsInFlight, Is.Zero);
+    }
+
+    [Test]
+    public async Task A_caller_cancelling_while_waiting_gets_cancellation_and_leaves_nothing_in_flight()
+    {
+        var onTheWire = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var registry = new ScriptedRegistry((_, _, _) =>
+        {
+            onTheWire.TrySetResult();
+            return null;
+        });
+        await using var client = await RegistryClient.ConnectAsync(OptionsFor(registry) with { RequestTimeout = TimeSpan.FromSeconds(10) });
+        using var cancel = new CancellationTokenSource();
+
+        var request = client.DescribeAsync(cancellationToken: cancel.Token).AsTask();
+        await onTheWire.Task;
+        cancel.Cancel();
+
+        Assert.CatchAsync<OperationCanceledException>(async () => await request);
+        Assert.That(client.RequestsInFlight, Is.Zero, "a cancelled request must not stay registered as in flight");
+        Assert.That(registry.Received, Has.Count.EqualTo(1), "cancellation is not retried");
     }
 
     [TestCase(ErrorCodes.PortExhausted, typeof(LeaseException))]

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Onex.Errors;
@@ -31,6 +32,7 @@ public sealed class RegistryClient : IAsyncDisposable
     private readonly RegistryRequestChannel _channel;
     private readonly ResiliencePipeline _retry;
     private readonly ILogger _logger;
+    private readonly ILogger _leaseSetLogger; // one for every set: CreateLogger<T> builds the category name each call
     private readonly ILoggerFactory _loggerFactory;
     private readonly CancellationTokenSource _stop = new();
     private readonly ConcurrentDictionary<string, EventBusRegistration> _buses = new(StringComparer.Ordinal);
@@ -61,11 +63,12 @@ public sealed class RegistryClient : IAsyncDisposable
         TimeProvider = options.TimeProvider ?? TimeProvider.System;
         _loggerFactory = options.LoggerFactory ?? NullLoggerFactory.Instance;
         _logger = _loggerFactory.CreateLogger<RegistryClient>();
+        _leaseSetLogger = _loggerFactory.CreateLogger<PortLeaseSet>();
         Endpoint = RegistryEndpoints.ResolveRouter(options.Endpoint);
         PubEndpoint = RegistryEndpoints.ResolvePub(options.PubEndpoint);
         NodeId = string.IsNullOrWhiteSpace(options.NodeId) ? DefaultNodeId() : options.NodeId;
         ClientId = $"{NodeId}/{Guid.NewGuid():N}"; // the protocol's suggested form: stable for this client, unique per instance
-        _channel = new RegistryRequestChannel(Endpoint, options.Socket, _logger);
+        _channel = new RegistryRequestChannel(Endpoint, options.Socket, options.RequestTimeout, TimeProvider, _logger);
         _retry = BuildRetryPipeline();
     }
 
@@ -143,7 +146,7 @@ public sealed class RegistryClient : IAsyncDisposable
             Protocol = options.Protocol,
             Purpose = options.Purpose,
         }, cancellationToken).ConfigureAwait(false);
-        var set = new PortLeaseSet(this, grant.Leases, requestedAt, options.RenewAutomatically, _loggerFactory.CreateLogger<PortLeaseSet>());
+        var set = new PortLeaseSet(this, grant.Leases, requestedAt, options.RenewAutomatically, _leaseSetLogger);
         _leaseSets.TryAdd(set, 0);
         return set;
     }
@@ -351,8 +354,20 @@ public sealed class RegistryClient : IAsyncDisposable
         var started = TimeProvider.GetTimestamp();
         try
         {
-            if (singleAttempt)
+            if (singleAttempt || _options.MaxAttempts == 1)
                 return await exchange.SendAsync<TReply>(cancellationToken).ConfigureAwait(false);
+            // The first attempt goes straight out; the retry pipeline is entered only when it failed transiently, and
+            // replays that failure as its own first attempt, so backoff and attempt count are the pipeline's as before.
+            // Like the pipeline, send nothing for a caller that has already given up.
+            cancellationToken.ThrowIfCancellationRequested();
+            try
+            {
+                return await exchange.SendAsync<TReply>(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsRetried(ex))
+            {
+                exchange.FirstFailure = ExceptionDispatchInfo.Capture(ex);
+            }
             return await _retry.ExecuteAsync(
                 static (state, token) => state.SendAsync<TReply>(token), exchange, cancellationToken).ConfigureAwait(false);
         }
@@ -623,10 +638,13 @@ public sealed class RegistryClient : IAsyncDisposable
         }
     }
 
+    /// <summary>The failures the retry pipeline retries: no reply in time, or an UNAVAILABLE error reply.</summary>
+    private static bool IsRetried(Exception ex) => ex is TimeoutException or UnavailableException;
+
     private ResiliencePipeline BuildRetryPipeline() => _options.MaxAttempts == 1 ? ResiliencePipeline.Empty : new ResiliencePipelineBuilder { TimeProvider = TimeProvider }
         .AddRetry(new RetryStrategyOptions
         {
-            ShouldHandle = new PredicateBuilder().Handle<TimeoutException>().Handle<UnavailableException>(),
+            ShouldHandle = new PredicateBuilder().Handle<Exception>(IsRetried),
             MaxRetryAttempts = _options.MaxAttempts - 1,
             BackoffType = DelayBackoffType.Exponential,
             UseJitter = true,
@@ -651,12 +669,20 @@ public sealed class RegistryClient : IAsyncDisposable
 
         public string MessageType { get; } = messageType;
 
+        /// <summary>The transient failure of an attempt made outside the retry pipeline, to be replayed as its first attempt.</summary>
+        public ExceptionDispatchInfo? FirstFailure { get; set; }
+
         public async ValueTask<TReply> SendAsync<TReply>(CancellationToken cancellationToken) where TReply : class
         {
+            if (FirstFailure is { } failure)
+            {
+                // The first attempt ran outside the retry pipeline (RequestAsync); its failure is the pipeline's first outcome.
+                FirstFailure = null;
+                failure.Throw();
+            }
             if (++_attempts > 1)
                 RegistryClientLog.Retrying(client._logger, MessageType, requestId, _attempts);
-            var reply = await client._channel.ExchangeAsync(requestId, frame, client._options.RequestTimeout, client.TimeProvider, cancellationToken)
-                .ConfigureAwait(false);
+            var reply = await client._channel.ExchangeAsync(requestId, frame, cancellationToken).ConfigureAwait(false);
             if (reply.MessageType == MessageTypes.Of<Error>())
             {
                 // Forget this reply so that a retry (of UNAVAILABLE) is sent afresh instead of reading it again.

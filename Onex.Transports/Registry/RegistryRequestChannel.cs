@@ -16,13 +16,24 @@ namespace Onex.Transports.Registry;
 internal sealed class RegistryRequestChannel : IDisposable
 {
     private readonly DealerSocket _socket;
-    private readonly NetMQQueue<byte[]> _outbox = new();
+    // Frames to send wait in _outbox; the poller is woken through _wakeUp with at most one token at a time, so callers
+    // do not each go through a NetMQ socket (and its lock) per frame, and one wake-up sends every frame queued by then.
+    private readonly ConcurrentQueue<byte[]> _outbox = new();
+    private readonly NetMQQueue<bool> _wakeUp = new();
     private readonly NetMQPoller _poller;
-    private readonly ConcurrentDictionary<string, TaskCompletionSource<RegistryEnvelope>> _pending = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, PendingReply> _pending = new(StringComparer.Ordinal);
+    private readonly ReplyDeadlines _deadlines;
     private readonly ILogger _logger;
+    private readonly List<byte[]> _frames = new(2); // the poller thread's receive buffer
+    private int _wakeUpPending;
     private int _disposed;
 
-    public RegistryRequestChannel(string endpoint, ZmqSocketOptions socketOptions, ILogger logger)
+    /// <param name="endpoint">The registry's ROUTER endpoint.</param>
+    /// <param name="socketOptions">Settings for the DEALER.</param>
+    /// <param name="timeout">How long each attempt waits for its reply.</param>
+    /// <param name="time">The clock timeouts are kept by.</param>
+    /// <param name="logger">Where undeliverable and unmatched frames are reported.</param>
+    public RegistryRequestChannel(string endpoint, ZmqSocketOptions socketOptions, TimeSpan timeout, TimeProvider time, ILogger logger)
     {
         Endpoint = endpoint;
         _logger = logger;
@@ -36,12 +47,13 @@ internal sealed class RegistryRequestChannel : IDisposable
         catch
         {
             _socket.Dispose();
-            _outbox.Dispose();
+            _wakeUp.Dispose();
             throw;
         }
+        _deadlines = new ReplyDeadlines(timeout, time, TimeOut);
         _socket.ReceiveReady += (_, _) => ReceiveReplies();
-        _outbox.ReceiveReady += (_, _) => SendQueued();
-        _poller = new NetMQPoller { _socket, _outbox };
+        _wakeUp.ReceiveReady += (_, _) => SendQueued();
+        _poller = new NetMQPoller { _socket, _wakeUp };
         _poller.RunAsync($"onex-registry-client {endpoint}", isBackgroundThread: true);
     }
 
@@ -55,39 +67,75 @@ internal sealed class RegistryRequestChannel : IDisposable
     internal Func<RegistryEnvelope, bool>? ReplyFilter { get; set; }
 
     /// <summary>
-    /// Sends <paramref name="frame"/> (which carries <paramref name="requestId"/>) and waits up to
-    /// <paramref name="timeout"/> for the reply. A reply that arrives late for an earlier attempt with the same
-    /// request id also completes this one, since retries of one request share its id. Throws
-    /// <see cref="TimeoutException"/> when nothing arrived in time.
+    /// Sends <paramref name="frame"/> (which carries <paramref name="requestId"/>) and waits up to the channel's
+    /// timeout for the reply. A reply that arrives late for an earlier attempt with the same request id also completes
+    /// this one, since retries of one request share its id. Throws <see cref="TimeoutException"/> when nothing arrived
+    /// in time.
     /// </summary>
-    public async Task<RegistryEnvelope> ExchangeAsync(
-        string requestId, byte[] frame, TimeSpan timeout, TimeProvider timeProvider, CancellationToken cancellationToken)
+    public Task<RegistryEnvelope> ExchangeAsync(string requestId, byte[] frame, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        var reply = _pending.GetOrAdd(requestId, static _ => new TaskCompletionSource<RegistryEnvelope>(TaskCreationOptions.RunContinuationsAsynchronously));
-        if (!reply.Task.IsCompleted)
-            _outbox.Enqueue(frame);
-        return await reply.Task.WaitAsync(timeout, timeProvider, cancellationToken).ConfigureAwait(false);
+        var reply = _pending.GetOrAdd(requestId, static id => new PendingReply(id));
+        if (reply.Task.IsCompleted) return reply.Task;
+        _deadlines.Track(reply);
+        _outbox.Enqueue(frame);
+        if (Interlocked.Exchange(ref _wakeUpPending, 1) == 0) _wakeUp.Enqueue(true);
+        return cancellationToken.CanBeCanceled ? WaitAsync(reply, cancellationToken) : reply.Task;
     }
 
     /// <summary>Forgets <paramref name="requestId"/> once its caller is done with it (answered, failed or given up).</summary>
-    public void Complete(string requestId) => _pending.TryRemove(requestId, out _);
+    public void Complete(string requestId)
+    {
+        if (_pending.TryRemove(requestId, out var reply)) _deadlines.Untrack(reply);
+    }
 
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _poller.Stop();
         _poller.Dispose();
-        _outbox.Dispose();
+        _wakeUp.Dispose();
         _socket.Dispose();
+        _deadlines.Dispose();
         foreach (var (_, pending) in _pending)
             pending.TrySetException(new ObjectDisposedException(nameof(RegistryClient), "The registry client was disposed while the request was in flight."));
         _pending.Clear();
     }
 
+    /// <summary>
+    /// The attempt's wait with cancellation: a cancelled wait ends the attempt (the caller gives the request up), while
+    /// the reply slot stays for <see cref="Complete"/>, as <c>Task.WaitAsync(cancellationToken)</c> did.
+    /// </summary>
+    private async Task<RegistryEnvelope> WaitAsync(PendingReply reply, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await reply.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            _deadlines.Untrack(reply);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// An attempt ran out of time: it fails with <see cref="TimeoutException"/> and a fresh slot takes its place under the
+    /// same request id, so that a late reply still completes the next attempt (or is there before it sends).
+    /// </summary>
+    private void TimeOut(PendingReply expired)
+    {
+        if (expired.Task.IsCompleted) return;
+        _pending.TryUpdate(expired.RequestId, new PendingReply(expired.RequestId), expired);
+        expired.TrySetException(new TimeoutException());
+    }
+
     private void SendQueued()
     {
-        while (_outbox.TryDequeue(out var frame, TimeSpan.Zero))
+        while (_wakeUp.TryDequeue(out _, TimeSpan.Zero)) { }
+        // Re-armed before draining: a frame queued after this point either is drained below or posts a new token.
+        Interlocked.Exchange(ref _wakeUpPending, 0);
+        while (_outbox.TryDequeue(out var frame))
         {
             // Never block the poller thread: past the high-water mark the request is dropped here and its
             // attempt times out, which the caller's retry policy handles like any lost frame.
@@ -98,7 +146,7 @@ internal sealed class RegistryRequestChannel : IDisposable
 
     private void ReceiveReplies()
     {
-        var frames = new List<byte[]>(2);
+        var frames = _frames;
         while (_socket.TryReceiveMultipartBytes(TimeSpan.Zero, ref frames, 2))
         {
             // A DEALER reply is one frame; a registry that answers REQ-style adds an empty delimiter first.
@@ -116,9 +164,14 @@ internal sealed class RegistryRequestChannel : IDisposable
             if (ReplyFilter is { } filter && !filter(envelope))
                 continue;
             if (_pending.TryGetValue(envelope.RequestId, out var pending))
+            {
+                _deadlines.Untrack(pending);
                 pending.TrySetResult(envelope);
+            }
             else
+            {
                 RegistryClientLog.UnmatchedReply(_logger, envelope.RequestId, envelope.MessageType);
+            }
         }
     }
 }
