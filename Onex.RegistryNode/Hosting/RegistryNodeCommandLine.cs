@@ -168,7 +168,16 @@ internal static class RegistryNodeCommandLine
         void OnSignal(PosixSignalContext context)
         {
             context.Cancel = true; // we stop ourselves, cleanly
-            stop.Cancel();
+            try
+            {
+                stop.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+                // A handler thread that ran late, after another handler of the same signal (System.CommandLine's, under
+                // `onex --registry ... registry serve`) had already stopped us and `stop` was disposed: nothing left to
+                // stop. Unhandled, it crashed the exiting process with SIGABRT (exit 134) on a loaded machine.
+            }
         }
 
         await output.WriteLineAsync($"registry: router {host.RouterEndpoint}").ConfigureAwait(false);

@@ -72,11 +72,14 @@ internal static class Onex
     public static string[] At(TestRegistry registry, params string[] args) =>
         ["--registry", registry.Host.RouterEndpoint, "--registry-pub", registry.Host.PubEndpoint, "--timeout", "2", .. args];
 
-    public static async Task<Result> RunAsync(params string[] args)
+    public static Task<Result> RunAsync(params string[] args) => RunAsync(Waits.Default, args);
+
+    /// <summary>Runs onex in-process, failing the test if it takes longer than <paramref name="limit"/>.</summary>
+    public static async Task<Result> RunAsync(TimeSpan limit, params string[] args)
     {
         var output = new CapturedOutput();
         var error = new StringWriter();
-        var code = await OnexCli.RunAsync(args, output, error, TextReader.Null).Within($"onex {string.Join(' ', args)}");
+        var code = await OnexCli.RunAsync(args, output, error, TextReader.Null).Within($"onex {string.Join(' ', args)}", limit);
         return new Result(code, output.ToString(), error.ToString());
     }
 }

@@ -12,6 +12,13 @@ namespace Onex.Tests.Cli;
 /// <summary><c>onex</c> as a real child process: `registry serve` and signal handling.</summary>
 public class CliProcessTests
 {
+    // Starting a child runtime took over 10 s with both cores busy (measured: 15-20 s for the lease test at a load
+    // average of 36), so waits that include a child's start get the conformance suite's child-process bound.
+    private static readonly TimeSpan ChildProcessLimit = TimeSpan.FromSeconds(30);
+
+    // A describe that waits for a starting child node gets --timeout 20; the harness must not cut it off sooner.
+    private static readonly TimeSpan DescribeLimit = TimeSpan.FromSeconds(25);
+
     private static Process StartOnex(params string[] args)
     {
         var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
@@ -31,8 +38,8 @@ public class CliProcessTests
     private static async Task<int> TerminateAsync(Process process)
     {
         using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString()]))
-            await kill.WaitForExitAsync().Within("kill to run");
-        await process.WaitForExitAsync().Within("onex to exit after SIGTERM");
+            await kill.WaitForExitAsync().Within("kill to run", ChildProcessLimit);
+        await process.WaitForExitAsync().Within("onex to exit after SIGTERM", ChildProcessLimit);
         return process.ExitCode;
     }
 
@@ -70,7 +77,7 @@ public class CliProcessTests
         try
         {
             // The client's DEALER queues the request until the node has bound its endpoint.
-            var result = await Onex.RunAsync("--registry", router, "--timeout", "20", "describe", "--json");
+            var result = await Onex.RunAsync(DescribeLimit, "--registry", router, "--timeout", "20", "describe", "--json");
             var exitCode = await TerminateAsync(process);
 
             Assert.That(result.ExitCode, Is.EqualTo(ExitCodes.Ok), result.ToString());
@@ -93,7 +100,7 @@ public class CliProcessTests
             "--port-range", (await OnexTest.ReservePortRangeAsync()).ToString(), "--store", "memory");
         try
         {
-            var result = await Onex.RunAsync("--registry", router, "--timeout", "20", "describe", "--json");
+            var result = await Onex.RunAsync(DescribeLimit, "--registry", router, "--timeout", "20", "describe", "--json");
             // The node binds its PUB before it answers: the --registry-pub port is taken now.
             var pubTaken = PortIsTaken(ports[1]);
             var exitCode = await TerminateAsync(process);
@@ -125,7 +132,7 @@ public class CliProcessTests
         var process = StartOnex(Onex.At(registry, "ports", "lease", "--count", "1", "--json"));
         try
         {
-            var line = await process.StandardOutput.ReadLineAsync().Within("the lease on stdout");
+            var line = await process.StandardOutput.ReadLineAsync().Within("the lease on stdout", ChildProcessLimit);
             var printed = JsonSerializer.Deserialize<List<PortLease>>(line!, new JsonSerializerOptions(JsonSerializerDefaults.Web))!;
             // The lease is printed before the command starts holding; a SIGTERM in between (a loaded machine) ends it as
             // "interrupted" (130). Terminate once it says it holds.

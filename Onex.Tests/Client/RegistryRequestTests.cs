@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using Onex.Errors;
 using Onex.Protocol;
 using Onex.Tests.Infrastructure;
@@ -105,6 +106,11 @@ public class RegistryRequestTests
         Assert.That(ex!.Code, Is.EqualTo(ErrorCodes.Unavailable));
         Assert.That(ex.Message, Does.Contain(registry.Endpoint).And.Contain("onex registry serve"));
         Assert.That(ex.Details["attempts"], Is.EqualTo("3"));
+        // The client gives up 300 ms after sending its last attempt, but the scripted registry's thread may not have
+        // taken that attempt in yet: on a loaded machine it had 2 of 3. Wait for the attempt itself, bounded.
+        var deadline = Stopwatch.StartNew();
+        while (registry.Received.Count < 3 && deadline.Elapsed < Waits.Default)
+            await Task.Delay(TimeSpan.FromMilliseconds(10));
         Assert.That(registry.Received, Has.Count.EqualTo(3), "every attempt should have reached the registry");
     }
 

@@ -231,6 +231,19 @@ public class ZmqEventBusTests
             "receiving should resume once the full Wait-mode subscription went away");
     }
 
+    [Test]
+    public async Task Test_ipc_endpoints_occupy_the_ports_leased_for_them()
+    {
+        var ports = await TestPorts.LeaseAsync(1);
+        var endpoint = ZmqTestBus.IpcNameOnPort($"ipc://{Path.GetTempPath()}onex-zmq-tests/{Guid.NewGuid():N}", ports[0]);
+        await using var publisher = ZmqEventPublisher.Bind(endpoint);
+
+        // NetMQ's ipc:// listens on TCP 127.0.0.1 at the port it derives from the name: that port must be the leased one.
+        using var probe = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        Assert.That(() => probe.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, ports[0])),
+            Throws.InstanceOf<System.Net.Sockets.SocketException>(), $"{endpoint} should be listening on leased port {ports[0]}");
+    }
+
     /// <summary>Reads one event, or returns null when none arrives within <paramref name="timeout"/>.</summary>
     internal static async Task<OnexEvent?> ReadWithinAsync(IEventSubscription subscription, TimeSpan timeout)
     {

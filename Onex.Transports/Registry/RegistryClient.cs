@@ -314,9 +314,10 @@ public sealed class RegistryClient : IAsyncDisposable
             {
                 await background.ConfigureAwait(false);
             }
-            catch (OperationCanceledException)
+            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException)
             {
-                // stopped by _stop
+                // Stopped by _stop; or a loop that had just woken sent a request after _disposed was set, and that
+                // request refused with ObjectDisposedException (seen on a loaded machine): stopped either way.
             }
         }
         await Task.WhenAll(_leaseSets.Keys.Select(set => set.ReleaseAsync(singleAttempt: true).AsTask())).ConfigureAwait(false);

@@ -255,7 +255,9 @@ internal sealed class RegistryWatcher
         }
         catch (TimeoutException)
         {
-            return false;
+            // The timer and the broadcast's wake-up both run on the thread pool; on a loaded machine the timer can
+            // win although the broadcast is already queued. That is not silence: look before saying so.
+            return reader.TryPeek(out _);
         }
     }
 }
