@@ -218,6 +218,9 @@ internal sealed partial class RegistryServer : IDisposable
         for (; received < BatchSize; received++)
         {
             if (!_router.TryReceiveMultipartMessage(TimeSpan.Zero, ref message)) break;
+            // Per message, not per wake-up: a stop can land in the middle of a batch, and the requests after it
+            // (renewals sent on time) must see the deadlines moved back. Reading the clock costs nanoseconds.
+            NotePause();
             try
             {
                 Answer(message);
