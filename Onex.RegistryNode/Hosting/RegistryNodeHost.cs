@@ -4,6 +4,7 @@ using Onex.RegistryNode.Changes;
 using Onex.RegistryNode.Leases;
 using Onex.RegistryNode.Server;
 using Onex.RegistryNode.Storage;
+using Onex.RegistryNode.Tools;
 using Onex.Transports.Zmq;
 
 namespace Onex.RegistryNode.Hosting;
@@ -121,6 +122,7 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
             return (state, cache);
         }
         var started = timeProvider.GetTimestamp();
+        WarmUpSchemas.Value.Wait(ct);
         var (registry, replies) = Load();
         var dispatcher = new RequestDispatcher(registry, replies, loggerFactory.CreateLogger<RequestDispatcher>());
         server.Start(dispatcher, new RegistryServer.StoreBinding(store, sink, Load, options.PauseThreshold));
@@ -177,6 +179,14 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         await _publisher.DisposeAsync().ConfigureAwait(false);
         LogStopped(_logger, RouterEndpoint);
     }
+
+    // The first schema a process parses pays for loading and compiling NJsonSchema (seconds on a starved machine);
+    // paid once per process before serving, so the single registry thread never stalls on it mid-request.
+    private static readonly Lazy<Task> WarmUpSchemas = new(() => Task.Run(() =>
+    {
+        var schema = SchemaLoader.Load("""{"type":"object","properties":{"a":{"type":"string","pattern":"^a"}},"required":["a"]}""", Onex.Protocol.PayloadDirections.Input);
+        schema.Validate("""{"a":"ab"}""");
+    }));
 
     private static void Check(RegistryNodeOptions options)
     {
