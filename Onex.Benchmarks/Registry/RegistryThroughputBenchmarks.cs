@@ -2,6 +2,7 @@ using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Engines;
 using Onex.Protocol;
 using Onex.RegistryNode.Hosting;
+using Onex.RegistryNode.Storage;
 
 namespace Onex.Benchmarks.Registry;
 
@@ -12,6 +13,8 @@ namespace Onex.Benchmarks.Registry;
 /// arrives, the <see cref="LeaseRelease"/> of that lease. <see cref="Window"/> pairs are in flight at any time.
 /// <see cref="LeaseReleasePairsCheckingInline"/> is the same against a node that checks every port inline on its
 /// request thread (no checks ahead of demand), to show what the background verifier adds.
+/// <see cref="LeaseReleasePairsCrashSafe"/> and <see cref="LeaseReleasePairsPowerSafe"/> run against the SQLite store
+/// (in a fresh temporary directory) at its two durability levels; the others use the memory store.
 /// </summary>
 [MemoryDiagnoser]
 [SimpleJob(RunStrategy.Throughput, launchCount: 1, warmupCount: 3, iterationCount: 10)]
@@ -41,12 +44,27 @@ public class RegistryThroughputBenchmarks
     [GlobalSetup(Target = nameof(LeaseReleasePairsCheckingInline))]
     public void SetupInlineRegistry() => StartRegistry(BenchRegistry.InlineCheckOptions);
 
+    [GlobalSetup(Target = nameof(LeaseReleasePairsCrashSafe))]
+    public void SetupCrashSafeRegistry() => StartRegistry(Durable(StoreDurability.Process));
+
+    [GlobalSetup(Target = nameof(LeaseReleasePairsPowerSafe))]
+    public void SetupPowerSafeRegistry() => StartRegistry(Durable(StoreDurability.Power));
+
     [GlobalCleanup]
     public void Cleanup()
     {
         _client.Dispose();
         _echo?.Dispose();
         _registry?.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        if (_dataDirectory is not null) Directory.Delete(_dataDirectory, recursive: true);
+    }
+
+    private string? _dataDirectory;
+
+    private RegistryNodeOptions Durable(StoreDurability durability)
+    {
+        _dataDirectory = Directory.CreateTempSubdirectory("onex-bench-store-").FullName;
+        return BenchRegistry.Options with { Store = new RegistryStoreOptions { DataDirectory = _dataDirectory, Durability = durability } };
     }
 
     /// <summary>
@@ -82,6 +100,12 @@ public class RegistryThroughputBenchmarks
 
     [Benchmark(OperationsPerInvoke = PairsPerInvoke)]
     public void LeaseReleasePairsCheckingInline() => RunPairs();
+
+    [Benchmark(OperationsPerInvoke = PairsPerInvoke)]
+    public void LeaseReleasePairsCrashSafe() => RunPairs();
+
+    [Benchmark(OperationsPerInvoke = PairsPerInvoke)]
+    public void LeaseReleasePairsPowerSafe() => RunPairs();
 
     private void StartRegistry(RegistryNodeOptions options)
     {

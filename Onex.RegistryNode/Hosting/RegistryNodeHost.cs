@@ -121,8 +121,8 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
             cache.Restore(stored.Replies);
             return (state, cache);
         }
+        _ = WarmUpSchemas.Value; // in the background, beside loading the store
         var started = timeProvider.GetTimestamp();
-        WarmUpSchemas.Value.Wait(ct);
         var (registry, replies) = Load();
         var dispatcher = new RequestDispatcher(registry, replies, loggerFactory.CreateLogger<RequestDispatcher>());
         server.Start(dispatcher, new RegistryServer.StoreBinding(store, sink, Load, options.PauseThreshold));
@@ -180,8 +180,8 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         LogStopped(_logger, RouterEndpoint);
     }
 
-    // The first schema a process parses pays for loading and compiling NJsonSchema (seconds on a starved machine);
-    // paid once per process before serving, so the single registry thread never stalls on it mid-request.
+    // The first schema a process parses pays for loading and compiling NJsonSchema (seconds on a starved machine):
+    // paid once per process on a thread-pool thread as the node starts, not by the single registry thread mid-request.
     private static readonly Lazy<Task> WarmUpSchemas = new(() => Task.Run(() =>
     {
         var schema = SchemaLoader.Load("""{"type":"object","properties":{"a":{"type":"string","pattern":"^a"}},"required":["a"]}""", Onex.Protocol.PayloadDirections.Input);
