@@ -54,7 +54,21 @@ internal sealed class RegistryRequestChannel : IDisposable
         _socket.ReceiveReady += (_, _) => ReceiveReplies();
         _wakeUp.ReceiveReady += (_, _) => SendQueued();
         _poller = new NetMQPoller { _socket, _wakeUp };
-        _poller.RunAsync($"onex-registry-client {endpoint}", isBackgroundThread: true);
+        new Thread(RunPoller) { IsBackground = true, Name = $"onex-registry-client {endpoint}" }.Start();
+    }
+
+    private void RunPoller()
+    {
+        try
+        {
+            _poller.Run();
+        }
+        catch (TerminatingException)
+        {
+            // NetMQConfig.Cleanup ran while this client was still open (a process exiting with a dispose it gave up
+            // waiting for): the channel is finished, and its requests time out. On NetMQ's own poller thread this
+            // exception was unhandled and crashed the exiting process (`onex ports lease` after a lost lease).
+        }
     }
 
     /// <summary>The ROUTER endpoint this channel is connected to.</summary>
