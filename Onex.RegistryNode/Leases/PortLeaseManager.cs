@@ -74,6 +74,13 @@ internal sealed partial class PortLeaseManager : IDisposable
         });
     }
 
+    /// <summary>
+    /// When the request being handled was taken from the socket (Unix ms), set by the server around each request:
+    /// a renewal is judged against it, so a stop of the process between taking a renewal and judging it cannot
+    /// expire a lease that was live when the renewal arrived. Null: judged at the current time.
+    /// </summary>
+    public long? ReceivedAt { get; set; }
+
     /// <summary>The pool the leases come from.</summary>
     public PortPool Pool => _pool;
 
@@ -280,7 +287,7 @@ internal sealed partial class PortLeaseManager : IDisposable
     {
         Reject.IfBlank(leaseId, "leaseId");
         Reject.IfBlank(nodeId, "nodeId");
-        var now = NowMs();
+        var now = ReceivedAt ?? NowMs();
         ForgetOldExpired(now);
         if (!_leases.TryGetValue(leaseId, out var lease))
         {

@@ -221,6 +221,8 @@ internal sealed partial class RegistryServer : IDisposable
             // Per message, not per wake-up: a stop can land in the middle of a batch, and the requests after it
             // (renewals sent on time) must see the deadlines moved back. Reading the clock costs nanoseconds.
             NotePause();
+            var leases = _dispatcher!.Registry.Leases;
+            leases.ReceivedAt = _dispatcher.Registry.NowMs();
             try
             {
                 Answer(message);
@@ -228,6 +230,10 @@ internal sealed partial class RegistryServer : IDisposable
             catch (Exception ex)
             {
                 LogLoopFailure(ex);
+            }
+            finally
+            {
+                leases.ReceivedAt = null;
             }
             message.Clear();
         }

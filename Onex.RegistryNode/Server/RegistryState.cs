@@ -266,5 +266,6 @@ internal sealed class RegistryState : IDisposable
 
     private static long? Min(long? a, long? b) => a is null ? b : b is null ? a : Math.Min(a.Value, b.Value);
 
-    private long NowMs() => _time.GetUtcNow().ToUnixTimeMilliseconds();
+    /// <summary>The registry's clock now (Unix ms).</summary>
+    public long NowMs() => _time.GetUtcNow().ToUnixTimeMilliseconds();
 }
