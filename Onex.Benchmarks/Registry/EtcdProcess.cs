@@ -89,9 +89,9 @@ internal sealed class EtcdProcess : IDisposable
                 if (process.HasExited) throw new InvalidOperationException($"etcd exited with code {process.ExitCode}: {etcd.Output}");
                 try
                 {
-                    await client.StatusAsync(new StatusRequest(), deadline: DateTime.UtcNow.AddSeconds(1), cancellationToken: cancellationToken);
+                    await client.StatusAsync(new StatusRequest(), deadline: TimeProvider.System.GetUtcNow().UtcDateTime.AddSeconds(1), cancellationToken: cancellationToken);
                     // A status answer comes before the member has elected itself leader; a lease needs the leader.
-                    var probe = await client.LeaseGrantAsync(new LeaseGrantRequest { TTL = 10 }, deadline: DateTime.UtcNow.AddSeconds(2), cancellationToken: cancellationToken);
+                    var probe = await client.LeaseGrantAsync(new LeaseGrantRequest { TTL = 10 }, deadline: TimeProvider.System.GetUtcNow().UtcDateTime.AddSeconds(2), cancellationToken: cancellationToken);
                     await client.LeaseRevokeAsync(new LeaseRevokeRequest { ID = probe.ID }, cancellationToken: cancellationToken);
                     return etcd;
                 }
