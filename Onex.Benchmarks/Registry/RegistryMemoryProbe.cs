@@ -29,14 +29,29 @@ internal static class RegistryMemoryProbe
     // Outside the kernel's ephemeral range (32768-60999 here) and below the default pool that test runs lease from.
     private const string PortRange = "8000-19999";
 
+    private static List<string> _restartNodes = [];
+    private static int _restarts = 3;
+
     public static int Run(string[] args)
     {
-        var output = args.SkipWhile(a => a != "--out").Skip(1).FirstOrDefault() ?? ResultsPath.For("RegistryMemory.md");
-        if (!File.Exists(RegistryNodeProcess.Dll))
+        string? Option(string name) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault();
+        var output = Option("--out") ?? ResultsPath.For("RegistryMemory.md");
+        // --compare-node: a second build of the node (a ReadyToRun publish, say) restarted on the same store in turn
+        // with the one beside this program, so both restart times come from one run on one machine state.
+        var nodes = new List<string> { RegistryNodeProcess.Dll };
+        if (Option("--compare-node") is { } other) nodes.Add(Path.GetFullPath(other));
+        if (!int.TryParse(Option("--restarts") ?? "3", CultureInfo.InvariantCulture, out var restarts) || restarts < 1)
         {
-            Console.Error.WriteLine($"registry-memory: {RegistryNodeProcess.Dll} not found; build Onex.Benchmarks first.");
+            Console.Error.WriteLine("registry-memory: --restarts takes a positive whole number.");
+            return 2;
+        }
+        if (nodes.FirstOrDefault(n => !File.Exists(n)) is { } missing)
+        {
+            Console.Error.WriteLine($"registry-memory: {missing} not found; build Onex.Benchmarks first (or give the right --compare-node).");
             return 1;
         }
+        _restartNodes = nodes;
+        _restarts = restarts;
 
         var memoryOk = Measure(["--store", "memory"], out var memoryReport);
         var dataDir = Directory.CreateTempSubdirectory("onex-registry-memory-").FullName;
@@ -101,25 +116,65 @@ internal static class RegistryMemoryProbe
         return Mb(final.RssKb) <= LimitMb;
     }
 
-    /// <summary>Kills the node with SIGKILL and starts it again on the same store: how long until it serves, and its working set then.</summary>
+    /// <summary>
+    /// Kills the node with SIGKILL and starts it again on the same store, <see cref="_restarts"/> times per node build
+    /// (builds take turns): how long until it serves (the first reply to an introspection), how long reading the store
+    /// took (the node's own log line), and its working set then.
+    /// </summary>
     private static string Restart(RegistryNodeProcess child, string[] storeArgs)
     {
-        _ = Kill(child.Id, 9);
-        var clock = Stopwatch.StartNew();
-        using var again = RegistryNodeProcess.Start(["--port-range", PortRange, "--log-level", "Information", .. storeArgs]);
-        using var client = new BenchDealer(again.RouterEndpoint);
-        var stats = client.Call<IntrospectionRequest, IntrospectionResponse>(new IntrospectionRequest { Include = [IntrospectionSections.Stats] }).Stats!;
-        var serving = clock.Elapsed;
-        var status = ReadStatus(again.Id);
-        if (stats.LeaseCount != Leases || stats.ToolCount != Nodes * ToolsPerNode)
-            throw new InvalidOperationException($"After the restart the registry holds {stats.LeaseCount} leases and {stats.ToolCount} tools.");
-        // The node logs "Loaded <store>: ... in N ms" once it has read its store.
-        var loaded = again.Errors.Split('\n').FirstOrDefault(l => l.Contains("Loaded ", StringComparison.Ordinal)) is { } line && line.LastIndexOf(" in ", StringComparison.Ordinal) is var at and > 0
-            ? line[(at + 4)..].Trim() : "not logged";
-        return string.Create(CultureInfo.InvariantCulture,
-            $"\nKilled with SIGKILL and restarted on the same data directory: **serving again {serving.TotalMilliseconds:F0} ms after the new process was started** " +
-            $"(reading the store took {loaded}; the rest is the .NET process starting), with {stats.LeaseCount:N0} leases and {stats.ToolCount:N0} tools; " +
-            $"working set after the restart {Mb(status.RssKb)} MB.\n");
+        var timings = _restartNodes.ToDictionary(n => n, _ => new List<(double Serving, double Loaded, long RssKb)>());
+        var running = child;
+        try
+        {
+            for (var round = 0; round < _restarts; round++)
+            {
+                foreach (var node in _restartNodes)
+                {
+                    _ = Kill(running.Id, 9);
+                    if (!ReferenceEquals(running, child)) running.Dispose();
+                    var clock = Stopwatch.StartNew();
+                    running = RegistryNodeProcess.Start(["--port-range", PortRange, "--log-level", "Information", .. storeArgs], node);
+                    using var client = new BenchDealer(running.RouterEndpoint);
+                    var stats = client.Call<IntrospectionRequest, IntrospectionResponse>(new IntrospectionRequest { Include = [IntrospectionSections.Stats] }).Stats!;
+                    var serving = clock.Elapsed.TotalMilliseconds;
+                    if (stats.LeaseCount != Leases || stats.ToolCount != Nodes * ToolsPerNode)
+                        throw new InvalidOperationException($"After the restart the registry holds {stats.LeaseCount} leases and {stats.ToolCount} tools.");
+                    timings[node].Add((serving, LoadedMs(running.Errors), ReadStatus(running.Id).RssKb));
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"registry-memory: restart {round + 1} of {Path.GetDirectoryName(node)}: serving after {serving:F0} ms"));
+                }
+            }
+        }
+        finally
+        {
+            if (!ReferenceEquals(running, child)) running.Dispose();
+        }
+
+        var text = new StringBuilder(string.Create(CultureInfo.InvariantCulture,
+            $"\nKilled with SIGKILL and restarted on the same data directory, {_restarts} times per build (builds in turn), with {Leases:N0} leases and {Nodes * ToolsPerNode:N0} tools. ") +
+            "Serving = from starting the new process to the first reply (an introspection); reading the store = the node's own log line; the rest is the .NET process starting.\n\n" +
+            "| node build | serving again (median) | each restart | reading the store (median) | working set after |\n|---|---:|---|---:|---:|\n");
+        foreach (var (node, runs) in timings)
+        {
+            var serving = runs.Select(r => r.Serving).Order().ToList();
+            var loaded = runs.Select(r => r.Loaded).Order().ToList();
+            text.Append(string.Create(CultureInfo.InvariantCulture,
+                $"| {Describe(node)} | **{serving[serving.Count / 2]:F0} ms** | {string.Join(", ", runs.Select(r => r.Serving.ToString("F0", CultureInfo.InvariantCulture)))} ms | {loaded[loaded.Count / 2]:F0} ms | {Mb(runs[^1].RssKb)} MB |\n"));
+        }
+        return text.ToString();
+    }
+
+    /// <summary>The build beside this program, or the directory of another one (a publish output).</summary>
+    private static string Describe(string node) =>
+        node == RegistryNodeProcess.Dll ? "`dotnet build -c Release` output (JIT)" : $"`{Path.GetFileName(Path.GetDirectoryName(node))}/Onex.RegistryNode.dll`";
+
+    /// <summary>The node logs "Loaded &lt;store&gt;: ... in N ms" once it has read its store; NaN when it did not.</summary>
+    private static double LoadedMs(string log)
+    {
+        var line = log.Split('\n').FirstOrDefault(l => l.Contains("Loaded ", StringComparison.Ordinal));
+        if (line is null || line.LastIndexOf(" in ", StringComparison.Ordinal) is not (> 0 and var at)) return double.NaN;
+        var text = line[(at + 4)..].Trim();
+        return double.TryParse(text.Split(' ')[0], NumberStyles.Float, CultureInfo.InvariantCulture, out var ms) ? ms : double.NaN;
     }
 
     [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]

@@ -38,7 +38,7 @@ internal sealed class RegistryNodeProcess : IDisposable
     /// endpoints. A node that exits first (or prints anything else first) is a <see cref="RegistryNodeStartException"/>
     /// carrying its exit code and stderr, so a caller can tell a rejected command line from a crash.
     /// </summary>
-    public static RegistryNodeProcess Start(IEnumerable<string> arguments)
+    public static RegistryNodeProcess Start(IEnumerable<string> arguments, string? dll = null)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -46,7 +46,7 @@ internal sealed class RegistryNodeProcess : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in new[] { Dll, "--endpoint", "tcp://127.0.0.1:0", "--pub-endpoint", "tcp://127.0.0.1:0" }.Concat(arguments))
+        foreach (var arg in new[] { dll ?? Dll, "--endpoint", "tcp://127.0.0.1:0", "--pub-endpoint", "tcp://127.0.0.1:0" }.Concat(arguments))
             start.ArgumentList.Add(arg);
         var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start the registry node.");
         var errors = new StringBuilder();
