@@ -210,6 +210,39 @@ public class LocalLeaseDeadlineTests
     }
 
     [Test]
+    public async Task A_renewal_answered_after_the_lease_ran_out_here_is_released_at_the_registry()
+    {
+        // A request timeout longer than the TTL, so the late reply is taken as the renewal's answer, not a timeout.
+        await using var rig = await FakeClockRig.StartAsync(o => o with { RequestTimeout = Ttl * 2 });
+        var time = rig.Time;
+        var leases = await rig.LeaseAsync(1, new LeaseRequestOptions { Ttl = Ttl });
+        var leaseId = leases.Leases[0].LeaseId;
+        var lost = new TaskCompletionSource<PortLeaseEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
+        leases.LeaseLost += (_, e) => lost.TrySetResult(e);
+        // The first renewal is sent a third of the TTL after the grant and renewed by the registry (a TTL from then);
+        // its reply reaches the client only after the grant's TTL has passed here, so the client has given the lease up.
+        var late = Ttl * 5 / 6;
+        var delayed = 0;
+        var released = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        rig.Client.ReplyFilter = reply =>
+        {
+            if (reply.MessageType == MessageTypes.Of<PortLease>() && Interlocked.Exchange(ref delayed, 1) == 0) time.Advance(late);
+            // The only request acknowledged with an Ack from here on is a release.
+            if (reply.MessageType == MessageTypes.Of<Ack>()) released.TrySetResult();
+            return true;
+        };
+
+        var due = await leases.RenewalSchedule.ReadAsync().AsTask().Within("the first renewal to be scheduled");
+        time.Advance(due - time.GetUtcNow());
+        await lost.Task.Within("the lease to run out on the client's clock while its renewal's reply was late");
+        await released.Task.Within("the client to release the lease the registry renewed after the client had given it up");
+
+        var held = await rig.Client.DescribeAsync(new IntrospectionRequest { Include = [IntrospectionSections.Leases] });
+        Assert.That(held.Leases!.Select(l => l.LeaseId), Does.Not.Contain(leaseId),
+            "the registry renewed a lease the client had already given up; the client should have released it rather than leave the port held for a TTL with nobody guarding it");
+    }
+
+    [Test]
     public async Task Asking_for_the_lost_token_of_a_port_outside_the_set_is_an_argument_error()
     {
         await using var registry = await TestRegistry.StartAsync();

@@ -222,6 +222,12 @@ public sealed class PortLeaseSet : IAsyncDisposable
         lock (_gate) return HeldSlot(leaseId) is not null;
     }
 
+    /// <summary>True when this set gave the lease up as lost (not when it was released or replaced).</summary>
+    private bool LostHere(string leaseId)
+    {
+        lock (_gate) return _lost.Exists(l => l.LeaseId == leaseId);
+    }
+
     /// <summary>
     /// Puts <paramref name="replacement"/> where the lease <paramref name="leaseId"/> is; false when that lease is no
     /// longer held. <paramref name="sentAt"/> is when the request that produced the replacement was first sent (a
@@ -379,6 +385,12 @@ public sealed class PortLeaseSet : IAsyncDisposable
             var renewed = await _client.RenewLeaseAsync(lease, cancellationToken).ConfigureAwait(false);
             if (TryReplace(lease.LeaseId, renewed, "renewed", sentAt))
                 RegistryClientLog.LeaseRenewed(_logger, renewed.LeaseId, renewed.Port, renewed.ExpiresAt);
+            else if (LostHere(renewed.LeaseId))
+            {
+                // The reply came after the lease ran out on this client's clock: nothing guards the port any more,
+                // so the registry must not keep it for another TTL. One attempt, bounded by the renewed deadline.
+                await ReleaseOneAsync(renewed, DeadlineOf(renewed, sentAt), singleAttempt: true).ConfigureAwait(false);
+            }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
