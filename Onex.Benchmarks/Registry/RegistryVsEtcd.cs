@@ -71,11 +71,11 @@ internal static class RegistryVsEtcd
         public async Task<Sample> MeasureAsync(TimeSpan duration, long maxPairs)
         {
             var pid = serverPid();
-            var serverCpu = pid is { } p ? ProcessCpu(p) : TimeSpan.Zero;
+            var serverCpu = pid is { } p ? ProcStat.Cpu(p) : TimeSpan.Zero;
             var benchCpu = Process.GetCurrentProcess().TotalProcessorTime;
             var count = await run(InFlight, duration, maxPairs).ConfigureAwait(false);
             var benchUsed = Process.GetCurrentProcess().TotalProcessorTime - benchCpu;
-            var serverUsed = pid is { } q ? ProcessCpu(q) - serverCpu : TimeSpan.Zero;
+            var serverUsed = pid is { } q ? ProcStat.Cpu(q) - serverCpu : TimeSpan.Zero;
             return new Sample(count, serverUsed, benchUsed);
         }
 
@@ -119,7 +119,7 @@ internal static class RegistryVsEtcd
         var asyncDisposables = new Stack<IAsyncDisposable>();
         var nodes = new List<(NodeTarget Target, RegistryNodeProcess Process, BenchDealer Dealer)>();
         var startedAt = DateTimeOffset.UtcNow;
-        var loadBefore = LoadAverage();
+        var loadBefore = ProcStat.LoadAverage();
         string? etcdVersion = null;
         var cutShort = false;
         // Ctrl+C stops after the measurement under way, so the node and etcd are still stopped and their directories deleted.
@@ -213,7 +213,7 @@ internal static class RegistryVsEtcd
 
             for (var round = 0; round < settings.Rounds && !cutShort; round++)
             {
-                Progress($"round {round + 1}/{settings.Rounds} (load {LoadAverage()})");
+                Progress($"round {round + 1}/{settings.Rounds} (load {ProcStat.LoadAverage()})");
                 // Rotate the order each round, so no cell always runs right after the same neighbour.
                 for (var i = 0; i < cells.Count; i++)
                 {
@@ -256,7 +256,7 @@ internal static class RegistryVsEtcd
             while (disposables.TryPop(out var d)) d.Dispose();
         }
 
-        var report = Report(settings, cells, notes, startedAt, loadBefore, LoadAverage(), etcdVersion);
+        var report = Report(settings, cells, notes, startedAt, loadBefore, ProcStat.LoadAverage(), etcdVersion);
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(settings.Output))!);
         File.WriteAllText(settings.Output, report);
         Console.Error.WriteLine(report);
@@ -418,19 +418,6 @@ internal static class RegistryVsEtcd
     }
 
     private static void Progress(string line) => Console.Error.WriteLine($"{Command}: {line}");
-
-    private static string LoadAverage() =>
-        File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "?";
-
-    /// <summary>User plus system CPU time of a process so far, from <c>/proc/PID/stat</c> (clock ticks of 1/100 s).</summary>
-    private static TimeSpan ProcessCpu(int pid)
-    {
-        var stat = File.ReadAllText($"/proc/{pid}/stat");
-        // Fields after the command name (which may hold spaces, so split after its closing parenthesis); utime and stime are fields 14 and 15.
-        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-        var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
-        return TimeSpan.FromMilliseconds(ticks * 10);
-    }
 
     private sealed class DeleteDirectory(string path) : IDisposable
     {
