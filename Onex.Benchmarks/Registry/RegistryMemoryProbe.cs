@@ -54,7 +54,14 @@ internal static class RegistryMemoryProbe
         _restarts = restarts;
 
         var memoryOk = Measure(["--store", "memory"], out var memoryReport);
-        var dataDir = Directory.CreateTempSubdirectory("onex-registry-memory-").FullName;
+        // --keep-data-dir DIR: the SQLite node's store goes there and stays (to profile a restart by hand); it must not exist yet.
+        var kept = Option("--keep-data-dir");
+        if (kept is not null && (Directory.Exists(kept) || File.Exists(kept)))
+        {
+            Console.Error.WriteLine($"registry-memory: {kept} exists already; --keep-data-dir names a new directory.");
+            return 2;
+        }
+        var dataDir = kept is null ? Directory.CreateTempSubdirectory("onex-registry-memory-").FullName : Directory.CreateDirectory(kept).FullName;
         try
         {
             var sqliteOk = Measure(["--store", "sqlite", "--data-dir", dataDir], out var sqliteReport, restart: true);
@@ -67,7 +74,7 @@ internal static class RegistryMemoryProbe
         }
         finally
         {
-            Directory.Delete(dataDir, recursive: true);
+            if (kept is null) Directory.Delete(dataDir, recursive: true);
         }
     }
 
