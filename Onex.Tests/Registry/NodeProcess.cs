@@ -4,7 +4,7 @@ using System.Text;
 
 namespace Onex.Tests.Registry;
 
-/// <summary>A child <c>dotnet Onex.RegistryNode.dll</c> with its output captured line by line.</summary>
+/// <summary>A child <c>dotnet onex-registry.dll</c> with its output captured line by line.</summary>
 internal sealed class NodeProcess : IDisposable
 {
     private const int SigTerm = 15;
@@ -42,9 +42,12 @@ internal sealed class NodeProcess : IDisposable
         get { lock (_gate) return _errors.ToString(); }
     }
 
-    public static NodeProcess Start(params string[] args)
+    public static NodeProcess Start(params string[] args) => Start(args, workingDirectory: null, environment: null);
+
+    /// <summary>Starts the node in <paramref name="workingDirectory"/> (where it reads appsettings.json) with extra environment variables.</summary>
+    public static NodeProcess Start(string[] args, string? workingDirectory, IReadOnlyDictionary<string, string?>? environment)
     {
-        var dll = Path.Combine(AppContext.BaseDirectory, "Onex.RegistryNode.dll");
+        var dll = Path.Combine(AppContext.BaseDirectory, "onex-registry.dll");
         Assert.That(File.Exists(dll), Is.True, $"the registry node is not built next to the tests: {dll}");
         var info = new ProcessStartInfo(DotnetHost())
         {
@@ -52,6 +55,12 @@ internal sealed class NodeProcess : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (workingDirectory is not null) info.WorkingDirectory = workingDirectory;
+        foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
+        {
+            if (value is null) info.Environment.Remove(name);
+            else info.Environment[name] = value;
+        }
         info.ArgumentList.Add(dll);
         foreach (var arg in args) info.ArgumentList.Add(arg);
         return new NodeProcess(Process.Start(info) ?? throw new InvalidOperationException("could not start the node process"));
