@@ -49,10 +49,18 @@ internal sealed class NodeProcess : IDisposable
     {
         var dll = Path.Combine(AppContext.BaseDirectory, "onex-registry.dll");
         Assert.That(File.Exists(dll), Is.True, $"the registry node is not built next to the tests: {dll}");
+        return StartDll(dll, args, workingDirectory, environment);
+    }
+
+    /// <summary>Starts <c>dotnet <paramref name="dll"/></c> (any program, e.g. a sample) with its output captured line by line.</summary>
+    public static NodeProcess StartDll(string dll, string[] args, string? workingDirectory = null, IReadOnlyDictionary<string, string?>? environment = null)
+    {
+        Assert.That(File.Exists(dll), Is.True, $"not built: {dll}");
         var info = new ProcessStartInfo(DotnetHost())
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
+            RedirectStandardInput = true,
             UseShellExecute = false,
         };
         if (workingDirectory is not null) info.WorkingDirectory = workingDirectory;
@@ -118,6 +126,15 @@ internal sealed class NodeProcess : IDisposable
     {
         if (Kill(_process.Id, signal) != 0)
             Assert.Fail($"kill({signal}) failed with errno {Marshal.GetLastWin32Error()}");
+    }
+
+    /// <summary>Closes the child's stdin (samples that run until their input ends).</summary>
+    public void CloseInput() => _process.StandardInput.Close();
+
+    /// <summary>Every stdout line so far.</summary>
+    public string Output
+    {
+        get { lock (_gate) return string.Join('\n', _lines); }
     }
 
     /// <summary>The process id.</summary>
