@@ -249,7 +249,7 @@ internal static class RegistryMemoryProbe
         text.AppendLine(CultureInfo.InvariantCulture, $"## {storeArgs[1]} store");
         text.AppendLine();
         text.AppendLine(CultureInfo.InvariantCulture, $"`dotnet run -c Release --project Onex.Benchmarks -- {Command}`: a registry node in a child process");
-        text.AppendLine(CultureInfo.InvariantCulture, $"(`dotnet Onex.RegistryNode.dll --port-range {PortRange} {string.Join(' ', storeArgs.Take(2))}`, default options otherwise), filled over loopback TCP with");
+        text.AppendLine(CultureInfo.InvariantCulture, $"(`dotnet onex-registry.dll --port-range {PortRange} {string.Join(' ', storeArgs.Take(2))}`, default options otherwise), filled over loopback TCP with");
         text.AppendLine(CultureInfo.InvariantCulture, $"{stats.LeaseCount:N0} live leases (protocol `both`, TTL 1 h, each with a purpose), {stats.NodeCount} announced nodes (with metadata)");
         text.AppendLine(CultureInfo.InvariantCulture, $"and {stats.ToolCount:N0} tool contracts ({schemaBytes / 1024.0 / 1024.0:F1} MiB of schema text, 3 error codes each), {Window} requests in flight.");
         text.AppendLine("The node's reply cache holds the replies to all of these requests (it keeps them 5 minutes), so they count too.");

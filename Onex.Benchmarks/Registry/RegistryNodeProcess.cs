@@ -5,7 +5,7 @@ using System.Text;
 namespace Onex.Benchmarks.Registry;
 
 /// <summary>
-/// A registry node in a child process (<c>dotnet Onex.RegistryNode.dll ...</c> from this build's output), on
+/// A registry node in a child process (<c>dotnet onex-registry.dll ...</c> from this build's output), on
 /// OS-chosen loopback endpoints, so a measurement of it is not mixed with the measuring process. Stopped by pid:
 /// SIGTERM, then a kill after 10 s.
 /// </summary>
@@ -31,7 +31,7 @@ internal sealed class RegistryNodeProcess : IDisposable
     public string PubEndpoint { get; }
 
     /// <summary>The node's dll beside this program (the benchmark project references the node).</summary>
-    public static string Dll => Path.Combine(AppContext.BaseDirectory, "Onex.RegistryNode.dll");
+    public static string Dll => Path.Combine(AppContext.BaseDirectory, "onex-registry.dll");
 
     /// <summary>
     /// Starts a node with <paramref name="arguments"/> after the loopback endpoints and returns once it prints its

@@ -268,7 +268,7 @@ internal static class RegistryVsEtcd
     private static RegistryNodeProcess? StartNode(NodeTarget target, string[] storeArguments, string[] shownArguments, List<string> notes)
     {
         var arguments = CommonNodeArguments.Concat(storeArguments).ToArray();
-        Progress($"starting node '{target.Name}': dotnet Onex.RegistryNode.dll {string.Join(' ', arguments)}");
+        Progress($"starting node '{target.Name}': dotnet onex-registry.dll {string.Join(' ', arguments)}");
         try
         {
             return RegistryNodeProcess.Start(arguments);
@@ -298,7 +298,7 @@ internal static class RegistryVsEtcd
         text.AppendLine(ic, $"Machine: {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, .NET {Environment.Version}; " +
                             $"load average {loadBefore} at the start, {loadAfter} at the end. {etcdVersion ?? "etcd not measured"}.");
         text.AppendLine();
-        text.AppendLine(ic, $"- **Registry node**: `dotnet Onex.RegistryNode.dll --port-range {PortRange} --quarantine 0s` plus the store arguments, in a child process,");
+        text.AppendLine(ic, $"- **Registry node**: `dotnet onex-registry.dll --port-range {PortRange} --quarantine 0s` plus the store arguments, in a child process,");
         text.AppendLine("  on OS-chosen loopback endpoints. A pair is a `PortRequest` (protocol `both`: the full free check, default TTL) and, once granted, " +
                             "the `LeaseRelease` of that lease.");
         text.AppendLine("  - **raw**: one NetMQ DEALER sending `RegistryCodec` envelopes, pairs pipelined on it (the in-process throughput suite's loop).");

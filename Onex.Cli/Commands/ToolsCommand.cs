@@ -172,48 +172,22 @@ internal static class ToolsCommand
     }
 }
 
-/// <summary>Orders semantic versions (<c>1.10.0</c> after <c>1.9.0</c>, <c>1.0.0-rc.1</c> before <c>1.0.0</c>).</summary>
+/// <summary>Orders semantic versions (<c>1.10.0</c> after <c>1.9.0</c>, <c>1.0.0-rc.1</c> before <c>1.0.0</c>) by the registry's rules.</summary>
 internal static class ToolVersions
 {
     public static IComparer<string> Comparer { get; } = Comparer<string>.Create(Compare);
 
+    /// <summary>Semantic-version precedence; text that is not a semantic version sorts before any that is, then ordinally.</summary>
     public static int Compare(string? left, string? right)
     {
-        if (ReferenceEquals(left, right)) return 0;
-        if (left is null) return -1;
-        if (right is null) return 1;
-        var (leftCore, leftPre) = Split(left);
-        var (rightCore, rightPre) = Split(right);
-        var byCore = CompareIdentifiers(leftCore, rightCore);
-        if (byCore != 0) return byCore;
-        if (leftPre.Length == 0 || rightPre.Length == 0) return rightPre.Length.CompareTo(leftPre.Length); // a release sorts after its pre-releases
-        return CompareIdentifiers(leftPre, rightPre);
-    }
-
-    private static (string[] Core, string[] PreRelease) Split(string version)
-    {
-        var withoutBuild = version.Split('+')[0];
-        var dash = withoutBuild.IndexOf('-');
-        return dash < 0
-            ? (withoutBuild.Split('.'), [])
-            : (withoutBuild[..dash].Split('.'), withoutBuild[(dash + 1)..].Split('.'));
-    }
-
-    private static int CompareIdentifiers(string[] left, string[] right)
-    {
-        for (var i = 0; i < Math.Min(left.Length, right.Length); i++)
+        var leftParsed = Onex.RegistryNode.Tools.ToolVersions.TryParse(left, out var l);
+        var rightParsed = Onex.RegistryNode.Tools.ToolVersions.TryParse(right, out var r);
+        return (leftParsed, rightParsed) switch
         {
-            var leftNumeric = long.TryParse(left[i], out var l);
-            var rightNumeric = long.TryParse(right[i], out var r);
-            var order = (leftNumeric, rightNumeric) switch
-            {
-                (true, true) => l.CompareTo(r),
-                (true, false) => -1,
-                (false, true) => 1,
-                _ => string.CompareOrdinal(left[i], right[i]),
-            };
-            if (order != 0) return order;
-        }
-        return left.Length.CompareTo(right.Length);
+            (true, true) => Onex.RegistryNode.Tools.ToolVersions.Precedence.Compare(l, r),
+            (true, false) => 1,
+            (false, true) => -1,
+            _ => string.CompareOrdinal(left, right),
+        };
     }
 }

@@ -1,9 +1,10 @@
 using System.CommandLine;
-using System.Runtime.InteropServices;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Logging.Console;
+using Microsoft.Extensions.Options;
 using Onex.Errors;
-using Onex.RegistryNode.Leases;
 using Onex.RegistryNode.Storage;
 
 namespace Onex.RegistryNode.Hosting;
@@ -86,126 +87,115 @@ internal static class RegistryNodeCommandLine
     /// <summary>Builds options from the parsed command line and the environment; options beat environment variables.</summary>
     public static RegistryNodeOptions BuildOptions(ParseResult parse, Func<string, string?> environment)
     {
-        var leases = Defaults.Leases;
-        if (parse.GetValue(PortRangeOption) is { } range)
-            leases = leases with { PortRange = PortRange.TryParse(range, out var r) ? r : throw new FormatException($"--port-range: '{range}' is not first-last, e.g. 20000-29999.") };
-        if (parse.GetValue(Host) is { } host) leases = leases with { AdvertisedHost = host };
-        if (Duration(parse, DefaultTtl) is { } ttl) leases = leases with { DefaultTtl = ttl };
-        if (Duration(parse, MinTtl) is { } min) leases = leases with { MinTtl = min };
-        if (Duration(parse, MaxTtl) is { } max) leases = leases with { MaxTtl = max };
-        if (Duration(parse, Quarantine) is { } quarantine) leases = leases with { Quarantine = quarantine };
-
-        var options = Defaults with
-        {
-            Endpoint = parse.GetValue(Endpoint) ?? NonEmpty(environment(EndpointVariable)) ?? RegistryNodeOptions.DefaultEndpoint,
-            PubEndpoint = parse.GetValue(PubEndpoint) ?? NonEmpty(environment(PubEndpointVariable)) ?? RegistryNodeOptions.DefaultPubEndpoint,
-            Leases = leases,
-        };
-        if (Duration(parse, Heartbeat) is { } heartbeat) options = options with { HeartbeatInterval = heartbeat };
-        if (Duration(parse, Grace) is { } grace) options = options with { Nodes = options.Nodes with { UnhealthyGracePeriod = grace } };
-        if (Duration(parse, PauseThreshold) is { } pause) options = options with { PauseThreshold = pause };
-        return options with { Store = BuildStore(parse, environment) };
+        var configuration = new ConfigurationBuilder()
+            .AddRegistryNodeEnvironmentVariables(environment)
+            .AddInMemoryCollection(CommandLineValues(parse))
+            .Build();
+        return RegistryNodeConfiguration.Read(configuration.GetSection(RegistryNodeConfiguration.SectionName));
     }
 
-    private static RegistryStoreOptions BuildStore(ParseResult parse, Func<string, string?> environment)
+    /// <summary>
+    /// The node's options given on the command line as configuration values (<c>Registry:Key</c>), each checked here so
+    /// a bad one is reported with the option's name. They are the last configuration source: they beat the environment
+    /// and appsettings.json.
+    /// </summary>
+    private static Dictionary<string, string?> CommandLineValues(ParseResult parse)
     {
-        var store = RegistryStoreOptions.Default;
-        var kind = parse.GetValue(Store) ?? NonEmpty(environment(StoreVariable));
-        store = kind switch
+        var values = new Dictionary<string, string?>();
+        void Set(Option<string?> option, string key, Action<string, string>? check = null)
         {
-            null or "sqlite" => store,
-            "memory" => store with { Kind = RegistryStoreKind.Memory },
-            _ => throw new FormatException($"--store: '{kind}' is not a store; use sqlite or memory."),
-        };
-        if ((parse.GetValue(DataDir) ?? NonEmpty(environment(DataDirVariable))) is { } directory) store = store with { DataDirectory = directory };
-        var durability = parse.GetValue(Durability) ?? NonEmpty(environment(DurabilityVariable));
-        store = durability switch
+            if (parse.GetValue(option) is not { } value) return;
+            check?.Invoke(value, option.Name);
+            values[$"{RegistryNodeConfiguration.SectionName}:{key}"] = value;
+        }
+        static void IsDuration(string text, string name) => RegistryNodeConfiguration.ParseDuration(text, name);
+        Set(Endpoint, RegistryNodeConfiguration.Endpoint);
+        Set(PubEndpoint, RegistryNodeConfiguration.PubEndpoint);
+        Set(PortRangeOption, RegistryNodeConfiguration.PortRange, (text, name) => RegistryNodeConfiguration.ParsePortRange(text, name));
+        Set(Host, RegistryNodeConfiguration.Host);
+        Set(DefaultTtl, RegistryNodeConfiguration.DefaultTtl, IsDuration);
+        Set(MinTtl, RegistryNodeConfiguration.MinTtl, IsDuration);
+        Set(MaxTtl, RegistryNodeConfiguration.MaxTtl, IsDuration);
+        Set(Quarantine, RegistryNodeConfiguration.Quarantine, IsDuration);
+        Set(Heartbeat, RegistryNodeConfiguration.HeartbeatInterval, IsDuration);
+        Set(Grace, RegistryNodeConfiguration.GracePeriod, IsDuration);
+        Set(PauseThreshold, RegistryNodeConfiguration.PauseThreshold, IsDuration);
+        Set(Store, RegistryNodeConfiguration.Store, (text, name) => RegistryNodeConfiguration.ParseStore(text, name));
+        Set(DataDir, RegistryNodeConfiguration.DataDir);
+        Set(Durability, RegistryNodeConfiguration.Durability, (text, name) => RegistryNodeConfiguration.ParseDurability(text, name));
+        // Given explicitly, the level beats appsettings.json's Logging section; otherwise that section (or Information) decides.
+        if (parse.GetResult(Level) is { Implicit: false }) values["Logging:LogLevel:Default"] = parse.GetValue(Level).ToString();
+        return values;
+    }
+
+    /// <summary>
+    /// What the node's process is made of, one call per component; a new component (an HTTP endpoint, metrics) is one
+    /// more line here, and both the <c>onex-registry</c> program and <c>onex registry serve</c> get it.
+    /// </summary>
+    private static void AddComponents(HostApplicationBuilder builder)
+    {
+        builder.Services.AddOnexRegistryNode(builder.Configuration.GetSection(RegistryNodeConfiguration.SectionName));
+        builder.Services.AddSystemd();
+    }
+
+    /// <summary>Logs go to stderr (stdout carries only the lines scripts read); under systemd in the journal's format.</summary>
+    private static void AddLogging(HostApplicationBuilder builder)
+    {
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o =>
         {
-            null or "process" => store,
-            "power" => store with { Durability = StoreDurability.Power },
-            _ => throw new FormatException($"--durability: '{durability}' is not a durability level; use process or power."),
-        };
-        return store;
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss.fff ";
+        });
+        builder.Logging.AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+        // A failed start is reported below in one line; the host would log it again with its stack trace.
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
+        builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
     }
 
     private static async Task<int> ServeAsync(ParseResult parse, TextWriter output, TextWriter error, Func<string, string?> environment, CancellationToken ct)
     {
-        RegistryNodeOptions options;
+        // appsettings.json (and appsettings.{Environment}.json) in the working directory, DOTNET_ and plain environment
+        // variables (Registry__PortRange), then the node's own ONEX_REGISTRY_* variables, then the command line.
+        var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = [] });
         try
         {
-            options = BuildOptions(parse, environment);
+            builder.Configuration.AddRegistryNodeEnvironmentVariables(environment);
+            builder.Configuration.AddInMemoryCollection(CommandLineValues(parse));
+            // Read once here so a bad value is a usage error (exit 2) rather than a failed start.
+            RegistryNodeConfiguration.Read(builder.Configuration.GetSection(RegistryNodeConfiguration.SectionName));
         }
         catch (FormatException ex)
         {
             await error.WriteLineAsync($"registry: {ex.Message}").ConfigureAwait(false);
             return 2;
         }
+        AddLogging(builder);
+        AddComponents(builder);
 
-        using var loggers = LoggerFactory.Create(builder => builder
-            .SetMinimumLevel(parse.GetValue(Level))
-            .AddSimpleConsole(o =>
-            {
-                o.SingleLine = true;
-                o.TimestampFormat = "HH:mm:ss.fff ";
-            })
-            // Logs go to stderr so stdout carries only the lines scripts read (endpoints, epoch).
-            .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace));
-
-        RegistryNodeHost host;
+        using var host = builder.Build();
         try
         {
-            host = await RegistryNodeHost.StartAsync(options, loggers, TimeProvider.System, ct).ConfigureAwait(false);
+            await host.StartAsync(ct).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is OnexException or ArgumentException or FormatException or IOException or RegistryStoreException)
+        catch (Exception ex) when (ex is OnexException or ArgumentException or FormatException or IOException or RegistryStoreException or OptionsValidationException)
         {
             await error.WriteLineAsync($"registry: cannot start: {ex.Message}").ConfigureAwait(false);
             return 1;
         }
 
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
-        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
-        void OnSignal(PosixSignalContext context)
-        {
-            context.Cancel = true; // we stop ourselves, cleanly
-            try
-            {
-                stop.Cancel();
-            }
-            catch (ObjectDisposedException)
-            {
-                // A handler thread that ran late, after another handler of the same signal (System.CommandLine's, under
-                // `onex --registry ... registry serve`) had already stopped us and `stop` was disposed: nothing left to
-                // stop. Unhandled, it crashed the exiting process with SIGABRT (exit 134) on a loaded machine.
-            }
-        }
-
-        await output.WriteLineAsync($"registry: router {host.RouterEndpoint}").ConfigureAwait(false);
-        await output.WriteLineAsync($"registry: pub {host.PubEndpoint}").ConfigureAwait(false);
-        await output.WriteLineAsync($"registry: epoch {host.Epoch}").ConfigureAwait(false);
-        await output.WriteLineAsync($"registry: store {host.StoreLocation}").ConfigureAwait(false);
+        var node = host.Services.GetRequiredService<RegistryNodeService>().Node!;
+        await output.WriteLineAsync($"registry: router {node.RouterEndpoint}").ConfigureAwait(false);
+        await output.WriteLineAsync($"registry: pub {node.PubEndpoint}").ConfigureAwait(false);
+        await output.WriteLineAsync($"registry: epoch {node.Epoch}").ConfigureAwait(false);
+        await output.WriteLineAsync($"registry: store {node.StoreLocation}").ConfigureAwait(false);
         await output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
 
-        try
-        {
-            await Task.Delay(Timeout.Infinite, stop.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-            // Signal or caller: either way, stop.
-        }
-        await host.DisposeAsync().ConfigureAwait(false);
+        // Until SIGINT/SIGTERM (the host's lifetime: the console's, or systemd's under systemd) or the caller cancels.
+        await host.WaitForShutdownAsync(ct).ConfigureAwait(false);
         await output.WriteLineAsync("registry: stopped").ConfigureAwait(false);
         await output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
         return 0;
     }
 
-    private static TimeSpan? Duration(ParseResult parse, Option<string?> option)
-    {
-        var text = parse.GetValue(option);
-        if (text is null) return null;
-        return Durations.TryParse(text, out var value) ? value : throw new FormatException($"{option.Name}: '{text}' is not a duration (e.g. 500ms, 30s, 5m, 1h).");
-    }
-
-    private static string? NonEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
 }

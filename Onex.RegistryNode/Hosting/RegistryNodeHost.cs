@@ -188,7 +188,7 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         schema.Validate("""{"a":"ab"}""");
     }));
 
-    private static void Check(RegistryNodeOptions options)
+    internal static void Check(RegistryNodeOptions options)
     {
         var leases = options.Leases;
         if (leases.PortRange.Count <= 0 || leases.PortRange.First < 1 || leases.PortRange.Last > 65535)

@@ -26,7 +26,7 @@ internal sealed partial class ToolCatalog
     private const int MaxErrorCodes = 256;
     private const int MaxIssues = 100;
 
-    private sealed record Entry(ToolContractRecord Record, SemanticVersion Version);
+    private sealed record Entry(ToolContractRecord Record, Semver.SemVersion Version);
 
     private readonly ChangeJournal _journal;
     private readonly TimeProvider _time;
@@ -62,7 +62,7 @@ internal sealed partial class ToolCatalog
         foreach (var row in stored.OfKind(StoredKind.Tool))
         {
             var record = RegistryCodec.DeserializeBody<ToolContractRecord>(row.Value);
-            SemanticVersion.TryParse(record.Version, out var version);
+            ToolVersions.TryParse(record.Version, out var version);
             if (!_tools.TryGetValue(record.Name, out var versions)) _tools[record.Name] = versions = new Dictionary<string, Entry>(StringComparer.Ordinal);
             versions[record.Version] = new Entry(record, version);
         }
@@ -86,7 +86,7 @@ internal sealed partial class ToolCatalog
         if (registration.Name is null || !ToolName().IsMatch(registration.Name))
             throw Reject.InvalidArgument("name", "Field 'name' must be 1 to 128 characters from A-Z a-z 0-9 . _ -.", ("value", registration.Name ?? ""));
         Reject.IfBadIdentifier(registration.NodeId, "nodeId");
-        if (!SemanticVersion.TryParse(registration.Version, out _))
+        if (!ToolVersions.TryParse(registration.Version, out _))
             throw Reject.InvalidArgument("version", $"Field 'version' must be a semantic version (MAJOR.MINOR.PATCH[-pre][+build]), not '{registration.Version}'.",
                 ("value", registration.Version ?? ""));
         Reject.IfTooLong(registration.Description, "description");
@@ -137,7 +137,7 @@ internal sealed partial class ToolCatalog
                 $"Tool {key} is already registered with a different contract; publish a new version instead.",
                 ("tool", key), ("fingerprint", existing.Record.Fingerprint), ("presentedFingerprint", fingerprint), ("owner", existing.Record.NodeId));
 
-        SemanticVersion.TryParse(registration.Version, out var version);
+        ToolVersions.TryParse(registration.Version, out var version);
         var record = new ToolContractRecord
         {
             Name = registration.Name,
@@ -233,7 +233,7 @@ internal sealed partial class ToolCatalog
                 ? exact
                 : throw Reject.NotFound($"Tool '{name}' has no version '{version}'.", ("toolName", name), ("version", version));
         }
-        return versions.Values.MaxBy(e => e.Version)!;
+        return versions.Values.MaxBy(e => e.Version, ToolVersions.Precedence)!;
     }
 
     private List<(Dictionary<string, Entry> Versions, Entry Entry)> OwnedBy(string nodeId) =>

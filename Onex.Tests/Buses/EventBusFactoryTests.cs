@@ -201,4 +201,17 @@ public class EventBusOptionsEnvironmentTests
 
         Assert.That(() => EventBusOptions.FromEnvironment(), Throws.ArgumentException.With.Message.Contains("ONEX_BUS_ROLE"));
     }
+
+    [Test]
+    public async Task Two_nodes_each_create_the_default_memory_bus_with_a_registry_without_a_conflict()
+    {
+        await using var registry = await TestRegistry.StartAsync();
+        await using var first = await registry.ConnectAsync();
+        await using var second = await registry.ConnectAsync();
+        await using var one = await EventBusFactory.CreateAsync(EventBusOptions.Default with { Registry = first });
+        await using var two = await EventBusFactory.CreateAsync(EventBusOptions.Default with { Registry = second });
+        Assert.That((one.Name, two.Name), Is.EqualTo(("default", "default")));
+        var answer = await first.DescribeAsync(new IntrospectionRequest { Include = [IntrospectionSections.Buses] });
+        Assert.That(answer.Buses, Is.Empty, "a memory bus is process-local and is not registered");
+    }
 }

@@ -4,7 +4,7 @@ using System.Text;
 
 namespace Onex.Tests.Registry;
 
-/// <summary>A child <c>dotnet Onex.RegistryNode.dll</c> with its output captured line by line.</summary>
+/// <summary>A child <c>dotnet onex-registry.dll</c> with its output captured line by line.</summary>
 internal sealed class NodeProcess : IDisposable
 {
     private const int SigTerm = 15;
@@ -42,16 +42,33 @@ internal sealed class NodeProcess : IDisposable
         get { lock (_gate) return _errors.ToString(); }
     }
 
-    public static NodeProcess Start(params string[] args)
+    public static NodeProcess Start(params string[] args) => Start(args, workingDirectory: null, environment: null);
+
+    /// <summary>Starts the node in <paramref name="workingDirectory"/> (where it reads appsettings.json) with extra environment variables.</summary>
+    public static NodeProcess Start(string[] args, string? workingDirectory, IReadOnlyDictionary<string, string?>? environment)
     {
-        var dll = Path.Combine(AppContext.BaseDirectory, "Onex.RegistryNode.dll");
+        var dll = Path.Combine(AppContext.BaseDirectory, "onex-registry.dll");
         Assert.That(File.Exists(dll), Is.True, $"the registry node is not built next to the tests: {dll}");
+        return StartDll(dll, args, workingDirectory, environment);
+    }
+
+    /// <summary>Starts <c>dotnet <paramref name="dll"/></c> (any program, e.g. a sample) with its output captured line by line.</summary>
+    public static NodeProcess StartDll(string dll, string[] args, string? workingDirectory = null, IReadOnlyDictionary<string, string?>? environment = null)
+    {
+        Assert.That(File.Exists(dll), Is.True, $"not built: {dll}");
         var info = new ProcessStartInfo(DotnetHost())
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
+            RedirectStandardInput = true,
             UseShellExecute = false,
         };
+        if (workingDirectory is not null) info.WorkingDirectory = workingDirectory;
+        foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
+        {
+            if (value is null) info.Environment.Remove(name);
+            else info.Environment[name] = value;
+        }
         info.ArgumentList.Add(dll);
         foreach (var arg in args) info.ArgumentList.Add(arg);
         return new NodeProcess(Process.Start(info) ?? throw new InvalidOperationException("could not start the node process"));
@@ -109,6 +126,15 @@ internal sealed class NodeProcess : IDisposable
     {
         if (Kill(_process.Id, signal) != 0)
             Assert.Fail($"kill({signal}) failed with errno {Marshal.GetLastWin32Error()}");
+    }
+
+    /// <summary>Closes the child's stdin (samples that run until their input ends).</summary>
+    public void CloseInput() => _process.StandardInput.Close();
+
+    /// <summary>Every stdout line so far.</summary>
+    public string Output
+    {
+        get { lock (_gate) return string.Join('\n', _lines); }
     }
 
     /// <summary>The process id.</summary>

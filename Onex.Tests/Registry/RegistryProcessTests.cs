@@ -31,7 +31,7 @@ public class RegistryProcessTests
             node.Terminate();
 
             var last = subscriber.WaitForHeartbeat(Wait, hb => hb.Stopping);
-            Assert.That(last.Sequence, Is.EqualTo(1), "the stopping heartbeat should carry the last sequence");
+            Assert.That(last.Sequence, Is.EqualTo(1), $"the stopping heartbeat should carry the last sequence; node log:\n{node.Errors}");
             var exitCode = await node.WaitForExitAsync(Wait);
             Assert.That(exitCode, Is.Zero, $"the node did not stop cleanly; stderr:\n{node.Errors}");
         }

@@ -48,7 +48,9 @@ public static class EventBusFactory
             }
 
             var (bus, registered) = await CreateBackendAsync(options, nodeId, endpoints, cancellationToken).ConfigureAwait(false);
-            if (options.Role != EventBusRole.Host || options.Registry is null)
+            // A memory bus is invisible outside its process, so it is not registered: registering it would only make a
+            // second process using the same (default) name fail with "Bus 'default' is registered by node ...".
+            if (options.Role != EventBusRole.Host || options.Registry is null || options.Backend == BusKinds.Memory)
             {
                 if (leases is not null) await leases.DisposeAsync().ConfigureAwait(false);
                 return bus;

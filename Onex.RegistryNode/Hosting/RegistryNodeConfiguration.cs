@@ -1,0 +1,146 @@
+using Microsoft.Extensions.Configuration;
+using Onex.RegistryNode.Leases;
+using Onex.RegistryNode.Storage;
+
+namespace Onex.RegistryNode.Hosting;
+
+/// <summary>
+/// The registry node's settings in <see cref="IConfiguration"/> (appsettings.json, environment, command line): the keys
+/// of the <c>Registry</c> section and how they become <see cref="RegistryNodeOptions"/>. Durations take a unit
+/// (<c>500ms</c>, <c>30s</c>, <c>5m</c>, <c>1h</c>); a key that is absent keeps the default.
+/// </summary>
+public static class RegistryNodeConfiguration
+{
+    /// <summary>The configuration section the node reads (<c>Registry</c>).</summary>
+    public const string SectionName = "Registry";
+
+    /// <summary>Key of the ROUTER endpoint (<c>--endpoint</c>, env <c>ONEX_REGISTRY_ENDPOINT</c>).</summary>
+    public const string Endpoint = "Endpoint";
+
+    /// <summary>Key of the PUB endpoint (<c>--pub-endpoint</c>, env <c>ONEX_REGISTRY_PUB_ENDPOINT</c>).</summary>
+    public const string PubEndpoint = "PubEndpoint";
+
+    /// <summary>Key of the node id written into broadcasts.</summary>
+    public const string NodeId = "NodeId";
+
+    /// <summary>Key of the leasable port range, <c>first-last</c> (<c>--port-range</c>).</summary>
+    public const string PortRange = "PortRange";
+
+    /// <summary>Key of the host written into leases (<c>--host</c>).</summary>
+    public const string Host = "Host";
+
+    /// <summary>Key of the default lease TTL (<c>--default-ttl</c>).</summary>
+    public const string DefaultTtl = "DefaultTtl";
+
+    /// <summary>Key of the shortest lease TTL (<c>--min-ttl</c>).</summary>
+    public const string MinTtl = "MinTtl";
+
+    /// <summary>Key of the longest lease TTL (<c>--max-ttl</c>).</summary>
+    public const string MaxTtl = "MaxTtl";
+
+    /// <summary>Key of the quarantine of released and expired ports (<c>--quarantine</c>).</summary>
+    public const string Quarantine = "Quarantine";
+
+    /// <summary>Key of the registry heartbeat period (<c>--heartbeat-interval</c>).</summary>
+    public const string HeartbeatInterval = "HeartbeatInterval";
+
+    /// <summary>Key of the unhealthy-node grace period (<c>--grace-period</c>).</summary>
+    public const string GracePeriod = "GracePeriod";
+
+    /// <summary>Key of the pause threshold (<c>--pause-threshold</c>).</summary>
+    public const string PauseThreshold = "PauseThreshold";
+
+    /// <summary>Key of the store kind, <c>sqlite</c> or <c>memory</c> (<c>--store</c>, env <c>ONEX_REGISTRY_STORE</c>).</summary>
+    public const string Store = "Store";
+
+    /// <summary>Key of the sqlite store's data directory (<c>--data-dir</c>, env <c>ONEX_REGISTRY_DATA_DIR</c>).</summary>
+    public const string DataDir = "DataDir";
+
+    /// <summary>Key of the durability level, <c>process</c> or <c>power</c> (<c>--durability</c>, env <c>ONEX_REGISTRY_DURABILITY</c>).</summary>
+    public const string Durability = "Durability";
+
+    /// <summary>The environment variables the node has always read, and the key each one sets.</summary>
+    internal static readonly IReadOnlyList<(string Variable, string Key)> EnvironmentVariables =
+    [
+        (RegistryNodeCommandLine.EndpointVariable, Endpoint),
+        (RegistryNodeCommandLine.PubEndpointVariable, PubEndpoint),
+        (RegistryNodeCommandLine.StoreVariable, Store),
+        (RegistryNodeCommandLine.DataDirVariable, DataDir),
+        (RegistryNodeCommandLine.DurabilityVariable, Durability),
+    ];
+
+    /// <summary>
+    /// Adds the node's environment variables (<c>ONEX_REGISTRY_ENDPOINT</c> and companions) to
+    /// <paramref name="configuration"/> under the <c>Registry</c> section; empty variables count as absent.
+    /// </summary>
+    public static IConfigurationBuilder AddRegistryNodeEnvironmentVariables(this IConfigurationBuilder configuration) =>
+        configuration.AddRegistryNodeEnvironmentVariables(Environment.GetEnvironmentVariable);
+
+    internal static IConfigurationBuilder AddRegistryNodeEnvironmentVariables(this IConfigurationBuilder configuration, Func<string, string?> environment)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        var values = new Dictionary<string, string?>();
+        foreach (var (variable, key) in EnvironmentVariables)
+            if (environment(variable) is { } value && !string.IsNullOrWhiteSpace(value))
+                values[$"{SectionName}:{key}"] = value;
+        return configuration.AddInMemoryCollection(values);
+    }
+
+    /// <summary>
+    /// Reads <see cref="RegistryNodeOptions"/> from the <c>Registry</c> section (pass the section itself), starting
+    /// from <paramref name="defaults"/> (<see cref="RegistryNodeOptions.Default"/> when null). Throws
+    /// <see cref="FormatException"/> naming the key when a value cannot be read.
+    /// </summary>
+    public static RegistryNodeOptions Read(IConfiguration section, RegistryNodeOptions? defaults = null)
+    {
+        ArgumentNullException.ThrowIfNull(section);
+        var options = defaults ?? RegistryNodeOptions.Default;
+        var leases = options.Leases;
+        if (Text(section, PortRange) is { } range)
+            leases = leases with { PortRange = ParsePortRange(range, Name(PortRange)) };
+        if (Text(section, Host) is { } host) leases = leases with { AdvertisedHost = host };
+        if (Duration(section, DefaultTtl) is { } ttl) leases = leases with { DefaultTtl = ttl };
+        if (Duration(section, MinTtl) is { } min) leases = leases with { MinTtl = min };
+        if (Duration(section, MaxTtl) is { } max) leases = leases with { MaxTtl = max };
+        if (Duration(section, Quarantine) is { } quarantine) leases = leases with { Quarantine = quarantine };
+        options = options with { Leases = leases };
+        if (Text(section, Endpoint) is { } endpoint) options = options with { Endpoint = endpoint };
+        if (Text(section, PubEndpoint) is { } pub) options = options with { PubEndpoint = pub };
+        if (Text(section, NodeId) is { } nodeId) options = options with { NodeId = nodeId };
+        if (Duration(section, HeartbeatInterval) is { } heartbeat) options = options with { HeartbeatInterval = heartbeat };
+        if (Duration(section, GracePeriod) is { } grace) options = options with { Nodes = options.Nodes with { UnhealthyGracePeriod = grace } };
+        if (Duration(section, PauseThreshold) is { } pause) options = options with { PauseThreshold = pause };
+
+        var store = options.Store;
+        if (Text(section, Store) is { } kind) store = store with { Kind = ParseStore(kind, Name(Store)) };
+        if (Text(section, DataDir) is { } directory) store = store with { DataDirectory = directory };
+        if (Text(section, Durability) is { } durability) store = store with { Durability = ParseDurability(durability, Name(Durability)) };
+        return options with { Store = store };
+    }
+
+    internal static PortRange ParsePortRange(string text, string name) =>
+        Leases.PortRange.TryParse(text, out var range) ? range : throw new FormatException($"{name}: '{text}' is not first-last, e.g. 20000-29999.");
+
+    internal static RegistryStoreKind ParseStore(string text, string name) => text switch
+    {
+        "sqlite" => RegistryStoreKind.Sqlite,
+        "memory" => RegistryStoreKind.Memory,
+        _ => throw new FormatException($"{name}: '{text}' is not a store; use sqlite or memory."),
+    };
+
+    internal static StoreDurability ParseDurability(string text, string name) => text switch
+    {
+        "process" => StoreDurability.Process,
+        "power" => StoreDurability.Power,
+        _ => throw new FormatException($"{name}: '{text}' is not a durability level; use process or power."),
+    };
+
+    internal static TimeSpan ParseDuration(string text, string name) =>
+        Durations.TryParse(text, out var value) ? value : throw new FormatException($"{name}: '{text}' is not a duration (e.g. 500ms, 30s, 5m, 1h).");
+
+    private static string Name(string key) => $"{SectionName}:{key}";
+
+    private static string? Text(IConfiguration section, string key) => section[key] is { } value && !string.IsNullOrWhiteSpace(value) ? value.Trim() : null;
+
+    private static TimeSpan? Duration(IConfiguration section, string key) => Text(section, key) is { } text ? ParseDuration(text, Name(key)) : null;
+}
