@@ -24,6 +24,7 @@ internal sealed partial class ToolCatalog
     private static partial System.Text.RegularExpressions.Regex ErrorCodeName();
 
     private const int MaxErrorCodes = 256;
+    private const int MaxErrorCodeLength = 128;
     private const int MaxIssues = 100;
 
     private sealed record Entry(ToolContractRecord Record, SemanticVersion Version);
@@ -112,8 +113,10 @@ internal sealed partial class ToolCatalog
         var codes = new HashSet<string>(StringComparer.Ordinal);
         foreach (var error in registration.ErrorCodes)
         {
-            if (error?.Code is null || error.Code.Length > Reject.MaxNameLength || !ErrorCodeName().IsMatch(error.Code))
-                throw Reject.InvalidArgument("errorCodes", "Every error code must match ^[A-Z][A-Z0-9_]*$ (e.g. RATE_LIMITED).", ("value", error?.Code ?? ""));
+            // ToolErrorCode.schema.json: at most 128 characters.
+            if (error?.Code is null || error.Code.Length > MaxErrorCodeLength || !ErrorCodeName().IsMatch(error.Code))
+                throw Reject.InvalidArgument("errorCodes", $"Every error code must match ^[A-Z][A-Z0-9_]*$ (e.g. RATE_LIMITED) and be at most {MaxErrorCodeLength} characters.",
+                    ("value", error?.Code is { Length: > MaxErrorCodeLength } code ? code[..MaxErrorCodeLength] : error?.Code ?? ""));
             if (!codes.Add(error.Code))
                 throw Reject.InvalidArgument("errorCodes", $"Error code '{error.Code}' is listed twice.", ("value", error.Code));
             Reject.IfTooLong(error.Description, "errorCodes");
@@ -293,7 +296,8 @@ internal sealed partial class ToolCatalog
         foreach (var error in errors)
         {
             if (issues.Count >= MaxIssues) return;
-            var path = string.IsNullOrEmpty(error.Path) ? "#" : error.Path;
+            // The document root is "#" (ValidationIssue.schema.json); NJsonSchema writes "#/" for it.
+            var path = string.IsNullOrEmpty(error.Path) || error.Path == "#/" ? "#" : error.Path;
             var kind = error.Kind.ToString();
             var where = error.HasLineInfo ? $" (line {error.LineNumber}, position {error.LinePosition})" : "";
             issues.Add(new ValidationIssue { Path = path, Kind = kind, Message = $"{kind}: {path}{where}" });
