@@ -137,7 +137,8 @@ public static class RegistryCodec
                 }
             }
             if (!reader.End)
-                throw new MalformedMessageException("Trailing bytes after the envelope.");
+                throw new MalformedMessageException($"{frame.Length - reader.Consumed} trailing bytes after the envelope.",
+                    new Dictionary<string, string> { ["trailingBytes"] = (frame.Length - reader.Consumed).ToString() });
         }
         catch (MalformedMessageException ex)
         {

@@ -184,8 +184,8 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
     // paid once per process on a thread-pool thread as the node starts, not by the single registry thread mid-request.
     private static readonly Lazy<Task> WarmUpSchemas = new(() => Task.Run(() =>
     {
-        var schema = SchemaLoader.Load("""{"type":"object","properties":{"a":{"type":"string","pattern":"^a"}},"required":["a"]}""", Onex.Protocol.PayloadDirections.Input);
-        schema.Validate("""{"a":"ab"}""");
+        var schema = BoundedSchema.Load("""{"type":"object","properties":{"a":{"type":"string","pattern":"^a"}},"required":["a"]}""", Onex.Protocol.PayloadDirections.Input);
+        schema.Validate("""{"a":"ab"}""", TimeProvider.System, long.MaxValue);
     }));
 
     internal static void Check(RegistryNodeOptions options)

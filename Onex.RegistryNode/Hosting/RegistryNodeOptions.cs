@@ -67,4 +67,10 @@ public sealed record RegistryNodeOptions
     /// <see cref="Onex.Protocol.RegistryCodec.MaxFrameBytes"/> (1 MiB) and this limit get a TOO_LARGE reply.
     /// </summary>
     public long MaxReceiveBytes { get; init; } = 4 * 1024 * 1024;
+
+    /// <summary>
+    /// Most bytes the parsed tool schemas kept for validation may take (estimated per schema as the bytes its parse
+    /// allocated); the least recently used are dropped and parsed again when next used (PROTOCOL.md section 12).
+    /// </summary>
+    public long ParsedSchemaMaxBytes { get; init; } = Onex.RegistryNode.Tools.ToolCatalog.DefaultParsedSchemaMaxBytes;
 }

@@ -215,6 +215,7 @@ internal sealed partial class PortLeaseManager : IDisposable
     /// </summary>
     public PortLease Replace(PortConflict conflict)
     {
+        Reject.IfTooLong(conflict.Reason, "reason", 1024); // PortConflict.schema.json
         var lease = FindHeld(conflict.LeaseId, conflict.NodeId, conflict.FencingToken);
         var now = NowMs();
         _pool.ReleaseQuarantined(now);

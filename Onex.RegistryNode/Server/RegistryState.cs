@@ -62,7 +62,7 @@ internal sealed class RegistryState : IDisposable
         Leases = new PortLeaseManager(options.Leases, new PortPool(poolPorts), availability, Journal, time,
             loggers.CreateLogger<PortLeaseManager>(), firstFencingToken: StartedAt * 1000, verifyPortsInBackground, Changes);
         Buses = new BusDirectory(Journal, time, Changes);
-        Tools = new ToolCatalog(Journal, time, changes: Changes);
+        Tools = new ToolCatalog(Journal, time, options.ParsedSchemaMaxBytes, changes: Changes);
         Nodes = new NodeDirectory(options.Nodes, Journal, time, loggers.CreateLogger<NodeDirectory>(), Buses, Tools, Leases, Changes);
         Stats = new RegistryStatsCounter();
         Leases.Restore(stored, newEpoch: fromBackup);

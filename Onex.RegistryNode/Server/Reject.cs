@@ -26,12 +26,24 @@ internal static class Reject
     public static OnexException NotOwner(string message, params (string Key, string Value)[] details) =>
         new(ErrorCodes.NotOwner, message, Details(null, details));
 
+    /// <summary>
+    /// The length of <paramref name="value"/> in characters (Unicode code points), as JSON Schema's <c>maxLength</c>
+    /// counts: a character outside the Basic Multilingual Plane (an emoji) is two UTF-16 units but one character.
+    /// </summary>
+    public static int LengthOf(string value)
+    {
+        var length = value.Length;
+        for (var i = 0; i + 1 < value.Length; i++)
+            if (char.IsSurrogatePair(value[i], value[i + 1])) { length--; i++; }
+        return length;
+    }
+
     /// <summary>A required identifier: present, not blank, at most <see cref="MaxNameLength"/> characters.</summary>
     public static void IfBlank(string? value, string field)
     {
         if (string.IsNullOrWhiteSpace(value))
             throw InvalidArgument(field, $"Field '{field}' must not be empty.");
-        if (value.Length > MaxNameLength)
+        if (value.Length > MaxNameLength && LengthOf(value) > MaxNameLength)
             throw InvalidArgument(field, $"Field '{field}' is longer than {MaxNameLength} characters.", ("limit", MaxNameLength.ToString()));
     }
 
@@ -50,7 +62,7 @@ internal static class Reject
     /// <summary>Optional free text: at most <see cref="MaxTextLength"/> characters.</summary>
     public static void IfTooLong(string? value, string field, int limit = MaxTextLength)
     {
-        if (value is not null && value.Length > limit)
+        if (value is not null && value.Length > limit && LengthOf(value) > limit)
             throw InvalidArgument(field, $"Field '{field}' is longer than {limit} characters.", ("limit", limit.ToString()));
     }
 
@@ -62,9 +74,9 @@ internal static class Reject
             throw InvalidArgument(field, $"Field '{field}' has more than 64 entries.", ("limit", "64"));
         foreach (var (key, value) in metadata)
         {
-            if (string.IsNullOrEmpty(key) || key.Length > MaxNameLength)
+            if (string.IsNullOrEmpty(key) || LengthOf(key) > MaxNameLength)
                 throw InvalidArgument(field, $"Field '{field}' has an empty or overlong key.");
-            if (value is null || value.Length > MaxTextLength)
+            if (value is null || LengthOf(value) > MaxTextLength)
                 throw InvalidArgument(field, $"Field '{field}' has a nil or overlong value for key '{key}'.");
         }
     }

@@ -5,8 +5,11 @@ namespace Onex.RegistryNode.Server;
 
 /// <summary>
 /// Replies kept by (clientId, requestId) so a retry gets the first reply instead of executing again (no second
-/// lease or registration). Bounded by count, age and bytes; the oldest entries go first. A repeat whose message
-/// type or body differs from the first is not a retry (<see cref="Outcome.Mismatch"/>). Owned by the registry thread.
+/// lease or registration). Bounded by count, age and bytes, and each client by its share of count and bytes: a
+/// client over its share loses its own oldest replies, and when the whole cache is over its bound the oldest reply
+/// of the client holding the most bytes goes, so one client's flood cannot push out another client's replies
+/// (PROTOCOL.md section 4). A repeat whose message type or body differs from the first is not a retry
+/// (<see cref="Outcome.Mismatch"/>). Owned by the registry thread.
 /// </summary>
 internal sealed class ReplyCache
 {
@@ -37,9 +40,34 @@ internal sealed class ReplyCache
         public long Bytes { get; } = Body.Length + Reply.Length + 256;
     }
 
+    // One client's replies, oldest first (the queue may hold entries already forgotten; they are skipped).
+    private sealed class Share(string clientId)
+    {
+        public string ClientId { get; } = clientId;
+        public long Bytes;
+        public int Count;
+        public readonly Queue<(Key Key, Entry Entry)> Order = new();
+    }
+
+    private sealed class ByBytes : IComparer<Share>
+    {
+        public static readonly ByBytes Instance = new();
+
+        public int Compare(Share? x, Share? y)
+        {
+            var bytes = x!.Bytes.CompareTo(y!.Bytes);
+            return bytes != 0 ? bytes : string.CompareOrdinal(x.ClientId, y.ClientId);
+        }
+    }
+
     private readonly int _capacity;
     private readonly long _retentionMs;
     private readonly long _maxBytes;
+    private readonly long _maxBytesPerClient;
+    private readonly int _capacityPerClient;
+    private readonly Dictionary<string, Share> _shares = new(StringComparer.Ordinal);
+    // The shares ordered by bytes, the largest last: the one to take from when the whole cache is over its bound.
+    private readonly SortedSet<Share> _largest = new(ByBytes.Instance);
     private readonly TimeProvider _time;
     private readonly Dictionary<Key, Entry> _entries = new();
     private readonly Queue<(Key Key, Entry Entry)> _order = new();
@@ -50,13 +78,24 @@ internal sealed class ReplyCache
     private readonly List<StoredReply> _unstored = [];
     private static readonly List<StoredReply> NoReplies = [];
 
-    public ReplyCache(int capacity, TimeSpan retention, long maxBytes, TimeProvider time)
+    /// <summary>The share of one client by default: an eighth of the whole, in count and in bytes.</summary>
+    public const int DefaultClientShareDivisor = 8;
+
+    public ReplyCache(int capacity, TimeSpan retention, long maxBytes, TimeProvider time, long? maxBytesPerClient = null, int? capacityPerClient = null)
     {
         _capacity = Math.Max(0, capacity);
         _retentionMs = (long)retention.TotalMilliseconds;
         _maxBytes = maxBytes;
+        _maxBytesPerClient = maxBytesPerClient ?? Math.Max(1, maxBytes / DefaultClientShareDivisor);
+        _capacityPerClient = capacityPerClient ?? Math.Max(1, _capacity / DefaultClientShareDivisor);
         _time = time;
     }
+
+    /// <summary>The bytes the kept replies of <paramref name="clientId"/> are charged.</summary>
+    public long BytesOf(string clientId) => _shares.TryGetValue(clientId, out var share) ? share.Bytes : 0;
+
+    /// <summary>The bytes all kept replies are charged.</summary>
+    public long Bytes => _bytes;
 
     /// <summary>How many replies are kept.</summary>
     public int Count => _entries.Count;
@@ -113,12 +152,49 @@ internal sealed class ReplyCache
 
     private void Keep(Key key, Entry entry)
     {
-        ref var slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_entries, key, out var replacing);
-        if (replacing) _bytes -= slot!.Bytes;
-        slot = entry;
+        if (_entries.TryGetValue(key, out var replaced)) Forget(key, replaced);
+        _entries[key] = entry;
         _bytes += entry.Bytes;
+        var share = ShareOf(key.ClientId);
+        Charge(share, entry.Bytes, +1);
+        share.Order.Enqueue((key, entry));
         _order.Enqueue((key, entry));
-        while ((_entries.Count > _capacity || _bytes > _maxBytes) && _order.TryDequeue(out var oldest)) Forget(oldest.Key, oldest.Entry);
+
+        // Over its own share, a client loses its own oldest replies.
+        while ((share.Bytes > _maxBytesPerClient || share.Count > _capacityPerClient) && TakeOldestOf(share)) { }
+        // Over the whole bound, the client holding the most bytes gives up its oldest reply.
+        while ((_entries.Count > _capacity || _bytes > _maxBytes) && _largest.Max is { } largest && TakeOldestOf(largest)) { }
+
+        // Entries taken out of the middle leave stale slots in the age queue: rebuild it before they outgrow the live ones.
+        if (_order.Count > 2 * _entries.Count + 1024)
+        {
+            var live = _order.Where(item => _entries.TryGetValue(item.Key, out var current) && ReferenceEquals(current, item.Entry)).ToList();
+            _order.Clear();
+            foreach (var item in live) _order.Enqueue(item);
+        }
+    }
+
+    private Share ShareOf(string clientId)
+    {
+        ref var share = ref CollectionsMarshal.GetValueRefOrAddDefault(_shares, clientId, out var exists);
+        if (!exists) share = new Share(clientId);
+        return share!;
+    }
+
+    private void Charge(Share share, long bytes, int count)
+    {
+        _largest.Remove(share);
+        share.Bytes += bytes;
+        share.Count += count;
+        if (share.Count > 0) _largest.Add(share);
+        else _shares.Remove(share.ClientId);
+    }
+
+    private bool TakeOldestOf(Share share)
+    {
+        while (share.Order.TryDequeue(out var oldest))
+            if (Forget(oldest.Key, oldest.Entry)) return true;
+        return false;
     }
 
     private void Evict(long now)
@@ -130,13 +206,17 @@ internal sealed class ReplyCache
         }
     }
 
-    private void Forget(Key key, Entry entry)
+    private bool Forget(Key key, Entry entry)
     {
         // The key may since hold a newer entry; only drop the one that was queued.
-        if (_entries.TryGetValue(key, out var current) && ReferenceEquals(current, entry))
-        {
-            _entries.Remove(key);
-            _bytes -= entry.Bytes;
-        }
+        if (!_entries.TryGetValue(key, out var current) || !ReferenceEquals(current, entry)) return false;
+        _entries.Remove(key);
+        _bytes -= entry.Bytes;
+        var share = _shares[key.ClientId];
+        Charge(share, -entry.Bytes, -1);
+        // Drop forgotten entries at the head of the client's queue, so it holds no more than its live ones for long.
+        while (share.Order.TryPeek(out var head) && !(_entries.TryGetValue(head.Key, out var live) && ReferenceEquals(live, head.Entry)))
+            share.Order.Dequeue();
+        return true;
     }
 }

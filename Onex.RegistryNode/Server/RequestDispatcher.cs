@@ -110,6 +110,15 @@ internal sealed partial class RequestDispatcher
             return Fail("", "", ErrorCodes.Internal, "The registry failed to read the frame; nothing was changed.", null);
         }
 
+        // RegistryEnvelope.schema.json: ids of at most 256 characters. A longer one cannot be echoed in a valid reply.
+        foreach (var (field, id) in new[] { ("requestId", envelope.RequestId), ("clientId", envelope.ClientId) })
+        {
+            if (id.Length > Reject.MaxNameLength && Reject.LengthOf(id) > Reject.MaxNameLength)
+                return Fail("", "", ErrorCodes.Malformed,
+                    $"Field '{field}' is longer than {Reject.MaxNameLength} characters; the reply cannot echo it, so both ids are empty.",
+                    new Dictionary<string, string> { ["field"] = field, ["reason"] = "tooLong" });
+        }
+
         LastIds = (envelope.RequestId, envelope.ClientId);
         if (envelope.ProtocolVersion != ProtocolVersion.Current)
             return Fail(envelope.RequestId, envelope.ClientId, ErrorCodes.UnsupportedVersion,

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.RegularExpressions;
 
 namespace Onex.RegistryNode.Tools;
 
@@ -48,6 +47,11 @@ internal static class SchemaKeywordCheck
                     ? null : "must be a schema or an array of schemas",
                 _ when Counts.Contains(keyword.Name) => value.ValueKind == JsonValueKind.Number && value.TryGetInt64(out var n) && n >= 0
                     ? null : "must be a non-negative integer",
+                // Draft 4 to 2020-12: multipleOf must be strictly greater than 0 (a zero or negative one can never validate).
+                // NJsonSchema divides as decimal, so it must also be a decimal above 0 (at least 1e-28, at most 7.9e28).
+                "multipleOf" => value.ValueKind == JsonValueKind.Number && value.TryGetDecimal(out var divisor) && divisor > 0
+                    ? null : "must be a number greater than 0 (between 1e-28 and 7.9e28)",
+                "dependencies" => CheckDependencies(value),
                 _ when Numbers.Contains(keyword.Name) => value.ValueKind == JsonValueKind.Number ? null : "must be a number",
                 _ when Strings.Contains(keyword.Name) => value.ValueKind == JsonValueKind.String ? null : "must be a string",
                 _ when SchemaMaps.Contains(keyword.Name) => value.ValueKind == JsonValueKind.Object ? null : "must be an object of schemas",
@@ -59,11 +63,18 @@ internal static class SchemaKeywordCheck
             };
             if (problem is not null) return (at, $"'{keyword.Name}' {problem}");
 
-            // Descend into the places that hold schemas.
-            if (SchemaMaps.Contains(keyword.Name))
+            if (keyword.Name == "patternProperties")
             {
                 foreach (var entry in value.EnumerateObject())
-                    if (FindProblem(entry.Value, at + "/" + entry.Name.Replace("~", "~0").Replace("/", "~1"), depth + 1) is { } found) return found;
+                    if (CheckRegex(entry.Name) is { } bad)
+                        return (at + "/" + entry.Name.Replace("~", "~0").Replace("/", "~1"), $"'patternProperties' key {bad}");
+            }
+
+            // Descend into the places that hold schemas.
+            if (SchemaMaps.Contains(keyword.Name) || keyword.Name == "dependencies")
+            {
+                foreach (var entry in value.EnumerateObject())
+                    if (entry.Value.ValueKind != JsonValueKind.Array && FindProblem(entry.Value, at + "/" + entry.Name.Replace("~", "~0").Replace("/", "~1"), depth + 1) is { } found) return found;
             }
             else if (SchemaArrays.Contains(keyword.Name) || (keyword.Name == "items" && value.ValueKind == JsonValueKind.Array))
             {
@@ -93,17 +104,31 @@ internal static class SchemaKeywordCheck
         return "must be a type name or a non-empty array of type names";
     }
 
-    private static string? CheckPattern(JsonElement value)
+    private static string? CheckPattern(JsonElement value) =>
+        value.ValueKind != JsonValueKind.String ? "must be a string" : CheckRegex(value.GetString()!);
+
+    // The registry runs patterns only with the non-backtracking engine (BoundedSchema): one it cannot run is refused here.
+    private static string? CheckRegex(string pattern)
     {
-        if (value.ValueKind != JsonValueKind.String) return "must be a string";
-        try
+        BoundedSchema.Compile(pattern, out var problem);
+        return problem;
+    }
+
+    // Draft 7 "dependencies": each value is a schema or an array of property names.
+    private static string? CheckDependencies(JsonElement value)
+    {
+        if (value.ValueKind != JsonValueKind.Object) return "must be an object";
+        foreach (var entry in value.EnumerateObject())
         {
-            _ = new Regex(value.GetString()!, RegexOptions.None, TimeSpan.FromMilliseconds(100));
-            return null;
+            if (entry.Value.ValueKind == JsonValueKind.Array)
+            {
+                if (!entry.Value.EnumerateArray().All(v => v.ValueKind == JsonValueKind.String)) return "must map to schemas or arrays of strings";
+            }
+            else if (entry.Value.ValueKind is not (JsonValueKind.Object or JsonValueKind.True or JsonValueKind.False))
+            {
+                return "must map to schemas or arrays of strings";
+            }
         }
-        catch (ArgumentException ex)
-        {
-            return "is not a valid regular expression: " + ex.Message;
-        }
+        return null;
     }
 }

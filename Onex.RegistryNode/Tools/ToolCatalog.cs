@@ -24,6 +24,7 @@ internal sealed partial class ToolCatalog
     private static partial System.Text.RegularExpressions.Regex ErrorCodeName();
 
     private const int MaxErrorCodes = 256;
+    private const int MaxErrorCodeLength = 128;
     private const int MaxIssues = 100;
 
     private sealed record Entry(ToolContractRecord Record, Semver.SemVersion Version);
@@ -33,19 +34,30 @@ internal sealed partial class ToolCatalog
     // name -> versions; a handful of versions per tool, so a list scan for the highest is fine.
     private readonly Dictionary<string, Dictionary<string, Entry>> _tools = new(StringComparer.Ordinal);
 
-    /// <summary>How many contracts keep their parsed schemas by default (the rest are parsed again when used).</summary>
-    public const int DefaultParsedSchemaCapacity = 128;
+    /// <summary>How many bytes of parsed schemas are kept by default (the rest are parsed again when used).</summary>
+    public const long DefaultParsedSchemaMaxBytes = 48L * 1024 * 1024;
+
+    /// <summary>The most CPU time one ValidatePayload may take on the registry thread (PROTOCOL.md 6.4).</summary>
+    public static readonly TimeSpan ValidationTimeBudget = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>The largest payload ValidatePayload takes, in characters (PROTOCOL.md 6.4).</summary>
+    public const int MaxPayloadChars = 256 * 1024;
 
     private readonly ParsedSchemaCache _schemas;
 
     private readonly StateChanges _changes;
 
-    public ToolCatalog(ChangeJournal journal, TimeProvider time, int parsedSchemaCapacity = DefaultParsedSchemaCapacity, StateChanges? changes = null)
+    // Measures the work of a validation: the registry thread's CPU time, even when the domain runs on a fake clock.
+    private readonly TimeProvider _workClock;
+
+    public ToolCatalog(ChangeJournal journal, TimeProvider time, long parsedSchemaMaxBytes = DefaultParsedSchemaMaxBytes, StateChanges? changes = null,
+        TimeProvider? workClock = null)
     {
         _journal = journal;
         _time = time;
-        _schemas = new ParsedSchemaCache(parsedSchemaCapacity);
+        _schemas = new ParsedSchemaCache(parsedSchemaMaxBytes);
         _changes = changes ?? new StateChanges();
+        _workClock = workClock ?? ThreadCpuTime.Instance;
     }
 
     /// <summary>The stored form of a contract (key <c>name@version</c>), or null when it is gone.</summary>
@@ -70,6 +82,9 @@ internal sealed partial class ToolCatalog
 
     /// <summary>How many contracts' parsed schemas are held right now.</summary>
     public int ParsedSchemaCount => _schemas.Count;
+
+    /// <summary>The estimated bytes of the parsed schemas held right now.</summary>
+    public long ParsedSchemaBytes => _schemas.Bytes;
 
     /// <summary>Every contract.</summary>
     public IEnumerable<ToolContractRecord> Tools => _tools.Values.SelectMany(v => v.Values).Select(e => e.Record);
@@ -98,8 +113,10 @@ internal sealed partial class ToolCatalog
         var codes = new HashSet<string>(StringComparer.Ordinal);
         foreach (var error in registration.ErrorCodes)
         {
-            if (error?.Code is null || error.Code.Length > Reject.MaxNameLength || !ErrorCodeName().IsMatch(error.Code))
-                throw Reject.InvalidArgument("errorCodes", "Every error code must match ^[A-Z][A-Z0-9_]*$ (e.g. RATE_LIMITED).", ("value", error?.Code ?? ""));
+            // ToolErrorCode.schema.json: at most 128 characters.
+            if (error?.Code is null || error.Code.Length > MaxErrorCodeLength || !ErrorCodeName().IsMatch(error.Code))
+                throw Reject.InvalidArgument("errorCodes", $"Every error code must match ^[A-Z][A-Z0-9_]*$ (e.g. RATE_LIMITED) and be at most {MaxErrorCodeLength} characters.",
+                    ("value", error?.Code is { Length: > MaxErrorCodeLength } code ? code[..MaxErrorCodeLength] : error?.Code ?? ""));
             if (!codes.Add(error.Code))
                 throw Reject.InvalidArgument("errorCodes", $"Error code '{error.Code}' is listed twice.", ("value", error.Code));
             Reject.IfTooLong(error.Description, "errorCodes");
@@ -130,8 +147,8 @@ internal sealed partial class ToolCatalog
             return existing.Record;
         }
 
-        var input = SchemaLoader.Load(registration.InputSchema, PayloadDirections.Input);
-        var output = SchemaLoader.Load(registration.OutputSchema, PayloadDirections.Output);
+        var input = BoundedSchema.Load(registration.InputSchema, PayloadDirections.Input);
+        var output = BoundedSchema.Load(registration.OutputSchema, PayloadDirections.Output);
         if (existing is not null)
             throw Reject.Contract(ErrorCodes.ContractConflict,
                 $"Tool {key} is already registered with a different contract; publish a new version instead.",
@@ -167,6 +184,9 @@ internal sealed partial class ToolCatalog
             throw Reject.InvalidArgument("direction", $"Field 'direction' must be input or output, not '{request.Direction}'.",
                 ("value", request.Direction ?? ""), ("allowed", "input,output"));
         if (request.Payload is null) throw Reject.InvalidArgument("payload", "Field 'payload' is required.");
+        if (request.Payload.Length > MaxPayloadChars)
+            throw Reject.InvalidArgument("payload", $"Field 'payload' is longer than {MaxPayloadChars} characters, the most the registry validates.",
+                ("reason", "tooLarge"), ("max", MaxPayloadChars.ToString()));
         var entry = Find(request.ToolName, request.Version);
 
         var issues = new List<ValidationIssue>();
@@ -183,10 +203,20 @@ internal sealed partial class ToolCatalog
         if (issues.Count == 0)
         {
             var (input, output) = _schemas.Get(entry.Record.Fingerprint, () => (
-                SchemaLoader.Load(entry.Record.InputSchema, PayloadDirections.Input),
-                SchemaLoader.Load(entry.Record.OutputSchema, PayloadDirections.Output)));
+                BoundedSchema.Load(entry.Record.InputSchema, PayloadDirections.Input),
+                BoundedSchema.Load(entry.Record.OutputSchema, PayloadDirections.Output)));
             var schema = request.Direction == PayloadDirections.Input ? input : output;
-            Flatten(schema.Validate(request.Payload), issues);
+            var deadline = _workClock.GetTimestamp() + (long)(ValidationTimeBudget.TotalSeconds * _workClock.TimestampFrequency);
+            try
+            {
+                Flatten(schema.Validate(request.Payload, _workClock, deadline), issues);
+            }
+            catch (ValidationBudgetExceededException)
+            {
+                throw Reject.InvalidArgument("payload",
+                    $"Validating this payload against {KeyOf(entry.Record)} takes longer than the registry's budget of {ValidationTimeBudget.TotalMilliseconds} ms.",
+                    ("reason", "timeBudget"), ("max", ValidationTimeBudget.TotalMilliseconds.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            }
         }
         return new ValidationResult
         {
@@ -266,7 +296,8 @@ internal sealed partial class ToolCatalog
         foreach (var error in errors)
         {
             if (issues.Count >= MaxIssues) return;
-            var path = string.IsNullOrEmpty(error.Path) ? "#" : error.Path;
+            // The document root is "#" (ValidationIssue.schema.json); NJsonSchema writes "#/" for it.
+            var path = string.IsNullOrEmpty(error.Path) || error.Path == "#/" ? "#" : error.Path;
             var kind = error.Kind.ToString();
             var where = error.HasLineInfo ? $" (line {error.LineNumber}, position {error.LinePosition})" : "";
             issues.Add(new ValidationIssue { Path = path, Kind = kind, Message = $"{kind}: {path}{where}" });

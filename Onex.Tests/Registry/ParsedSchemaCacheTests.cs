@@ -1,17 +1,18 @@
-using NJsonSchema;
 using Onex.Protocol;
+using Onex.RegistryNode.Hosting;
 using Onex.RegistryNode.Tools;
 
 namespace Onex.Tests.Registry;
 
 public class ParsedSchemaCacheTests
 {
-    private static JsonSchema Schema() => JsonSchema.FromJsonAsync("""{"type":"object"}""").GetAwaiter().GetResult();
+    private static BoundedSchema Schema() => BoundedSchema.Load("""{"type":"object"}""", "input");
 
     [Test]
-    public void Least_recently_used_schemas_are_evicted_beyond_capacity()
+    public void Least_recently_used_schemas_are_evicted_beyond_the_byte_bound()
     {
-        var cache = new ParsedSchemaCache(capacity: 2);
+        var cost = Schema().EstimatedBytes * 2;
+        var cache = new ParsedSchemaCache(maxBytes: cost * 2 + cost / 2);
         cache.Put("a", Schema(), Schema());
         cache.Put("b", Schema(), Schema());
         cache.Get("a", () => throw new AssertionException("'a' should still be held"));
@@ -22,20 +23,41 @@ public class ParsedSchemaCacheTests
 
         Assert.That(cache.Count, Is.EqualTo(2));
         Assert.That(reparsed, Is.True, "'b' was the least recently used and should have been evicted");
+        Assert.That(cache.Bytes, Is.LessThanOrEqualTo(cache.MaxBytes));
+    }
+
+    [Test]
+    public void A_schema_larger_than_the_whole_bound_is_not_kept()
+    {
+        var cache = new ParsedSchemaCache(maxBytes: 1);
+        cache.Put("a", Schema(), Schema());
+        Assert.That(cache.Count, Is.Zero);
+        Assert.That(cache.Bytes, Is.Zero);
+    }
+
+    [Test]
+    public void The_estimated_cost_of_a_parsed_schema_grows_with_its_size()
+    {
+        var properties = string.Join(",", Enumerable.Range(0, 500).Select(i => $"\"p{i}\":{{\"type\":\"string\",\"maxLength\":{i + 1}}}"));
+        var large = BoundedSchema.Load($"{{\"type\":\"object\",\"properties\":{{{properties}}}}}", "input");
+        Assert.That(large.EstimatedBytes, Is.GreaterThan(Schema().EstimatedBytes * 50),
+            "a schema of 500 properties should be charged far more than an empty one");
     }
 
     [Test]
     public void A_contract_whose_schemas_were_evicted_still_validates_against_its_own_schemas()
     {
-        using var h = new RegistryHarness();
+        const long bound = 512 * 1024;
+        using var h = new RegistryHarness(RegistryNodeOptions.Default with { ParsedSchemaMaxBytes = bound });
         h.Announce("n1");
         h.RegisterTool("tool-a", inputSchema: """{"type":"object","properties":{"age":{"type":"integer"}}}""");
-        for (var i = 0; i < ToolCatalog.DefaultParsedSchemaCapacity; i++)
-            h.RegisterTool($"filler-{i}");
+        for (var i = 0; i < 100; i++)
+            h.RegisterTool($"filler-{i}", inputSchema: ToolContracts.PersonSchema.Replace("\"age\"", $"\"age{i}\""));
+        Assert.That(h.Registry.Tools.ParsedSchemaCount, Is.LessThan(100), "the fillers should not all fit in the bound");
 
         var result = h.Do(r => r.Handle(new ValidatePayload { ToolName = "tool-a", Payload = """{"age": "old"}""" }));
 
         Assert.That(result.Errors.Select(e => e.Kind), Is.EqualTo(new[] { "IntegerExpected" }));
-        Assert.That(h.Registry.Tools.ParsedSchemaCount, Is.LessThanOrEqualTo(ToolCatalog.DefaultParsedSchemaCapacity));
+        Assert.That(h.Registry.Tools.ParsedSchemaBytes, Is.LessThanOrEqualTo(bound));
     }
 }

@@ -30,7 +30,7 @@ public class ReplyCacheTests
     [Test]
     public void The_oldest_reply_goes_first_when_the_count_bound_is_reached()
     {
-        var cache = new ReplyCache(2, TimeSpan.FromMinutes(5), 1 << 20, new FakeTimeProvider());
+        var cache = new ReplyCache(2, TimeSpan.FromMinutes(5), 1 << 20, new FakeTimeProvider(), capacityPerClient: 2);
         cache.Add("c", "r1", "T", Body, [1], null);
         cache.Add("c", "r2", "T", Body, [2], null);
         cache.Add("c", "r3", "T", Body, [3], null);
@@ -53,12 +53,85 @@ public class ReplyCacheTests
     [Test]
     public void The_byte_bound_evicts_the_oldest_replies()
     {
-        var cache = new ReplyCache(100, TimeSpan.FromMinutes(5), 3000, new FakeTimeProvider());
+        var cache = new ReplyCache(100, TimeSpan.FromMinutes(5), 3000, new FakeTimeProvider(), maxBytesPerClient: 3000);
         cache.Add("c", "r1", "T", Body, new byte[1000], null);
         cache.Add("c", "r2", "T", Body, new byte[1000], null);
         cache.Add("c", "r3", "T", Body, new byte[1000], null);
         Assert.That(cache.Lookup("c", "r1", "T", Body, out _, out _), Is.EqualTo(ReplyCache.Outcome.Miss));
         Assert.That(cache.Count, Is.EqualTo(2));
+    }
+
+    [Test]
+    public void A_client_over_its_byte_share_loses_only_its_own_oldest_replies()
+    {
+        var cache = new ReplyCache(1000, TimeSpan.FromMinutes(5), 64_000, new FakeTimeProvider(), maxBytesPerClient: 8_000);
+        cache.Add("legit", "r1", "PortRequest", Body, [1], null);
+        for (var i = 0; i < 200; i++) cache.Add("flood", $"f{i}", "T", Body, new byte[1000], null);
+
+        Assert.That(cache.Lookup("legit", "r1", "PortRequest", Body, out var reply, out _), Is.EqualTo(ReplyCache.Outcome.Hit), "another client's flood evicted a reply");
+        Assert.That(reply, Is.EqualTo(new byte[] { 1 }));
+        Assert.That(cache.BytesOf("flood"), Is.LessThanOrEqualTo(8_000));
+        Assert.That(cache.Lookup("flood", "f199", "T", Body, out _, out _), Is.EqualTo(ReplyCache.Outcome.Hit), "the flooder keeps its newest replies");
+        Assert.That(cache.Lookup("flood", "f0", "T", Body, out _, out _), Is.EqualTo(ReplyCache.Outcome.Miss));
+    }
+
+    [Test]
+    public void A_client_over_its_count_share_loses_only_its_own_oldest_replies()
+    {
+        var cache = new ReplyCache(100, TimeSpan.FromMinutes(5), 1 << 20, new FakeTimeProvider(), capacityPerClient: 10);
+        cache.Add("legit", "r1", "T", Body, [1], null);
+        for (var i = 0; i < 500; i++) cache.Add("flood", $"f{i}", "T", Body, [2], null);
+
+        Assert.That(cache.Lookup("legit", "r1", "T", Body, out _, out _), Is.EqualTo(ReplyCache.Outcome.Hit));
+        Assert.That(cache.Count, Is.EqualTo(11));
+    }
+
+    [Test]
+    public void Over_the_whole_bound_the_client_holding_the_most_bytes_gives_up_its_replies_first()
+    {
+        // Many flooding client ids, each within its share, together over the whole bound.
+        var cache = new ReplyCache(10_000, TimeSpan.FromMinutes(5), 20_000, new FakeTimeProvider(), maxBytesPerClient: 8_000);
+        cache.Add("legit", "r1", "T", Body, new byte[100], null);
+        for (var i = 0; i < 300; i++) cache.Add($"flood-{i % 30}", $"f{i}", "T", Body, new byte[1000], null);
+
+        Assert.That(cache.Lookup("legit", "r1", "T", Body, out _, out _), Is.EqualTo(ReplyCache.Outcome.Hit));
+        Assert.That(cache.Bytes, Is.LessThanOrEqualTo(20_000));
+    }
+
+    [Test]
+    public void Another_clients_flood_of_large_requests_does_not_make_a_retried_port_request_run_again()
+    {
+        using var h = new RegistryHarness();
+        var request = new PortRequest { NodeId = "n1" };
+        var first = h.Dispatcher.Dispatch(RegistryCodec.Encode("r1", "legit", request));
+        // 80 requests of about 1 MB each from another client (each an INVALID_ARGUMENT reply, remembered with its body).
+        for (var i = 0; i < 80; i++)
+            h.Dispatcher.Dispatch(RegistryCodec.Encode($"f{i}", "flood", new PortRequest { NodeId = "n1", Purpose = new string('x', 1_000_000) }));
+
+        var retry = h.Dispatcher.Dispatch(RegistryCodec.Encode("r1", "legit", request));
+
+        Assert.That(retry, Is.EqualTo(first), "the retry was not answered with the first reply");
+        Assert.That(h.Registry.Leases.Count, Is.EqualTo(1), "the retry created a second lease");
+        Assert.That(h.Dispatcher.Cache.BytesOf("flood"), Is.LessThanOrEqualTo(h.Options.ReplyCacheMaxBytes / ReplyCache.DefaultClientShareDivisor));
+    }
+
+    [Test]
+    public void A_remembered_port_exhausted_is_answered_again_to_the_same_ids_and_a_new_request_id_succeeds()
+    {
+        // PROTOCOL.md section 4 and the catalogue's "retry helps": only INTERNAL and UNAVAILABLE are retried with the
+        // same ids; PORT_EXHAUSTED is remembered, and succeeds later when sent with a new requestId.
+        using var h = new RegistryHarness(pool: [20000]);
+        var held = h.Lease("holder");
+        var exhausted = h.Dispatcher.Dispatch(RegistryCodec.Encode("r1", "waiter", new PortRequest { NodeId = "n1" }));
+        Assert.That(TestDealer.ExpectError(TestDealer.DecodeReply(exhausted)).Code, Is.EqualTo(ErrorCodes.PortExhausted));
+        h.Do(r => r.Handle(new LeaseRelease { LeaseId = held.LeaseId, NodeId = "holder", FencingToken = held.FencingToken }));
+        h.Time.Advance(h.Options.Leases.Quarantine + TimeSpan.FromSeconds(1));
+
+        var sameIds = h.Dispatcher.Dispatch(RegistryCodec.Encode("r1", "waiter", new PortRequest { NodeId = "n1" }));
+        var newId = TestDealer.DecodeReply(h.Dispatcher.Dispatch(RegistryCodec.Encode("r2", "waiter", new PortRequest { NodeId = "n1" })));
+
+        Assert.That(sameIds, Is.EqualTo(exhausted), "a retry with the same ids must get the remembered reply");
+        Assert.That(TestDealer.Expect<PortGrant>(newId).Leases.Single().Port, Is.EqualTo(20000));
     }
 
     [Test]
