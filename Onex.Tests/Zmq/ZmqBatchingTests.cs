@@ -39,6 +39,43 @@ public class ZmqBatchingTests
     }
 
     [Test]
+    public async Task A_run_of_one_topic_still_leaves_as_one_message_after_more_distinct_topics_than_the_topic_cache_holds()
+    {
+        const int distinct = 3 * TopicFrameCache.Slots;
+        await using var wire = await BacklogWire.StartAsync(publisher =>
+        {
+            for (var i = 0; i < distinct; i++) publisher.Publish(Numbered($"many.t{i}", i));
+            for (var i = distinct; i < distinct + 40; i++) publisher.Publish(Numbered("many.hot", i));
+        });
+
+        var messages = wire.ReceiveMessages(expectedEvents: distinct + 40);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(messages.Where(m => m.Topic == "many.hot").Select(m => m.Events.Count), Is.EqualTo(new[] { 40 }),
+                "the 40-event run after thousands of distinct topics should still be one message");
+            Assert.That(messages.SelectMany(m => m.Events).Select(Number), Is.EqualTo(Enumerable.Range(0, distinct + 40)), "publish order");
+        });
+    }
+
+    [Test]
+    public void The_topic_frame_cache_evicts_and_keeps_returning_the_right_frames()
+    {
+        var cache = new TopicFrameCache();
+        var topics = Enumerable.Range(0, 4 * TopicFrameCache.Slots).Select(i => $"cache.t{i}").ToArray();
+        foreach (var topic in topics)
+            Assert.That(System.Text.Encoding.ASCII.GetString(cache.Get(topic)), Is.EqualTo(topic));
+
+        var hot = cache.Get("cache.hot");
+        Assert.Multiple(() =>
+        {
+            Assert.That(cache.Get("cache.hot"), Is.SameAs(hot), "a topic just used is served from the cache");
+            Assert.That(TopicFrameCache.SameTopic(hot, System.Text.Encoding.ASCII.GetBytes("cache.hot")), Is.True, "frames compare by content");
+            Assert.That(TopicFrameCache.SameTopic(hot, System.Text.Encoding.ASCII.GetBytes("cache.hoT")), Is.False);
+        });
+    }
+
+    [Test]
     public async Task Batches_stay_within_the_batch_size_and_a_large_event_travels_alone()
     {
         var large = new byte[40 * 1024];

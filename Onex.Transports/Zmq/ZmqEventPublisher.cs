@@ -239,7 +239,7 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
             {
                 sent++;
                 var body = item.Body;
-                if (body.Length > 0 && body.Length < _batchBytes && _outbox.TryPeek(out var next) && ReferenceEquals(next.Topic, item.Topic))
+                if (body.Length > 0 && body.Length < _batchBytes && _outbox.TryPeek(out var next) && TopicFrameCache.SameTopic(next.Topic, item.Topic))
                     body = Coalesce(body, item.Topic, limit, ref sent);
                 // InitGC hands the arrays to ZeroMQ without copying; nothing writes to them afterwards.
                 msg.InitGC(item.Topic, item.Topic.Length);
@@ -260,8 +260,8 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
     }
 
     /// <summary>
-    /// Appends the events queued right behind <paramref name="first"/> on the same topic (cached topic frames are
-    /// shared, so the same array means the same topic) to one body, up to the batch size. Only this thread dequeues,
+    /// Appends the events queued right behind <paramref name="first"/> on the same topic (compared by
+    /// content, so a topic whose cached frame was evicted still batches) to one body, up to the batch size. Only this thread dequeues,
     /// so what it peeks is what it then takes.
     /// </summary>
     private byte[] Coalesce(byte[] first, byte[] topic, int limit, ref int sent)
@@ -269,7 +269,7 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
         _batch.Clear();
         _batch.Add(first);
         var total = first.Length;
-        while (sent < limit && _outbox.TryPeek(out var next) && ReferenceEquals(next.Topic, topic)
+        while (sent < limit && _outbox.TryPeek(out var next) && TopicFrameCache.SameTopic(next.Topic, topic)
                && total + next.Body.Length <= _batchBytes)
         {
             _outbox.TryDequeue(out _);
