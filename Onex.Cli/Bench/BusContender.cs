@@ -7,8 +7,9 @@ namespace Onex.Cli.Bench;
 /// <summary>
 /// An <see cref="IEventBus"/> under test: <see cref="Publisher"/> publishes and pings, <see cref="Subscriber"/> reads
 /// and answers. Every event is a fresh <see cref="OnexEvent"/> (new id, timestamp), as an application would publish
-/// it, so creating the envelope counts as bus cost. Subscriptions use <see cref="SubscriptionOptions.Default"/>
-/// (capacity 1024, Wait) and are made fresh for every run, outside the timed part.
+/// it, so creating the envelope counts as bus cost. Subscriptions hold 1024 events in
+/// <see cref="System.Threading.Channels.BoundedChannelFullMode.Wait"/> mode (the raw baseline's mode; on ZeroMQ a full
+/// Wait-mode subscription drops and counts instead of pausing) and are made fresh for every run, outside the timed part.
 /// </summary>
 internal sealed class BusContender(
     string description, IEventBus publisher, IEventBus subscriber, byte[] payload, int inFlight, TimeSpan quietPeriod,
@@ -17,6 +18,7 @@ internal sealed class BusContender(
     private const string DataTopic = "bench.data";
     private const string PingTopic = "bench.ping";
     private const string PongTopic = "bench.pong";
+    private static readonly SubscriptionOptions WaitOptions = SubscriptionOptions.Default with { FullMode = System.Threading.Channels.BoundedChannelFullMode.Wait };
 
     public string Description { get; } = description;
 
@@ -28,7 +30,7 @@ internal sealed class BusContender(
 
     public async Task<ThroughputSample> MeasureThroughputAsync(int count, CancellationToken cancellationToken)
     {
-        await using var subscription = await Subscriber.SubscribeAsync(DataTopic, SubscriptionOptions.Default, cancellationToken).ConfigureAwait(false);
+        await using var subscription = await Subscriber.SubscribeAsync(DataTopic, WaitOptions, cancellationToken).ConfigureAwait(false);
         using var stopReader = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var progress = new ReadProgress();
         var reader = Task.Run(() => BenchLoops.ReadAsync(subscription.Reader, count, progress, stopReader.Token), CancellationToken.None);
@@ -42,8 +44,8 @@ internal sealed class BusContender(
 
     public async Task<long[]> MeasureRoundTripsAsync(int count, CancellationToken cancellationToken)
     {
-        await using var pongs = await Publisher.SubscribeAsync(PongTopic, SubscriptionOptions.Default, cancellationToken).ConfigureAwait(false);
-        await using var pings = await Subscriber.SubscribeAsync(PingTopic, SubscriptionOptions.Default, cancellationToken).ConfigureAwait(false);
+        await using var pongs = await Publisher.SubscribeAsync(PongTopic, WaitOptions, cancellationToken).ConfigureAwait(false);
+        await using var pings = await Subscriber.SubscribeAsync(PingTopic, WaitOptions, cancellationToken).ConfigureAwait(false);
         using var responder = BenchResponder.Start(
             stop => AnswerPingsAsync(pings, stop), cancellationToken, out var pingerToken);
 

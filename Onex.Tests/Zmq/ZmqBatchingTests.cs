@@ -100,6 +100,32 @@ public class ZmqBatchingTests
     }
 
     [Test]
+    public async Task A_full_publish_queue_in_a_drop_mode_discards_the_incoming_events_and_counts_them()
+    {
+        var health = new EventBusHealth();
+        ZmqEventPublisher? publisher = null;
+        await using var wire = await BacklogWire.StartAsync(p =>
+        {
+            publisher = p.WithQueue(new ZmqPublishQueueOptions { Capacity = 3, FullMode = System.Threading.Channels.BoundedChannelFullMode.DropWrite }, health);
+            for (var i = 0; i < 5; i++) p.Publish(Numbered("orders.a", i));
+        }, startPoller: false);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(publisher!.DroppedCount, Is.EqualTo(2), "two events past a queue of three");
+            Assert.That(health.DroppedCount(DropCause.PublisherQueue), Is.EqualTo(2), "reported to the participant's health");
+            Assert.That(publisher.QueuedBytes, Is.GreaterThan(0));
+        });
+        await wire.DisposePublisherAsync().AsTask().WaitAsync(Wait);
+        var messages = wire.ReceiveMessages(expectedEvents: 3);
+        Assert.Multiple(() =>
+        {
+            Assert.That(messages.SelectMany(m => m.Events).Select(Number), Is.EqualTo(new[] { 0, 1, 2 }), "the queued events went out");
+            Assert.That(publisher!.QueuedBytes, Is.Zero, "a flushed queue holds no bytes");
+        });
+    }
+
+    [Test]
     public async Task Disposing_an_attached_publisher_whose_poller_never_ran_flushes_its_queue()
     {
         await using var wire = await BacklogWire.StartAsync(publisher =>

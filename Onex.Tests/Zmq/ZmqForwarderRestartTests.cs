@@ -46,6 +46,29 @@ public class ZmqForwarderRestartTests
         Assert.That(received?.SourceNodeId, Is.EqualTo("joined"), $"no event from the joined participant arrived in {attempts} attempts after the restart");
     }
 
+    [Test]
+    public async Task Joined_participant_is_told_when_its_connection_drops_and_when_it_is_back()
+    {
+        var host = await ZmqTestBus.HostAsync("restart-state", ipc: false);
+        await using var joined = await ZmqTestBus.JoinAsync(host, "joined");
+        var states = System.Threading.Channels.Channel.CreateUnbounded<BusConnectionState>();
+        joined.Health.Notice += (_, notice) =>
+        {
+            if (notice.Kind == BusNoticeKind.ConnectionChanged) states.Writer.TryWrite(notice.State);
+        };
+        Assert.That(joined.Health.State, Is.EqualTo(BusConnectionState.Connected), "connected once joined");
+        var endpoints = host.Options;
+
+        await host.DisposeAsync();
+        using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        Assert.That(await states.Reader.ReadAsync(wait.Token), Is.EqualTo(BusConnectionState.Disconnected), "the socket monitor saw the host go");
+        Assert.That(joined.Health.State, Is.EqualTo(BusConnectionState.Disconnected));
+
+        await using var newHost = await ZmqEventBus.HostAsync(endpoints);
+        Assert.That(await states.Reader.ReadAsync(wait.Token), Is.EqualTo(BusConnectionState.Connected), "ZeroMQ reconnected to the new host");
+        Assert.That(joined.Health.State, Is.EqualTo(BusConnectionState.Connected));
+    }
+
     private static async Task<(OnexEvent? Received, int Attempts)> PublishUntilReceivedAsync(IEventBus publisher, IEventSubscription subscription)
     {
         for (var attempt = 1; attempt <= MaxAttempts; attempt++)

@@ -85,6 +85,9 @@ internal sealed class JetStreamSubscription : IEventSubscription
     /// <inheritdoc/>
     public long DroppedCount => _queue.DroppedCount;
 
+    /// <inheritdoc/>
+    public long PendingBytes => _queue.PendingBytes;
+
     internal bool IsClosing => _closing;
 
     /// <summary>Creates (or, for a durable name, finds) the consumer and starts pulling.</summary>
@@ -268,7 +271,7 @@ internal sealed class JetStreamSubscription : IEventSubscription
     private int NextBatchSize()
     {
         var capacity = _queue.Options.Capacity;
-        return _queue.Options.FullMode == BoundedChannelFullMode.Wait
+        return _queue.FullMode == BoundedChannelFullMode.Wait
             ? Math.Clamp(capacity - _queue.Reader.Count, 1, MaxPullBatch)
             : Math.Min(capacity, MaxPullBatch);
     }

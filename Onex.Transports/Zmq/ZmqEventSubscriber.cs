@@ -2,6 +2,7 @@ using System.Text;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using NetMQ;
+using NetMQ.Monitoring;
 using NetMQ.Sockets;
 using Onex.Bus;
 using Onex.Errors;
@@ -29,10 +30,14 @@ namespace Onex.Transports.Zmq;
 /// at exponentially spaced counts (1st, 2nd, 4th, ...), never failing the receive loop.</para>
 /// <para>Backpressure: events are handed to subscriptions on the socket's poller thread with
 /// <see cref="EventChannel.TryWrite"/>. A drop-mode subscription never holds anything up. A full
-/// <see cref="System.Threading.Channels.BoundedChannelFullMode.Wait"/> subscription makes this subscriber stop
+/// <see cref="System.Threading.Channels.BoundedChannelFullMode.Wait"/> subscription, with
+/// <see cref="ZmqEventSubscriberOptions.PauseWhenFull"/> (the default), makes this subscriber stop
 /// reading the socket (after giving the event to every other matching subscription) until that subscription has
 /// room: the other subscriptions of this subscriber wait too, ZeroMQ buffers up to the high-water marks, and past
-/// them the sending side drops. Wait mode therefore never counts local drops, but is not lossless end to end.</para>
+/// them the sending side drops. Without it (a bus participant) reading never pauses and the full subscription's
+/// event is dropped and counted, so one slow subscription never stalls the others.</para>
+/// <para>Connection state: with <see cref="ZmqEventSubscriberOptions.Health"/>, ZeroMQ's socket monitor
+/// (<see cref="NetMQMonitor"/>) on the SUB socket reports connects and disconnects there.</para>
 /// <para>Thread-safety: all members are thread-safe. The socket, its filters and the subscription list belong to
 /// the poller thread; callers' requests are queued to it.</para>
 /// </remarks>
@@ -52,6 +57,7 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
     private readonly string _id = Guid.NewGuid().ToString("N");
     private readonly Func<EventChannel, ValueTask> _unsubscribe;
     private readonly CancellationTokenSource _disposing = new();
+    private readonly NetMQMonitor? _monitor;
 
     // Owned by the poller thread (and by the disposing thread once the poller has stopped).
     private readonly List<EventChannel> _routes = [];
@@ -69,8 +75,9 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
     private long _received;
     private int _disposed;
 
-    private ZmqEventSubscriber(SubscriberSocket socket, string endpoint, ZmqEventSubscriberOptions options)
+    private ZmqEventSubscriber(SubscriberSocket socket, string endpoint, ZmqEventSubscriberOptions options, NetMQMonitor? monitor)
     {
+        _monitor = monitor;
         _socket = socket;
         _options = options;
         Endpoint = endpoint;
@@ -82,6 +89,13 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
         _eventFrame.InitEmpty();
         _socket.ReceiveReady += (_, _) => OnReceiveReady();
         _poller = new NetMQPoller { _socket };
+        if (monitor is not null && options.Health is { } health)
+        {
+            monitor.Connected += (_, args) => health.SetState(BusConnectionState.Connected, $"connected to {endpoint}");
+            monitor.Disconnected += (_, args) =>
+                health.SetState(BusConnectionState.Disconnected, $"lost the connection to {endpoint}; ZeroMQ reconnects, events sent meanwhile are lost");
+            monitor.AttachToPoller(_poller);
+        }
         _poller.RunAsync($"onex-sub {endpoint}", isBackgroundThread: true);
     }
 
@@ -105,14 +119,19 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
         options ??= ZmqEventSubscriberOptions.Default;
         options.Validate();
         var socket = new SubscriberSocket();
+        NetMQMonitor? monitor = null;
         try
         {
             options.Socket.ApplyTo(socket);
+            // Set up before connecting, so the first connect is seen too. An inproc:// peer is this process: nothing to watch.
+            if (options.Health is not null && !endpoint.StartsWith("inproc://", StringComparison.Ordinal))
+                monitor = new NetMQMonitor(socket, $"inproc://onex-sub-monitor-{Guid.NewGuid():N}", SocketEvents.Connected | SocketEvents.Disconnected);
             socket.Connect(endpoint);
-            return new ZmqEventSubscriber(socket, endpoint, options);
+            return new ZmqEventSubscriber(socket, endpoint, options, monitor);
         }
         catch
         {
+            monitor?.Dispose();
             socket.Dispose();
             throw;
         }
@@ -131,7 +150,8 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         cancellationToken.ThrowIfCancellationRequested();
-        var channel = new EventChannel(pattern, options, _unsubscribe);
+        var channel = new EventChannel(pattern, options, _unsubscribe, _options.Health,
+            _options.PauseWhenFull ? System.Threading.Channels.BoundedChannelFullMode.Wait : System.Threading.Channels.BoundedChannelFullMode.DropNewest);
         var filter = Encoding.ASCII.GetBytes(Topic.LiteralPrefix(channel.Pattern));
         await OnPollerAsync(() =>
         {
@@ -166,6 +186,18 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
         _routes.Clear();
         foreach (var probe in _probes.Values) probe.TrySetException(new ObjectDisposedException(ToString()));
         _probes.Clear();
+        if (_monitor is not null)
+        {
+            try
+            {
+                _monitor.DetachFromPoller();
+            }
+            catch (Exception ex) when (ex is InvalidOperationException or ObjectDisposedException)
+            {
+                // The poller is stopped; the monitor's socket goes with it below.
+            }
+            _monitor.Dispose();
+        }
         _poller.Dispose();
         _socket.Dispose();
         _topicFrame.Close();
@@ -381,6 +413,12 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
         {
             var route = _routes[i];
             if (!route.Matches(evt.Topic) || route.TryWrite(evt) || route.IsCompleted) continue;
+            if (!_options.PauseWhenFull)
+            {
+                // A bus participant never pauses for one subscription: this one loses the event, and is told.
+                route.CountDropped(1);
+                continue;
+            }
 
             // A Wait-mode queue is full: everyone after it gets the event first, then reading pauses until the full
             // queues have taken it, in order.
