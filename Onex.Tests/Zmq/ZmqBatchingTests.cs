@@ -166,6 +166,37 @@ public class ZmqBatchingTests
     }
 
     [Test]
+    public async Task A_jump_in_a_publishers_sequence_is_counted_as_events_lost_in_transit()
+    {
+        var health = new EventBusHealth();
+        var notices = new List<BusNotice>();
+        health.Notice += (_, notice) => { lock (notices) notices.Add(notice); };
+        await using var raw = await RawPublisher.StartAsync();
+        await using var subscriber = ZmqEventSubscriber.Connect(raw.Endpoint, new ZmqEventSubscriberOptions { Health = health });
+        await using var subscription = await subscriber.SubscribeAsync(">", new SubscriptionOptions { Capacity = 100 });
+        await raw.WaitUntilDeliveredAsync(subscription);
+
+        raw.SendNumbered("seq.t", 7, 1, Encoded("seq.t", 1), Encoded("seq.t", 2));   // events 1-2
+        raw.SendNumbered("seq.t", 7, 6, Encoded("seq.t", 6));                        // 3-5 never arrived
+        raw.SendNumbered("seq.u", 7, 4, Encoded("seq.u", 4));                        // first sight of seq.u: nothing known lost
+        raw.SendNumbered("seq.t", 9, 1, Encoded("seq.t", 100));                      // another publisher: its own numbering
+        raw.SendNumbered("seq.t", 7, 1, Encoded("seq.t", 1));                        // publisher 7 started over: no loss inferred
+        raw.SendNumbered("seq.t", 7, 2, Encoded("seq.t", 2));
+
+        for (var i = 0; i < 7; i++)
+            Assert.That(await ZmqEventBusTests.ReadWithinAsync(subscription, Wait), Is.Not.Null, $"event {i + 1} of 7");
+        Assert.Multiple(() =>
+        {
+            Assert.That(subscriber.LostInTransitCount, Is.EqualTo(3), "events 3, 4 and 5 of publisher 7 on seq.t");
+            Assert.That(health.DroppedCount(DropCause.Transport), Is.EqualTo(3));
+            lock (notices)
+                Assert.That(notices.Where(n => n.Kind == BusNoticeKind.Dropped).Select(n => (n.Cause, n.Count)),
+                    Is.EqualTo(new[] { ((DropCause?)DropCause.Transport, 3L) }), "one notice for the gap");
+            Assert.That(subscriber.MalformedCount, Is.Zero, "a sequence frame is not malformed");
+        });
+    }
+
+    [Test]
     public async Task A_full_wait_mode_subscription_pauses_inside_a_batch_and_resumes_without_losing_an_event()
     {
         await using var raw = await RawPublisher.StartAsync();
@@ -286,7 +317,8 @@ public class ZmqBatchingTests
             {
                 var frames = new List<byte[]>();
                 Assert.That(_pull.TryReceiveMultipartBytes(Wait, ref frames), Is.True, $"only {events} of {expectedEvents} events arrived");
-                Assert.That(frames, Has.Count.EqualTo(2), "[topic][events]");
+                Assert.That(frames, Has.Count.EqualTo(3), "[topic][events][sequence]");
+                Assert.That(frames[2], Has.Length.EqualTo(20), "publisher id, first sequence, event count");
                 var decoded = new List<OnexEvent>();
                 for (var offset = 0; offset < frames[1].Length;)
                 {
@@ -327,6 +359,14 @@ public class ZmqBatchingTests
         public RawPublisher Send(string topic, params byte[][] events)
         {
             _socket.SendMoreFrame(topic).SendFrame(events.SelectMany(e => e).ToArray());
+            return this;
+        }
+
+        /// <summary>Sends <c>[topic][events concatenated][sequence]</c>, as a bus participant does.</summary>
+        public RawPublisher SendNumbered(string topic, long publisher, long firstSequence, params byte[][] events)
+        {
+            _socket.SendMoreFrame(topic).SendMoreFrame(events.SelectMany(e => e).ToArray())
+                .SendFrame(ZmqControl.SequenceFrame(publisher, firstSequence, events.Length));
             return this;
         }
 

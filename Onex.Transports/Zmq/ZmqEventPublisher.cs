@@ -41,6 +41,9 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
     /// </summary>
     internal const int MaxBatchBytes = 16 * 1024;
 
+    /// <summary>Topics whose sequence numbers a bus publisher keeps before starting over.</summary>
+    internal const int MaxNumberedTopics = 65_536;
+
     private readonly NetMQSocket _socket;
     private readonly bool _attached;
     private readonly ConcurrentQueue<OutgoingMessage> _outbox = new();
@@ -51,6 +54,9 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly int _batchBytes;
     private readonly List<byte[]> _batch = [];
+    // Batching (bus) publishers number their events per topic so receivers can count what they lost; drain thread only.
+    private readonly long _publisherId = Random.Shared.NextInt64();
+    private readonly Dictionary<byte[], long> _topicSequences = new(TopicFrameComparer.Instance);
     private int _wakeupPending;
     private int _disposed;
     private ZmqPublishQueueOptions _limits = ZmqPublishQueueOptions.Default;
@@ -342,13 +348,21 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
                 sent++;
                 Release(item);
                 var body = item.Body;
+                var events = body.Length > 0 ? 1 : 0;
                 if (body.Length > 0 && body.Length < _batchBytes && _outbox.TryPeek(out var next) && TopicFrameCache.SameTopic(next.Topic, item.Topic))
-                    body = Coalesce(body, item.Topic, limit, ref sent);
+                    body = Coalesce(body, item.Topic, limit, ref sent, out events);
+                var numbered = _batchBytes > 0 && events > 0;
                 // InitGC hands the arrays to ZeroMQ without copying; nothing writes to them afterwards.
                 msg.InitGC(item.Topic, item.Topic.Length);
                 _socket.TrySend(ref msg, TimeSpan.Zero, more: true);
                 msg.InitGC(body, body.Length);
-                _socket.TrySend(ref msg, TimeSpan.Zero, more: false);
+                _socket.TrySend(ref msg, TimeSpan.Zero, more: numbered);
+                if (numbered)
+                {
+                    var sequence = NextSequence(item.Topic, events);
+                    msg.InitGC(ZmqControl.SequenceFrame(_publisherId, sequence, events), ZmqControl.SequenceFrameBytes);
+                    _socket.TrySend(ref msg, TimeSpan.Zero, more: false);
+                }
             }
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
@@ -367,7 +381,7 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
     /// content, so a topic whose cached frame was evicted still batches) to one body, up to the batch size. Only this thread dequeues,
     /// so what it peeks is what it then takes.
     /// </summary>
-    private byte[] Coalesce(byte[] first, byte[] topic, int limit, ref int sent)
+    private byte[] Coalesce(byte[] first, byte[] topic, int limit, ref int sent, out int events)
     {
         _batch.Clear();
         _batch.Add(first);
@@ -381,6 +395,7 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
             total += next.Body.Length;
             sent++;
         }
+        events = _batch.Count;
         if (_batch.Count == 1)
         {
             _batch.Clear();
@@ -395,6 +410,22 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
         }
         _batch.Clear();
         return body;
+    }
+
+    /// <summary>
+    /// The sequence number of the first of <paramref name="events"/> events of <paramref name="topic"/> about to be
+    /// sent. Bounded: past <see cref="MaxNumberedTopics"/> topics the numbering starts over, which receivers take as a
+    /// fresh start (no loss counted) rather than a gap.
+    /// </summary>
+    private long NextSequence(byte[] topic, int events)
+    {
+        if (!_topicSequences.TryGetValue(topic, out var next))
+        {
+            if (_topicSequences.Count >= MaxNumberedTopics) _topicSequences.Clear();
+            next = 1;
+        }
+        _topicSequences[topic] = next + events;
+        return next;
     }
 
     private static ZmqEventPublisher Create(string endpoint, bool bind, ZmqSocketOptions options, bool batch, ILogger? logger)
@@ -424,4 +455,20 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
     }
 
     private readonly record struct OutgoingMessage(byte[] Topic, byte[] Body);
+
+}
+
+/// <summary>Compares topic frames by content (an evicted cached frame and a fresh one are the same topic).</summary>
+internal sealed class TopicFrameComparer : IEqualityComparer<byte[]>
+{
+    public static readonly TopicFrameComparer Instance = new();
+
+    public bool Equals(byte[]? x, byte[]? y) => ReferenceEquals(x, y) || (x is not null && y is not null && x.AsSpan().SequenceEqual(y));
+
+    public int GetHashCode(byte[] obj)
+    {
+        var hash = new HashCode();
+        hash.AddBytes(obj);
+        return hash.ToHashCode();
+    }
 }

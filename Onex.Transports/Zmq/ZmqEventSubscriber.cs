@@ -65,6 +65,15 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
     private readonly Dictionary<string, TaskCompletionSource> _probes = new(StringComparer.Ordinal);
     private Msg _topicFrame;
     private Msg _eventFrame;
+    private Msg _sequenceFrame;
+    // The current message's sequence frame, when it has one (bus participants' messages do).
+    private bool _numbered;
+    private long _sequencePublisher;
+    private long _sequenceFirst;
+    private int _sequenceEvents;
+    // Next expected sequence per (publisher, topic); cleared when a filter goes (what it let through stops).
+    private readonly Dictionary<(long Publisher, string Topic), long> _expected = [];
+    private const int MaxTrackedTopics = 65_536;
     private bool _paused;
     private bool _socketPolled = true;
     // Where the next undelivered event of _eventFrame starts (a bus message may hold several events).
@@ -73,6 +82,7 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
     private long _probeSequence;
     private long _malformed;
     private long _received;
+    private long _lostInTransit;
     private int _disposed;
 
     private ZmqEventSubscriber(SubscriberSocket socket, string endpoint, ZmqEventSubscriberOptions options, NetMQMonitor? monitor)
@@ -87,6 +97,7 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
         _unsubscribe = UnsubscribeAsync;
         _topicFrame.InitEmpty();
         _eventFrame.InitEmpty();
+        _sequenceFrame.InitEmpty();
         _socket.ReceiveReady += (_, _) => OnReceiveReady();
         _poller = new NetMQPoller { _socket };
         if (monitor is not null && options.Health is { } health)
@@ -104,6 +115,12 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
 
     /// <summary>Messages dropped because they were malformed (see the remarks on <see cref="ZmqEventSubscriber"/>).</summary>
     public long MalformedCount => Interlocked.Read(ref _malformed);
+
+    /// <summary>
+    /// Events of bus participants that never arrived, inferred from jumps in their per-topic sequence numbers (a
+    /// high-water mark, or a connection that was down); also counted in the health as <see cref="DropCause.Transport"/>.
+    /// </summary>
+    public long LostInTransitCount => Interlocked.Read(ref _lostInTransit);
 
     /// <summary>Events received and decoded (before pattern matching and queueing).</summary>
     public long ReceivedCount => Interlocked.Read(ref _received);
@@ -202,6 +219,7 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
         _socket.Dispose();
         _topicFrame.Close();
         _eventFrame.Close();
+        _sequenceFrame.Close();
         return ValueTask.CompletedTask;
     }
 
@@ -311,6 +329,8 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
         }
         _filterCounts.Remove(key);
         _socket.Unsubscribe(filter);
+        // What this filter let through stops arriving: a later message would look like a gap.
+        _expected.Clear();
     }
 
     private void OnReceiveReady()
@@ -327,16 +347,26 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
                 }
                 // Multipart messages arrive whole, so the remaining frames are already here.
                 _socket.TryReceive(ref _eventFrame, SendReceiveConstants.InfiniteTimeout);
+                _numbered = false;
                 if (_eventFrame.HasMore)
                 {
-                    var frames = 2;
-                    while (_eventFrame.HasMore)
+                    _socket.TryReceive(ref _sequenceFrame, SendReceiveConstants.InfiniteTimeout);
+                    if (_sequenceFrame.HasMore || _sequenceFrame.Size != ZmqControl.SequenceFrameBytes)
                     {
-                        _socket.TryReceive(ref _eventFrame, SendReceiveConstants.InfiniteTimeout);
-                        frames++;
+                        var frames = 3;
+                        while (_sequenceFrame.HasMore)
+                        {
+                            _socket.TryReceive(ref _sequenceFrame, SendReceiveConstants.InfiniteTimeout);
+                            frames++;
+                        }
+                        CountMalformed($"{frames} frames; expected [topic][event] or [topic][events][sequence]");
+                        continue;
                     }
-                    CountMalformed($"{frames} frames; expected [topic][event]");
-                    continue;
+                    var sequence = _sequenceFrame.Slice();
+                    _sequencePublisher = System.Buffers.Binary.BinaryPrimitives.ReadInt64BigEndian(sequence);
+                    _sequenceFirst = System.Buffers.Binary.BinaryPrimitives.ReadInt64BigEndian(sequence[8..]);
+                    _sequenceEvents = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(sequence[16..]);
+                    _numbered = true;
                 }
                 HandleMessage();
             }
@@ -394,9 +424,37 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
                 CountMalformed($"topic frame '{Encoding.ASCII.GetString(topic)}' differs from the event's topic '{evt.Topic}'");
                 return;
             }
+            if (_numbered)
+            {
+                // Once per message, at its first event.
+                _numbered = false;
+                CheckSequence(evt.Topic);
+            }
             Interlocked.Increment(ref _received);
             if (!Deliver(evt)) return;
         }
+    }
+
+    /// <summary>
+    /// Compares the current message's sequence with what this publisher's previous message on the topic promised; a
+    /// jump is events lost on the way (counted as <see cref="DropCause.Transport"/>). Going backwards is a publisher
+    /// that started its numbering over: no loss is inferred.
+    /// </summary>
+    private void CheckSequence(string topic)
+    {
+        var key = (_sequencePublisher, topic);
+        if (_expected.TryGetValue(key, out var expected) && _sequenceFirst > expected)
+        {
+            var lost = _sequenceFirst - expected;
+            Interlocked.Add(ref _lostInTransit, lost);
+            _options.Health?.CountDropped(DropCause.Transport, lost, null,
+                $"{lost} events of topic '{topic}' from publisher {_sequencePublisher:x16} never arrived through {Endpoint} (a high-water mark, or a connection that was down)");
+        }
+        else if (!_expected.ContainsKey(key) && _expected.Count >= MaxTrackedTopics)
+        {
+            _expected.Clear();
+        }
+        _expected[key] = _sequenceFirst + _sequenceEvents;
     }
 
     private void HandleControl(ReadOnlySpan<byte> topic)
