@@ -139,7 +139,7 @@ internal sealed class BusBenchSetup : IAsyncDisposable
         {
             var joined = await JoinZmqBusAsync(host, "bench-joined", zmq, cancellationToken).ConfigureAwait(false);
             return new BusContender("ZmqEventBus, host (forwarder) -> joined participant, tcp loopback", host, joined, payload, 1,
-                options.QuietPeriod, () => DisposeBothAsync(joined, host));
+                options.QuietPeriod, () => DisposeBothAsync(joined, host), queueWholeRun: true);
         }
         catch
         {
@@ -163,7 +163,7 @@ internal sealed class BusBenchSetup : IAsyncDisposable
                 {
                     await DisposeBothAsync(subscriber, publisher).ConfigureAwait(false);
                     await host.DisposeAsync().ConfigureAwait(false);
-                });
+                }, queueWholeRun: true);
         }
         catch
         {

@@ -7,16 +7,19 @@ namespace Onex.Cli.Bench;
 /// <summary>
 /// An <see cref="IEventBus"/> under test: <see cref="Publisher"/> publishes and pings, <see cref="Subscriber"/> reads
 /// and answers. Every event is a fresh <see cref="OnexEvent"/> (new id, timestamp), as an application would publish
-/// it, so creating the envelope counts as bus cost. Subscriptions use <see cref="SubscriptionOptions.Default"/>
-/// (capacity 1024, Wait) and are made fresh for every run, outside the timed part.
+/// it, so creating the envelope counts as bus cost. Subscriptions hold 1024 events in
+/// <see cref="System.Threading.Channels.BoundedChannelFullMode.Wait"/> mode (the raw baseline's mode; on ZeroMQ a full
+/// Wait-mode subscription drops and counts instead of pausing, so ZeroMQ contenders queue a whole run) and are made
+/// fresh for every run, outside the timed part.
 /// </summary>
 internal sealed class BusContender(
     string description, IEventBus publisher, IEventBus subscriber, byte[] payload, int inFlight, TimeSpan quietPeriod,
-    Func<ValueTask>? disposeBuses = null) : IBenchContender
+    Func<ValueTask>? disposeBuses = null, bool queueWholeRun = false) : IBenchContender
 {
     private const string DataTopic = "bench.data";
     private const string PingTopic = "bench.ping";
     private const string PongTopic = "bench.pong";
+    private static readonly SubscriptionOptions WaitOptions = SubscriptionOptions.Default with { FullMode = System.Threading.Channels.BoundedChannelFullMode.Wait };
 
     public string Description { get; } = description;
 
@@ -28,7 +31,10 @@ internal sealed class BusContender(
 
     public async Task<ThroughputSample> MeasureThroughputAsync(int count, CancellationToken cancellationToken)
     {
-        await using var subscription = await Subscriber.SubscribeAsync(DataTopic, SubscriptionOptions.Default, cancellationToken).ConfigureAwait(false);
+        // A backend that cannot hold the publisher back for one subscription (ZeroMQ) gets a queue for the whole run, so a
+        // reader that falls behind measures as slower, not as lossy.
+        var options = queueWholeRun ? WaitOptions with { Capacity = Math.Max(WaitOptions.Capacity, count), MaxPendingBytes = long.MaxValue } : WaitOptions;
+        await using var subscription = await Subscriber.SubscribeAsync(DataTopic, options, cancellationToken).ConfigureAwait(false);
         using var stopReader = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var progress = new ReadProgress();
         var reader = Task.Run(() => BenchLoops.ReadAsync(subscription.Reader, count, progress, stopReader.Token), CancellationToken.None);
@@ -42,8 +48,8 @@ internal sealed class BusContender(
 
     public async Task<long[]> MeasureRoundTripsAsync(int count, CancellationToken cancellationToken)
     {
-        await using var pongs = await Publisher.SubscribeAsync(PongTopic, SubscriptionOptions.Default, cancellationToken).ConfigureAwait(false);
-        await using var pings = await Subscriber.SubscribeAsync(PingTopic, SubscriptionOptions.Default, cancellationToken).ConfigureAwait(false);
+        await using var pongs = await Publisher.SubscribeAsync(PongTopic, WaitOptions, cancellationToken).ConfigureAwait(false);
+        await using var pings = await Subscriber.SubscribeAsync(PingTopic, WaitOptions, cancellationToken).ConfigureAwait(false);
         using var responder = BenchResponder.Start(
             stop => AnswerPingsAsync(pings, stop), cancellationToken, out var pingerToken);
 

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text;
+using System.Threading.Channels;
 using Onex.Bus;
 using Onex.Cli.Output;
 using Onex.Events;
@@ -87,29 +88,88 @@ internal static class BusCommand
         subscribe.SetAction(OnexCli.Guard(context, async (parse, cancellationToken) =>
         {
             await using var session = await BusSession.OpenAsync(context, parse, EventBusRole.Join, cancellationToken).ConfigureAwait(false);
-            await using var subscription = await session.Bus.SubscribeAsync(
-                parse.GetValue(pattern)!, SubscriptionOptions.Default with { DurableName = parse.GetValue(durable) }, cancellationToken).ConfigureAwait(false);
-            await context.Output.WriteLineAsync(CliJson.Serialize(new { status = "subscribed", pattern = subscription.Pattern }, indented: false)).ConfigureAwait(false);
-            await context.Output.FlushAsync(cancellationToken).ConfigureAwait(false);
-            var wanted = parse.GetValue(until);
-            var received = 0;
-            await foreach (var evt in subscription.WithCancellation(cancellationToken).ConfigureAwait(false))
+            // Notices arrive on the bus's threads; a pump prints them between event lines, so nothing is lost silently.
+            var output = new SemaphoreSlim(1, 1);
+            var notices = Channel.CreateBounded<BusNotice>(new BoundedChannelOptions(256) { FullMode = BoundedChannelFullMode.DropOldest });
+            void OnNotice(object? sender, BusNotice notice) => notices.Writer.TryWrite(notice);
+            session.Bus.Health.Notice += OnNotice;
+            using var stopNotices = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            var noticePump = PrintNoticesAsync(context, notices.Reader, output, stopNotices.Token);
+            try
             {
-                await context.Output.WriteLineAsync(CliJson.Serialize(new
+                await using var subscription = await session.Bus.SubscribeAsync(
+                    parse.GetValue(pattern)!, SubscriptionOptions.Default with { DurableName = parse.GetValue(durable) }, cancellationToken).ConfigureAwait(false);
+                await WriteLineAsync(context, output, CliJson.Serialize(new { status = "subscribed", pattern = subscription.Pattern }, indented: false), cancellationToken).ConfigureAwait(false);
+                var wanted = parse.GetValue(until);
+                var received = 0;
+                await foreach (var evt in subscription.WithCancellation(cancellationToken).ConfigureAwait(false))
                 {
-                    topic = evt.Topic,
-                    eventId = evt.EventId,
-                    sourceNodeId = evt.SourceNodeId,
-                    sequence = SequenceOf(evt.Payload.Span),
-                    size = evt.Payload.Length,
-                }, indented: false)).ConfigureAwait(false);
-                await context.Output.FlushAsync(cancellationToken).ConfigureAwait(false);
-                if (++received == wanted) break;
+                    await WriteLineAsync(context, output, CliJson.Serialize(new
+                    {
+                        topic = evt.Topic,
+                        eventId = evt.EventId,
+                        sourceNodeId = evt.SourceNodeId,
+                        sequence = SequenceOf(evt.Payload.Span),
+                        size = evt.Payload.Length,
+                    }, indented: false), cancellationToken).ConfigureAwait(false);
+                    if (++received == wanted) break;
+                }
+                return ExitCodes.Ok;
             }
-            return ExitCodes.Ok;
+            finally
+            {
+                session.Bus.Health.Notice -= OnNotice;
+                notices.Writer.TryComplete();
+                await noticePump.ConfigureAwait(false);
+            }
         }));
 
         return new Command("bus", "Take part in an event bus: host one, publish to one, subscribe to one.") { host, publish, subscribe };
+    }
+
+    /// <summary>
+    /// Prints each bus notice as a JSON line with <c>"status":"notice"</c>: the connection state, a slow consumer, or a
+    /// drop with its cause, how many this time and in total.
+    /// </summary>
+    private static async Task PrintNoticesAsync(CliContext context, ChannelReader<BusNotice> notices, SemaphoreSlim output, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await foreach (var notice in notices.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            {
+                await WriteLineAsync(context, output, CliJson.Serialize(new
+                {
+                    status = "notice",
+                    kind = JsonName(notice.Kind.ToString()),
+                    state = JsonName(notice.State.ToString()),
+                    cause = notice.Cause is { } cause ? JsonName(cause.ToString()) : null,
+                    count = notice.Count,
+                    total = notice.Total,
+                    pattern = notice.Pattern,
+                    detail = notice.Detail,
+                }, indented: false), cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Interrupted with the command.
+        }
+    }
+
+    private static string JsonName(string name) => char.ToLowerInvariant(name[0]) + name[1..];
+
+    private static async Task WriteLineAsync(CliContext context, SemaphoreSlim output, string line, CancellationToken cancellationToken)
+    {
+        await output.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await context.Output.WriteLineAsync(line).ConfigureAwait(false);
+            await context.Output.FlushAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            output.Release();
+        }
     }
 
     /// <summary>The payload of event <paramref name="sequence"/>: its decimal digits, then padding up to <paramref name="size"/>.</summary>

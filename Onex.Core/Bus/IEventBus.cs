@@ -17,6 +17,12 @@ public interface IEventBus : IAsyncDisposable
     DeliveryGuarantee Guarantee { get; }
 
     /// <summary>
+    /// This participant's connection state and drop counters per cause, with a notice for each change, so nothing
+    /// is lost without the participant being told (see <see cref="EventBusHealth"/>).
+    /// </summary>
+    EventBusHealth Health { get; }
+
+    /// <summary>
     /// Publishes <paramref name="evt"/> to its topic. Completes when the backend has taken the event
     /// (for JetStream: when the server acknowledged it). Throws <see cref="ObjectDisposedException"/> after disposal.
     /// </summary>

@@ -16,6 +16,15 @@ public interface IEventSubscription : IAsyncEnumerable<OnexEvent>, IAsyncDisposa
     /// <summary>The bounded queue of matched events.</summary>
     ChannelReader<OnexEvent> Reader { get; }
 
-    /// <summary>Events dropped because the queue was full (always 0 in <see cref="System.Threading.Channels.BoundedChannelFullMode.Wait"/> mode).</summary>
+    /// <summary>
+    /// Events dropped for this subscription because its queue was full, or (Unix sockets) because the host's queue
+    /// towards this participant was. Each drop is also counted in the bus's <see cref="IEventBus.Health"/>.
+    /// </summary>
     long DroppedCount { get; }
+
+    /// <summary>
+    /// Bytes of events queued and not yet read (see <see cref="EventChannel.PendingSize"/>); bounded by
+    /// <see cref="SubscriptionOptions.MaxPendingBytes"/> (plus one event, so one larger than the limit is never stuck).
+    /// </summary>
+    long PendingBytes { get; }
 }

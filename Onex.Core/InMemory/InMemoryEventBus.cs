@@ -51,6 +51,10 @@ public sealed class InMemoryEventBus : IEventBus
     /// <inheritdoc/>
     public DeliveryGuarantee Guarantee => DeliveryGuarantee.AtMostOnceOrdered;
 
+    /// <inheritdoc/>
+    /// <remarks>Always connected until disposed; drops come only from subscriptions' queues.</remarks>
+    public EventBusHealth Health { get; } = new(BusConnectionState.Connected);
+
     /// <summary>Live subscriptions of the logical bus, across all participants.</summary>
     internal int SubscriptionCount => _subscribers.Current.Length;
 
@@ -95,7 +99,7 @@ public sealed class InMemoryEventBus : IEventBus
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         cancellationToken.ThrowIfCancellationRequested();
-        var channel = new EventChannel(pattern, options, _unsubscribe);
+        var channel = new EventChannel(pattern, options, _unsubscribe, Health);
         lock (_subscribers.Gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
@@ -121,6 +125,7 @@ public sealed class InMemoryEventBus : IEventBus
             _subscribers.Remove(mine);
         }
         foreach (var channel in mine) channel.TryComplete();
+        Health.SetState(BusConnectionState.Closed, "disposed");
         return default;
     }
 

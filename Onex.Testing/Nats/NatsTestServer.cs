@@ -106,6 +106,13 @@ public sealed class NatsTestServer : IAsyncDisposable
         Running.TryRemove(this, out _);
     }
 
+    /// <summary>Kills the server (SIGKILL, as <c>kill -9</c>) and waits for it to exit; the store and the port are kept.</summary>
+    public async Task KillAsync()
+    {
+        if (_process is { } process) await process.KillAsync().ConfigureAwait(false);
+        Running.TryRemove(this, out _);
+    }
+
     public async Task RestartAsync(CancellationToken cancellationToken = default)
     {
         await StopAsync().ConfigureAwait(false);

@@ -41,6 +41,13 @@ public abstract class EventBusConformanceTests
     /// </summary>
     protected virtual bool SupportsDropModes => true;
 
+    /// <summary>
+    /// True when a full Wait-mode subscription holds delivery back until it has room (nothing lost). False for ZeroMQ,
+    /// where one receive loop serves every subscription of a participant and must not pause for one: the full
+    /// subscription drops and counts instead, so nothing is lost silently.
+    /// </summary>
+    protected virtual bool WaitModeHoldsBackDelivery => true;
+
     /// <summary>Payload size of the large-payload round trip.</summary>
     protected virtual int LargePayloadBytes => 1024 * 1024;
 
@@ -276,6 +283,11 @@ public abstract class EventBusConformanceTests
 
         // Not awaited before reading: in Wait mode the publisher may have to wait for this reader.
         var publishing = PublishNumberedAsync(publisher, "slow.reader", count);
+        if (!WaitModeHoldsBackDelivery)
+        {
+            await AssertDeliveredOrCountedAsync(subscription, count, publishing);
+            return;
+        }
         var received = new List<int>();
         await using (var reading = subscription.GetAsyncEnumerator(TestCancellation))
         {
@@ -387,6 +399,75 @@ public abstract class EventBusConformanceTests
         Assert.That(async () => await bus.SubscribeAsync(pattern), Throws.InstanceOf<ArgumentException>());
     }
 
+    [Test]
+    public async Task A_subscription_without_a_full_mode_drops_the_newest_when_full_and_the_participant_is_told()
+    {
+        const int capacity = 4, sent = 16;
+        var (publisher, subscriber) = await CreateParticipantsAsync();
+        var notices = new System.Collections.Concurrent.ConcurrentQueue<BusNotice>();
+        subscriber.Health.Notice += (_, notice) => notices.Enqueue(notice);
+        var full = await SubscribeAsync(subscriber, "default.data", new SubscriptionOptions { Capacity = capacity });
+        if (ExpectedGuarantee == DeliveryGuarantee.AtLeastOnce)
+        {
+            // At least once: the default is Wait (the server keeps the backlog), so nothing is dropped.
+            await AssertNothingLostAsync(publisher, full, sent, "default.data");
+            Assert.That(subscriber.Health.TotalDropped, Is.Zero, "the Wait default drops nothing");
+            return;
+        }
+        var observer = await SubscribeInboxAsync(subscriber, "default.>", new SubscriptionOptions { Capacity = 2 * sent });
+
+        await PublishNumberedAsync(publisher, "default.data", sent);
+        await publisher.PublishAsync(OnexEvent.Create("default.end", ReadOnlyMemory<byte>.Empty), TestCancellation);
+        await observer.WaitForAsync(e => e.Topic == "default.end", WaitTimeout, "the sentinel after the burst");
+        await WaitUntilAsync(() => full.DroppedCount >= sent - capacity, () => $"DroppedCount to reach {sent - capacity}; it is {full.DroppedCount}");
+
+        var kept = new List<int>();
+        while (full.Reader.TryRead(out var evt)) kept.Add(NumberOf(evt));
+        Assert.Multiple(() =>
+        {
+            Assert.That(full.DroppedCount, Is.EqualTo(sent - capacity), "drop count");
+            Assert.That(kept, Is.EqualTo(new[] { 1, 2, 3, sent }), "DropNewest, as NATS.Net: the newest queued event makes room for the incoming one");
+            Assert.That(subscriber.Health.DroppedCount(DropCause.SubscriberQueue), Is.EqualTo(sent - capacity), "the participant's health counts the drops");
+            Assert.That(notices.Count(n => n.Kind == BusNoticeKind.SlowConsumer && n.Pattern == "default.data"), Is.EqualTo(1),
+                "one slow-consumer notice for the episode");
+            Assert.That(notices.Where(n => n.Kind == BusNoticeKind.Dropped).Select(n => n.Total), Is.EqualTo(new long[] { 1, 2, 4, 8 }),
+                "drop notices spaced exponentially");
+            Assert.That(full.PendingBytes, Is.Zero, "a drained queue holds no bytes");
+        });
+    }
+
+    [Test]
+    public async Task A_stalled_subscription_stays_within_its_byte_limit_and_does_not_hold_up_another()
+    {
+        const int sent = 200, payloadBytes = 16 * 1024;
+        const long limit = 256 * 1024;
+        var (publisher, subscriber) = await CreateParticipantsAsync();
+        var stalled = await SubscribeAsync(subscriber, "stall.data",
+            new SubscriptionOptions { Capacity = 100_000, MaxPendingBytes = limit, FullMode = BoundedChannelFullMode.DropNewest });
+        var fast = await SubscribeInboxAsync(subscriber, "stall.data", new SubscriptionOptions { Capacity = 2 * sent });
+
+        var payload = new byte[payloadBytes];
+        for (var i = 1; i <= sent; i++)
+        {
+            BinaryPrimitives.WriteInt32LittleEndian(payload, i);
+            await publisher.PublishAsync(OnexEvent.Create("stall.data", payload.ToArray()), TestCancellation);
+        }
+        var received = await fast.WaitUntilAsync(events => events.Select(NumberOf).Distinct().Count() >= sent, WaitTimeout,
+            $"all {sent} events at the subscription that reads while another is stalled");
+        await WaitUntilAsync(() => stalled.DroppedCount > 0, () => "the stalled subscription to drop");
+
+        var oneEvent = EventChannel.PendingSize(received[0]);
+        Assert.Multiple(() =>
+        {
+            Assert.That(stalled.PendingBytes, Is.LessThanOrEqualTo(limit),
+                $"the stalled subscription holds at most its byte limit ({limit}; one event counts {oneEvent})");
+            Assert.That(stalled.PendingBytes, Is.GreaterThan(limit - 2 * oneEvent), "it holds what fits, no less");
+            Assert.That(subscriber.Health.DroppedCount(DropCause.SubscriberQueue), Is.GreaterThanOrEqualTo(stalled.DroppedCount), "counted in the participant's health");
+            if (ExpectedGuarantee == DeliveryGuarantee.AtMostOnceOrdered)
+                Assert.That(received.Select(NumberOf), Is.EqualTo(Enumerable.Range(1, sent)), "the reading subscription got every event, in order");
+        });
+    }
+
     /// <summary>
     /// Publishes more than the queue holds to a subscriber that is not reading, waits until the subscription has
     /// handled every event (an observer subscription sees a sentinel, then the drop count reaches sent - capacity),
@@ -419,10 +500,35 @@ public abstract class EventBusConformanceTests
         });
     }
 
-    /// <summary>The at-least-once statement of the full-mode tests: every event is eventually read, duplicates allowed.</summary>
-    private async Task AssertNothingLostAsync(IEventBus publisher, IEventSubscription subscription, int sent)
+    /// <summary>Reads until every one of <paramref name="sent"/> events was either read (in order) or counted as dropped.</summary>
+    private async Task AssertDeliveredOrCountedAsync(IEventSubscription subscription, int sent, Task publishing)
     {
-        await PublishNumberedAsync(publisher, "drop.data", sent);
+        await Within(publishing, "the publisher to finish");
+        var received = new List<int>();
+        while (received.Count + subscription.DroppedCount < sent)
+        {
+            using var poll = new CancellationTokenSource(TimeSpan.FromMilliseconds(50));
+            try
+            {
+                received.Add(NumberOf(await subscription.Reader.ReadAsync(poll.Token)));
+            }
+            catch (OperationCanceledException) when (poll.IsCancellationRequested && !TestCancellation.IsCancellationRequested)
+            {
+                // Nothing queued right now: look at the counters again.
+            }
+            TestCancellation.ThrowIfCancellationRequested();
+        }
+        Assert.Multiple(() =>
+        {
+            Assert.That(received.Count + subscription.DroppedCount, Is.EqualTo(sent), "every event read or counted as dropped");
+            Assert.That(received, Is.Ordered.Ascending, "what was read kept its order");
+        });
+    }
+
+    /// <summary>The at-least-once statement of the full-mode tests: every event is eventually read, duplicates allowed.</summary>
+    private async Task AssertNothingLostAsync(IEventBus publisher, IEventSubscription subscription, int sent, string topic = "drop.data")
+    {
+        await PublishNumberedAsync(publisher, topic, sent);
         var seen = new HashSet<int>();
         await using var reading = subscription.GetAsyncEnumerator(TestCancellation);
         while (seen.Count < sent && await Within(reading.MoveNextAsync().AsTask(), $"all {sent} events (have {seen.Count} distinct)"))

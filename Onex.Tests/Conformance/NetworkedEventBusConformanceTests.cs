@@ -65,6 +65,32 @@ public abstract class NetworkedEventBusConformanceTests : EventBusConformanceTes
     }
 
     [Test]
+    public async Task A_child_process_subscriber_prints_a_line_when_its_connection_drops_and_when_it_is_back()
+    {
+        var first = await NewBusAsync();
+        await using var child = OnexProcess.Start(["bus", "subscribe", .. JoinArguments(first), "--pattern", "xstate.>"]);
+        var ready = await child.ReadJsonLineAsync("the child's subscription to go live", ProcessTimeout);
+        Assert.That(ready.GetProperty("status").GetString(), Is.EqualTo("subscribed"));
+
+        await RestartPeerAsync(first, TestCancellation);
+
+        Assert.That(await NextConnectionNoticeAsync(child, "the child's notice that its connection dropped"), Is.EqualTo("disconnected"));
+        Assert.That(await NextConnectionNoticeAsync(child, "the child's notice that its connection is back"), Is.EqualTo("connected"));
+    }
+
+    /// <summary>The state named by the next connection-change notice line a child prints, skipping other lines.</summary>
+    private async Task<string?> NextConnectionNoticeAsync(OnexProcess child, string what)
+    {
+        while (true)
+        {
+            var line = await child.ReadJsonLineAsync(what, ProcessTimeout);
+            if (line.TryGetProperty("status", out var status) && status.GetString() == "notice"
+                && line.GetProperty("kind").GetString() == "connectionChanged")
+                return line.GetProperty("state").GetString();
+        }
+    }
+
+    [Test]
     public async Task Joined_participant_receives_again_after_the_peer_restarts()
     {
         var first = await NewBusAsync();

@@ -48,7 +48,7 @@ public class EventChannelTests
     [Test]
     public async Task WriteAsync_waiting_for_room_returns_false_when_the_subscription_is_disposed()
     {
-        var channel = new EventChannel("a.b", new SubscriptionOptions { Capacity = 1 });
+        var channel = new EventChannel("a.b", new SubscriptionOptions { Capacity = 1, FullMode = BoundedChannelFullMode.Wait });
         channel.TryWrite(Numbered("a.b", 1));
         var waiting = channel.WriteAsync(Numbered("a.b", 2)).AsTask();
         Assert.That(waiting.IsCompleted, Is.False, "the writer should wait for room");
@@ -61,7 +61,7 @@ public class EventChannelTests
     [Test]
     public async Task WriteAsync_waiting_for_room_completes_when_the_reader_makes_room()
     {
-        var channel = new EventChannel("a.b", new SubscriptionOptions { Capacity = 1 });
+        var channel = new EventChannel("a.b", new SubscriptionOptions { Capacity = 1, FullMode = BoundedChannelFullMode.Wait });
         channel.TryWrite(Numbered("a.b", 1));
         var waiting = channel.WriteAsync(Numbered("a.b", 2)).AsTask();
 
@@ -130,6 +130,101 @@ public class EventChannelTests
         await using var again = channel.GetAsyncEnumerator();
         Assert.That(await again.MoveNextAsync().AsTask().WaitAsync(WaitLimit), Is.True, "a new enumeration should still read");
         Assert.That(NumberOf(again.Current), Is.EqualTo(7));
+    }
+
+    [Test]
+    public void Without_a_full_mode_the_queue_drops_the_newest_or_waits_as_its_backend_says()
+    {
+        Assert.Multiple(() =>
+        {
+            Assert.That(new EventChannel("a.b").FullMode, Is.EqualTo(BoundedChannelFullMode.DropNewest), "the at-most-once default, as NATS.Net");
+            Assert.That(new EventChannel("a.b", defaultFullMode: BoundedChannelFullMode.Wait).FullMode, Is.EqualTo(BoundedChannelFullMode.Wait), "a backend's own default");
+            Assert.That(new EventChannel("a.b", new SubscriptionOptions { FullMode = BoundedChannelFullMode.DropOldest }, defaultFullMode: BoundedChannelFullMode.Wait).FullMode,
+                Is.EqualTo(BoundedChannelFullMode.DropOldest), "the subscriber's choice wins");
+        });
+    }
+
+    [TestCase(BoundedChannelFullMode.DropNewest)]
+    [TestCase(BoundedChannelFullMode.DropWrite)]
+    public void At_the_byte_limit_the_incoming_event_is_dropped_counted_and_reported_once_per_episode(BoundedChannelFullMode mode)
+    {
+        var size = EventChannel.PendingSize(Sized(1, 1000));
+        var health = new EventBusHealth();
+        var notices = new List<BusNotice>();
+        health.Notice += (_, notice) => notices.Add(notice);
+        var channel = new EventChannel("a.b", new SubscriptionOptions { Capacity = 100, MaxPendingBytes = 3 * size, FullMode = mode }, health: health);
+
+        for (var i = 1; i <= 5; i++) Assert.That(channel.TryWrite(Sized(i, 1000)), Is.True, $"{mode} takes every write");
+        Assert.Multiple(() =>
+        {
+            Assert.That(channel.PendingBytes, Is.EqualTo(3 * size), "three events fit the byte limit");
+            Assert.That(channel.DroppedCount, Is.EqualTo(2));
+            Assert.That(health.DroppedCount(DropCause.SubscriberQueue), Is.EqualTo(2));
+            Assert.That(notices.Count(n => n.Kind == BusNoticeKind.SlowConsumer), Is.EqualTo(1), "one slow-consumer notice per episode");
+        });
+
+        Assert.That(DrainNumbers(channel.Reader), Is.EqualTo(new[] { 1, 2, 3 }));
+        Assert.That(channel.PendingBytes, Is.Zero, "reading gives the bytes back");
+        channel.TryWrite(Sized(6, 1000));
+        channel.TryWrite(Sized(7, 1000));
+        channel.TryWrite(Sized(8, 1000));
+        channel.TryWrite(Sized(9, 1000));
+        Assert.That(notices.Count(n => n.Kind == BusNoticeKind.SlowConsumer), Is.EqualTo(2), "a new episode after the queue drained");
+    }
+
+    [Test]
+    public void At_the_byte_limit_DropOldest_evicts_from_the_oldest_until_the_new_event_fits()
+    {
+        var size = EventChannel.PendingSize(Sized(1, 1000));
+        var channel = new EventChannel("a.b", new SubscriptionOptions { Capacity = 100, MaxPendingBytes = 3 * size, FullMode = BoundedChannelFullMode.DropOldest });
+
+        for (var i = 1; i <= 3; i++) channel.TryWrite(Sized(i, 1000));
+        channel.TryWrite(Sized(4, 1800));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(channel.DroppedCount, Is.EqualTo(2), "two of the small ones make room for the big one");
+            Assert.That(channel.PendingBytes, Is.LessThanOrEqualTo(3 * size));
+            Assert.That(DrainNumbers(channel.Reader), Is.EqualTo(new[] { 3, 4 }));
+        });
+    }
+
+    [Test]
+    public async Task At_the_byte_limit_a_Wait_writer_waits_until_the_reader_frees_enough_bytes()
+    {
+        var size = EventChannel.PendingSize(Sized(1, 1000));
+        var channel = new EventChannel("a.b", new SubscriptionOptions { Capacity = 100, MaxPendingBytes = 2 * size, FullMode = BoundedChannelFullMode.Wait });
+        channel.TryWrite(Sized(1, 1000));
+        channel.TryWrite(Sized(2, 1000));
+
+        Assert.That(channel.TryWrite(Sized(3, 1000)), Is.False, "full in bytes: the writer must wait");
+        var waiting = channel.WriteAsync(Sized(3, 1000)).AsTask();
+        Assert.That(waiting.IsCompleted, Is.False, "the writer waits for bytes, not for a slot");
+
+        Assert.That(channel.Reader.TryRead(out _), Is.True);
+
+        Assert.That(await waiting.WaitAsync(WaitLimit), Is.True, "the waiting write goes in once the bytes are free");
+        Assert.Multiple(() =>
+        {
+            Assert.That(DrainNumbers(channel.Reader), Is.EqualTo(new[] { 2, 3 }));
+            Assert.That(channel.DroppedCount, Is.Zero);
+        });
+    }
+
+    [Test]
+    public void An_event_larger_than_the_byte_limit_still_goes_into_an_empty_queue()
+    {
+        var channel = new EventChannel("a.b", new SubscriptionOptions { MaxPendingBytes = 100, FullMode = BoundedChannelFullMode.Wait });
+
+        Assert.That(channel.TryWrite(Sized(1, 5000)), Is.True, "never stuck behind its own size");
+        Assert.That(channel.TryWrite(Sized(2, 10)), Is.False, "but nothing more fits after it");
+    }
+
+    private static Onex.Events.OnexEvent Sized(int number, int bytes)
+    {
+        var payload = new byte[bytes];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(payload, number);
+        return Onex.Events.OnexEvent.Create("a.b", payload, sourceNodeId: "test");
     }
 
     [Test]

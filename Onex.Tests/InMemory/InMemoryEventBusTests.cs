@@ -35,7 +35,7 @@ public class InMemoryEventBusTests
     {
         const int count = 10_000;
         await using var bus = NewBus();
-        await using var subscription = await bus.SubscribeAsync("seq.one", new SubscriptionOptions { Capacity = 64 });
+        await using var subscription = await bus.SubscribeAsync("seq.one", new SubscriptionOptions { Capacity = 64, FullMode = BoundedChannelFullMode.Wait });
         var reading = ReadNumbersAsync(subscription, count);
 
         for (var i = 1; i <= count; i++)
@@ -49,7 +49,7 @@ public class InMemoryEventBusTests
     {
         const int perPublisher = 5_000;
         await using var bus = NewBus();
-        await using var subscription = await bus.SubscribeAsync("seq.*", new SubscriptionOptions { Capacity = 64 });
+        await using var subscription = await bus.SubscribeAsync("seq.*", new SubscriptionOptions { Capacity = 64, FullMode = BoundedChannelFullMode.Wait });
         var reading = ReadAllAsync(subscription, 2 * perPublisher);
 
         await Task.WhenAll(
@@ -115,7 +115,7 @@ public class InMemoryEventBusTests
     public async Task A_full_Wait_subscription_does_not_delay_delivery_to_the_others()
     {
         await using var bus = NewBus();
-        await using var full = await bus.SubscribeAsync("fan.out", new SubscriptionOptions { Capacity = 1 });
+        await using var full = await bus.SubscribeAsync("fan.out", new SubscriptionOptions { Capacity = 1, FullMode = BoundedChannelFullMode.Wait });
         await using var other = await bus.SubscribeAsync("fan.out");
         await bus.PublishAsync(Numbered("fan.out", 1));
 
@@ -134,7 +134,7 @@ public class InMemoryEventBusTests
     public async Task Cancelling_a_waiting_publish_throws_OperationCanceledException()
     {
         await using var bus = NewBus();
-        await using var subscription = await bus.SubscribeAsync("wait.cancel", new SubscriptionOptions { Capacity = 1 });
+        await using var subscription = await bus.SubscribeAsync("wait.cancel", new SubscriptionOptions { Capacity = 1, FullMode = BoundedChannelFullMode.Wait });
         await bus.PublishAsync(Numbered("wait.cancel", 1));
         using var cancel = new CancellationTokenSource();
         var waiting = bus.PublishAsync(Numbered("wait.cancel", 2), cancel.Token).AsTask();
@@ -194,7 +194,7 @@ public class InMemoryEventBusTests
     public async Task Disposing_a_full_Wait_subscription_releases_the_waiting_publisher()
     {
         await using var bus = NewBus();
-        var subscription = await bus.SubscribeAsync("wait.release", new SubscriptionOptions { Capacity = 1 });
+        var subscription = await bus.SubscribeAsync("wait.release", new SubscriptionOptions { Capacity = 1, FullMode = BoundedChannelFullMode.Wait });
         await bus.PublishAsync(Numbered("wait.release", 1));
         var waiting = bus.PublishAsync(Numbered("wait.release", 2)).AsTask();
 
@@ -207,7 +207,7 @@ public class InMemoryEventBusTests
     public async Task Disposing_the_bus_releases_a_publisher_waiting_on_its_subscription()
     {
         var bus = NewBus();
-        await using var subscription = await bus.SubscribeAsync("wait.release", new SubscriptionOptions { Capacity = 1 });
+        await using var subscription = await bus.SubscribeAsync("wait.release", new SubscriptionOptions { Capacity = 1, FullMode = BoundedChannelFullMode.Wait });
         await bus.PublishAsync(Numbered("wait.release", 1));
         var waiting = bus.PublishAsync(Numbered("wait.release", 2)).AsTask();
 
@@ -221,7 +221,7 @@ public class InMemoryEventBusTests
     {
         const int count = 100;
         await using var bus = NewBus();
-        var thrower = await bus.SubscribeAsync("fail.topic", new SubscriptionOptions { Capacity = 2 });
+        var thrower = await bus.SubscribeAsync("fail.topic", new SubscriptionOptions { Capacity = 2, FullMode = BoundedChannelFullMode.Wait });
         await using var healthy = await bus.SubscribeAsync("fail.topic", new SubscriptionOptions { Capacity = count });
         var failing = Task.Run(async () =>
         {

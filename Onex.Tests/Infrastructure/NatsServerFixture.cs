@@ -39,6 +39,9 @@ public sealed class NatsServerFixture : IAsyncDisposable
     /// <summary>Stops the server and starts it again on the same port and store directory.</summary>
     public Task RestartAsync(CancellationToken cancellationToken = default) => _server.RestartAsync(cancellationToken);
 
+    /// <summary>Kills the server (SIGKILL) and waits for it to exit; store and port are kept.</summary>
+    public Task KillAsync() => _server.KillAsync();
+
     /// <summary>Starts the server again after <see cref="StopAsync"/> (same port and store).</summary>
     public Task StartAgainAsync(CancellationToken cancellationToken = default) => _server.StartAgainAsync(cancellationToken);
 

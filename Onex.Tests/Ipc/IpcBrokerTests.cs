@@ -207,7 +207,7 @@ public sealed class IpcBrokerTests
         await using var host = await IpcEventBus.HostAsync(HostOptions with { OutboundQueueCapacity = 8 });
         await using var stuck = await StuckSubscriberAsync(host, "load.>");
         await using var participant = await IpcEventBus.JoinAsync(IpcEventBusOptions.Default with { SocketPath = host.Endpoint });
-        await using var healthy = await participant.SubscribeAsync("load.>", new SubscriptionOptions { Capacity = count });
+        await using var healthy = await participant.SubscribeAsync("load.>", new SubscriptionOptions { Capacity = count, FullMode = BoundedChannelFullMode.Wait });
         var payload = new byte[16 * 1024];
 
         var publishing = Task.Run(async () =>

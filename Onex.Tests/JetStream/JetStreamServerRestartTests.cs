@@ -43,6 +43,33 @@ public sealed class JetStreamServerRestartTests
         await ReadUntilNumberAsync(subscription.Reader, 2, "event 2 published after the restart");
     }
 
+    [TestCase(false, TestName = "An_acknowledged_event_is_not_delivered_again_to_the_durable_after_the_server_restarts(SIGTERM)")]
+    [TestCase(true, TestName = "An_acknowledged_event_is_not_delivered_again_to_the_durable_after_the_server_restarts(SIGKILL)")]
+    public async Task An_acknowledged_event_is_not_delivered_again_to_the_durable_after_the_server_restarts(bool kill)
+    {
+        const int count = 50;
+        var busName = UniqueBusName();
+        await using (var bus = await JetStreamEventBus.ConnectAsync(Options(_server, busName)))
+        {
+            var first = await bus.SubscribeAsync("acked.>", new SubscriptionOptions { DurableName = "reader" });
+            for (var i = 1; i <= count; i++) await bus.PublishAsync(Numbered("acked.entry", i));
+            for (var i = 1; i <= count; i++)
+                Assert.That(NumberOf(await ReadWithinAsync(first.Reader, $"event {i} of {count} before the restart")), Is.EqualTo(i));
+            // Disposing acknowledges the event read last and waits until the server confirmed every acknowledgement.
+            await first.DisposeAsync();
+        }
+
+        if (kill) await _server.KillAsync();
+        else await _server.StopAsync();
+        await _server.StartAgainAsync();
+
+        await using var again = await JetStreamEventBus.ConnectAsync(Options(_server, busName));
+        await using var second = await again.SubscribeAsync("acked.>", new SubscriptionOptions { DurableName = "reader" });
+        await again.PublishAsync(Numbered("acked.entry", count + 1));
+        Assert.That(NumberOf(await ReadWithinAsync(second.Reader, "the first event after the restart")), Is.EqualTo(count + 1),
+            $"an event acknowledged (and confirmed) before the {(kill ? "kill" : "stop")} was delivered again to another subscriber of the durable");
+    }
+
     [Test]
     public async Task Non_durable_subscription_continues_after_the_server_restarts()
     {

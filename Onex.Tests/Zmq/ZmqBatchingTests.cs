@@ -39,6 +39,43 @@ public class ZmqBatchingTests
     }
 
     [Test]
+    public async Task A_run_of_one_topic_still_leaves_as_one_message_after_more_distinct_topics_than_the_topic_cache_holds()
+    {
+        const int distinct = 3 * TopicFrameCache.Slots;
+        await using var wire = await BacklogWire.StartAsync(publisher =>
+        {
+            for (var i = 0; i < distinct; i++) publisher.Publish(Numbered($"many.t{i}", i));
+            for (var i = distinct; i < distinct + 40; i++) publisher.Publish(Numbered("many.hot", i));
+        });
+
+        var messages = wire.ReceiveMessages(expectedEvents: distinct + 40);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(messages.Where(m => m.Topic == "many.hot").Select(m => m.Events.Count), Is.EqualTo(new[] { 40 }),
+                "the 40-event run after thousands of distinct topics should still be one message");
+            Assert.That(messages.SelectMany(m => m.Events).Select(Number), Is.EqualTo(Enumerable.Range(0, distinct + 40)), "publish order");
+        });
+    }
+
+    [Test]
+    public void The_topic_frame_cache_evicts_and_keeps_returning_the_right_frames()
+    {
+        var cache = new TopicFrameCache();
+        var topics = Enumerable.Range(0, 4 * TopicFrameCache.Slots).Select(i => $"cache.t{i}").ToArray();
+        foreach (var topic in topics)
+            Assert.That(System.Text.Encoding.ASCII.GetString(cache.Get(topic)), Is.EqualTo(topic));
+
+        var hot = cache.Get("cache.hot");
+        Assert.Multiple(() =>
+        {
+            Assert.That(cache.Get("cache.hot"), Is.SameAs(hot), "a topic just used is served from the cache");
+            Assert.That(TopicFrameCache.SameTopic(hot, System.Text.Encoding.ASCII.GetBytes("cache.hot")), Is.True, "frames compare by content");
+            Assert.That(TopicFrameCache.SameTopic(hot, System.Text.Encoding.ASCII.GetBytes("cache.hoT")), Is.False);
+        });
+    }
+
+    [Test]
     public async Task Batches_stay_within_the_batch_size_and_a_large_event_travels_alone()
     {
         var large = new byte[40 * 1024];
@@ -59,6 +96,32 @@ public class ZmqBatchingTests
                 "300 events need several batches");
             Assert.That(messages.Single(m => m.Events.Any(e => e.Payload.Length == large.Length)).Events, Has.Count.EqualTo(1), "the 40 KiB event alone");
             Assert.That(messages.SelectMany(m => m.Events).Select(Number), Is.EqualTo(Enumerable.Range(0, 400)), "publish order");
+        });
+    }
+
+    [Test]
+    public async Task A_full_publish_queue_in_a_drop_mode_discards_the_incoming_events_and_counts_them()
+    {
+        var health = new EventBusHealth();
+        ZmqEventPublisher? publisher = null;
+        await using var wire = await BacklogWire.StartAsync(p =>
+        {
+            publisher = p.WithQueue(new ZmqPublishQueueOptions { Capacity = 3, FullMode = System.Threading.Channels.BoundedChannelFullMode.DropWrite }, health);
+            for (var i = 0; i < 5; i++) p.Publish(Numbered("orders.a", i));
+        }, startPoller: false);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(publisher!.DroppedCount, Is.EqualTo(2), "two events past a queue of three");
+            Assert.That(health.DroppedCount(DropCause.PublisherQueue), Is.EqualTo(2), "reported to the participant's health");
+            Assert.That(publisher.QueuedBytes, Is.GreaterThan(0));
+        });
+        await wire.DisposePublisherAsync().AsTask().WaitAsync(Wait);
+        var messages = wire.ReceiveMessages(expectedEvents: 3);
+        Assert.Multiple(() =>
+        {
+            Assert.That(messages.SelectMany(m => m.Events).Select(Number), Is.EqualTo(new[] { 0, 1, 2 }), "the queued events went out");
+            Assert.That(publisher!.QueuedBytes, Is.Zero, "a flushed queue holds no bytes");
         });
     }
 
@@ -99,6 +162,37 @@ public class ZmqBatchingTests
             Assert.That(delivered, Is.EqualTo(new[] { 1, 2, 3, 4, 6, 8 }), "the events before each bad one, then the next messages");
             Assert.That(subscriber.MalformedCount, Is.EqualTo(2), "garbage and a topic mismatch inside batches, once each");
             Assert.That(subscriber.ReceivedCount - receivedBefore, Is.EqualTo(6), "events 5 and 7 were never counted as received");
+        });
+    }
+
+    [Test]
+    public async Task A_jump_in_a_publishers_sequence_is_counted_as_events_lost_in_transit()
+    {
+        var health = new EventBusHealth();
+        var notices = new List<BusNotice>();
+        health.Notice += (_, notice) => { lock (notices) notices.Add(notice); };
+        await using var raw = await RawPublisher.StartAsync();
+        await using var subscriber = ZmqEventSubscriber.Connect(raw.Endpoint, new ZmqEventSubscriberOptions { Health = health });
+        await using var subscription = await subscriber.SubscribeAsync(">", new SubscriptionOptions { Capacity = 100 });
+        await raw.WaitUntilDeliveredAsync(subscription);
+
+        raw.SendNumbered("seq.t", 7, 1, Encoded("seq.t", 1), Encoded("seq.t", 2));   // events 1-2
+        raw.SendNumbered("seq.t", 7, 6, Encoded("seq.t", 6));                        // 3-5 never arrived
+        raw.SendNumbered("seq.u", 7, 4, Encoded("seq.u", 4));                        // first sight of seq.u: nothing known lost
+        raw.SendNumbered("seq.t", 9, 1, Encoded("seq.t", 100));                      // another publisher: its own numbering
+        raw.SendNumbered("seq.t", 7, 1, Encoded("seq.t", 1));                        // publisher 7 started over: no loss inferred
+        raw.SendNumbered("seq.t", 7, 2, Encoded("seq.t", 2));
+
+        for (var i = 0; i < 7; i++)
+            Assert.That(await ZmqEventBusTests.ReadWithinAsync(subscription, Wait), Is.Not.Null, $"event {i + 1} of 7");
+        Assert.Multiple(() =>
+        {
+            Assert.That(subscriber.LostInTransitCount, Is.EqualTo(3), "events 3, 4 and 5 of publisher 7 on seq.t");
+            Assert.That(health.DroppedCount(DropCause.Transport), Is.EqualTo(3));
+            lock (notices)
+                Assert.That(notices.Where(n => n.Kind == BusNoticeKind.Dropped).Select(n => (n.Cause, n.Count)),
+                    Is.EqualTo(new[] { ((DropCause?)DropCause.Transport, 3L) }), "one notice for the gap");
+            Assert.That(subscriber.MalformedCount, Is.Zero, "a sequence frame is not malformed");
         });
     }
 
@@ -223,7 +317,8 @@ public class ZmqBatchingTests
             {
                 var frames = new List<byte[]>();
                 Assert.That(_pull.TryReceiveMultipartBytes(Wait, ref frames), Is.True, $"only {events} of {expectedEvents} events arrived");
-                Assert.That(frames, Has.Count.EqualTo(2), "[topic][events]");
+                Assert.That(frames, Has.Count.EqualTo(3), "[topic][events][sequence]");
+                Assert.That(frames[2], Has.Length.EqualTo(20), "publisher id, first sequence, event count");
                 var decoded = new List<OnexEvent>();
                 for (var offset = 0; offset < frames[1].Length;)
                 {
@@ -264,6 +359,14 @@ public class ZmqBatchingTests
         public RawPublisher Send(string topic, params byte[][] events)
         {
             _socket.SendMoreFrame(topic).SendFrame(events.SelectMany(e => e).ToArray());
+            return this;
+        }
+
+        /// <summary>Sends <c>[topic][events concatenated][sequence]</c>, as a bus participant does.</summary>
+        public RawPublisher SendNumbered(string topic, long publisher, long firstSequence, params byte[][] events)
+        {
+            _socket.SendMoreFrame(topic).SendMoreFrame(events.SelectMany(e => e).ToArray())
+                .SendFrame(ZmqControl.SequenceFrame(publisher, firstSequence, events.Length));
             return this;
         }
 

@@ -211,24 +211,50 @@ public class ZmqEventBusTests
     }
 
     [Test]
-    public async Task Disposing_a_full_wait_mode_subscription_resumes_delivery_to_the_others()
+    public async Task A_full_wait_mode_subscription_never_pauses_the_others_and_its_drops_are_counted()
     {
         await using var host = await ZmqTestBus.HostAsync("paused", ipc: false);
         await using var joined = await ZmqTestBus.JoinAsync(host, "joined");
-        var stuck = await joined.SubscribeAsync("pause.>", new SubscriptionOptions { Capacity = 1, FullMode = BoundedChannelFullMode.Wait });
+        await using var stuck = await joined.SubscribeAsync("pause.>", new SubscriptionOptions { Capacity = 1, FullMode = BoundedChannelFullMode.Wait });
         await using var other = await joined.SubscribeAsync("pause.>", new SubscriptionOptions { Capacity = 64 });
 
-        // The second event fills 'stuck' (never read): receiving pauses after 'other' got it.
+        // 'stuck' is never read: it takes the first event and must drop the other two, without holding up 'other'.
         await host.PublishAsync(OnexEvent.Create("pause.one", ReadOnlyMemory<byte>.Empty));
         await host.PublishAsync(OnexEvent.Create("pause.two", ReadOnlyMemory<byte>.Empty));
         await host.PublishAsync(OnexEvent.Create("pause.three", ReadOnlyMemory<byte>.Empty));
         Assert.That((await ReadWithinAsync(other, Wait))?.Topic, Is.EqualTo("pause.one"));
         Assert.That((await ReadWithinAsync(other, Wait))?.Topic, Is.EqualTo("pause.two"));
+        Assert.That((await ReadWithinAsync(other, Wait))?.Topic, Is.EqualTo("pause.three"), "the other subscription keeps receiving");
 
-        await stuck.DisposeAsync();
+        Assert.Multiple(() =>
+        {
+            Assert.That(stuck.DroppedCount, Is.EqualTo(2), "the full Wait-mode subscription lost two events, and says so");
+            Assert.That(joined.Health.DroppedCount(DropCause.SubscriberQueue), Is.EqualTo(2));
+        });
+    }
 
-        Assert.That((await ReadWithinAsync(other, Wait))?.Topic, Is.EqualTo("pause.three"),
-            "receiving should resume once the full Wait-mode subscription went away");
+    [Test]
+    public async Task A_full_publish_queue_in_wait_mode_holds_the_publisher_and_loses_nothing()
+    {
+        var options = (await ZmqTestBus.TcpOptionsAsync("pub-wait")) with
+        {
+            PublishQueue = new ZmqPublishQueueOptions { Capacity = 4, MaxBytes = 1024 },
+        };
+        await using var host = await ZmqEventBus.HostAsync(options);
+        await using var joined = await ZmqEventBus.JoinAsync(options with { NodeId = "joined" });
+        const int sent = 2_000;
+        await using var subscription = await host.SubscribeAsync("wait.>", new SubscriptionOptions { Capacity = sent });
+
+        for (var i = 0; i < sent; i++) await joined.PublishAsync(OnexEvent.Create("wait.data", BitConverter.GetBytes(i)));
+
+        var numbers = new List<int>();
+        for (var i = 0; i < sent; i++)
+            numbers.Add(BitConverter.ToInt32((await ReadWithinAsync(subscription, Wait) ?? throw new AssertionException($"event {i} of {sent} did not arrive")).Payload.Span));
+        Assert.Multiple(() =>
+        {
+            Assert.That(numbers, Is.EqualTo(Enumerable.Range(0, sent)), "in order, none lost");
+            Assert.That(joined.PublishDroppedCount, Is.Zero);
+        });
     }
 
     [Test]

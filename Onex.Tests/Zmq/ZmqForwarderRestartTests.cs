@@ -46,6 +46,77 @@ public class ZmqForwarderRestartTests
         Assert.That(received?.SourceNodeId, Is.EqualTo("joined"), $"no event from the joined participant arrived in {attempts} attempts after the restart");
     }
 
+    [Test]
+    public async Task Joined_participant_is_told_when_its_connection_drops_and_when_it_is_back()
+    {
+        var host = await ZmqTestBus.HostAsync("restart-state", ipc: false);
+        await using var joined = await ZmqTestBus.JoinAsync(host, "joined");
+        var states = System.Threading.Channels.Channel.CreateUnbounded<BusConnectionState>();
+        joined.Health.Notice += (_, notice) =>
+        {
+            if (notice.Kind == BusNoticeKind.ConnectionChanged) states.Writer.TryWrite(notice.State);
+        };
+        Assert.That(joined.Health.State, Is.EqualTo(BusConnectionState.Connected), "connected once joined");
+        var endpoints = host.Options;
+
+        await host.DisposeAsync();
+        using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        Assert.That(await states.Reader.ReadAsync(wait.Token), Is.EqualTo(BusConnectionState.Disconnected), "the socket monitor saw the host go");
+        Assert.That(joined.Health.State, Is.EqualTo(BusConnectionState.Disconnected));
+
+        await using var newHost = await ZmqEventBus.HostAsync(endpoints);
+        Assert.That(await states.Reader.ReadAsync(wait.Token), Is.EqualTo(BusConnectionState.Connected), "ZeroMQ reconnected to the new host");
+        Assert.That(joined.Health.State, Is.EqualTo(BusConnectionState.Connected));
+    }
+
+    [Test]
+    public async Task Events_lost_while_the_forwarder_restarts_are_counted_at_the_subscriber()
+    {
+        var host = await ZmqTestBus.HostAsync("restart-count", ipc: false);
+        await using var publisher = await ZmqTestBus.JoinAsync(host, "publisher");
+        await using var subscriber = await ZmqTestBus.JoinAsync(host, "subscriber");
+        await using var subscription = await subscriber.SubscribeAsync("count.>", new SubscriptionOptions { Capacity = 100_000 });
+        var published = 0;
+        var received = 0;
+        async Task PublishAsync(int count)
+        {
+            for (var i = 0; i < count; i++)
+                await publisher.PublishAsync(OnexEvent.Create("count.data", BitConverter.GetBytes(++published)));
+        }
+        async Task ReadUntilAsync(int last)
+        {
+            while (await ZmqEventBusTests.ReadWithinAsync(subscription, TimeSpan.FromSeconds(10)) is { } evt)
+            {
+                received++;
+                if (BitConverter.ToInt32(evt.Payload.Span) == last) return;
+            }
+            Assert.Fail($"event {last} never arrived ({received} received)");
+        }
+
+        await PublishAsync(100);
+        await ReadUntilAsync(published);
+        var endpoints = host.Options;
+        await host.DisposeAsync();
+        await PublishAsync(500);
+        await using var newHost = await ZmqEventBus.HostAsync(endpoints);
+        for (var attempt = 1; ; attempt++)
+        {
+            await PublishAsync(1);
+            if (await ZmqEventBusTests.ReadWithinAsync(subscription, ReadTimeout) is not null)
+            {
+                received++;
+                break;
+            }
+            Assert.That(attempt, Is.LessThan(MaxAttempts), "no event got through after the restart");
+        }
+        await PublishAsync(100);
+        await ReadUntilAsync(published);
+
+        var lost = subscriber.Health.DroppedCount(DropCause.Transport);
+        TestContext.Out.WriteLine($"published {published}, received {received}, counted lost {lost}");
+        Assert.That(received + lost, Is.EqualTo(published), "every event published was either received or counted as lost in transit");
+    }
+
     private static async Task<(OnexEvent? Received, int Attempts)> PublishUntilReceivedAsync(IEventBus publisher, IEventSubscription subscription)
     {
         for (var attempt = 1; attempt <= MaxAttempts; attempt++)

@@ -33,6 +33,9 @@ public sealed partial class RegisteredEventBus : IEventBus
     /// <inheritdoc/>
     public DeliveryGuarantee Guarantee => Inner.Guarantee;
 
+    /// <inheritdoc/>
+    public EventBusHealth Health => Inner.Health;
+
     /// <summary>The ports leased for this bus, if any.</summary>
     public IReadOnlyList<int> LeasedPorts => _leases?.Ports ?? [];
 

@@ -159,6 +159,7 @@ internal sealed class IpcBrokerClient : IAsyncDisposable
             _session = null;
             if (stopping.IsCancellationRequested) return;
             IpcLog.HostLost(_logger, BusName, _socketPath, reason);
+            _local.Health.SetState(Onex.Bus.BusConnectionState.Disconnected, $"lost the host at {_socketPath}: {reason}; reconnecting");
             try
             {
                 session = await _reconnect.ExecuteAsync(OpenSessionAsync, stopping).ConfigureAwait(false);
@@ -174,6 +175,7 @@ internal sealed class IpcBrokerClient : IAsyncDisposable
             foreach (var subscription in subscriptions)
                 session.Outbound.EnqueueControl(IpcFrames.Subscribe(subscription.Id, subscription.Lossless, subscription.Pattern));
             IpcLog.Reconnected(_logger, session.BusName, _socketPath, subscriptions.Length);
+            _local.Health.SetState(Onex.Bus.BusConnectionState.Connected, $"reconnected to {_socketPath}");
             if (stopping.IsCancellationRequested)
             {
                 _session = null;

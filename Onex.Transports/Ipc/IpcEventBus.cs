@@ -58,6 +58,14 @@ public sealed class IpcEventBus : IEventBus
     public string Name { get; }
 
     /// <inheritdoc/>
+    /// <remarks>
+    /// A joined participant is Disconnected from losing its host until it has reconnected and re-sent its
+    /// subscriptions. Drops the host reports (its queue towards this participant was full) count as
+    /// <see cref="DropCause.Transport"/>.
+    /// </remarks>
+    public EventBusHealth Health => _local.Health;
+
+    /// <inheritdoc/>
     public DeliveryGuarantee Guarantee => DeliveryGuarantee.AtMostOnceOrdered;
 
     /// <summary>True for the participant that hosts the bus (and runs its broker).</summary>
@@ -170,7 +178,7 @@ public sealed class IpcEventBus : IEventBus
     public async ValueTask<IEventSubscription> SubscribeAsync(string pattern, SubscriptionOptions? options = null, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        var subscription = new IpcSubscription((uint)Interlocked.Increment(ref _nextSubscriptionId), pattern, options, UnsubscribeAsync);
+        var subscription = new IpcSubscription((uint)Interlocked.Increment(ref _nextSubscriptionId), pattern, options, UnsubscribeAsync, _local.Health);
         var limit = _client is null ? int.MaxValue : IpcFrames.MaxSubscriptionsPerConnection;
         if (!_local.TryAdd(subscription, limit)) throw new ObjectDisposedException(nameof(IpcEventBus));
         if (_client is null) return subscription;
@@ -199,6 +207,7 @@ public sealed class IpcEventBus : IEventBus
         if (_client is not null) await _client.DisposeAsync().ConfigureAwait(false);
         if (_broker is not null) await _broker.DisposeAsync().ConfigureAwait(false);
         _local.CompleteAll();
+        _local.Health.SetState(BusConnectionState.Closed, "disposed");
         if (_directory is not null)
         {
             _directory.Dispose();

@@ -13,11 +13,14 @@ internal sealed class IpcSubscription : IEventSubscription
 {
     private long _remoteDrops;
 
-    public IpcSubscription(uint id, string pattern, SubscriptionOptions? options, Func<IpcSubscription, ValueTask> onUnsubscribe)
+    private readonly EventBusHealth? _health;
+
+    public IpcSubscription(uint id, string pattern, SubscriptionOptions? options, Func<IpcSubscription, ValueTask> onUnsubscribe, EventBusHealth? health = null)
     {
         Id = id;
-        Channel = new EventChannel(pattern, options, _ => onUnsubscribe(this));
-        Lossless = Channel.Options.FullMode == BoundedChannelFullMode.Wait;
+        _health = health;
+        Channel = new EventChannel(pattern, options, _ => onUnsubscribe(this), health);
+        Lossless = Channel.FullMode == BoundedChannelFullMode.Wait;
     }
 
     /// <summary>The id in SUBSCRIBE/SUBSCRIBED/UNSUBSCRIBE/DROPPED frames, unique per participant.</summary>
@@ -38,8 +41,15 @@ internal sealed class IpcSubscription : IEventSubscription
     /// <inheritdoc/>
     public long DroppedCount => Channel.DroppedCount + Interlocked.Read(ref _remoteDrops);
 
+    /// <inheritdoc/>
+    public long PendingBytes => Channel.PendingBytes;
+
     /// <summary>Adds drops the broker reported for this subscription.</summary>
-    public void AddRemoteDrops(long count) => Interlocked.Add(ref _remoteDrops, count);
+    public void AddRemoteDrops(long count)
+    {
+        Interlocked.Add(ref _remoteDrops, count);
+        _health?.CountDropped(DropCause.Transport, count, Pattern, "the host's queue towards this participant was full");
+    }
 
     /// <inheritdoc/>
     public IAsyncEnumerator<OnexEvent> GetAsyncEnumerator(CancellationToken cancellationToken = default) =>
@@ -61,6 +71,9 @@ internal sealed class IpcLocalSubscriptions
 {
     private readonly object _gate = new();
     private IpcSubscription[] _items = [];
+
+    /// <summary>The participant's health, shared by the bus, its subscriptions and its connection to the host.</summary>
+    public EventBusHealth Health { get; } = new(BusConnectionState.Connected);
     private bool _closed;
 
     public IpcSubscription[] Snapshot => Volatile.Read(ref _items);

@@ -88,6 +88,15 @@ public sealed class JetStreamEventBus : IEventBus
     /// <inheritdoc/>
     public DeliveryGuarantee Guarantee => DeliveryGuarantee.AtLeastOnce;
 
+    /// <inheritdoc/>
+    /// <remarks>
+    /// Follows the NATS connection (Disconnected while NATS.Net reconnects). Subscriptions default to
+    /// <see cref="System.Threading.Channels.BoundedChannelFullMode.Wait"/>: a full one stops pulling and the server keeps
+    /// its backlog. In a drop mode a dropped event is counted but not acknowledged, so the server delivers it again
+    /// after <c>AckWait</c>.
+    /// </remarks>
+    public EventBusHealth Health { get; } = new(BusConnectionState.Connected);
+
     /// <summary>The server URL this bus talks to, as given in <see cref="JetStreamEventBusOptions.Url"/> (what the registry records).</summary>
     public string Endpoint => Options.Url;
 
@@ -234,7 +243,7 @@ public sealed class JetStreamEventBus : IEventBus
     public async ValueTask<IEventSubscription> SubscribeAsync(string pattern, SubscriptionOptions? options = null, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        var queue = new EventChannel(pattern, options);
+        var queue = new EventChannel(pattern, options, health: Health, defaultFullMode: System.Threading.Channels.BoundedChannelFullMode.Wait);
         var subscription = new JetStreamSubscription(this, queue);
         try
         {
@@ -265,6 +274,7 @@ public sealed class JetStreamEventBus : IEventBus
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _connection.ConnectionOpened -= OnConnectionOpenedAsync;
         _connection.ConnectionDisconnected -= OnConnectionDisconnectedAsync;
+        Health.SetState(BusConnectionState.Closed, "disposed");
         foreach (var subscription in _subscriptions.Keys)
             await subscription.AbandonAsync().ConfigureAwait(false);
 
@@ -512,6 +522,7 @@ public sealed class JetStreamEventBus : IEventBus
     private ValueTask OnConnectionOpenedAsync(object? sender, NatsEventArgs args)
     {
         JetStreamLog.ConnectionOpened(_logger, Options.Url);
+        Health.SetState(BusConnectionState.Connected, $"connected to {Options.Url}");
         foreach (var subscription in _subscriptions.Keys)
             subscription.OnReconnected();
         return default;
@@ -520,6 +531,7 @@ public sealed class JetStreamEventBus : IEventBus
     private ValueTask OnConnectionDisconnectedAsync(object? sender, NatsEventArgs args)
     {
         JetStreamLog.Disconnected(_logger, Options.Url);
+        Health.SetState(BusConnectionState.Disconnected, $"lost the connection to {Options.Url}; reconnecting");
         return default;
     }
 }

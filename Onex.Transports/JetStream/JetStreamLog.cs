@@ -62,4 +62,8 @@ internal static partial class JetStreamLog
 
     [LoggerMessage(EventId = 4025, Level = LogLevel.Warning, Message = "Cleanup step {Step} of bus {Bus} failed")]
     public static partial void CleanupFailed(ILogger logger, Exception exception, string step, string bus);
+
+    [LoggerMessage(EventId = 4027, Level = LogLevel.Warning,
+        Message = "{Count} acknowledgements on consumer {Consumer} were not confirmed by the server in time; those events may be delivered again")]
+    public static partial void AcksUnconfirmed(ILogger logger, int count, string consumer);
 }

@@ -45,6 +45,8 @@ internal sealed class JetStreamSubscription : IEventSubscription
     private OnexEvent? _handedOut;
     private TaskCompletionSource? _closed;
     private Task _pump = Task.CompletedTask;
+    // Acknowledgements sent and not yet confirmed by the server (double acks); closing waits for them.
+    private readonly HashSet<Task> _unconfirmedAcks = [];
 
     public JetStreamSubscription(JetStreamEventBus bus, EventChannel queue)
     {
@@ -84,6 +86,9 @@ internal sealed class JetStreamSubscription : IEventSubscription
 
     /// <inheritdoc/>
     public long DroppedCount => _queue.DroppedCount;
+
+    /// <inheritdoc/>
+    public long PendingBytes => _queue.PendingBytes;
 
     internal bool IsClosing => _closing;
 
@@ -268,7 +273,7 @@ internal sealed class JetStreamSubscription : IEventSubscription
     private int NextBatchSize()
     {
         var capacity = _queue.Options.Capacity;
-        return _queue.Options.FullMode == BoundedChannelFullMode.Wait
+        return _queue.FullMode == BoundedChannelFullMode.Wait
             ? Math.Clamp(capacity - _queue.Reader.Count, 1, MaxPullBatch)
             : Math.Min(capacity, MaxPullBatch);
     }
@@ -336,7 +341,33 @@ internal sealed class JetStreamSubscription : IEventSubscription
     {
         if (!_deliveries.TryGetValue(evt, out var delivery)) return;
         _deliveries.Remove(evt);
-        Settle(delivery.Message.AckAsync(), "acknowledge");
+        // A double ack: the server answers once it has recorded the acknowledgement, so an acknowledgement that was
+        // confirmed survives a restart of the server and the event is not delivered again.
+        var confirmed = delivery.Message.AckAsync(new AckOpts { DoubleAck = true });
+        if (confirmed.IsCompletedSuccessfully) return;
+        var task = ObserveAsync(confirmed, "acknowledge");
+        lock (_unconfirmedAcks) _unconfirmedAcks.Add(task);
+        _ = task.ContinueWith(static (done, state) =>
+        {
+            var pending = (HashSet<Task>)state!;
+            lock (pending) pending.Remove(done);
+        }, _unconfirmedAcks, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
+    /// <summary>Waits (bounded by the request timeout) until the server confirmed every acknowledgement sent so far.</summary>
+    private async ValueTask AwaitAckConfirmationsAsync()
+    {
+        Task[] pending;
+        lock (_unconfirmedAcks) pending = [.. _unconfirmedAcks];
+        if (pending.Length == 0) return;
+        try
+        {
+            await Task.WhenAll(pending).WaitAsync(_bus.Options.RequestTimeout).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            JetStreamLog.AcksUnconfirmed(_bus.Logger, pending.Count(t => !t.IsCompleted), _consumerName);
+        }
     }
 
     /// <summary>An event that will not reach the reader: a durable consumer gets it back at once.</summary>
@@ -402,9 +433,10 @@ internal sealed class JetStreamSubscription : IEventSubscription
             while (_queue.Reader.TryRead(out var undelivered))
                 Release(undelivered);
 
+            await _bus.FlushAsync().ConfigureAwait(false);
+            if (_durable && _bus.IsConnected) await AwaitAckConfirmationsAsync().ConfigureAwait(false);
             if (!_durable && _bus.IsConnected)
                 await DeleteEphemeralConsumerAsync().ConfigureAwait(false);
-            await _bus.FlushAsync().ConfigureAwait(false);
             await _queue.DisposeAsync().ConfigureAwait(false);
             _bus.Forget(this);
             _stop.Dispose();

@@ -111,6 +111,13 @@ public sealed class NatsServerProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>Kills it (SIGKILL, as <c>kill -9</c>) and waits for it to exit.</summary>
+    public async Task KillAsync()
+    {
+        KillNow();
+        await _process.WaitForExitAsync().ConfigureAwait(false);
+    }
+
     /// <summary>Kills it at once without waiting (for process-exit hooks).</summary>
     public void KillNow()
     {

@@ -41,8 +41,10 @@ namespace Onex.Transports.Zmq;
 /// participant's PUB, every participant's SUB, and (on the host) the forwarder's, which also sends the host's events.
 /// Every public member is thread-safe; <see cref="PublishAsync"/> encodes on the caller's thread and queues to the
 /// sending thread, never blocking on the network.</para>
-/// <para><b>Backpressure.</b> See <see cref="ZmqEventSubscriber"/>: a full Wait-mode subscription pauses this
-/// participant's receiving until it has room; the drop modes never hold anything up.</para>
+/// <para><b>Backpressure.</b> One receive loop serves all of a participant's subscriptions, so it never pauses for
+/// one: a full subscription drops (the newest event by default, as in NATS; a full Wait-mode subscription drops the
+/// incoming one) and reports it in <see cref="Health"/>. The publish queue is bounded
+/// (<see cref="ZmqEventBusOptions.PublishQueue"/>) and waits by default.</para>
 /// <para><b>ipc://.</b> NetMQ implements ipc:// as TCP on 127.0.0.1 at a port derived from a hash of the name, not as
 /// a Unix domain socket: it works between NetMQ processes on one machine, not with libzmq's ipc://, and the derived
 /// port can collide with a port in use (binding then fails with PORT_UNAVAILABLE). Use the Unix socket backend for
@@ -56,8 +58,9 @@ public sealed class ZmqEventBus : IEventBus
     private readonly TimeProvider _timeProvider;
     private int _disposed;
 
-    private ZmqEventBus(ZmqEventBusOptions options, ZmqForwarder? forwarder, ZmqEventPublisher publisher, ZmqEventSubscriber subscriber)
+    private ZmqEventBus(ZmqEventBusOptions options, ZmqForwarder? forwarder, ZmqEventPublisher publisher, ZmqEventSubscriber subscriber, EventBusHealth health)
     {
+        Health = health;
         Options = options;
         _forwarder = forwarder;
         _publisher = publisher;
@@ -73,6 +76,18 @@ public sealed class ZmqEventBus : IEventBus
 
     /// <inheritdoc/>
     public DeliveryGuarantee Guarantee => DeliveryGuarantee.AtMostOnceOrdered;
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// A joined participant follows ZeroMQ's socket monitor on its SUB socket: Disconnected when the connection to
+    /// the forwarder drops (ZeroMQ reconnects by itself), Connected when it is back. Drops: a full subscription
+    /// (<see cref="DropCause.SubscriberQueue"/>; a full Wait-mode subscription too, since one receive loop serves all
+    /// subscriptions and must not pause for one), a full publish queue in a drop mode (<see cref="DropCause.PublisherQueue"/>).
+    /// </remarks>
+    public EventBusHealth Health { get; }
+
+    /// <summary>Events discarded by this participant's full publish queue (drop modes only).</summary>
+    public long PublishDroppedCount => _publisher.DroppedCount;
 
     /// <summary>The forwarder's XSUB endpoint (publishers connect here), as bound; register this with the registry.</summary>
     public string PublishEndpoint => Options.PublishEndpoint;
@@ -104,8 +119,9 @@ public sealed class ZmqEventBus : IEventBus
         try
         {
             var bound = options with { PublishEndpoint = forwarder.PublishEndpoint, SubscribeEndpoint = forwarder.SubscribeEndpoint };
-            var publisher = forwarder.AttachPublisher(options.Socket, loggers.CreateLogger<ZmqEventPublisher>());
-            return await StartParticipantAsync(bound, forwarder, publisher, forwarder.InprocSubscribeEndpoint, cancellationToken).ConfigureAwait(false);
+            var health = new EventBusHealth(BusConnectionState.Connecting);
+            var publisher = forwarder.AttachPublisher(options.Socket, loggers.CreateLogger<ZmqEventPublisher>()).WithQueue(options.PublishQueue, health);
+            return await StartParticipantAsync(bound, forwarder, publisher, forwarder.InprocSubscribeEndpoint, health, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -127,12 +143,17 @@ public sealed class ZmqEventBus : IEventBus
         options.Validate();
         cancellationToken.ThrowIfCancellationRequested();
         var loggers = options.LoggerFactory ?? NullLoggerFactory.Instance;
-        var publisher = ZmqEventPublisher.ConnectBatching(options.PublishEndpoint, options.Socket, loggers.CreateLogger<ZmqEventPublisher>());
-        return StartParticipantAsync(options, null, publisher, options.SubscribeEndpoint, cancellationToken);
+        var health = new EventBusHealth(BusConnectionState.Connecting);
+        var publisher = ZmqEventPublisher.ConnectBatching(options.PublishEndpoint, options.Socket, loggers.CreateLogger<ZmqEventPublisher>())
+            .WithQueue(options.PublishQueue, health);
+        return StartParticipantAsync(options, null, publisher, options.SubscribeEndpoint, health, cancellationToken);
     }
 
     /// <inheritdoc/>
-    /// <remarks>Encodes on the caller's thread and queues for sending; completes without waiting for the network.</remarks>
+    /// <remarks>
+    /// Encodes on the caller's thread and queues for sending; completes without waiting for the network, or, when the
+    /// publish queue is full in Wait mode, once there is room (see <see cref="ZmqEventBusOptions.PublishQueue"/>).
+    /// </remarks>
     /// <exception cref="ArgumentException">The event's topic is not a concrete topic.</exception>
     /// <exception cref="MessageTooLargeException">The event exceeds <see cref="ZmqSocketOptions.CodecLimits"/> (code TOO_LARGE).</exception>
     public ValueTask PublishAsync(OnexEvent evt, CancellationToken cancellationToken = default)
@@ -140,8 +161,7 @@ public sealed class ZmqEventBus : IEventBus
         ArgumentNullException.ThrowIfNull(evt);
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         cancellationToken.ThrowIfCancellationRequested();
-        _publisher.Publish(evt.WithSource(Options.NodeId, _timeProvider));
-        return default;
+        return _publisher.PublishAsync(evt.WithSource(Options.NodeId, _timeProvider), cancellationToken);
     }
 
     /// <inheritdoc/>
@@ -163,6 +183,7 @@ public sealed class ZmqEventBus : IEventBus
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        Health.SetState(BusConnectionState.Closed, "disposed");
         await _subscriber.DisposeAsync().ConfigureAwait(false);
         await _publisher.DisposeAsync().ConfigureAwait(false);
         _forwarder?.Dispose();
@@ -177,9 +198,11 @@ public sealed class ZmqEventBus : IEventBus
     /// <param name="forwarder">The forwarder this participant hosts, if any; disposed with it.</param>
     /// <param name="publisher">The participant's publisher: a PUB connected to the bus, or on the host one attached to the forwarder; disposed with it.</param>
     /// <param name="subscribeVia">Where the SUB connects, likewise.</param>
+    /// <param name="health">The participant's health, which its publisher and subscriber report into.</param>
     /// <param name="cancellationToken">Cancels the readiness handshake.</param>
     private static async ValueTask<ZmqEventBus> StartParticipantAsync(
-        ZmqEventBusOptions options, ZmqForwarder? forwarder, ZmqEventPublisher publisher, string subscribeVia, CancellationToken cancellationToken)
+        ZmqEventBusOptions options, ZmqForwarder? forwarder, ZmqEventPublisher publisher, string subscribeVia, EventBusHealth health,
+        CancellationToken cancellationToken)
     {
         var loggers = options.LoggerFactory ?? NullLoggerFactory.Instance;
         var logger = loggers.CreateLogger<ZmqEventBus>();
@@ -193,10 +216,13 @@ public sealed class ZmqEventBus : IEventBus
                 HandshakeTimeout = options.HandshakeTimeout,
                 LoggerFactory = options.LoggerFactory,
                 TimeProvider = options.TimeProvider,
+                PauseWhenFull = false,
+                Health = health,
             });
             await subscriber.ConfirmPathAsync(cancellationToken).ConfigureAwait(false);
+            health.SetState(BusConnectionState.Connected, $"connected to {options.SubscribeEndpoint}");
             logger.ParticipantReady(options.NodeId, options.Name, forwarder is null ? "joined" : "host", options.PublishEndpoint, options.SubscribeEndpoint);
-            return new ZmqEventBus(options, forwarder, publisher, subscriber);
+            return new ZmqEventBus(options, forwarder, publisher, subscriber, health);
         }
         catch
         {

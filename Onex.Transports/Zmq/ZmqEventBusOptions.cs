@@ -53,6 +53,9 @@ public sealed record ZmqEventBusOptions
     /// </summary>
     public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Limits and full mode of this participant's outgoing queue.</summary>
+    public ZmqPublishQueueOptions PublishQueue { get; init; } = ZmqPublishQueueOptions.Default;
+
     /// <summary>Where log messages go; nowhere when null.</summary>
     public ILoggerFactory? LoggerFactory { get; init; }
 
@@ -78,7 +81,39 @@ public sealed record ZmqEventBusOptions
         if (HandshakeTimeout <= TimeSpan.Zero)
             throw new ArgumentOutOfRangeException(nameof(HandshakeTimeout), HandshakeTimeout, "HandshakeTimeout must be positive.");
         ArgumentNullException.ThrowIfNull(Socket, nameof(Socket));
+        ArgumentNullException.ThrowIfNull(PublishQueue, nameof(PublishQueue));
+        PublishQueue.Validate();
     }
 
     private static bool IsWildcardPort(string endpoint) => endpoint.EndsWith(":0", StringComparison.Ordinal) || endpoint.EndsWith(":*", StringComparison.Ordinal);
+}
+
+/// <summary>
+/// Limits of a ZeroMQ participant's outgoing queue (events encoded and waiting for the socket's thread) and what
+/// happens when one is reached.
+/// </summary>
+public sealed record ZmqPublishQueueOptions
+{
+    /// <summary>65,536 events, 64 MiB, publishers wait when full.</summary>
+    public static ZmqPublishQueueOptions Default { get; } = new();
+
+    /// <summary>Most events queued at once.</summary>
+    public int Capacity { get; init; } = 65_536;
+
+    /// <summary>Most bytes queued at once (encoded events plus topic frames); one event larger than this still goes out alone.</summary>
+    public long MaxBytes { get; init; } = 64L * 1024 * 1024;
+
+    /// <summary>
+    /// When full: <see cref="System.Threading.Channels.BoundedChannelFullMode.Wait"/> (the default, like a NATS client's
+    /// publish when its buffer is full) makes <see cref="ZmqEventBus.PublishAsync"/> wait for room; any drop mode
+    /// discards the event being published and counts it (<see cref="Onex.Bus.DropCause.PublisherQueue"/>).
+    /// </summary>
+    public System.Threading.Channels.BoundedChannelFullMode FullMode { get; init; } = System.Threading.Channels.BoundedChannelFullMode.Wait;
+
+    /// <summary>Throws when a limit is out of range.</summary>
+    public void Validate()
+    {
+        if (Capacity < 1) throw new ArgumentOutOfRangeException(nameof(Capacity), Capacity, "Capacity must be at least 1.");
+        if (MaxBytes < 1) throw new ArgumentOutOfRangeException(nameof(MaxBytes), MaxBytes, "MaxBytes must be at least 1.");
+    }
 }

@@ -20,6 +20,10 @@ namespace Onex.Transports.Zmq;
 /// <para>The hand-over is a lock-free queue drained in batches: only the publish that finds the poller idle wakes it,
 /// so a burst costs one wake-up, not one per event. PUB never blocks: past the send high-water mark of a
 /// subscriber, ZeroMQ drops for that subscriber.</para>
+/// <para>The queue is bounded (<see cref="ZmqPublishQueueOptions"/>: events and bytes) with a declared full mode:
+/// <see cref="System.Threading.Channels.BoundedChannelFullMode.Wait"/> (the default, like a NATS client whose write
+/// buffer is full) makes <see cref="PublishAsync"/> wait for room; the drop modes discard the incoming event and count
+/// it in <see cref="DroppedCount"/> and in the bus's health (<see cref="DropCause.PublisherQueue"/>).</para>
 /// <para>A bus's host participant publishes through a publisher attached to its forwarder instead
 /// (<see cref="Attach"/>): the queue is drained by the forwarder's own thread straight into its XPUB socket, so the
 /// host's events skip a socket, an inproc pipe and a thread hand-over.</para>
@@ -37,6 +41,9 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
     /// </summary>
     internal const int MaxBatchBytes = 16 * 1024;
 
+    /// <summary>Topics whose sequence numbers a bus publisher keeps before starting over.</summary>
+    internal const int MaxNumberedTopics = 65_536;
+
     private readonly NetMQSocket _socket;
     private readonly bool _attached;
     private readonly ConcurrentQueue<OutgoingMessage> _outbox = new();
@@ -47,8 +54,18 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly int _batchBytes;
     private readonly List<byte[]> _batch = [];
+    // Batching (bus) publishers number their events per topic so receivers can count what they lost; drain thread only.
+    private readonly long _publisherId = Random.Shared.NextInt64();
+    private readonly Dictionary<byte[], long> _topicSequences = new(TopicFrameComparer.Instance);
     private int _wakeupPending;
     private int _disposed;
+    private ZmqPublishQueueOptions _limits = ZmqPublishQueueOptions.Default;
+    private EventBusHealth? _health;
+    private string _fullDetail = "";
+    private long _queuedBytes;
+    private int _queuedCount;
+    private long _dropped;
+    private TaskCompletionSource? _room;
 
     private ZmqEventPublisher(NetMQSocket socket, NetMQPoller? sharedPoller, string endpoint, OnexEventCodec codec, bool batch, ILogger logger)
     {
@@ -106,25 +123,115 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
     internal static ZmqEventPublisher Attach(NetMQSocket socket, NetMQPoller poller, string endpoint, ZmqSocketOptions options, ILogger? logger) =>
         new(socket, poller, endpoint, new OnexEventCodec(options.CodecLimits), batch: true, logger ?? NullLogger.Instance);
 
-    /// <summary>Encodes <paramref name="evt"/> and queues it for sending. Never blocks on the network.</summary>
+    /// <summary>Events discarded because the queue was full in a drop mode.</summary>
+    public long DroppedCount => Interlocked.Read(ref _dropped);
+
+    /// <summary>Bytes queued and not yet handed to the socket (encoded events and their topic frames).</summary>
+    public long QueuedBytes => Interlocked.Read(ref _queuedBytes);
+
+    /// <summary>The queue's limits and full mode.</summary>
+    public ZmqPublishQueueOptions QueueLimits => _limits;
+
+    /// <summary>
+    /// Encodes <paramref name="evt"/> and queues it for sending; never blocks on the network. When the queue is full,
+    /// waits for room (<see cref="System.Threading.Channels.BoundedChannelFullMode.Wait"/>) or drops the event and
+    /// counts it (the drop modes). Throws like <see cref="Publish"/>.
+    /// </summary>
     public ValueTask PublishAsync(OnexEvent evt, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        Publish(evt);
+        var message = Encode(evt);
+        if (TryReserve(message))
+        {
+            Enqueue(message);
+            return ValueTask.CompletedTask;
+        }
+        if (_limits.FullMode == System.Threading.Channels.BoundedChannelFullMode.Wait)
+            return WaitForRoomThenEnqueueAsync(message, cancellationToken);
+        CountDropped();
         return ValueTask.CompletedTask;
     }
 
     /// <summary>
-    /// Encodes <paramref name="evt"/> and queues it for sending. Throws <see cref="ArgumentException"/> for an
-    /// invalid topic, <see cref="MessageTooLargeException"/> past the codec limits and
-    /// <see cref="ObjectDisposedException"/> after disposal.
+    /// Encodes <paramref name="evt"/> and queues it for sending, like <see cref="PublishAsync"/> but blocking the caller
+    /// while a Wait-mode queue is full. Throws <see cref="ArgumentException"/> for an invalid topic,
+    /// <see cref="MessageTooLargeException"/> past the codec limits and <see cref="ObjectDisposedException"/> after disposal.
     /// </summary>
     public void Publish(OnexEvent evt)
+    {
+        var message = Encode(evt);
+        if (TryReserve(message))
+        {
+            Enqueue(message);
+            return;
+        }
+        if (_limits.FullMode == System.Threading.Channels.BoundedChannelFullMode.Wait)
+            WaitForRoomThenEnqueueAsync(message, CancellationToken.None).AsTask().GetAwaiter().GetResult();
+        else
+            CountDropped();
+    }
+
+    /// <summary>Sets the queue's limits and where its drops are reported; called once, before the first publish.</summary>
+    internal ZmqEventPublisher WithQueue(ZmqPublishQueueOptions limits, EventBusHealth? health)
+    {
+        limits.Validate();
+        _limits = limits;
+        _health = health;
+        _fullDetail = $"the publish queue towards {Endpoint} is full ({limits.Capacity} events or {limits.MaxBytes} bytes, {limits.FullMode})";
+        return this;
+    }
+
+    private OutgoingMessage Encode(OnexEvent evt)
     {
         ArgumentNullException.ThrowIfNull(evt);
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         Topic.EnsureValid(evt.Topic);
-        Enqueue(new OutgoingMessage(_topicFrames.Get(evt.Topic), _codec.Encode(evt)));
+        return new OutgoingMessage(_topicFrames.Get(evt.Topic), _codec.Encode(evt));
+    }
+
+    // An empty queue takes any event, so one larger than the byte limit still goes out.
+    private bool TryReserve(OutgoingMessage message)
+    {
+        var size = message.Topic.Length + message.Body.Length;
+        var count = Interlocked.Increment(ref _queuedCount);
+        var bytes = Interlocked.Add(ref _queuedBytes, size);
+        if (count == 1 || (count <= _limits.Capacity && bytes <= _limits.MaxBytes)) return true;
+        Interlocked.Decrement(ref _queuedCount);
+        Interlocked.Add(ref _queuedBytes, -size);
+        return false;
+    }
+
+    // Control messages (empty body) are never reserved, so they are never released either.
+    private void Release(in OutgoingMessage message)
+    {
+        if (message.Body.Length == 0) return;
+        Interlocked.Decrement(ref _queuedCount);
+        Interlocked.Add(ref _queuedBytes, -(message.Topic.Length + message.Body.Length));
+        if (Volatile.Read(ref _room) is not null) Interlocked.Exchange(ref _room, null)?.TrySetResult();
+    }
+
+    private void CountDropped()
+    {
+        Interlocked.Increment(ref _dropped);
+        _health?.CountDropped(DropCause.PublisherQueue, 1, null, _fullDetail);
+    }
+
+    private async ValueTask WaitForRoomThenEnqueueAsync(OutgoingMessage message, CancellationToken cancellationToken)
+    {
+        while (!TryReserve(message))
+        {
+            ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+            var room = Volatile.Read(ref _room);
+            if (room is null)
+            {
+                var fresh = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                room = Interlocked.CompareExchange(ref _room, fresh, null) ?? fresh;
+            }
+            // The drain may have made room before the signal above was in place: try once more before waiting.
+            if (TryReserve(message)) break;
+            await room.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        Enqueue(message);
     }
 
     /// <summary>
@@ -141,6 +248,7 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        Interlocked.Exchange(ref _room, null)?.TrySetResult();
         if (_attached)
         {
             // The socket belongs to the poller's thread: flush and detach there (NetMQPoller is a TaskScheduler). Its
@@ -238,14 +346,23 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
             while (sent < limit && _outbox.TryDequeue(out var item))
             {
                 sent++;
+                Release(item);
                 var body = item.Body;
-                if (body.Length > 0 && body.Length < _batchBytes && _outbox.TryPeek(out var next) && ReferenceEquals(next.Topic, item.Topic))
-                    body = Coalesce(body, item.Topic, limit, ref sent);
+                var events = body.Length > 0 ? 1 : 0;
+                if (body.Length > 0 && body.Length < _batchBytes && _outbox.TryPeek(out var next) && TopicFrameCache.SameTopic(next.Topic, item.Topic))
+                    body = Coalesce(body, item.Topic, limit, ref sent, out events);
+                var numbered = _batchBytes > 0 && events > 0;
                 // InitGC hands the arrays to ZeroMQ without copying; nothing writes to them afterwards.
                 msg.InitGC(item.Topic, item.Topic.Length);
                 _socket.TrySend(ref msg, TimeSpan.Zero, more: true);
                 msg.InitGC(body, body.Length);
-                _socket.TrySend(ref msg, TimeSpan.Zero, more: false);
+                _socket.TrySend(ref msg, TimeSpan.Zero, more: numbered);
+                if (numbered)
+                {
+                    var sequence = NextSequence(item.Topic, events);
+                    msg.InitGC(ZmqControl.SequenceFrame(_publisherId, sequence, events), ZmqControl.SequenceFrameBytes);
+                    _socket.TrySend(ref msg, TimeSpan.Zero, more: false);
+                }
             }
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
@@ -260,23 +377,25 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
     }
 
     /// <summary>
-    /// Appends the events queued right behind <paramref name="first"/> on the same topic (cached topic frames are
-    /// shared, so the same array means the same topic) to one body, up to the batch size. Only this thread dequeues,
+    /// Appends the events queued right behind <paramref name="first"/> on the same topic (compared by
+    /// content, so a topic whose cached frame was evicted still batches) to one body, up to the batch size. Only this thread dequeues,
     /// so what it peeks is what it then takes.
     /// </summary>
-    private byte[] Coalesce(byte[] first, byte[] topic, int limit, ref int sent)
+    private byte[] Coalesce(byte[] first, byte[] topic, int limit, ref int sent, out int events)
     {
         _batch.Clear();
         _batch.Add(first);
         var total = first.Length;
-        while (sent < limit && _outbox.TryPeek(out var next) && ReferenceEquals(next.Topic, topic)
+        while (sent < limit && _outbox.TryPeek(out var next) && TopicFrameCache.SameTopic(next.Topic, topic)
                && total + next.Body.Length <= _batchBytes)
         {
             _outbox.TryDequeue(out _);
+            Release(next);
             _batch.Add(next.Body);
             total += next.Body.Length;
             sent++;
         }
+        events = _batch.Count;
         if (_batch.Count == 1)
         {
             _batch.Clear();
@@ -291,6 +410,22 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
         }
         _batch.Clear();
         return body;
+    }
+
+    /// <summary>
+    /// The sequence number of the first of <paramref name="events"/> events of <paramref name="topic"/> about to be
+    /// sent. Bounded: past <see cref="MaxNumberedTopics"/> topics the numbering starts over, which receivers take as a
+    /// fresh start (no loss counted) rather than a gap.
+    /// </summary>
+    private long NextSequence(byte[] topic, int events)
+    {
+        if (!_topicSequences.TryGetValue(topic, out var next))
+        {
+            if (_topicSequences.Count >= MaxNumberedTopics) _topicSequences.Clear();
+            next = 1;
+        }
+        _topicSequences[topic] = next + events;
+        return next;
     }
 
     private static ZmqEventPublisher Create(string endpoint, bool bind, ZmqSocketOptions options, bool batch, ILogger? logger)
@@ -320,4 +455,20 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
     }
 
     private readonly record struct OutgoingMessage(byte[] Topic, byte[] Body);
+
+}
+
+/// <summary>Compares topic frames by content (an evicted cached frame and a fresh one are the same topic).</summary>
+internal sealed class TopicFrameComparer : IEqualityComparer<byte[]>
+{
+    public static readonly TopicFrameComparer Instance = new();
+
+    public bool Equals(byte[]? x, byte[]? y) => ReferenceEquals(x, y) || (x is not null && y is not null && x.AsSpan().SequenceEqual(y));
+
+    public int GetHashCode(byte[] obj)
+    {
+        var hash = new HashCode();
+        hash.AddBytes(obj);
+        return hash.ToHashCode();
+    }
 }

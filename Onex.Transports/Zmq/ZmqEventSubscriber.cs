@@ -2,6 +2,7 @@ using System.Text;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using NetMQ;
+using NetMQ.Monitoring;
 using NetMQ.Sockets;
 using Onex.Bus;
 using Onex.Errors;
@@ -29,10 +30,14 @@ namespace Onex.Transports.Zmq;
 /// at exponentially spaced counts (1st, 2nd, 4th, ...), never failing the receive loop.</para>
 /// <para>Backpressure: events are handed to subscriptions on the socket's poller thread with
 /// <see cref="EventChannel.TryWrite"/>. A drop-mode subscription never holds anything up. A full
-/// <see cref="System.Threading.Channels.BoundedChannelFullMode.Wait"/> subscription makes this subscriber stop
+/// <see cref="System.Threading.Channels.BoundedChannelFullMode.Wait"/> subscription, with
+/// <see cref="ZmqEventSubscriberOptions.PauseWhenFull"/> (the default), makes this subscriber stop
 /// reading the socket (after giving the event to every other matching subscription) until that subscription has
 /// room: the other subscriptions of this subscriber wait too, ZeroMQ buffers up to the high-water marks, and past
-/// them the sending side drops. Wait mode therefore never counts local drops, but is not lossless end to end.</para>
+/// them the sending side drops. Without it (a bus participant) reading never pauses and the full subscription's
+/// event is dropped and counted, so one slow subscription never stalls the others.</para>
+/// <para>Connection state: with <see cref="ZmqEventSubscriberOptions.Health"/>, ZeroMQ's socket monitor
+/// (<see cref="NetMQMonitor"/>) on the SUB socket reports connects and disconnects there.</para>
 /// <para>Thread-safety: all members are thread-safe. The socket, its filters and the subscription list belong to
 /// the poller thread; callers' requests are queued to it.</para>
 /// </remarks>
@@ -52,6 +57,7 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
     private readonly string _id = Guid.NewGuid().ToString("N");
     private readonly Func<EventChannel, ValueTask> _unsubscribe;
     private readonly CancellationTokenSource _disposing = new();
+    private readonly NetMQMonitor? _monitor;
 
     // Owned by the poller thread (and by the disposing thread once the poller has stopped).
     private readonly List<EventChannel> _routes = [];
@@ -59,6 +65,15 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
     private readonly Dictionary<string, TaskCompletionSource> _probes = new(StringComparer.Ordinal);
     private Msg _topicFrame;
     private Msg _eventFrame;
+    private Msg _sequenceFrame;
+    // The current message's sequence frame, when it has one (bus participants' messages do).
+    private bool _numbered;
+    private long _sequencePublisher;
+    private long _sequenceFirst;
+    private int _sequenceEvents;
+    // Next expected sequence per (publisher, topic); cleared when a filter goes (what it let through stops).
+    private readonly Dictionary<(long Publisher, string Topic), long> _expected = [];
+    private const int MaxTrackedTopics = 65_536;
     private bool _paused;
     private bool _socketPolled = true;
     // Where the next undelivered event of _eventFrame starts (a bus message may hold several events).
@@ -67,10 +82,12 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
     private long _probeSequence;
     private long _malformed;
     private long _received;
+    private long _lostInTransit;
     private int _disposed;
 
-    private ZmqEventSubscriber(SubscriberSocket socket, string endpoint, ZmqEventSubscriberOptions options)
+    private ZmqEventSubscriber(SubscriberSocket socket, string endpoint, ZmqEventSubscriberOptions options, NetMQMonitor? monitor)
     {
+        _monitor = monitor;
         _socket = socket;
         _options = options;
         Endpoint = endpoint;
@@ -80,8 +97,16 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
         _unsubscribe = UnsubscribeAsync;
         _topicFrame.InitEmpty();
         _eventFrame.InitEmpty();
+        _sequenceFrame.InitEmpty();
         _socket.ReceiveReady += (_, _) => OnReceiveReady();
         _poller = new NetMQPoller { _socket };
+        if (monitor is not null && options.Health is { } health)
+        {
+            monitor.Connected += (_, args) => health.SetState(BusConnectionState.Connected, $"connected to {endpoint}");
+            monitor.Disconnected += (_, args) =>
+                health.SetState(BusConnectionState.Disconnected, $"lost the connection to {endpoint}; ZeroMQ reconnects, events sent meanwhile are lost");
+            monitor.AttachToPoller(_poller);
+        }
         _poller.RunAsync($"onex-sub {endpoint}", isBackgroundThread: true);
     }
 
@@ -90,6 +115,12 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
 
     /// <summary>Messages dropped because they were malformed (see the remarks on <see cref="ZmqEventSubscriber"/>).</summary>
     public long MalformedCount => Interlocked.Read(ref _malformed);
+
+    /// <summary>
+    /// Events of bus participants that never arrived, inferred from jumps in their per-topic sequence numbers (a
+    /// high-water mark, or a connection that was down); also counted in the health as <see cref="DropCause.Transport"/>.
+    /// </summary>
+    public long LostInTransitCount => Interlocked.Read(ref _lostInTransit);
 
     /// <summary>Events received and decoded (before pattern matching and queueing).</summary>
     public long ReceivedCount => Interlocked.Read(ref _received);
@@ -105,14 +136,19 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
         options ??= ZmqEventSubscriberOptions.Default;
         options.Validate();
         var socket = new SubscriberSocket();
+        NetMQMonitor? monitor = null;
         try
         {
             options.Socket.ApplyTo(socket);
+            // Set up before connecting, so the first connect is seen too. An inproc:// peer is this process: nothing to watch.
+            if (options.Health is not null && !endpoint.StartsWith("inproc://", StringComparison.Ordinal))
+                monitor = new NetMQMonitor(socket, $"inproc://onex-sub-monitor-{Guid.NewGuid():N}", SocketEvents.Connected | SocketEvents.Disconnected);
             socket.Connect(endpoint);
-            return new ZmqEventSubscriber(socket, endpoint, options);
+            return new ZmqEventSubscriber(socket, endpoint, options, monitor);
         }
         catch
         {
+            monitor?.Dispose();
             socket.Dispose();
             throw;
         }
@@ -131,7 +167,8 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         cancellationToken.ThrowIfCancellationRequested();
-        var channel = new EventChannel(pattern, options, _unsubscribe);
+        var channel = new EventChannel(pattern, options, _unsubscribe, _options.Health,
+            _options.PauseWhenFull ? System.Threading.Channels.BoundedChannelFullMode.Wait : System.Threading.Channels.BoundedChannelFullMode.DropNewest);
         var filter = Encoding.ASCII.GetBytes(Topic.LiteralPrefix(channel.Pattern));
         await OnPollerAsync(() =>
         {
@@ -166,10 +203,23 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
         _routes.Clear();
         foreach (var probe in _probes.Values) probe.TrySetException(new ObjectDisposedException(ToString()));
         _probes.Clear();
+        if (_monitor is not null)
+        {
+            try
+            {
+                _monitor.DetachFromPoller();
+            }
+            catch (Exception ex) when (ex is InvalidOperationException or ObjectDisposedException)
+            {
+                // The poller is stopped; the monitor's socket goes with it below.
+            }
+            _monitor.Dispose();
+        }
         _poller.Dispose();
         _socket.Dispose();
         _topicFrame.Close();
         _eventFrame.Close();
+        _sequenceFrame.Close();
         return ValueTask.CompletedTask;
     }
 
@@ -279,6 +329,8 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
         }
         _filterCounts.Remove(key);
         _socket.Unsubscribe(filter);
+        // What this filter let through stops arriving: a later message would look like a gap.
+        _expected.Clear();
     }
 
     private void OnReceiveReady()
@@ -295,16 +347,26 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
                 }
                 // Multipart messages arrive whole, so the remaining frames are already here.
                 _socket.TryReceive(ref _eventFrame, SendReceiveConstants.InfiniteTimeout);
+                _numbered = false;
                 if (_eventFrame.HasMore)
                 {
-                    var frames = 2;
-                    while (_eventFrame.HasMore)
+                    _socket.TryReceive(ref _sequenceFrame, SendReceiveConstants.InfiniteTimeout);
+                    if (_sequenceFrame.HasMore || _sequenceFrame.Size != ZmqControl.SequenceFrameBytes)
                     {
-                        _socket.TryReceive(ref _eventFrame, SendReceiveConstants.InfiniteTimeout);
-                        frames++;
+                        var frames = 3;
+                        while (_sequenceFrame.HasMore)
+                        {
+                            _socket.TryReceive(ref _sequenceFrame, SendReceiveConstants.InfiniteTimeout);
+                            frames++;
+                        }
+                        CountMalformed($"{frames} frames; expected [topic][event] or [topic][events][sequence]");
+                        continue;
                     }
-                    CountMalformed($"{frames} frames; expected [topic][event]");
-                    continue;
+                    var sequence = _sequenceFrame.Slice();
+                    _sequencePublisher = System.Buffers.Binary.BinaryPrimitives.ReadInt64BigEndian(sequence);
+                    _sequenceFirst = System.Buffers.Binary.BinaryPrimitives.ReadInt64BigEndian(sequence[8..]);
+                    _sequenceEvents = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(sequence[16..]);
+                    _numbered = true;
                 }
                 HandleMessage();
             }
@@ -362,9 +424,37 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
                 CountMalformed($"topic frame '{Encoding.ASCII.GetString(topic)}' differs from the event's topic '{evt.Topic}'");
                 return;
             }
+            if (_numbered)
+            {
+                // Once per message, at its first event.
+                _numbered = false;
+                CheckSequence(evt.Topic);
+            }
             Interlocked.Increment(ref _received);
             if (!Deliver(evt)) return;
         }
+    }
+
+    /// <summary>
+    /// Compares the current message's sequence with what this publisher's previous message on the topic promised; a
+    /// jump is events lost on the way (counted as <see cref="DropCause.Transport"/>). Going backwards is a publisher
+    /// that started its numbering over: no loss is inferred.
+    /// </summary>
+    private void CheckSequence(string topic)
+    {
+        var key = (_sequencePublisher, topic);
+        if (_expected.TryGetValue(key, out var expected) && _sequenceFirst > expected)
+        {
+            var lost = _sequenceFirst - expected;
+            Interlocked.Add(ref _lostInTransit, lost);
+            _options.Health?.CountDropped(DropCause.Transport, lost, null,
+                $"{lost} events of topic '{topic}' from publisher {_sequencePublisher:x16} never arrived through {Endpoint} (a high-water mark, or a connection that was down)");
+        }
+        else if (!_expected.ContainsKey(key) && _expected.Count >= MaxTrackedTopics)
+        {
+            _expected.Clear();
+        }
+        _expected[key] = _sequenceFirst + _sequenceEvents;
     }
 
     private void HandleControl(ReadOnlySpan<byte> topic)
@@ -381,6 +471,12 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
         {
             var route = _routes[i];
             if (!route.Matches(evt.Topic) || route.TryWrite(evt) || route.IsCompleted) continue;
+            if (!_options.PauseWhenFull)
+            {
+                // A bus participant never pauses for one subscription: this one loses the event, and is told.
+                route.CountDropped(1);
+                continue;
+            }
 
             // A Wait-mode queue is full: everyone after it gets the event first, then reading pauses until the full
             // queues have taken it, in order.

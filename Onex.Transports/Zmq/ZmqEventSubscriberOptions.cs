@@ -29,6 +29,23 @@ public sealed record ZmqEventSubscriberOptions
     /// <summary>The clock that times handshakes; <see cref="System.TimeProvider.System"/> when null.</summary>
     public TimeProvider? TimeProvider { get; init; }
 
+    /// <summary>
+    /// What a full <see cref="System.Threading.Channels.BoundedChannelFullMode.Wait"/> subscription does. True (the
+    /// default): this subscriber stops reading its socket until that subscription has room, which holds up its other
+    /// subscriptions too (right for a subscriber with one subscription). False (what a bus participant uses): reading
+    /// never pauses; the full subscription's event is dropped and counted in its
+    /// <see cref="Onex.Bus.IEventSubscription.DroppedCount"/> and in <see cref="Health"/>, so one slow subscription
+    /// cannot stall the others. Also decides the full mode of subscriptions that leave it unset: Wait when true,
+    /// DropNewest when false.
+    /// </summary>
+    public bool PauseWhenFull { get; init; } = true;
+
+    /// <summary>
+    /// Where the connection state (from ZeroMQ's socket monitor: connected, disconnected) and the drops of this
+    /// subscriber's subscriptions are reported; nothing is reported when null.
+    /// </summary>
+    public Onex.Bus.EventBusHealth? Health { get; init; }
+
     /// <summary>Throws <see cref="ArgumentException"/> when a setting is out of range.</summary>
     public void Validate()
     {

@@ -1,0 +1,145 @@
+namespace Onex.Bus;
+
+/// <summary>Whether a bus participant can currently reach its bus.</summary>
+public enum BusConnectionState
+{
+    /// <summary>Started, not yet (or not again) connected.</summary>
+    Connecting,
+
+    /// <summary>Connected: events flow.</summary>
+    Connected,
+
+    /// <summary>The connection to the bus is down; the participant reconnects by itself. Events sent meanwhile may be lost.</summary>
+    Disconnected,
+
+    /// <summary>The participant was disposed.</summary>
+    Closed,
+}
+
+/// <summary>Where an event was dropped.</summary>
+public enum DropCause
+{
+    /// <summary>A subscription's queue was full (its message or byte limit) in a drop mode: the slow-consumer case.</summary>
+    SubscriberQueue,
+
+    /// <summary>This participant's outgoing queue was full (its message or byte limit) and its full mode drops.</summary>
+    PublisherQueue,
+
+    /// <summary>
+    /// Lost between publisher and subscriber: a transport high-water mark or a connection that was down. Seen by the
+    /// receiver as a gap in a publisher's sequence numbers (ZeroMQ) or reported by a broker (Unix sockets).
+    /// </summary>
+    Transport,
+}
+
+/// <summary>What a <see cref="BusNotice"/> reports.</summary>
+public enum BusNoticeKind
+{
+    /// <summary><see cref="EventBusHealth.State"/> changed; <see cref="BusNotice.State"/> is the new state.</summary>
+    ConnectionChanged,
+
+    /// <summary>A subscription started dropping because its reader does not keep up (once per episode: until its queue drains).</summary>
+    SlowConsumer,
+
+    /// <summary>Events were dropped; <see cref="BusNotice.Cause"/> says where, <see cref="BusNotice.Count"/> how many this time.</summary>
+    Dropped,
+}
+
+/// <summary>One thing a participant should know about its bus: a connection change, a slow consumer, a drop.</summary>
+/// <param name="Kind">What happened.</param>
+/// <param name="State">The connection state after it.</param>
+/// <param name="Cause">For <see cref="BusNoticeKind.Dropped"/> and <see cref="BusNoticeKind.SlowConsumer"/>, where events were dropped.</param>
+/// <param name="Count">Events dropped this time (0 for a connection change).</param>
+/// <param name="Total">Events dropped for this cause since the participant started.</param>
+/// <param name="Pattern">The subscription concerned, when one is.</param>
+/// <param name="Detail">A sentence for humans: the endpoint, the limit that was reached.</param>
+public sealed record BusNotice(
+    BusNoticeKind Kind, BusConnectionState State, DropCause? Cause, long Count, long Total, string? Pattern, string Detail);
+
+/// <summary>
+/// A participant's view of its bus, so nothing is lost silently: the connection state and the drops per
+/// <see cref="DropCause"/>, as properties and as <see cref="Notice"/>s. Every backend keeps one per participant
+/// (<see cref="IEventBus.Health"/>); backends report into it, applications read it.
+/// </summary>
+/// <remarks>
+/// Notices are raised on the thread that noticed (often a transport's receive thread): handlers must be quick and
+/// must not block; an exception from a handler is swallowed so it cannot break delivery. Drop notices for single
+/// events are spaced exponentially per cause (the 1st, 2nd, 4th, 8th... drop), so a flood of drops does not become
+/// a flood of notices; a drop of several events at once (a gap, a broker report) is always noticed. The counters
+/// are always exact.
+/// </remarks>
+public sealed class EventBusHealth
+{
+    private readonly long[] _dropped = new long[Enum.GetValues<DropCause>().Length];
+    private int _state;
+
+    /// <summary>Creates a health record starting in <paramref name="initial"/>.</summary>
+    public EventBusHealth(BusConnectionState initial = BusConnectionState.Connected) => _state = (int)initial;
+
+    /// <summary>Raised for every connection change, slow-consumer episode and (spaced) drop; see the remarks.</summary>
+    public event EventHandler<BusNotice>? Notice;
+
+    /// <summary>The current connection state.</summary>
+    public BusConnectionState State => (BusConnectionState)Volatile.Read(ref _state);
+
+    /// <summary>Events dropped for <paramref name="cause"/> since the participant started.</summary>
+    public long DroppedCount(DropCause cause) => Interlocked.Read(ref _dropped[(int)cause]);
+
+    /// <summary>Events dropped for any cause.</summary>
+    public long TotalDropped
+    {
+        get
+        {
+            long total = 0;
+            for (var i = 0; i < _dropped.Length; i++) total += Interlocked.Read(ref _dropped[i]);
+            return total;
+        }
+    }
+
+    /// <summary>For backends: sets the state and raises a notice when it changed. Closed is final.</summary>
+    public void SetState(BusConnectionState state, string detail)
+    {
+        int previous;
+        do
+        {
+            previous = Volatile.Read(ref _state);
+            if (previous == (int)state || previous == (int)BusConnectionState.Closed) return;
+        }
+        while (Interlocked.CompareExchange(ref _state, (int)state, previous) != previous);
+        Raise(new BusNotice(BusNoticeKind.ConnectionChanged, state, null, 0, 0, null, detail));
+    }
+
+    /// <summary>For backends: counts <paramref name="count"/> events dropped for <paramref name="cause"/>.</summary>
+    public void CountDropped(DropCause cause, long count, string? pattern, string detail)
+    {
+        if (count <= 0) return;
+        var total = Interlocked.Add(ref _dropped[(int)cause], count);
+        if (count > 1 || (total & (total - 1)) == 0)
+            Raise(new BusNotice(BusNoticeKind.Dropped, State, cause, count, total, pattern, detail));
+    }
+
+    /// <summary>For backends: a subscription began dropping (its reader is behind); raised once per episode by its queue.</summary>
+    public void ReportSlowConsumer(string pattern, string detail) =>
+        Raise(new BusNotice(BusNoticeKind.SlowConsumer, State, DropCause.SubscriberQueue, 0, DroppedCount(DropCause.SubscriberQueue), pattern, detail));
+
+    /// <inheritdoc/>
+    public override string ToString() =>
+        $"{State}, dropped: subscriber queue {DroppedCount(DropCause.SubscriberQueue)}, publisher queue {DroppedCount(DropCause.PublisherQueue)}, transport {DroppedCount(DropCause.Transport)}";
+
+    private void Raise(BusNotice notice)
+    {
+        var handlers = Notice;
+        if (handlers is null) return;
+        foreach (EventHandler<BusNotice> handler in handlers.GetInvocationList())
+        {
+            try
+            {
+                handler(this, notice);
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                // A handler's failure must not break the transport thread that reported.
+            }
+        }
+    }
+}
