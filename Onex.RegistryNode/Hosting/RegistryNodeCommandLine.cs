@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
 using Onex.Errors;
+using Onex.RegistryNode.Http;
 using Onex.RegistryNode.Leases;
 using Onex.RegistryNode.Storage;
 
@@ -16,6 +17,7 @@ internal static class RegistryNodeCommandLine
     public const string StoreVariable = "ONEX_REGISTRY_STORE";
     public const string DataDirVariable = "ONEX_REGISTRY_DATA_DIR";
     public const string DurabilityVariable = "ONEX_REGISTRY_DURABILITY";
+    public const string HttpVariable = "ONEX_REGISTRY_HTTP";
 
     private static readonly RegistryNodeOptions Defaults = RegistryNodeOptions.Default;
 
@@ -26,6 +28,10 @@ internal static class RegistryNodeCommandLine
     private static readonly Option<string?> PubEndpoint = new("--pub-endpoint")
     {
         Description = $"PUB endpoint for change broadcasts (env {PubEndpointVariable}; default {RegistryNodeOptions.DefaultPubEndpoint}).",
+    };
+    private static readonly Option<string?> Http = new("--http")
+    {
+        Description = $"HTTP endpoint for /metrics, /healthz, /readyz, /api/snapshot, /api/changes and the dashboard (env {HttpVariable}; default {RegistryNodeOptions.DefaultHttpEndpoint}). Port 0 lets the OS choose; none turns it off.",
     };
     private static readonly Option<string?> PortRangeOption = new("--port-range")
     {
@@ -70,7 +76,7 @@ internal static class RegistryNodeCommandLine
             "OnexBus registry node: leases ports, records nodes, buses and tool contracts, answers introspection, " +
             "broadcasts every change. Durations take a unit: 500ms, 30s, 5m, 1h.")
         {
-            Endpoint, PubEndpoint, PortRangeOption, Host, DefaultTtl, MinTtl, MaxTtl, Quarantine, Heartbeat, Grace, Store, DataDir, Durability, PauseThreshold, Level,
+            Endpoint, PubEndpoint, Http, PortRangeOption, Host, DefaultTtl, MinTtl, MaxTtl, Quarantine, Heartbeat, Grace, Store, DataDir, Durability, PauseThreshold, Level,
         };
         command.SetAction(action);
         return command;
@@ -99,6 +105,7 @@ internal static class RegistryNodeCommandLine
         {
             Endpoint = parse.GetValue(Endpoint) ?? NonEmpty(environment(EndpointVariable)) ?? RegistryNodeOptions.DefaultEndpoint,
             PubEndpoint = parse.GetValue(PubEndpoint) ?? NonEmpty(environment(PubEndpointVariable)) ?? RegistryNodeOptions.DefaultPubEndpoint,
+            HttpEndpoint = HttpEndpointOf(parse.GetValue(Http) ?? NonEmpty(environment(HttpVariable)) ?? RegistryNodeOptions.DefaultHttpEndpoint),
             Leases = leases,
         };
         if (Duration(parse, Heartbeat) is { } heartbeat) options = options with { HeartbeatInterval = heartbeat };
@@ -162,6 +169,21 @@ internal static class RegistryNodeCommandLine
             return 1;
         }
 
+        RegistryHttpServer? http = null;
+        if (options.HttpEndpoint is { } httpEndpoint)
+        {
+            try
+            {
+                http = await RegistryHttpServer.StartAsync(host, httpEndpoint, loggers, ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or InvalidOperationException or ArgumentException)
+            {
+                await host.DisposeAsync().ConfigureAwait(false);
+                await error.WriteLineAsync($"registry: cannot start: the HTTP endpoint {httpEndpoint}: {ex.Message}").ConfigureAwait(false);
+                return 1;
+            }
+        }
+
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
@@ -182,6 +204,7 @@ internal static class RegistryNodeCommandLine
 
         await output.WriteLineAsync($"registry: router {host.RouterEndpoint}").ConfigureAwait(false);
         await output.WriteLineAsync($"registry: pub {host.PubEndpoint}").ConfigureAwait(false);
+        if (http is not null) await output.WriteLineAsync($"registry: http {http.Url}").ConfigureAwait(false);
         await output.WriteLineAsync($"registry: epoch {host.Epoch}").ConfigureAwait(false);
         await output.WriteLineAsync($"registry: store {host.StoreLocation}").ConfigureAwait(false);
         await output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
@@ -194,10 +217,19 @@ internal static class RegistryNodeCommandLine
         {
             // Signal or caller: either way, stop.
         }
+        if (http is not null) await http.DisposeAsync().ConfigureAwait(false);
         await host.DisposeAsync().ConfigureAwait(false);
         await output.WriteLineAsync("registry: stopped").ConfigureAwait(false);
         await output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
         return 0;
+    }
+
+    private static string? HttpEndpointOf(string text)
+    {
+        if (text == "none") return null;
+        return Onex.RegistryNode.Http.HttpEndpoints.TryParse(text, out _, out var problem)
+            ? text
+            : throw new FormatException($"--http: '{text}' {problem}; use http://127.0.0.1:PORT (0: the OS chooses) or none.");
     }
 
     private static TimeSpan? Duration(ParseResult parse, Option<string?> option)
