@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond the .NET SDK, from Debian's packages:
-#   nats-server (JetStream capable), prometheus (the real scraper of the registry's /metrics test).
+#   nats-server (JetStream capable), prometheus (the real scraper of the registry's /metrics test),
+#   chromium and chromium-driver (the dashboard's browser tests drive headless Chromium through Selenium).
 # Safe to run repeatedly; does nothing when everything is present.
 set -euo pipefail
 
 missing=()
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
@@ -23,7 +26,7 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # --no-install-recommends: prometheus recommends node-exporter and friends; the tests start only the server, by hand.
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-for tool in "${missing[@]}"; do
+for tool in nats-server prometheus chromium chromedriver; do
   command -v "$tool" >/dev/null 2>&1 || { echo "install-deps: $tool still missing after install" >&2; exit 1; }
 done
 # The package starts a system Prometheus on :9090 under systemd where systemd runs; the tests need none of it.
@@ -31,4 +34,4 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheu
   $SUDO systemctl stop prometheus || true
   $SUDO systemctl disable prometheus >/dev/null 2>&1 || true
 fi
-echo "install-deps: $(nats-server --version); $(prometheus --version 2>&1 | head -n 1)" >&2
+echo "install-deps: $(nats-server --version); $(prometheus --version 2>&1 | head -n 1); $(chromedriver --version 2>&1 | head -n 1)" >&2

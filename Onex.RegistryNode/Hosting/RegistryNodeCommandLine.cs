@@ -176,7 +176,7 @@ internal static class RegistryNodeCommandLine
             {
                 http = await RegistryHttpServer.StartAsync(host, httpEndpoint, loggers, ct).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is IOException or InvalidOperationException or ArgumentException)
+            catch (Exception ex) when (ex is IOException or InvalidOperationException or ArgumentException or TimeoutException)
             {
                 await host.DisposeAsync().ConfigureAwait(false);
                 await error.WriteLineAsync($"registry: cannot start: the HTTP endpoint {httpEndpoint}: {ex.Message}").ConfigureAwait(false);

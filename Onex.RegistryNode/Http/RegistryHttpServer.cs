@@ -38,6 +38,8 @@ internal sealed partial class RegistryHttpServer : IAsyncDisposable
     private readonly MeterProvider _meters;
     private readonly ITimer _poolTimer;
     private readonly ILogger _logger;
+    private readonly Tools.ParsedSchemaCache _schemas = new(16); // guarded by itself: validations run one at a time
+    private readonly CancellationTokenSource _shutdown = new();
     private PoolSample? _pool;
     private (ViewState? View, PoolSample? Pool, RegistryGauges? Gauges) _gauges;
     private int _disposed;
@@ -115,6 +117,17 @@ internal sealed partial class RegistryHttpServer : IAsyncDisposable
         }
         server._attached = true;
         view.Start(); // the first snapshot is taken after attaching, so no committed change falls between the two
+        try
+        {
+            // Serve complete answers from the first request on (a registry thread that cannot take a snapshot in
+            // 30 s is stuck; the node is not started then).
+            await view.Synced.WaitAsync(TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
+        }
+        catch
+        {
+            await server.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
         var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault();
         server.Url = bound ?? endpoint;
         LogServing(server._logger, server.Url);
@@ -128,6 +141,8 @@ internal sealed partial class RegistryHttpServer : IAsyncDisposable
         app.MapGet("/api/snapshot", Snapshot);
         app.MapGet("/api/changes", Changes);
         app.MapPrometheusScrapingEndpoint("/metrics", _meters, null, null);
+        app.MapPost("/api/validate", Validate);
+        Dashboard.Map(app);
         app.MapFallback(context =>
             Problem(context, StatusCodes.Status404NotFound, $"No resource at {context.Request.Path}; see /, /metrics, /healthz, /readyz, /api/snapshot, /api/changes."));
     }
@@ -202,16 +217,17 @@ internal sealed partial class RegistryHttpServer : IAsyncDisposable
                 $"No change stream available: the view has no snapshot yet, or {RegistryView.MaxClients} clients are connected.").ConfigureAwait(false);
             return;
         }
+        using var ended = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, _shutdown.Token);
         try
         {
             context.Response.ContentType = "text/event-stream";
             context.Response.Headers.CacheControl = "no-store";
             var body = context.Response.Body;
             var reader = client.Events;
-            while (await reader.WaitToReadAsync(context.RequestAborted).ConfigureAwait(false))
+            while (await reader.WaitToReadAsync(ended.Token).ConfigureAwait(false))
             {
-                while (reader.TryRead(out var evt)) await body.WriteAsync(evt.Frame, context.RequestAborted).ConfigureAwait(false);
-                await body.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+                while (reader.TryRead(out var evt)) await body.WriteAsync(evt.Frame, ended.Token).ConfigureAwait(false);
+                await body.FlushAsync(ended.Token).ConfigureAwait(false);
             }
             // Completed: the client fell behind or the node stops; the connection ends and the client reconnects.
         }
@@ -228,6 +244,54 @@ internal sealed partial class RegistryHttpServer : IAsyncDisposable
             _view.Leave(client);
         }
     }
+
+    /// <summary>
+    /// The dashboard's validation form: <c>{"tool": "name@version", "direction": "input"|"output", "payload": "JSON text"}</c>
+    /// checked against the tool's schema here, off the registry thread, the way the registry checks a ValidatePayload.
+    /// </summary>
+    private async Task Validate(HttpContext context)
+    {
+        ValidateRequest? request;
+        try
+        {
+            request = await JsonSerializer.DeserializeAsync<ValidateRequest>(context.Request.Body, JsonOptions, context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (JsonException ex)
+        {
+            await Problem(context, StatusCodes.Status400BadRequest, $"The body is not a JSON object {{tool, direction, payload}}: {ex.Message}").ConfigureAwait(false);
+            return;
+        }
+        catch (BadHttpRequestException ex)
+        {
+            await Problem(context, ex.StatusCode, ex.Message).ConfigureAwait(false);
+            return;
+        }
+        if (request is not { Tool: { Length: > 0 } tool, Payload: { } payload } || request.Direction is not (null or Onex.Protocol.PayloadDirections.Input or Onex.Protocol.PayloadDirections.Output))
+        {
+            await Problem(context, StatusCodes.Status400BadRequest, "Give tool (name@version), payload (JSON text) and optionally direction (input or output).").ConfigureAwait(false);
+            return;
+        }
+        if (_view.Current?.Tools.GetValueOrDefault(tool) is not { } record)
+        {
+            await Problem(context, StatusCodes.Status404NotFound, $"No tool '{tool}' is registered.").ConfigureAwait(false);
+            return;
+        }
+        List<Onex.Protocol.ValidationIssue> issues;
+        try
+        {
+            lock (_schemas) issues = Tools.ToolCatalog.Check(record, request.Direction ?? Onex.Protocol.PayloadDirections.Input, payload, _schemas);
+        }
+        catch (Onex.Errors.OnexException ex)
+        {
+            await Problem(context, StatusCodes.Status422UnprocessableEntity, ex.Message).ConfigureAwait(false);
+            return;
+        }
+        await Json(context, StatusCodes.Status200OK, new { valid = issues.Count == 0, tool, fingerprint = record.Fingerprint, errors = issues }).ConfigureAwait(false);
+    }
+
+    private sealed record ValidateRequest(string? Tool, string? Direction, string? Payload);
+
+    private static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web);
 
     private RegistryGauges? Gauges()
     {
@@ -283,25 +347,32 @@ internal sealed partial class RegistryHttpServer : IAsyncDisposable
         context.Response.StatusCode = status;
         context.Response.ContentType = "application/json";
         context.Response.Headers.CacheControl = "no-store";
-        return context.Response.WriteAsync(JsonSerializer.Serialize(value), Encoding.UTF8, context.RequestAborted);
+        return context.Response.WriteAsync(JsonSerializer.Serialize(value, JsonOptions), Encoding.UTF8, context.RequestAborted);
     }
 
     /// <summary>Stops serving (open SSE streams end) and detaches from the node.</summary>
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        await _shutdown.CancelAsync().ConfigureAwait(false); // open change streams end now
         await _poolTimer.DisposeAsync().ConfigureAwait(false);
         if (_attached) _host.Broadcasts.Detach(_view);
         await _view.DisposeAsync().ConfigureAwait(false);
-        try
+        // A cancelled token makes Kestrel abort the connections still open after 5 s (without one it waits for them
+        // forever, and a second stop from DisposeAsync waits for the first).
+        using (var stopping = new CancellationTokenSource(TimeSpan.FromSeconds(5)))
         {
-            await _app.StopAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
-        {
-            // Connections that did not close in time are cut when the app is disposed.
+            try
+            {
+                await _app.StopAsync(stopping.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // stopped the hard way
+            }
         }
         await _app.DisposeAsync().ConfigureAwait(false);
+        _shutdown.Dispose();
         _host.Metrics.GaugeSource = null;
         _meters.Dispose();
     }

@@ -168,26 +168,7 @@ internal sealed partial class ToolCatalog
                 ("value", request.Direction ?? ""), ("allowed", "input,output"));
         if (request.Payload is null) throw Reject.InvalidArgument("payload", "Field 'payload' is required.");
         var entry = Find(request.ToolName, request.Version);
-
-        var issues = new List<ValidationIssue>();
-        try
-        {
-            using var strict = JsonDocument.Parse(request.Payload, new JsonDocumentOptions { MaxDepth = 64 });
-        }
-        catch (JsonException ex)
-        {
-            // Not JSON is an invalid payload, not a failed request (PROTOCOL.md 6.4).
-            var where = $"line {(ex.LineNumber ?? 0) + 1}, position {(ex.BytePositionInLine ?? 0) + 1}";
-            issues.Add(new ValidationIssue { Path = "#", Kind = "InvalidJson", Message = $"InvalidJson: # ({where}): {ex.Message}" });
-        }
-        if (issues.Count == 0)
-        {
-            var (input, output) = _schemas.Get(entry.Record.Fingerprint, () => (
-                SchemaLoader.Load(entry.Record.InputSchema, PayloadDirections.Input),
-                SchemaLoader.Load(entry.Record.OutputSchema, PayloadDirections.Output)));
-            var schema = request.Direction == PayloadDirections.Input ? input : output;
-            Flatten(schema.Validate(request.Payload), issues);
-        }
+        var issues = Check(entry.Record, request.Direction, request.Payload, _schemas);
         return new ValidationResult
         {
             Valid = issues.Count == 0,
@@ -259,6 +240,35 @@ internal sealed partial class ToolCatalog
             var position = ex.BytePositionInLine is { } p ? p + 1 : (long?)null;
             throw SchemaLoader.Invalid(which, "not valid JSON: " + ex.Message, line, position);
         }
+    }
+
+    /// <summary>
+    /// The issues of <paramref name="payload"/> against <paramref name="record"/>'s input or output schema (empty when
+    /// valid), parsing the schemas through <paramref name="schemas"/>. Used by the registry thread and, with a cache of
+    /// its own, by the HTTP endpoint's validation form.
+    /// </summary>
+    internal static List<ValidationIssue> Check(ToolContractRecord record, string direction, string payload, ParsedSchemaCache schemas)
+    {
+        var issues = new List<ValidationIssue>();
+        try
+        {
+            using var strict = JsonDocument.Parse(payload, new JsonDocumentOptions { MaxDepth = 64 });
+        }
+        catch (JsonException ex)
+        {
+            // Not JSON is an invalid payload, not a failed request (PROTOCOL.md 6.4).
+            var where = $"line {(ex.LineNumber ?? 0) + 1}, position {(ex.BytePositionInLine ?? 0) + 1}";
+            issues.Add(new ValidationIssue { Path = "#", Kind = "InvalidJson", Message = $"InvalidJson: # ({where}): {ex.Message}" });
+        }
+        if (issues.Count == 0)
+        {
+            var (input, output) = schemas.Get(record.Fingerprint, () => (
+                SchemaLoader.Load(record.InputSchema, PayloadDirections.Input),
+                SchemaLoader.Load(record.OutputSchema, PayloadDirections.Output)));
+            var schema = direction == PayloadDirections.Input ? input : output;
+            Flatten(schema.Validate(payload), issues);
+        }
+        return issues;
     }
 
     private static void Flatten(IEnumerable<ValidationError> errors, List<ValidationIssue> issues)

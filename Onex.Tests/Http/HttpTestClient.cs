@@ -17,7 +17,8 @@ internal static class HttpTestClient
         var body = "";
         while (!cts.IsCancellationRequested)
         {
-            body = await http.GetStringAsync(path, cts.Token);
+            using (var response = await http.GetAsync(path, cts.Token)) // any status: a 503 may be what is waited out
+                body = await response.Content.ReadAsStringAsync(cts.Token);
             if (done(body)) return body;
             await Task.Delay(20, cts.Token).ContinueWith(_ => { }); // polling an HTTP endpoint: there is nothing to await
         }
