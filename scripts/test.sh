@@ -32,7 +32,7 @@ trap stop_registry EXIT
 if [ -z "${ONEX_REGISTRY_ENDPOINT:-}" ]; then
   registry_out=$(mktemp)
   dotnet Onex.RegistryNode.Service/bin/Release/net10.0/onex-registry.dll \
-    --endpoint tcp://127.0.0.1:0 --pub-endpoint tcp://127.0.0.1:0 --port-range 20000-24999 --store memory --log-level Warning \
+    --endpoint tcp://127.0.0.1:0 --pub-endpoint tcp://127.0.0.1:0 --http none --port-range 20000-24999 --store memory --log-level Warning \
     >"$registry_out" 2>"$registry_out.err" &
   registry_pid=$!
   router=""; pub=""

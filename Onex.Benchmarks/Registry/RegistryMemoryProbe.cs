@@ -177,7 +177,7 @@ internal static class RegistryMemoryProbe
 
     /// <summary>The build beside this program, or the directory of another one (a publish output).</summary>
     private static string Describe(string node) =>
-        node == RegistryNodeProcess.Dll ? "`dotnet build -c Release` output (JIT)" : $"`{Path.GetFileName(Path.GetDirectoryName(node))}/Onex.RegistryNode.dll`";
+        node == RegistryNodeProcess.Dll ? "`dotnet build -c Release` output (JIT)" : $"`{Path.GetFileName(Path.GetDirectoryName(node))}/{Path.GetFileName(node)}`";
 
     /// <summary>The node logs "Loaded &lt;store&gt;: ... in N ms" once it has read its store; NaN when it did not.</summary>
     private static double LoadedMs(string log)

@@ -46,7 +46,7 @@ internal sealed class RegistryNodeProcess : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in new[] { dll ?? Dll, "--endpoint", "tcp://127.0.0.1:0", "--pub-endpoint", "tcp://127.0.0.1:0" }.Concat(arguments))
+        foreach (var arg in new[] { dll ?? Dll, "--endpoint", "tcp://127.0.0.1:0", "--pub-endpoint", "tcp://127.0.0.1:0" }.Concat(WithHttp(arguments)))
             start.ArgumentList.Add(arg);
         var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start the registry node.");
         var errors = new StringBuilder();
@@ -71,6 +71,13 @@ internal sealed class RegistryNodeProcess : IDisposable
             throw new RegistryNodeStartException(exitCode, text);
         }
         return new RegistryNodeProcess(process, errors, router, pub);
+    }
+
+    // No HTTP endpoint unless the caller names one: the default (port 5752) would collide between parallel runs.
+    private static IEnumerable<string> WithHttp(IEnumerable<string> arguments)
+    {
+        var list = arguments.ToList();
+        return list.Contains("--http") ? list : [.. list, "--http", "none"];
     }
 
     /// <summary>What the node wrote to stderr so far.</summary>

@@ -17,6 +17,7 @@ internal static class RegistryNodeCommandLine
     public const string StoreVariable = "ONEX_REGISTRY_STORE";
     public const string DataDirVariable = "ONEX_REGISTRY_DATA_DIR";
     public const string DurabilityVariable = "ONEX_REGISTRY_DURABILITY";
+    public const string HttpVariable = "ONEX_REGISTRY_HTTP";
 
     private static readonly RegistryNodeOptions Defaults = RegistryNodeOptions.Default;
 
@@ -27,6 +28,10 @@ internal static class RegistryNodeCommandLine
     private static readonly Option<string?> PubEndpoint = new("--pub-endpoint")
     {
         Description = $"PUB endpoint for change broadcasts (env {PubEndpointVariable}; default {RegistryNodeOptions.DefaultPubEndpoint}).",
+    };
+    private static readonly Option<string?> Http = new("--http")
+    {
+        Description = $"HTTP endpoint for /metrics, /healthz, /readyz, /api/snapshot, /api/changes and the dashboard (env {HttpVariable}; default {RegistryNodeOptions.DefaultHttpEndpoint}). Port 0 lets the OS choose; none turns it off.",
     };
     private static readonly Option<string?> PortRangeOption = new("--port-range")
     {
@@ -71,7 +76,7 @@ internal static class RegistryNodeCommandLine
             "OnexBus registry node: leases ports, records nodes, buses and tool contracts, answers introspection, " +
             "broadcasts every change. Durations take a unit: 500ms, 30s, 5m, 1h.")
         {
-            Endpoint, PubEndpoint, PortRangeOption, Host, DefaultTtl, MinTtl, MaxTtl, Quarantine, Heartbeat, Grace, Store, DataDir, Durability, PauseThreshold, Level,
+            Endpoint, PubEndpoint, Http, PortRangeOption, Host, DefaultTtl, MinTtl, MaxTtl, Quarantine, Heartbeat, Grace, Store, DataDir, Durability, PauseThreshold, Level,
         };
         command.SetAction(action);
         return command;
@@ -84,10 +89,17 @@ internal static class RegistryNodeCommandLine
         return await command.Parse(args).InvokeAsync(configuration, ct).ConfigureAwait(false);
     }
 
+    /// <summary>What the program sets that a node started from code does not: the HTTP endpoint (PROTOCOL.md, the node README).</summary>
+    private static readonly Dictionary<string, string?> ProgramDefaults = new()
+    {
+        [$"{RegistryNodeConfiguration.SectionName}:{RegistryNodeConfiguration.Http}"] = RegistryNodeOptions.DefaultHttpEndpoint,
+    };
+
     /// <summary>Builds options from the parsed command line and the environment; options beat environment variables.</summary>
     public static RegistryNodeOptions BuildOptions(ParseResult parse, Func<string, string?> environment)
     {
         var configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection(ProgramDefaults)
             .AddRegistryNodeEnvironmentVariables(environment)
             .AddInMemoryCollection(CommandLineValues(parse))
             .Build();
@@ -111,6 +123,7 @@ internal static class RegistryNodeCommandLine
         static void IsDuration(string text, string name) => RegistryNodeConfiguration.ParseDuration(text, name);
         Set(Endpoint, RegistryNodeConfiguration.Endpoint);
         Set(PubEndpoint, RegistryNodeConfiguration.PubEndpoint);
+        Set(Http, RegistryNodeConfiguration.Http, (text, name) => RegistryNodeConfiguration.ParseHttp(text, name));
         Set(PortRangeOption, RegistryNodeConfiguration.PortRange, (text, name) => RegistryNodeConfiguration.ParsePortRange(text, name));
         Set(Host, RegistryNodeConfiguration.Host);
         Set(DefaultTtl, RegistryNodeConfiguration.DefaultTtl, IsDuration);
@@ -160,6 +173,8 @@ internal static class RegistryNodeCommandLine
         var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = [] });
         try
         {
+            // The program serves HTTP on its default address unless told otherwise; weakest of all sources.
+            builder.Configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource { InitialData = ProgramDefaults });
             builder.Configuration.AddRegistryNodeEnvironmentVariables(environment);
             builder.Configuration.AddInMemoryCollection(CommandLineValues(parse));
             // Read once here so a bad value is a usage error (exit 2) rather than a failed start.
@@ -187,6 +202,8 @@ internal static class RegistryNodeCommandLine
         var node = host.Services.GetRequiredService<RegistryNodeService>().Node!;
         await output.WriteLineAsync($"registry: router {node.RouterEndpoint}").ConfigureAwait(false);
         await output.WriteLineAsync($"registry: pub {node.PubEndpoint}").ConfigureAwait(false);
+        if (host.Services.GetRequiredService<RegistryHttpService>().Url is { } url)
+            await output.WriteLineAsync($"registry: http {url}").ConfigureAwait(false);
         await output.WriteLineAsync($"registry: epoch {node.Epoch}").ConfigureAwait(false);
         await output.WriteLineAsync($"registry: store {node.StoreLocation}").ConfigureAwait(false);
         await output.FlushAsync(CancellationToken.None).ConfigureAwait(false);

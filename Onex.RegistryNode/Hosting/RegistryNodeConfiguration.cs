@@ -20,6 +20,9 @@ public static class RegistryNodeConfiguration
     /// <summary>Key of the PUB endpoint (<c>--pub-endpoint</c>, env <c>ONEX_REGISTRY_PUB_ENDPOINT</c>).</summary>
     public const string PubEndpoint = "PubEndpoint";
 
+    /// <summary>Key of the HTTP endpoint, <c>http://IP:PORT</c> or <c>none</c> (<c>--http</c>, env <c>ONEX_REGISTRY_HTTP</c>).</summary>
+    public const string Http = "Http";
+
     /// <summary>Key of the node id written into broadcasts.</summary>
     public const string NodeId = "NodeId";
 
@@ -64,6 +67,7 @@ public static class RegistryNodeConfiguration
     [
         (RegistryNodeCommandLine.EndpointVariable, Endpoint),
         (RegistryNodeCommandLine.PubEndpointVariable, PubEndpoint),
+        (RegistryNodeCommandLine.HttpVariable, Http),
         (RegistryNodeCommandLine.StoreVariable, Store),
         (RegistryNodeCommandLine.DataDirVariable, DataDir),
         (RegistryNodeCommandLine.DurabilityVariable, Durability),
@@ -106,6 +110,7 @@ public static class RegistryNodeConfiguration
         options = options with { Leases = leases };
         if (Text(section, Endpoint) is { } endpoint) options = options with { Endpoint = endpoint };
         if (Text(section, PubEndpoint) is { } pub) options = options with { PubEndpoint = pub };
+        if (Text(section, Http) is { } http) options = options with { HttpEndpoint = ParseHttp(http, Name(Http)) };
         if (Text(section, NodeId) is { } nodeId) options = options with { NodeId = nodeId };
         if (Duration(section, HeartbeatInterval) is { } heartbeat) options = options with { HeartbeatInterval = heartbeat };
         if (Duration(section, GracePeriod) is { } grace) options = options with { Nodes = options.Nodes with { UnhealthyGracePeriod = grace } };
@@ -120,6 +125,15 @@ public static class RegistryNodeConfiguration
 
     internal static PortRange ParsePortRange(string text, string name) =>
         Leases.PortRange.TryParse(text, out var range) ? range : throw new FormatException($"{name}: '{text}' is not first-last, e.g. 20000-29999.");
+
+    /// <summary>An HTTP endpoint to serve, or null for <c>none</c>.</summary>
+    internal static string? ParseHttp(string text, string name)
+    {
+        if (text == "none") return null;
+        return Onex.RegistryNode.Http.HttpEndpoints.TryParse(text, out _, out var problem)
+            ? text
+            : throw new FormatException($"{name}: '{text}' {problem}; use http://127.0.0.1:PORT (0: the OS chooses) or none.");
+    }
 
     internal static RegistryStoreKind ParseStore(string text, string name) => text switch
     {

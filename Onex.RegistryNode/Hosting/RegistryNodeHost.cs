@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Onex.RegistryNode.Changes;
 using Onex.RegistryNode.Leases;
+using Onex.RegistryNode.Metrics;
 using Onex.RegistryNode.Server;
 using Onex.RegistryNode.Storage;
 using Onex.RegistryNode.Tools;
@@ -24,9 +25,13 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
     private int _disposed;
 
     private RegistryNodeHost(
-        RegistryServer server, ZmqEventPublisher publisher, RequestDispatcher dispatcher, IRegistryStore store, RegistryNodeOptions options, ILogger logger)
+        RegistryServer server, ZmqEventPublisher publisher, RequestDispatcher dispatcher, IRegistryStore store, RegistryNodeOptions options, ILogger logger,
+        ObservedChangeSink broadcasts, RegistryMetrics metrics, TimeProvider time)
     {
         _server = server;
+        Broadcasts = broadcasts;
+        Metrics = metrics;
+        Time = time;
         _publisher = publisher;
         _dispatcher = dispatcher;
         _store = store;
@@ -35,6 +40,24 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
     }
 
     private RegistryState State => _dispatcher.Registry;
+
+    /// <summary>Committed broadcasts, with a hook for an in-process observer (the HTTP endpoint).</summary>
+    internal ObservedChangeSink Broadcasts { get; }
+
+    /// <summary>The node's instruments (meter <c>Onex.Registry</c>).</summary>
+    internal RegistryMetrics Metrics { get; }
+
+    /// <summary>The node's clock.</summary>
+    internal TimeProvider Time { get; }
+
+    /// <summary>False while the store refuses writes (readiness). Read from any thread.</summary>
+    internal bool StoreWritable => !_dispatcher.StoreUnavailable;
+
+    /// <summary>True until the node starts stopping (readiness). Read from any thread.</summary>
+    internal bool Serving => Volatile.Read(ref _disposed) == 0 && !_dispatcher.Stopping;
+
+    /// <summary>Queues <paramref name="action"/> onto the registry thread, with the registry's state; returns at once.</summary>
+    internal void Post(Action<RegistryState> action) => _server.Post(() => action(State));
 
     /// <summary>The store (tests).</summary>
     internal IRegistryStore Store => _store;
@@ -112,7 +135,9 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
             throw;
         }
 
-        var sink = new DeferredChangeSink(new ZmqChangeBroadcaster(publisher, options.NodeId, timeProvider));
+        var metrics = new RegistryMetrics();
+        var broadcasts = new ObservedChangeSink(new ZmqChangeBroadcaster(publisher, options.NodeId, timeProvider), metrics);
+        var sink = new DeferredChangeSink(broadcasts);
         (RegistryState, ReplyCache) Load()
         {
             var stored = store.Load();
@@ -124,7 +149,7 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         _ = WarmUpSchemas.Value; // in the background, beside loading the store
         var started = timeProvider.GetTimestamp();
         var (registry, replies) = Load();
-        var dispatcher = new RequestDispatcher(registry, replies, loggerFactory.CreateLogger<RequestDispatcher>());
+        var dispatcher = new RequestDispatcher(registry, replies, loggerFactory.CreateLogger<RequestDispatcher>(), metrics);
         server.Start(dispatcher, new RegistryServer.StoreBinding(store, sink, Load, options.PauseThreshold));
         // Leases whose time ran out while the registry was down expire now, before the first heartbeat.
         server.Post(() =>
@@ -136,7 +161,7 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
             LogRestored(logger, store.Location, registry.Leases.Count, registry.Nodes.Count, registry.Buses.Count, registry.Tools.Count,
                 registry.Journal.Sequence, (long)timeProvider.GetElapsedTime(started).TotalMilliseconds);
         LogStarted(logger, server.Endpoint, publisher.Endpoint, registry.Epoch, store.Location);
-        return Task.FromResult(new RegistryNodeHost(server, publisher, dispatcher, store, options, logger));
+        return Task.FromResult(new RegistryNodeHost(server, publisher, dispatcher, store, options, logger, broadcasts, metrics, timeProvider));
     }
 
     /// <summary>
@@ -177,6 +202,7 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         _server.Dispose();
         _store.Dispose();
         await _publisher.DisposeAsync().ConfigureAwait(false);
+        Metrics.Dispose();
         LogStopped(_logger, RouterEndpoint);
     }
 

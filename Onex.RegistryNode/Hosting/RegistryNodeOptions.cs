@@ -16,6 +16,9 @@ public sealed record RegistryNodeOptions
     /// <summary>The default PUB endpoint (change broadcasts).</summary>
     public const string DefaultPubEndpoint = "tcp://127.0.0.1:5751";
 
+    /// <summary>The HTTP endpoint of the node program (<c>--http</c>): metrics, health, JSON and SSE views, dashboard.</summary>
+    public const string DefaultHttpEndpoint = "http://127.0.0.1:5752";
+
     /// <summary>The defaults below.</summary>
     public static RegistryNodeOptions Default { get; } = new();
 
@@ -24,6 +27,12 @@ public sealed record RegistryNodeOptions
 
     /// <summary>Where the PUB socket binds; port 0 lets the OS choose (see <see cref="RegistryNodeHost.PubEndpoint"/>).</summary>
     public string PubEndpoint { get; init; } = DefaultPubEndpoint;
+
+    /// <summary>
+    /// Where the HTTP endpoint listens (<c>http://host:port</c>; port 0 lets the OS choose), or null for none. The node
+    /// program defaults to <see cref="DefaultHttpEndpoint"/>; a node started from code has none unless it asks.
+    /// </summary>
+    public string? HttpEndpoint { get; init; }
 
     /// <summary>The node id written as <c>sourceNodeId</c> of every broadcast event.</summary>
     public string NodeId { get; init; } = "onex-registry";

@@ -37,6 +37,9 @@ public static class RegistryNodeServiceCollectionExtensions
         services.AddLogging();
         services.TryAddSingleton<RegistryNodeService>();
         services.AddHostedService(sp => sp.GetRequiredService<RegistryNodeService>());
+        // After the node's service, so it starts once the node serves and stops first; idle without an HTTP endpoint.
+        services.TryAddSingleton<Http.RegistryHttpService>();
+        services.AddHostedService(sp => sp.GetRequiredService<Http.RegistryHttpService>());
         return services;
     }
 

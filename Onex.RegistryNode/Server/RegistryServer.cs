@@ -258,7 +258,7 @@ internal sealed partial class RegistryServer : IDisposable
         else
         {
             var frames = message.FrameCount - 1;
-            reply = _dispatcher!.Fail("", "", ErrorCodes.Malformed,
+            reply = _dispatcher!.FailFraming(
                 $"A request is one non-empty frame, optionally after an empty delimiter frame; got {frames} frame(s).",
                 new Dictionary<string, string> { ["reason"] = "frames", ["frames"] = frames.ToString() });
         }

@@ -1,7 +1,9 @@
 using System.Collections.Frozen;
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Onex.Errors;
 using Onex.Protocol;
+using Onex.RegistryNode.Metrics;
 
 namespace Onex.RegistryNode.Server;
 
@@ -42,12 +44,16 @@ internal sealed partial class RequestDispatcher
     private RegistryState _registry;
     private ReplyCache _cache;
     private readonly ILogger _logger;
+    private readonly RegistryMetrics? _metrics;
+    private string _metricType = RegistryMetrics.UnreadableType;
+    private string _metricCode = RegistryMetrics.Ok;
 
-    public RequestDispatcher(RegistryState registry, ReplyCache cache, ILogger logger)
+    public RequestDispatcher(RegistryState registry, ReplyCache cache, ILogger logger, RegistryMetrics? metrics = null)
     {
         _registry = registry;
         _cache = cache;
         _logger = logger;
+        _metrics = metrics;
     }
 
     /// <summary>The state requests run against.</summary>
@@ -93,6 +99,25 @@ internal sealed partial class RequestDispatcher
     /// <summary>Answers one request frame, checking in PROTOCOL.md's order (section 5).</summary>
     public byte[] Dispatch(ReadOnlyMemory<byte> frame)
     {
+        if (_metrics is not { RequestsObserved: true }) return DispatchCore(frame);
+        var started = Stopwatch.GetTimestamp();
+        _metricType = RegistryMetrics.UnreadableType;
+        _metricCode = RegistryMetrics.Ok;
+        var reply = DispatchCore(frame);
+        _metrics.Request(_metricType, _metricCode, started);
+        return reply;
+    }
+
+    /// <summary>A MALFORMED reply for a message with the wrong frame count (it never reaches <see cref="Dispatch"/>).</summary>
+    public byte[] FailFraming(string message, IReadOnlyDictionary<string, string> details)
+    {
+        var reply = Fail("", "", ErrorCodes.Malformed, message, details);
+        _metrics?.Request(RegistryMetrics.UnreadableType, ErrorCodes.Malformed, 0);
+        return reply;
+    }
+
+    private byte[] DispatchCore(ReadOnlyMemory<byte> frame)
+    {
         LastIds = ("", "");
         RegistryEnvelope envelope;
         try
@@ -120,6 +145,8 @@ internal sealed partial class RequestDispatcher
         }
 
         LastIds = (envelope.RequestId, envelope.ClientId);
+        // A label from a closed set: the type a client sent is used only when the registry answers it.
+        _metricType = Handlers.ContainsKey(envelope.MessageType) ? envelope.MessageType : RegistryMetrics.UnknownType;
         if (envelope.ProtocolVersion != ProtocolVersion.Current)
             return Fail(envelope.RequestId, envelope.ClientId, ErrorCodes.UnsupportedVersion,
                 $"Protocol version {envelope.ProtocolVersion} is not supported; this registry speaks {ProtocolVersion.Current}.",
@@ -137,7 +164,7 @@ internal sealed partial class RequestDispatcher
             {
                 case ReplyCache.Outcome.Hit:
                     if (cachedCode is null) _registry.Stats.Served();
-                    else _registry.Stats.Failed(cachedCode);
+                    else _registry.Stats.Failed(_metricCode = cachedCode);
                     return cached;
                 case ReplyCache.Outcome.Mismatch:
                     return Fail(envelope.RequestId, envelope.ClientId, ErrorCodes.InvalidArgument,
@@ -212,6 +239,7 @@ internal sealed partial class RequestDispatcher
     public byte[] Fail(string requestId, string clientId, string code, string message, IReadOnlyDictionary<string, string>? details)
     {
         _registry.Stats.Failed(code);
+        _metricCode = code;
         return Encode(requestId, clientId, code, message, details);
     }
 

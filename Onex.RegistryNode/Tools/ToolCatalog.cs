@@ -188,36 +188,7 @@ internal sealed partial class ToolCatalog
             throw Reject.InvalidArgument("payload", $"Field 'payload' is longer than {MaxPayloadChars} characters, the most the registry validates.",
                 ("reason", "tooLarge"), ("max", MaxPayloadChars.ToString()));
         var entry = Find(request.ToolName, request.Version);
-
-        var issues = new List<ValidationIssue>();
-        try
-        {
-            using var strict = JsonDocument.Parse(request.Payload, new JsonDocumentOptions { MaxDepth = 64 });
-        }
-        catch (JsonException ex)
-        {
-            // Not JSON is an invalid payload, not a failed request (PROTOCOL.md 6.4).
-            var where = $"line {(ex.LineNumber ?? 0) + 1}, position {(ex.BytePositionInLine ?? 0) + 1}";
-            issues.Add(new ValidationIssue { Path = "#", Kind = "InvalidJson", Message = $"InvalidJson: # ({where}): {ex.Message}" });
-        }
-        if (issues.Count == 0)
-        {
-            var (input, output) = _schemas.Get(entry.Record.Fingerprint, () => (
-                BoundedSchema.Load(entry.Record.InputSchema, PayloadDirections.Input),
-                BoundedSchema.Load(entry.Record.OutputSchema, PayloadDirections.Output)));
-            var schema = request.Direction == PayloadDirections.Input ? input : output;
-            var deadline = _workClock.GetTimestamp() + (long)(ValidationTimeBudget.TotalSeconds * _workClock.TimestampFrequency);
-            try
-            {
-                Flatten(schema.Validate(request.Payload, _workClock, deadline), issues);
-            }
-            catch (ValidationBudgetExceededException)
-            {
-                throw Reject.InvalidArgument("payload",
-                    $"Validating this payload against {KeyOf(entry.Record)} takes longer than the registry's budget of {ValidationTimeBudget.TotalMilliseconds} ms.",
-                    ("reason", "timeBudget"), ("max", ValidationTimeBudget.TotalMilliseconds.ToString(System.Globalization.CultureInfo.InvariantCulture)));
-            }
-        }
+        var issues = Check(entry.Record, request.Direction, request.Payload, _schemas, _workClock);
         return new ValidationResult
         {
             Valid = issues.Count == 0,
@@ -289,6 +260,50 @@ internal sealed partial class ToolCatalog
             var position = ex.BytePositionInLine is { } p ? p + 1 : (long?)null;
             throw SchemaLoader.Invalid(which, "not valid JSON: " + ex.Message, line, position);
         }
+    }
+
+    /// <summary>
+    /// The issues of <paramref name="payload"/> against <paramref name="record"/>'s input or output schema (empty when
+    /// valid), parsing the schemas through <paramref name="schemas"/>. Used by the registry thread and, with a cache of
+    /// its own, by the HTTP endpoint's validation form.
+    /// </summary>
+    /// <summary>
+    /// The issues of <paramref name="payload"/> against <paramref name="record"/>'s schema for <paramref name="direction"/>,
+    /// within <see cref="ValidationTimeBudget"/> of <paramref name="workClock"/> (the calling thread's CPU time in service);
+    /// over it, INVALID_ARGUMENT with reason <c>timeBudget</c>. Used by the registry thread and by the HTTP endpoint's form.
+    /// </summary>
+    internal static List<ValidationIssue> Check(ToolContractRecord record, string direction, string payload, ParsedSchemaCache schemas, TimeProvider workClock)
+    {
+        var issues = new List<ValidationIssue>();
+        try
+        {
+            using var strict = JsonDocument.Parse(payload, new JsonDocumentOptions { MaxDepth = 64 });
+        }
+        catch (JsonException ex)
+        {
+            // Not JSON is an invalid payload, not a failed request (PROTOCOL.md 6.4).
+            var where = $"line {(ex.LineNumber ?? 0) + 1}, position {(ex.BytePositionInLine ?? 0) + 1}";
+            issues.Add(new ValidationIssue { Path = "#", Kind = "InvalidJson", Message = $"InvalidJson: # ({where}): {ex.Message}" });
+        }
+        if (issues.Count == 0)
+        {
+            var (input, output) = schemas.Get(record.Fingerprint, () => (
+                BoundedSchema.Load(record.InputSchema, PayloadDirections.Input),
+                BoundedSchema.Load(record.OutputSchema, PayloadDirections.Output)));
+            var schema = direction == PayloadDirections.Input ? input : output;
+            var deadline = workClock.GetTimestamp() + (long)(ValidationTimeBudget.TotalSeconds * workClock.TimestampFrequency);
+            try
+            {
+                Flatten(schema.Validate(payload, workClock, deadline), issues);
+            }
+            catch (ValidationBudgetExceededException)
+            {
+                throw Reject.InvalidArgument("payload",
+                    $"Validating this payload against {KeyOf(record)} takes longer than the registry's budget of {ValidationTimeBudget.TotalMilliseconds} ms.",
+                    ("reason", "timeBudget"), ("max", ValidationTimeBudget.TotalMilliseconds.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            }
+        }
+        return issues;
     }
 
     private static void Flatten(IEnumerable<ValidationError> errors, List<ValidationIssue> issues)

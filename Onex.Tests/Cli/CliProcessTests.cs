@@ -73,7 +73,7 @@ public class CliProcessTests
         var ports = await TestPorts.LeaseAsync(2);
         var router = $"tcp://127.0.0.1:{ports[0]}";
         var process = StartOnex("registry", "serve", "--endpoint", router, "--pub-endpoint", $"tcp://127.0.0.1:{ports[1]}", "--log-level", "Warning",
-            "--port-range", (await OnexTest.ReservePortRangeAsync()).ToString(), "--store", "memory");
+            "--port-range", (await OnexTest.ReservePortRangeAsync()).ToString(), "--store", "memory", "--http", "none");
         try
         {
             // The client's DEALER queues the request until the node has bound its endpoint.
@@ -97,7 +97,7 @@ public class CliProcessTests
         var ports = await TestPorts.LeaseAsync(2);
         var router = $"tcp://127.0.0.1:{ports[0]}";
         var process = StartOnex("--registry", router, "--registry-pub", $"tcp://127.0.0.1:{ports[1]}", "registry", "serve", "--log-level", "Warning",
-            "--port-range", (await OnexTest.ReservePortRangeAsync()).ToString(), "--store", "memory");
+            "--port-range", (await OnexTest.ReservePortRangeAsync()).ToString(), "--store", "memory", "--http", "none");
         try
         {
             var result = await Onex.RunAsync(DescribeLimit, "--registry", router, "--timeout", "20", "describe", "--json");

@@ -22,7 +22,7 @@ public class CrossProcessRegistryTests
     public async Task Clients_in_separate_processes_get_disjoint_ports_from_a_registry_process_and_release_them_on_exit()
     {
         await using var node = OnexProcess.Start(["registry", "serve", "--endpoint", "tcp://127.0.0.1:0", "--pub-endpoint", "tcp://127.0.0.1:0", "--log-level", "Warning",
-            "--port-range", (await OnexTest.ReservePortRangeAsync()).ToString(), "--store", "memory"]);
+            "--port-range", (await OnexTest.ReservePortRangeAsync()).ToString(), "--store", "memory", "--http", "none"]);
         var router = (await node.ReadLineAsync("the registry's router endpoint", ProcessTimeout)).Replace("registry: router ", "");
         var pub = (await node.ReadLineAsync("the registry's pub endpoint", ProcessTimeout)).Replace("registry: pub ", "");
         await using var observer = await RegistryClient.ConnectAsync(TestRegistry.ClientOptionsFor(router, pub) with { AnnounceNode = false });

@@ -78,7 +78,7 @@ public class CommandLineTests
         using var cts = new CancellationTokenSource();
         using var data = new TemporaryDirectory();
         var run = RegistryNodeCommandLine.RunAsync(
-            ["--endpoint", "tcp://127.0.0.1:0", "--pub-endpoint", "tcp://127.0.0.1:0", "--data-dir", data.Path, "--log-level", "None"],
+            ["--endpoint", "tcp://127.0.0.1:0", "--pub-endpoint", "tcp://127.0.0.1:0", "--http", "http://127.0.0.1:0", "--data-dir", data.Path, "--log-level", "None"],
             output, new StringWriter(), _ => null, cts.Token);
         var first = await Task.WhenAny(output.Seen, run).WaitAsync(TimeSpan.FromSeconds(30));
         Assert.That(first, Is.SameAs(output.Seen), $"the node stopped before printing its epoch:\n{output}");
@@ -90,8 +90,9 @@ public class CommandLineTests
         var lines = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         Assert.That(lines[0], Does.Match(@"^registry: router tcp://127\.0\.0\.1:\d+$"));
         Assert.That(lines[1], Does.Match(@"^registry: pub tcp://127\.0\.0\.1:\d+$"));
-        Assert.That(lines[2], Does.StartWith("registry: epoch "));
-        Assert.That(lines[3], Is.EqualTo($"registry: store {System.IO.Path.Combine(data.Path, "registry.db")}"));
+        Assert.That(lines[2], Does.Match(@"^registry: http http://127\.0\.0\.1:\d+$"));
+        Assert.That(lines[3], Does.StartWith("registry: epoch "));
+        Assert.That(lines[4], Is.EqualTo($"registry: store {System.IO.Path.Combine(data.Path, "registry.db")}"));
         Assert.That(lines[^1], Is.EqualTo("registry: stopped"));
     }
 
@@ -101,7 +102,7 @@ public class CommandLineTests
         await using var first = await TestNodes.StartAsync();
         var error = new StringWriter();
         var exit = await RegistryNodeCommandLine.RunAsync(
-            ["--endpoint", first.RouterEndpoint, "--pub-endpoint", "tcp://127.0.0.1:0", "--store", "memory", "--log-level", "None"], new StringWriter(), error, _ => null, CancellationToken.None);
+            ["--endpoint", first.RouterEndpoint, "--pub-endpoint", "tcp://127.0.0.1:0", "--http", "none", "--store", "memory", "--log-level", "None"], new StringWriter(), error, _ => null, CancellationToken.None);
         Assert.That(exit, Is.EqualTo(1));
         Assert.That(error.ToString(), Does.Contain(first.RouterEndpoint));
     }

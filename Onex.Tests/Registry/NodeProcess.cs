@@ -71,6 +71,12 @@ internal sealed class NodeProcess : IDisposable
         }
         info.ArgumentList.Add(dll);
         foreach (var arg in args) info.ArgumentList.Add(arg);
+        // No HTTP endpoint unless the test names one: the default port (5752) would collide between parallel runs.
+        if (!args.Contains("--http"))
+        {
+            info.ArgumentList.Add("--http");
+            info.ArgumentList.Add("none");
+        }
         return new NodeProcess(Process.Start(info) ?? throw new InvalidOperationException("could not start the node process"));
     }
 
