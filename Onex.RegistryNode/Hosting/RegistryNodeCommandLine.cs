@@ -5,6 +5,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Onex.Errors;
+using Onex.RegistryNode.Http;
 using Onex.RegistryNode.Storage;
 
 namespace Onex.RegistryNode.Hosting;
