@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Onex.Cli.Output;
+using Onex.Cli.Usage;
 using Onex.Errors;
 using Onex.Protocol;
 using Onex.Transports.Registry;
@@ -20,12 +21,9 @@ internal static class PortsCommand
 
     private static Command BuildLease(CliContext context)
     {
-        var count = new Option<int>("--count") { Description = "How many ports.", Required = true, HelpName = "N" };
-        count.Validators.Add(result =>
-        {
-            if (result.GetValueOrDefault<int>() < 1) result.AddError("--count must be at least 1.");
-        });
-        var ttl = new Option<double?>("--ttl") { Description = "Requested TTL in seconds (the registry clamps it; default: the registry's).", HelpName = "S" };
+        var count = CliValues.Number("--count", "N", "How many ports.", min: 1);
+        var ttl = CliValues.Duration("--ttl", "Requested TTL (the registry clamps it to its bounds; default: the registry's).",
+            TimeSpan.FromMilliseconds(1), TimeSpan.FromDays(1));
         var purpose = new Option<string?>("--purpose") { Description = "Free text recorded with the leases.", HelpName = "TEXT" };
         var json = DescribeCommand.JsonOption("the leases (one line)");
         var command = new Command("lease",
@@ -39,7 +37,7 @@ internal static class PortsCommand
                 .ConfigureAwait(false);
             var options = new LeaseRequestOptions
             {
-                Ttl = parse.GetValue(ttl) is { } seconds ? TimeSpan.FromSeconds(seconds) : null,
+                Ttl = parse.GetValue(ttl),
                 Purpose = parse.GetValue(purpose) ?? "onex ports lease",
             };
             var leases = await client.LeasePortsAsync(parse.GetRequiredValue(count), options, cancellationToken).ConfigureAwait(false);

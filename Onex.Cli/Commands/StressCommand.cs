@@ -6,6 +6,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Onex.Cli.Output;
+using Onex.Cli.Usage;
 using Onex.Errors;
 using Onex.Protocol;
 using Onex.RegistryNode.Hosting;
@@ -38,18 +39,8 @@ internal static class StressCommand
         return ports;
     }
 
-    private static Option<int> Bounded(string name, string description, string helpName, int min, int max, int? defaultValue = null)
-    {
-        var option = new Option<int>(name) { Description = $"{description} ({min}-{max}).", HelpName = helpName };
-        if (defaultValue is { } value) option.DefaultValueFactory = _ => value;
-        else option.Required = true;
-        option.Validators.Add(result =>
-        {
-            var given = result.GetValueOrDefault<int>();
-            if (given < min || given > max) result.AddError($"{name} must be between {min} and {max}, not {given}.");
-        });
-        return option;
-    }
+    private static Option<int> Bounded(string name, string description, string helpName, int min, int max, int? defaultValue = null) =>
+        CliValues.Number(name, helpName, $"{description} ({min}-{max}).", min, max, defaultValue);
 
     private static Command BuildStress(CliContext context)
     {
@@ -118,7 +109,7 @@ internal static class StressCommand
     {
         var approach = new Option<string>("--approach") { Required = true, HelpName = "APPROACH" };
         approach.AcceptOnlyFromAmong(Registry, AdHoc);
-        var worker = new Option<int>("--worker") { Required = true };
+        var worker = CliValues.Number("--worker", "N", "The worker's number.", 0);
         var ports = Bounded("--ports", "Ports per round", "K", 1, 1000);
         var rounds = Bounded("--rounds", "Rounds", "R", 1, 100);
         var hold = Bounded("--hold", "Hold in milliseconds", "MS", 0, 60_000);

@@ -59,8 +59,9 @@ internal static class RegistryNodeCommandLine
     };
     private static readonly Option<LogLevel> Level = new("--log-level")
     {
-        Description = "Least severe log level written to stderr.",
+        Description = "Least severe log level written to stderr: Trace, Debug, Information, Warning, Error, Critical or None.",
         DefaultValueFactory = _ => LogLevel.Information,
+        CustomParser = ParseLogLevel,
     };
 
     /// <summary>The root command (exposed so a host CLI can show the same help).</summary>
@@ -68,7 +69,7 @@ internal static class RegistryNodeCommandLine
     {
         var command = new RootCommand(
             "OnexBus registry node: leases ports, records nodes, buses and tool contracts, answers introspection, " +
-            "broadcasts every change. Durations take a unit: 500ms, 30s, 5m, 1h.")
+            "broadcasts every change. Durations take a unit: 500ms, 30s, 5m, 1h; a bare number is seconds.")
         {
             Endpoint, PubEndpoint, PortRangeOption, Host, DefaultTtl, MinTtl, MaxTtl, Quarantine, Heartbeat, Grace, Store, DataDir, Durability, PauseThreshold, Level,
         };
@@ -80,7 +81,34 @@ internal static class RegistryNodeCommandLine
     {
         var command = CreateCommand((parse, token) => ServeAsync(parse, output, error, environment, token));
         var configuration = new InvocationConfiguration { Output = output, Error = error, ProcessTerminationTimeout = null };
-        return await command.Parse(args).InvokeAsync(configuration, ct).ConfigureAwait(false);
+        var parsed = command.Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            await error.WriteLineAsync(UsageLine(parsed)).ConfigureAwait(false);
+            return UsageExitCode;
+        }
+        return await parsed.InvokeAsync(configuration, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The exit code of a usage error (an unknown option, a value that does not parse), as <c>onex</c>'s.</summary>
+    public const int UsageExitCode = 2;
+
+    /// <summary>One line for the first parse error: what is wrong and where to look (never the whole help, never a CLR type name).</summary>
+    internal static string UsageLine(ParseResult parse)
+    {
+        var message = string.Join(' ', parse.Errors[0].Message.Split((char[])['\n', '\r', '\t'], StringSplitOptions.RemoveEmptyEntries).Select(p => p.Trim()));
+        const string unrecognized = "Unrecognized command or argument '";
+        if (message.StartsWith(unrecognized, StringComparison.Ordinal))
+            message = $"there is no option {message[(unrecognized.Length - 1)..].TrimEnd('.')}";
+        return $"registry: {message.TrimEnd('.')}; see --help for the options.";
+    }
+
+    private static LogLevel ParseLogLevel(System.CommandLine.Parsing.ArgumentResult result)
+    {
+        var text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
+        if (Enum.TryParse<LogLevel>(text, ignoreCase: true, out var level) && Enum.IsDefined(level) && !int.TryParse(text, out _)) return level;
+        result.AddError($"--log-level '{text}' is not a level; use Trace, Debug, Information, Warning, Error, Critical or None, e.g. --log-level Warning.");
+        return LogLevel.Information;
     }
 
     /// <summary>Builds options from the parsed command line and the environment; options beat environment variables.</summary>
@@ -97,14 +125,28 @@ internal static class RegistryNodeCommandLine
 
         var options = Defaults with
         {
-            Endpoint = parse.GetValue(Endpoint) ?? NonEmpty(environment(EndpointVariable)) ?? RegistryNodeOptions.DefaultEndpoint,
-            PubEndpoint = parse.GetValue(PubEndpoint) ?? NonEmpty(environment(PubEndpointVariable)) ?? RegistryNodeOptions.DefaultPubEndpoint,
+            Endpoint = CheckedEndpoint(parse.GetValue(Endpoint), Endpoint.Name, environment(EndpointVariable), EndpointVariable, RegistryNodeOptions.DefaultEndpoint),
+            PubEndpoint = CheckedEndpoint(parse.GetValue(PubEndpoint), PubEndpoint.Name, environment(PubEndpointVariable), PubEndpointVariable,
+                RegistryNodeOptions.DefaultPubEndpoint),
             Leases = leases,
         };
         if (Duration(parse, Heartbeat) is { } heartbeat) options = options with { HeartbeatInterval = heartbeat };
         if (Duration(parse, Grace) is { } grace) options = options with { Nodes = options.Nodes with { UnhealthyGracePeriod = grace } };
         if (Duration(parse, PauseThreshold) is { } pause) options = options with { PauseThreshold = pause };
+        CheckTtls(options.Leases);
         return options with { Store = BuildStore(parse, environment) };
+    }
+
+    /// <summary>TTLs that contradict each other are a usage error naming the options, not a failed start.</summary>
+    private static void CheckTtls(LeaseOptions leases)
+    {
+        if (leases.MinTtl <= TimeSpan.Zero || leases.MinTtl > leases.MaxTtl)
+            throw new FormatException(
+                $"--min-ttl {Durations.Format(leases.MinTtl)} must be positive and at most --max-ttl {Durations.Format(leases.MaxTtl)}.");
+        if (leases.DefaultTtl < leases.MinTtl || leases.DefaultTtl > leases.MaxTtl)
+            throw new FormatException(
+                $"--default-ttl {Durations.Format(leases.DefaultTtl)} is outside --min-ttl {Durations.Format(leases.MinTtl)} .. --max-ttl " +
+                $"{Durations.Format(leases.MaxTtl)}; e.g. --default-ttl 30s.");
     }
 
     private static RegistryStoreOptions BuildStore(ParseResult parse, Func<string, string?> environment)
@@ -138,7 +180,7 @@ internal static class RegistryNodeCommandLine
         catch (FormatException ex)
         {
             await error.WriteLineAsync($"registry: {ex.Message}").ConfigureAwait(false);
-            return 2;
+            return UsageExitCode;
         }
 
         using var loggers = LoggerFactory.Create(builder => builder
@@ -204,8 +246,26 @@ internal static class RegistryNodeCommandLine
     {
         var text = parse.GetValue(option);
         if (text is null) return null;
-        return Durations.TryParse(text, out var value) ? value : throw new FormatException($"{option.Name}: '{text}' is not a duration (e.g. 500ms, 30s, 5m, 1h).");
+        return Durations.TryParse(text, out var value) ? value : throw new FormatException($"{option.Name}: '{text}' is not a duration; write 500ms, 30s, 5m or 1h (a bare number is seconds), e.g. {option.Name} 30s.");
     }
 
     private static string? NonEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
+
+    /// <summary>The endpoint from the option, else the variable, else the default; a malformed one is a FormatException naming its source.</summary>
+    private static string CheckedEndpoint(string? given, string option, string? fromEnvironment, string variable, string fallback)
+    {
+        var (endpoint, source) = given is not null ? (given.Trim(), option)
+            : NonEmpty(fromEnvironment) is { } environment ? (environment.Trim(), variable)
+            : (fallback, "default");
+        try
+        {
+            Onex.Transports.Zmq.ZmqEndpoints.EnsureValid(endpoint, option);
+        }
+        catch (ArgumentException)
+        {
+            throw new FormatException(
+                $"{source}: '{endpoint}' is not an endpoint; write tcp://HOST:PORT, e.g. {option} tcp://127.0.0.1:5750 (port 0 lets the OS choose).");
+        }
+        return endpoint;
+    }
 }

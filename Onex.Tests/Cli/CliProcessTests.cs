@@ -159,7 +159,7 @@ public class CliProcessTests
         var process = StartOnex(Onex.At(registry, "ports", "lease", "--count", "1", "--ttl", "2", "--json"));
         try
         {
-            var line = await process.StandardOutput.ReadLineAsync().Within("the lease on stdout");
+            var line = await process.StandardOutput.ReadLineAsync().Within("the lease on stdout", ChildProcessLimit);
             var lease = JsonSerializer.Deserialize<List<PortLease>>(line!, new JsonSerializerOptions(JsonSerializerDefaults.Web))!.Single();
             var stderr = process.StandardError.ReadToEndAsync();
 

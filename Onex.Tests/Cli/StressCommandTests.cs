@@ -120,6 +120,6 @@ public class StressCommandTests
         var exitCode = await OnexCli.RunAsync(["ports", "stress", "--processes", "1", "--ports", "5"], output, error, TextReader.Null);
 
         Assert.That(exitCode, Is.EqualTo(ExitCodes.Usage));
-        Assert.That(error.ToString(), Does.Contain("--processes must be between 2 and 64"));
+        Assert.That(error.ToString(), Does.Contain("--processes must be from 2 to 64"));
     }
 }
