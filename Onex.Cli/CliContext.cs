@@ -13,6 +13,12 @@ internal sealed class CliContext(TextWriter output, TextWriter error, TextReader
     public TextWriter Error { get; } = error;
     public TextReader Input { get; } = input;
 
+    /// <summary>Stdin is a terminal: commands that hold something do not read it (a person ends them with Ctrl-C).</summary>
+    public bool InputIsTerminal { get; init; }
+
+    /// <summary>The real process: commands that hold something also end when the reader of stdout goes away.</summary>
+    public bool WatchOutputReader { get; init; }
+
     public static Option<string?> RegistryOption { get; } = new("--registry")
     {
         CustomParser = result => CliValues.ParseEndpoint(result, "--registry"),

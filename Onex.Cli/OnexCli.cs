@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Onex.Cli.Commands;
+using Onex.Cli.Commands.Stress;
 using Onex.Cli.Usage;
 using Onex.Errors;
 
@@ -13,13 +14,18 @@ public static class OnexCli
 {
     /// <summary>
     /// Runs one invocation with the given console streams (tests pass their own). <paramref name="handleSignals"/>
-    /// lets Ctrl-C and SIGTERM cancel the command (for the real process only).
+    /// marks the real process: Ctrl-C and SIGTERM cancel the command, a terminal on stdin is never read by commands that
+    /// hold something, and those also end when the reader of stdout goes away.
     /// </summary>
     public static async Task<int> RunAsync(
         string[] args, TextWriter output, TextWriter error, TextReader input,
         bool handleSignals = false, CancellationToken cancellationToken = default)
     {
-        var context = new CliContext(output, error, input);
+        var context = new CliContext(output, error, input)
+        {
+            InputIsTerminal = handleSignals && !Console.IsInputRedirected,
+            WatchOutputReader = handleSignals,
+        };
         try
         {
             if (RegistryCommand.IsServe(args))

@@ -3,6 +3,7 @@ using Onex.Cli.Bench;
 using Onex.Cli.Output;
 using Onex.Cli.Usage;
 using Onex.Protocol;
+using Onex.RegistryNode.Hosting;
 using Onex.Transports.Buses;
 using Onex.Transports.Registry;
 
@@ -66,6 +67,8 @@ internal static class BenchCommand
                     ? TimeSpan.FromSeconds(Math.Max(1, timeout.TotalSeconds))
                     : BusBenchOptions.Default.Timeout,
             };
+            if (parse.GetValue(CliContext.TimeoutOption) is { } given && given < options.Timeout)
+                await context.Error.WriteLineAsync($"onex: warning: --timeout {Durations.Format(given)} is below the bench's least, 1s; using 1s.").ConfigureAwait(false);
 
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             deadline.CancelAfter(options.Timeout);
