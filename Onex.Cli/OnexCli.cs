@@ -53,7 +53,7 @@ public static class OnexCli
         }
     }
 
-    private static RootCommand BuildRoot(CliContext context)
+    internal static RootCommand BuildRoot(CliContext context)
     {
         var root = new RootCommand($"onex: talk to an OnexBus registry node.\n\n{ExitCodes.HelpText}")
         {
@@ -69,6 +69,7 @@ public static class OnexCli
             WatchCommand.Build(context),
             BenchCommand.Build(context),
         };
+        root.Add(CompletionCommand.Build(context, () => root));
         return root;
     }
 

@@ -73,8 +73,14 @@ internal static class StressCommand
 
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             deadline.CancelAfter(settings.TimeLimit);
+            // Progress on stderr (stdout stays the report): each approach's start and outcome, as it happens.
+            var progress = parse.GetValue(json) ? TextWriter.Null : context.Error;
+            await progress.WriteLineAsync($"onex: [1/2] {Registry} approach: {settings.Processes} workers running...").ConfigureAwait(false);
             var registry = await StressRun.RunAsync(Registry, settings, target, deadline.Token).ConfigureAwait(false);
+            await progress.WriteLineAsync($"onex: [1/2] {Registry} approach: {registry.Grants} grants in {registry.ElapsedSeconds:0.0} s").ConfigureAwait(false);
+            await progress.WriteLineAsync($"onex: [2/2] {AdHoc} approach: {settings.Processes} workers running...").ConfigureAwait(false);
             var adHoc = await StressRun.RunAsync(AdHoc, settings, target, deadline.Token).ConfigureAwait(false);
+            await progress.WriteLineAsync($"onex: [2/2] {AdHoc} approach: {adHoc.Grants} grants in {adHoc.ElapsedSeconds:0.0} s").ConfigureAwait(false);
             cancellationToken.ThrowIfCancellationRequested();
 
             var report = new StressReport(settings.Processes, settings.Ports, settings.Rounds, settings.HoldMs, target.Description, [registry, adHoc],
