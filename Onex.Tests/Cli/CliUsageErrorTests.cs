@@ -68,6 +68,8 @@ public class CliUsageErrorTests
         new(["ports", "release"], "ID"),
         new(["tools", "validate"], "NAME"),
         new(["tools", "show"], "NAME"),
+        new(["tools", "register", "no-such-tool-contract.json"], "cannot read"),
+        new(["tools", "register"], "FILE"),
         new(["registry", "serve", "--endpoint", "garbage"], "--endpoint"),
         new(["registry", "serve", "--pub-endpoint", "tcp://127.0.0.1:notaport"], "--pub-endpoint"),
         new(["registry", "serve", "--default-ttl", "30ms"], "--default-ttl"),
