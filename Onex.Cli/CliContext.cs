@@ -1,4 +1,7 @@
 using System.CommandLine;
+using Onex.Cli.Output;
+using Onex.Cli.Usage;
+using Onex.RegistryNode.Hosting;
 using Onex.Transports.Registry;
 
 namespace Onex.Cli;
@@ -10,8 +13,15 @@ internal sealed class CliContext(TextWriter output, TextWriter error, TextReader
     public TextWriter Error { get; } = error;
     public TextReader Input { get; } = input;
 
+    /// <summary>Stdin is a terminal: commands that hold something do not read it (a person ends them with Ctrl-C).</summary>
+    public bool InputIsTerminal { get; init; }
+
+    /// <summary>The real process: commands that hold something also end when the reader of stdout goes away.</summary>
+    public bool WatchOutputReader { get; init; }
+
     public static Option<string?> RegistryOption { get; } = new("--registry")
     {
+        CustomParser = result => CliValues.ParseEndpoint(result, "--registry"),
         Description = $"The registry's request endpoint (default: ${RegistryEndpoints.RouterVariable}, else {RegistryEndpoints.DefaultRouter}).",
         HelpName = "ENDPOINT",
         Recursive = true,
@@ -19,28 +29,59 @@ internal sealed class CliContext(TextWriter output, TextWriter error, TextReader
 
     public static Option<string?> RegistryPubOption { get; } = new("--registry-pub")
     {
+        CustomParser = result => CliValues.ParseEndpoint(result, "--registry-pub"),
         Description = $"The registry's broadcast endpoint, for watching (default: ${RegistryEndpoints.PubVariable}, else {RegistryEndpoints.DefaultPub}).",
         HelpName = "ENDPOINT",
         Recursive = true,
     };
 
-    public static Option<double> TimeoutOption { get; } = new("--timeout")
+    /// <summary>The default of <see cref="TimeoutOption"/>.</summary>
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(5);
+
+    public static Option<TimeSpan?> TimeoutOption { get; } = CreateTimeoutOption();
+
+    private static Option<TimeSpan?> CreateTimeoutOption()
     {
-        Description = "Seconds to wait for the registry to answer, retries included.",
-        HelpName = "SECONDS",
-        DefaultValueFactory = _ => 5,
-        Recursive = true,
-    };
+        var option = CliValues.Duration("--timeout", "How long to wait for the registry to answer, retries included (default 5s).",
+            TimeSpan.FromMilliseconds(100), TimeSpan.FromHours(24));
+        option.Recursive = true;
+        return option;
+    }
+
+    /// <summary>The --timeout given, or <see cref="DefaultTimeout"/>.</summary>
+    public static TimeSpan Timeout(ParseResult parse) => parse.GetValue(TimeoutOption) ?? DefaultTimeout;
+
+    /// <summary>True when the command line asks for JSON output (<c>--json</c>): errors are then printed as JSON too.</summary>
+    public static bool WantsJson(ParseResult parse) =>
+        parse.Tokens.TakeWhile(t => t.Value != "--").Any(t => t.Value == "--json");
+
+    /// <summary>
+    /// Reports a failure and returns <paramref name="exitCode"/>: the one line on stderr, or with <c>--json</c> one JSON
+    /// object on stderr, <c>{"error":{"exitCode":2,"code":"USAGE","message":"..."}}</c> (stdout stays for results).
+    /// </summary>
+    public async Task<int> FailAsync(ParseResult parse, int exitCode, string code, string line)
+    {
+        if (WantsJson(parse))
+        {
+            var message = line.StartsWith("onex: ", StringComparison.Ordinal) ? line["onex: ".Length..] : line;
+            await Error.WriteLineAsync(CliJson.Serialize(new { error = new { exitCode, code, message } }, indented: false)).ConfigureAwait(false);
+        }
+        else
+        {
+            await Error.WriteLineAsync(line).ConfigureAwait(false);
+        }
+        return exitCode;
+    }
 
     /// <summary>Client options from the global options; <paramref name="announce"/> makes the CLI a node (needed to hold leases).</summary>
     public RegistryClientOptions ClientOptions(ParseResult parse, bool announce, string nodeName)
     {
         const int attempts = 3;
-        var total = TimeSpan.FromSeconds(Math.Max(0.1, parse.GetValue(TimeoutOption)));
+        var total = Timeout(parse);
         return new RegistryClientOptions
         {
-            Endpoint = parse.GetValue(RegistryOption),
-            PubEndpoint = parse.GetValue(RegistryPubOption),
+            Endpoint = CheckedEndpoint(parse.GetValue(RegistryOption), RegistryEndpoints.RouterVariable, RegistryEndpoints.ResolveRouter, "--registry"),
+            PubEndpoint = CheckedEndpoint(parse.GetValue(RegistryPubOption), RegistryEndpoints.PubVariable, RegistryEndpoints.ResolvePub, "--registry-pub"),
             AnnounceNode = announce,
             NodeName = nodeName,
             MaxAttempts = attempts,
@@ -48,6 +89,15 @@ internal sealed class CliContext(TextWriter output, TextWriter error, TextReader
             RetryBaseDelay = TimeSpan.FromMilliseconds(20),
             RetryMaxDelay = TimeSpan.FromMilliseconds(100),
         };
+    }
+
+    /// <summary>The endpoint to use; one taken from the environment is checked here (the option was checked while parsing).</summary>
+    private static string CheckedEndpoint(string? given, string variable, Func<string?, string> resolve, string option)
+    {
+        var endpoint = resolve(given);
+        if (given is null && CliValues.EndpointProblem(endpoint) is { } problem)
+            throw new UsageException($"{variable}: {problem} Fix the variable, or give {option} ENDPOINT.");
+        return endpoint;
     }
 
     public ValueTask<RegistryClient> ConnectAsync(ParseResult parse, CancellationToken cancellationToken, bool announce = false, string nodeName = "onex") =>

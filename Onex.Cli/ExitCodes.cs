@@ -24,8 +24,18 @@ public static class ExitCodes
     /// </summary>
     public const int LeaseLost = 5;
 
+    /// <summary>
+    /// An unexpected failure (a bug, or something the command does not know how to report): one line names a log file
+    /// in the temporary directory holding the details. 70 is <c>EX_SOFTWARE</c> of sysexits.h.
+    /// </summary>
+    public const int Internal = 70;
+
+    /// <summary>Interrupted (Ctrl-C, SIGTERM) while waiting for a one-shot command.</summary>
+    public const int Interrupted = 130;
+
     /// <summary>The text shown in <c>onex --help</c>.</summary>
     public const string HelpText =
         "Exit codes: 0 ok; 1 validation failed or not found; 2 usage error; 3 registry unavailable; " +
-        "4 registry refused the request (its error code is printed); 5 a held lease was lost (ports lease).";
+        "4 registry refused the request (its error code is printed); 5 a held lease was lost (ports lease); " +
+        "70 unexpected failure (details in the log file named); 130 interrupted.";
 }

@@ -1,7 +1,9 @@
 using System.CommandLine;
 using Onex.Cli.Bench;
 using Onex.Cli.Output;
+using Onex.Cli.Usage;
 using Onex.Protocol;
+using Onex.RegistryNode.Hosting;
 using Onex.Transports.Buses;
 using Onex.Transports.Registry;
 
@@ -22,61 +24,23 @@ internal static class BenchCommand
 
     private static Command BuildBus(CliContext context)
     {
-        var backend = new Option<string>("--backend") { Description = "memory, zmq, ipc or jetstream.", HelpName = "BACKEND", Required = true };
-        backend.AcceptOnlyFromAmong([.. EventBusFactory.Backends]);
-        var size = new Option<int>("--size") { Description = "Payload bytes per event.", HelpName = "BYTES", DefaultValueFactory = _ => BusBenchOptions.Default.PayloadBytes };
-        size.Validators.Add(result =>
-        {
-            if (result.GetValueOrDefault<int>() is < 1 or > MaxPayloadBytes) result.AddError($"--size must be between 1 and {MaxPayloadBytes}.");
-        });
-        var count = new Option<int?>("--count")
-        {
-            Description = $"Events per throughput round (default {BusBenchOptions.DefaultCount:N0}; jetstream {BusBenchOptions.DefaultJetStreamCount:N0}).",
-            HelpName = "N",
-        };
-        count.Validators.Add(result => AtLeastOne(result, "--count"));
-        var roundTrips = new Option<int?>("--round-trips")
-        {
-            Description = $"Ping-pongs per round (default {BusBenchOptions.DefaultRoundTrips:N0}).",
-            HelpName = "N",
-        };
-        roundTrips.Validators.Add(result => AtLeastOne(result, "--round-trips"));
-        var rounds = new Option<int>("--rounds")
-        {
-            Description = "Measured rounds; bus and raw alternate, medians are reported.",
-            HelpName = "N",
-            DefaultValueFactory = _ => BusBenchOptions.Default.Rounds,
-        };
-        rounds.Validators.Add(result =>
-        {
-            if (result.GetValueOrDefault<int>() is < 1 or > 100) result.AddError("--rounds must be between 1 and 100.");
-        });
-        var inFlight = new Option<int>("--in-flight")
-        {
-            Description = "jetstream: publishes awaiting their PubAck at once, for bus and raw alike.",
-            HelpName = "N",
-            DefaultValueFactory = _ => BusBenchOptions.Default.InFlight,
-        };
-        inFlight.Validators.Add(result =>
-        {
-            if (result.GetValueOrDefault<int>() is < 1 or > 65536) result.AddError("--in-flight must be between 1 and 65536.");
-        });
+        var backend = CliValues.Choice("--backend", "BACKEND", "memory, zmq, ipc or jetstream.", EventBusFactory.Backends, required: true);
+        var size = CliValues.Number("--size", "BYTES", "Payload bytes per event.", 1, MaxPayloadBytes, BusBenchOptions.Default.PayloadBytes);
+        var count = CliValues.OptionalNumber("--count", "N",
+            $"Events per throughput round (default {BusBenchOptions.DefaultCount:N0}; jetstream {BusBenchOptions.DefaultJetStreamCount:N0}).", 1);
+        var roundTrips = CliValues.OptionalNumber("--round-trips", "N", $"Ping-pongs per round (default {BusBenchOptions.DefaultRoundTrips:N0}).", 1);
+        var rounds = CliValues.Number("--rounds", "N", "Measured rounds; bus and raw alternate, medians are reported.", 1, 100, BusBenchOptions.Default.Rounds);
+        var inFlight = CliValues.Number("--in-flight", "N", "jetstream: publishes awaiting their PubAck at once, for bus and raw alike.", 1, 65536,
+            BusBenchOptions.Default.InFlight);
         var natsUrl = new Option<string?>("--nats-url")
         {
             Description = "jetstream: a NATS server with JetStream to use; without it a private nats-server is started on a port leased " +
                           "from the registry (--registry or $ONEX_REGISTRY_ENDPOINT, else one started in-process).",
             HelpName = "URL",
         };
-        var highWatermark = new Option<int>("--zmq-hwm")
-        {
-            Description = "zmq (and the zmq comparison of ipc): high-water mark of bus and raw sockets alike; 0 (default) is unlimited, " +
-                          "so that no burst is dropped (the project's default is 100000).",
-            HelpName = "N",
-        };
-        highWatermark.Validators.Add(result =>
-        {
-            if (result.GetValueOrDefault<int>() < 0) result.AddError("--zmq-hwm must not be negative.");
-        });
+        var highWatermark = CliValues.Number("--zmq-hwm", "N",
+            "zmq (and the zmq comparison of ipc): high-water mark of bus and raw sockets alike; 0 (default) is unlimited, " +
+            "so that no burst is dropped (the project's default is 100000).", 0, defaultValue: 0);
         var json = DescribeCommand.JsonOption("one object with bus and raw figures and their ratios");
 
         var command = new Command("bus",
@@ -90,7 +54,7 @@ internal static class BenchCommand
         {
             var options = BusBenchOptions.Default with
             {
-                Backend = parse.GetRequiredValue(backend),
+                Backend = parse.GetRequiredValue(backend)!,
                 PayloadBytes = parse.GetValue(size),
                 Count = parse.GetValue(count),
                 RoundTrips = parse.GetValue(roundTrips),
@@ -99,10 +63,12 @@ internal static class BenchCommand
                 NatsUrl = parse.GetValue(natsUrl),
                 ZmqHighWatermark = parse.GetValue(highWatermark),
                 // The shared --timeout (registry answers, 5 s by default) bounds the whole run when given.
-                Timeout = parse.GetResult(CliContext.TimeoutOption) is { Implicit: false }
-                    ? TimeSpan.FromSeconds(Math.Max(1, parse.GetValue(CliContext.TimeoutOption)))
+                Timeout = parse.GetValue(CliContext.TimeoutOption) is { } timeout
+                    ? TimeSpan.FromSeconds(Math.Max(1, timeout.TotalSeconds))
                     : BusBenchOptions.Default.Timeout,
             };
+            if (parse.GetValue(CliContext.TimeoutOption) is { } given && given < options.Timeout)
+                await context.Error.WriteLineAsync($"onex: warning: --timeout {Durations.Format(given)} is below the bench's least, 1s; using 1s.").ConfigureAwait(false);
 
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             deadline.CancelAfter(options.Timeout);
@@ -145,10 +111,5 @@ internal static class BenchCommand
         return named
             ? context.ClientOptions(parse, announce: true, nodeName: "onex bench") with { RequestTimeout = TimeSpan.FromSeconds(2), MaxAttempts = 3 }
             : null;
-    }
-
-    private static void AtLeastOne(System.CommandLine.Parsing.OptionResult result, string name)
-    {
-        if (result.GetValueOrDefault<int?>() is < 1) result.AddError($"{name} must be at least 1.");
     }
 }

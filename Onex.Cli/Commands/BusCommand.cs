@@ -3,7 +3,9 @@ using System.Text;
 using System.Threading.Channels;
 using Onex.Bus;
 using Onex.Cli.Output;
+using Onex.Cli.Usage;
 using Onex.Events;
+using Onex.Protocol;
 using Onex.Transports.Buses;
 using Onex.Transports.Registry;
 
@@ -15,11 +17,8 @@ namespace Onex.Cli.Commands;
 /// </summary>
 internal static class BusCommand
 {
-    private static readonly Option<string> BackendOption = new("--backend")
-    {
-        Description = "memory, zmq, ipc or jetstream (default: $ONEX_BUS, else memory).",
-        HelpName = "BACKEND",
-    };
+    private static readonly Option<string?> BackendOption =
+        CliValues.Choice("--backend", "BACKEND", "memory, zmq, ipc or jetstream (default: $ONEX_BUS, else memory).", EventBusFactory.Backends);
 
     private static readonly Option<string> NameOption = new("--name")
     {
@@ -60,9 +59,13 @@ internal static class BusCommand
             return ExitCodes.Ok;
         }));
 
-        var topic = new Option<string>("--topic") { Description = "Topic to publish to.", HelpName = "TOPIC", Required = true };
-        var count = new Option<int>("--count") { Description = "How many events.", HelpName = "N", DefaultValueFactory = _ => 1 };
-        var size = new Option<int>("--size") { Description = "Payload size in bytes (at least the sequence number's digits).", HelpName = "BYTES", DefaultValueFactory = _ => 0 };
+        var topic = new Option<string>("--topic")
+        {
+            Description = "Topic to publish to (dot-separated tokens, e.g. orders.created).", HelpName = "TOPIC", Required = true,
+            CustomParser = result => CliValues.ParseTopic(result, "--topic"),
+        };
+        var count = CliValues.Number("--count", "N", "How many events.", 0, defaultValue: 1);
+        var size = CliValues.Number("--size", "BYTES", "Payload size in bytes (at least the sequence number's digits).", 0, 16 * 1024 * 1024, defaultValue: 0);
         var publish = new Command("publish", "Join a bus and publish N events whose payload starts with their sequence number (1..N).")
         {
             BackendOption, NameOption, EndpointsOption, UseRegistryOption, topic, count, size,
@@ -78,8 +81,12 @@ internal static class BusCommand
             return ExitCodes.Ok;
         }));
 
-        var pattern = new Option<string>("--pattern") { Description = "Topic pattern ('*' one token, '>' the rest).", HelpName = "PATTERN", Required = true };
-        var until = new Option<int>("--count") { Description = "Exit after this many events (0: until interrupted).", HelpName = "N", DefaultValueFactory = _ => 0 };
+        var pattern = new Option<string>("--pattern")
+        {
+            Description = "Topic pattern ('*' one token, '>' the rest).", HelpName = "PATTERN", Required = true,
+            CustomParser = result => CliValues.ParsePattern(result, "--pattern"),
+        };
+        var until = CliValues.Number("--count", "N", "Exit after this many events (0: until interrupted).", 0, defaultValue: 0);
         var durable = new Option<string?>("--durable") { Description = "Durable subscription name (jetstream).", HelpName = "NAME" };
         var subscribe = new Command("subscribe", "Join a bus, subscribe, and print one JSON line per event; the first line says the subscription is live.")
         {
@@ -212,11 +219,7 @@ internal static class BusCommand
 
         public static async Task<BusSession> OpenAsync(CliContext context, ParseResult parse, EventBusRole role, CancellationToken cancellationToken)
         {
-            var options = EventBusOptions.FromEnvironment() with { Role = role };
-            if (parse.GetValue(BackendOption) is { Length: > 0 } backend) options = options with { Backend = backend.ToLowerInvariant() };
-            if (parse.GetValue(NameOption) is { Length: > 0 } name) options = options with { Name = name };
-            if (parse.GetValue(EndpointsOption) is { Length: > 0 } endpoints)
-                options = options with { Endpoints = endpoints.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) };
+            var options = FromCommandLine(parse, role);
 
             // A registry is used when asked for, or when joining by name without endpoints.
             var wantsRegistry = parse.GetValue(UseRegistryOption) || (role == EventBusRole.Join && options.Endpoints.Count == 0 && options.Backend != "memory");
@@ -235,6 +238,57 @@ internal static class BusCommand
             {
                 if (registry is not null) await registry.DisposeAsync().ConfigureAwait(false);
                 throw;
+            }
+        }
+
+        /// <summary>The bus options from the environment and the command line, checked before anything is opened.</summary>
+        private static EventBusOptions FromCommandLine(ParseResult parse, EventBusRole role)
+        {
+            EventBusOptions options;
+            try
+            {
+                options = EventBusOptions.FromEnvironment() with { Role = role };
+            }
+            catch (ArgumentException ex)
+            {
+                throw new UsageException($"{ex.Message} Fix the variable or unset it.");
+            }
+            if (parse.GetValue(BackendOption) is { Length: > 0 } backend) options = options with { Backend = backend };
+            else if (!EventBusFactory.Backends.Contains(options.Backend))
+                throw new UsageException($"ONEX_BUS='{options.Backend}' is not a backend; set it to one of {string.Join(", ", EventBusFactory.Backends)}, or give --backend zmq.");
+            if (parse.GetValue(NameOption) is { Length: > 0 } name) options = options with { Name = name };
+            if (parse.GetValue(EndpointsOption) is { Length: > 0 } endpoints)
+                options = options with { Endpoints = endpoints.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) };
+            var command = role == EventBusRole.Host ? "host" : parse.CommandResult.Command.Name;
+            if (role == EventBusRole.Join && options.Backend == BusKinds.Memory)
+                throw new UsageException(
+                    $"the memory backend lives inside one process, so 'onex bus {command}' cannot join it; use a backend other processes can reach: " +
+                    "--backend zmq|ipc|jetstream (with --endpoints, or a bus of that name in the registry), e.g. 'onex bus host --backend ipc' in another shell.");
+            if (options.Endpoints.Count > 0 && EndpointsProblem(options.Backend, options.Endpoints) is { } problem)
+                throw new UsageException($"--endpoints: {problem}");
+            return options;
+        }
+
+        /// <summary>Why <paramref name="endpoints"/> cannot be the endpoints of a <paramref name="backend"/> bus; null when they can.</summary>
+        internal static string? EndpointsProblem(string backend, IReadOnlyList<string> endpoints)
+        {
+            var given = string.Join(",", endpoints);
+            switch (backend)
+            {
+                case BusKinds.Zmq:
+                    if (endpoints.Count != 2 || endpoints.Any(e => CliValues.EndpointProblem(e) is not null))
+                        return $"'{given}' is not a zmq bus's two endpoints; write PUBLISH,SUBSCRIBE, e.g. --endpoints tcp://127.0.0.1:20001,tcp://127.0.0.1:20002 (as `onex bus host` prints them).";
+                    return null;
+                case BusKinds.Ipc:
+                    if (endpoints.Count != 1 || !(endpoints[0].StartsWith("unix:///", StringComparison.Ordinal) || endpoints[0].StartsWith('/')))
+                        return $"'{given}' is not an ipc bus's endpoint; write unix:///PATH/TO/bus.sock (as `onex bus host --backend ipc` prints it).";
+                    return null;
+                case BusKinds.JetStream:
+                    if (endpoints.Count != 1 || !Uri.TryCreate(endpoints[0], UriKind.Absolute, out var url) || url.Scheme is not ("nats" or "tls" or "ws" or "wss") || url.Port <= 0)
+                        return $"'{given}' is not a NATS server URL; write nats://HOST:PORT, e.g. --endpoints nats://127.0.0.1:4222.";
+                    return null;
+                default:
+                    return $"a {backend} bus takes no endpoints; leave --endpoints out.";
             }
         }
 

@@ -1,7 +1,10 @@
 using System.CommandLine;
+using Onex.Cli.Hold;
 using Onex.Cli.Output;
+using Onex.Cli.Usage;
 using Onex.Errors;
 using Onex.Protocol;
+using Onex.RegistryNode.Hosting;
 using Onex.Transports.Registry;
 
 namespace Onex.Cli.Commands;
@@ -20,32 +23,44 @@ internal static class PortsCommand
 
     private static Command BuildLease(CliContext context)
     {
-        var count = new Option<int>("--count") { Description = "How many ports.", Required = true, HelpName = "N" };
-        count.Validators.Add(result =>
-        {
-            if (result.GetValueOrDefault<int>() < 1) result.AddError("--count must be at least 1.");
-        });
-        var ttl = new Option<double?>("--ttl") { Description = "Requested TTL in seconds (the registry clamps it; default: the registry's).", HelpName = "S" };
+        var count = CliValues.Number("--count", "N", "How many ports.", min: 1);
+        var ttl = CliValues.Duration("--ttl", "Requested TTL (the registry clamps it to its bounds; default: the registry's).",
+            TimeSpan.FromMilliseconds(1), TimeSpan.FromDays(1));
         var purpose = new Option<string?>("--purpose") { Description = "Free text recorded with the leases.", HelpName = "TEXT" };
         var json = DescribeCommand.JsonOption("the leases (one line)");
-        var command = new Command("lease",
-            "Lease ports and hold them, renewing in the background, until Ctrl-C, SIGTERM or stdin closes; then release them.")
+        var untilPid = CliValues.OptionalNumber("--until-pid", "PID",
+            "Hold until process PID exits (or a signal); stdin is not read. For scripts: --until-pid $$ ties the leases to the script.", 1);
+        var untilSignal = new Option<bool>("--until-signal")
         {
-            count, ttl, purpose, json,
+            Description = "Hold until SIGTERM or Ctrl-C only; stdin is not read (for `onex ports lease ... &` in a script).",
         };
+        var command = new Command("lease",
+            "Lease ports and hold them, renewing in the background, then release them. Holds until Ctrl-C or SIGTERM; also until " +
+            "end of stdin when stdin is not a terminal (unless --until-pid or --until-signal), until process PID exits with " +
+            "--until-pid, and until the reader of stdout goes away (a closed pipe).")
+        {
+            count, ttl, purpose, json, untilPid, untilSignal,
+        };
+        command.Validators.Add(result =>
+        {
+            if (result.GetResult(untilPid) is { Implicit: false } && result.GetResult(untilSignal) is { Implicit: false })
+                result.AddError("--until-pid and --until-signal cannot both be given (--until-pid already ends on a signal); keep one.");
+        });
         command.SetAction(OnexCli.Guard(context, async (parse, cancellationToken) =>
         {
+            var hold = HoldCondition.From(context, parse.GetValue(untilPid), parse.GetValue(untilSignal));
             await using var client = await context.ConnectAsync(parse, cancellationToken, announce: true, nodeName: "onex ports lease")
                 .ConfigureAwait(false);
             var options = new LeaseRequestOptions
             {
-                Ttl = parse.GetValue(ttl) is { } seconds ? TimeSpan.FromSeconds(seconds) : null,
+                Ttl = parse.GetValue(ttl),
                 Purpose = parse.GetValue(purpose) ?? "onex ports lease",
             };
             var leases = await client.LeasePortsAsync(parse.GetRequiredValue(count), options, cancellationToken).ConfigureAwait(false);
             await using (leases.ConfigureAwait(false))
             {
                 var lost = WatchForLostLeases(leases, context.Error);
+                if (ClampWarning(options.Ttl, leases.Leases) is { } warning) await context.Error.WriteLineAsync(warning).ConfigureAwait(false);
                 if (parse.GetValue(json))
                     await context.Output.WriteLineAsync(CliJson.Serialize(leases.Leases, indented: false)).ConfigureAwait(false);
                 else
@@ -53,11 +68,11 @@ internal static class PortsCommand
                 // Not cancellable: once the leases are printed, a SIGTERM must still release them and exit 0.
                 await context.Output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
                 await context.Error.WriteLineAsync(
-                    $"onex: holding {leases.Ports.Count} port(s) as node {client.NodeId}; press Ctrl-C or close stdin to release.").ConfigureAwait(false);
+                    $"onex: holding {leases.Ports.Count} port(s) as node {client.NodeId} until {hold.Description}.").ConfigureAwait(false);
 
                 // A lost lease ends the hold at once: whoever relies on the ports (a script reading our stdout) must not
                 // go on believing they are held.
-                await Task.WhenAny(WaitForStdinToCloseAsync(context.Input, cancellationToken), lost).ConfigureAwait(false);
+                await Task.WhenAny(hold.WaitAsync(context, cancellationToken), lost).ConfigureAwait(false);
                 if (lost.IsCompleted)
                 {
                     await context.Error.WriteLineAsync("onex: stopped holding because a lease was lost; releasing the rest.").ConfigureAwait(false);
@@ -81,6 +96,16 @@ internal static class PortsCommand
             return leases.HasLostLeases ? ExitCodes.LeaseLost : ExitCodes.Ok;
         }));
         return command;
+    }
+
+    /// <summary>A warning when the registry granted another TTL than <paramref name="requested"/> (it clamps to its bounds); else null.</summary>
+    internal static string? ClampWarning(TimeSpan? requested, IReadOnlyList<PortLease> granted)
+    {
+        if (requested is not { } asked || granted.Count == 0) return null;
+        var got = TimeSpan.FromMilliseconds(granted[0].TtlMs);
+        return Math.Abs((got - asked).TotalMilliseconds) < 1
+            ? null
+            : $"onex: warning: the registry granted a TTL of {Durations.Format(got)}, not the {Durations.Format(asked)} asked for (it clamps --ttl to its bounds).";
     }
 
     /// <summary>

@@ -1,11 +1,13 @@
 using System.CommandLine;
 using System.Text.Json;
+using Onex.Cli.Hold;
 using Onex.Cli.Output;
+using Onex.Cli.Usage;
 using Onex.Protocol;
 
 namespace Onex.Cli.Commands;
 
-/// <summary><c>onex tools list | show | validate</c>.</summary>
+/// <summary><c>onex tools list | show | validate | register</c>.</summary>
 internal static class ToolsCommand
 {
     public static Command Build(CliContext context) => new("tools", "Tool contracts.")
@@ -13,6 +15,7 @@ internal static class ToolsCommand
         BuildList(context),
         BuildShow(context),
         BuildValidate(context),
+        BuildRegister(context),
     };
 
     public static TextTable Table(IEnumerable<ToolContractRecord> tools)
@@ -135,6 +138,49 @@ internal static class ToolsCommand
                     await context.Output.WriteLineAsync($"  {(issue.Path.Length == 0 ? "#" : issue.Path)}: {issue.Kind}: {issue.Message}").ConfigureAwait(false);
             }
             return result.Valid ? ExitCodes.Ok : ExitCodes.Failed;
+        }));
+        return command;
+    }
+
+    private static Command BuildRegister(CliContext context)
+    {
+        var file = new Argument<FileInfo>("FILE") { Description = "A tool contract file (JSON), e.g. samples/tools/greet.tool.json." };
+        var untilPid = CliValues.OptionalNumber("--until-pid", "PID", "Hold the registration until process PID exits (or a signal); stdin is not read.", 1);
+        var untilSignal = new Option<bool>("--until-signal") { Description = "Hold the registration until SIGTERM or Ctrl-C only; stdin is not read." };
+        var json = DescribeCommand.JsonOption("the ToolContractRecord (one line)");
+        var command = new Command("register",
+            "Register the tool contract in FILE, owned by this command's node, and hold it as ports lease holds leases (a tool " +
+            "belongs to a live node): until Ctrl-C, SIGTERM, end of stdin when it is not a terminal, --until-pid or --until-signal; " +
+            "the registration goes away with the node when this command exits.")
+        {
+            file, json, untilPid, untilSignal,
+        };
+        command.SetAction(OnexCli.Guard(context, async (parse, cancellationToken) =>
+        {
+            var path = parse.GetRequiredValue(file);
+            string text;
+            try
+            {
+                text = await File.ReadAllTextAsync(path.FullName, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                throw new UsageException($"cannot read {path}: {ex.Message}");
+            }
+            var contract = ToolContractFile.Parse(text, path.ToString());
+            var hold = HoldCondition.From(context, parse.GetValue(untilPid), parse.GetValue(untilSignal));
+            await using var client = await context.ConnectAsync(parse, cancellationToken, announce: true, nodeName: "onex tools register")
+                .ConfigureAwait(false);
+            var record = await client.RegisterToolAsync(contract.Name, contract.Version, contract.InputSchema, contract.OutputSchema,
+                contract.Description, contract.ErrorCodes, cancellationToken).ConfigureAwait(false);
+            await context.Output.WriteLineAsync(parse.GetValue(json)
+                ? CliJson.Serialize(record, indented: false)
+                : $"registered {record.Name} {record.Version} ({Short(record.Fingerprint)}) as node {record.NodeId}").ConfigureAwait(false);
+            await context.Output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+            await context.Error.WriteLineAsync($"onex: holding tool {record.Name} {record.Version} until {hold.Description}.").ConfigureAwait(false);
+            await hold.WaitAsync(context, cancellationToken).ConfigureAwait(false);
+            await context.Error.WriteLineAsync("onex: released.").ConfigureAwait(false);
+            return ExitCodes.Ok;
         }));
         return command;
     }

@@ -22,8 +22,21 @@ public class OnexException : Exception
     /// <summary>Machine-readable context, for example the offending field or the limit that was exceeded.</summary>
     public IReadOnlyDictionary<string, string> Details { get; }
 
-    /// <summary>Creates the most specific exception type for a code received over the wire.</summary>
-    public static OnexException FromError(string code, string message, IReadOnlyDictionary<string, string>? details = null) => code switch
+    /// <summary>
+    /// Who reported the error: null when it was raised in this process (a local bind failure, a bad option), else the
+    /// peer that answered with it (e.g. <c>registry at tcp://127.0.0.1:5750</c>).
+    /// </summary>
+    public string? Origin { get; private set; }
+
+    /// <summary>Creates the most specific exception type for a code received over the wire from <paramref name="origin"/>.</summary>
+    public static OnexException FromError(string code, string message, IReadOnlyDictionary<string, string>? details = null, string? origin = null)
+    {
+        var exception = Create(code, message, details);
+        exception.Origin = origin;
+        return exception;
+    }
+
+    private static OnexException Create(string code, string message, IReadOnlyDictionary<string, string>? details) => code switch
     {
         ErrorCodes.Malformed => new MalformedMessageException(message, details),
         ErrorCodes.TooLarge => new MessageTooLargeException(message, details),

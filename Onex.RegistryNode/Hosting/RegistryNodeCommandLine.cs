@@ -66,8 +66,9 @@ internal static class RegistryNodeCommandLine
     };
     private static readonly Option<LogLevel> Level = new("--log-level")
     {
-        Description = "Least severe log level written to stderr.",
+        Description = "Least severe log level written to stderr: Trace, Debug, Information, Warning, Error, Critical or None.",
         DefaultValueFactory = _ => LogLevel.Information,
+        CustomParser = ParseLogLevel,
     };
 
     /// <summary>The root command (exposed so a host CLI can show the same help).</summary>
@@ -75,7 +76,7 @@ internal static class RegistryNodeCommandLine
     {
         var command = new RootCommand(
             "OnexBus registry node: leases ports, records nodes, buses and tool contracts, answers introspection, " +
-            "broadcasts every change. Durations take a unit: 500ms, 30s, 5m, 1h.")
+            "broadcasts every change. Durations take a unit: 500ms, 30s, 5m, 1h; a bare number is seconds.")
         {
             Endpoint, PubEndpoint, Http, PortRangeOption, Host, DefaultTtl, MinTtl, MaxTtl, Quarantine, Heartbeat, Grace, Store, DataDir, Durability, PauseThreshold, Level,
         };
@@ -87,7 +88,34 @@ internal static class RegistryNodeCommandLine
     {
         var command = CreateCommand((parse, token) => ServeAsync(parse, output, error, environment, token));
         var configuration = new InvocationConfiguration { Output = output, Error = error, ProcessTerminationTimeout = null };
-        return await command.Parse(args).InvokeAsync(configuration, ct).ConfigureAwait(false);
+        var parsed = command.Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            await error.WriteLineAsync(UsageLine(parsed)).ConfigureAwait(false);
+            return UsageExitCode;
+        }
+        return await parsed.InvokeAsync(configuration, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The exit code of a usage error (an unknown option, a value that does not parse), as <c>onex</c>'s.</summary>
+    public const int UsageExitCode = 2;
+
+    /// <summary>One line for the first parse error: what is wrong and where to look (never the whole help, never a CLR type name).</summary>
+    internal static string UsageLine(ParseResult parse)
+    {
+        var message = string.Join(' ', parse.Errors[0].Message.Split((char[])['\n', '\r', '\t'], StringSplitOptions.RemoveEmptyEntries).Select(p => p.Trim()));
+        const string unrecognized = "Unrecognized command or argument '";
+        if (message.StartsWith(unrecognized, StringComparison.Ordinal))
+            message = $"there is no option {message[(unrecognized.Length - 1)..].TrimEnd('.')}";
+        return $"registry: {message.TrimEnd('.')}; see --help for the options.";
+    }
+
+    private static LogLevel ParseLogLevel(System.CommandLine.Parsing.ArgumentResult result)
+    {
+        var text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
+        if (Enum.TryParse<LogLevel>(text, ignoreCase: true, out var level) && Enum.IsDefined(level) && !int.TryParse(text, out _)) return level;
+        result.AddError($"--log-level '{text}' is not a level; use Trace, Debug, Information, Warning, Error, Critical or None, e.g. --log-level Warning.");
+        return LogLevel.Information;
     }
 
     /// <summary>What the program sets that a node started from code does not: the HTTP endpoint (PROTOCOL.md, the node README).</summary>
@@ -122,8 +150,9 @@ internal static class RegistryNodeCommandLine
             values[$"{RegistryNodeConfiguration.SectionName}:{key}"] = value;
         }
         static void IsDuration(string text, string name) => RegistryNodeConfiguration.ParseDuration(text, name);
-        Set(Endpoint, RegistryNodeConfiguration.Endpoint);
-        Set(PubEndpoint, RegistryNodeConfiguration.PubEndpoint);
+        static void IsEndpoint(string text, string name) => RegistryNodeConfiguration.ParseEndpoint(text, name);
+        Set(Endpoint, RegistryNodeConfiguration.Endpoint, IsEndpoint);
+        Set(PubEndpoint, RegistryNodeConfiguration.PubEndpoint, IsEndpoint);
         Set(Http, RegistryNodeConfiguration.Http, (text, name) => RegistryNodeConfiguration.ParseHttp(text, name));
         Set(PortRangeOption, RegistryNodeConfiguration.PortRange, (text, name) => RegistryNodeConfiguration.ParsePortRange(text, name));
         Set(Host, RegistryNodeConfiguration.Host);
@@ -184,7 +213,7 @@ internal static class RegistryNodeCommandLine
         catch (FormatException ex)
         {
             await error.WriteLineAsync($"registry: {ex.Message}").ConfigureAwait(false);
-            return 2;
+            return UsageExitCode;
         }
         AddLogging(builder);
         AddComponents(builder);

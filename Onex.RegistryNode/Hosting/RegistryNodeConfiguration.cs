@@ -108,8 +108,8 @@ public static class RegistryNodeConfiguration
         if (Duration(section, MaxTtl) is { } max) leases = leases with { MaxTtl = max };
         if (Duration(section, Quarantine) is { } quarantine) leases = leases with { Quarantine = quarantine };
         options = options with { Leases = leases };
-        if (Text(section, Endpoint) is { } endpoint) options = options with { Endpoint = endpoint };
-        if (Text(section, PubEndpoint) is { } pub) options = options with { PubEndpoint = pub };
+        if (Text(section, Endpoint) is { } endpoint) options = options with { Endpoint = ParseEndpoint(endpoint, Name(Endpoint)) };
+        if (Text(section, PubEndpoint) is { } pub) options = options with { PubEndpoint = ParseEndpoint(pub, Name(PubEndpoint)) };
         if (Text(section, Http) is { } http) options = options with { HttpEndpoint = ParseHttp(http, Name(Http)) };
         if (Text(section, NodeId) is { } nodeId) options = options with { NodeId = nodeId };
         if (Duration(section, HeartbeatInterval) is { } heartbeat) options = options with { HeartbeatInterval = heartbeat };
@@ -120,7 +120,34 @@ public static class RegistryNodeConfiguration
         if (Text(section, Store) is { } kind) store = store with { Kind = ParseStore(kind, Name(Store)) };
         if (Text(section, DataDir) is { } directory) store = store with { DataDirectory = directory };
         if (Text(section, Durability) is { } durability) store = store with { Durability = ParseDurability(durability, Name(Durability)) };
+        CheckTtls(options.Leases);
         return options with { Store = store };
+    }
+
+    /// <summary>TTLs that contradict each other are a usage error naming the options and keys, not a failed start.</summary>
+    private static void CheckTtls(LeaseOptions leases)
+    {
+        if (leases.MinTtl <= TimeSpan.Zero || leases.MinTtl > leases.MaxTtl)
+            throw new FormatException(
+                $"--min-ttl ({Name(MinTtl)}) {Durations.Format(leases.MinTtl)} must be positive and at most --max-ttl ({Name(MaxTtl)}) {Durations.Format(leases.MaxTtl)}.");
+        if (leases.DefaultTtl < leases.MinTtl || leases.DefaultTtl > leases.MaxTtl)
+            throw new FormatException(
+                $"--default-ttl ({Name(DefaultTtl)}) {Durations.Format(leases.DefaultTtl)} is outside --min-ttl {Durations.Format(leases.MinTtl)} .. --max-ttl " +
+                $"{Durations.Format(leases.MaxTtl)}; e.g. --default-ttl 30s.");
+    }
+
+    /// <summary>A ZeroMQ endpoint to bind; a malformed one is a <see cref="FormatException"/> naming where it came from.</summary>
+    internal static string ParseEndpoint(string text, string name)
+    {
+        try
+        {
+            Onex.Transports.Zmq.ZmqEndpoints.EnsureValid(text, name);
+        }
+        catch (ArgumentException)
+        {
+            throw new FormatException($"{name}: '{text}' is not an endpoint; write tcp://HOST:PORT, e.g. tcp://127.0.0.1:5750 (port 0 lets the OS choose).");
+        }
+        return text;
     }
 
     internal static PortRange ParsePortRange(string text, string name) =>
@@ -150,7 +177,7 @@ public static class RegistryNodeConfiguration
     };
 
     internal static TimeSpan ParseDuration(string text, string name) =>
-        Durations.TryParse(text, out var value) ? value : throw new FormatException($"{name}: '{text}' is not a duration (e.g. 500ms, 30s, 5m, 1h).");
+        Durations.TryParse(text, out var value) ? value : throw new FormatException($"{name}: '{text}' is not a duration; write 500ms, 30s, 5m or 1h (a bare number is seconds), e.g. 30s.");
 
     private static string Name(string key) => $"{SectionName}:{key}";
 

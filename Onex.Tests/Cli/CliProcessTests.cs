@@ -61,6 +61,15 @@ public class CliProcessTests
         }
     }
 
+    /// <summary>Reads the node's stdout up to its "registry: store" line (printed once both endpoints are bound).</summary>
+    private static async Task WaitUntilServingAsync(Process process)
+    {
+        while (await process.StandardOutput.ReadLineAsync().Within("the node's endpoints on stdout", TimeSpan.FromSeconds(90)) is { } line)
+            if (line.StartsWith("registry: store ", StringComparison.Ordinal)) return;
+        await process.WaitForExitAsync().Within("registry serve to exit after closing its stdout", ChildProcessLimit);
+        Assert.Fail($"registry serve exited ({process.ExitCode}) before serving: {await process.StandardError.ReadToEndAsync()}");
+    }
+
     private static void EnsureStopped(Process process)
     {
         if (!process.HasExited) process.Kill(entireProcessTree: true);
@@ -76,7 +85,8 @@ public class CliProcessTests
             "--port-range", (await OnexTest.ReservePortRangeAsync()).ToString(), "--store", "memory", "--http", "none");
         try
         {
-            // The client's DEALER queues the request until the node has bound its endpoint.
+            // The node prints its endpoints once it serves: wait for that (a child start took over 20 s at a load average of 60).
+            await WaitUntilServingAsync(process);
             var result = await Onex.RunAsync(DescribeLimit, "--registry", router, "--timeout", "20", "describe", "--json");
             var exitCode = await TerminateAsync(process);
 
@@ -100,6 +110,7 @@ public class CliProcessTests
             "--port-range", (await OnexTest.ReservePortRangeAsync()).ToString(), "--store", "memory", "--http", "none");
         try
         {
+            await WaitUntilServingAsync(process);
             var result = await Onex.RunAsync(DescribeLimit, "--registry", router, "--timeout", "20", "describe", "--json");
             // The node binds its PUB before it answers: the --registry-pub port is taken now.
             var pubTaken = PortIsTaken(ports[1]);
@@ -159,7 +170,7 @@ public class CliProcessTests
         var process = StartOnex(Onex.At(registry, "ports", "lease", "--count", "1", "--ttl", "2", "--json"));
         try
         {
-            var line = await process.StandardOutput.ReadLineAsync().Within("the lease on stdout");
+            var line = await process.StandardOutput.ReadLineAsync().Within("the lease on stdout", ChildProcessLimit);
             var lease = JsonSerializer.Deserialize<List<PortLease>>(line!, new JsonSerializerOptions(JsonSerializerDefaults.Web))!.Single();
             var stderr = process.StandardError.ReadToEndAsync();
 

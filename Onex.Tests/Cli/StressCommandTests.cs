@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Onex.Cli;
+using Onex.Cli.Commands.Stress;
 using Onex.Cli.Commands;
 using Onex.Cli.Output;
 using Onex.Testing.Registry;
@@ -24,7 +25,7 @@ public class StressCommandTests
 
         var exitCode = await OnexCli.RunAsync(
             ["--registry", registry.Endpoint, "--registry-pub", registry.PubEndpoint,
-             "ports", "stress", "--processes", "3", "--ports", "5", "--rounds", "2", "--hold", "20", "--json"],
+             "ports", "stress", "--processes", "3", "--ports", "5", "--rounds", "2", "--hold", "20ms", "--json"],
             output, error, TextReader.Null).WaitAsync(RunLimit);
 
         Assert.That(exitCode, Is.EqualTo(ExitCodes.Ok), $"stdout: {output}\nstderr: {error}");
@@ -45,7 +46,7 @@ public class StressCommandTests
         var output = new StringWriter();
 
         var exitCode = await OnexCli.RunAsync(
-            [.. Onex.At(registry), "ports", "stress", "--processes", "2", "--ports", "1", "--rounds", "1", "--hold", "60000", "--time-limit", "1", "--json"],
+            [.. Onex.At(registry), "ports", "stress", "--processes", "2", "--ports", "1", "--rounds", "1", "--hold", "60s", "--time-limit", "1s", "--json"],
             output, new StringWriter(), TextReader.Null).WaitAsync(RunLimit);
 
         Assert.That(exitCode, Is.EqualTo(ExitCodes.Failed));
@@ -120,6 +121,6 @@ public class StressCommandTests
         var exitCode = await OnexCli.RunAsync(["ports", "stress", "--processes", "1", "--ports", "5"], output, error, TextReader.Null);
 
         Assert.That(exitCode, Is.EqualTo(ExitCodes.Usage));
-        Assert.That(error.ToString(), Does.Contain("--processes must be between 2 and 64"));
+        Assert.That(error.ToString(), Does.Contain("--processes must be from 2 to 64"));
     }
 }

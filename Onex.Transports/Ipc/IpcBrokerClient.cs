@@ -298,7 +298,7 @@ internal sealed class IpcBrokerClient : IAsyncDisposable
             if (welcome.Type == IpcFrameType.Error)
             {
                 var (code, message) = IpcFrames.ParseError(welcome.Body.Span);
-                throw OnexException.FromError(code, $"The bus host refused the connection: {message}");
+                throw OnexException.FromError(code, $"The bus host refused the connection: {message}", origin: $"bus host at {_socketPath}");
             }
             if (welcome.Type != IpcFrameType.Welcome)
                 throw welcome.IsEndOfStream

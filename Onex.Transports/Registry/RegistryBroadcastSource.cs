@@ -75,7 +75,21 @@ internal sealed class ZmqRegistryBroadcastSource : IRegistryBroadcastSource
         }
         _socket.ReceiveReady += (_, _) => Receive();
         _poller = new NetMQPoller { _socket };
-        _poller.RunAsync($"onex-registry-sub {endpoint}", isBackgroundThread: true);
+        new Thread(RunPoller) { IsBackground = true, Name = $"onex-registry-sub {endpoint}" }.Start();
+    }
+
+    private void RunPoller()
+    {
+        try
+        {
+            _poller.Run();
+        }
+        catch (TerminatingException)
+        {
+            // NetMQConfig.Cleanup ran while this subscription was still open (a process exiting after giving up on a
+            // dispose, as `onex ports lease` does after a lost lease): the broadcasts are over. Unhandled on NetMQ's own
+            // poller thread, it crashed the exiting process with a stack trace (same as RegistryRequestChannel).
+        }
     }
 
     public string Endpoint { get; }

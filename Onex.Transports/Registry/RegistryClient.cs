@@ -689,7 +689,7 @@ public sealed class RegistryClient : IAsyncDisposable
                 // Forget this reply so that a retry (of UNAVAILABLE) is sent afresh instead of reading it again.
                 client._channel.Complete(requestId);
                 var error = reply.BodyAs<Error>();
-                throw OnexException.FromError(error.Code, error.Message, error.Details);
+                throw OnexException.FromError(error.Code, error.Message, error.Details, origin: $"registry at {client.Endpoint}");
             }
             if (reply.MessageType != MessageTypes.Of<TReply>())
                 throw new MalformedMessageException(
