@@ -128,7 +128,7 @@ public class GenericHostTests
         builder.Services.AddOnexRegistryNode(builder.Configuration.GetSection(RegistryNodeConfiguration.SectionName));
         using var host = builder.Build();
         var failure = Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
-        Assert.That(failure!.Message, Does.Contain("TTL bounds are inconsistent"));
+        Assert.That(failure!.Message, Does.Contain("Registry:MinTtl").And.Contain("Registry:MaxTtl"), "the message should name the settings that contradict each other");
         Assert.That(host.Services.GetRequiredService<RegistryNodeService>().Node, Is.Null, "no node was started");
     }
 
