@@ -19,6 +19,9 @@ internal static class MessageShape
     /// <summary>The path of the first value that must not be nil but is (e.g. <c>leases[0].nodeId</c>), or null.</summary>
     public static string? FindMissing(object value) => Walk(value);
 
+    /// <summary>Reads <paramref name="type"/>'s members now rather than at its first check.</summary>
+    public static void Prepare(Type type) => MembersOf(type);
+
     // Paths are built only on the way back from a failure, so a valid message costs no string work.
     private static string? Walk(object value)
     {

@@ -86,6 +86,7 @@ internal static class RegistryNodeCommandLine
 
     public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, Func<string, string?> environment, CancellationToken ct)
     {
+        RegistryNodeHost.StartWarmUp();
         var command = CreateCommand((parse, token) => ServeAsync(parse, output, error, environment, token));
         var configuration = new InvocationConfiguration { Output = output, Error = error, ProcessTerminationTimeout = null };
         var parsed = command.Parse(args);
@@ -200,7 +201,11 @@ internal static class RegistryNodeCommandLine
     {
         // appsettings.json (and appsettings.{Environment}.json) in the working directory, DOTNET_ and plain environment
         // variables (Registry__PortRange), then the node's own ONEX_REGISTRY_* variables, then the command line.
-        var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = [] });
+        // The files are read once, at start (the node reads its options once): watching them would put an inotify
+        // watch on every directory under the working directory, which costs a restart time and the machine watches.
+        var hostConfiguration = new ConfigurationManager();
+        hostConfiguration.AddInMemoryCollection([new("hostBuilder:reloadConfigOnChange", "false")]);
+        var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = [], Configuration = hostConfiguration });
         try
         {
             // The program serves HTTP on its default address unless told otherwise; weakest of all sources.

@@ -141,12 +141,17 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         (RegistryState, ReplyCache) Load()
         {
             var stored = store.Load();
+            // The reply cache fills on another core while the state is rebuilt: they share nothing.
+            var cache = Task.Run(() =>
+            {
+                var replies = new ReplyCache(options.ReplyCacheCapacity, options.ReplyCacheRetention, options.ReplyCacheMaxBytes, timeProvider);
+                replies.Restore(stored.Replies);
+                return replies;
+            });
             var state = new RegistryState(options, ports, availability, sink, timeProvider, loggerFactory, server.Post, stored: stored, durable: store.IsDurable);
-            var cache = new ReplyCache(options.ReplyCacheCapacity, options.ReplyCacheRetention, options.ReplyCacheMaxBytes, timeProvider);
-            cache.Restore(stored.Replies);
-            return (state, cache);
+            return (state, cache.GetAwaiter().GetResult());
         }
-        _ = WarmUpSchemas.Value; // in the background, beside loading the store
+        StartWarmUp(); // in the background, beside loading the store (already under way when started by the command line)
         var started = timeProvider.GetTimestamp();
         var (registry, replies) = Load();
         var dispatcher = new RequestDispatcher(registry, replies, loggerFactory.CreateLogger<RequestDispatcher>(), metrics);
@@ -205,6 +210,19 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         Metrics.Dispose();
         LogStopped(_logger, RouterEndpoint);
     }
+
+    /// <summary>
+    /// Starts, once per process and on thread-pool threads, what the node's first moments would otherwise pay for on
+    /// its critical path: generating the MessagePack formatters of the records it restores and answers with, and
+    /// loading NJsonSchema. The command line calls it before it builds the host, so a restart overlaps the two.
+    /// </summary>
+    internal static void StartWarmUp()
+    {
+        _ = WarmUpCodec.Value;
+        _ = WarmUpSchemas.Value;
+    }
+
+    private static readonly Lazy<Task> WarmUpCodec = new(() => Task.Run(Onex.Protocol.RegistryCodec.WarmUp));
 
     // The first schema a process parses pays for loading and compiling NJsonSchema (seconds on a starved machine):
     // paid once per process on a thread-pool thread as the node starts, not by the single registry thread mid-request.

@@ -126,6 +126,15 @@ internal sealed class SqliteRegistryStore : IRegistryStore
         _pending.Clear();
         _checkpointed.Clear();
         _journalBytes = 0;
+        // The kept replies are read first and decoded on another core while the state rows are read.
+        var replyBlobs = new List<byte[]>();
+        using (var select = _connection.CreateCommand())
+        {
+            select.CommandText = "SELECT entries FROM replies ORDER BY id";
+            using var reader = select.ExecuteReader();
+            while (reader.Read()) replyBlobs.Add((byte[])reader.GetValue(0));
+        }
+        var replies = Task.Run(() => replyBlobs.SelectMany(DecodeReplies).ToList());
         var rows = new Dictionary<StateKey, byte[]>();
         using (var select = _connection.CreateCommand())
         {
@@ -154,14 +163,7 @@ internal sealed class SqliteRegistryStore : IRegistryStore
                 }
             }
         }
-        var replies = new List<StoredReply>();
-        using (var select = _connection.CreateCommand())
-        {
-            select.CommandText = "SELECT entries FROM replies ORDER BY id";
-            using var reader = select.ExecuteReader();
-            while (reader.Read()) replies.AddRange(DecodeReplies((byte[])reader.GetValue(0)));
-        }
-        return new StoredState(rows, replies);
+        return new StoredState(rows, replies.GetAwaiter().GetResult());
     }
 
     public void Commit(IReadOnlyList<StoredWrite> writes, IReadOnlyList<StoredReply> replies, long oldestReplyKept)

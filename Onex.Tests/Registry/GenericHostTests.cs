@@ -43,6 +43,42 @@ public class GenericHostTests
     }
 
     [Test]
+    public async Task The_node_reads_its_files_once_and_watches_no_directory()
+    {
+        // Watching appsettings.json for changes puts an inotify watch on every directory below the working directory
+        // (hundreds in a source tree), which slows every start and uses up the user's watches.
+        using var directory = new TemporaryDirectory();
+        for (var i = 0; i < 20; i++) Directory.CreateDirectory(Path.Combine(directory.Path, $"sub{i}", "deeper"));
+        var pool = (await OnexTest.ReservePortRangeAsync()).ToString();
+        await File.WriteAllTextAsync(Path.Combine(directory.Path, "appsettings.json"),
+            $$"""{ "Registry": { "Endpoint": "tcp://127.0.0.1:0", "PubEndpoint": "tcp://127.0.0.1:0", "PortRange": "{{pool}}", "Store": "memory" } }""");
+        using var node = NodeProcess.Start([], directory.Path, Isolated());
+        try
+        {
+            await node.WaitForLineAsync("registry: store", Wait);
+            var watches = Directory.GetFiles($"/proc/{node.Id}/fdinfo").Sum(InotifyWatches);
+            Assert.That(watches, Is.Zero, "inotify watches held by the node");
+        }
+        finally
+        {
+            node.Terminate();
+            await node.WaitForExitAsync(Wait);
+        }
+
+        static int InotifyWatches(string fdInfo)
+        {
+            try
+            {
+                return File.ReadLines(fdInfo).Count(line => line.StartsWith("inotify", StringComparison.Ordinal));
+            }
+            catch (IOException)
+            {
+                return 0; // the descriptor closed meanwhile
+            }
+        }
+    }
+
+    [Test]
     public async Task The_command_line_beats_the_environment_which_beats_appsettings_json()
     {
         using var directory = new TemporaryDirectory();
