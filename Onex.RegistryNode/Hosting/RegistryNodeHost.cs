@@ -198,7 +198,7 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
                 _dispatcher.Stopping = true;
                 State.SendHeartbeat(stopping: true);
                 State.Dispose();
-            }).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+            }).WaitAsync(TimeSpan.FromSeconds(5), TimeProvider.System).ConfigureAwait(false); // a bound on a stuck thread: real time, whatever clock the registry runs on
         }
         catch (TimeoutException ex)
         {

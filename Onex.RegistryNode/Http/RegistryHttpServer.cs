@@ -122,7 +122,7 @@ internal sealed partial class RegistryHttpServer : IAsyncDisposable
         {
             // Serve complete answers from the first request on (a registry thread that cannot take a snapshot in
             // 30 s is stuck; the node is not started then).
-            await view.Synced.WaitAsync(TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
+            await view.Synced.WaitAsync(TimeSpan.FromSeconds(30), TimeProvider.System, ct).ConfigureAwait(false);
         }
         catch
         {
@@ -361,7 +361,7 @@ internal sealed partial class RegistryHttpServer : IAsyncDisposable
         await _view.DisposeAsync().ConfigureAwait(false);
         // A cancelled token makes Kestrel abort the connections still open after 5 s (without one it waits for them
         // forever, and a second stop from DisposeAsync waits for the first).
-        using (var stopping = new CancellationTokenSource(TimeSpan.FromSeconds(5)))
+        using (var stopping = new CancellationTokenSource(TimeSpan.FromSeconds(5), TimeProvider.System))
         {
             try
             {

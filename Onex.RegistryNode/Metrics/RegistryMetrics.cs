@@ -81,11 +81,11 @@ internal sealed class RegistryMetrics : IDisposable
     public bool RequestsObserved => _requests.Enabled || _duration.Enabled;
 
     /// <summary>Counts one answered request. <paramref name="type"/> and <paramref name="code"/> come from closed sets.</summary>
-    public void Request(string type, string code, long startedTimestamp)
+    public void Request(string type, string code, TimeSpan? took)
     {
         _requests.Add(1, new KeyValuePair<string, object?>("type", type), new KeyValuePair<string, object?>("code", code));
-        if (startedTimestamp != 0)
-            _duration.Record(Stopwatch.GetElapsedTime(startedTimestamp).TotalSeconds, new KeyValuePair<string, object?>("type", type));
+        if (took is { } duration)
+            _duration.Record(duration.TotalSeconds, new KeyValuePair<string, object?>("type", type));
     }
 
     public void PubDropped() => _pubDropped.Add(1);

@@ -84,6 +84,9 @@ internal sealed class RegistryState : IDisposable
 
     public long StartedAt { get; }
 
+    /// <summary>The registry's clock.</summary>
+    public TimeProvider Time => _time;
+
     /// <summary>Rows changed since the last commit.</summary>
     public StateChanges Changes { get; }
 

@@ -100,11 +100,11 @@ internal sealed partial class RequestDispatcher
     public byte[] Dispatch(ReadOnlyMemory<byte> frame)
     {
         if (_metrics is not { RequestsObserved: true }) return DispatchCore(frame);
-        var started = Stopwatch.GetTimestamp();
+        var started = Registry.Time.GetTimestamp();
         _metricType = RegistryMetrics.UnreadableType;
         _metricCode = RegistryMetrics.Ok;
         var reply = DispatchCore(frame);
-        _metrics.Request(_metricType, _metricCode, started);
+        _metrics.Request(_metricType, _metricCode, Registry.Time.GetElapsedTime(started));
         return reply;
     }
 
@@ -112,7 +112,7 @@ internal sealed partial class RequestDispatcher
     public byte[] FailFraming(string message, IReadOnlyDictionary<string, string> details)
     {
         var reply = Fail("", "", ErrorCodes.Malformed, message, details);
-        _metrics?.Request(RegistryMetrics.UnreadableType, ErrorCodes.Malformed, 0);
+        _metrics?.Request(RegistryMetrics.UnreadableType, ErrorCodes.Malformed, took: null);
         return reply;
     }
 

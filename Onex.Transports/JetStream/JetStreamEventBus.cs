@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using NATS.Client.Core;
@@ -39,6 +38,7 @@ public sealed class JetStreamEventBus : IEventBus
 
     private readonly NatsConnection _connection;
     private readonly ILogger _logger;
+    private readonly TimeProvider _time;
     private readonly ResiliencePipeline _publishRetry;
     private readonly ConcurrentDictionary<JetStreamSubscription, byte> _subscriptions = new();
     private readonly SemaphoreSlim _streamGate = new(1, 1);
@@ -48,6 +48,7 @@ public sealed class JetStreamEventBus : IEventBus
     private JetStreamEventBus(JetStreamEventBusOptions options, NatsConnection connection, NatsJSContext js, StreamInfo stream, ILogger logger)
     {
         Options = options;
+        _time = options.TimeProvider ?? TimeProvider.System;
         Names = new JetStreamNames(options.Name);
         _connection = connection;
         JetStream = js;
@@ -60,7 +61,7 @@ public sealed class JetStreamEventBus : IEventBus
         if (serverLimit < options.MaxEventBytes)
             JetStreamLog.ServerMaxPayloadBelowLimit(logger, options.Url, serverLimit, options.MaxEventBytes);
 
-        _publishRetry = new ResiliencePipelineBuilder()
+        _publishRetry = new ResiliencePipelineBuilder { TimeProvider = _time }
             .AddRetry(new RetryStrategyOptions
             {
                 ShouldHandle = args => ValueTask.FromResult(
@@ -105,6 +106,9 @@ public sealed class JetStreamEventBus : IEventBus
 
     /// <summary>The settings this bus was connected with.</summary>
     public JetStreamEventBusOptions Options { get; }
+
+    /// <summary>The bus's clock (<see cref="JetStreamEventBusOptions.TimeProvider"/>).</summary>
+    internal TimeProvider Time => _time;
 
     internal JetStreamNames Names { get; }
 
@@ -153,7 +157,7 @@ public sealed class JetStreamEventBus : IEventBus
         {
             try
             {
-                await connection.ConnectAsync().AsTask().WaitAsync(options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
+                await connection.ConnectAsync().AsTask().WaitAsync(options.ConnectTimeout, options.TimeProvider ?? TimeProvider.System, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is NatsException or TimeoutException or System.Net.Sockets.SocketException)
             {
@@ -190,7 +194,7 @@ public sealed class JetStreamEventBus : IEventBus
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         ArgumentNullException.ThrowIfNull(evt);
         Topic.EnsureValid(evt.Topic);
-        evt = evt.WithSource(Options.NodeId, TimeProvider.System);
+        evt = evt.WithSource(Options.NodeId, _time);
         var body = Options.Codec.Encode(evt);
         if (body.Length > _maxEncodedEventBytes)
             throw new MessageTooLargeException(
@@ -198,7 +202,7 @@ public sealed class JetStreamEventBus : IEventBus
                 new Dictionary<string, string> { ["size"] = body.Length.ToString(), ["limit"] = _maxEncodedEventBytes.ToString(), ["url"] = Options.Url });
 
         var subject = Names.SubjectFor(evt.Topic);
-        var started = Stopwatch.GetTimestamp();
+        var started = _time.GetTimestamp();
         try
         {
             PubAckResponse ack;
@@ -209,7 +213,7 @@ public sealed class JetStreamEventBus : IEventBus
             catch (Exception ex) when (IsTransient(ex) || IsInternalTimeout(ex, cancellationToken))
             {
                 // The slow path: retries with backoff in what is left of PublishTimeout; the happy path stays lean.
-                ack = await PublishWithRetriesAsync(subject, body, evt, ex, Stopwatch.GetElapsedTime(started), cancellationToken).ConfigureAwait(false);
+                ack = await PublishWithRetriesAsync(subject, body, evt, ex, _time.GetElapsedTime(started), cancellationToken).ConfigureAwait(false);
             }
             if (ack.Duplicate)
                 JetStreamLog.PublishDuplicate(_logger, evt.EventId, ack.Stream ?? StreamName, ack.Seq);
@@ -305,7 +309,7 @@ public sealed class JetStreamEventBus : IEventBus
         if (!IsConnected) return;
         try
         {
-            using var timeout = new CancellationTokenSource(Options.RequestTimeout);
+            using var timeout = new CancellationTokenSource(Options.RequestTimeout, _time);
             await _connection.PingAsync(timeout.Token).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is NatsException or OperationCanceledException)

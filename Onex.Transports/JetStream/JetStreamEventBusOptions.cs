@@ -96,6 +96,9 @@ public sealed record JetStreamEventBusOptions
     /// <summary>Logs of the bus and of the NATS client; none when null.</summary>
     public ILoggerFactory? LoggerFactory { get; init; }
 
+    /// <summary>The clock for timeouts, retry back-off and event timestamps; <see cref="System.TimeProvider.System"/> when null.</summary>
+    public TimeProvider? TimeProvider { get; init; }
+
     /// <summary>The stream these settings describe (storage, limits, duplicate window), as the bus declares it.</summary>
     public StreamConfig ToStreamConfig(string streamName, string subject) => new(streamName, [subject])
     {

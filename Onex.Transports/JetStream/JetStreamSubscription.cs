@@ -362,7 +362,7 @@ internal sealed class JetStreamSubscription : IEventSubscription
         if (pending.Length == 0) return;
         try
         {
-            await Task.WhenAll(pending).WaitAsync(_bus.Options.RequestTimeout).ConfigureAwait(false);
+            await Task.WhenAll(pending).WaitAsync(_bus.Options.RequestTimeout, _bus.Time).ConfigureAwait(false);
         }
         catch (TimeoutException)
         {

@@ -80,7 +80,7 @@ public sealed class NatsServerProcess : IAsyncDisposable
         var server = new NatsServerProcess(process, port);
         try
         {
-            await ready.Task.WaitAsync(StartTimeout, cancellationToken).ConfigureAwait(false);
+            await ready.Task.WaitAsync(StartTimeout, TimeProvider.System, cancellationToken).ConfigureAwait(false);
             await ConfirmAcceptingAsync(port, cancellationToken).ConfigureAwait(false);
             return server;
         }
@@ -99,7 +99,7 @@ public sealed class NatsServerProcess : IAsyncDisposable
     {
         if (_process.HasExited) return;
         if (Kill(_process.Id, SigTerm) != 0) KillNow();
-        using var limit = new CancellationTokenSource(timeout);
+        using var limit = new CancellationTokenSource(timeout, TimeProvider.System);
         try
         {
             await _process.WaitForExitAsync(limit.Token).ConfigureAwait(false);
@@ -147,7 +147,7 @@ public sealed class NatsServerProcess : IAsyncDisposable
         using var client = new TcpClient();
         await client.ConnectAsync("127.0.0.1", port, cancellationToken).ConfigureAwait(false);
         var buffer = new byte[4];
-        await client.GetStream().ReadExactlyAsync(buffer, cancellationToken).AsTask().WaitAsync(StartTimeout, cancellationToken).ConfigureAwait(false);
+        await client.GetStream().ReadExactlyAsync(buffer, cancellationToken).AsTask().WaitAsync(StartTimeout, TimeProvider.System, cancellationToken).ConfigureAwait(false);
         if (Encoding.ASCII.GetString(buffer) != "INFO")
             throw new InvalidOperationException($"Port {port} does not speak the NATS protocol.");
     }
