@@ -68,6 +68,9 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
     /// <summary>The ROUTER endpoint requests go to, with the OS-chosen port when the options asked for port 0.</summary>
     public string RouterEndpoint => _server.Endpoint;
 
+    /// <summary>Replies dropped because their peer left too many unread (PROTOCOL.md section 14).</summary>
+    internal long RepliesDropped => _server.RepliesDropped;
+
     /// <summary>The PUB endpoint changes are broadcast on, with the OS-chosen port when the options asked for port 0.</summary>
     public string PubEndpoint => _publisher.Endpoint;
 
@@ -126,7 +129,7 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         }
         try
         {
-            publisher = ZmqEventPublisher.Bind(options.PubEndpoint);
+            publisher = ZmqEventPublisher.Bind(options.PubEndpoint, Server.PeerBounds.BroadcastSocket);
         }
         catch
         {

@@ -52,6 +52,10 @@ internal sealed partial class RegistryServer : IDisposable
     private StoreBinding? _storage;
     private long _lastProgress;
     private long _storeFailedAt;
+    private long _repliesDropped;
+    // Bytes of the replies in _outgoing: they wait for the wake-up's commit, so a wake-up stops taking requests past a bound.
+    private long _outgoingBytes;
+    private long _droppedLoggedAt;
     private int _disposed;
 
     /// <summary>What the loop commits to and how it rolls back.</summary>
@@ -77,6 +81,13 @@ internal sealed partial class RegistryServer : IDisposable
     /// <summary>The endpoint bound (with the OS-chosen port for <c>:0</c>).</summary>
     public string Endpoint { get; }
 
+    /// <summary>
+    /// Replies dropped because their peer left <see cref="PeerBounds.ReplyHighWatermark"/> replies or
+    /// <see cref="PeerBounds.QueuedReplyBytesPerPeer"/> bytes of replies unread (a peer that disconnected before its
+    /// reply is not counted). Thread-safe.
+    /// </summary>
+    public long RepliesDropped => Interlocked.Read(ref _repliesDropped);
+
     /// <summary>Binds the ROUTER socket. Throws <see cref="LeaseException"/> PORT_UNAVAILABLE, naming the endpoint, when it is taken.</summary>
     public static RegistryServer Bind(RegistryNodeOptions options, ILogger logger)
     {
@@ -84,8 +95,8 @@ internal sealed partial class RegistryServer : IDisposable
         try
         {
             router.Options.MaxMsgSize = options.MaxReceiveBytes;
-            router.Options.ReceiveHighWatermark = 100_000;
-            router.Options.SendHighWatermark = 100_000;
+            PeerBounds.ApplyToRouter(router);
+            QueuedReplyBytes.Install();
             router.Options.Linger = TimeSpan.FromMilliseconds(500);
             ZmqEndpoints.Bind(router, options.Endpoint);
             return new RegistryServer(router, ZmqEndpoints.Resolved(router, options.Endpoint), logger);
@@ -215,7 +226,9 @@ internal sealed partial class RegistryServer : IDisposable
     {
         var message = new NetMQMessage();
         var received = 0;
-        for (; received < BatchSize; received++)
+        // Replies wait for the wake-up's commit: past PeerBounds.WakeUpReplyBytes of them, send before taking more requests
+        // (600 queued snapshot requests of ~1 MB each held ~1 GB at once).
+        for (; received < BatchSize && _outgoingBytes < PeerBounds.WakeUpReplyBytes; received++)
         {
             if (!_router.TryReceiveMultipartMessage(TimeSpan.Zero, ref message)) break;
             // Per message, not per wake-up: a stop can land in the middle of a batch, and the requests after it
@@ -264,6 +277,7 @@ internal sealed partial class RegistryServer : IDisposable
         }
         var (requestId, clientId) = _dispatcher!.LastIds;
         _outgoing.Add((identity, delimited, reply, requestId, clientId));
+        _outgoingBytes += reply.Length;
     }
 
     /// <summary>Commits what this wake-up changed, then lets its replies and broadcasts go (or rolls back).</summary>
@@ -288,6 +302,7 @@ internal sealed partial class RegistryServer : IDisposable
         storage.Sink.Flush((ex, item) => LogBroadcastFailed(ex, item.GetType().Name));
         foreach (var (identity, viaReq, reply, _, _) in _outgoing) Send(identity, viaReq, reply);
         _outgoing.Clear();
+        _outgoingBytes = 0;
         foreach (var done in _afterCommit) done.TrySetResult();
         _afterCommit.Clear();
     }
@@ -311,6 +326,7 @@ internal sealed partial class RegistryServer : IDisposable
         LogStoreFailed(failure, storage.Store.Location, _outgoing.Count);
         foreach (var (identity, viaReq, _, requestId, clientId) in _outgoing) Send(identity, viaReq, dispatcher.StorageFailed(requestId, clientId));
         _outgoing.Clear();
+        _outgoingBytes = 0;
         foreach (var done in _afterCommit) done.TrySetException(new UnavailableException(failure.Message, null, failure));
         _afterCommit.Clear();
     }
@@ -345,16 +361,56 @@ internal sealed partial class RegistryServer : IDisposable
 
     private void Send(NetMQFrame identity, bool viaReq, byte[] reply)
     {
+        // Never blocks the loop: a reply to a peer over its bounds (section 14) is dropped and counted (the peer's retry
+        // is answered from the reply cache); one to a peer that disconnected is dropped (ROUTER semantics, section 1.1).
+        try
+        {
+            if (reply.Length >= PeerBounds.LargeReplyBytes ? SendLarge(identity, viaReq, reply) : SendSmall(identity, viaReq, reply)) return;
+        }
+        catch (HostUnreachableException)
+        {
+            return;
+        }
+        var dropped = Interlocked.Increment(ref _repliesDropped);
+        var now = TimeProvider.System.GetTimestamp();
+        if (dropped == 1 || TimeProvider.System.GetElapsedTime(_droppedLoggedAt, now) >= TimeSpan.FromSeconds(10))
+        {
+            _droppedLoggedAt = now;
+            LogRepliesDropped(PeerBounds.ReplyHighWatermark, PeerBounds.QueuedReplyBytesPerPeer, dropped);
+        }
+    }
+
+    private bool SendSmall(NetMQFrame identity, bool viaReq, byte[] reply)
+    {
         var outgoing = new NetMQMessage(viaReq ? 3 : 2);
         outgoing.Append(identity);
         if (viaReq) outgoing.AppendEmptyFrame();
         outgoing.Append(reply);
-        // ROUTER drops a reply to a peer that is gone or over its high-water mark rather than block the loop.
-        _router.TrySendMultipartMessage(outgoing);
+        return _router.TrySendMultipartMessage(outgoing);
+    }
+
+    /// <summary>Sends a reply that counts against its peer's queued bytes, or returns false when it would exceed them.</summary>
+    private bool SendLarge(NetMQFrame identity, bool viaReq, byte[] reply)
+    {
+        var queued = QueuedReplyBytes.Instance;
+        var peer = Convert.ToHexString(identity.Buffer, 0, identity.MessageSize);
+        var ofPeer = queued.Of(peer);
+        // One reply always fits an idle peer (replies reach 64 MiB); more must fit the peer's share and the total.
+        if (ofPeer > 0 && ofPeer + reply.Length > PeerBounds.QueuedReplyBytesPerPeer) return false;
+        if (queued.Total + reply.Length > PeerBounds.QueuedReplyBytesTotal) return false;
+        if (!_router.TrySendFrame(TimeSpan.Zero, identity.Buffer, identity.MessageSize, more: true)) return false;
+        if (viaReq) _router.SendMoreFrameEmpty();
+        var msg = queued.Charge(peer, reply);
+        if (((IOutgoingSocket)_router).TrySend(ref msg, TimeSpan.Zero, more: false)) return true;
+        msg.Close();
+        return false;
     }
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Failure in the request loop; the request was dropped")]
     private partial void LogLoopFailure(Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "A peer left {Limit} replies or {Bytes} bytes of replies unread: further replies to it are dropped ({Dropped} dropped since start)")]
+    private partial void LogRepliesDropped(int limit, long bytes, long dropped);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Failure in timer work (reaper, health check or heartbeat)")]
     private partial void LogWorkFailure(Exception exception);

@@ -72,6 +72,9 @@ internal sealed class ReplyCache
     private readonly Dictionary<Key, Entry> _entries = new();
     private readonly Queue<(Key Key, Entry Entry)> _order = new();
     private long _bytes;
+    // Bytes of entries forgotten while still queued in _order (evicted by share or replaced): the queue keeps their
+    // arrays alive until it is rebuilt, so they count towards when to rebuild it.
+    private long _staleBytes;
     // The last key looked up, reused by the Add that usually follows for the same request.
     private Key _lastLookup = new("", "");
     // Replies added since the last commit that a durable store must keep (those of requests that change state).
@@ -166,11 +169,12 @@ internal sealed class ReplyCache
         while ((_entries.Count > _capacity || _bytes > _maxBytes) && _largest.Max is { } largest && TakeOldestOf(largest)) { }
 
         // Entries taken out of the middle leave stale slots in the age queue: rebuild it before they outgrow the live ones.
-        if (_order.Count > 2 * _entries.Count + 1024)
+        if (_order.Count > 2 * _entries.Count + 1024 || _staleBytes > Math.Max(_maxBytesPerClient, 1024 * 1024))
         {
             var live = _order.Where(item => _entries.TryGetValue(item.Key, out var current) && ReferenceEquals(current, item.Entry)).ToList();
             _order.Clear();
             foreach (var item in live) _order.Enqueue(item);
+            _staleBytes = 0;
         }
     }
 
@@ -202,16 +206,17 @@ internal sealed class ReplyCache
         while (_order.TryPeek(out var oldest) && oldest.Entry.StoredAt + _retentionMs <= now)
         {
             _order.Dequeue();
-            Forget(oldest.Key, oldest.Entry);
+            if (!Forget(oldest.Key, oldest.Entry, queued: false)) _staleBytes -= oldest.Entry.Bytes;
         }
     }
 
-    private bool Forget(Key key, Entry entry)
+    private bool Forget(Key key, Entry entry, bool queued = true)
     {
         // The key may since hold a newer entry; only drop the one that was queued.
         if (!_entries.TryGetValue(key, out var current) || !ReferenceEquals(current, entry)) return false;
         _entries.Remove(key);
         _bytes -= entry.Bytes;
+        if (queued) _staleBytes += entry.Bytes;
         var share = _shares[key.ClientId];
         Charge(share, -entry.Bytes, -1);
         // Drop forgotten entries at the head of the client's queue, so it holds no more than its live ones for long.

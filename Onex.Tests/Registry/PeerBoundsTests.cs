@@ -1,0 +1,191 @@
+using System.Diagnostics;
+using NetMQ;
+using NetMQ.Sockets;
+using Onex.Protocol;
+using Onex.Testing;
+using Onex.Tests.Infrastructure;
+
+namespace Onex.Tests.Registry;
+
+/// <summary>
+/// Hostile peers against a registry node process (PROTOCOL.md section 14): what they make it hold stays bounded, measured
+/// as the node's peak resident memory in /proc, and the node keeps answering a well-behaved client.
+/// </summary>
+public class PeerBoundsTests
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
+
+    // ~1 MB snapshots: eight tools whose input schemas carry 128 KB of description each.
+    private const int Tools = 8;
+    private const int SchemaBytes = 128 * 1024;
+
+    [Test]
+    public async Task A_client_reading_many_large_snapshots_leaves_the_node_memory_bounded()
+    {
+        await using var node = await StartNodeAsync();
+        using var good = await WithLargeStateAsync(node);
+        var peakBefore = PeakRssBytes(node.Process.Id);
+
+        // The reply cache kept evicted replies reachable from its age queue: 600 snapshots of ~1 MB grew the node by ~950 MB.
+        for (var i = 0; i < 600; i++) good.Call<SnapshotRequest, RegistrySnapshot>(new SnapshotRequest());
+
+        var growth = PeakRssBytes(node.Process.Id) - peakBefore;
+        TestContext.Out.WriteLine($"peak RSS growth {growth / 1048576.0:F1} MiB for 600 ~1 MB snapshots read by one client");
+        Assert.That(growth, Is.LessThan(200L * 1024 * 1024), "the node kept replies it no longer remembers");
+    }
+
+    [Test]
+    public async Task A_peer_that_never_reads_its_replies_gets_them_dropped_and_others_are_still_served()
+    {
+        await using var node = await StartNodeAsync();
+        using var good = await WithLargeStateAsync(node);
+        var servedBefore = Served(good);
+        var peakBefore = PeakRssBytes(node.Process.Id);
+
+        const int Requests = 600; // ~600 MB of replies if the node kept them all for this peer
+        using (var hostile = SilentDealer(node.Router))
+        {
+            for (var i = 0; i < Requests; i++) hostile.SendFrame(RegistryCodec.Encode($"s{i}", "hostile", new SnapshotRequest()));
+            await WaitUntilAsync(() => Served(good) >= servedBefore + Requests + 1, "the node to answer every request of the silent peer");
+
+            var started = Stopwatch.GetTimestamp();
+            Assert.That(good.Call<SnapshotRequest, RegistrySnapshot>(new SnapshotRequest()).Tools, Has.Count.EqualTo(Tools));
+            var latency = Stopwatch.GetElapsedTime(started);
+            var growth = PeakRssBytes(node.Process.Id) - peakBefore;
+            TestContext.Out.WriteLine($"peak RSS growth {growth / 1048576.0:F1} MiB for {Requests} unread ~1 MB replies; a good client's snapshot took {latency.TotalMilliseconds:F0} ms");
+            Assert.That(growth, Is.LessThan(200L * 1024 * 1024), "the node held the silent peer's replies without a byte bound");
+            Assert.That(latency, Is.LessThan(TimeSpan.FromSeconds(5)), "a well-behaved client waited too long while a peer did not read");
+        }
+        await WaitUntilAsync(() => node.Process.Output.Contains("replies to it are dropped") || node.Process.Errors.Contains("replies to it are dropped"),
+            "the node to log the dropped replies");
+    }
+
+    private static async Task<TestDealer> WithLargeStateAsync(RunningNode node)
+    {
+        var good = new TestDealer(node.Router);
+        good.Call<NodeAnnouncement, NodeRecord>(new NodeAnnouncement { NodeId = "n1" });
+        var description = new string('x', SchemaBytes);
+        for (var i = 0; i < Tools; i++)
+            good.Call<ToolContractRegistration, ToolContractRecord>(ToolContracts.Registration($"big-{i}",
+                inputSchema: $$"""{"type":"object","description":"{{description}}"}"""));
+        for (var i = 0; i < 5; i++) good.Call<SnapshotRequest, RegistrySnapshot>(new SnapshotRequest());
+        await Task.CompletedTask;
+        return good;
+    }
+
+    [Test]
+    public async Task A_subscriber_that_never_reads_is_dropped_behind_and_sees_a_gap()
+    {
+        await using var node = await StartNodeAsync();
+        using var good = new TestDealer(node.Router);
+        using var silent = SilentSubscriber(node.Pub);
+        using var watcher = new TestSubscriber(node.Pub);
+        watcher.WaitForHeartbeat(Wait);
+
+        // ~32 KB a broadcast (node.updated carries 16 KB of metadata before and after); more than the high-water mark.
+        const int Changes = 3_000;
+        for (var i = 0; i < Changes; i++)
+            good.Call<NodeAnnouncement, NodeRecord>(new NodeAnnouncement
+            {
+                NodeId = "n1",
+                Metadata = Enumerable.Range(0, 16).ToDictionary(k => $"k{k}", _ => new string((char)('a' + i % 26), 1000)),
+            });
+        watcher.WaitForHeartbeat(Wait, h => h.Sequence >= Changes);
+
+        var sequences = new List<long>();
+        var message = new NetMQMessage();
+        while (silent.TryReceiveMultipartMessage(TimeSpan.FromSeconds(2), ref message))
+        {
+            sequences.Add(RegistryCodec.DeserializeBody<RegistryChange>(Onex.Events.OnexEventCodec.Default.Decode(message[1].ToByteArray()).Payload).Sequence);
+            message.Clear();
+        }
+        TestContext.Out.WriteLine($"the silent subscriber got {sequences.Count} of {Changes} changes");
+        Assert.That(sequences, Is.Not.Empty);
+        Assert.That(sequences.Count, Is.LessThan(Changes), "the node held every broadcast for a subscriber that did not read");
+        Assert.That(sequences[^1], Is.LessThan(Changes), "the subscriber's last change should be behind: it must see a gap when it reads on");
+    }
+
+    internal static DealerSocket SilentDealer(string endpoint)
+    {
+        var socket = new DealerSocket();
+        socket.Options.Linger = TimeSpan.Zero;
+        // Takes one reply off the connection and then nothing: the kernel buffers fill and the node's queue grows.
+        socket.Options.ReceiveHighWatermark = 1;
+        socket.Options.ReceiveBuffer = 4096;
+        socket.Options.SendHighWatermark = 100_000;
+        socket.Connect(endpoint);
+        return socket;
+    }
+
+    private static SubscriberSocket SilentSubscriber(string endpoint)
+    {
+        var socket = new SubscriberSocket();
+        socket.Options.Linger = TimeSpan.Zero;
+        socket.Options.ReceiveHighWatermark = 1;
+        socket.Options.ReceiveBuffer = 4096;
+        socket.Connect(endpoint);
+        socket.Subscribe("registry.node."); // changes only: heartbeats would keep the final drain going
+        return socket;
+    }
+
+    private static long Served(TestDealer dealer) =>
+        dealer.Call<IntrospectionRequest, IntrospectionResponse>(new IntrospectionRequest { Include = [IntrospectionSections.Stats] }).Stats!.RequestsServed;
+
+    /// <summary>The process's peak resident set size (VmHWM) in bytes.</summary>
+    internal static long PeakRssBytes(int pid) => StatusKb(pid, "VmHWM:") * 1024;
+
+    /// <summary>The process's resident set size (VmRSS) in bytes.</summary>
+    internal static long RssBytes(int pid) => StatusKb(pid, "VmRSS:") * 1024;
+
+    private static long StatusKb(int pid, string key)
+    {
+        var line = File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith(key, StringComparison.Ordinal));
+        return long.Parse(line[key.Length..].Trim().Split(' ')[0]);
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition, string what)
+    {
+        var deadline = Stopwatch.GetTimestamp();
+        while (!condition())
+        {
+            if (Stopwatch.GetElapsedTime(deadline) > Wait) Assert.Fail($"timed out after {Wait.TotalSeconds} s waiting for {what}");
+            await Task.Delay(50);
+        }
+    }
+
+    internal static async Task<RunningNode> StartNodeAsync()
+    {
+        var ports = await TestPorts.LeaseAsync(2);
+        string router = $"tcp://127.0.0.1:{ports[0]}", pub = $"tcp://127.0.0.1:{ports[1]}";
+        var pool = (await OnexTest.ReservePortRangeAsync()).ToString();
+        var process = NodeProcess.Start("--endpoint", router, "--pub-endpoint", pub, "--http", "none", "--port-range", pool, "--store", "memory");
+        try
+        {
+            await process.WaitForLineAsync("registry: router", Wait);
+        }
+        catch
+        {
+            process.KillIfRunning();
+            process.Dispose();
+            throw;
+        }
+        return new RunningNode(process, router, pub);
+    }
+
+    internal sealed record RunningNode(NodeProcess Process, string Router, string Pub) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            Process.Terminate();
+            try
+            {
+                await Process.WaitForExitAsync(Wait);
+            }
+            finally
+            {
+                Process.KillIfRunning();
+                Process.Dispose();
+            }
+        }
+    }
+}
