@@ -48,6 +48,7 @@ public sealed class JetStreamEventBus : IEventBus
     private JetStreamEventBus(JetStreamEventBusOptions options, NatsConnection connection, NatsJSContext js, StreamInfo stream, ILogger logger)
     {
         Options = options;
+        Health = new EventBusHealth(BusConnectionState.Connected, new Onex.Diagnostics.BusTelemetry(options.Name, "jetstream"));
         Names = new JetStreamNames(options.Name);
         _connection = connection;
         JetStream = js;
@@ -95,7 +96,7 @@ public sealed class JetStreamEventBus : IEventBus
     /// its backlog. In a drop mode a dropped event is counted but not acknowledged, so the server delivers it again
     /// after <c>AckWait</c>.
     /// </remarks>
-    public EventBusHealth Health { get; } = new(BusConnectionState.Connected);
+    public EventBusHealth Health { get; }
 
     /// <summary>The server URL this bus talks to, as given in <see cref="JetStreamEventBusOptions.Url"/> (what the registry records).</summary>
     public string Endpoint => Options.Url;
@@ -185,12 +186,18 @@ public sealed class JetStreamEventBus : IEventBus
     /// <exception cref="MessageTooLargeException">The encoded event exceeds the codec, stream or server limit (TOO_LARGE).</exception>
     /// <exception cref="UnavailableException">The server did not store the event within the publish timeout (UNAVAILABLE).</exception>
     /// <exception cref="ObjectDisposedException">The bus is disposed.</exception>
-    public async ValueTask PublishAsync(OnexEvent evt, CancellationToken cancellationToken = default)
+    public ValueTask PublishAsync(OnexEvent evt, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         ArgumentNullException.ThrowIfNull(evt);
         Topic.EnsureValid(evt.Topic);
         evt = evt.WithSource(Options.NodeId, TimeProvider.System);
+        var telemetry = Health.Telemetry.StartPublish(ref evt);
+        return telemetry.IsActive ? telemetry.Track(PublishCoreAsync(evt, cancellationToken)) : PublishCoreAsync(evt, cancellationToken);
+    }
+
+    private async ValueTask PublishCoreAsync(OnexEvent evt, CancellationToken cancellationToken)
+    {
         var body = Options.Codec.Encode(evt);
         if (body.Length > _maxEncodedEventBytes)
             throw new MessageTooLargeException(
