@@ -26,7 +26,7 @@ namespace Onex.Transports.Ipc;
 /// <see cref="UnavailableException"/> while disconnected. Disposing the host removes its socket, lock and directory;
 /// a host that crashed leaves a stale socket, which the next host detects (nobody answers) and replaces.</para>
 /// </remarks>
-public sealed class IpcEventBus : IEventBus
+public sealed class IpcEventBus : IEventBus, IEventBusProbe
 {
     private const string EndpointScheme = "unix://";
 
@@ -149,6 +149,20 @@ public sealed class IpcEventBus : IEventBus
         var client = await IpcBrokerClient.ConnectAsync(socketPath, options, codec, local, logger, cancellationToken).ConfigureAwait(false);
         if (client.BusName != options.Name) local.Health.UseTelemetry(new Onex.Diagnostics.BusTelemetry(client.BusName, "ipc"));
         return new IpcEventBus(client.BusName, socketPath, options, codec, logger, local, null, null, client);
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>Checks that the bus's socket file is still there (a host that went away removes it) and that this participant is connected.</remarks>
+    public ValueTask<string> ProbeAsync(CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        cancellationToken.ThrowIfCancellationRequested();
+        var details = new Dictionary<string, string> { ["socket"] = SocketPath };
+        if (!File.Exists(SocketPath))
+            throw new UnavailableException($"Bus '{Name}': the socket file {SocketPath} is gone (its host stopped).", details);
+        if (Health.State != BusConnectionState.Connected)
+            throw new UnavailableException($"Bus '{Name}': not connected to {SocketPath} ({Health.State}).", details);
+        return new ValueTask<string>($"socket file {SocketPath} is present and connected");
     }
 
     /// <inheritdoc/>

@@ -29,7 +29,7 @@ namespace Onex.Transports.JetStream;
 /// <para>Disposing the bus abandons subscriptions that are still open: the event a reader holds is not
 /// acknowledged (the reader may not have finished it), so a durable consumer delivers it again.</para>
 /// </remarks>
-public sealed class JetStreamEventBus : IEventBus
+public sealed class JetStreamEventBus : IEventBus, IEventBusProbe
 {
     // Room left under the server's limits for the Nats-Msg-Id header that travels with every event.
     private const int HeaderAllowance = 256;
@@ -304,6 +304,31 @@ public sealed class JetStreamEventBus : IEventBus
 
         await FlushAsync().ConfigureAwait(false);
         await _connection.DisposeAsync().ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>Asks the server for the bus's stream, within <see cref="JetStreamEventBusOptions.RequestTimeout"/>.</remarks>
+    public async ValueTask<string> ProbeAsync(CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var details = new Dictionary<string, string> { ["url"] = Options.Url, ["stream"] = StreamName };
+        if (!IsConnected)
+            throw new UnavailableException($"Bus '{Name}' is not connected to {Options.Url} (NATS is reconnecting).", details);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(Options.RequestTimeout);
+        try
+        {
+            var stream = await JetStream.GetStreamAsync(StreamName, cancellationToken: timeout.Token).ConfigureAwait(false);
+            return $"stream {StreamName} on {Options.Url} answered ({stream.Info.State.Messages} events stored)";
+        }
+        catch (NatsJSApiException ex) when (ex.Error.ErrCode == JetStreamErrors.StreamNotFound)
+        {
+            throw new UnavailableException($"The server at {Options.Url} has no stream {StreamName} for bus '{Name}'.", details, ex);
+        }
+        catch (Exception ex) when (ex is NatsException || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            throw new UnavailableException($"The server at {Options.Url} did not answer for stream {StreamName} within {Options.RequestTimeout.TotalSeconds:0.###} s: {ex.Message}", details, ex);
+        }
     }
 
     /// <summary>Waits until the server has processed everything sent so far (acknowledgements included).</summary>

@@ -50,7 +50,7 @@ namespace Onex.Transports.Zmq;
 /// port can collide with a port in use (binding then fails with PORT_UNAVAILABLE). Use the Unix socket backend for
 /// real Unix domain sockets.</para>
 /// </remarks>
-public sealed class ZmqEventBus : IEventBus
+public sealed class ZmqEventBus : IEventBus, IEventBusProbe
 {
     private readonly ZmqForwarder? _forwarder;
     private readonly ZmqEventPublisher _publisher;
@@ -175,6 +175,20 @@ public sealed class ZmqEventBus : IEventBus
             throw;
         }
         return telemetry.Track(pending);
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// Sends a probe through the forwarder and waits for it to come back to this participant (the readiness handshake
+    /// again, up to <see cref="ZmqEventBusOptions.HandshakeTimeout"/>): the publish path, the forwarder and the receive
+    /// path all answer.
+    /// </remarks>
+    public async ValueTask<string> ProbeAsync(CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        await _subscriber.ConfirmPathAsync(cancellationToken).ConfigureAwait(false);
+        return $"a probe came back through {SubscribeEndpoint} in {System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds:0.#} ms";
     }
 
     /// <inheritdoc/>
