@@ -68,6 +68,7 @@ public static class OnexCli
             ToolsCommand.Build(context),
             WatchCommand.Build(context),
             BenchCommand.Build(context),
+            TopCommand.Build(context),
         };
         root.Add(CompletionCommand.Build(context, () => root));
         return root;

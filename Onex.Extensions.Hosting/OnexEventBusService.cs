@@ -48,6 +48,8 @@ public sealed class OnexEventBusService : IHostedService, IAsyncDisposable
             var options = _settings.Value.ToOptions(EventBusOptions.FromEnvironment()) with { Registry = registry, LoggerFactory = _loggers };
             Options = options;
             var bus = await EventBusFactory.CreateAsync(options, cancellationToken).ConfigureAwait(false);
+            LastConnectionDetail = $"{bus.Health.State}";
+            bus.Health.Notice += OnNotice;
             Volatile.Write(ref _bus, bus);
             _created.TrySetResult(bus);
         }
@@ -58,10 +60,25 @@ public sealed class OnexEventBusService : IHostedService, IAsyncDisposable
         }
     }
 
+    /// <summary>What the bus last said about its connection (the detail of its latest connection notice).</summary>
+    internal string LastConnectionDetail { get; private set; } = "";
+
+    /// <summary>The bus's total drops when the bus health check last looked (to report drops since then).</summary>
+    internal long DropsSeenByHealthCheck;
+
+    private void OnNotice(object? sender, BusNotice notice)
+    {
+        if (notice.Kind == BusNoticeKind.ConnectionChanged) LastConnectionDetail = $"{notice.State}: {notice.Detail}";
+    }
+
     /// <summary>Closes the bus (a hosted bus is deregistered first).</summary>
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        if (Interlocked.Exchange(ref _bus, null) is { } bus) await bus.DisposeAsync().ConfigureAwait(false);
+        if (Interlocked.Exchange(ref _bus, null) is { } bus)
+        {
+            bus.Health.Notice -= OnNotice;
+            await bus.DisposeAsync().ConfigureAwait(false);
+        }
     }
 
     /// <summary>Closes the bus if the host did not stop the service.</summary>

@@ -118,6 +118,7 @@ internal static class BusCommand
                         sourceNodeId = evt.SourceNodeId,
                         sequence = SequenceOf(evt.Payload.Span),
                         size = evt.Payload.Length,
+                        traceparent = evt.Headers.GetValueOrDefault(Onex.Diagnostics.OnexBusDiagnostics.TraceParentHeader),
                     }, indented: false), cancellationToken).ConfigureAwait(false);
                     if (++received == wanted) break;
                 }

@@ -72,9 +72,27 @@ public sealed class EventBusHealth
 {
     private readonly long[] _dropped = new long[Enum.GetValues<DropCause>().Length];
     private int _state;
+    private Onex.Diagnostics.BusTelemetry _telemetry;
 
-    /// <summary>Creates a health record starting in <paramref name="initial"/>.</summary>
-    public EventBusHealth(BusConnectionState initial = BusConnectionState.Connected) => _state = (int)initial;
+    /// <summary>
+    /// Creates a health record starting in <paramref name="initial"/>; its drops are also counted in the
+    /// <c>Onex.Bus</c> meter under <paramref name="telemetry"/>'s tags (none given: untagged).
+    /// </summary>
+    public EventBusHealth(BusConnectionState initial = BusConnectionState.Connected, Onex.Diagnostics.BusTelemetry? telemetry = null)
+    {
+        _state = (int)initial;
+        _telemetry = telemetry ?? Onex.Diagnostics.BusTelemetry.Unnamed;
+    }
+
+    /// <summary>The participant's tracing and metrics (bus name and backend tags), used by its backend and queues.</summary>
+    public Onex.Diagnostics.BusTelemetry Telemetry => Volatile.Read(ref _telemetry);
+
+    /// <summary>For backends that learn the bus's name only once connected (a joined Unix-socket participant): replaces <see cref="Telemetry"/>.</summary>
+    public void UseTelemetry(Onex.Diagnostics.BusTelemetry telemetry)
+    {
+        ArgumentNullException.ThrowIfNull(telemetry);
+        Volatile.Write(ref _telemetry, telemetry);
+    }
 
     /// <summary>Raised for every connection change, slow-consumer episode and (spaced) drop; see the remarks.</summary>
     public event EventHandler<BusNotice>? Notice;
@@ -114,6 +132,7 @@ public sealed class EventBusHealth
     {
         if (count <= 0) return;
         var total = Interlocked.Add(ref _dropped[(int)cause], count);
+        Telemetry.Dropped(cause, count);
         if (count > 1 || (total & (total - 1)) == 0)
             Raise(new BusNotice(BusNoticeKind.Dropped, State, cause, count, total, pattern, detail));
     }

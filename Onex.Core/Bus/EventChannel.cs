@@ -223,6 +223,7 @@ public sealed class EventChannel : IEventSubscription
     private void Taken(OnexEvent evt)
     {
         Interlocked.Add(ref _pendingBytes, -PendingSize(evt));
+        (_health?.Telemetry ?? Onex.Diagnostics.BusTelemetry.Unnamed).Delivered(evt);
         if (Volatile.Read(ref _slowEpisode) != 0 && _channel.Reader.Count == 0) Volatile.Write(ref _slowEpisode, 0);
         if (Volatile.Read(ref _room) is not null) SignalRoom();
     }

@@ -40,6 +40,7 @@ public sealed class InMemoryEventBus : IEventBus
         _subscribers = subscribers;
         _timeProvider = options.TimeProvider ?? TimeProvider.System;
         _unsubscribe = Unsubscribe;
+        Health = new EventBusHealth(BusConnectionState.Connected, new Onex.Diagnostics.BusTelemetry(options.Name, "memory"));
     }
 
     /// <summary>The settings this participant was created with.</summary>
@@ -53,7 +54,7 @@ public sealed class InMemoryEventBus : IEventBus
 
     /// <inheritdoc/>
     /// <remarks>Always connected until disposed; drops come only from subscriptions' queues.</remarks>
-    public EventBusHealth Health { get; } = new(BusConnectionState.Connected);
+    public EventBusHealth Health { get; }
 
     /// <summary>Live subscriptions of the logical bus, across all participants.</summary>
     internal int SubscriptionCount => _subscribers.Current.Length;
@@ -81,7 +82,12 @@ public sealed class InMemoryEventBus : IEventBus
         _subscribers.ValidTopics.EnsureValid(evt.Topic);
         cancellationToken.ThrowIfCancellationRequested();
         evt = evt.WithSource(Options.NodeId, _timeProvider);
+        var telemetry = Health.Telemetry.StartPublish(ref evt);
+        return telemetry.IsActive ? telemetry.Track(Deliver(evt, cancellationToken)) : Deliver(evt, cancellationToken);
+    }
 
+    private ValueTask Deliver(OnexEvent evt, CancellationToken cancellationToken)
+    {
         var subscribers = _subscribers.Current;
         for (var i = 0; i < subscribers.Length; i++)
         {

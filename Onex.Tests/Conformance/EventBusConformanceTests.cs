@@ -21,7 +21,7 @@ namespace Onex.Tests.Conformance;
 /// participant in a child process, restart a peer) and reuses the protected helpers here; networked fixtures then
 /// derive from that class instead of this one.</para>
 /// </remarks>
-public abstract class EventBusConformanceTests
+public abstract partial class EventBusConformanceTests
 {
     private readonly Stack<IAsyncDisposable> _resources = new();
     private CancellationTokenSource? _testCancellation;

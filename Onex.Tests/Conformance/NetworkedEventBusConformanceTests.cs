@@ -48,6 +48,25 @@ public abstract class NetworkedEventBusConformanceTests : EventBusConformanceTes
     }
 
     [Test]
+    public async Task A_child_process_subscriber_receives_the_producer_span_as_trace_parent()
+    {
+        var first = await NewBusAsync();
+        var topic = $"xtrace.t{Guid.NewGuid():N}";
+        using var spans = new Onex.Tests.Diagnostics.SpanRecorder(Onex.Diagnostics.OnexBusDiagnostics.Name, topic);
+        await using var child = OnexProcess.Start(["bus", "subscribe", .. JoinArguments(first), "--pattern", topic, "--count", "1"]);
+        var ready = await child.ReadJsonLineAsync("the child's subscription to go live", ProcessTimeout);
+        Assert.That(ready.GetProperty("status").GetString(), Is.EqualTo("subscribed"));
+
+        await first.PublishAsync(OnexEvent.Create(topic, BusCommand.Payload(1, 16)), TestCancellation);
+
+        var line = await child.ReadJsonLineAsync("the traced event in the child", ProcessTimeout);
+        Assert.That(await child.WaitForExitAsync(ProcessTimeout), Is.EqualTo(0), await child.StandardErrorAsync());
+        var publish = spans.Stopped.Single(s => s.Kind == ActivityKind.Producer);
+        Assert.That(line.GetProperty("traceparent").GetString(), Is.EqualTo(Onex.Diagnostics.OnexBusDiagnostics.FormatTraceParent(publish.Context)),
+            "the other process received the producer span's W3C traceparent");
+    }
+
+    [Test]
     public async Task Events_from_a_child_process_publisher_arrive_in_order()
     {
         const int count = 200;

@@ -26,7 +26,7 @@ namespace Onex.Transports.Ipc;
 /// <see cref="UnavailableException"/> while disconnected. Disposing the host removes its socket, lock and directory;
 /// a host that crashed leaves a stale socket, which the next host detects (nobody answers) and replaces.</para>
 /// </remarks>
-public sealed class IpcEventBus : IEventBus
+public sealed class IpcEventBus : IEventBus, IEventBusProbe
 {
     private const string EndpointScheme = "unix://";
 
@@ -119,7 +119,7 @@ public sealed class IpcEventBus : IEventBus
             throw;
         }
         var codec = CreateCodec(options);
-        var local = new IpcLocalSubscriptions();
+        var local = new IpcLocalSubscriptions(new Onex.Diagnostics.BusTelemetry(options.Name, "ipc"));
         var broker = IpcBroker.Start(listener, options.Name, options, codec, local, logger);
         IpcLog.Hosting(logger, options.Name, directory.SocketPath);
         return new IpcEventBus(options.Name, directory.SocketPath, options, codec, logger, local, broker, directory, null);
@@ -145,9 +145,24 @@ public sealed class IpcEventBus : IEventBus
             ? Path.GetFullPath(SocketPathFromEndpoint(options.SocketPath))
             : Path.Combine(Path.GetFullPath(options.RootDirectory ?? IpcEventBusOptions.DefaultRootDirectory), options.Name, IpcBusDirectory.SocketFileName);
         var codec = CreateCodec(options);
-        var local = new IpcLocalSubscriptions();
+        var local = new IpcLocalSubscriptions(new Onex.Diagnostics.BusTelemetry(options.Name, "ipc"));
         var client = await IpcBrokerClient.ConnectAsync(socketPath, options, codec, local, logger, cancellationToken).ConfigureAwait(false);
+        if (client.BusName != options.Name) local.Health.UseTelemetry(new Onex.Diagnostics.BusTelemetry(client.BusName, "ipc"));
         return new IpcEventBus(client.BusName, socketPath, options, codec, logger, local, null, null, client);
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>Checks that the bus's socket file is still there (a host that went away removes it) and that this participant is connected.</remarks>
+    public ValueTask<string> ProbeAsync(CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        cancellationToken.ThrowIfCancellationRequested();
+        var details = new Dictionary<string, string> { ["socket"] = SocketPath };
+        if (!File.Exists(SocketPath))
+            throw new UnavailableException($"Bus '{Name}': the socket file {SocketPath} is gone (its host stopped).", details);
+        if (Health.State != BusConnectionState.Connected)
+            throw new UnavailableException($"Bus '{Name}': not connected to {SocketPath} ({Health.State}).", details);
+        return new ValueTask<string>($"socket file {SocketPath} is present and connected");
     }
 
     /// <inheritdoc/>
@@ -160,6 +175,23 @@ public sealed class IpcEventBus : IEventBus
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         Topic.EnsureValid(evt.Topic);
         evt = evt.WithSource(_options.NodeId, _options.TimeProvider ?? TimeProvider.System);
+        var telemetry = _local.Health.Telemetry.StartPublish(ref evt);
+        if (!telemetry.IsActive) return Send(evt, cancellationToken);
+        ValueTask pending;
+        try
+        {
+            pending = Send(evt, cancellationToken);
+        }
+        catch (Exception ex)
+        {
+            telemetry.Fail(ex);
+            throw;
+        }
+        return telemetry.Track(pending);
+    }
+
+    private ValueTask Send(OnexEvent evt, CancellationToken cancellationToken)
+    {
         if (_client is not null) return _client.PublishAsync(evt, cancellationToken);
         var frame = IpcFrames.EncodeEvent(IpcFrameType.Event, evt, _codec, _options.MaxFrameBytes);
         return _broker!.RouteAsync(evt, frame, default, cancellationToken);

@@ -73,8 +73,11 @@ internal sealed class IpcLocalSubscriptions
     private IpcSubscription[] _items = [];
 
     /// <summary>The participant's health, shared by the bus, its subscriptions and its connection to the host.</summary>
-    public EventBusHealth Health { get; } = new(BusConnectionState.Connected);
+    public EventBusHealth Health { get; }
     private bool _closed;
+
+    /// <summary>Creates the table of a participant whose measurements carry <paramref name="telemetry"/>'s tags.</summary>
+    public IpcLocalSubscriptions(Onex.Diagnostics.BusTelemetry telemetry) => Health = new EventBusHealth(BusConnectionState.Connected, telemetry);
 
     public IpcSubscription[] Snapshot => Volatile.Read(ref _items);
 

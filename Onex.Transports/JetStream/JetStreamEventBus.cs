@@ -28,7 +28,7 @@ namespace Onex.Transports.JetStream;
 /// <para>Disposing the bus abandons subscriptions that are still open: the event a reader holds is not
 /// acknowledged (the reader may not have finished it), so a durable consumer delivers it again.</para>
 /// </remarks>
-public sealed class JetStreamEventBus : IEventBus
+public sealed class JetStreamEventBus : IEventBus, IEventBusProbe
 {
     // Room left under the server's limits for the Nats-Msg-Id header that travels with every event.
     private const int HeaderAllowance = 256;
@@ -49,6 +49,7 @@ public sealed class JetStreamEventBus : IEventBus
     {
         Options = options;
         _time = options.TimeProvider ?? TimeProvider.System;
+        Health = new EventBusHealth(BusConnectionState.Connected, new Onex.Diagnostics.BusTelemetry(options.Name, "jetstream"));
         Names = new JetStreamNames(options.Name);
         _connection = connection;
         JetStream = js;
@@ -96,7 +97,7 @@ public sealed class JetStreamEventBus : IEventBus
     /// its backlog. In a drop mode a dropped event is counted but not acknowledged, so the server delivers it again
     /// after <c>AckWait</c>.
     /// </remarks>
-    public EventBusHealth Health { get; } = new(BusConnectionState.Connected);
+    public EventBusHealth Health { get; }
 
     /// <summary>The server URL this bus talks to, as given in <see cref="JetStreamEventBusOptions.Url"/> (what the registry records).</summary>
     public string Endpoint => Options.Url;
@@ -189,12 +190,18 @@ public sealed class JetStreamEventBus : IEventBus
     /// <exception cref="MessageTooLargeException">The encoded event exceeds the codec, stream or server limit (TOO_LARGE).</exception>
     /// <exception cref="UnavailableException">The server did not store the event within the publish timeout (UNAVAILABLE).</exception>
     /// <exception cref="ObjectDisposedException">The bus is disposed.</exception>
-    public async ValueTask PublishAsync(OnexEvent evt, CancellationToken cancellationToken = default)
+    public ValueTask PublishAsync(OnexEvent evt, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         ArgumentNullException.ThrowIfNull(evt);
         Topic.EnsureValid(evt.Topic);
         evt = evt.WithSource(Options.NodeId, _time);
+        var telemetry = Health.Telemetry.StartPublish(ref evt);
+        return telemetry.IsActive ? telemetry.Track(PublishCoreAsync(evt, cancellationToken)) : PublishCoreAsync(evt, cancellationToken);
+    }
+
+    private async ValueTask PublishCoreAsync(OnexEvent evt, CancellationToken cancellationToken)
+    {
         var body = Options.Codec.Encode(evt);
         if (body.Length > _maxEncodedEventBytes)
             throw new MessageTooLargeException(
@@ -301,6 +308,31 @@ public sealed class JetStreamEventBus : IEventBus
 
         await FlushAsync().ConfigureAwait(false);
         await _connection.DisposeAsync().ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>Asks the server for the bus's stream, within <see cref="JetStreamEventBusOptions.RequestTimeout"/>.</remarks>
+    public async ValueTask<string> ProbeAsync(CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var details = new Dictionary<string, string> { ["url"] = Options.Url, ["stream"] = StreamName };
+        if (!IsConnected)
+            throw new UnavailableException($"Bus '{Name}' is not connected to {Options.Url} (NATS is reconnecting).", details);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(Options.RequestTimeout);
+        try
+        {
+            var stream = await JetStream.GetStreamAsync(StreamName, cancellationToken: timeout.Token).ConfigureAwait(false);
+            return $"stream {StreamName} on {Options.Url} answered ({stream.Info.State.Messages} events stored)";
+        }
+        catch (NatsJSApiException ex) when (ex.Error.ErrCode == JetStreamErrors.StreamNotFound)
+        {
+            throw new UnavailableException($"The server at {Options.Url} has no stream {StreamName} for bus '{Name}'.", details, ex);
+        }
+        catch (Exception ex) when (ex is NatsException || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            throw new UnavailableException($"The server at {Options.Url} did not answer for stream {StreamName} within {Options.RequestTimeout.TotalSeconds:0.###} s: {ex.Message}", details, ex);
+        }
     }
 
     /// <summary>Waits until the server has processed everything sent so far (acknowledgements included).</summary>

@@ -50,7 +50,7 @@ namespace Onex.Transports.Zmq;
 /// port can collide with a port in use (binding then fails with PORT_UNAVAILABLE). Use the Unix socket backend for
 /// real Unix domain sockets.</para>
 /// </remarks>
-public sealed class ZmqEventBus : IEventBus
+public sealed class ZmqEventBus : IEventBus, IEventBusProbe
 {
     private readonly ZmqForwarder? _forwarder;
     private readonly ZmqEventPublisher _publisher;
@@ -119,7 +119,7 @@ public sealed class ZmqEventBus : IEventBus
         try
         {
             var bound = options with { PublishEndpoint = forwarder.PublishEndpoint, SubscribeEndpoint = forwarder.SubscribeEndpoint };
-            var health = new EventBusHealth(BusConnectionState.Connecting);
+            var health = new EventBusHealth(BusConnectionState.Connecting, new Onex.Diagnostics.BusTelemetry(options.Name, "zmq"));
             var publisher = forwarder.AttachPublisher(options.Socket, loggers.CreateLogger<ZmqEventPublisher>()).WithQueue(options.PublishQueue, health);
             return await StartParticipantAsync(bound, forwarder, publisher, forwarder.InprocSubscribeEndpoint, health, cancellationToken).ConfigureAwait(false);
         }
@@ -143,7 +143,7 @@ public sealed class ZmqEventBus : IEventBus
         options.Validate();
         cancellationToken.ThrowIfCancellationRequested();
         var loggers = options.LoggerFactory ?? NullLoggerFactory.Instance;
-        var health = new EventBusHealth(BusConnectionState.Connecting);
+        var health = new EventBusHealth(BusConnectionState.Connecting, new Onex.Diagnostics.BusTelemetry(options.Name, "zmq"));
         var publisher = ZmqEventPublisher.ConnectBatching(options.PublishEndpoint, options.Socket, loggers.CreateLogger<ZmqEventPublisher>())
             .WithQueue(options.PublishQueue, health);
         return StartParticipantAsync(options, null, publisher, options.SubscribeEndpoint, health, cancellationToken);
@@ -161,7 +161,34 @@ public sealed class ZmqEventBus : IEventBus
         ArgumentNullException.ThrowIfNull(evt);
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         cancellationToken.ThrowIfCancellationRequested();
-        return _publisher.PublishAsync(evt.WithSource(Options.NodeId, _timeProvider), cancellationToken);
+        evt = evt.WithSource(Options.NodeId, _timeProvider);
+        var telemetry = Health.Telemetry.StartPublish(ref evt);
+        if (!telemetry.IsActive) return _publisher.PublishAsync(evt, cancellationToken);
+        ValueTask pending;
+        try
+        {
+            pending = _publisher.PublishAsync(evt, cancellationToken);
+        }
+        catch (Exception ex)
+        {
+            telemetry.Fail(ex);
+            throw;
+        }
+        return telemetry.Track(pending);
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// Sends a probe through the forwarder and waits for it to come back to this participant (the readiness handshake
+    /// again, up to <see cref="ZmqEventBusOptions.HandshakeTimeout"/>): the publish path, the forwarder and the receive
+    /// path all answer.
+    /// </remarks>
+    public async ValueTask<string> ProbeAsync(CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var started = _timeProvider.GetTimestamp();
+        await _subscriber.ConfirmPathAsync(cancellationToken).ConfigureAwait(false);
+        return $"a probe came back through {SubscribeEndpoint} in {_timeProvider.GetElapsedTime(started).TotalMilliseconds:0.#} ms";
     }
 
     /// <inheritdoc/>
