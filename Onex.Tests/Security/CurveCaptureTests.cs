@@ -30,6 +30,17 @@ public class CurveCaptureTests
         {
             await using var watch = client.WatchAsync(ChangeTypes.TopicPrefix).GetAsyncEnumerator();
             await watch.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "the watch's first snapshot");
+            await using var leases = new LeaseSets();
+            // A change made before the SUB's subscription reached the PUB comes back as a resync (by snapshot, over the
+            // request socket); only a change that arrives as a change proves the broadcast path live. Bounded retries.
+            for (var attempt = 1; ; attempt++)
+            {
+                var lease = await leases.AddAsync(client);
+                var seen = await watch.UntilAsync(e => e.Change?.NewValue?.Lease?.LeaseId == lease.LeaseId ||
+                    (e.Kind == RegistryWatchEventKind.Resynced && e.Snapshot!.Leases.Any(l => l.LeaseId == lease.LeaseId)), "the lease, as a change or a resync");
+                if (seen[^1].Kind == RegistryWatchEventKind.Change) break;
+                Assert.That(attempt, Is.LessThan(5), "the broadcast path through the proxy never carried a change");
+            }
             await client.RegisterBusAsync("captured", BusKinds.Zmq, ["tcp://127.0.0.1:1", "tcp://127.0.0.1:2"],
                 new Dictionary<string, string> { ["token"] = token, ["note"] = payload });
             // The broadcast of the registration crossed the PUB proxy: the watch saw it.
@@ -50,5 +61,23 @@ public class CurveCaptureTests
             Assert.That(pubProxy.Saw(payload), Is.EqualTo(!curve), $"the payload on the broadcast connection, CURVE {(curve ? "on" : "off")}");
             Assert.That(routerProxy.Saw("CURVE"), Is.EqualTo(curve), "the ZMTP greeting names the mechanism");
         });
+    }
+}
+
+/// <summary>Lease sets a test holds, released together.</summary>
+internal sealed class LeaseSets : IAsyncDisposable
+{
+    private readonly List<PortLeaseSet> _sets = [];
+
+    public async Task<Onex.Protocol.PortLease> AddAsync(RegistryClient client)
+    {
+        var set = await client.LeasePortAsync();
+        _sets.Add(set);
+        return set.Leases[0];
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var set in _sets) await set.DisposeAsync();
     }
 }
