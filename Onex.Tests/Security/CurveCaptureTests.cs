@@ -25,7 +25,12 @@ public class CurveCaptureTests
 
         var token = $"tok_{Guid.NewGuid():N}"; // shaped like a bearer token
         var payload = $"payload-{Guid.NewGuid():N}";
-        var options = TestRegistry.ClientOptionsFor(routerProxy.Endpoint, pubProxy.Endpoint) with { ServerKey = keys?.PublicKey };
+        var options = TestRegistry.ClientOptionsFor(routerProxy.Endpoint, pubProxy.Endpoint) with
+        {
+            ServerKey = keys?.PublicKey,
+            // Room for a starved machine: the first CURVE handshake in a process JIT-compiles the managed cipher.
+            RequestTimeout = TimeSpan.FromSeconds(5),
+        };
         await using (var client = await RegistryClient.ConnectAsync(options).AsTask().Within("the client to connect through the proxy"))
         {
             await using var watch = client.WatchAsync(ChangeTypes.TopicPrefix).GetAsyncEnumerator();

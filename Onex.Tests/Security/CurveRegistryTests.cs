@@ -24,7 +24,11 @@ public class CurveRegistryTests
         var keys = CurveKeyPair.Generate();
         await using var registry = await TestRegistry.StartAsync(TestRegistry.Options() with { CurveKeys = keys });
         Assert.That(registry.Host.ServerPublicKey, Is.EqualTo(keys.PublicKey));
-        await using var client = await RegistryClient.ConnectAsync(registry.ClientOptions() with { ServerKey = keys.PublicKey });
+        await using var client = await RegistryClient.ConnectAsync(registry.ClientOptions() with
+        {
+            ServerKey = keys.PublicKey,
+            RequestTimeout = TimeSpan.FromSeconds(5), // the first CURVE handshake in a process JIT-compiles the managed cipher
+        });
         await using var watch = client.WatchAsync().GetAsyncEnumerator();
         await watch.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "the first snapshot over CURVE");
         await using var leases = await client.LeasePortAsync();
