@@ -35,6 +35,13 @@ internal sealed class CliContext(TextWriter output, TextWriter error, TextReader
         Recursive = true,
     };
 
+    public static Option<string?> ServerKeyOption { get; } = new("--server-key")
+    {
+        Description = $"The registry's CURVE public key, for a registry that encrypts (default: ${RegistryEndpoints.ServerKeyVariable}, else no encryption).",
+        HelpName = "KEY",
+        Recursive = true,
+    };
+
     /// <summary>The default of <see cref="TimeoutOption"/>.</summary>
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(5);
 
@@ -82,6 +89,7 @@ internal sealed class CliContext(TextWriter output, TextWriter error, TextReader
         {
             Endpoint = CheckedEndpoint(parse.GetValue(RegistryOption), RegistryEndpoints.RouterVariable, RegistryEndpoints.ResolveRouter, "--registry"),
             PubEndpoint = CheckedEndpoint(parse.GetValue(RegistryPubOption), RegistryEndpoints.PubVariable, RegistryEndpoints.ResolvePub, "--registry-pub"),
+            ServerKey = CheckedServerKey(parse.GetValue(ServerKeyOption)),
             AnnounceNode = announce,
             NodeName = nodeName,
             MaxAttempts = attempts,
@@ -89,6 +97,21 @@ internal sealed class CliContext(TextWriter output, TextWriter error, TextReader
             RetryBaseDelay = TimeSpan.FromMilliseconds(20),
             RetryMaxDelay = TimeSpan.FromMilliseconds(100),
         };
+    }
+
+    /// <summary>The CURVE server key from --server-key or the environment, checked; a malformed one is a usage error naming its source.</summary>
+    private static string? CheckedServerKey(string? given)
+    {
+        try
+        {
+            return given is null
+                ? RegistryEndpoints.ResolveServerKey(null)
+                : Onex.Transports.Security.CurveKeyPair.CheckPublicKey(given, "--server-key");
+        }
+        catch (FormatException ex)
+        {
+            throw new UsageException($"{ex.Message} Use the 40-character public key `onex auth keygen` printed.");
+        }
     }
 
     /// <summary>The endpoint to use; one taken from the environment is checked here (the option was checked while parsing).</summary>

@@ -60,6 +60,7 @@ public static class OnexCli
             CliContext.RegistryOption,
             CliContext.RegistryPubOption,
             CliContext.TimeoutOption,
+            CliContext.ServerKeyOption,
             RegistryCommand.Build(context),
             DescribeCommand.Build(context),
             StressCommand.AddTo(PortsCommand.Build(context), context),
@@ -69,6 +70,7 @@ public static class OnexCli
             WatchCommand.Build(context),
             BenchCommand.Build(context),
             TopCommand.Build(context),
+            new Command("auth", "Keys and tokens for a registry that encrypts or authenticates.") { Commands.Auth.AuthKeygenCommand.Build(context) },
         };
         root.Add(CompletionCommand.Build(context, () => root));
         return root;

@@ -16,9 +16,12 @@ internal sealed class BenchDealer : IDisposable
 
     private readonly DealerSocket _socket = new();
 
-    public BenchDealer(string endpoint)
+    /// <param name="endpoint">The registry's ROUTER endpoint.</param>
+    /// <param name="serverKey">The registry's CURVE public key when it encrypts; null for a plain registry.</param>
+    public BenchDealer(string endpoint, string? serverKey = null)
     {
         ClientId = "bench/" + Guid.NewGuid().ToString("N")[..8];
+        Onex.Transports.Zmq.ZmqCurve.Apply(_socket, serverKeys: null, serverKey);
         _socket.Options.Linger = TimeSpan.Zero;
         // Same high-water marks as the registry's ROUTER, so a window of a thousand never hits them.
         _socket.Options.SendHighWatermark = 100_000;

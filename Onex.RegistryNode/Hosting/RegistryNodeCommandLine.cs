@@ -19,6 +19,7 @@ internal static class RegistryNodeCommandLine
     public const string DataDirVariable = "ONEX_REGISTRY_DATA_DIR";
     public const string DurabilityVariable = "ONEX_REGISTRY_DURABILITY";
     public const string HttpVariable = "ONEX_REGISTRY_HTTP";
+    public const string CurveKeyFileVariable = "ONEX_REGISTRY_CURVE_KEY_FILE";
 
     private static readonly RegistryNodeOptions Defaults = RegistryNodeOptions.Default;
 
@@ -64,6 +65,11 @@ internal static class RegistryNodeCommandLine
     {
         Description = $"A stall of the registry longer than this moves lease and node deadlines back by its length (default {Durations.Format(Defaults.PauseThreshold)}).",
     };
+    private static readonly Option<string?> CurveKeyFile = new("--curve-key-file")
+    {
+        Description = $"Encrypt the ROUTER and PUB endpoints with CurveZMQ using the key pair in FILE (written by onex auth keygen); clients need its public key in ONEX_REGISTRY_SERVER_KEY (env {CurveKeyFileVariable}; default: no encryption).",
+        HelpName = "FILE",
+    };
     private static readonly Option<LogLevel> Level = new("--log-level")
     {
         Description = "Least severe log level written to stderr: Trace, Debug, Information, Warning, Error, Critical or None.",
@@ -78,7 +84,7 @@ internal static class RegistryNodeCommandLine
             "OnexBus registry node: leases ports, records nodes, buses and tool contracts, answers introspection, " +
             "broadcasts every change. Durations take a unit: 500ms, 30s, 5m, 1h; a bare number is seconds.")
         {
-            Endpoint, PubEndpoint, Http, PortRangeOption, Host, DefaultTtl, MinTtl, MaxTtl, Quarantine, Heartbeat, Grace, Store, DataDir, Durability, PauseThreshold, Level,
+            Endpoint, PubEndpoint, Http, PortRangeOption, Host, DefaultTtl, MinTtl, MaxTtl, Quarantine, Heartbeat, Grace, Store, DataDir, Durability, PauseThreshold, Level, CurveKeyFile,
         };
         command.SetAction(action);
         return command;
@@ -167,6 +173,7 @@ internal static class RegistryNodeCommandLine
         Set(Store, RegistryNodeConfiguration.Store, (text, name) => RegistryNodeConfiguration.ParseStore(text, name));
         Set(DataDir, RegistryNodeConfiguration.DataDir);
         Set(Durability, RegistryNodeConfiguration.Durability, (text, name) => RegistryNodeConfiguration.ParseDurability(text, name));
+        Set(CurveKeyFile, RegistryNodeConfiguration.CurveKeyFile);
         // Given explicitly, the level beats appsettings.json's Logging section; otherwise that section (or Information) decides.
         if (parse.GetResult(Level) is { Implicit: false }) values["Logging:LogLevel:Default"] = parse.GetValue(Level).ToString();
         return values;
@@ -239,6 +246,8 @@ internal static class RegistryNodeCommandLine
         await output.WriteLineAsync($"registry: pub {node.PubEndpoint}").ConfigureAwait(false);
         if (host.Services.GetRequiredService<RegistryHttpService>().Url is { } url)
             await output.WriteLineAsync($"registry: http {url}").ConfigureAwait(false);
+        if (node.ServerPublicKey is { } serverKey)
+            await output.WriteLineAsync($"registry: curve {serverKey}").ConfigureAwait(false);
         await output.WriteLineAsync($"registry: epoch {node.Epoch}").ConfigureAwait(false);
         await output.WriteLineAsync($"registry: store {node.StoreLocation}").ConfigureAwait(false);
         await output.FlushAsync(CancellationToken.None).ConfigureAwait(false);

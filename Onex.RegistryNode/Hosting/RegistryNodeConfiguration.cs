@@ -62,6 +62,9 @@ public static class RegistryNodeConfiguration
     /// <summary>Key of the durability level, <c>process</c> or <c>power</c> (<c>--durability</c>, env <c>ONEX_REGISTRY_DURABILITY</c>).</summary>
     public const string Durability = "Durability";
 
+    /// <summary>Key of the CURVE key pair file (<c>--curve-key-file</c>, env <c>ONEX_REGISTRY_CURVE_KEY_FILE</c>; docs/ENCRYPTION.md).</summary>
+    public const string CurveKeyFile = "CurveKeyFile";
+
     /// <summary>The environment variables the node has always read, and the key each one sets.</summary>
     internal static readonly IReadOnlyList<(string Variable, string Key)> EnvironmentVariables =
     [
@@ -71,6 +74,7 @@ public static class RegistryNodeConfiguration
         (RegistryNodeCommandLine.StoreVariable, Store),
         (RegistryNodeCommandLine.DataDirVariable, DataDir),
         (RegistryNodeCommandLine.DurabilityVariable, Durability),
+        (RegistryNodeCommandLine.CurveKeyFileVariable, CurveKeyFile),
     ];
 
     /// <summary>
@@ -115,6 +119,7 @@ public static class RegistryNodeConfiguration
         if (Duration(section, HeartbeatInterval) is { } heartbeat) options = options with { HeartbeatInterval = heartbeat };
         if (Duration(section, GracePeriod) is { } grace) options = options with { Nodes = options.Nodes with { UnhealthyGracePeriod = grace } };
         if (Duration(section, PauseThreshold) is { } pause) options = options with { PauseThreshold = pause };
+        if (Text(section, CurveKeyFile) is { } keyFile) options = options with { CurveKeyFile = keyFile };
 
         var store = options.Store;
         if (Text(section, Store) is { } kind) store = store with { Kind = ParseStore(kind, Name(Store)) };

@@ -81,6 +81,12 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
     public RegistryNodeOptions Options { get; }
 
     /// <summary>
+    /// The CURVE public key (Z85) clients must know (<c>ONEX_REGISTRY_SERVER_KEY</c>) when the node encrypts its
+    /// endpoints; null when it runs without encryption.
+    /// </summary>
+    public string? ServerPublicKey { get; private init; }
+
+    /// <summary>
     /// Opens the store, loads what it holds, binds the ROUTER and PUB endpoints and starts serving. Fails at once,
     /// naming the endpoint, when one is in use (<see cref="Onex.Errors.LeaseException"/> with code PORT_UNAVAILABLE);
     /// with <see cref="RegistryStoreException"/>, naming the file and what to do, when the store cannot be used; with
@@ -112,6 +118,7 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
             throw new ArgumentException(
                 $"The port range {options.Leases.PortRange} lies entirely inside the kernel's ephemeral range {ephemeral}; choose a range outside it (--port-range).",
                 nameof(options));
+        var curve = LoadCurveKeys(options, logger);
         var availability = new PortAvailability();
         LogPool(logger, options.Leases.PortRange.ToString(), ports.Count, availability.Ipv6Available);
 
@@ -120,7 +127,7 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         ZmqEventPublisher publisher;
         try
         {
-            server = RegistryServer.Bind(options, loggerFactory.CreateLogger<RegistryServer>());
+            server = RegistryServer.Bind(options, curve, loggerFactory.CreateLogger<RegistryServer>());
         }
         catch
         {
@@ -129,7 +136,7 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         }
         try
         {
-            publisher = ZmqEventPublisher.Bind(options.PubEndpoint, Server.PeerBounds.BroadcastSocket);
+            publisher = ZmqEventPublisher.Bind(options.PubEndpoint, Server.PeerBounds.BroadcastSocket with { CurveServerKeys = curve });
         }
         catch
         {
@@ -169,7 +176,10 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
             LogRestored(logger, store.Location, registry.Leases.Count, registry.Nodes.Count, registry.Buses.Count, registry.Tools.Count,
                 registry.Journal.Sequence, (long)timeProvider.GetElapsedTime(started).TotalMilliseconds);
         LogStarted(logger, server.Endpoint, publisher.Endpoint, registry.Epoch, store.Location);
-        return Task.FromResult(new RegistryNodeHost(server, publisher, dispatcher, store, options, logger, broadcasts, metrics, timeProvider));
+        return Task.FromResult(new RegistryNodeHost(server, publisher, dispatcher, store, options, logger, broadcasts, metrics, timeProvider)
+        {
+            ServerPublicKey = curve?.PublicKey,
+        });
     }
 
     /// <summary>
@@ -255,6 +265,32 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         if (options.MaxReceiveBytes < Onex.Protocol.RegistryCodec.MaxFrameBytes)
             throw new ArgumentException($"MaxReceiveBytes must be at least the frame limit ({Onex.Protocol.RegistryCodec.MaxFrameBytes}).", nameof(options));
     }
+
+    /// <summary>The key pair from the options or their key file; null when neither is set (no encryption, as before).</summary>
+    private static Onex.Transports.Security.CurveKeyPair? LoadCurveKeys(RegistryNodeOptions options, ILogger logger)
+    {
+        if (options.CurveKeys is not null && options.CurveKeyFile is not null)
+            throw new ArgumentException("Give the CURVE key pair either as CurveKeys or as CurveKeyFile, not both.", nameof(options));
+        var keys = options.CurveKeys;
+        if (options.CurveKeyFile is { } path)
+        {
+            var loaded = Onex.Transports.Security.CurveKeyFile.Load(path);
+            if (loaded.PermissionProblem is { } problem) LogKeyFilePermissions(logger, problem);
+            keys = loaded.Keys;
+        }
+        if (keys is null) LogPlaintext(logger);
+        else LogCurve(logger, keys.PublicKey);
+        return keys;
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "CURVE encryption on the ROUTER and PUB endpoints; server public key {PublicKey} (clients: ONEX_REGISTRY_SERVER_KEY)")]
+    private static partial void LogCurve(ILogger logger, string publicKey);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "No CURVE key file: the ROUTER and PUB endpoints are not encrypted (see docs/ENCRYPTION.md)")]
+    private static partial void LogPlaintext(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Problem}")]
+    private static partial void LogKeyFilePermissions(ILogger logger, string problem);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Kernel ephemeral range {EphemeralRange} (from {Path}) does not overlap the pool")]
     private static partial void LogEphemeral(ILogger logger, string ephemeralRange, string path);

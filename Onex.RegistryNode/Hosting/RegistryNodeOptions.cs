@@ -82,4 +82,15 @@ public sealed record RegistryNodeOptions
     /// allocated); the least recently used are dropped and parsed again when next used (PROTOCOL.md section 12).
     /// </summary>
     public long ParsedSchemaMaxBytes { get; init; } = Onex.RegistryNode.Tools.ToolCatalog.DefaultParsedSchemaMaxBytes;
+
+    /// <summary>
+    /// A file holding the node's CurveZMQ key pair (written by <c>onex auth keygen</c>; format in
+    /// <see cref="Onex.Transports.Security.CurveKeyFile"/>): when set, the ROUTER and PUB endpoints encrypt with CURVE and
+    /// clients need the public key (<c>ONEX_REGISTRY_SERVER_KEY</c>). Loaded when the node starts; <c>--curve-key-file</c>,
+    /// env <c>ONEX_REGISTRY_CURVE_KEY_FILE</c>, key <c>Registry:CurveKeyFile</c>. Null (the default): no encryption.
+    /// </summary>
+    public string? CurveKeyFile { get; init; }
+
+    /// <summary>The CurveZMQ key pair itself, for a node started from code (instead of <see cref="CurveKeyFile"/>; not both).</summary>
+    public Onex.Transports.Security.CurveKeyPair? CurveKeys { get; init; }
 }

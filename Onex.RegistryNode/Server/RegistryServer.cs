@@ -89,11 +89,12 @@ internal sealed partial class RegistryServer : IDisposable
     public long RepliesDropped => Interlocked.Read(ref _repliesDropped);
 
     /// <summary>Binds the ROUTER socket. Throws <see cref="LeaseException"/> PORT_UNAVAILABLE, naming the endpoint, when it is taken.</summary>
-    public static RegistryServer Bind(RegistryNodeOptions options, ILogger logger)
+    public static RegistryServer Bind(RegistryNodeOptions options, Onex.Transports.Security.CurveKeyPair? curve, ILogger logger)
     {
         var router = new RouterSocket();
         try
         {
+            ZmqCurve.Apply(router, curve, serverKey: null);
             router.Options.MaxMsgSize = options.MaxReceiveBytes;
             PeerBounds.ApplyToRouter(router);
             QueuedReplyBytes.Install();

@@ -40,7 +40,7 @@ public sealed class NatsTestServer : IAsyncDisposable
         };
     }
 
-    private NatsTestServer(string executable, PortLeaseSet lease, int maxPayloadBytes)
+    private NatsTestServer(string executable, PortLeaseSet lease, int maxPayloadBytes, string? configuration = null)
     {
         _executable = executable;
         _lease = lease;
@@ -49,7 +49,7 @@ public sealed class NatsTestServer : IAsyncDisposable
         StoreDirectory = Path.Combine(_root, "store");
         Directory.CreateDirectory(StoreDirectory);
         _configFile = Path.Combine(_root, "nats.conf");
-        File.WriteAllText(_configFile, $"max_payload: {maxPayloadBytes}\n");
+        File.WriteAllText(_configFile, $"max_payload: {maxPayloadBytes}\n{configuration}\n");
     }
 
     /// <summary>The client port on 127.0.0.1.</summary>
@@ -76,6 +76,32 @@ public sealed class NatsTestServer : IAsyncDisposable
     {
         var (scope, purpose) = TestResources.Current();
         var server = await StartUntrackedAsync(maxPayloadBytes, $"nats-server for {purpose}", cancellationToken).ConfigureAwait(false);
+        return await TestResources.AddAsync(scope, server).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Starts a server as <see cref="StartAsync(int, CancellationToken)"/> does, with <paramref name="configuration"/>
+    /// added to its config file (nats-server syntax), e.g. <c>authorization { user: u, password: p }</c>. Such a server
+    /// is still probed for readiness without credentials: nats-server sends its INFO line before any authentication.
+    /// </summary>
+    public static async Task<NatsTestServer> StartWithConfigurationAsync(string configuration, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        var (scope, purpose) = TestResources.Current();
+        var executable = FindExecutable();
+        var registry = await OnexTestEnvironment.RegistryAsync(cancellationToken).ConfigureAwait(false);
+        var lease = await registry.LeasePortAsync(new LeaseRequestOptions { Purpose = $"nats-server for {purpose}", Protocol = Onex.Protocol.PortProtocols.Tcp }, cancellationToken)
+            .ConfigureAwait(false);
+        var server = new NatsTestServer(executable, lease, DefaultMaxPayloadBytes, configuration);
+        try
+        {
+            await server.StartProcessAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await server.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
         return await TestResources.AddAsync(scope, server).ConfigureAwait(false);
     }
 

@@ -38,7 +38,11 @@ public static class EventBusFactory
         {
             var endpoints = options.Endpoints;
             if (options.Role == EventBusRole.Join && endpoints.Count == 0 && options.Registry is { } registry && options.Backend != BusKinds.Memory)
-                endpoints = await LookUpAsync(registry, options, cancellationToken).ConfigureAwait(false);
+            {
+                var record = await LookUpAsync(registry, options, cancellationToken).ConfigureAwait(false);
+                endpoints = record.Endpoints;
+                options = WithAdvertisedCurveKey(options, record);
+            }
 
             if (options is { Role: EventBusRole.Host, Backend: BusKinds.Zmq, Registry: { } leaser } && endpoints.Count == 0 && options.ZmqTransport == "tcp")
             {
@@ -58,7 +62,8 @@ public static class EventBusFactory
 
             try
             {
-                await options.Registry.RegisterBusAsync(options.Name, options.Backend, registered, cancellationToken: cancellationToken).ConfigureAwait(false);
+                await options.Registry.RegisterBusAsync(options.Name, options.Backend, registered, AdvertisedMetadata(options), cancellationToken)
+                    .ConfigureAwait(false);
             }
             catch
             {
@@ -148,7 +153,25 @@ public static class EventBusFactory
         _ => throw new ArgumentException($"Unknown ZeroMQ transport '{options.ZmqTransport}' (ONEX_ZMQ_TRANSPORT): use tcp or ipc."),
     };
 
-    private static async ValueTask<IReadOnlyList<string>> LookUpAsync(RegistryClient registry, EventBusOptions options, CancellationToken cancellationToken)
+    /// <summary>What a hosted bus's registration tells its peers: the forwarder's CURVE public key when it encrypts; else nothing.</summary>
+    private static IReadOnlyDictionary<string, string>? AdvertisedMetadata(EventBusOptions options) =>
+        options.Backend == BusKinds.Zmq && options.Zmq.Socket.CurveServerKeys is { } keys
+            ? new Dictionary<string, string> { [ZmqCurve.ServerKeyMetadata] = keys.PublicKey }
+            : null;
+
+    /// <summary>
+    /// A participant joining a zmq bus it found in the registry encrypts to the key the host advertised, unless it was
+    /// given one itself. The key is as trustworthy as the registry's answer (over CURVE, that of the registry's key holder).
+    /// </summary>
+    private static EventBusOptions WithAdvertisedCurveKey(EventBusOptions options, EventBusRecord record)
+    {
+        if (options.Backend != BusKinds.Zmq || options.Zmq.Socket.CurveServerKey is not null) return options;
+        if (record.Metadata is null || !record.Metadata.TryGetValue(ZmqCurve.ServerKeyMetadata, out var key)) return options;
+        var checkedKey = Security.CurveKeyPair.CheckPublicKey(key, $"bus '{record.Name}' metadata {ZmqCurve.ServerKeyMetadata}");
+        return options with { Zmq = options.Zmq with { Socket = options.Zmq.Socket with { CurveServerKey = checkedKey } } };
+    }
+
+    private static async ValueTask<EventBusRecord> LookUpAsync(RegistryClient registry, EventBusOptions options, CancellationToken cancellationToken)
     {
         var found = await registry.DescribeAsync(new IntrospectionRequest
         {
@@ -161,6 +184,6 @@ public static class EventBusFactory
                 new Dictionary<string, string> { ["bus"] = options.Name });
         if (bus.Kind != options.Backend)
             throw new ArgumentException($"Bus '{options.Name}' is a {bus.Kind} bus, not {options.Backend}.");
-        return bus.Endpoints;
+        return bus;
     }
 }

@@ -23,6 +23,7 @@ internal sealed class IpcBroker : IAsyncDisposable
     private readonly Dictionary<IpcBrokerConnection, Task> _connectionTasks = [];
     private IpcBrokerConnection[] _connections = [];
     private Task _acceptLoop = Task.CompletedTask;
+    private readonly HashSet<uint> _allowedUsers;
     private int _nextConnectionId;
 
     private IpcBroker(Socket listener, string busName, IpcEventBusOptions options, OnexEventCodec codec, IpcLocalSubscriptions local, ILogger logger)
@@ -34,6 +35,7 @@ internal sealed class IpcBroker : IAsyncDisposable
         _local = local;
         _logger = logger;
         TimeProvider = options.TimeProvider ?? TimeProvider.System;
+        _allowedUsers = options.AllowedPeerUserIds is { } allowed ? [.. allowed] : [IpcBusDirectory.EffectiveUserId];
     }
 
     public string BusName { get; }
@@ -140,6 +142,11 @@ internal sealed class IpcBroker : IAsyncDisposable
                 continue;
             }
 
+            if (!PeerAllowed(socket))
+            {
+                socket.Dispose();
+                continue;
+            }
             var connection = new IpcBrokerConnection(Interlocked.Increment(ref _nextConnectionId), socket, this, _logger);
             lock (_gate)
             {
@@ -153,6 +160,23 @@ internal sealed class IpcBroker : IAsyncDisposable
                 _connectionTasks.Add(connection, ServeAsync(connection, stopping));
             }
         }
+    }
+
+    /// <summary>
+    /// Whether the connecting process runs as an allowed user (<see cref="IpcEventBusOptions.AllowedPeerUserIds"/>), by
+    /// the kernel's SO_PEERCRED. The 0700 directory already keeps other users out; this holds when it is loosened or
+    /// the socket is handed over another way. A refusal is logged, and the peer is closed before anything is read.
+    /// </summary>
+    private bool PeerAllowed(Socket socket)
+    {
+        if (!IpcPeerCredentials.TryRead(socket, out var peer))
+        {
+            IpcLog.PeerUnknown(_logger, BusName);
+            return false;
+        }
+        if (_allowedUsers.Contains(peer.UserId)) return true;
+        IpcLog.PeerRefused(_logger, BusName, peer.ProcessId, peer.UserId, string.Join(", ", _allowedUsers.Order()));
+        return false;
     }
 
     private async Task ServeAsync(IpcBrokerConnection connection, CancellationToken stopping)

@@ -61,6 +61,13 @@ public sealed record IpcEventBusOptions
     /// <summary>How long either side waits for the other's HELLO/WELCOME frame after connecting.</summary>
     public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// Hosting only: the user ids whose processes may connect, checked with <c>SO_PEERCRED</c> (the kernel's record of
+    /// who opened the connection) on every accepted connection, besides the bus directory's 0700. Null (the default):
+    /// this process's effective user only. A refused peer is logged (its pid and uid) and disconnected before it is read.
+    /// </summary>
+    public IReadOnlyCollection<uint>? AllowedPeerUserIds { get; init; }
+
     /// <summary>Where log messages go; none when null.</summary>
     public ILoggerFactory? LoggerFactory { get; init; }
 

@@ -79,4 +79,10 @@ internal static partial class IpcLog
 
     [LoggerMessage(4137, LogLevel.Information, "Left bus {BusName} at {SocketPath}")]
     public static partial void Left(ILogger logger, string busName, string socketPath);
+
+    [LoggerMessage(4150, LogLevel.Warning, "Bus {BusName} refused a connection from pid {ProcessId}, uid {UserId}: not among the allowed users ({Allowed})")]
+    public static partial void PeerRefused(ILogger logger, string busName, int processId, uint userId, string allowed);
+
+    [LoggerMessage(4151, LogLevel.Warning, "Bus {BusName} refused a connection whose peer credentials (SO_PEERCRED) could not be read")]
+    public static partial void PeerUnknown(ILogger logger, string busName);
 }

@@ -152,6 +152,7 @@ public sealed class JetStreamEventBus : IEventBus, IEventBusProbe
             MaxReconnectRetry = -1,
             RetryOnInitialConnect = false,
             LoggerFactory = loggerFactory,
+            AuthOpts = options.Credentials.ToAuthOpts(),
         };
         var connection = new NatsConnection(natsOpts);
         try
@@ -159,6 +160,12 @@ public sealed class JetStreamEventBus : IEventBus, IEventBusProbe
             try
             {
                 await connection.ConnectAsync().AsTask().WaitAsync(options.ConnectTimeout, options.TimeProvider ?? TimeProvider.System, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (IsAuthorizationFailure(ex))
+            {
+                throw Unreachable(options.Url,
+                    $"the server refused the credentials ({options.Credentials}): {Innermost(ex).Message}; check JetStreamEventBusOptions.Credentials " +
+                    "against the server's authorization block", ex);
             }
             catch (Exception ex) when (ex is NatsException or TimeoutException or System.Net.Sockets.SocketException)
             {
@@ -539,6 +546,23 @@ public sealed class JetStreamEventBus : IEventBus, IEventBusProbe
                 $"Stream {names.StreamName} on {options.Url} exists but does not hold subjects {names.StreamSubject}; it is not a stream of bus '{options.Name}'.",
                 new Dictionary<string, string> { ["url"] = options.Url, ["stream"] = names.StreamName });
         return stream;
+    }
+
+    /// <summary>nats-server answers bad or missing credentials with <c>-ERR 'Authorization Violation'</c> (or an auth timeout).</summary>
+    private static bool IsAuthorizationFailure(Exception ex)
+    {
+        for (var e = ex; e is not null; e = e.InnerException)
+            if (e.Message.Contains("Authorization Violation", StringComparison.OrdinalIgnoreCase) ||
+                e.Message.Contains("Authentication Timeout", StringComparison.OrdinalIgnoreCase) ||
+                e.Message.Contains("authorization", StringComparison.OrdinalIgnoreCase))
+                return true;
+        return false;
+    }
+
+    private static Exception Innermost(Exception ex)
+    {
+        while (ex.InnerException is { } inner) ex = inner;
+        return ex;
     }
 
     private static UnavailableException Unreachable(string url, string reason, Exception inner) =>

@@ -29,6 +29,9 @@ public sealed record JetStreamEventBusOptions
     /// <summary>How long <see cref="JetStreamEventBus.ConnectAsync"/> may take before it fails with UNAVAILABLE.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>How to authenticate to the server (user/password, token, NKey or creds file; docs/ENCRYPTION.md). None by default.</summary>
+    public NatsCredentials Credentials { get; init; } = NatsCredentials.None;
+
     /// <summary>Timeout of one JetStream API call or one publish attempt waiting for its acknowledgement.</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
@@ -119,6 +122,8 @@ public sealed record JetStreamEventBusOptions
             throw new ArgumentException("Url must name a NATS server, e.g. nats://127.0.0.1:4222.", nameof(Url));
         JetStreamNames.EnsureValidBusName(Name);
         RequirePositive(ConnectTimeout, nameof(ConnectTimeout));
+        ArgumentNullException.ThrowIfNull(Credentials, nameof(Credentials));
+        Credentials.Validate();
         RequirePositive(RequestTimeout, nameof(RequestTimeout));
         RequirePositive(PublishTimeout, nameof(PublishTimeout));
         RequirePositive(ReconnectWaitMin, nameof(ReconnectWaitMin));

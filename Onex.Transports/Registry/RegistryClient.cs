@@ -23,13 +23,14 @@ namespace Onex.Transports.Registry;
 /// </para>
 /// Thread-safe.
 /// </summary>
-public sealed class RegistryClient : IAsyncDisposable
+public sealed partial class RegistryClient : IAsyncDisposable
 {
     private static readonly IReadOnlyList<string> StatsOnly = [IntrospectionSections.Stats];
     private static readonly TimeSpan MaxRetryWindow = TimeSpan.FromSeconds(60);
 
     private readonly RegistryClientOptions _options;
     private readonly RegistryRequestChannel _channel;
+    private readonly Onex.Transports.Zmq.ZmqSocketOptions _sockets; // the options' sockets, with CURVE when a server key is known
     private readonly ResiliencePipeline _retry;
     private readonly ILogger _logger;
     private readonly ILogger _leaseSetLogger; // one for every set: CreateLogger<T> builds the category name each call
@@ -68,7 +69,9 @@ public sealed class RegistryClient : IAsyncDisposable
         PubEndpoint = RegistryEndpoints.ResolvePub(options.PubEndpoint);
         NodeId = string.IsNullOrWhiteSpace(options.NodeId) ? DefaultNodeId() : options.NodeId;
         ClientId = $"{NodeId}/{Guid.NewGuid():N}"; // the protocol's suggested form: stable for this client, unique per instance
-        _channel = new RegistryRequestChannel(Endpoint, options.Socket, options.RequestTimeout, TimeProvider, _logger);
+        ServerKey = RegistryEndpoints.ResolveServerKey(options.ServerKey);
+        _sockets = ServerKey is null ? options.Socket : options.Socket with { CurveServerKey = ServerKey };
+        _channel = new RegistryRequestChannel(Endpoint, _sockets, options.RequestTimeout, TimeProvider, _logger);
         _retry = BuildRetryPipeline();
     }
 
@@ -77,6 +80,9 @@ public sealed class RegistryClient : IAsyncDisposable
 
     /// <summary>The registry's broadcast endpoint watchers subscribe to.</summary>
     public string PubEndpoint { get; }
+
+    /// <summary>The registry's CURVE public key this client encrypts to; null when it does not encrypt.</summary>
+    public string? ServerKey { get; }
 
     /// <summary>The node this client announces; leases and registrations are owned by it.</summary>
     public string NodeId { get; }
@@ -290,7 +296,7 @@ public sealed class RegistryClient : IAsyncDisposable
         // Always subscribe to every registry broadcast: gaps can only be seen on the full sequence. The prefix
         // filters what is yielded.
         using var source = new ZmqRegistryBroadcastSource(
-            PubEndpoint, ChangeTypes.TopicPrefix, _options.Socket, capacity: 65_536, WatchChangeFilter,
+            PubEndpoint, ChangeTypes.TopicPrefix, _sockets, capacity: 65_536, WatchChangeFilter,
             _loggerFactory.CreateLogger<ZmqRegistryBroadcastSource>());
         var watcher = new RegistryWatcher(
             source, SnapshotAsync, topicPrefix, _options.ExpectedRegistryHeartbeatInterval, TimeProvider,
@@ -376,18 +382,26 @@ public sealed class RegistryClient : IAsyncDisposable
         {
             var elapsed = TimeProvider.GetElapsedTime(started);
             var attempts = singleAttempt ? 1 : _options.MaxAttempts;
+            var details = new Dictionary<string, string>
+            {
+                ["endpoint"] = Endpoint,
+                ["attempts"] = attempts.ToString(),
+                ["elapsedMs"] = ((long)elapsed.TotalMilliseconds).ToString(),
+                ["messageType"] = exchange.MessageType,
+                ["requestId"] = requestId,
+            };
+            var hint = "is it running? start one with `onex registry serve`";
+            if (_channel.DropsWithoutReply > 0)
+            {
+                // The registry accepted the TCP connection and closed it during the ZeroMQ handshake (RegistryClient.Curve.cs).
+                details["reason"] = "handshake";
+                details["connectionsClosed"] = _channel.DropsWithoutReply.ToString();
+                details["curve"] = ServerKey is null ? "off" : "on";
+                hint = HandshakeHint();
+            }
             throw new UnavailableException(
-                $"registry at {Endpoint} did not answer within {FormatSeconds(elapsed)} ({attempts} attempt{(attempts == 1 ? "" : "s")}); " +
-                "is it running? start one with `onex registry serve`",
-                new Dictionary<string, string>
-                {
-                    ["endpoint"] = Endpoint,
-                    ["attempts"] = attempts.ToString(),
-                    ["elapsedMs"] = ((long)elapsed.TotalMilliseconds).ToString(),
-                    ["messageType"] = exchange.MessageType,
-                    ["requestId"] = requestId,
-                },
-                ex);
+                $"registry at {Endpoint} did not answer within {FormatSeconds(elapsed)} ({attempts} attempt{(attempts == 1 ? "" : "s")}); {hint}",
+                details, ex);
         }
         finally
         {
@@ -449,7 +463,7 @@ public sealed class RegistryClient : IAsyncDisposable
             _present = true;
             RegistryClientLog.Announced(_logger, NodeId, Endpoint, epoch);
             _epochSource = new ZmqRegistryBroadcastSource(
-                PubEndpoint, ChangeTypes.HeartbeatTopic, _options.Socket, capacity: 1024, changeFilter: null,
+                PubEndpoint, ChangeTypes.HeartbeatTopic, _sockets, capacity: 1024, changeFilter: null,
                 _loggerFactory.CreateLogger<ZmqRegistryBroadcastSource>());
             _heartbeats = Task.Run(() => HeartbeatLoopAsync(_stop.Token));
             _epochListener = Task.Run(() => EpochListenerLoopAsync(_epochSource, _stop.Token));

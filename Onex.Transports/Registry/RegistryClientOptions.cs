@@ -21,6 +21,13 @@ public sealed record RegistryClientOptions
     /// </summary>
     public string? PubEndpoint { get; init; }
 
+    /// <summary>
+    /// The registry's CURVE public key (Z85), for a registry that encrypts its endpoints: the request and broadcast
+    /// sockets then encrypt and accept only that server. Null: the <c>ONEX_REGISTRY_SERVER_KEY</c> environment variable,
+    /// else no encryption.
+    /// </summary>
+    public string? ServerKey { get; init; }
+
     /// <summary>The node id this client announces and owns leases and registrations under. Null: <c>machine-pid-random</c>.</summary>
     public string? NodeId { get; init; }
 

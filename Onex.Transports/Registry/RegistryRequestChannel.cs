@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using NetMQ;
+using NetMQ.Monitoring;
 using NetMQ.Sockets;
 using Onex.Errors;
 using Onex.Protocol;
@@ -25,6 +26,8 @@ internal sealed class RegistryRequestChannel : IDisposable
     private readonly ReplyDeadlines _deadlines;
     private readonly ILogger _logger;
     private readonly List<byte[]> _frames = new(2); // the poller thread's receive buffer
+    private readonly NetMQMonitor _monitor;
+    private int _dropsWithoutReply;
     private int _wakeUpPending;
     private int _disposed;
 
@@ -38,14 +41,19 @@ internal sealed class RegistryRequestChannel : IDisposable
         Endpoint = endpoint;
         _logger = logger;
         _socket = new DealerSocket();
+        NetMQMonitor? monitor = null;
         try
         {
             socketOptions.ApplyTo(_socket);
             _socket.Options.MaxMsgSize = RegistryCodec.MaxFrameBytes + 1024;
+            // Connections the peer closes before any reply are what a failed ZeroMQ handshake looks like from here (a
+            // CURVE registry and a client without its key, or the other way round): counted to explain a timeout.
+            monitor = new NetMQMonitor(_socket, $"inproc://onex-registry-client-monitor-{Guid.NewGuid():N}", SocketEvents.Disconnected);
             _socket.Connect(endpoint);
         }
         catch
         {
+            monitor?.Dispose();
             _socket.Dispose();
             _wakeUp.Dispose();
             throw;
@@ -54,6 +62,9 @@ internal sealed class RegistryRequestChannel : IDisposable
         _socket.ReceiveReady += (_, _) => ReceiveReplies();
         _wakeUp.ReceiveReady += (_, _) => SendQueued();
         _poller = new NetMQPoller { _socket, _wakeUp };
+        _monitor = monitor;
+        _monitor.Disconnected += (_, _) => Interlocked.Increment(ref _dropsWithoutReply);
+        _monitor.AttachToPoller(_poller);
         new Thread(RunPoller) { IsBackground = true, Name = $"onex-registry-client {endpoint}" }.Start();
     }
 
@@ -73,6 +84,15 @@ internal sealed class RegistryRequestChannel : IDisposable
 
     /// <summary>The ROUTER endpoint this channel is connected to.</summary>
     public string Endpoint { get; }
+
+    /// <summary>
+    /// Connections the registry closed since the last reply arrived (none while it answers). Above zero with no reply
+    /// at all: the ZeroMQ handshake fails, which is what a mismatch of CURVE settings looks like.
+    /// </summary>
+    public int DropsWithoutReply => Volatile.Read(ref _dropsWithoutReply);
+
+    /// <summary>Whether any reply has arrived on this channel.</summary>
+    public bool EverAnswered { get; private set; }
 
     /// <summary>Requests awaiting a reply.</summary>
     public int InFlight => _pending.Count;
@@ -107,6 +127,15 @@ internal sealed class RegistryRequestChannel : IDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _poller.Stop();
+        try
+        {
+            _monitor.DetachFromPoller();
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or ObjectDisposedException)
+        {
+            // The poller is stopped; the monitor's socket goes with it below.
+        }
+        _monitor.Dispose();
         _poller.Dispose();
         _wakeUp.Dispose();
         _socket.Dispose();
@@ -165,6 +194,8 @@ internal sealed class RegistryRequestChannel : IDisposable
         {
             // A DEALER reply is one frame; a registry that answers REQ-style adds an empty delimiter first.
             var frame = frames[^1];
+            if (_dropsWithoutReply != 0) Volatile.Write(ref _dropsWithoutReply, 0);
+            EverAnswered = true;
             RegistryEnvelope envelope;
             try
             {

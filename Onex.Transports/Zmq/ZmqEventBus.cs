@@ -49,6 +49,11 @@ namespace Onex.Transports.Zmq;
 /// a Unix domain socket: it works between NetMQ processes on one machine, not with libzmq's ipc://, and the derived
 /// port can collide with a port in use (binding then fails with PORT_UNAVAILABLE). Use the Unix socket backend for
 /// real Unix domain sockets.</para>
+/// <para><b>Encryption.</b> With <see cref="ZmqSocketOptions.CurveServerKeys"/> on the host, the forwarder's two
+/// endpoints are CurveZMQ servers: traffic is encrypted and only participants that set
+/// <see cref="ZmqSocketOptions.CurveServerKey"/> to the host's public key can publish or subscribe. A host registered
+/// through <see cref="Buses.EventBusFactory"/> advertises that key in its registration's metadata
+/// (<c>curveServerKey</c>), and participants joining by name use it (docs/ENCRYPTION.md).</para>
 /// </remarks>
 public sealed class ZmqEventBus : IEventBus, IEventBusProbe
 {
@@ -238,7 +243,8 @@ public sealed class ZmqEventBus : IEventBus, IEventBusProbe
         {
             subscriber = ZmqEventSubscriber.Connect(subscribeVia, new ZmqEventSubscriberOptions
             {
-                Socket = options.Socket,
+                // The host's SUB reaches its own forwarder over inproc://, which has no handshake to encrypt.
+                Socket = forwarder is null ? options.Socket : options.Socket with { CurveServerKey = null },
                 ProbePublisher = publisher,
                 HandshakeTimeout = options.HandshakeTimeout,
                 LoggerFactory = options.LoggerFactory,

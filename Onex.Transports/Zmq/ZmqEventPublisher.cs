@@ -434,7 +434,7 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
         var socket = new PublisherSocket();
         try
         {
-            options.ApplyTo(socket);
+            options.ApplyTo(socket, bind);
             string actual = endpoint;
             if (bind)
             {

@@ -276,7 +276,10 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
         _logger.PathNotConfirmed(Endpoint, probes, elapsed.TotalMilliseconds);
         throw new UnavailableException(
             $"No probe came back through {Endpoint} within {_options.HandshakeTimeout.TotalSeconds:0.###} s ({probes} sent): " +
-            "is the bus's forwarder running, and are the publish and subscribe endpoints those of the same bus?",
+            "is the bus's forwarder running, and are the publish and subscribe endpoints those of the same bus? " +
+            (_options.Socket.CurveServerKey is null
+                ? "If the bus encrypts (its registration's metadata has curveServerKey), set ZmqSocketOptions.CurveServerKey to that key."
+                : $"With CURVE on: is {_options.Socket.CurveServerKey} the forwarder's public key?"),
             new Dictionary<string, string>
             {
                 ["endpoint"] = Endpoint,

@@ -73,8 +73,8 @@ internal sealed class ZmqForwarder : IDisposable
         var xpub = new XPublisherSocket();
         try
         {
-            options.ApplyTo(xsub);
-            options.ApplyTo(xpub);
+            options.ApplyTo(xsub, binds: true);
+            options.ApplyTo(xpub, binds: true);
             ZmqEndpoints.Bind(xsub, publishEndpoint);
             var boundPublish = ZmqEndpoints.Resolved(xsub, publishEndpoint);
             ZmqEndpoints.Bind(xpub, subscribeEndpoint);

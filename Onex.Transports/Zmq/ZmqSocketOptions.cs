@@ -1,5 +1,6 @@
 using NetMQ;
 using Onex.Events;
+using Onex.Transports.Security;
 
 namespace Onex.Transports.Zmq;
 
@@ -32,8 +33,30 @@ public sealed record ZmqSocketOptions
     /// <summary>Size limits for encoded events.</summary>
     public EventCodecLimits CodecLimits { get; init; } = EventCodecLimits.Default;
 
-    internal void ApplyTo(NetMQSocket socket)
+    /// <summary>
+    /// CurveZMQ server keys: when set, every socket that <b>binds</b> with these options (a forwarder, the registry's
+    /// ROUTER and PUB) is a CURVE server with this key pair, so its tcp traffic is encrypted and only peers that know
+    /// <see cref="CurveKeyPair.PublicKey"/> can talk to it. Null (the default): no encryption (ZeroMQ's NULL mechanism).
+    /// </summary>
+    public CurveKeyPair? CurveServerKeys { get; init; }
+
+    /// <summary>
+    /// The CurveZMQ server's public key (Z85): when set, every socket that <b>connects</b> with these options is a CURVE
+    /// client of that server, with a fresh key pair of its own. A server with another key, or without CURVE, refuses
+    /// the handshake (ZeroMQ then closes the connection and retries; see docs/ENCRYPTION.md). Null: no encryption.
+    /// </summary>
+    public string? CurveServerKey { get; init; }
+
+    /// <summary>Whether a socket that binds (<paramref name="binds"/>) or connects with these options uses CURVE.</summary>
+    internal bool UsesCurve(bool binds) => binds ? CurveServerKeys is not null : CurveServerKey is not null;
+
+    /// <summary>Applies the settings to a socket that connects (a CURVE client when <see cref="CurveServerKey"/> is set).</summary>
+    internal void ApplyTo(NetMQSocket socket) => ApplyTo(socket, binds: false);
+
+    /// <summary>Applies the settings; a socket that <paramref name="binds"/> is a CURVE server when <see cref="CurveServerKeys"/> is set.</summary>
+    internal void ApplyTo(NetMQSocket socket, bool binds)
     {
+        ZmqCurve.Apply(socket, binds ? CurveServerKeys : null, binds ? null : CurveServerKey);
         socket.Options.SendHighWatermark = SendHighWatermark;
         socket.Options.ReceiveHighWatermark = ReceiveHighWatermark;
         // NetMQ refreshes a pipe's fill level only every (HWM - low watermark) messages; its default low watermark
