@@ -35,6 +35,13 @@ internal sealed class CliContext(TextWriter output, TextWriter error, TextReader
         Recursive = true,
     };
 
+    public static Option<string?> TokenOption { get; } = new("--token")
+    {
+        Description = $"The access token for a registry with access control (default: ${RegistryToken.Variable}). Prefer the variable: a command line is visible to other users.",
+        HelpName = "TOKEN",
+        Recursive = true,
+    };
+
     /// <summary>The default of <see cref="TimeoutOption"/>.</summary>
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(5);
 
@@ -83,6 +90,7 @@ internal sealed class CliContext(TextWriter output, TextWriter error, TextReader
             Endpoint = CheckedEndpoint(parse.GetValue(RegistryOption), RegistryEndpoints.RouterVariable, RegistryEndpoints.ResolveRouter, "--registry"),
             PubEndpoint = CheckedEndpoint(parse.GetValue(RegistryPubOption), RegistryEndpoints.PubVariable, RegistryEndpoints.ResolvePub, "--registry-pub"),
             AnnounceNode = announce,
+            Token = parse.GetValue(TokenOption),
             NodeName = nodeName,
             MaxAttempts = attempts,
             RequestTimeout = total / attempts,

@@ -60,6 +60,7 @@ public static class OnexCli
             CliContext.RegistryOption,
             CliContext.RegistryPubOption,
             CliContext.TimeoutOption,
+            CliContext.TokenOption,
             RegistryCommand.Build(context),
             DescribeCommand.Build(context),
             StressCommand.AddTo(PortsCommand.Build(context), context),
@@ -68,6 +69,7 @@ public static class OnexCli
             ToolsCommand.Build(context),
             WatchCommand.Build(context),
             BenchCommand.Build(context),
+            AuthCommand.Build(context),
         };
         root.Add(CompletionCommand.Build(context, () => root));
         return root;

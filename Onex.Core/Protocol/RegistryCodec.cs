@@ -24,12 +24,20 @@ public static class RegistryCodec
     internal static readonly MessagePackSerializerOptions SerializerOptions =
         MessagePackSerializerOptions.Standard.WithSecurity(MessagePackSecurity.UntrustedData);
 
-    /// <summary>Encodes an envelope around <paramref name="body"/>; the message type comes from <typeparamref name="T"/>.</summary>
-    public static byte[] Encode<T>(string requestId, string clientId, T body, int protocolVersion = ProtocolVersion.Current)
+    /// <summary>
+    /// Encodes an envelope around <paramref name="body"/>; the message type comes from <typeparamref name="T"/>.
+    /// <paramref name="token"/> (requests to a registry with access control) is written as the <c>token</c> key when not null.
+    /// </summary>
+    public static byte[] Encode<T>(string requestId, string clientId, T body, int protocolVersion = ProtocolVersion.Current, string? token = null)
     {
         var buffer = new ArrayBufferWriter<byte>(256);
         var writer = new MessagePackWriter(buffer);
-        writer.WriteMapHeader(5);
+        writer.WriteMapHeader(token is null ? 5 : 6);
+        if (token is not null)
+        {
+            writer.Write("token");
+            writer.Write(token);
+        }
         writer.Write("protocolVersion");
         writer.Write(protocolVersion);
         writer.Write("messageType");
@@ -109,7 +117,7 @@ public static class RegistryCodec
         }
 
         int? version = null;
-        string? messageType = null, requestId = null, clientId = null;
+        string? messageType = null, requestId = null, clientId = null, token = null;
         ReadOnlyMemory<byte>? body = null;
         try
         {
@@ -128,6 +136,9 @@ public static class RegistryCodec
                     case "messageType": messageType = ReadText(ref reader, key); break;
                     case "requestId": requestId = ReadText(ref reader, key); break;
                     case "clientId": clientId = ReadText(ref reader, key); break;
+                    case "token":
+                        if (!reader.TryReadNil()) token = ReadText(ref reader, key);
+                        break;
                     case "body":
                         var start = reader.Consumed;
                         reader.Skip();
@@ -168,6 +179,7 @@ public static class RegistryCodec
             MessageType = messageType!,
             RequestId = requestId!,
             ClientId = clientId!,
+            Token = token,
             Body = body!.Value,
         };
     }

@@ -19,6 +19,7 @@ internal static class RegistryNodeCommandLine
     public const string DataDirVariable = "ONEX_REGISTRY_DATA_DIR";
     public const string DurabilityVariable = "ONEX_REGISTRY_DURABILITY";
     public const string HttpVariable = "ONEX_REGISTRY_HTTP";
+    public const string AuthFileVariable = "ONEX_REGISTRY_AUTH_FILE";
 
     private static readonly RegistryNodeOptions Defaults = RegistryNodeOptions.Default;
 
@@ -64,6 +65,10 @@ internal static class RegistryNodeCommandLine
     {
         Description = $"A stall of the registry longer than this moves lease and node deadlines back by its length (default {Durations.Format(Defaults.PauseThreshold)}).",
     };
+    private static readonly Option<string?> AuthFile = new("--auth-file")
+    {
+        Description = $"Auth file of tenants, token hashes and quotas (env {AuthFileVariable}): every request must then carry a valid token. Re-read on change and on SIGHUP. Without one the node runs open. See docs/SECURITY.md.",
+    };
     private static readonly Option<LogLevel> Level = new("--log-level")
     {
         Description = "Least severe log level written to stderr: Trace, Debug, Information, Warning, Error, Critical or None.",
@@ -78,7 +83,7 @@ internal static class RegistryNodeCommandLine
             "OnexBus registry node: leases ports, records nodes, buses and tool contracts, answers introspection, " +
             "broadcasts every change. Durations take a unit: 500ms, 30s, 5m, 1h; a bare number is seconds.")
         {
-            Endpoint, PubEndpoint, Http, PortRangeOption, Host, DefaultTtl, MinTtl, MaxTtl, Quarantine, Heartbeat, Grace, Store, DataDir, Durability, PauseThreshold, Level,
+            Endpoint, PubEndpoint, Http, PortRangeOption, Host, DefaultTtl, MinTtl, MaxTtl, Quarantine, Heartbeat, Grace, Store, DataDir, Durability, PauseThreshold, AuthFile, Level,
         };
         command.SetAction(action);
         return command;
@@ -166,6 +171,7 @@ internal static class RegistryNodeCommandLine
         Set(Store, RegistryNodeConfiguration.Store, (text, name) => RegistryNodeConfiguration.ParseStore(text, name));
         Set(DataDir, RegistryNodeConfiguration.DataDir);
         Set(Durability, RegistryNodeConfiguration.Durability, (text, name) => RegistryNodeConfiguration.ParseDurability(text, name));
+        Set(AuthFile, RegistryNodeConfiguration.AuthFile);
         // Given explicitly, the level beats appsettings.json's Logging section; otherwise that section (or Information) decides.
         if (parse.GetResult(Level) is { Implicit: false }) values["Logging:LogLevel:Default"] = parse.GetValue(Level).ToString();
         return values;
@@ -223,7 +229,7 @@ internal static class RegistryNodeCommandLine
         {
             await host.StartAsync(ct).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is OnexException or ArgumentException or FormatException or IOException or RegistryStoreException or OptionsValidationException)
+        catch (Exception ex) when (ex is OnexException or Auth.AuthFileException or ArgumentException or FormatException or IOException or RegistryStoreException or OptionsValidationException)
         {
             await error.WriteLineAsync($"registry: cannot start: {ex.Message}").ConfigureAwait(false);
             return 1;

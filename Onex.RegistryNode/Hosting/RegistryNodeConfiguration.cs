@@ -62,6 +62,9 @@ public static class RegistryNodeConfiguration
     /// <summary>Key of the durability level, <c>process</c> or <c>power</c> (<c>--durability</c>, env <c>ONEX_REGISTRY_DURABILITY</c>).</summary>
     public const string Durability = "Durability";
 
+    /// <summary>Key of the auth file (<c>--auth-file</c>, env <c>ONEX_REGISTRY_AUTH_FILE</c>); absent: no access control.</summary>
+    public const string AuthFile = "AuthFile";
+
     /// <summary>The environment variables the node has always read, and the key each one sets.</summary>
     internal static readonly IReadOnlyList<(string Variable, string Key)> EnvironmentVariables =
     [
@@ -71,6 +74,7 @@ public static class RegistryNodeConfiguration
         (RegistryNodeCommandLine.StoreVariable, Store),
         (RegistryNodeCommandLine.DataDirVariable, DataDir),
         (RegistryNodeCommandLine.DurabilityVariable, Durability),
+        (RegistryNodeCommandLine.AuthFileVariable, AuthFile),
     ];
 
     /// <summary>
@@ -115,6 +119,7 @@ public static class RegistryNodeConfiguration
         if (Duration(section, HeartbeatInterval) is { } heartbeat) options = options with { HeartbeatInterval = heartbeat };
         if (Duration(section, GracePeriod) is { } grace) options = options with { Nodes = options.Nodes with { UnhealthyGracePeriod = grace } };
         if (Duration(section, PauseThreshold) is { } pause) options = options with { PauseThreshold = pause };
+        if (Text(section, AuthFile) is { } authFile) options = options with { AuthFile = authFile };
 
         var store = options.Store;
         if (Text(section, Store) is { } kind) store = store with { Kind = ParseStore(kind, Name(Store)) };

@@ -82,4 +82,10 @@ public sealed record RegistryNodeOptions
     /// allocated); the least recently used are dropped and parsed again when next used (PROTOCOL.md section 12).
     /// </summary>
     public long ParsedSchemaMaxBytes { get; init; } = Onex.RegistryNode.Tools.ToolCatalog.DefaultParsedSchemaMaxBytes;
+
+    /// <summary>
+    /// The auth file (<c>contracts/files/AuthFile.schema.json</c>): with one, every request must carry a token it lists
+    /// (default-deny, tenants, quotas; docs/SECURITY.md); null: the registry runs open, as without access control.
+    /// </summary>
+    public string? AuthFile { get; init; }
 }
