@@ -39,6 +39,10 @@ internal sealed class CliContext(TextWriter output, TextWriter error, TextReader
     {
         Description = $"The registry's CURVE public key, for a registry that encrypts (default: ${RegistryEndpoints.ServerKeyVariable}, else no encryption).",
         HelpName = "KEY",
+    public static Option<string?> TokenOption { get; } = new("--token")
+    {
+        Description = $"The access token for a registry with access control (default: ${RegistryToken.Variable}). Prefer the variable: a command line is visible to other users.",
+        HelpName = "TOKEN",
         Recursive = true,
     };
 
@@ -91,6 +95,7 @@ internal sealed class CliContext(TextWriter output, TextWriter error, TextReader
             PubEndpoint = CheckedEndpoint(parse.GetValue(RegistryPubOption), RegistryEndpoints.PubVariable, RegistryEndpoints.ResolvePub, "--registry-pub"),
             ServerKey = CheckedServerKey(parse.GetValue(ServerKeyOption)),
             AnnounceNode = announce,
+            Token = parse.GetValue(TokenOption),
             NodeName = nodeName,
             MaxAttempts = attempts,
             RequestTimeout = total / attempts,

@@ -61,6 +61,7 @@ public static class OnexCli
             CliContext.RegistryPubOption,
             CliContext.TimeoutOption,
             CliContext.ServerKeyOption,
+            CliContext.TokenOption,
             RegistryCommand.Build(context),
             DescribeCommand.Build(context),
             StressCommand.AddTo(PortsCommand.Build(context), context),
@@ -70,7 +71,7 @@ public static class OnexCli
             WatchCommand.Build(context),
             BenchCommand.Build(context),
             TopCommand.Build(context),
-            new Command("auth", "Keys and tokens for a registry that encrypts or authenticates.") { Commands.Auth.AuthKeygenCommand.Build(context) },
+            AuthCommand.Build(context),
         };
         root.Add(CompletionCommand.Build(context, () => root));
         return root;

@@ -38,4 +38,10 @@ public static class ErrorCodes
     public const string Unavailable = "UNAVAILABLE";
     /// <summary>The receiver failed while handling a valid request; its state is unchanged.</summary>
     public const string Internal = "INTERNAL";
+    /// <summary>The registry requires a token (it has an auth file) and the request carries none, or one it does not know.</summary>
+    public const string Unauthenticated = "UNAUTHENTICATED";
+    /// <summary>The token is known, but its role or tenant does not allow this request.</summary>
+    public const string PermissionDenied = "PERMISSION_DENIED";
+    /// <summary>The request would take the caller's tenant over one of its quotas (leases, nodes, buses, tools, schema bytes, requests per second).</summary>
+    public const string QuotaExceeded = "QUOTA_EXCEEDED";
 }

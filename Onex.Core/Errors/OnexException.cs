@@ -46,6 +46,7 @@ public class OnexException : Exception
         ErrorCodes.SchemaInvalid or ErrorCodes.ContractConflict => new ContractException(code, message, details),
         ErrorCodes.NotFound => new NotFoundException(message, details),
         ErrorCodes.Unavailable => new UnavailableException(message, details),
+        ErrorCodes.Unauthenticated or ErrorCodes.PermissionDenied or ErrorCodes.QuotaExceeded => new AccessDeniedException(code, message, details),
         _ => new OnexException(code, message, details),
     };
 }
@@ -77,3 +78,10 @@ public sealed class NotFoundException(string message, IReadOnlyDictionary<string
 /// <summary>A peer could not be reached or did not answer in time (<see cref="ErrorCodes.Unavailable"/>).</summary>
 public sealed class UnavailableException(string message, IReadOnlyDictionary<string, string>? details = null, Exception? innerException = null)
     : OnexException(ErrorCodes.Unavailable, message, details, innerException);
+
+/// <summary>
+/// Access control refused the request: no or an unknown token (<see cref="ErrorCodes.Unauthenticated"/>), a role or
+/// tenant that does not allow it (<see cref="ErrorCodes.PermissionDenied"/>), or a tenant quota (<see cref="ErrorCodes.QuotaExceeded"/>).
+/// </summary>
+public sealed class AccessDeniedException(string code, string message, IReadOnlyDictionary<string, string>? details = null)
+    : OnexException(code, message, details);

@@ -50,12 +50,20 @@ public static class RegistryCodec
         return [.. first, .. rest];
     });
 
-    /// <summary>Encodes an envelope around <paramref name="body"/>; the message type comes from <typeparamref name="T"/>.</summary>
-    public static byte[] Encode<T>(string requestId, string clientId, T body, int protocolVersion = ProtocolVersion.Current)
+    /// <summary>
+    /// Encodes an envelope around <paramref name="body"/>; the message type comes from <typeparamref name="T"/>.
+    /// <paramref name="token"/> (requests to a registry with access control) is written as the <c>token</c> key when not null.
+    /// </summary>
+    public static byte[] Encode<T>(string requestId, string clientId, T body, int protocolVersion = ProtocolVersion.Current, string? token = null)
     {
         var buffer = new ArrayBufferWriter<byte>(256);
         var writer = new MessagePackWriter(buffer);
-        writer.WriteMapHeader(5);
+        writer.WriteMapHeader(token is null ? 5 : 6);
+        if (token is not null)
+        {
+            writer.Write("token");
+            writer.Write(token);
+        }
         writer.Write("protocolVersion");
         writer.Write(protocolVersion);
         writer.Write("messageType");
@@ -135,7 +143,7 @@ public static class RegistryCodec
         }
 
         int? version = null;
-        string? messageType = null, requestId = null, clientId = null;
+        string? messageType = null, requestId = null, clientId = null, token = null;
         ReadOnlyMemory<byte>? body = null;
         try
         {
@@ -154,6 +162,9 @@ public static class RegistryCodec
                     case "messageType": messageType = ReadText(ref reader, key); break;
                     case "requestId": requestId = ReadText(ref reader, key); break;
                     case "clientId": clientId = ReadText(ref reader, key); break;
+                    case "token":
+                        if (!reader.TryReadNil()) token = ReadText(ref reader, key);
+                        break;
                     case "body":
                         var start = reader.Consumed;
                         reader.Skip();
@@ -194,6 +205,7 @@ public static class RegistryCodec
             MessageType = messageType!,
             RequestId = requestId!,
             ClientId = clientId!,
+            Token = token,
             Body = body!.Value,
         };
     }

@@ -15,6 +15,11 @@ public sealed record RegistryEnvelope
     public required string RequestId { get; init; }
     /// <summary>Chosen by the client, stable across its retries; with <see cref="RequestId"/> it makes retries idempotent.</summary>
     public required string ClientId { get; init; }
+    /// <summary>
+    /// The caller's access token (requests only; PROTOCOL.md section 14): required by a registry with an auth file,
+    /// ignored by one without. Null when absent.
+    /// </summary>
+    public string? Token { get; init; }
     /// <summary>The raw MessagePack map of the body.</summary>
     public ReadOnlyMemory<byte> Body { get; init; }
 

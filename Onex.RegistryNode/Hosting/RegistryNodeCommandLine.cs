@@ -20,6 +20,7 @@ internal static class RegistryNodeCommandLine
     public const string DurabilityVariable = "ONEX_REGISTRY_DURABILITY";
     public const string HttpVariable = "ONEX_REGISTRY_HTTP";
     public const string CurveKeyFileVariable = "ONEX_REGISTRY_CURVE_KEY_FILE";
+    public const string AuthFileVariable = "ONEX_REGISTRY_AUTH_FILE";
 
     private static readonly RegistryNodeOptions Defaults = RegistryNodeOptions.Default;
 
@@ -69,6 +70,9 @@ internal static class RegistryNodeCommandLine
     {
         Description = $"Encrypt the ROUTER and PUB endpoints with CurveZMQ using the key pair in FILE (written by onex auth keygen); clients need its public key in ONEX_REGISTRY_SERVER_KEY (env {CurveKeyFileVariable}; default: no encryption).",
         HelpName = "FILE",
+    private static readonly Option<string?> AuthFile = new("--auth-file")
+    {
+        Description = $"Auth file of tenants, token hashes and quotas (env {AuthFileVariable}): every request must then carry a valid token. Re-read on change and on SIGHUP. Without one the node runs open. See docs/SECURITY.md.",
     };
     private static readonly Option<LogLevel> Level = new("--log-level")
     {
@@ -84,7 +88,7 @@ internal static class RegistryNodeCommandLine
             "OnexBus registry node: leases ports, records nodes, buses and tool contracts, answers introspection, " +
             "broadcasts every change. Durations take a unit: 500ms, 30s, 5m, 1h; a bare number is seconds.")
         {
-            Endpoint, PubEndpoint, Http, PortRangeOption, Host, DefaultTtl, MinTtl, MaxTtl, Quarantine, Heartbeat, Grace, Store, DataDir, Durability, PauseThreshold, Level, CurveKeyFile,
+            Endpoint, PubEndpoint, Http, PortRangeOption, Host, DefaultTtl, MinTtl, MaxTtl, Quarantine, Heartbeat, Grace, Store, DataDir, Durability, PauseThreshold, AuthFile, Level, CurveKeyFile,
         };
         command.SetAction(action);
         return command;
@@ -174,6 +178,7 @@ internal static class RegistryNodeCommandLine
         Set(DataDir, RegistryNodeConfiguration.DataDir);
         Set(Durability, RegistryNodeConfiguration.Durability, (text, name) => RegistryNodeConfiguration.ParseDurability(text, name));
         Set(CurveKeyFile, RegistryNodeConfiguration.CurveKeyFile);
+        Set(AuthFile, RegistryNodeConfiguration.AuthFile);
         // Given explicitly, the level beats appsettings.json's Logging section; otherwise that section (or Information) decides.
         if (parse.GetResult(Level) is { Implicit: false }) values["Logging:LogLevel:Default"] = parse.GetValue(Level).ToString();
         return values;
@@ -235,7 +240,7 @@ internal static class RegistryNodeCommandLine
         {
             await host.StartAsync(ct).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is OnexException or ArgumentException or FormatException or IOException or RegistryStoreException or OptionsValidationException)
+        catch (Exception ex) when (ex is OnexException or Auth.AuthFileException or ArgumentException or FormatException or IOException or RegistryStoreException or OptionsValidationException)
         {
             await error.WriteLineAsync($"registry: cannot start: {ex.Message}").ConfigureAwait(false);
             return 1;

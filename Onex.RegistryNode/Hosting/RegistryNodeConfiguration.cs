@@ -64,6 +64,8 @@ public static class RegistryNodeConfiguration
 
     /// <summary>Key of the CURVE key pair file (<c>--curve-key-file</c>, env <c>ONEX_REGISTRY_CURVE_KEY_FILE</c>; docs/ENCRYPTION.md).</summary>
     public const string CurveKeyFile = "CurveKeyFile";
+    /// <summary>Key of the auth file (<c>--auth-file</c>, env <c>ONEX_REGISTRY_AUTH_FILE</c>); absent: no access control.</summary>
+    public const string AuthFile = "AuthFile";
 
     /// <summary>The environment variables the node has always read, and the key each one sets.</summary>
     internal static readonly IReadOnlyList<(string Variable, string Key)> EnvironmentVariables =
@@ -75,6 +77,7 @@ public static class RegistryNodeConfiguration
         (RegistryNodeCommandLine.DataDirVariable, DataDir),
         (RegistryNodeCommandLine.DurabilityVariable, Durability),
         (RegistryNodeCommandLine.CurveKeyFileVariable, CurveKeyFile),
+        (RegistryNodeCommandLine.AuthFileVariable, AuthFile),
     ];
 
     /// <summary>
@@ -120,6 +123,7 @@ public static class RegistryNodeConfiguration
         if (Duration(section, GracePeriod) is { } grace) options = options with { Nodes = options.Nodes with { UnhealthyGracePeriod = grace } };
         if (Duration(section, PauseThreshold) is { } pause) options = options with { PauseThreshold = pause };
         if (Text(section, CurveKeyFile) is { } keyFile) options = options with { CurveKeyFile = keyFile };
+        if (Text(section, AuthFile) is { } authFile) options = options with { AuthFile = authFile };
 
         var store = options.Store;
         if (Text(section, Store) is { } kind) store = store with { Kind = ParseStore(kind, Name(Store)) };

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Onex.RegistryNode.Auth;
 using Onex.RegistryNode.Changes;
 using Onex.RegistryNode.Leases;
 using Onex.RegistryNode.Metrics;
@@ -26,8 +27,9 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
 
     private RegistryNodeHost(
         RegistryServer server, ZmqEventPublisher publisher, RequestDispatcher dispatcher, IRegistryStore store, RegistryNodeOptions options, ILogger logger,
-        ObservedChangeSink broadcasts, RegistryMetrics metrics, TimeProvider time)
+        ObservedChangeSink broadcasts, RegistryMetrics metrics, TimeProvider time, RegistryAuth? auth)
     {
+        Auth = auth;
         _server = server;
         Broadcasts = broadcasts;
         Metrics = metrics;
@@ -58,6 +60,9 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
 
     /// <summary>Queues <paramref name="action"/> onto the registry thread, with the registry's state; returns at once.</summary>
     internal void Post(Action<RegistryState> action) => _server.Post(() => action(State));
+
+    /// <summary>The auth file in force, or null when the node runs open.</summary>
+    internal RegistryAuth? Auth { get; }
 
     /// <summary>The store (tests).</summary>
     internal IRegistryStore Store => _store;
@@ -122,7 +127,19 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         var availability = new PortAvailability();
         LogPool(logger, options.Leases.PortRange.ToString(), ports.Count, availability.Ipv6Available);
 
-        IRegistryStore store = options.Store.Kind == RegistryStoreKind.Memory ? new MemoryRegistryStore() : SqliteRegistryStore.Open(options.Store);
+        // Read before anything is bound: a bad auth file stops the start with a message naming the field.
+        var auth = options.AuthFile is { } authFile ? RegistryAuth.Start(authFile, logger) : null;
+        if (auth is null) LogOpen(logger);
+        IRegistryStore store;
+        try
+        {
+            store = options.Store.Kind == RegistryStoreKind.Memory ? new MemoryRegistryStore() : SqliteRegistryStore.Open(options.Store);
+        }
+        catch
+        {
+            auth?.Dispose();
+            throw;
+        }
         RegistryServer server;
         ZmqEventPublisher publisher;
         try
@@ -132,6 +149,7 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         catch
         {
             store.Dispose();
+            auth?.Dispose();
             throw;
         }
         try
@@ -142,11 +160,14 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         {
             server.Dispose();
             store.Dispose();
+            auth?.Dispose();
             throw;
         }
 
         var metrics = new RegistryMetrics();
-        var broadcasts = new ObservedChangeSink(new ZmqChangeBroadcaster(publisher, options.NodeId, timeProvider), metrics);
+        IChangeSink pub = new ZmqChangeBroadcaster(publisher, options.NodeId, timeProvider);
+        if (auth is not null) pub = new HeartbeatOnlyChangeSink(pub); // PUB cannot filter by tenant (PROTOCOL.md 14.6)
+        var broadcasts = new ObservedChangeSink(pub, metrics);
         var sink = new DeferredChangeSink(broadcasts);
         (RegistryState, ReplyCache) Load()
         {
@@ -164,7 +185,10 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         StartWarmUp(); // in the background, beside loading the store (already under way when started by the command line)
         var started = timeProvider.GetTimestamp();
         var (registry, replies) = Load();
-        var dispatcher = new RequestDispatcher(registry, replies, loggerFactory.CreateLogger<RequestDispatcher>(), metrics);
+        var dispatcher = new RequestDispatcher(registry, replies, loggerFactory.CreateLogger<RequestDispatcher>(), metrics)
+        {
+            Auth = auth is null ? null : new AuthGate(auth, timeProvider),
+        };
         server.Start(dispatcher, new RegistryServer.StoreBinding(store, sink, Load, options.PauseThreshold));
         // Leases whose time ran out while the registry was down expire now, before the first heartbeat.
         server.Post(() =>
@@ -176,7 +200,7 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
             LogRestored(logger, store.Location, registry.Leases.Count, registry.Nodes.Count, registry.Buses.Count, registry.Tools.Count,
                 registry.Journal.Sequence, (long)timeProvider.GetElapsedTime(started).TotalMilliseconds);
         LogStarted(logger, server.Endpoint, publisher.Endpoint, registry.Epoch, store.Location);
-        return Task.FromResult(new RegistryNodeHost(server, publisher, dispatcher, store, options, logger, broadcasts, metrics, timeProvider)
+        return Task.FromResult(new RegistryNodeHost(server, publisher, dispatcher, store, options, logger, broadcasts, metrics, timeProvider, auth)
         {
             ServerPublicKey = curve?.PublicKey,
         });
@@ -219,6 +243,7 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         }
         _server.Dispose();
         _store.Dispose();
+        Auth?.Dispose();
         await _publisher.DisposeAsync().ConfigureAwait(false);
         Metrics.Dispose();
         LogStopped(_logger, RouterEndpoint);
@@ -309,6 +334,9 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Loaded {Store}: {Leases} lease(s), {Nodes} node(s), {Buses} bus(es), {Tools} tool(s), sequence {Sequence}, in {ElapsedMs} ms")]
     private static partial void LogRestored(ILogger logger, string store, int leases, int nodes, int buses, int tools, long sequence, long elapsedMs);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Access control off (no auth file): the registry runs open; anyone who reaches its endpoints can lease, register and read everything (docs/SECURITY.md)")]
+    private static partial void LogOpen(ILogger logger);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Registry on {RouterEndpoint} stopped")]
     private static partial void LogStopped(ILogger logger, string routerEndpoint);

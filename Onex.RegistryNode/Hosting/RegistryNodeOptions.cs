@@ -93,4 +93,8 @@ public sealed record RegistryNodeOptions
 
     /// <summary>The CurveZMQ key pair itself, for a node started from code (instead of <see cref="CurveKeyFile"/>; not both).</summary>
     public Onex.Transports.Security.CurveKeyPair? CurveKeys { get; init; }
+    /// The auth file (<c>contracts/files/AuthFile.schema.json</c>): with one, every request must carry a token it lists
+    /// (default-deny, tenants, quotas; docs/SECURITY.md); null: the registry runs open, as without access control.
+    /// </summary>
+    public string? AuthFile { get; init; }
 }

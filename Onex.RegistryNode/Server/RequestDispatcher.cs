@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Onex.Errors;
 using Onex.Protocol;
+using Onex.RegistryNode.Auth;
 using Onex.RegistryNode.Metrics;
 
 namespace Onex.RegistryNode.Server;
@@ -55,6 +56,9 @@ internal sealed partial class RequestDispatcher
         _logger = logger;
         _metrics = metrics;
     }
+
+    /// <summary>Access control (an auth file is configured), or null: the registry runs open.</summary>
+    public AuthGate? Auth { get; init; }
 
     /// <summary>The state requests run against.</summary>
     public RegistryState Registry => _registry;
@@ -156,11 +160,22 @@ internal sealed partial class RequestDispatcher
             return Fail(envelope.RequestId, envelope.ClientId, ErrorCodes.Unavailable, "The registry is stopping and takes no new requests.",
                 new Dictionary<string, string> { ["reason"] = "stopping" });
 
+        // With access control, nothing (not even a remembered reply) goes to a caller without a valid token, and
+        // remembered replies are kept per tenant, so a client id chosen in two tenants never shares replies.
+        AuthCaller? caller = null;
+        var cacheClient = envelope.ClientId;
+        if (Auth is { } gate)
+        {
+            if (gate.Admit(envelope, out caller) is { } refused)
+                return Fail(envelope.RequestId, envelope.ClientId, refused.Code, refused.Message, refused.Details);
+            cacheClient = caller!.Tenant + "/" + envelope.ClientId;
+        }
+
         // A retry is answered from memory before anything else is looked at (empty ids cannot be told apart).
         var rememberable = envelope.ClientId.Length > 0 && envelope.RequestId.Length > 0;
         if (rememberable)
         {
-            switch (_cache.Lookup(envelope.ClientId, envelope.RequestId, envelope.MessageType, envelope.Body.Span, out var cached, out var cachedCode))
+            switch (_cache.Lookup(cacheClient, envelope.RequestId, envelope.MessageType, envelope.Body.Span, out var cached, out var cachedCode))
             {
                 case ReplyCache.Outcome.Hit:
                     if (cachedCode is null) _registry.Stats.Served();
@@ -176,7 +191,7 @@ internal sealed partial class RequestDispatcher
         var write = IsWrite(envelope.MessageType);
         if (write && StoreUnavailable) return StorageFailed(envelope.RequestId, envelope.ClientId);
 
-        var (reply, errorCode) = Execute(envelope);
+        var (reply, errorCode) = Execute(envelope, caller);
         if (errorCode == ErrorCodes.Internal) return reply;
         if (reply.Length > MaxReplyBytes)
         {
@@ -184,12 +199,12 @@ internal sealed partial class RequestDispatcher
                 $"The reply to {envelope.MessageType} would be {reply.Length} bytes, over the reply limit of {MaxReplyBytes}; narrow it with filters.",
                 new Dictionary<string, string> { ["size"] = reply.Length.ToString(), ["limit"] = MaxReplyBytes.ToString() });
         }
-        if (rememberable) _cache.Add(envelope.ClientId, envelope.RequestId, envelope.MessageType, envelope.Body.Span, reply, errorCode, store: write && _registry.Changes.Enabled);
+        if (rememberable) _cache.Add(cacheClient, envelope.RequestId, envelope.MessageType, envelope.Body.Span, reply, errorCode, store: write && _registry.Changes.Enabled);
         return reply;
     }
 
     /// <summary>Runs the handler; returns the reply and, for an Error reply, its code (already counted).</summary>
-    private (byte[] Reply, string? ErrorCode) Execute(RegistryEnvelope envelope)
+    private (byte[] Reply, string? ErrorCode) Execute(RegistryEnvelope envelope, AuthCaller? caller)
     {
         try
         {
@@ -202,7 +217,9 @@ internal sealed partial class RequestDispatcher
             }
             try
             {
-                var reply = handler.Invoke(_registry, envelope);
+                var reply = Auth is { } gate && caller is not null
+                    ? gate.Invoke(_registry, envelope, caller, handler.Invoke)
+                    : handler.Invoke(_registry, envelope);
                 _registry.Stats.Served();
                 return (reply, null);
             }

@@ -17,9 +17,9 @@ internal static class Bodies
         Invoke(nameof(RegistryCodec.DecodeBody), type, envelope)!;
 
     public static byte[] Encode(Type type, string requestId, string clientId, object body) =>
-        (byte[])Invoke(nameof(RegistryCodec.Encode), type, requestId, clientId, body, ProtocolVersion.Current)!;
+        (byte[])Invoke(nameof(RegistryCodec.Encode), type, requestId, clientId, body, ProtocolVersion.Current, null)!;
 
-    private static object? Invoke(string method, Type type, params object[] args)
+    private static object? Invoke(string method, Type type, params object?[] args)
     {
         var generic = typeof(RegistryCodec).GetMethods(BindingFlags.Public | BindingFlags.Static)
             .Single(m => m.Name == method && m.IsGenericMethodDefinition);

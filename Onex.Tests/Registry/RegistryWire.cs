@@ -30,8 +30,11 @@ internal sealed class TestDealer : IDisposable
 
     public string NextRequestId() => "r" + Interlocked.Increment(ref _nextId);
 
+    /// <summary>The access token sent with every request (a registry with an auth file); null: none.</summary>
+    public string? Token { get; set; }
+
     public void Send<T>(string requestId, T body, int protocolVersion = ProtocolVersion.Current) =>
-        _socket.SendFrame(RegistryCodec.Encode(requestId, ClientId, body, protocolVersion));
+        _socket.SendFrame(RegistryCodec.Encode(requestId, ClientId, body, protocolVersion, Token));
 
     public void SendFrames(params byte[][] frames)
     {

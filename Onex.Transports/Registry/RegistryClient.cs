@@ -29,6 +29,7 @@ public sealed partial class RegistryClient : IAsyncDisposable
     private static readonly TimeSpan MaxRetryWindow = TimeSpan.FromSeconds(60);
 
     private readonly RegistryClientOptions _options;
+    private readonly string? _token;
     private readonly RegistryRequestChannel _channel;
     private readonly Onex.Transports.Zmq.ZmqSocketOptions _sockets; // the options' sockets, with CURVE when a server key is known
     private readonly ResiliencePipeline _retry;
@@ -66,6 +67,7 @@ public sealed partial class RegistryClient : IAsyncDisposable
         _logger = _loggerFactory.CreateLogger<RegistryClient>();
         _leaseSetLogger = _loggerFactory.CreateLogger<PortLeaseSet>();
         Endpoint = RegistryEndpoints.ResolveRouter(options.Endpoint);
+        _token = RegistryToken.Resolve(options.Token);
         PubEndpoint = RegistryEndpoints.ResolvePub(options.PubEndpoint);
         NodeId = string.IsNullOrWhiteSpace(options.NodeId) ? DefaultNodeId() : options.NodeId;
         ClientId = $"{NodeId}/{Guid.NewGuid():N}"; // the protocol's suggested form: stable for this client, unique per instance
@@ -356,7 +358,7 @@ public sealed partial class RegistryClient : IAsyncDisposable
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0 && !singleAttempt, this);
         var requestId = Interlocked.Increment(ref _requestCounter).ToString("x");
-        var frame = RegistryCodec.Encode(requestId, ClientId, body);
+        var frame = RegistryCodec.Encode(requestId, ClientId, body, token: _token);
         var exchange = new Exchange(this, requestId, frame, MessageTypes.Of<TRequest>());
         var started = TimeProvider.GetTimestamp();
         try

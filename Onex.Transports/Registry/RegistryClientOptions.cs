@@ -27,6 +27,10 @@ public sealed record RegistryClientOptions
     /// else no encryption.
     /// </summary>
     public string? ServerKey { get; init; }
+    /// The access token sent with every request (a registry with an auth file requires one). Null: the
+    /// <c>ONEX_TOKEN</c> environment variable, else no token. Never logged.
+    /// </summary>
+    public string? Token { get; init; }
 
     /// <summary>The node id this client announces and owns leases and registrations under. Null: <c>machine-pid-random</c>.</summary>
     public string? NodeId { get; init; }

@@ -1,0 +1,134 @@
+using Onex.Errors;
+using Onex.Protocol;
+using Onex.RegistryNode.Auth;
+using Onex.Tests.Registry;
+
+namespace Onex.Tests.Auth;
+
+/// <summary>
+/// Every request type against every kind of caller of a registry with an auth file: the outcome each one gets, and
+/// the registry's state unchanged (as an admin's snapshot sees it) after every refusal.
+/// </summary>
+public class AccessMatrixTests
+{
+    public enum Caller { NoToken, UnknownToken, OtherTenantsNode, Reader, Node, Admin }
+
+    private const string Ok = "ok";
+    private const string Schema = """{"type":"object","properties":{"id":{"type":"string"}},"required":["id"]}""";
+
+    /// <summary>Tenant a's world, made by a's node token before the row runs.</summary>
+    private sealed record World(PortLease First, PortLease Second);
+
+    // In the order a row sends them: what destroys a's world (conflict, release, deregistration, departure) comes last.
+    private static readonly (string Type, Func<World, object> Body)[] Requests =
+    [
+        (nameof(PortRequest), _ => new PortRequest { NodeId = "a-node", Count = 1 }),
+        (nameof(LeaseRenewal), w => new LeaseRenewal { LeaseId = w.First.LeaseId, NodeId = "a-node", FencingToken = w.First.FencingToken }),
+        (nameof(NodeAnnouncement), _ => new NodeAnnouncement { NodeId = "a-node", Name = "a node" }),
+        (nameof(NodeHeartbeat), _ => new NodeHeartbeat { NodeId = "a-node" }),
+        (nameof(EventBusRegistration), _ => new EventBusRegistration { Name = "a-bus", Kind = BusKinds.Zmq, Endpoints = ["tcp://127.0.0.1:1"], NodeId = "a-node" }),
+        (nameof(ToolContractRegistration), _ => Tool("2.0.0")),
+        (nameof(ValidatePayload), _ => new ValidatePayload { ToolName = "a.tool", Version = "1.0.0", Payload = """{"id":"x"}""" }),
+        (nameof(IntrospectionRequest), _ => new IntrospectionRequest()),
+        (nameof(SnapshotRequest), _ => new SnapshotRequest()),
+        (nameof(PortConflict), w => new PortConflict { LeaseId = w.First.LeaseId, NodeId = "a-node", FencingToken = w.First.FencingToken, Reason = "bind failed" }),
+        (nameof(LeaseRelease), w => new LeaseRelease { LeaseId = w.Second.LeaseId, NodeId = "a-node", FencingToken = w.Second.FencingToken }),
+        (nameof(EventBusDeregistration), _ => new EventBusDeregistration { Name = "a-bus", NodeId = "a-node" }),
+        (nameof(NodeDeparture), _ => new NodeDeparture { NodeId = "a-node" }),
+    ];
+
+    private static readonly HashSet<string> Reads = [nameof(ValidatePayload), nameof(IntrospectionRequest), nameof(SnapshotRequest)];
+
+    private static string Expected(Caller caller, string type) => caller switch
+    {
+        Caller.NoToken or Caller.UnknownToken => ErrorCodes.Unauthenticated,
+        Caller.Reader => Reads.Contains(type) ? Ok : ErrorCodes.PermissionDenied,
+        Caller.Node or Caller.Admin => Ok,
+        _ => type switch // another tenant's node token: a's things are not its to touch, and not there for it to see
+        {
+            nameof(IntrospectionRequest) or nameof(SnapshotRequest) => Ok,
+            nameof(LeaseRenewal) or nameof(PortConflict) or nameof(LeaseRelease) => ErrorCodes.LeaseNotFound,
+            nameof(EventBusDeregistration) or nameof(ValidatePayload) => ErrorCodes.NotFound,
+            _ => ErrorCodes.PermissionDenied,
+        },
+    };
+
+    private static ToolContractRegistration Tool(string version) =>
+        new() { Name = "a.tool", Version = version, InputSchema = Schema, OutputSchema = Schema, NodeId = "a-node" };
+
+    [Test]
+    public async Task Every_request_type_gets_the_expected_answer_for_every_caller_and_refusals_change_nothing(
+        [Values] Caller caller)
+    {
+        using var files = new AuthTestFiles();
+        await using var host = await TestNodes.StartAsync(o => o with { AuthFile = files.Path });
+        using var owner = new TestDealer(host.RouterEndpoint) { Token = files.NodeA };
+        using var admin = new TestDealer(host.RouterEndpoint) { Token = files.Admin };
+        owner.Call<NodeAnnouncement, NodeRecord>(new NodeAnnouncement { NodeId = "a-node" });
+        var grant = owner.Call<PortRequest, PortGrant>(new PortRequest { NodeId = "a-node", Count = 2 });
+        owner.Call<EventBusRegistration, EventBusRecord>(new EventBusRegistration { Name = "a-bus", Kind = BusKinds.Zmq, Endpoints = ["tcp://127.0.0.1:2"], NodeId = "a-node" });
+        owner.Call<ToolContractRegistration, ToolContractRecord>(Tool("1.0.0"));
+        var world = new World(grant.Leases[0], grant.Leases[1]);
+
+        using var dealer = new TestDealer(host.RouterEndpoint)
+        {
+            Token = caller switch
+            {
+                Caller.NoToken => null,
+                Caller.UnknownToken => AccessTokens.Generate(),
+                Caller.OtherTenantsNode => files.NodeB,
+                Caller.Reader => files.ReaderA,
+                Caller.Node => files.NodeA,
+                _ => files.Admin,
+            },
+        };
+        Assert.Multiple(() =>
+        {
+            foreach (var (type, body) in Requests)
+            {
+                var before = admin.StateBytes();
+                var reply = SendAs(dealer, type, body(world));
+                var expected = Expected(caller, type);
+                var got = reply.MessageType == nameof(Error) ? reply.BodyAs<Error>().Code : Ok;
+                var message = reply.MessageType == nameof(Error) ? reply.BodyAs<Error>().Message : "";
+                Assert.That(got, Is.EqualTo(expected), $"{caller} sending {type}: {message}");
+                if (got != Ok)
+                    Assert.That(admin.StateBytes(), Is.EqualTo(before), $"{caller} sending {type} was refused ({got}) but the state changed");
+                if (reply.MessageType == nameof(Error) && got == ErrorCodes.PermissionDenied)
+                    Assert.That(reply.BodyAs<Error>().Details.ContainsKey("reason"), Is.True, $"{caller} {type}: PERMISSION_DENIED names no reason");
+                if (got == Ok && type == nameof(SnapshotRequest))
+                {
+                    var snapshot = reply.BodyAs<RegistrySnapshot>();
+                    var seesA = snapshot.Nodes.Any(n => n.NodeId == "a-node");
+                    Assert.That(seesA, Is.EqualTo(caller != Caller.OtherTenantsNode), $"{caller}: whether the snapshot shows tenant a's node");
+                    if (caller == Caller.OtherTenantsNode)
+                        Assert.That(snapshot.Leases.Concat<object>(snapshot.Buses).Concat(snapshot.Tools), Is.Empty, "another tenant sees a's leases, buses or tools");
+                    if (caller == Caller.Admin)
+                        Assert.That(snapshot.Nodes.Single(n => n.NodeId == "a-node").Metadata![AuthGate.TenantKey], Is.EqualTo("a"), "an admin sees the node's tenant");
+                }
+            }
+        });
+    }
+
+    private static RegistryEnvelope SendAs(TestDealer dealer, string type, object body) => body switch
+    {
+        PortRequest b => dealer.Request(b),
+        LeaseRenewal b => dealer.Request(b),
+        LeaseRelease b => dealer.Request(b),
+        PortConflict b => dealer.Request(b),
+        NodeAnnouncement b => dealer.Request(b),
+        NodeHeartbeat b => dealer.Request(b),
+        NodeDeparture b => dealer.Request(b),
+        EventBusRegistration b => dealer.Request(b),
+        EventBusDeregistration b => dealer.Request(b),
+        ToolContractRegistration b => dealer.Request(b),
+        ValidatePayload b => dealer.Request(b),
+        IntrospectionRequest b => dealer.Request(b),
+        SnapshotRequest b => dealer.Request(b),
+        _ => throw new ArgumentException($"no sender for {type}"),
+    };
+
+    [Test]
+    public void The_matrix_covers_every_request_type_the_registry_answers() =>
+        Assert.That(Requests.Select(r => r.Type), Is.EquivalentTo(Onex.RegistryNode.Server.RequestDispatcher.RequestTypes));
+}
