@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Onex.RegistryNode.Changes;
+using Onex.RegistryNode.Cluster;
 using Onex.RegistryNode.Leases;
 using Onex.RegistryNode.Metrics;
 using Onex.RegistryNode.Server;
@@ -58,6 +59,9 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
 
     /// <summary>Queues <paramref name="action"/> onto the registry thread, with the registry's state; returns at once.</summary>
     internal void Post(Action<RegistryState> action) => _server.Post(() => action(State));
+
+    /// <summary>This registry's membership of a cluster, or null outside cluster mode.</summary>
+    internal ClusterMember? Cluster { get; private init; }
 
     /// <summary>The store (tests).</summary>
     internal IRegistryStore Store => _store;
@@ -137,11 +141,21 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
 
         var metrics = new RegistryMetrics();
         var broadcasts = new ObservedChangeSink(new ZmqChangeBroadcaster(publisher, options.NodeId, timeProvider), metrics);
-        var sink = new DeferredChangeSink(broadcasts);
+        RequestDispatcher? running = null;
+        var cluster = options.Cluster is { } clusterOptions
+            ? new ClusterMember(clusterOptions, action => server.Post(() => action(running!.Registry)), () => running?.Registry.Epoch ?? "",
+                timeProvider, loggerFactory.CreateLogger<ClusterMember>())
+            : null;
+        var sink = new DeferredChangeSink(cluster is null ? broadcasts : new ClusterMirrorSink(broadcasts, cluster));
         (RegistryState, ReplyCache) Load()
         {
             var stored = store.Load();
             var state = new RegistryState(options, ports, availability, sink, timeProvider, loggerFactory, server.Post, stored: stored, durable: store.IsDurable);
+            if (cluster is not null)
+            {
+                state.Cluster = cluster;
+                state.Journal.HostName = cluster.HostName;
+            }
             var cache = new ReplyCache(options.ReplyCacheCapacity, options.ReplyCacheRetention, options.ReplyCacheMaxBytes, timeProvider);
             cache.Restore(stored.Replies);
             return (state, cache);
@@ -150,7 +164,9 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         var started = timeProvider.GetTimestamp();
         var (registry, replies) = Load();
         var dispatcher = new RequestDispatcher(registry, replies, loggerFactory.CreateLogger<RequestDispatcher>(), metrics);
+        running = dispatcher;
         server.Start(dispatcher, new RegistryServer.StoreBinding(store, sink, Load, options.PauseThreshold));
+        cluster?.Start();
         // Leases whose time ran out while the registry was down expire now, before the first heartbeat.
         server.Post(() =>
         {
@@ -161,7 +177,7 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
             LogRestored(logger, store.Location, registry.Leases.Count, registry.Nodes.Count, registry.Buses.Count, registry.Tools.Count,
                 registry.Journal.Sequence, (long)timeProvider.GetElapsedTime(started).TotalMilliseconds);
         LogStarted(logger, server.Endpoint, publisher.Endpoint, registry.Epoch, store.Location);
-        return Task.FromResult(new RegistryNodeHost(server, publisher, dispatcher, store, options, logger, broadcasts, metrics, timeProvider));
+        return Task.FromResult(new RegistryNodeHost(server, publisher, dispatcher, store, options, logger, broadcasts, metrics, timeProvider) { Cluster = cluster });
     }
 
     /// <summary>
@@ -199,6 +215,7 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         {
             LogStopTimeout(_logger, ex);
         }
+        if (Cluster is not null) await Cluster.DisposeAsync().ConfigureAwait(false);
         _server.Dispose();
         _store.Dispose();
         await _publisher.DisposeAsync().ConfigureAwait(false);
@@ -231,6 +248,7 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
             throw new ArgumentException("The heartbeat interval must be positive.", nameof(options));
         if (options.Nodes.MissedHeartbeatsBeforeUnhealthy < 1 || options.Nodes.UnhealthyGracePeriod < TimeSpan.Zero)
             throw new ArgumentException("Node health settings are inconsistent.", nameof(options));
+        options.Cluster?.Check();
         if (options.MaxReceiveBytes < Onex.Protocol.RegistryCodec.MaxFrameBytes)
             throw new ArgumentException($"MaxReceiveBytes must be at least the frame limit ({Onex.Protocol.RegistryCodec.MaxFrameBytes}).", nameof(options));
     }

@@ -82,4 +82,10 @@ public sealed record RegistryNodeOptions
     /// allocated); the least recently used are dropped and parsed again when next used (PROTOCOL.md section 12).
     /// </summary>
     public long ParsedSchemaMaxBytes { get; init; } = Onex.RegistryNode.Tools.ToolCatalog.DefaultParsedSchemaMaxBytes;
+
+    /// <summary>
+    /// Cluster mode (docs/CLUSTER.md): share this host's nodes, buses and tools with the registries of other hosts
+    /// through a NATS JetStream key-value bucket, and show theirs. Null (the default): a registry of its own host only.
+    /// </summary>
+    public Onex.RegistryNode.Cluster.ClusterOptions? Cluster { get; init; }
 }
