@@ -275,7 +275,12 @@ internal sealed partial class ClusterMember
             }
             if (!put || beat?.RemovedBy is not null)
             {
-                if (!put) _heartbeats.TryRemove(host, out _);
+                if (!put)
+                {
+                    // Removed (its entries were deleted before this key): forget the host once they are gone here too.
+                    _heartbeats.TryRemove(host, out _);
+                    _post(_ => Catalog.ForgetHost(host));
+                }
                 return;
             }
             var state = _heartbeats.GetOrAdd(host, _ => new HostHeartbeat());
