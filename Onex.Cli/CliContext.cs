@@ -39,6 +39,9 @@ internal sealed class CliContext(TextWriter output, TextWriter error, TextReader
     {
         Description = $"The registry's CURVE public key, for a registry that encrypts (default: ${RegistryEndpoints.ServerKeyVariable}, else no encryption).",
         HelpName = "KEY",
+        Recursive = true,
+    };
+
     public static Option<string?> TokenOption { get; } = new("--token")
     {
         Description = $"The access token for a registry with access control (default: ${RegistryToken.Variable}). Prefer the variable: a command line is visible to other users.",

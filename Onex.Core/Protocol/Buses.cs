@@ -59,4 +59,6 @@ public sealed record EventBusRecord
     [Key("registeredAt")] public long RegisteredAt { get; init; }
     /// <summary>Free-form labels.</summary>
     [Key("metadata")] public IReadOnlyDictionary<string, string>? Metadata { get; init; }
+    /// <summary>The host whose registry holds this entry (<c>--host-name</c>) in cluster mode; null outside cluster mode (docs/CLUSTER.md).</summary>
+    [Key("registryHost")] public string? RegistryHost { get; init; }
 }

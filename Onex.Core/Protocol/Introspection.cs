@@ -17,6 +17,15 @@ public static class IntrospectionSections
     public const string Stats = "stats";
 }
 
+/// <summary>Scopes of an <see cref="IntrospectionRequest"/>.</summary>
+public static class IntrospectionScopes
+{
+    /// <summary>Only what this registry holds for its own host.</summary>
+    public const string Local = "local";
+    /// <summary>Everything this registry knows: its own host's entries and those of the other hosts of its cluster (the default).</summary>
+    public const string Cluster = "cluster";
+}
+
 /// <summary>
 /// Asks what the registry holds. Empty <see cref="Include"/> means every section. Filters combine with AND
 /// and apply to the sections they make sense for. Reply: <see cref="IntrospectionResponse"/>.
@@ -32,6 +41,11 @@ public sealed record IntrospectionRequest
     [Key("kind")] public string? Kind { get; init; }
     /// <summary>Only entries whose name (bus, tool, node id or lease purpose) starts with this.</summary>
     [Key("namePrefix")] public string? NamePrefix { get; init; }
+    /// <summary>
+    /// <c>cluster</c> (the default, also for null): this registry's entries and those of every other host in its cluster;
+    /// <c>local</c>: this registry's own only. Outside cluster mode both give the same answer (see <see cref="IntrospectionScopes"/>).
+    /// </summary>
+    [Key("scope")] public string? Scope { get; init; }
 }
 
 /// <summary>Counters about the registry itself.</summary>
@@ -78,4 +92,32 @@ public sealed record IntrospectionResponse
     [Key("tools")] public IReadOnlyList<ToolContractRecord>? Tools { get; init; }
     /// <summary>Stats, or null.</summary>
     [Key("stats")] public RegistryStats? Stats { get; init; }
+    /// <summary>The cluster as this registry sees it; null outside cluster mode.</summary>
+    [Key("cluster")] public ClusterStatus? Cluster { get; init; }
+}
+
+/// <summary>How a registry in cluster mode sees its cluster (PROTOCOL.md section 14).</summary>
+[MessagePackObject]
+public sealed record ClusterStatus
+{
+    /// <summary>This registry's host name.</summary>
+    [Key("host")] public required string Host { get; init; }
+    /// <summary>True while the registry is connected to the NATS cluster and has loaded the catalogue.</summary>
+    [Key("connected")] public bool Connected { get; init; }
+    /// <summary>True when the other hosts' entries may be out of date (not connected, or not yet loaded).</summary>
+    [Key("stale")] public bool Stale { get; init; }
+    /// <summary>The other hosts seen in the catalogue, ordered by name.</summary>
+    [Key("hosts")] public IReadOnlyList<ClusterHostStatus> Hosts { get; init; } = [];
+}
+
+/// <summary>Another host of the cluster, as this registry sees it.</summary>
+[MessagePackObject]
+public sealed record ClusterHostStatus
+{
+    /// <summary>The host name.</summary>
+    [Key("host")] public required string Host { get; init; }
+    /// <summary><c>healthy</c> while its registry's heartbeat key is fresh, <c>unhealthy</c> once it is stale.</summary>
+    [Key("health")] public string Health { get; init; } = Protocol.Health.Healthy;
+    /// <summary>Milliseconds since this registry last saw that host's heartbeat.</summary>
+    [Key("heartbeatAgeMs")] public long HeartbeatAgeMs { get; init; }
 }

@@ -60,6 +60,8 @@ public sealed record ToolContractRecord
     [Key("health")] public string Health { get; init; } = Protocol.Health.Healthy;
     /// <summary>When registered, Unix ms.</summary>
     [Key("registeredAt")] public long RegisteredAt { get; init; }
+    /// <summary>The host whose registry holds this entry (<c>--host-name</c>) in cluster mode; null outside cluster mode (docs/CLUSTER.md).</summary>
+    [Key("registryHost")] public string? RegistryHost { get; init; }
 }
 
 /// <summary>Which schema of a tool a payload is validated against.</summary>

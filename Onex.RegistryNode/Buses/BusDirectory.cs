@@ -55,6 +55,9 @@ internal sealed class BusDirectory
     /// <summary>Every bus.</summary>
     public IEnumerable<EventBusRecord> Buses => _buses.Values;
 
+    /// <summary>True when a bus of this name is registered here.</summary>
+    public bool Contains(string name) => _buses.ContainsKey(name);
+
     /// <summary>How many buses are registered.</summary>
     public int Count => _buses.Count;
 

@@ -43,9 +43,17 @@ internal sealed partial class ChangeJournal
     /// <summary>A fresh epoch: a UUIDv7 in hex, so epochs of later starts sort after earlier ones.</summary>
     public static string NewEpoch(TimeProvider time) => Guid.CreateVersion7(time.GetUtcNow()).ToString("N");
 
+    /// <summary>In cluster mode, this registry's host: written into the node, bus and tool records of changes that name none.</summary>
+    public string? HostName { get; set; }
+
     /// <summary>Records and broadcasts a change with the next sequence number.</summary>
     public RegistryChange Record(string changeType, string key, RegistryEntity? newValue, RegistryEntity? oldValue)
     {
+        if (HostName is { } host)
+        {
+            newValue = StampHost(newValue, host);
+            oldValue = StampHost(oldValue, host);
+        }
         var change = new RegistryChange
         {
             Epoch = Epoch,
@@ -91,6 +99,14 @@ internal sealed partial class ChangeJournal
         }
         return heartbeat;
     }
+
+    private static RegistryEntity? StampHost(RegistryEntity? entity, string host) => entity switch
+    {
+        { Node: { RegistryHost: null } node } => entity with { Node = node with { RegistryHost = host } },
+        { Bus: { RegistryHost: null } bus } => entity with { Bus = bus with { RegistryHost = host } },
+        { Tool: { RegistryHost: null } tool } => entity with { Tool = tool with { RegistryHost = host } },
+        _ => entity,
+    };
 
     public static RegistryEntity Of(PortLease lease) => new() { Lease = lease };
     public static RegistryEntity Of(NodeRecord node) => new() { Node = node };

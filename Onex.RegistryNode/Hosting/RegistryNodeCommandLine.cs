@@ -70,9 +70,11 @@ internal static class RegistryNodeCommandLine
     {
         Description = $"Encrypt the ROUTER and PUB endpoints with CurveZMQ using the key pair in FILE (written by onex auth keygen); clients need its public key in ONEX_REGISTRY_SERVER_KEY (env {CurveKeyFileVariable}; default: no encryption).",
         HelpName = "FILE",
+    };
     private static readonly Option<string?> AuthFile = new("--auth-file")
     {
         Description = $"Auth file of tenants, token hashes and quotas (env {AuthFileVariable}): every request must then carry a valid token. Re-read on change and on SIGHUP. Without one the node runs open. See docs/SECURITY.md.",
+        HelpName = "FILE",
     };
     private static readonly Option<LogLevel> Level = new("--log-level")
     {

@@ -64,6 +64,7 @@ public static class RegistryNodeConfiguration
 
     /// <summary>Key of the CURVE key pair file (<c>--curve-key-file</c>, env <c>ONEX_REGISTRY_CURVE_KEY_FILE</c>; docs/ENCRYPTION.md).</summary>
     public const string CurveKeyFile = "CurveKeyFile";
+
     /// <summary>Key of the auth file (<c>--auth-file</c>, env <c>ONEX_REGISTRY_AUTH_FILE</c>); absent: no access control.</summary>
     public const string AuthFile = "AuthFile";
 

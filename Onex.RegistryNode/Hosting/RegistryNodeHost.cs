@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Onex.RegistryNode.Auth;
 using Onex.RegistryNode.Changes;
+using Onex.RegistryNode.Cluster;
 using Onex.RegistryNode.Leases;
 using Onex.RegistryNode.Metrics;
 using Onex.RegistryNode.Server;
@@ -63,6 +64,9 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
 
     /// <summary>The auth file in force, or null when the node runs open.</summary>
     internal RegistryAuth? Auth { get; }
+
+    /// <summary>This registry's membership of a cluster, or null outside cluster mode.</summary>
+    internal ClusterMember? Cluster { get; private init; }
 
     /// <summary>The store (tests).</summary>
     internal IRegistryStore Store => _store;
@@ -166,9 +170,14 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
 
         var metrics = new RegistryMetrics();
         IChangeSink pub = new ZmqChangeBroadcaster(publisher, options.NodeId, timeProvider);
-        if (auth is not null) pub = new HeartbeatOnlyChangeSink(pub); // PUB cannot filter by tenant (PROTOCOL.md 14.6)
+        if (auth is not null) pub = new HeartbeatOnlyChangeSink(pub); // PUB cannot filter by tenant (PROTOCOL.md 16.6)
         var broadcasts = new ObservedChangeSink(pub, metrics);
-        var sink = new DeferredChangeSink(broadcasts);
+        RequestDispatcher? running = null;
+        var cluster = options.Cluster is { } clusterOptions
+            ? new ClusterMember(clusterOptions, action => server.Post(() => action(running!.Registry)), () => running?.Registry.Epoch ?? "",
+                timeProvider, loggerFactory.CreateLogger<ClusterMember>())
+            : null;
+        var sink = new DeferredChangeSink(cluster is null ? broadcasts : new ClusterMirrorSink(broadcasts, cluster));
         (RegistryState, ReplyCache) Load()
         {
             var stored = store.Load();
@@ -180,6 +189,11 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
                 return replies;
             });
             var state = new RegistryState(options, ports, availability, sink, timeProvider, loggerFactory, server.Post, stored: stored, durable: store.IsDurable);
+            if (cluster is not null)
+            {
+                state.Cluster = cluster;
+                state.Journal.HostName = cluster.HostName;
+            }
             return (state, cache.GetAwaiter().GetResult());
         }
         StartWarmUp(); // in the background, beside loading the store (already under way when started by the command line)
@@ -189,7 +203,9 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         {
             Auth = auth is null ? null : new AuthGate(auth, timeProvider),
         };
+        running = dispatcher;
         server.Start(dispatcher, new RegistryServer.StoreBinding(store, sink, Load, options.PauseThreshold));
+        cluster?.Start();
         // Leases whose time ran out while the registry was down expire now, before the first heartbeat.
         server.Post(() =>
         {
@@ -203,6 +219,7 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         return Task.FromResult(new RegistryNodeHost(server, publisher, dispatcher, store, options, logger, broadcasts, metrics, timeProvider, auth)
         {
             ServerPublicKey = curve?.PublicKey,
+            Cluster = cluster,
         });
     }
 
@@ -241,6 +258,7 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         {
             LogStopTimeout(_logger, ex);
         }
+        if (Cluster is not null) await Cluster.DisposeAsync().ConfigureAwait(false);
         _server.Dispose();
         _store.Dispose();
         Auth?.Dispose();
@@ -287,6 +305,7 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
             throw new ArgumentException("The heartbeat interval must be positive.", nameof(options));
         if (options.Nodes.MissedHeartbeatsBeforeUnhealthy < 1 || options.Nodes.UnhealthyGracePeriod < TimeSpan.Zero)
             throw new ArgumentException("Node health settings are inconsistent.", nameof(options));
+        options.Cluster?.Check();
         if (options.MaxReceiveBytes < Onex.Protocol.RegistryCodec.MaxFrameBytes)
             throw new ArgumentException($"MaxReceiveBytes must be at least the frame limit ({Onex.Protocol.RegistryCodec.MaxFrameBytes}).", nameof(options));
     }

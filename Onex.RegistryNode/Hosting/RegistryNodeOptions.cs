@@ -93,8 +93,16 @@ public sealed record RegistryNodeOptions
 
     /// <summary>The CurveZMQ key pair itself, for a node started from code (instead of <see cref="CurveKeyFile"/>; not both).</summary>
     public Onex.Transports.Security.CurveKeyPair? CurveKeys { get; init; }
+
+    /// <summary>
     /// The auth file (<c>contracts/files/AuthFile.schema.json</c>): with one, every request must carry a token it lists
     /// (default-deny, tenants, quotas; docs/SECURITY.md); null: the registry runs open, as without access control.
     /// </summary>
     public string? AuthFile { get; init; }
+
+    /// <summary>
+    /// Cluster mode (docs/CLUSTER.md): share this host's nodes, buses and tools with the registries of other hosts
+    /// through a NATS JetStream key-value bucket, and show theirs. Null (the default): a registry of its own host only.
+    /// </summary>
+    public Onex.RegistryNode.Cluster.ClusterOptions? Cluster { get; init; }
 }

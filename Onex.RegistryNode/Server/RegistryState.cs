@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using Onex.Protocol;
 using Onex.RegistryNode.Buses;
 using Onex.RegistryNode.Changes;
+using Onex.RegistryNode.Cluster;
 using Onex.RegistryNode.Hosting;
 using Onex.RegistryNode.Leases;
 using Onex.RegistryNode.Nodes;
@@ -126,6 +127,9 @@ internal sealed class RegistryState : IDisposable
         Nodes.ExtendAll(pauseMs);
     }
 
+    /// <summary>This registry's membership of a cluster, or null outside cluster mode (docs/CLUSTER.md).</summary>
+    public ClusterMember? Cluster { get; set; }
+
     public ChangeJournal Journal { get; }
     public PortLeaseManager Leases { get; }
     public NodeDirectory Nodes { get; }
@@ -145,7 +149,22 @@ internal sealed class RegistryState : IDisposable
     public EventBusRecord Handle(EventBusRegistration request)
     {
         BusDirectory.Validate(request);
-        return Buses.Register(request, Nodes.Require(request.NodeId));
+        var owner = Nodes.Require(request.NodeId);
+        if (Cluster is not { } cluster || Buses.Contains(request.Name)) return Buses.Register(request, owner);
+        // A bus name is one bus across the cluster: another host's bus of this name is NOT_OWNER, decided by the bucket.
+        if (cluster.Catalog.FindBus(request.Name) is { } remote)
+            throw Reject.NotOwner($"Bus '{request.Name}' is registered by node '{remote.NodeId}' on host '{remote.RegistryHost}'.",
+                ("name", request.Name), ("nodeId", request.NodeId), ("owner", remote.NodeId), ("host", remote.RegistryHost ?? ""));
+        var claimed = cluster.Claim(ClusterKinds.Bus, request.Name, request.NodeId, null);
+        try
+        {
+            return Buses.Register(request, owner);
+        }
+        catch when (claimed is { } revision)
+        {
+            cluster.Unclaim(ClusterKinds.Bus, request.Name, revision);
+            throw;
+        }
     }
 
     public Ack Handle(EventBusDeregistration request) { Buses.Deregister(request); return new Ack(); }
@@ -153,10 +172,58 @@ internal sealed class RegistryState : IDisposable
     public ToolContractRecord Handle(ToolContractRegistration request)
     {
         ToolCatalog.Validate(request);
-        return Tools.Register(request, Nodes.Require(request.NodeId));
+        var owner = Nodes.Require(request.NodeId);
+        var key = request.Name + "@" + request.Version;
+        if (Cluster is not { } cluster || Tools.Contains(key)) return Tools.Register(request, owner);
+        // A tool name and version is one contract across the cluster, decided by the bucket's compare-and-set.
+        var fingerprint = ContractFingerprint.Compute(request.Name, request.Version, request.InputSchema, request.OutputSchema, request.ErrorCodes);
+        if (cluster.Catalog.FindTool(request.Name, request.Version) is { } remote)
+        {
+            if (remote.Fingerprint != fingerprint)
+                throw Reject.Contract(Onex.Errors.ErrorCodes.ContractConflict,
+                    $"Tool {key} is already registered on host '{remote.RegistryHost}' with a different contract; publish a new version instead.",
+                    ("tool", key), ("fingerprint", remote.Fingerprint), ("presentedFingerprint", fingerprint), ("owner", remote.NodeId), ("host", remote.RegistryHost ?? ""));
+            throw Reject.NotOwner($"Tool {key} is registered by node '{remote.NodeId}' on host '{remote.RegistryHost}'.",
+                ("tool", key), ("nodeId", request.NodeId), ("owner", remote.NodeId), ("host", remote.RegistryHost ?? ""));
+        }
+        var claimed = cluster.Claim(ClusterKinds.Tool, key, request.NodeId, fingerprint);
+        try
+        {
+            return Tools.Register(request, owner);
+        }
+        catch when (claimed is { } revision)
+        {
+            cluster.Unclaim(ClusterKinds.Tool, key, revision);
+            throw;
+        }
     }
 
-    public ValidationResult Handle(ValidatePayload request) => Tools.Validate(request);
+    public ValidationResult Handle(ValidatePayload request)
+    {
+        try
+        {
+            return Tools.Validate(request);
+        }
+        catch (Onex.Errors.NotFoundException) when (Cluster is { } cluster && RemoteToolFor(cluster, request) is { } remote)
+        {
+            // Not here but on another host of the cluster: validated against that host's contract as published.
+            var issues = cluster.Catalog.Check(remote, request.Direction, request.Payload);
+            return new ValidationResult
+            {
+                Valid = issues.Count == 0, ToolName = remote.Name, Version = remote.Version, Fingerprint = remote.Fingerprint, Errors = issues,
+            };
+        }
+    }
+
+    /// <summary>The remote tool a ValidatePayload that found nothing here names: that version, or the highest of all hosts.</summary>
+    private ToolContractRecord? RemoteToolFor(ClusterMember cluster, ValidatePayload request)
+    {
+        if (request.Version is not null) return cluster.Catalog.FindTool(request.ToolName, request.Version);
+        if (Tools.Tools.Any(t => t.Name == request.ToolName)) return null; // a local version exists: the local answer stands
+        return cluster.Catalog.ToolVersionsOf(request.ToolName)
+            .Select(t => (Tool: t, Ok: ToolVersions.TryParse(t.Version, out var v), Version: v))
+            .Where(x => x.Ok).MaxBy(x => x.Version, ToolVersions.Precedence).Tool;
+    }
 
     public IntrospectionResponse Handle(IntrospectionRequest request)
     {
@@ -170,6 +237,10 @@ internal sealed class RegistryState : IDisposable
                 ("value", request.Kind), ("allowed", string.Join(",", Kinds)));
         Reject.IfTooLong(request.NodeId, "nodeId", Reject.MaxNameLength);
         Reject.IfTooLong(request.NamePrefix, "namePrefix", Reject.MaxNameLength);
+        if (request.Scope is not (null or IntrospectionScopes.Local or IntrospectionScopes.Cluster))
+            throw Reject.InvalidArgument("scope", $"Field 'scope' must be local or cluster, not '{request.Scope}'.",
+                ("value", request.Scope), ("allowed", "local,cluster"));
+        var remote = request.Scope == IntrospectionScopes.Local ? null : Cluster;
 
         var nodeId = request.NodeId;
         var prefix = request.NamePrefix;
@@ -183,12 +254,13 @@ internal sealed class RegistryState : IDisposable
             Leases = include.Contains(IntrospectionSections.Leases)
                 ? SortedLeases().Where(l => Owned(l.NodeId) && Named(l.Purpose)).ToList() : null,
             Nodes = include.Contains(IntrospectionSections.Nodes)
-                ? SortedNodes().Where(n => Owned(n.NodeId) && Named(n.NodeId)).ToList() : null,
+                ? SortedNodes(remote).Where(n => Owned(n.NodeId) && Named(n.NodeId)).ToList() : null,
             Buses = include.Contains(IntrospectionSections.Buses)
-                ? SortedBuses().Where(b => Owned(b.NodeId) && Named(b.Name) && (request.Kind is null || b.Kind == request.Kind)).ToList() : null,
+                ? SortedBuses(remote).Where(b => Owned(b.NodeId) && Named(b.Name) && (request.Kind is null || b.Kind == request.Kind)).ToList() : null,
             Tools = include.Contains(IntrospectionSections.Tools)
-                ? SortedTools().Where(t => Owned(t.NodeId) && Named(t.Name)).ToList() : null,
+                ? SortedTools(remote).Where(t => Owned(t.NodeId) && Named(t.Name)).ToList() : null,
             Stats = include.Contains(IntrospectionSections.Stats) ? CurrentStats() : null,
+            Cluster = Cluster?.Status(),
         };
     }
 
@@ -201,9 +273,9 @@ internal sealed class RegistryState : IDisposable
         Sequence = Journal.Sequence,
         TakenAt = NowMs(),
         Leases = SortedLeases().ToList(),
-        Nodes = SortedNodes().ToList(),
-        Buses = SortedBuses().ToList(),
-        Tools = SortedTools().ToList(),
+        Nodes = SortedNodes(Cluster).ToList(),
+        Buses = SortedBuses(Cluster).ToList(),
+        Tools = SortedTools(Cluster).ToList(),
     };
 
     public RegistryStats CurrentStats()
@@ -262,10 +334,16 @@ internal sealed class RegistryState : IDisposable
 
     // Every list is ordered by its entity key, ordinal (PROTOCOL.md 6.5).
     private IEnumerable<PortLease> SortedLeases() => Leases.Leases.OrderBy(l => l.LeaseId, StringComparer.Ordinal);
-    private IEnumerable<NodeRecord> SortedNodes() => Nodes.Nodes.OrderBy(n => n.NodeId, StringComparer.Ordinal);
-    private IEnumerable<EventBusRecord> SortedBuses() => Buses.Buses.OrderBy(b => b.Name, StringComparer.Ordinal);
-    private IEnumerable<ToolContractRecord> SortedTools() =>
-        Tools.Tools.OrderBy(ToolCatalog.KeyOf, StringComparer.Ordinal);
+    // In cluster mode (and scope cluster) the other hosts' entries are merged in; this host's own name their host too.
+    private IEnumerable<NodeRecord> SortedNodes(ClusterMember? cluster) =>
+        (cluster is null ? Nodes.Nodes : Nodes.Nodes.Select(n => n with { RegistryHost = n.RegistryHost ?? cluster.HostName }).Concat(cluster.Catalog.Nodes(this)))
+        .OrderBy(n => n.NodeId, StringComparer.Ordinal);
+    private IEnumerable<EventBusRecord> SortedBuses(ClusterMember? cluster) =>
+        (cluster is null ? Buses.Buses : Buses.Buses.Select(b => b with { RegistryHost = b.RegistryHost ?? cluster.HostName }).Concat(cluster.Catalog.Buses(this)))
+        .OrderBy(b => b.Name, StringComparer.Ordinal);
+    private IEnumerable<ToolContractRecord> SortedTools(ClusterMember? cluster) =>
+        (cluster is null ? Tools.Tools : Tools.Tools.Select(t => t with { RegistryHost = t.RegistryHost ?? cluster.HostName }).Concat(cluster.Catalog.Tools(this)))
+        .OrderBy(ToolCatalog.KeyOf, StringComparer.Ordinal);
 
     private static long? Min(long? a, long? b) => a is null ? b : b is null ? a : Math.Min(a.Value, b.Value);
 

@@ -89,6 +89,13 @@ internal sealed partial class ToolCatalog
     /// <summary>Every contract.</summary>
     public IEnumerable<ToolContractRecord> Tools => _tools.Values.SelectMany(v => v.Values).Select(e => e.Record);
 
+    /// <summary>True when the contract with this key (<c>name@version</c>) is registered here.</summary>
+    public bool Contains(string key)
+    {
+        var at = key.LastIndexOf('@');
+        return at > 0 && _tools.TryGetValue(key[..at], out var versions) && versions.ContainsKey(key[(at + 1)..]);
+    }
+
     /// <summary>How many contracts are registered.</summary>
     public int Count => _tools.Values.Sum(v => v.Count);
 

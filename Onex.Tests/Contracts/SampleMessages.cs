@@ -10,7 +10,7 @@ internal static class SampleMessages
     private const string Epoch = "01JGZ3Q8W5K2M7N4P6R9T0V1XA";
 
     /// <summary>Types that appear only nested inside messages but have their own schema file.</summary>
-    public static readonly Type[] NestedTypes = [typeof(ToolErrorCode), typeof(ValidationIssue), typeof(RegistryStats), typeof(RegistryEntity)];
+    public static readonly Type[] NestedTypes = [typeof(ToolErrorCode), typeof(ValidationIssue), typeof(RegistryStats), typeof(RegistryEntity), typeof(ClusterStatus), typeof(ClusterHostStatus)];
 
     public static readonly PortLease Lease = new()
     {
@@ -58,6 +58,10 @@ internal static class SampleMessages
 
     public static readonly RegistryEntity Entity = new() { Tool = Tool };
 
+    public static readonly ClusterHostStatus ClusterHost = new() { Host = "host-b", Health = Health.Unhealthy, HeartbeatAgeMs = 3600 };
+
+    public static readonly ClusterStatus Cluster = new() { Host = "host-a", Connected = true, Stale = false, Hosts = [ClusterHost] };
+
     /// <summary>A sample for every type in <see cref="MessageTypes.All"/> and every nested type.</summary>
     public static readonly IReadOnlyDictionary<Type, object> ByType = new Dictionary<Type, object>
     {
@@ -97,10 +101,11 @@ internal static class SampleMessages
         [typeof(IntrospectionRequest)] = new IntrospectionRequest
         {
             Include = [IntrospectionSections.Buses, IntrospectionSections.Stats], NodeId = null, Kind = BusKinds.JetStream, NamePrefix = "billing",
+            Scope = IntrospectionScopes.Local,
         },
         [typeof(IntrospectionResponse)] = new IntrospectionResponse
         {
-            Epoch = Epoch, Sequence = 42, Buses = [Bus], Stats = Stats,
+            Epoch = Epoch, Sequence = 42, Buses = [Bus with { RegistryHost = "host-b" }], Stats = Stats, Cluster = Cluster,
         },
         [typeof(SnapshotRequest)] = new SnapshotRequest(),
         [typeof(RegistrySnapshot)] = new RegistrySnapshot
@@ -123,5 +128,7 @@ internal static class SampleMessages
         [typeof(ValidationIssue)] = Issue,
         [typeof(RegistryStats)] = Stats,
         [typeof(RegistryEntity)] = Entity,
+        [typeof(ClusterStatus)] = Cluster,
+        [typeof(ClusterHostStatus)] = ClusterHost,
     };
 }

@@ -27,6 +27,8 @@ public sealed record RegistryClientOptions
     /// else no encryption.
     /// </summary>
     public string? ServerKey { get; init; }
+
+    /// <summary>
     /// The access token sent with every request (a registry with an auth file requires one). Null: the
     /// <c>ONEX_TOKEN</c> environment variable, else no token. Never logged.
     /// </summary>

@@ -1,0 +1,411 @@
+using Microsoft.Extensions.Logging;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using NATS.Client.KeyValueStore;
+using NATS.Net;
+using Onex.Protocol;
+using Polly;
+using Polly.Retry;
+
+namespace Onex.RegistryNode.Cluster;
+
+internal sealed partial class ClusterMember
+{
+    /// <summary>Connects, then runs one session per connected period until the registry stops.</summary>
+    private async Task RunAsync(CancellationToken ct)
+    {
+        var connection = new NatsConnection(NatsOpts.Default with
+        {
+            Url = _options.Servers,
+            Name = $"onex-registry {HostName}",
+            MaxReconnectRetry = -1,
+            RetryOnInitialConnect = true,
+            ReconnectWaitMin = TimeSpan.FromMilliseconds(100),
+            ReconnectWaitMax = TimeSpan.FromSeconds(2),
+            RequestTimeout = _options.RequestTimeout,
+        });
+        _connection = connection;
+        var disconnected = new SemaphoreSlim(0);
+        connection.ConnectionDisconnected += (_, _) =>
+        {
+            _connected = false;
+            disconnected.Release();
+            return ValueTask.CompletedTask;
+        };
+        // A session that fails (JetStream not ready yet, the server went away mid-load) starts again after a backoff.
+        var retry = new ResiliencePipelineBuilder().AddRetry(new RetryStrategyOptions
+        {
+            ShouldHandle = new PredicateBuilder().Handle<Exception>(ex => ex is not OperationCanceledException || !ct.IsCancellationRequested),
+            MaxRetryAttempts = int.MaxValue,
+            BackoffType = DelayBackoffType.Exponential,
+            UseJitter = true,
+            Delay = TimeSpan.FromMilliseconds(100),
+            MaxDelay = TimeSpan.FromSeconds(2),
+            OnRetry = args =>
+            {
+                LogSessionFailed(args.Outcome.Exception?.Message ?? "ended");
+                return ValueTask.CompletedTask;
+            },
+        }).Build();
+        try
+        {
+            await retry.ExecuteAsync(async token =>
+            {
+                while (!token.IsCancellationRequested)
+                {
+                    await connection.ConnectAsync().ConfigureAwait(false);
+                    while (disconnected.CurrentCount > 0) await disconnected.WaitAsync(token).ConfigureAwait(false);
+                    await RunSessionAsync(connection, disconnected, token).ConfigureAwait(false);
+                }
+            }, ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+    }
+
+    /// <summary>One connected period: bucket, full load, full re-publication, then watch, mirror, heartbeat and judge until it ends.</summary>
+    private async Task RunSessionAsync(NatsConnection connection, SemaphoreSlim disconnected, CancellationToken ct)
+    {
+        using var session = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var kv = connection.CreateKeyValueStoreContext();
+        var store = await OpenBucketAsync(connection, kv, session.Token).ConfigureAwait(false);
+        _loaded = false;
+        _connected = true;
+        // Anything queued before this session is covered by the full re-publication below.
+        while (_mirror.Reader.TryRead(out _))
+        {
+        }
+        _sessionActive = true;
+        Volatile.Write(ref _store, store);
+        LogSessionStarted(HostName, _options.Bucket);
+        try
+        {
+            // Other hosts' heartbeats restart their window: nothing could be judged while this registry was away.
+            var now = NowMs();
+            foreach (var beat in _heartbeats.Values) Volatile.Write(ref beat.SeenAt, now);
+            await PutHeartbeatAsync(store, session.Token).ConfigureAwait(false);
+            _post(state => EnqueueResync(state));
+            var tasks = new[]
+            {
+                WatchAsync(store, session.Token),
+                WriteMirrorAsync(store, session.Token),
+                HeartbeatAsync(store, session.Token),
+                disconnected.WaitAsync(session.Token),
+            };
+            var ended = await Task.WhenAny(tasks).ConfigureAwait(false);
+            await session.CancelAsync().ConfigureAwait(false);
+            try
+            {
+                await Task.WhenAll(tasks).ConfigureAwait(false);
+            }
+            catch (Exception) when (session.IsCancellationRequested)
+            {
+                // The other loops end with the session.
+            }
+            await ended.ConfigureAwait(false); // rethrows the failure that ended the session, if any
+            if (!ct.IsCancellationRequested) LogDisconnected(HostName);
+        }
+        finally
+        {
+            _sessionActive = false;
+            _connected = false;
+            _loaded = false;
+            Volatile.Write(ref _store, null);
+        }
+    }
+
+    private async Task<INatsKVStore> OpenBucketAsync(NatsConnection connection, INatsKVContext kv, CancellationToken ct)
+    {
+        try
+        {
+            return await kv.GetStoreAsync(_options.Bucket, ct).ConfigureAwait(false);
+        }
+        catch (NatsJSApiException ex) when (ex.Error.Code == 404)
+        {
+        }
+        // R3 on a cluster of at least three servers (JetStream's Raft then survives the loss of one), R1 on a single server.
+        var servers = Math.Max(_options.Servers.Split(',').Length, connection.ServerInfo?.ClientConnectUrls?.Count() ?? 0);
+        var replicas = _options.Replicas ?? (servers >= 3 ? 3 : 1);
+        var config = new NatsKVConfig(_options.Bucket)
+        {
+            Description = "OnexBus registry catalogue (docs/CLUSTER.md)",
+            History = 1,
+            NumberOfReplicas = replicas,
+            Storage = NatsKVStorageType.File,
+            MaxValueSize = 4 * 1024 * 1024,
+        };
+        var store = await kv.CreateStoreAsync(config, ct).ConfigureAwait(false);
+        LogBucketCreated(_options.Bucket, replicas);
+        return store;
+    }
+
+    private async Task HeartbeatAsync(INatsKVStore store, CancellationToken ct)
+    {
+        using var timer = new PeriodicTimer(_options.HeartbeatInterval, _time);
+        while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false))
+        {
+            await PutHeartbeatAsync(store, ct).ConfigureAwait(false);
+            if (_resyncLost)
+            {
+                _resyncLost = false;
+                RequestResync();
+            }
+            if (_loaded) await JudgeHostsAsync(store, ct).ConfigureAwait(false);
+        }
+    }
+
+    private async Task PutHeartbeatAsync(INatsKVStore store, CancellationToken ct)
+    {
+        var beat = new ClusterHeartbeat
+        {
+            Host = HostName, Epoch = _epoch(), IntervalMs = (long)_options.HeartbeatInterval.TotalMilliseconds, SentAt = NowMs(),
+        };
+        await store.PutAsync(ClusterKeys.Heartbeat(_options.Tenant, HostName), RegistryCodec.SerializeBody(beat), cancellationToken: ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Other hosts whose heartbeat is stale turn unhealthy here; after the grace period, one registry removes them.</summary>
+    private async Task JudgeHostsAsync(INatsKVStore store, CancellationToken ct)
+    {
+        var now = NowMs();
+        foreach (var (host, beat) in _heartbeats)
+        {
+            var silent = now - Volatile.Read(ref beat.SeenAt);
+            var unhealthySince = Volatile.Read(ref beat.UnhealthySince);
+            if (unhealthySince == 0)
+            {
+                if (silent <= beat.IntervalMs * _options.MissedHeartbeats) continue;
+                Volatile.Write(ref beat.UnhealthySince, now);
+                LogHostUnhealthy(host, silent);
+                _post(state => Catalog.SetHostHealth(state, host, unhealthy: true));
+            }
+            else if (now - unhealthySince >= (long)_options.RemovalGrace.TotalMilliseconds)
+            {
+                await TryRemoveHostAsync(store, host, beat.Revision, ct).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Removes a stale host's entries and claims, exactly once in the cluster: only the registry whose compare-and-set
+    /// of the host's heartbeat key (at the revision it judged stale) succeeds goes on; the others' fail and do nothing.
+    /// The heartbeat key is deleted last, which tells the host itself (if it comes back) to publish again.
+    /// </summary>
+    private async Task TryRemoveHostAsync(INatsKVStore store, string host, ulong revision, CancellationToken ct)
+    {
+        var heartbeatKey = ClusterKeys.Heartbeat(_options.Tenant, host);
+        var marker = new ClusterHeartbeat { Host = host, RemovedBy = HostName, SentAt = NowMs() };
+        var won = revision != 0
+            ? await store.TryUpdateAsync(heartbeatKey, RegistryCodec.SerializeBody(marker), revision, cancellationToken: ct).ConfigureAwait(false)
+            : await store.TryCreateAsync(heartbeatKey, RegistryCodec.SerializeBody(marker), cancellationToken: ct).ConfigureAwait(false);
+        if (!won.Success)
+        {
+            // Another registry won, or the host wrote a heartbeat meanwhile: the watch shows which.
+            if (_heartbeats.TryGetValue(host, out var beat)) Volatile.Write(ref beat.SeenAt, NowMs());
+            return;
+        }
+        var removed = 0;
+        await foreach (var key in store.GetKeysAsync([ClusterKeys.HostPrefix(_options.Tenant, host)], cancellationToken: ct).ConfigureAwait(false))
+        {
+            if (key == heartbeatKey) continue;
+            await store.DeleteAsync(key, cancellationToken: ct).ConfigureAwait(false);
+            removed++;
+        }
+        await foreach (var key in store.GetKeysAsync([ClusterKeys.ClaimPrefix(_options.Tenant)], cancellationToken: ct).ConfigureAwait(false))
+        {
+            var entry = await store.TryGetEntryAsync<byte[]>(key, cancellationToken: ct).ConfigureAwait(false);
+            if (!entry.Success || entry.Value.Value is not { } value || RegistryCodec.DeserializeBody<ClusterClaim>(value).Host != host) continue;
+            await store.TryDeleteAsync(key, new NatsKVDeleteOpts { Revision = entry.Value.Revision }, ct).ConfigureAwait(false);
+        }
+        await store.DeleteAsync(heartbeatKey, cancellationToken: ct).ConfigureAwait(false);
+        Interlocked.Increment(ref _hostsRemoved);
+        LogHostRemoved(host, removed);
+    }
+
+    /// <summary>Feeds every change of the tenant's keys to the catalogue; the first pass is a full load, reconciled at its end.</summary>
+    private async Task WatchAsync(INatsKVStore store, CancellationToken ct)
+    {
+        var seen = new HashSet<(string, string, string)>();
+        var loading = true;
+        void FinishLoad()
+        {
+            if (!loading) return;
+            loading = false;
+            var present = seen;
+            var seenHosts = present.Select(k => k.Item1).ToHashSet(StringComparer.Ordinal);
+            _post(state =>
+            {
+                foreach (var key in Catalog.Keys().Where(k => !present.Contains(k)).ToList()) Catalog.Delete(state, key.Host, key.Kind, key.Name);
+                foreach (var host in Catalog.Hosts.ToList()) Catalog.ForgetHost(host);
+                _loaded = true;
+            });
+            LogLoaded(present.Count, seenHosts.Count);
+        }
+        var options = new NatsKVWatchOpts
+        {
+            OnNoData = _ =>
+            {
+                FinishLoad();
+                return ValueTask.FromResult(false);
+            },
+        };
+        await foreach (var entry in store.WatchAsync<byte[]>(ClusterKeys.TenantPrefix(_options.Tenant), opts: options, cancellationToken: ct).ConfigureAwait(false))
+        {
+            Apply(entry, loading ? seen : null);
+            if (loading && entry.Delta == 0) FinishLoad();
+        }
+    }
+
+    private void Apply(NatsKVEntry<byte[]> entry, HashSet<(string, string, string)>? seen)
+    {
+        if (ClusterKeys.Parse(entry.Key) is not { Host: { } host } key) return; // claims are read when needed
+        var put = entry.Operation == NatsKVOperation.Put && entry.Value is not null;
+        if (key.Kind == ClusterKinds.Host)
+        {
+            var beat = put ? TryDecode<ClusterHeartbeat>(entry.Value!) : null;
+            if (host == HostName)
+            {
+                // Another registry removed this host (it was thought dead): publish everything again once it is done.
+                if (!put || beat?.RemovedBy is not null)
+                {
+                    LogRemovedByOther(beat?.RemovedBy ?? "another registry");
+                    if (!put) RequestResync();
+                }
+                return;
+            }
+            if (!put || beat?.RemovedBy is not null)
+            {
+                if (!put)
+                {
+                    // Removed (its entries were deleted before this key): forget the host once they are gone here too.
+                    _heartbeats.TryRemove(host, out _);
+                    _post(_ => Catalog.ForgetHost(host));
+                }
+                return;
+            }
+            var state = _heartbeats.GetOrAdd(host, _ => new HostHeartbeat());
+            state.IntervalMs = Math.Max(1, beat!.IntervalMs);
+            state.Revision = entry.Revision;
+            Volatile.Write(ref state.SeenAt, NowMs());
+            if (Volatile.Read(ref state.UnhealthySince) != 0)
+            {
+                Volatile.Write(ref state.UnhealthySince, 0);
+                LogHostBack(host);
+                _post(s => Catalog.SetHostHealth(s, host, unhealthy: false));
+            }
+            return;
+        }
+        if (host == HostName) return; // this host's own entries come from its own state
+        if (put)
+        {
+            seen?.Add((host, key.Kind, key.Name));
+            // A host that has entries but no heartbeat yet gets a window from now.
+            _heartbeats.GetOrAdd(host, _ => new HostHeartbeat { SeenAt = NowMs(), IntervalMs = (long)_options.HeartbeatInterval.TotalMilliseconds });
+            var value = entry.Value!;
+            _post(state => Catalog.Put(state, host, key.Kind, key.Name, value));
+        }
+        else
+        {
+            _post(state => Catalog.Delete(state, host, key.Kind, key.Name));
+        }
+    }
+
+    /// <summary>Writes this host's committed changes into the bucket, in order; a full re-publication replaces whatever was there.</summary>
+    private async Task WriteMirrorAsync(INatsKVStore store, CancellationToken ct)
+    {
+        await foreach (var item in _mirror.Reader.ReadAllAsync(ct).ConfigureAwait(false))
+        {
+            switch (item)
+            {
+                case PutEntry put:
+                    await store.PutAsync(ClusterKeys.Entry(_options.Tenant, HostName, put.Kind, put.Name), put.Value, cancellationToken: ct).ConfigureAwait(false);
+                    break;
+                case DeleteEntry delete:
+                    await store.DeleteAsync(ClusterKeys.Entry(_options.Tenant, HostName, delete.Kind, delete.Name), cancellationToken: ct).ConfigureAwait(false);
+                    if (delete.Kind != ClusterKinds.Node) await ReleaseClaimAsync(store, delete.Kind, delete.Name, delete.NodeId, ct).ConfigureAwait(false);
+                    break;
+                case Resync resync:
+                    await RepublishAsync(store, resync, ct).ConfigureAwait(false);
+                    break;
+            }
+        }
+    }
+
+    private async Task ReleaseClaimAsync(INatsKVStore store, string kind, string name, string nodeId, CancellationToken ct)
+    {
+        var key = ClusterKeys.Claim(_options.Tenant, kind, name);
+        var entry = await store.TryGetEntryAsync<byte[]>(key, cancellationToken: ct).ConfigureAwait(false);
+        if (!entry.Success || entry.Value.Value is not { } value) return;
+        var claim = TryDecode<ClusterClaim>(value);
+        if (claim is null || claim.Host != HostName || claim.NodeId != nodeId) return;
+        await store.TryDeleteAsync(key, new NatsKVDeleteOpts { Revision = entry.Value.Revision }, ct).ConfigureAwait(false);
+    }
+
+    private async Task RepublishAsync(INatsKVStore store, Resync resync, CancellationToken ct)
+    {
+        var wanted = new HashSet<string>(StringComparer.Ordinal) { ClusterKeys.Heartbeat(_options.Tenant, HostName) };
+        foreach (var (kind, name, value, claim) in resync.Entries)
+        {
+            var key = ClusterKeys.Entry(_options.Tenant, HostName, kind, name);
+            wanted.Add(key);
+            await store.PutAsync(key, value, cancellationToken: ct).ConfigureAwait(false);
+            if (claim is null) continue;
+            var claimKey = ClusterKeys.Claim(_options.Tenant, kind, name);
+            var created = await store.TryCreateAsync(claimKey, RegistryCodec.SerializeBody(claim), cancellationToken: ct).ConfigureAwait(false);
+            if (created.Success) continue;
+            var held = await store.TryGetEntryAsync<byte[]>(claimKey, cancellationToken: ct).ConfigureAwait(false);
+            if (held.Success && held.Value.Value is { } value2 && TryDecode<ClusterClaim>(value2) is { } other && other.Host != HostName)
+                LogClaimClash(kind, name, other.Host); // registered here while cut off from the cluster; the other host's claim stands
+        }
+        var stale = new List<string>();
+        await foreach (var key in store.GetKeysAsync([ClusterKeys.HostPrefix(_options.Tenant, HostName)], cancellationToken: ct).ConfigureAwait(false))
+            if (!wanted.Contains(key)) stale.Add(key);
+        foreach (var key in stale) await store.DeleteAsync(key, cancellationToken: ct).ConfigureAwait(false);
+        LogRepublished(resync.Entries.Count, stale.Count);
+    }
+
+    private static T? TryDecode<T>(byte[] value) where T : class
+    {
+        try
+        {
+            return RegistryCodec.DeserializeBody<T>(value);
+        }
+        catch (Onex.Errors.OnexException)
+        {
+            return null;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Cluster: host {Host} connected, bucket {Bucket}")]
+    private partial void LogSessionStarted(string host, string bucket);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Cluster: host {Host} lost its NATS connection; serving this host, the cluster view is stale until it reconnects")]
+    private partial void LogDisconnected(string host);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Cluster: session ended ({Reason}); starting again")]
+    private partial void LogSessionFailed(string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Cluster: created bucket {Bucket} with {Replicas} replica(s)")]
+    private partial void LogBucketCreated(string bucket, int replicas);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Cluster: loaded {Entries} entries of {Hosts} other host(s)")]
+    private partial void LogLoaded(int entries, int hosts);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Cluster: published {Entries} entries of this host, deleted {Stale} stale key(s)")]
+    private partial void LogRepublished(int entries, int stale);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Cluster: host {Host} missed its heartbeats for {SilentMs} ms; its entries are unhealthy")]
+    private partial void LogHostUnhealthy(string host, long silentMs);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Cluster: host {Host} is back")]
+    private partial void LogHostBack(string host);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Cluster: removed stale host {Host} and its {Entries} entries from the bucket")]
+    private partial void LogHostRemoved(string host, int entries);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Cluster: this host was removed from the bucket by {Remover} (it was thought dead); publishing again")]
+    private partial void LogRemovedByOther(string remover);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Cluster: {Kind} '{Name}' registered here is claimed by host {Host}; that claim stands")]
+    private partial void LogClaimClash(string kind, string name, string host);
+}

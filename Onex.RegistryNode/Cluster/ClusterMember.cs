@@ -1,0 +1,258 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using NATS.Client.KeyValueStore;
+using NATS.Net;
+using Onex.Errors;
+using Onex.Protocol;
+using Onex.RegistryNode.Server;
+
+namespace Onex.RegistryNode.Cluster;
+
+/// <summary>
+/// This registry's membership of a cluster (docs/CLUSTER.md): a NATS connection, the replicated key-value bucket,
+/// a watch of the whole tenant that feeds <see cref="ClusterCatalog"/> on the registry thread, a writer that mirrors
+/// this host's committed changes into the bucket, the host's heartbeat key, and the judge of other hosts' heartbeats.
+/// A session is one connected period: it starts with a full load of the bucket and a full re-publication of this host's
+/// entries, so a registry that was cut off catches up when it reconnects. No consensus of its own: every decision that
+/// two registries could race for is a compare-and-set of the bucket (JetStream's Raft decides).
+/// </summary>
+internal sealed partial class ClusterMember : IAsyncDisposable
+{
+    private const int MirrorQueueCapacity = 65_536;
+
+    private readonly ClusterOptions _options;
+    private readonly Action<Action<RegistryState>> _post;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly Func<string> _epoch;
+    private readonly Channel<MirrorItem> _mirror = Channel.CreateBounded<MirrorItem>(
+        new BoundedChannelOptions(MirrorQueueCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.DropWrite });
+    private readonly CancellationTokenSource _stop = new();
+    private readonly ConcurrentDictionary<string, HostHeartbeat> _heartbeats = new(StringComparer.Ordinal);
+    private NatsConnection? _connection;
+    private INatsKVStore? _store;
+    private Task? _run;
+    private volatile bool _connected;
+    private volatile bool _loaded;
+    private volatile bool _sessionActive;
+    private long _hostsRemoved;
+
+    /// <summary>What this registry last saw of another host's heartbeat key (times by this registry's clock).</summary>
+    private sealed class HostHeartbeat
+    {
+        public long SeenAt;
+        public long IntervalMs;
+        public ulong Revision;
+        public long UnhealthySince;
+    }
+
+    /// <summary>A change of this host's entries to write into the bucket, in commit order.</summary>
+    internal abstract record MirrorItem;
+
+    internal sealed record PutEntry(string Kind, string Name, byte[] Value) : MirrorItem;
+
+    internal sealed record DeleteEntry(string Kind, string Name, string NodeId) : MirrorItem;
+
+    internal sealed record Resync(List<(string Kind, string Name, byte[] Value, ClusterClaim? Claim)> Entries) : MirrorItem;
+
+    public ClusterMember(ClusterOptions options, Action<Action<RegistryState>> post, Func<string> epoch, TimeProvider time, ILogger logger)
+    {
+        _options = options;
+        _post = post;
+        _epoch = epoch;
+        _time = time;
+        _logger = logger;
+        Catalog = new ClusterCatalog();
+    }
+
+    /// <summary>The other hosts' entries (registry thread only).</summary>
+    public ClusterCatalog Catalog { get; }
+
+    /// <summary>The options.</summary>
+    public ClusterOptions Options => _options;
+
+    /// <summary>This registry's host name.</summary>
+    public string HostName => _options.HostName;
+
+    /// <summary>True while connected and the catalogue is loaded: the cluster view is current.</summary>
+    public bool Current => _connected && _loaded;
+
+    /// <summary>How many stale hosts this registry removed from the bucket (it won the compare-and-set).</summary>
+    public long HostsRemoved => Interlocked.Read(ref _hostsRemoved);
+
+    /// <summary>Starts connecting and serving in the background; returns at once (a registry serves its host while NATS is away).</summary>
+    public void Start() => _run = Task.Run(() => RunAsync(_stop.Token));
+
+    /// <summary>The cluster as this registry sees it (for introspection). Registry thread.</summary>
+    public ClusterStatus Status()
+    {
+        var now = NowMs();
+        var hosts = _heartbeats.Keys.Union(Catalog.Hosts).Where(h => h != HostName).Order(StringComparer.Ordinal).Select(host => new ClusterHostStatus
+        {
+            Host = host,
+            Health = Catalog.IsUnhealthy(host) ? Health.Unhealthy : Health.Healthy,
+            HeartbeatAgeMs = _heartbeats.TryGetValue(host, out var beat) ? Math.Max(0, now - Volatile.Read(ref beat.SeenAt)) : 0,
+        }).ToList();
+        return new ClusterStatus { Host = HostName, Connected = _connected, Stale = !Current, Hosts = hosts };
+    }
+
+    /// <summary>
+    /// A committed change of this host's state (registry thread, after the commit): queued for the bucket. While no
+    /// session runs, or when the queue is full, nothing is queued: the next session re-publishes everything anyway.
+    /// </summary>
+    public void Mirror(RegistryChange change)
+    {
+        if (!_sessionActive) return;
+        var entity = change.NewValue ?? change.OldValue;
+        if (entity is null) return;
+        MirrorItem? item = (entity.Node, entity.Bus, entity.Tool) switch
+        {
+            ({ } node, _, _) when Own(node.RegistryHost) => change.NewValue?.Node is { } n
+                ? new PutEntry(ClusterKinds.Node, n.NodeId, RegistryCodec.SerializeBody(n with { RegistryHost = HostName }))
+                : new DeleteEntry(ClusterKinds.Node, node.NodeId, node.NodeId),
+            (_, { } bus, _) when Own(bus.RegistryHost) => change.NewValue?.Bus is { } b
+                ? new PutEntry(ClusterKinds.Bus, b.Name, RegistryCodec.SerializeBody(b with { RegistryHost = HostName }))
+                : new DeleteEntry(ClusterKinds.Bus, bus.Name, bus.NodeId),
+            (_, _, { } tool) when Own(tool.RegistryHost) => change.NewValue?.Tool is { } t
+                ? new PutEntry(ClusterKinds.Tool, Tools.ToolCatalog.KeyOf(t), RegistryCodec.SerializeBody(t with { RegistryHost = HostName }))
+                : new DeleteEntry(ClusterKinds.Tool, Tools.ToolCatalog.KeyOf(tool), tool.NodeId),
+            _ => null,
+        };
+        if (item is not null && !_mirror.Writer.TryWrite(item)) RequestResync();
+    }
+
+    private bool Own(string? host) => host is null || host == HostName;
+
+    /// <summary>
+    /// Claims a bus name or a tool version for <paramref name="nodeId"/> across the cluster, on the registry thread (it
+    /// waits for the bucket, at most <see cref="ClusterOptions.RequestTimeout"/>). Create-if-absent decides between
+    /// hosts; a claim of this host that no local entry backs is taken over at its revision. Returns the revision of
+    /// a claim created now (to release it if the local registration then fails), or null when it was already ours.
+    /// Throws NOT_OWNER or CONTRACT_CONFLICT when another host owns it, UNAVAILABLE (reason <c>cluster</c>) when the
+    /// cluster cannot be asked.
+    /// </summary>
+    public ulong? Claim(string kind, string name, string nodeId, string? fingerprint)
+    {
+        var store = Volatile.Read(ref _store);
+        if (!Current || store is null) throw Unreachable($"Registering {kind} '{name}' needs the cluster to decide, and this registry is not connected to it.");
+        var key = ClusterKeys.Claim(_options.Tenant, kind, name);
+        var mine = new ClusterClaim { Host = HostName, NodeId = nodeId, Fingerprint = fingerprint };
+        var value = RegistryCodec.SerializeBody(mine);
+        return Wait(async ct =>
+        {
+            for (var attempt = 0; attempt < 3; attempt++)
+            {
+                var current = await store.TryGetEntryAsync<byte[]>(key, cancellationToken: ct).ConfigureAwait(false);
+                if (current.Success && current.Value.Operation == NatsKVOperation.Put && current.Value.Value is { } held)
+                {
+                    var claim = RegistryCodec.DeserializeBody<ClusterClaim>(held);
+                    if (claim.Host == HostName && claim.NodeId == nodeId && claim.Fingerprint == fingerprint) return (ulong?)null;
+                    if (claim.Host != HostName)
+                    {
+                        if (kind == ClusterKinds.Tool && claim.Fingerprint != fingerprint)
+                            throw Reject.Contract(ErrorCodes.ContractConflict,
+                                $"Tool {name} is already registered on host '{claim.Host}' with a different contract; publish a new version instead.",
+                                ("tool", name), ("fingerprint", claim.Fingerprint ?? ""), ("presentedFingerprint", fingerprint ?? ""), ("owner", claim.NodeId), ("host", claim.Host));
+                        throw Reject.NotOwner($"{(kind == ClusterKinds.Tool ? "Tool" : "Bus")} '{name}' is registered by node '{claim.NodeId}' on host '{claim.Host}'.",
+                            (kind == ClusterKinds.Tool ? "tool" : "name", name), ("nodeId", nodeId), ("owner", claim.NodeId), ("host", claim.Host));
+                    }
+                    // This host's own claim that no local entry backs any more (the local registry checked first): take it over at its revision.
+                    var updated = await store.TryUpdateAsync(key, value, current.Value.Revision, cancellationToken: ct).ConfigureAwait(false);
+                    if (updated.Success) return updated.Value;
+                    continue;
+                }
+                var created = await store.TryCreateAsync(key, value, cancellationToken: ct).ConfigureAwait(false);
+                if (created.Success) return created.Value;
+                // Someone created it between our read and our create: read again and judge.
+            }
+            throw Unreachable($"The claim of {kind} '{name}' kept changing under this registry; retry.");
+        });
+    }
+
+    /// <summary>Releases a claim created by <see cref="Claim"/> whose local registration failed (registry thread; best effort).</summary>
+    public void Unclaim(string kind, string name, ulong revision)
+    {
+        var store = Volatile.Read(ref _store);
+        if (store is null) return;
+        try
+        {
+            Wait(async ct =>
+            {
+                await store.TryDeleteAsync(ClusterKeys.Claim(_options.Tenant, kind, name), new NatsKVDeleteOpts { Revision = revision }, ct).ConfigureAwait(false);
+                return 0;
+            });
+        }
+        catch (OnexException)
+        {
+            // Left behind, the claim is this host's: the next registration here takes it over at its revision.
+        }
+    }
+
+    private T Wait<T>(Func<CancellationToken, Task<T>> work)
+    {
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        limit.CancelAfter(_options.RequestTimeout);
+        try
+        {
+            // On the registry thread by design: a registration waits for the bucket's decision (one round trip).
+            return Task.Run(() => work(limit.Token), limit.Token).GetAwaiter().GetResult();
+        }
+        catch (OnexException)
+        {
+            throw;
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or NatsException or TimeoutException)
+        {
+            throw Unreachable($"The cluster did not answer within {_options.RequestTimeout.TotalMilliseconds:0} ms ({ex.Message}).");
+        }
+    }
+
+    private static UnavailableException Unreachable(string message) =>
+        new(message + " Retry later with the same ids.", new Dictionary<string, string> { ["reason"] = "cluster" });
+
+    /// <summary>Asks the registry thread for a full re-publication of this host's entries.</summary>
+    private void RequestResync() => _post(state => EnqueueResync(state));
+
+    /// <summary>Registry thread: queues this host's whole state for the bucket (start of a session, or after anything lost).</summary>
+    public void EnqueueResync(RegistryState state)
+    {
+        if (!_sessionActive) return;
+        var entries = new List<(string, string, byte[], ClusterClaim?)>();
+        foreach (var node in state.Nodes.Nodes)
+            entries.Add((ClusterKinds.Node, node.NodeId, RegistryCodec.SerializeBody(node with { RegistryHost = HostName }), null));
+        foreach (var bus in state.Buses.Buses)
+            entries.Add((ClusterKinds.Bus, bus.Name, RegistryCodec.SerializeBody(bus with { RegistryHost = HostName }),
+                new ClusterClaim { Host = HostName, NodeId = bus.NodeId }));
+        foreach (var tool in state.Tools.Tools)
+            entries.Add((ClusterKinds.Tool, Tools.ToolCatalog.KeyOf(tool), RegistryCodec.SerializeBody(tool with { RegistryHost = HostName }),
+                new ClusterClaim { Host = HostName, NodeId = tool.NodeId, Fingerprint = tool.Fingerprint }));
+        // A full queue drops it; the writer then finds the queue was full and asks again.
+        if (!_mirror.Writer.TryWrite(new Resync(entries))) _resyncLost = true;
+    }
+
+    private volatile bool _resyncLost;
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_stop.IsCancellationRequested) return;
+        await _stop.CancelAsync().ConfigureAwait(false);
+        if (_run is not null)
+        {
+            try
+            {
+                await _run.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                // Disposing the connection below ends whatever still waits on it.
+            }
+        }
+        if (_connection is not null) await _connection.DisposeAsync().ConfigureAwait(false);
+        _stop.Dispose();
+    }
+
+    private long NowMs() => _time.GetUtcNow().ToUnixTimeMilliseconds();
+}

@@ -1,0 +1,90 @@
+using Onex.Protocol;
+using Onex.RegistryNode.Cluster;
+using Onex.RegistryNode.Hosting;
+using Onex.RegistryNode.Leases;
+using Onex.RegistryNode.Storage;
+using Onex.Testing;
+using Onex.Tests.Client;
+using Onex.Transports.Registry;
+
+namespace Onex.Tests.Cluster;
+
+/// <summary>
+/// Registries of simulated hosts (each with its own port range and host name) sharing a bucket of a real nats-server
+/// cluster, with short cluster timings so health changes show within seconds.
+/// </summary>
+internal static class ClusterHarness
+{
+    public static readonly TimeSpan Heartbeat = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>Cluster options for <paramref name="host"/>: heartbeat 200 ms, unhealthy after 3 missed, removed after <paramref name="grace"/>.</summary>
+    public static ClusterOptions Options(string servers, string bucket, string host, TimeSpan? grace = null) => new()
+    {
+        Servers = servers,
+        HostName = host,
+        Bucket = bucket,
+        Replicas = 3,
+        HeartbeatInterval = Heartbeat,
+        MissedHeartbeats = 3,
+        RemovalGrace = grace ?? TimeSpan.FromSeconds(1),
+        RequestTimeout = TimeSpan.FromSeconds(5),
+    };
+
+    /// <summary>A bucket name of this test's own.</summary>
+    public static string Bucket() => "onex-test-" + Guid.NewGuid().ToString("N")[..12];
+
+    /// <summary>
+    /// Starts the registry of simulated host <paramref name="index"/> (of up to 4) on the test's reserved port block,
+    /// a quarter each, so no two hosts lease the same port. <paramref name="dataDirectory"/>: a sqlite store there
+    /// (restart tests); otherwise memory.
+    /// </summary>
+    public static async Task<RegistryNodeHost> StartHostAsync(ClusterOptions cluster, int index, string? dataDirectory = null)
+    {
+        var block = await OnexTest.ReservePortRangeAsync();
+        var quarter = block.Count / 4;
+        var first = block.First + index * quarter;
+        var options = TestRegistry.Options() with
+        {
+            Cluster = cluster,
+            Store = dataDirectory is null ? RegistryStoreOptions.InMemory : RegistryStoreOptions.Default with { DataDirectory = dataDirectory },
+        };
+        options = options with { Leases = options.Leases with { PortRange = new PortRange(first, first + quarter - 1) } };
+        var host = await RegistryNodeHost.StartAsync(options);
+        await WaitUntilAsync(() => host.Cluster!.Current, $"{cluster.HostName} to join the cluster");
+        return host;
+    }
+
+    public static Task<RegistryClient> ConnectAsync(RegistryNodeHost host, string nodeId) =>
+        RegistryClient.ConnectAsync(TestRegistry.ClientOptionsFor(host.RouterEndpoint, host.PubEndpoint, nodeId)).AsTask();
+
+    /// <summary>Asks <paramref name="client"/>'s registry until <paramref name="done"/> holds for its cluster-scope introspection (bounded).</summary>
+    public static async Task<IntrospectionResponse> DescribeUntilAsync(RegistryClient client, Func<IntrospectionResponse, bool> done, string what, TimeSpan? limit = null)
+    {
+        // Another host's change arrives through the bucket; introspection has nothing to await, so it is asked again, bounded.
+        var deadline = DateTime.UtcNow + (limit ?? TimeSpan.FromSeconds(20));
+        IntrospectionResponse last;
+        while (!done(last = await client.DescribeAsync()))
+        {
+            if (DateTime.UtcNow > deadline)
+                Assert.Fail($"timed out waiting for {what}; last answer: nodes [{string.Join(", ", last.Nodes!.Select(n => $"{n.NodeId}@{n.RegistryHost}:{n.Health}"))}], " +
+                            $"buses [{string.Join(", ", last.Buses!.Select(b => $"{b.Name}@{b.RegistryHost}:{b.Health}"))}], stale {last.Cluster?.Stale}");
+            await Task.Delay(50);
+        }
+        return last;
+    }
+
+    public static async Task WaitUntilAsync(Func<bool> condition, string what, TimeSpan? limit = null)
+    {
+        // Membership state has nothing to await; poll it, bounded.
+        var deadline = DateTime.UtcNow + (limit ?? TimeSpan.FromSeconds(30));
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline) Assert.Fail($"timed out waiting for {what}");
+            await Task.Delay(20);
+        }
+    }
+
+    public const string InputSchema = """{"type":"object","properties":{"id":{"type":"string"}},"required":["id"]}""";
+    public const string OtherInputSchema = """{"type":"object","properties":{"id":{"type":"integer"}},"required":["id"]}""";
+    public const string OutputSchema = """{"type":"object"}""";
+}
