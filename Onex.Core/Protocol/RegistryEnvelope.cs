@@ -16,7 +16,7 @@ public sealed record RegistryEnvelope
     /// <summary>Chosen by the client, stable across its retries; with <see cref="RequestId"/> it makes retries idempotent.</summary>
     public required string ClientId { get; init; }
     /// <summary>
-    /// The caller's access token (requests only; PROTOCOL.md section 14): required by a registry with an auth file,
+    /// The caller's access token (requests only; PROTOCOL.md section 16): required by a registry with an auth file,
     /// ignored by one without. Null when absent.
     /// </summary>
     public string? Token { get; init; }

@@ -7,7 +7,7 @@ using Onex.RegistryNode.Server;
 namespace Onex.RegistryNode.Auth;
 
 /// <summary>
-/// Access control on the registry thread (PROTOCOL.md section 14): who may send a request (<see cref="Admit"/>), and
+/// Access control on the registry thread (PROTOCOL.md section 16): who may send a request (<see cref="Admit"/>), and
 /// what it may touch and see (<see cref="Invoke"/>). Tenants are namespaces of nodes: a node belongs to the tenant
 /// that announced it (the registry writes the tenant into the node's metadata as <see cref="TenantKey"/>, so a durable
 /// store keeps it across restarts), and its leases, buses and tools belong to that tenant with it. A caller of another

@@ -6,7 +6,7 @@ namespace Onex.RegistryNode.Auth;
 /// <summary>
 /// What the PUB endpoint carries with access control on: heartbeats only. A PUB socket cannot tell subscribers
 /// apart, so changes (which name tenants' nodes, leases, buses and tools) do not go there; a heartbeat's sequence
-/// still tells a replica that something changed, and it resyncs by a snapshot its token filters (PROTOCOL.md 14.6).
+/// still tells a replica that something changed, and it resyncs by a snapshot its token filters (PROTOCOL.md 16.6).
 /// </summary>
 internal sealed class HeartbeatOnlyChangeSink(IChangeSink inner) : IChangeSink
 {

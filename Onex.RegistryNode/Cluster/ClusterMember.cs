@@ -243,7 +243,7 @@ internal sealed partial class ClusterMember : IAsyncDisposable
         {
             try
             {
-                await _run.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+                await _run.WaitAsync(TimeSpan.FromSeconds(5), TimeProvider.System).ConfigureAwait(false); // a bound on stopping: real time
             }
             catch (TimeoutException)
             {

@@ -189,7 +189,7 @@ public sealed class NatsTestCluster : IAsyncDisposable
             try
             {
                 // The meta leader election takes a few route round trips; ask again shortly.
-                await Task.Delay(100, limit.Token).ConfigureAwait(false);
+                await Task.Delay(TimeSpan.FromMilliseconds(100), TimeProvider.System, limit.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {

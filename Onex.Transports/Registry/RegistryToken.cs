@@ -1,6 +1,6 @@
 namespace Onex.Transports.Registry;
 
-/// <summary>Where a client's access token comes from (a registry with an auth file requires one; PROTOCOL.md section 14).</summary>
+/// <summary>Where a client's access token comes from (a registry with an auth file requires one; PROTOCOL.md section 16).</summary>
 public static class RegistryToken
 {
     /// <summary>Environment variable holding the access token.</summary>
