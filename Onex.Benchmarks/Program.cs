@@ -16,6 +16,7 @@ public static class BenchmarkProgram
         if (args is [RegistryMemoryProbe.Command, ..]) return RegistryMemoryProbe.Run(args[1..]);
         if (args is [RegistryVsEtcd.Command, ..]) return RegistryVsEtcd.Run(args[1..]);
         if (args is [RegistryCurve.Command, ..]) return RegistryCurve.Run(args[1..]);
+        if (args is [RegistryAuthBench.Command, ..]) return RegistryAuthBench.Run(args[1..]);
         BenchmarkSwitcher.FromAssembly(typeof(BenchmarkProgram).Assembly).Run(args);
         return 0;
     }

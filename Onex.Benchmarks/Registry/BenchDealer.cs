@@ -31,9 +31,12 @@ internal sealed class BenchDealer : IDisposable
 
     public string ClientId { get; }
 
+    /// <summary>The access token sent with every request (a registry with an auth file); null: none.</summary>
+    public string? Token { get; init; }
+
     /// <summary>Encodes <paramref name="body"/> in an envelope with a fresh request id and sends it.</summary>
     public void Send<T>(T body) =>
-        _socket.SendFrame(RegistryCodec.Encode("r" + Interlocked.Increment(ref _nextRequest), ClientId, body));
+        _socket.SendFrame(RegistryCodec.Encode("r" + Interlocked.Increment(ref _nextRequest), ClientId, body, token: Token));
 
     /// <summary>Receives and decodes the next reply envelope; throws when none arrives in time.</summary>
     public RegistryEnvelope Receive()

@@ -137,6 +137,7 @@ internal sealed partial class RegistryHttpServer : IAsyncDisposable
 
     private void Map(WebApplication app)
     {
+        if (_host.Auth is { } auth) HttpAccess.Use(app, auth);
         app.MapGet("/healthz", context => Json(context, StatusCodes.Status200OK, new { status = "alive" }));
         app.MapGet("/readyz", Ready);
         app.MapGet("/api/snapshot", Snapshot);

@@ -1,7 +1,7 @@
 // The registry dashboard: follows /api/changes (snapshot, then changes in sequence order, as PROTOCOL.md's Clone
 // pattern), polls /metrics for the request counter, and renders with textContent only (no HTML from data).
 "use strict";
-(function () {
+(async function () {
   const state = { epoch: "", sequence: 0, leases: new Map(), nodes: new Map(), buses: new Map(), tools: new Map() };
   const feed = [];            // newest last, at most FEED_MAX
   const FEED_MAX = 300;
@@ -212,6 +212,20 @@
     }
   });
 
+  // With access control on, the views need an admin token: ask once, keep it in a same-site cookie the browser
+  // sends with fetch and EventSource alike, and start again.
+  async function ensureToken() {
+    const probe = await fetch("/api/snapshot", { cache: "no-store" });
+    if (probe.status !== 401 && probe.status !== 403) return true;
+    const token = window.prompt(probe.status === 401
+      ? "This registry requires an admin access token:"
+      : "This token is not an admin's; enter an admin access token:");
+    if (!token) { $("status").textContent = "token required"; $("status").className = "badge down"; return false; }
+    document.cookie = "onex_token=" + encodeURIComponent(token.trim()) + "; path=/; SameSite=Strict";
+    return ensureToken();
+  }
+
+  if (!(await ensureToken())) return;
   connect();
   pollRequests();
   setInterval(pollRequests, 2000);
