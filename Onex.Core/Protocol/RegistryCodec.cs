@@ -25,11 +25,12 @@ public static class RegistryCodec
         MessagePackSerializerOptions.Standard.WithSecurity(MessagePackSecurity.UntrustedData);
 
     /// <summary>Encodes an envelope around <paramref name="body"/>; the message type comes from <typeparamref name="T"/>.</summary>
-    public static byte[] Encode<T>(string requestId, string clientId, T body, int protocolVersion = ProtocolVersion.Current)
+    /// <remarks><paramref name="traceParent"/>, when given, is written as the optional <c>traceparent</c> field.</remarks>
+    public static byte[] Encode<T>(string requestId, string clientId, T body, int protocolVersion = ProtocolVersion.Current, string? traceParent = null)
     {
         var buffer = new ArrayBufferWriter<byte>(256);
         var writer = new MessagePackWriter(buffer);
-        writer.WriteMapHeader(5);
+        writer.WriteMapHeader(traceParent is null ? 5 : 6);
         writer.Write("protocolVersion");
         writer.Write(protocolVersion);
         writer.Write("messageType");
@@ -40,6 +41,11 @@ public static class RegistryCodec
         writer.Write(clientId);
         writer.Write("body");
         MessagePackSerializer.Serialize(ref writer, body, SerializerOptions);
+        if (traceParent is not null)
+        {
+            writer.Write("traceparent");
+            writer.Write(traceParent);
+        }
         writer.Flush();
         return buffer.WrittenSpan.ToArray();
     }
@@ -109,7 +115,7 @@ public static class RegistryCodec
         }
 
         int? version = null;
-        string? messageType = null, requestId = null, clientId = null;
+        string? messageType = null, requestId = null, clientId = null, traceParent = null;
         ReadOnlyMemory<byte>? body = null;
         try
         {
@@ -132,6 +138,16 @@ public static class RegistryCodec
                         var start = reader.Consumed;
                         reader.Skip();
                         body = frame.Slice((int)start, (int)(reader.Consumed - start));
+                        break;
+                    case "traceparent":
+                        // Optional and advisory: anything but a string of sensible length is ignored, never an error.
+                        if (reader.NextMessagePackType != MessagePackType.String)
+                        {
+                            reader.Skip();
+                            break;
+                        }
+                        var traceValue = reader.ReadString();
+                        if (traceValue is { Length: <= Onex.Diagnostics.OnexRegistryDiagnostics.MaxTraceParentLength }) traceParent = traceValue;
                         break;
                     default: reader.Skip(); break; // unknown keys are ignored for forward compatibility
                 }
@@ -169,6 +185,7 @@ public static class RegistryCodec
             RequestId = requestId!,
             ClientId = clientId!,
             Body = body!.Value,
+            TraceParent = traceParent,
         };
     }
 
