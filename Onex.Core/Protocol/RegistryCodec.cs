@@ -52,13 +52,15 @@ public static class RegistryCodec
 
     /// <summary>
     /// Encodes an envelope around <paramref name="body"/>; the message type comes from <typeparamref name="T"/>.
-    /// <paramref name="token"/> (requests to a registry with access control) is written as the <c>token</c> key when not null.
+    /// <paramref name="token"/> (requests to a registry with access control) is written as the <c>token</c> key, and
+    /// <paramref name="traceParent"/> as the optional <c>traceparent</c> key, each when not null.
     /// </summary>
-    public static byte[] Encode<T>(string requestId, string clientId, T body, int protocolVersion = ProtocolVersion.Current, string? token = null)
+    public static byte[] Encode<T>(string requestId, string clientId, T body, int protocolVersion = ProtocolVersion.Current, string? token = null,
+        string? traceParent = null)
     {
         var buffer = new ArrayBufferWriter<byte>(256);
         var writer = new MessagePackWriter(buffer);
-        writer.WriteMapHeader(token is null ? 5 : 6);
+        writer.WriteMapHeader(5 + (token is null ? 0 : 1) + (traceParent is null ? 0 : 1));
         if (token is not null)
         {
             writer.Write("token");
@@ -74,6 +76,11 @@ public static class RegistryCodec
         writer.Write(clientId);
         writer.Write("body");
         MessagePackSerializer.Serialize(ref writer, body, SerializerOptions);
+        if (traceParent is not null)
+        {
+            writer.Write("traceparent");
+            writer.Write(traceParent);
+        }
         writer.Flush();
         return buffer.WrittenSpan.ToArray();
     }
@@ -143,7 +150,7 @@ public static class RegistryCodec
         }
 
         int? version = null;
-        string? messageType = null, requestId = null, clientId = null, token = null;
+        string? messageType = null, requestId = null, clientId = null, token = null, traceParent = null;
         ReadOnlyMemory<byte>? body = null;
         try
         {
@@ -169,6 +176,16 @@ public static class RegistryCodec
                         var start = reader.Consumed;
                         reader.Skip();
                         body = frame.Slice((int)start, (int)(reader.Consumed - start));
+                        break;
+                    case "traceparent":
+                        // Optional and advisory: anything but a string of sensible length is ignored, never an error.
+                        if (reader.NextMessagePackType != MessagePackType.String)
+                        {
+                            reader.Skip();
+                            break;
+                        }
+                        var traceValue = reader.ReadString();
+                        if (traceValue is { Length: <= Onex.Diagnostics.OnexRegistryDiagnostics.MaxTraceParentLength }) traceParent = traceValue;
                         break;
                     default: reader.Skip(); break; // unknown keys are ignored for forward compatibility
                 }
@@ -207,6 +224,7 @@ public static class RegistryCodec
             ClientId = clientId!,
             Token = token,
             Body = body!.Value,
+            TraceParent = traceParent,
         };
     }
 

@@ -23,6 +23,9 @@ public sealed record RegistryEnvelope
     /// <summary>The raw MessagePack map of the body.</summary>
     public ReadOnlyMemory<byte> Body { get; init; }
 
+    /// <summary>Optional: the W3C <c>traceparent</c> of the client's span (PROTOCOL.md, "Trace context"); null when absent or unreadable.</summary>
+    public string? TraceParent { get; init; }
+
     /// <summary>Decodes the body as <typeparamref name="T"/> (see <see cref="RegistryCodec.DecodeBody{T}"/>).</summary>
     public T BodyAs<T>() where T : class => RegistryCodec.DecodeBody<T>(this);
 }

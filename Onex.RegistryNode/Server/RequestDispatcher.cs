@@ -149,6 +149,7 @@ internal sealed partial class RequestDispatcher
         }
 
         LastIds = (envelope.RequestId, envelope.ClientId);
+        using var activity = Onex.Diagnostics.OnexRegistryDiagnostics.StartServerActivity(envelope);
         // A label from a closed set: the type a client sent is used only when the registry answers it.
         _metricType = Handlers.ContainsKey(envelope.MessageType) ? envelope.MessageType : RegistryMetrics.UnknownType;
         if (envelope.ProtocolVersion != ProtocolVersion.Current)

@@ -358,7 +358,9 @@ public sealed partial class RegistryClient : IAsyncDisposable
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0 && !singleAttempt, this);
         var requestId = Interlocked.Increment(ref _requestCounter).ToString("x");
-        var frame = RegistryCodec.Encode(requestId, ClientId, body, token: _token);
+        using var activity = Onex.Diagnostics.OnexRegistryDiagnostics.StartClientActivity(MessageTypes.Of<TRequest>());
+        var frame = RegistryCodec.Encode(requestId, ClientId, body, token: _token,
+            traceParent: activity is null ? null : Onex.Diagnostics.OnexBusDiagnostics.FormatTraceParent(activity.Context));
         var exchange = new Exchange(this, requestId, frame, MessageTypes.Of<TRequest>());
         var started = TimeProvider.GetTimestamp();
         try
