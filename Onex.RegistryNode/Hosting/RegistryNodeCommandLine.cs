@@ -19,6 +19,8 @@ internal static class RegistryNodeCommandLine
     public const string DataDirVariable = "ONEX_REGISTRY_DATA_DIR";
     public const string DurabilityVariable = "ONEX_REGISTRY_DURABILITY";
     public const string HttpVariable = "ONEX_REGISTRY_HTTP";
+    public const string ClusterVariable = "ONEX_REGISTRY_CLUSTER";
+    public const string HostNameVariable = "ONEX_REGISTRY_HOST";
 
     private static readonly RegistryNodeOptions Defaults = RegistryNodeOptions.Default;
 
@@ -64,6 +66,14 @@ internal static class RegistryNodeCommandLine
     {
         Description = $"A stall of the registry longer than this moves lease and node deadlines back by its length (default {Durations.Format(Defaults.PauseThreshold)}).",
     };
+    private static readonly Option<string?> ClusterOption = new("--cluster")
+    {
+        Description = $"Cluster mode: share this host's nodes, buses and tools through the NATS JetStream cluster at these comma-separated nats://HOST:PORT URLs (env {ClusterVariable}; docs/CLUSTER.md).",
+    };
+    private static readonly Option<string?> HostNameOption = new("--host-name")
+    {
+        Description = $"This registry's host name in cluster mode, unique in the cluster (env {HostNameVariable}; default the machine's name).",
+    };
     private static readonly Option<LogLevel> Level = new("--log-level")
     {
         Description = "Least severe log level written to stderr: Trace, Debug, Information, Warning, Error, Critical or None.",
@@ -78,7 +88,7 @@ internal static class RegistryNodeCommandLine
             "OnexBus registry node: leases ports, records nodes, buses and tool contracts, answers introspection, " +
             "broadcasts every change. Durations take a unit: 500ms, 30s, 5m, 1h; a bare number is seconds.")
         {
-            Endpoint, PubEndpoint, Http, PortRangeOption, Host, DefaultTtl, MinTtl, MaxTtl, Quarantine, Heartbeat, Grace, Store, DataDir, Durability, PauseThreshold, Level,
+            Endpoint, PubEndpoint, Http, PortRangeOption, Host, DefaultTtl, MinTtl, MaxTtl, Quarantine, Heartbeat, Grace, Store, DataDir, Durability, PauseThreshold, ClusterOption, HostNameOption, Level,
         };
         command.SetAction(action);
         return command;
@@ -166,6 +176,8 @@ internal static class RegistryNodeCommandLine
         Set(Store, RegistryNodeConfiguration.Store, (text, name) => RegistryNodeConfiguration.ParseStore(text, name));
         Set(DataDir, RegistryNodeConfiguration.DataDir);
         Set(Durability, RegistryNodeConfiguration.Durability, (text, name) => RegistryNodeConfiguration.ParseDurability(text, name));
+        Set(ClusterOption, RegistryNodeConfiguration.Cluster);
+        Set(HostNameOption, RegistryNodeConfiguration.HostName);
         // Given explicitly, the level beats appsettings.json's Logging section; otherwise that section (or Information) decides.
         if (parse.GetResult(Level) is { Implicit: false }) values["Logging:LogLevel:Default"] = parse.GetValue(Level).ToString();
         return values;
@@ -236,6 +248,8 @@ internal static class RegistryNodeCommandLine
             await output.WriteLineAsync($"registry: http {url}").ConfigureAwait(false);
         await output.WriteLineAsync($"registry: epoch {node.Epoch}").ConfigureAwait(false);
         await output.WriteLineAsync($"registry: store {node.StoreLocation}").ConfigureAwait(false);
+        if (node.Options.Cluster is { } cluster)
+            await output.WriteLineAsync($"registry: cluster {cluster.HostName} {cluster.Servers}").ConfigureAwait(false);
         await output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
 
         // Until SIGINT/SIGTERM (the host's lifetime: the console's, or systemd's under systemd) or the caller cancels.
