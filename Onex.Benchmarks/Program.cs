@@ -14,6 +14,7 @@ public static class BenchmarkProgram
     {
         if (args is [RegistryMemoryProbe.Command, ..]) return RegistryMemoryProbe.Run(args[1..]);
         if (args is [RegistryVsEtcd.Command, ..]) return RegistryVsEtcd.Run(args[1..]);
+        if (args is [ClusterPropagation.Command, ..]) return ClusterPropagation.Run(args[1..]);
         BenchmarkSwitcher.FromAssembly(typeof(BenchmarkProgram).Assembly).Run(args);
         return 0;
     }
