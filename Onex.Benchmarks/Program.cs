@@ -17,6 +17,7 @@ public static class BenchmarkProgram
         if (args is [RegistryVsEtcd.Command, ..]) return RegistryVsEtcd.Run(args[1..]);
         if (args is [RegistryCurve.Command, ..]) return RegistryCurve.Run(args[1..]);
         if (args is [RegistryAuthBench.Command, ..]) return RegistryAuthBench.Run(args[1..]);
+        if (args is [ClusterPropagation.Command, ..]) return ClusterPropagation.Run(args[1..]);
         BenchmarkSwitcher.FromAssembly(typeof(BenchmarkProgram).Assembly).Run(args);
         return 0;
     }

@@ -12,11 +12,16 @@ internal static class DescribeCommand
     public static Command Build(CliContext context)
     {
         var json = JsonOption("the IntrospectionResponse");
-        var command = new Command("describe", "Show the registry's nodes, leases, buses, tools and counters.") { json };
+        var scope = new Option<string?>("--scope")
+        {
+            Description = "cluster (the default): every host's entries when the registry runs in cluster mode; local: its own host's only.",
+        };
+        scope.AcceptOnlyFromAmong(IntrospectionScopes.Local, IntrospectionScopes.Cluster);
+        var command = new Command("describe", "Show the registry's nodes, leases, buses, tools and counters.") { json, scope };
         command.SetAction(OnexCli.Guard(context, async (parse, cancellationToken) =>
         {
             await using var client = await context.ConnectAsync(parse, cancellationToken).ConfigureAwait(false);
-            var response = await client.DescribeAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+            var response = await client.DescribeAsync(new IntrospectionRequest { Scope = parse.GetValue(scope) }, cancellationToken).ConfigureAwait(false);
             if (parse.GetValue(json))
                 await context.Output.WriteLineAsync(CliJson.Serialize(response)).ConfigureAwait(false);
             else
@@ -29,6 +34,9 @@ internal static class DescribeCommand
     private static void Write(TextWriter output, IntrospectionResponse response, string endpoint)
     {
         output.WriteLine($"Registry {endpoint}, epoch {response.Epoch}, sequence {response.Sequence}");
+        if (response.Cluster is { } cluster)
+            output.WriteLine($"Cluster host {cluster.Host}, {(cluster.Stale ? "view STALE (not connected to NATS or not loaded)" : "view current")}; other hosts: " +
+                             (cluster.Hosts.Count == 0 ? "none" : string.Join(", ", cluster.Hosts.Select(h => $"{h.Host} {h.Health}"))));
         if (response.Stats is { } stats)
         {
             output.WriteLine($"Up {TimeSpan.FromMilliseconds(stats.UptimeMs):d\\.hh\\:mm\\:ss}, {stats.RequestsServed} requests served, " +

@@ -96,7 +96,7 @@ public sealed record IntrospectionResponse
     [Key("cluster")] public ClusterStatus? Cluster { get; init; }
 }
 
-/// <summary>How a registry in cluster mode sees its cluster (PROTOCOL.md section 14).</summary>
+/// <summary>How a registry in cluster mode sees its cluster (PROTOCOL.md section 18).</summary>
 [MessagePackObject]
 public sealed record ClusterStatus
 {

@@ -21,6 +21,8 @@ internal static class RegistryNodeCommandLine
     public const string HttpVariable = "ONEX_REGISTRY_HTTP";
     public const string CurveKeyFileVariable = "ONEX_REGISTRY_CURVE_KEY_FILE";
     public const string AuthFileVariable = "ONEX_REGISTRY_AUTH_FILE";
+    public const string ClusterVariable = "ONEX_REGISTRY_CLUSTER";
+    public const string HostNameVariable = "ONEX_REGISTRY_HOST";
 
     private static readonly RegistryNodeOptions Defaults = RegistryNodeOptions.Default;
 
@@ -76,6 +78,14 @@ internal static class RegistryNodeCommandLine
         Description = $"Auth file of tenants, token hashes and quotas (env {AuthFileVariable}): every request must then carry a valid token. Re-read on change and on SIGHUP. Without one the node runs open. See docs/SECURITY.md.",
         HelpName = "FILE",
     };
+    private static readonly Option<string?> ClusterOption = new("--cluster")
+    {
+        Description = $"Cluster mode: share this host's nodes, buses and tools through the NATS JetStream cluster at these comma-separated nats://HOST:PORT URLs (env {ClusterVariable}; docs/CLUSTER.md).",
+    };
+    private static readonly Option<string?> HostNameOption = new("--host-name")
+    {
+        Description = $"This registry's host name in cluster mode, unique in the cluster (env {HostNameVariable}; default the machine's name).",
+    };
     private static readonly Option<LogLevel> Level = new("--log-level")
     {
         Description = "Least severe log level written to stderr: Trace, Debug, Information, Warning, Error, Critical or None.",
@@ -90,7 +100,7 @@ internal static class RegistryNodeCommandLine
             "OnexBus registry node: leases ports, records nodes, buses and tool contracts, answers introspection, " +
             "broadcasts every change. Durations take a unit: 500ms, 30s, 5m, 1h; a bare number is seconds.")
         {
-            Endpoint, PubEndpoint, Http, PortRangeOption, Host, DefaultTtl, MinTtl, MaxTtl, Quarantine, Heartbeat, Grace, Store, DataDir, Durability, PauseThreshold, AuthFile, Level, CurveKeyFile,
+            Endpoint, PubEndpoint, Http, PortRangeOption, Host, DefaultTtl, MinTtl, MaxTtl, Quarantine, Heartbeat, Grace, Store, DataDir, Durability, PauseThreshold, AuthFile, Level, CurveKeyFile, ClusterOption, HostNameOption,
         };
         command.SetAction(action);
         return command;
@@ -181,6 +191,8 @@ internal static class RegistryNodeCommandLine
         Set(Durability, RegistryNodeConfiguration.Durability, (text, name) => RegistryNodeConfiguration.ParseDurability(text, name));
         Set(CurveKeyFile, RegistryNodeConfiguration.CurveKeyFile);
         Set(AuthFile, RegistryNodeConfiguration.AuthFile);
+        Set(ClusterOption, RegistryNodeConfiguration.Cluster);
+        Set(HostNameOption, RegistryNodeConfiguration.HostName);
         // Given explicitly, the level beats appsettings.json's Logging section; otherwise that section (or Information) decides.
         if (parse.GetResult(Level) is { Implicit: false }) values["Logging:LogLevel:Default"] = parse.GetValue(Level).ToString();
         return values;
@@ -257,6 +269,8 @@ internal static class RegistryNodeCommandLine
             await output.WriteLineAsync($"registry: curve {serverKey}").ConfigureAwait(false);
         await output.WriteLineAsync($"registry: epoch {node.Epoch}").ConfigureAwait(false);
         await output.WriteLineAsync($"registry: store {node.StoreLocation}").ConfigureAwait(false);
+        if (node.Options.Cluster is { } cluster)
+            await output.WriteLineAsync($"registry: cluster {cluster.HostName} {cluster.Servers}").ConfigureAwait(false);
         await output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
 
         // Until SIGINT/SIGTERM (the host's lifetime: the console's, or systemd's under systemd) or the caller cancels.

@@ -68,6 +68,21 @@ public static class RegistryNodeConfiguration
     /// <summary>Key of the auth file (<c>--auth-file</c>, env <c>ONEX_REGISTRY_AUTH_FILE</c>); absent: no access control.</summary>
     public const string AuthFile = "AuthFile";
 
+    /// <summary>Key of the NATS servers of cluster mode, comma-separated <c>nats://HOST:PORT</c> (<c>--cluster</c>, env <c>ONEX_REGISTRY_CLUSTER</c>).</summary>
+    public const string Cluster = "Cluster";
+
+    /// <summary>Key of this registry's host name in cluster mode (<c>--host-name</c>, env <c>ONEX_REGISTRY_HOST</c>).</summary>
+    public const string HostName = "HostName";
+
+    /// <summary>Key of the cluster's key-value bucket.</summary>
+    public const string ClusterBucket = "ClusterBucket";
+
+    /// <summary>Key of the period of this registry's heartbeat key in the cluster bucket.</summary>
+    public const string ClusterHeartbeatInterval = "ClusterHeartbeatInterval";
+
+    /// <summary>Key of how long a stale host stays unhealthy before its entries are removed.</summary>
+    public const string ClusterRemovalGrace = "ClusterRemovalGrace";
+
     /// <summary>The environment variables the node has always read, and the key each one sets.</summary>
     internal static readonly IReadOnlyList<(string Variable, string Key)> EnvironmentVariables =
     [
@@ -79,6 +94,8 @@ public static class RegistryNodeConfiguration
         (RegistryNodeCommandLine.DurabilityVariable, Durability),
         (RegistryNodeCommandLine.CurveKeyFileVariable, CurveKeyFile),
         (RegistryNodeCommandLine.AuthFileVariable, AuthFile),
+        (RegistryNodeCommandLine.ClusterVariable, Cluster),
+        (RegistryNodeCommandLine.HostNameVariable, HostName),
     ];
 
     /// <summary>
@@ -131,7 +148,25 @@ public static class RegistryNodeConfiguration
         if (Text(section, DataDir) is { } directory) store = store with { DataDirectory = directory };
         if (Text(section, Durability) is { } durability) store = store with { Durability = ParseDurability(durability, Name(Durability)) };
         CheckTtls(options.Leases);
-        return options with { Store = store };
+        options = options with { Store = store };
+        if (Text(section, Cluster) is { } servers)
+        {
+            var cluster = new Onex.RegistryNode.Cluster.ClusterOptions { Servers = servers };
+            if (Text(section, HostName) is { } hostName) cluster = cluster with { HostName = hostName };
+            if (Text(section, ClusterBucket) is { } bucket) cluster = cluster with { Bucket = bucket };
+            if (Duration(section, ClusterHeartbeatInterval) is { } beat) cluster = cluster with { HeartbeatInterval = beat };
+            if (Duration(section, ClusterRemovalGrace) is { } removal) cluster = cluster with { RemovalGrace = removal };
+            try
+            {
+                cluster.Check();
+            }
+            catch (ArgumentException ex)
+            {
+                throw new FormatException($"{Name(Cluster)}: {ex.Message}");
+            }
+            options = options with { Cluster = cluster };
+        }
+        return options;
     }
 
     /// <summary>TTLs that contradict each other are a usage error naming the options and keys, not a failed start.</summary>

@@ -142,7 +142,8 @@ internal sealed class RegistryState : IDisposable
     public PortLease Handle(LeaseRenewal request) => Leases.Renew(request);
     public Ack Handle(LeaseRelease request) { Leases.Release(request); return new Ack(); }
     public PortLease Handle(PortConflict request) => Leases.Replace(request);
-    public NodeRecord Handle(NodeAnnouncement request) => Nodes.Announce(request);
+    public NodeRecord Handle(NodeAnnouncement request) =>
+        Cluster is { } cluster ? Nodes.Announce(request) with { RegistryHost = cluster.HostName } : Nodes.Announce(request);
     public Ack Handle(NodeHeartbeat request) { Nodes.Heartbeat(request); return new Ack(); }
     public Ack Handle(NodeDeparture request) { Nodes.Depart(request); return new Ack(); }
 
@@ -150,7 +151,8 @@ internal sealed class RegistryState : IDisposable
     {
         BusDirectory.Validate(request);
         var owner = Nodes.Require(request.NodeId);
-        if (Cluster is not { } cluster || Buses.Contains(request.Name)) return Buses.Register(request, owner);
+        if (Cluster is not { } cluster) return Buses.Register(request, owner);
+        if (Buses.Contains(request.Name)) return Buses.Register(request, owner) with { RegistryHost = cluster.HostName };
         // A bus name is one bus across the cluster: another host's bus of this name is NOT_OWNER, decided by the bucket.
         if (cluster.Catalog.FindBus(request.Name) is { } remote)
             throw Reject.NotOwner($"Bus '{request.Name}' is registered by node '{remote.NodeId}' on host '{remote.RegistryHost}'.",
@@ -158,7 +160,7 @@ internal sealed class RegistryState : IDisposable
         var claimed = cluster.Claim(ClusterKinds.Bus, request.Name, request.NodeId, null);
         try
         {
-            return Buses.Register(request, owner);
+            return Buses.Register(request, owner) with { RegistryHost = cluster.HostName };
         }
         catch when (claimed is { } revision)
         {
@@ -174,7 +176,8 @@ internal sealed class RegistryState : IDisposable
         ToolCatalog.Validate(request);
         var owner = Nodes.Require(request.NodeId);
         var key = request.Name + "@" + request.Version;
-        if (Cluster is not { } cluster || Tools.Contains(key)) return Tools.Register(request, owner);
+        if (Cluster is not { } cluster) return Tools.Register(request, owner);
+        if (Tools.Contains(key)) return Tools.Register(request, owner) with { RegistryHost = cluster.HostName };
         // A tool name and version is one contract across the cluster, decided by the bucket's compare-and-set.
         var fingerprint = ContractFingerprint.Compute(request.Name, request.Version, request.InputSchema, request.OutputSchema, request.ErrorCodes);
         if (cluster.Catalog.FindTool(request.Name, request.Version) is { } remote)
@@ -189,7 +192,7 @@ internal sealed class RegistryState : IDisposable
         var claimed = cluster.Claim(ClusterKinds.Tool, key, request.NodeId, fingerprint);
         try
         {
-            return Tools.Register(request, owner);
+            return Tools.Register(request, owner) with { RegistryHost = cluster.HostName };
         }
         catch when (claimed is { } revision)
         {
