@@ -6,7 +6,8 @@ namespace Onex.Benchmarks;
 /// <summary>
 /// Entry point: <c>dotnet run -c Release --project Onex.Benchmarks -- --filter '*'</c> for the BenchmarkDotNet suites,
 /// or <c>-- registry-memory</c> for the registry's memory probe and <c>-- registry-vs-etcd</c> for lease pairs against a
-/// node and etcd in child processes (console measurements, not suites).
+/// node and etcd in child processes (console measurements, not suites), and <c>-- fuzz --iterations N</c> for the
+/// registry fuzzer (results/RegistryFuzz.md).
 /// </summary>
 public static class BenchmarkProgram
 {
@@ -14,6 +15,7 @@ public static class BenchmarkProgram
     {
         if (args is [RegistryMemoryProbe.Command, ..]) return RegistryMemoryProbe.Run(args[1..]);
         if (args is [RegistryVsEtcd.Command, ..]) return RegistryVsEtcd.Run(args[1..]);
+        if (args is [Fuzz.FuzzCommand.Command, ..]) return Fuzz.FuzzCommand.Run(args[1..]);
         BenchmarkSwitcher.FromAssembly(typeof(BenchmarkProgram).Assembly).Run(args);
         return 0;
     }
