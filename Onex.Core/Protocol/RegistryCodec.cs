@@ -242,7 +242,13 @@ public static class RegistryCodec
             var count = reader.ReadMapHeader();
             for (var i = 0; i < count && (requestId is null || clientId is null); i++)
             {
-                if (reader.NextMessagePackType != MessagePackType.String) break;
+                if (reader.NextMessagePackType != MessagePackType.String)
+                {
+                    // A key that is not a string makes the envelope MALFORMED, but ids after it are still worth echoing.
+                    reader.Skip();
+                    reader.Skip();
+                    continue;
+                }
                 var key = reader.ReadString();
                 if (key is "requestId" or "clientId" && reader.NextMessagePackType == MessagePackType.String)
                 {

@@ -166,7 +166,7 @@ internal sealed partial class NodeDirectory
     /// <summary>Refreshes <see cref="NodeRecord.LastSeenAt"/>; an unhealthy node becomes healthy again.</summary>
     public void Heartbeat(NodeHeartbeat heartbeat)
     {
-        Reject.IfBlank(heartbeat.NodeId, "nodeId");
+        Reject.IfBadIdentifier(heartbeat.NodeId, "nodeId"); // the announcement's rules: "a b" is invalid, not unknown
         if (!_nodes.TryGetValue(heartbeat.NodeId, out var entry))
             throw Reject.NotFound($"Node '{heartbeat.NodeId}' is not known to the registry (removed, or the registry restarted); announce it again.",
                 ("nodeId", heartbeat.NodeId), ("hint", "announce"));
@@ -182,7 +182,7 @@ internal sealed partial class NodeDirectory
     /// </summary>
     public void Depart(NodeDeparture departure)
     {
-        Reject.IfBlank(departure.NodeId, "nodeId");
+        Reject.IfBadIdentifier(departure.NodeId, "nodeId");
         if (_nodes.TryGetValue(departure.NodeId, out var entry)) Remove(entry, "departed");
         else _leases.EndAllHeldBy(departure.NodeId);
     }

@@ -60,7 +60,11 @@ internal static class BodyTypeCheck
         var underlying = Nullable.GetUnderlyingType(type);
         if (next == MessagePackType.Nil)
         {
-            reader.Skip(); // nil-ness is the codec's missing-field check, not a type error
+            reader.Skip();
+            // A nil integer or boolean cannot be read as one (the codec names only the body); other nils are the
+            // codec's missing-field check, not a type error.
+            if (type == typeof(int) || type == typeof(long)) return (path, "an integer");
+            if (type == typeof(bool)) return (path, "a boolean");
             return null;
         }
         type = underlying ?? type;
@@ -72,6 +76,13 @@ internal static class BodyTypeCheck
         if (type == typeof(int) || type == typeof(long))
         {
             if (next != MessagePackType.Integer) return Expect(ref reader, false, path, "an integer");
+            // A uint 64 above the int64 range (2^63 and more) fits no field: name the field, not .NET's overflow.
+            if (reader.NextCode == MessagePackCode.UInt64)
+            {
+                var unsigned = reader.ReadUInt64();
+                if (unsigned > long.MaxValue) return (path, type == typeof(int) ? "a 32-bit integer" : "a 64-bit integer");
+                return type == typeof(int) && unsigned > int.MaxValue ? (path, "a 32-bit integer") : null;
+            }
             if (type == typeof(int))
             {
                 var value = reader.ReadInt64();

@@ -44,7 +44,7 @@ internal static class Reject
         if (string.IsNullOrWhiteSpace(value))
             throw InvalidArgument(field, $"Field '{field}' must not be empty.");
         if (value.Length > MaxNameLength && LengthOf(value) > MaxNameLength)
-            throw InvalidArgument(field, $"Field '{field}' is longer than {MaxNameLength} characters.", ("limit", MaxNameLength.ToString()));
+            throw InvalidArgument(field, $"Field '{field}' is longer than {MaxNameLength} characters.", ("max", MaxNameLength.ToString()));
     }
 
     /// <summary>
@@ -63,7 +63,7 @@ internal static class Reject
     public static void IfTooLong(string? value, string field, int limit = MaxTextLength)
     {
         if (value is not null && value.Length > limit && LengthOf(value) > limit)
-            throw InvalidArgument(field, $"Field '{field}' is longer than {limit} characters.", ("limit", limit.ToString()));
+            throw InvalidArgument(field, $"Field '{field}' is longer than {limit} characters.", ("max", limit.ToString()));
     }
 
     /// <summary>Labels: at most 64 entries, keys and values within the text limits.</summary>
@@ -71,7 +71,7 @@ internal static class Reject
     {
         if (metadata is null) return;
         if (metadata.Count > 64)
-            throw InvalidArgument(field, $"Field '{field}' has more than 64 entries.", ("limit", "64"));
+            throw InvalidArgument(field, $"Field '{field}' has more than 64 entries.", ("max", "64"));
         foreach (var (key, value) in metadata)
         {
             if (string.IsNullOrEmpty(key) || LengthOf(key) > MaxNameLength)

@@ -231,7 +231,7 @@ internal sealed partial class RequestDispatcher
                 if ((!details.TryGetValue("field", out var field) || field == "body")
                     && BodyTypeCheck.FindMistyped(handler.RequestType, envelope.Body) is var (name, expected))
                 {
-                    details["field"] = "body." + name;
+                    details["field"] = name == "body" ? "body" : "body." + name;
                     message = $"Field '{name}' of {envelope.MessageType} must be {expected}.";
                 }
                 return (Fail(envelope.RequestId, envelope.ClientId, ex.Code, message, details), ex.Code);

@@ -53,7 +53,10 @@ public class PeerBoundsTests
             var latency = Stopwatch.GetElapsedTime(started);
             var growth = PeakRssBytes(node.Process.Id) - peakBefore;
             TestContext.Out.WriteLine($"peak RSS growth {growth / 1048576.0:F1} MiB for {Requests} unread ~1 MB replies; a good client's snapshot took {latency.TotalMilliseconds:F0} ms");
-            Assert.That(growth, Is.LessThan(200L * 1024 * 1024), "the node held the silent peer's replies without a byte bound");
+            // Held for the peer: at most 16 MiB queued plus a turn's 16 MiB; the rest is garbage of building 600 snapshots,
+            // which the GC frees on its own schedule (~90 MiB on a quiet machine, ~250 MiB seen under a full suite's load).
+            // Without the bounds the node held all ~600 MB of replies (+1,076 MiB measured).
+            Assert.That(growth, Is.LessThan(400L * 1024 * 1024), "the node held the silent peer's replies without a byte bound");
             Assert.That(latency, Is.LessThan(TimeSpan.FromSeconds(5)), "a well-behaved client waited too long while a peer did not read");
         }
         await WaitUntilAsync(() => node.Process.Output.Contains("replies to it are dropped") || node.Process.Errors.Contains("replies to it are dropped"),

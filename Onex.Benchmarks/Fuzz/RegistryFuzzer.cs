@@ -1,0 +1,340 @@
+using System.Diagnostics;
+using System.Reflection;
+using NetMQ;
+using NetMQ.Sockets;
+using Onex.Errors;
+using Onex.Protocol;
+
+namespace Onex.Benchmarks.Fuzz;
+
+/// <summary>What one fuzz run saw.</summary>
+internal sealed record FuzzResult
+{
+    public long Sent { get; init; }
+    public long Answered { get; init; }
+    public long Unanswered { get; init; }
+    public long BadReplies { get; init; }
+    public long UnexplainedStateChanges { get; init; }
+    public IReadOnlyDictionary<string, long> Codes { get; init; } = new Dictionary<string, long>();
+    public IReadOnlyList<string> Problems { get; init; } = [];
+    public TimeSpan Elapsed { get; init; }
+}
+
+/// <summary>
+/// Sends seeded mutations of valid request envelopes (bit flips, interesting bytes, truncation, splices, random
+/// frames, wrong framing, other peers' leases and wrong fencing tokens) to a registry over one DEALER and checks every
+/// reply: one per request within 5 s, a well-formed envelope, a success of a known reply type or an Error with a code
+/// from the catalogue other than INTERNAL. After each batch, a batch that changed nothing by design (no successful
+/// write) must leave the change sequence where it was. The same seed sends the same messages.
+/// </summary>
+internal sealed class RegistryFuzzer : IDisposable
+{
+    public const int BatchSize = 500;
+    private const int Window = 64;
+    private static readonly TimeSpan ReplyTimeout = TimeSpan.FromSeconds(5);
+    private const string Node = "fz-node";
+
+    private static readonly HashSet<string> Catalogue = typeof(ErrorCodes).GetFields(BindingFlags.Public | BindingFlags.Static)
+        .Where(f => f.IsLiteral).Select(f => (string)f.GetRawConstantValue()!).ToHashSet(StringComparer.Ordinal);
+
+    private static readonly HashSet<string> ReplyTypes = new[]
+    {
+        typeof(PortGrant), typeof(PortLease), typeof(Ack), typeof(NodeRecord), typeof(EventBusRecord), typeof(ToolContractRecord),
+        typeof(ValidationResult), typeof(IntrospectionResponse), typeof(RegistrySnapshot), typeof(Error),
+    }.Select(MessageTypes.NameOf).ToHashSet(StringComparer.Ordinal);
+
+    private static readonly byte[] Interesting = [0x00, 0x01, 0x7F, 0x80, 0xC0, 0xC1, 0xC2, 0xC3, 0xCC, 0xCF, 0xD3, 0xD9, 0xDB, 0xDE, 0xDF, 0xFF, 0xA0, 0x90];
+
+    // Changes only a request makes (timers make the others: expiry, health, grace removal), so a batch without a
+    // successful write must not show one.
+    private static readonly HashSet<string> RequestChanges = new(StringComparer.Ordinal)
+    {
+        "lease.granted", "lease.released", "lease.conflicted", "node.registered", "node.updated", "bus.registered", "tool.registered",
+    };
+
+    private readonly DealerSocket _dealer = new();
+    private readonly SubscriberSocket _changes = new();
+    private long _lastSeen;
+    private readonly Random _random;
+    private readonly List<byte[]> _seeds = [];
+    private readonly Dictionary<string, long> _codes = new(StringComparer.Ordinal);
+    private readonly List<string> _problems = [];
+    private long _ids;
+
+    public RegistryFuzzer(string routerEndpoint, string pubEndpoint, int seed)
+    {
+        _changes.Options.Linger = TimeSpan.Zero;
+        _changes.Options.ReceiveHighWatermark = 1_000_000;
+        _changes.Connect(pubEndpoint);
+        _changes.Subscribe("registry.");
+        _random = new Random(seed);
+        _dealer.Options.Linger = TimeSpan.Zero;
+        _dealer.Options.ReceiveHighWatermark = 100_000;
+        _dealer.Options.SendHighWatermark = 100_000;
+        _dealer.Connect(routerEndpoint);
+    }
+
+    /// <summary>Builds some state (a node, leases, a bus, a tool) and the valid requests the mutations start from.</summary>
+    public void Prepare()
+    {
+        // The subscription is live once a heartbeat arrives (PROTOCOL.md 10.1).
+        var message = new NetMQMessage();
+        if (!_changes.TryReceiveMultipartMessage(TimeSpan.FromSeconds(30), ref message))
+            throw new TimeoutException("no registry heartbeat within 30 s");
+        Call(new NodeAnnouncement { NodeId = Node, HeartbeatIntervalMs = 600_000 });
+        var leases = Expect<PortGrant>(Call(new PortRequest { NodeId = Node, Count = 4, TtlMs = 3_600_000, Purpose = "fuzz" })).Leases;
+        Call(new EventBusRegistration { Name = "fz-bus", Kind = "zmq", Endpoints = ["tcp://127.0.0.1:1"], NodeId = Node });
+        Call(new ToolContractRegistration
+        {
+            Name = "fz.tool", Version = "1.0.0", InputSchema = """{"type":"object","properties":{"n":{"type":"integer","minimum":1},"s":{"type":"string","pattern":"^[a-z]+$"}},"required":["n"]}""",
+            OutputSchema = """{"type":"object"}""", ErrorCodes = [new ToolErrorCode { Code = "BAD", Description = "bad" }], NodeId = Node,
+        });
+        var lease = leases[0];
+        // Requests that change nothing when repeated or that fail by design: the mutations' starting points.
+        _seeds.Add(Encode(new PortRequest { NodeId = "fz-other", Count = 65, TtlMs = 3_600_000, Purpose = "x" })); // one too many
+        _seeds.Add(Encode(new LeaseRenewal { LeaseId = lease.LeaseId, NodeId = Node, FencingToken = lease.FencingToken + 1 }));
+        _seeds.Add(Encode(new LeaseRelease { LeaseId = lease.LeaseId, NodeId = "fz-thief", FencingToken = lease.FencingToken }));
+        _seeds.Add(Encode(new PortConflict { LeaseId = "lease-unknown", NodeId = Node, FencingToken = 1, Reason = "bind failed" }));
+        _seeds.Add(Encode(new NodeAnnouncement { NodeId = Node, HeartbeatIntervalMs = 600_000 }));
+        _seeds.Add(Encode(new NodeHeartbeat { NodeId = Node }));
+        _seeds.Add(Encode(new NodeDeparture { NodeId = "fz-ghost" }));
+        _seeds.Add(Encode(new EventBusRegistration { Name = "fz-bus", Kind = "zmq", Endpoints = ["tcp://127.0.0.1:1"], NodeId = Node }));
+        _seeds.Add(Encode(new EventBusDeregistration { Name = "fz-bus", NodeId = "fz-thief" }));
+        _seeds.Add(Encode(new ValidatePayload { ToolName = "fz.tool", Direction = "input", Payload = """{"n":5,"s":"abc"}""" }));
+        _seeds.Add(Encode(new IntrospectionRequest { Include = ["leases", "stats"], NodeId = Node }));
+        _seeds.Add(Encode(new SnapshotRequest()));
+        ChangesUpTo(Sequence());
+    }
+
+    /// <summary>Runs <paramref name="iterations"/> mutated messages; <paramref name="progress"/> sees each finished batch.</summary>
+    public FuzzResult Run(long iterations, Action<long>? progress = null)
+    {
+        var started = Stopwatch.GetTimestamp();
+        long sent = 0, answered = 0, unanswered = 0, bad = 0, unexplained = 0;
+        while (sent < iterations)
+        {
+            var batch = (int)Math.Min(BatchSize, iterations - sent);
+            var writes = 0;
+            for (var done = 0; done < batch;)
+            {
+                var window = Math.Min(Window, batch - done);
+                for (var i = 0; i < window; i++) SendMutation();
+                for (var i = 0; i < window; i++)
+                {
+                    var message = new NetMQMessage();
+                    if (!_dealer.TryReceiveMultipartMessage(ReplyTimeout, ref message))
+                    {
+                        unanswered += window - i;
+                        Problem($"no reply within {ReplyTimeout.TotalSeconds} s ({window - i} missing)");
+                        break;
+                    }
+                    answered++;
+                    if (!CheckReply(message, ref writes)) bad++;
+                }
+                done += window;
+                sent += window;
+            }
+            var changes = ChangesUpTo(Sequence());
+            if (writes == 0 && changes.FirstOrDefault(RequestChanges.Contains) is { } change)
+            {
+                unexplained++;
+                Problem($"a {change} change in a batch without a successful write");
+            }
+            progress?.Invoke(sent);
+        }
+        return new FuzzResult
+        {
+            Sent = sent, Answered = answered, Unanswered = unanswered, BadReplies = bad, UnexplainedStateChanges = unexplained,
+            Codes = new Dictionary<string, long>(_codes), Problems = _problems.ToList(), Elapsed = Stopwatch.GetElapsedTime(started),
+        };
+    }
+
+    /// <summary>The registry's current change sequence (a snapshot over the same socket).</summary>
+    public long Sequence() => Expect<RegistrySnapshot>(Call(new SnapshotRequest())).Sequence;
+
+    // The change types broadcast up to sequence <paramref name="target"/> since the last call.
+    private List<string> ChangesUpTo(long target)
+    {
+        var types = new List<string>();
+        var message = new NetMQMessage();
+        while (_lastSeen < target)
+        {
+            message.Clear();
+            if (!_changes.TryReceiveMultipartMessage(ReplyTimeout, ref message))
+            {
+                Problem($"changes up to {target} not broadcast within {ReplyTimeout.TotalSeconds} s (last {_lastSeen})");
+                break;
+            }
+            if (message[0].ConvertToString() == ChangeTypes.HeartbeatTopic) continue;
+            var change = RegistryCodec.DeserializeBody<RegistryChange>(Onex.Events.OnexEventCodec.Default.Decode(message[1].ToByteArray()).Payload);
+            if (change.Sequence <= _lastSeen) continue;
+            _lastSeen = change.Sequence;
+            types.Add(change.ChangeType);
+        }
+        return types;
+    }
+
+    private void SendMutation()
+    {
+        var seed = _seeds[_random.Next(_seeds.Count)];
+        var frame = Mutate(seed);
+        switch (_random.Next(20))
+        {
+            case 0: _dealer.SendMoreFrameEmpty().SendFrame(frame); break;                 // REQ framing
+            case 1: _dealer.SendMoreFrame(frame).SendFrame(frame); break;                 // two content frames
+            case 2: _dealer.SendFrameEmpty(); break;                                      // an empty frame alone
+            case 3: _dealer.SendMoreFrameEmpty().SendMoreFrameEmpty().SendFrame(frame); break;
+            default: _dealer.SendFrame(frame); break;
+        }
+    }
+
+    private byte[] Mutate(byte[] seed)
+    {
+        var bytes = Fresh(seed);
+        var rounds = _random.Next(4) == 0 ? 2 : 1; // mostly one change, so many messages still reach the handlers
+        for (var r = 0; r < rounds; r++)
+        {
+            switch (_random.Next(9))
+            {
+                case 0: // flip a bit
+                    if (bytes.Count > 0) bytes[_random.Next(bytes.Count)] ^= (byte)(1 << _random.Next(8));
+                    break;
+                case 1: // an interesting byte
+                    if (bytes.Count > 0) bytes[_random.Next(bytes.Count)] = Interesting[_random.Next(Interesting.Length)];
+                    break;
+                case 2: // truncate
+                    if (bytes.Count > 1)
+                    {
+                        var at = 1 + _random.Next(bytes.Count - 1);
+                        bytes.RemoveRange(at, bytes.Count - at);
+                    }
+                    break;
+                case 3: // insert random bytes
+                    var insert = new byte[1 + _random.Next(8)];
+                    _random.NextBytes(insert);
+                    bytes.InsertRange(_random.Next(bytes.Count + 1), insert);
+                    break;
+                case 4: // duplicate a slice
+                    if (bytes.Count > 2)
+                    {
+                        var start = _random.Next(bytes.Count - 1);
+                        var length = 1 + _random.Next(Math.Min(32, bytes.Count - start));
+                        bytes.InsertRange(_random.Next(bytes.Count + 1), bytes.GetRange(start, length));
+                    }
+                    break;
+                case 5: // trailing bytes
+                    bytes.Add(Interesting[_random.Next(Interesting.Length)]);
+                    break;
+                case 6: // random bytes instead of a message
+                    var noise = new byte[1 + _random.Next(64)];
+                    _random.NextBytes(noise);
+                    return noise;
+                case 7: // splice with another seed
+                    var other = _seeds[_random.Next(_seeds.Count)];
+                    var cut = _random.Next(Math.Min(bytes.Count, other.Length) + 1);
+                    bytes = bytes.Take(cut).Concat(other.Skip(cut)).ToList();
+                    break;
+                default: // a long run of one byte (long strings, deep nesting when 0x91 or 0x81)
+                    var fill = new[] { (byte)'a', (byte)0x91, (byte)0x81, (byte)0xFF }[_random.Next(4)];
+                    bytes.InsertRange(_random.Next(bytes.Count + 1), Enumerable.Repeat(fill, 1 + _random.Next(300)));
+                    break;
+            }
+        }
+        return bytes.ToArray();
+    }
+
+    // The seed with fresh ids most of the time (else retries and id reuse of earlier ones).
+    private List<byte> Fresh(byte[] seed)
+    {
+        if (_random.Next(10) == 0) return seed.ToList();
+        var envelope = RegistryCodec.Decode(seed);
+        var id = "fz" + Interlocked.Increment(ref _ids);
+        return Reencode(envelope with { RequestId = id }).ToList();
+    }
+
+    private bool CheckReply(NetMQMessage message, ref int writes)
+    {
+        var frame = message[message.FrameCount - 1].ToByteArray();
+        if (message.FrameCount > 2 || (message.FrameCount == 2 && !message[0].IsEmpty))
+            return Problem($"a reply of {message.FrameCount} frames");
+        RegistryEnvelope reply;
+        try
+        {
+            reply = RegistryCodec.Decode(frame, RegistryCodec.MaxReplyFrameBytes);
+        }
+        catch (OnexException ex)
+        {
+            return Problem($"an undecodable reply: {ex.Message}");
+        }
+        if (reply.ProtocolVersion != ProtocolVersion.Current) return Problem($"a reply with protocol version {reply.ProtocolVersion}");
+        if (!ReplyTypes.Contains(reply.MessageType)) return Problem($"a reply of type {reply.MessageType}");
+        if (reply.MessageType != nameof(Error))
+        {
+            Count("OK");
+            if (reply.MessageType is not (nameof(ValidationResult) or nameof(IntrospectionResponse) or nameof(RegistrySnapshot))) writes++;
+            return true;
+        }
+        Error error;
+        try
+        {
+            error = RegistryCodec.DecodeBody<Error>(reply);
+        }
+        catch (OnexException ex)
+        {
+            return Problem($"an undecodable Error body: {ex.Message}");
+        }
+        Count(error.Code);
+        if (!Catalogue.Contains(error.Code)) return Problem($"error code {error.Code} is not in the catalogue");
+        if (error.Code == ErrorCodes.Internal) return Problem($"INTERNAL: {error.Message}");
+        if (string.IsNullOrEmpty(error.Message)) return Problem($"{error.Code} without a message");
+        return true;
+    }
+
+    private void Count(string code) => _codes[code] = _codes.GetValueOrDefault(code) + 1;
+
+    private bool Problem(string what)
+    {
+        if (_problems.Count < 50) _problems.Add(what);
+        return false;
+    }
+
+    private RegistryEnvelope Call<T>(T body)
+    {
+        _dealer.SendFrame(Encode(body));
+        if (!_dealer.TryReceiveFrameBytes(ReplyTimeout, out var frame))
+            throw new TimeoutException($"the registry did not answer a {typeof(T).Name} within {ReplyTimeout.TotalSeconds} s");
+        return RegistryCodec.Decode(frame, RegistryCodec.MaxReplyFrameBytes);
+    }
+
+    private static T Expect<T>(RegistryEnvelope reply) where T : class =>
+        reply.MessageType == MessageTypes.Of<T>()
+            ? RegistryCodec.DecodeBody<T>(reply)
+            : throw new InvalidOperationException($"expected {typeof(T).Name}, got {reply.MessageType}: {(reply.MessageType == nameof(Error) ? RegistryCodec.DecodeBody<Error>(reply).Message : "")}");
+
+    private byte[] Encode<T>(T body) => RegistryCodec.Encode("fz" + Interlocked.Increment(ref _ids), "fuzzer", body);
+
+    private static byte[] Reencode(RegistryEnvelope envelope)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        var writer = new MessagePack.MessagePackWriter(buffer);
+        writer.WriteMapHeader(5);
+        writer.Write("protocolVersion");
+        writer.Write(envelope.ProtocolVersion);
+        writer.Write("messageType");
+        writer.Write(envelope.MessageType);
+        writer.Write("requestId");
+        writer.Write(envelope.RequestId);
+        writer.Write("clientId");
+        writer.Write(envelope.ClientId);
+        writer.Write("body");
+        writer.WriteRaw(envelope.Body.Span);
+        writer.Flush();
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    public void Dispose()
+    {
+        _dealer.Dispose();
+        _changes.Dispose();
+    }
+}

@@ -1,0 +1,23 @@
+using Onex.Benchmarks.Fuzz;
+
+namespace Onex.Tests.Registry;
+
+/// <summary>A short seeded run of the registry fuzzer (Onex.Benchmarks <c>-- fuzz</c>) against a node process.</summary>
+public class FuzzTests
+{
+    [Test]
+    public async Task Mutated_requests_are_all_answered_with_catalogue_codes_and_change_nothing_by_themselves()
+    {
+        await using var node = await PeerBoundsTests.StartNodeAsync();
+        using var fuzzer = new RegistryFuzzer(node.Router, node.Pub, seed: 7);
+        fuzzer.Prepare();
+
+        var result = fuzzer.Run(3_000);
+
+        TestContext.Out.WriteLine($"{result.Sent} sent in {result.Elapsed.TotalSeconds:F1} s; codes: {string.Join(", ", result.Codes.Select(c => $"{c.Key} {c.Value}"))}");
+        Assert.That(result.Problems, Is.Empty, "the fuzzer found problems");
+        Assert.That((result.Answered, result.Unanswered, result.BadReplies, result.UnexplainedStateChanges), Is.EqualTo((3_000L, 0L, 0L, 0L)));
+        Assert.That(result.Codes.Keys, Has.Count.GreaterThan(4), "the mutations should reach more than the decoder");
+        Assert.That(fuzzer.Sequence(), Is.GreaterThan(0), "the node stopped answering after the run");
+    }
+}
