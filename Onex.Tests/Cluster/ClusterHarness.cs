@@ -55,7 +55,13 @@ internal static class ClusterHarness
     }
 
     public static Task<RegistryClient> ConnectAsync(RegistryNodeHost host, string nodeId) =>
-        RegistryClient.ConnectAsync(TestRegistry.ClientOptionsFor(host.RouterEndpoint, host.PubEndpoint, nodeId)).AsTask();
+        RegistryClient.ConnectAsync(TestRegistry.ClientOptionsFor(host.RouterEndpoint, host.PubEndpoint, nodeId) with
+        {
+            // A registration in cluster mode holds the registry for one bucket round trip, up to the cluster's request
+            // timeout (5 s here): after a nats-server is killed the bucket has no leader until the survivors elect one,
+            // so a client must wait longer than that for the answer (its resends with the same ids get the same one).
+            RequestTimeout = TimeSpan.FromSeconds(6),
+        }).AsTask();
 
     /// <summary>Asks <paramref name="client"/>'s registry until <paramref name="done"/> holds for its cluster-scope introspection (bounded).</summary>
     public static async Task<IntrospectionResponse> DescribeUntilAsync(RegistryClient client, Func<IntrospectionResponse, bool> done, string what, TimeSpan? limit = null)
