@@ -61,6 +61,12 @@ internal static class ClusterHarness
             // timeout (5 s here): after a nats-server is killed the bucket has no leader until the survivors elect one,
             // so a client must wait longer than that for the answer (its resends with the same ids get the same one).
             RequestTimeout = TimeSpan.FromSeconds(6),
+            // While its NATS connection fails over the registry answers claims UNAVAILABLE (reason cluster, resend
+            // later): a client rides that out by resending with back-off (about 5 s of it here, besides the answers'
+            // own time; attempts x timeout stay within the registry's 60 s of remembered replies).
+            MaxAttempts = 8,
+            RetryBaseDelay = TimeSpan.FromMilliseconds(200),
+            RetryMaxDelay = TimeSpan.FromSeconds(1),
         }).AsTask();
 
     /// <summary>Asks <paramref name="client"/>'s registry until <paramref name="done"/> holds for its cluster-scope introspection (bounded).</summary>
