@@ -74,7 +74,11 @@ public class ClusterFailureTests
 
         // Reads never needed NATS; writes wait until this registry is current again (the client resends UNAVAILABLE).
         await WaitUntilAsync(() => a.Cluster!.Current && c.Cluster!.Current, "both registries connected to the surviving servers");
-        for (var i = 0; i < 5; i++) await onA.RegisterBusAsync($"after-{i}", BusKinds.Zmq, ["tcp://127.0.0.1:1"]);
+        for (var i = 0; i < 5; i++)
+        {
+            var name = $"after-{i}";
+            await WhileUnavailableAsync(() => onA.RegisterBusAsync(name, BusKinds.Zmq, ["tcp://127.0.0.1:1"]), $"registering {name}");
+        }
         var refused = Assert.CatchAsync<Onex.Errors.OnexException>(async () => await onC.RegisterToolAsync("kept.tool", "1.0.0", OtherInputSchema, OutputSchema));
         Assert.That(refused!.Code, Is.EqualTo(Onex.Errors.ErrorCodes.ContractConflict), "the claim made before the kill still holds");
         var seen = await DescribeUntilAsync(onC, r => r.Buses!.Count(x => x.Name.StartsWith("after-")) == 5, "the later buses on C");
@@ -99,7 +103,7 @@ public class ClusterFailureTests
         Assert.That(stale.Cluster.Connected, Is.False);
         await using (var lease = await onC.LeasePortAsync())
             Assert.That(lease.Ports, Has.Count.EqualTo(1), "C keeps leasing its own host's ports");
-        await onA.RegisterBusAsync("while-away", BusKinds.Zmq, ["tcp://127.0.0.1:1"]);
+        await WhileUnavailableAsync(() => onA.RegisterBusAsync("while-away", BusKinds.Zmq, ["tcp://127.0.0.1:1"]), "registering while-away");
         await using var lateC = await ConnectAsync(c, "announced-while-away");
 
         await nats.StartAgainAsync(2);

@@ -96,6 +96,27 @@ internal static class ClusterHarness
         }
     }
 
+    /// <summary>
+    /// Runs a registration until the registry stops answering UNAVAILABLE, bounded: after a nats-server dies the
+    /// bucket is without a leader until the survivors elect one, and the registry says so (retry later) meanwhile.
+    /// </summary>
+    public static async Task<T> WhileUnavailableAsync<T>(Func<ValueTask<T>> write, string what, TimeSpan? limit = null)
+    {
+        var deadline = DateTime.UtcNow + (limit ?? TimeSpan.FromSeconds(60));
+        while (true)
+        {
+            try
+            {
+                return await write();
+            }
+            catch (Onex.Errors.UnavailableException ex) when (DateTime.UtcNow < deadline)
+            {
+                TestContext.Progress.WriteLine($"{what}: {ex.Message} (retrying)");
+                await Task.Delay(200);
+            }
+        }
+    }
+
     public const string InputSchema = """{"type":"object","properties":{"id":{"type":"string"}},"required":["id"]}""";
     public const string OtherInputSchema = """{"type":"object","properties":{"id":{"type":"integer"}},"required":["id"]}""";
     public const string OutputSchema = """{"type":"object"}""";
