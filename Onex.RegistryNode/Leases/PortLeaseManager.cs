@@ -415,7 +415,7 @@ internal sealed partial class PortLeaseManager : IDisposable
         switch (key.Kind)
         {
             case StoredKind.Lease:
-                return _leases.TryGetValue(key.Key, out var lease) ? RegistryCodec.SerializeBody(lease) : null;
+                return _leases.TryGetValue(key.Key, out var lease) ? LeaseRow.Encode(lease) : null;
             case StoredKind.ExpiredLease:
                 if (!_expired.TryGetValue(key.Key, out var expiredAt)) return null;
                 // The forget time is not indexed by id; the memory's length from now is a safe upper bound.
@@ -452,7 +452,7 @@ internal sealed partial class PortLeaseManager : IDisposable
         _pool.Restore(ports, poolCounters);
         foreach (var row in stored.OfKind(StoredKind.Lease))
         {
-            var lease = RegistryCodec.DeserializeBody<PortLease>(row.Value);
+            var lease = LeaseRow.Decode(row.Value);
             _leases[lease.LeaseId] = lease;
             _leaseOfPort[lease.Port] = lease.LeaseId;
             _expiries.Enqueue(lease.LeaseId, lease.ExpiresAt);

@@ -24,8 +24,12 @@ internal sealed class SqliteRegistryStore : IRegistryStore
     /// <summary>The lock file that keeps a second registry off the same data directory.</summary>
     public const string LockFileName = "registry.lock";
 
-    /// <summary>The on-disk format this build writes and reads (<c>PRAGMA user_version</c>).</summary>
-    public const int FormatVersion = 1;
+    /// <summary>
+    /// The on-disk format this build writes (<c>PRAGMA user_version</c>); it reads this one and every older one.
+    /// 2: lease rows in <see cref="LeaseRow"/>'s compact form (1: the wire form); a format-1 store is marked 2 when
+    /// opened, since it is written in the new form from then on and an older build must not misread it.
+    /// </summary>
+    public const int FormatVersion = 2;
 
     /// <summary><c>PRAGMA application_id</c> of a registry store: "ONXB".</summary>
     public const int ApplicationId = 0x4F4E5842;
