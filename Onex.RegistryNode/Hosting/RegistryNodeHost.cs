@@ -198,7 +198,25 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         }
         StartWarmUp(); // in the background, beside loading the store (already under way when started by the command line)
         var started = timeProvider.GetTimestamp();
-        var (registry, replies) = Load();
+        RegistryState registry;
+        ReplyCache replies;
+        try
+        {
+            (registry, replies) = Load();
+        }
+        catch (Exception ex)
+        {
+            // Nothing was started yet: these stop at once (the start is synchronous up to here).
+            cluster?.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            publisher.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            server.Dispose();
+            store.Dispose();
+            auth?.Dispose();
+            // A row that cannot be read is reported with the file it came from.
+            if (ex is RegistryStoreException && !ex.Message.Contains(store.Location, StringComparison.Ordinal))
+                throw new RegistryStoreException($"{store.Location}: {ex.Message}", ex);
+            throw;
+        }
         var dispatcher = new RequestDispatcher(registry, replies, loggerFactory.CreateLogger<RequestDispatcher>(), metrics)
         {
             Auth = auth is null ? null : new AuthGate(auth, timeProvider),

@@ -4,6 +4,7 @@ using Onex.Errors;
 using Onex.Protocol;
 using Onex.RegistryNode.Hosting;
 using Onex.RegistryNode.Storage;
+using Onex.Testing;
 using Onex.Tests.Client;
 using Onex.Tests.Infrastructure;
 
@@ -172,6 +173,42 @@ public class DurableStoreTests
 
         Assert.That(ex!.Message, Does.Contain(file).And.Contain("Nothing was changed"));
         Assert.That(await File.ReadAllBytesAsync(file), Is.EqualTo(garbage), "a refused store must not be touched");
+    }
+
+    [Test]
+    public async Task A_store_with_damaged_pages_behind_a_good_header_is_refused_naming_it_and_the_endpoints_are_freed()
+    {
+        using var data = new TemporaryDirectory();
+        await using var endpoints = await OnexTest.LeasePortsAsync(2);
+        var options = (await OptionsAsync(data.Path)) with
+        {
+            Endpoint = $"tcp://127.0.0.1:{endpoints.Ports[0]}",
+            PubEndpoint = $"tcp://127.0.0.1:{endpoints.Ports[1]}",
+        };
+        await using (var first = await RegistryNodeHost.StartAsync(options))
+        {
+            using var dealer = new TestDealer(first.RouterEndpoint);
+            Populate(dealer, "n1");
+            for (var i = 0; i < 40; i++)
+                dealer.Call<NodeAnnouncement, NodeRecord>(new NodeAnnouncement { NodeId = $"n{i + 2}", Name = "billing", HeartbeatIntervalMs = 60_000 });
+            dealer.Call<PortRequest, PortGrant>(new PortRequest { NodeId = "n1", Count = 50, TtlMs = 600_000 });
+        }
+        var file = Path.Combine(data.Path, SqliteRegistryStore.DatabaseFileName);
+        var bytes = await File.ReadAllBytesAsync(file);
+        Assert.That(bytes.Length, Is.GreaterThan(4 * 4096), "the store must span several pages for this test");
+        // Page 1 (the header and schema) stays intact; every page after it is overwritten.
+        for (var i = 4096; i < bytes.Length; i++) bytes[i] = (byte)(i * 31);
+        await File.WriteAllBytesAsync(file, bytes);
+
+        var ex = Assert.ThrowsAsync<RegistryStoreException>(async () => await RegistryNodeHost.StartAsync(options));
+
+        Assert.That(ex!.Message, Does.Contain(file).And.Contain("Nothing was changed"));
+        Assert.That(await File.ReadAllBytesAsync(file), Is.EqualTo(bytes), "a refused store must not be touched");
+        // The failed start let its endpoints go: a node on the same fixed endpoints and a fresh store starts.
+        using var fresh = new TemporaryDirectory();
+        await using var next = await RegistryNodeHost.StartAsync(options with { Store = options.Store with { DataDirectory = fresh.Path } });
+        using var probe = new TestDealer(next.RouterEndpoint);
+        Assert.That(probe.Call<PortRequest, PortGrant>(new PortRequest { NodeId = "n1" }).Leases, Has.Count.EqualTo(1));
     }
 
     [Test]
