@@ -46,7 +46,7 @@ internal sealed class AuthGate
         if (caller is null)
         {
             var reason = string.IsNullOrEmpty(envelope.Token) ? "missing" : "unknown";
-            return new AccessDeniedException(ErrorCodes.Unauthenticated,
+            return new UnauthenticatedException(
                 reason == "missing"
                     ? "This registry requires an access token: set ONEX_TOKEN (or the client's Token option, or onex --token)."
                     : "The access token is not one this registry knows (revoked, mistyped, or for another registry).",
@@ -285,13 +285,13 @@ internal sealed class AuthGate
     {
         var all = new Dictionary<string, string> { ["tenant"] = caller.Tenant, ["role"] = caller.Role, ["tokenName"] = caller.TokenName };
         foreach (var (key, value) in details) all[key] = value;
-        return new AccessDeniedException(ErrorCodes.PermissionDenied, message, all);
+        return new PermissionDeniedException(message, all);
     }
 
     private static AccessDeniedException Quota(AuthCaller caller, string quota, long limit, string message, params (string Key, string Value)[] details)
     {
         var all = new Dictionary<string, string> { ["tenant"] = caller.Tenant, ["quota"] = quota, ["limit"] = limit.ToString() };
         foreach (var (key, value) in details) all[key] = value;
-        return new AccessDeniedException(ErrorCodes.QuotaExceeded, message, all);
+        return new QuotaExceededException(message, all);
     }
 }

@@ -8,8 +8,8 @@ internal static class Reject
     public const int MaxNameLength = 256;
     public const int MaxTextLength = 4096;
 
-    public static OnexException InvalidArgument(string field, string message, params (string Key, string Value)[] extra) =>
-        new(ErrorCodes.InvalidArgument, message, Details(field, extra));
+    public static InvalidArgumentException InvalidArgument(string field, string message, params (string Key, string Value)[] extra) =>
+        new(message, Details(field, extra));
 
     public static MalformedMessageException Malformed(string field, string message) =>
         new(message, Details(field, []));
@@ -17,14 +17,16 @@ internal static class Reject
     public static NotFoundException NotFound(string message, params (string Key, string Value)[] details) =>
         new(message, Details(null, details));
 
-    public static LeaseException Lease(string code, string message, params (string Key, string Value)[] details) =>
-        new(code, message, Details(null, details));
+    /// <summary>The exception of a lease-handling <paramref name="code"/> (PORT_EXHAUSTED, LEASE_NOT_FOUND, FENCED, NOT_OWNER, ...).</summary>
+    public static OnexException Lease(string code, string message, params (string Key, string Value)[] details) =>
+        OnexException.Create(code, message, Details(null, details));
 
-    public static ContractException Contract(string code, string message, params (string Key, string Value)[] details) =>
-        new(code, message, Details(null, details));
+    /// <summary>The exception of a contract <paramref name="code"/> (SCHEMA_INVALID, CONTRACT_CONFLICT).</summary>
+    public static OnexException Contract(string code, string message, params (string Key, string Value)[] details) =>
+        OnexException.Create(code, message, Details(null, details));
 
-    public static OnexException NotOwner(string message, params (string Key, string Value)[] details) =>
-        new(ErrorCodes.NotOwner, message, Details(null, details));
+    public static NotOwnerException NotOwner(string message, params (string Key, string Value)[] details) =>
+        new(message, Details(null, details));
 
     /// <summary>
     /// The length of <paramref name="value"/> in characters (Unicode code points), as JSON Schema's <c>maxLength</c>

@@ -47,14 +47,14 @@ internal static class SchemaLoader
     }
 
     /// <summary>SCHEMA_INVALID naming the schema and, when known, the line and position (1-based).</summary>
-    public static ContractException Invalid(string which, string reason, long? line, long? position, string? pointer = null)
+    public static SchemaInvalidException Invalid(string which, string reason, long? line, long? position, string? pointer = null)
     {
         var details = new List<(string, string)> { ("schema", which), ("field", which + "Schema"), ("reason", reason) };
         if (pointer is not null) details.Add(("pointer", pointer));
         if (line is not null) details.Add(("line", line.Value.ToString()));
         if (position is not null) details.Add(("position", position.Value.ToString()));
         var where = line is null ? "" : $" at line {line}, position {position}";
-        return Reject.Contract(ErrorCodes.SchemaInvalid, $"The {which} schema is not a valid JSON Schema{where}: {reason}", details.ToArray());
+        return (SchemaInvalidException)Reject.Contract(ErrorCodes.SchemaInvalid, $"The {which} schema is not a valid JSON Schema{where}: {reason}", details.ToArray());
     }
 
     private static Exception Innermost(Exception ex)

@@ -41,7 +41,7 @@ public class TenantProcessTests
             await using (var b = await RegistryClient.ConnectAsync(Client(router, pub, files.NodeB, "b-worker")))
             {
                 var held = await a.LeasePortsAsync(3, new LeaseRequestOptions { RenewAutomatically = false });
-                var refused = Assert.ThrowsAsync<AccessDeniedException>(async () => await a.LeasePortAsync(new LeaseRequestOptions { RenewAutomatically = false }));
+                var refused = Assert.ThrowsAsync<QuotaExceededException>(async () => await a.LeasePortAsync(new LeaseRequestOptions { RenewAutomatically = false }));
                 Assert.That(refused!.Code, Is.EqualTo(ErrorCodes.QuotaExceeded));
                 Assert.That(refused.Details["limit"], Is.EqualTo("3"), "QUOTA_EXCEEDED names the limit");
                 Assert.That(refused.Details["quota"], Is.EqualTo("leases"));

@@ -188,7 +188,7 @@ public class PortLeaseSetTests
         await using var client = await registry.ConnectAsync();
         await using var leases = await client.LeasePortAsync(new LeaseRequestOptions { RenewAutomatically = false });
 
-        var ex = Assert.ThrowsAsync<LeaseException>(async () =>
+        var ex = Assert.ThrowsAsync<FencedException>(async () =>
             await client.ReleaseLeaseAsync(leases.Leases[0] with { FencingToken = leases.Leases[0].FencingToken - 1 }));
 
         Assert.That(ex!.Code, Is.EqualTo(ErrorCodes.Fenced));

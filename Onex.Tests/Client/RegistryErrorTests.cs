@@ -30,7 +30,7 @@ public class RegistryErrorTests
         await using var client = await registry.ConnectAsync();
         await client.RegisterToolAsync("greet", "1.0.0", NameSchema, NameSchema);
 
-        var ex = Assert.ThrowsAsync<ContractException>(async () => await client.RegisterToolAsync("greet", "1.0.0", OtherSchema, NameSchema));
+        var ex = Assert.ThrowsAsync<ContractConflictException>(async () => await client.RegisterToolAsync("greet", "1.0.0", OtherSchema, NameSchema));
 
         Assert.That(ex!.Code, Is.EqualTo(ErrorCodes.ContractConflict));
     }
@@ -41,7 +41,7 @@ public class RegistryErrorTests
         await using var registry = await TestRegistry.StartAsync();
         await using var client = await registry.ConnectAsync();
 
-        var ex = Assert.ThrowsAsync<ContractException>(async () => await client.RegisterToolAsync("broken", "1.0.0", "{not json", NameSchema));
+        var ex = Assert.ThrowsAsync<SchemaInvalidException>(async () => await client.RegisterToolAsync("broken", "1.0.0", "{not json", NameSchema));
 
         Assert.That(ex!.Code, Is.EqualTo(ErrorCodes.SchemaInvalid));
     }

@@ -55,7 +55,7 @@ public class ClusterCatalogueTests
         await using var onB = await ConnectAsync(b, "tool-b");
         await onA.RegisterToolAsync("billing.charge", "1.0.0", InputSchema, OutputSchema);
 
-        var refused = Assert.ThrowsAsync<ContractException>(async () => await onB.RegisterToolAsync("billing.charge", "1.0.0", OtherInputSchema, OutputSchema));
+        var refused = Assert.ThrowsAsync<ContractConflictException>(async () => await onB.RegisterToolAsync("billing.charge", "1.0.0", OtherInputSchema, OutputSchema));
         Assert.That(refused!.Code, Is.EqualTo(ErrorCodes.ContractConflict));
         Assert.That(refused.Details["host"], Is.EqualTo("host-a"));
         var sameContract = Assert.CatchAsync<OnexException>(async () => await onB.RegisterToolAsync("billing.charge", "1.0.0", InputSchema, OutputSchema));

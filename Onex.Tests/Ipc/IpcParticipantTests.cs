@@ -162,7 +162,7 @@ public sealed class IpcParticipantTests
         var subscriptions = new List<IEventSubscription>();
         for (var i = 0; i < 4096; i++) subscriptions.Add(await participant.SubscribeAsync($"many.s{i}"));
 
-        var ex = Assert.ThrowsAsync<OnexException>(async () => await participant.SubscribeAsync("one.more"));
+        var ex = Assert.ThrowsAsync<InvalidArgumentException>(async () => await participant.SubscribeAsync("one.more"));
 
         Assert.That(ex!.Code, Is.EqualTo(ErrorCodes.InvalidArgument));
         Assert.That(participant.IsConnected, Is.True, "refusing locally must not cost the connection");

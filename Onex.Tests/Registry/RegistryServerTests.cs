@@ -192,7 +192,7 @@ public class RegistryServerTests
     public async Task A_second_node_on_a_router_endpoint_in_use_fails_naming_the_endpoint()
     {
         await using var first = await TestNodes.StartAsync();
-        var ex = Assert.ThrowsAsync<LeaseException>(() => RegistryNodeHost.StartAsync(TestNodes.Options(o => o with { Endpoint = first.RouterEndpoint })));
+        var ex = Assert.ThrowsAsync<PortUnavailableException>(() => RegistryNodeHost.StartAsync(TestNodes.Options(o => o with { Endpoint = first.RouterEndpoint })));
         Assert.That(ex!.Code, Is.EqualTo(ErrorCodes.PortUnavailable));
         Assert.That(ex.Message, Does.Contain(first.RouterEndpoint));
     }
@@ -201,7 +201,7 @@ public class RegistryServerTests
     public async Task A_second_node_on_a_pub_endpoint_in_use_fails_naming_the_endpoint()
     {
         await using var first = await TestNodes.StartAsync();
-        var ex = Assert.ThrowsAsync<LeaseException>(() => RegistryNodeHost.StartAsync(TestNodes.Options(o => o with { PubEndpoint = first.PubEndpoint })));
+        var ex = Assert.ThrowsAsync<PortUnavailableException>(() => RegistryNodeHost.StartAsync(TestNodes.Options(o => o with { PubEndpoint = first.PubEndpoint })));
         Assert.That(ex!.Message, Does.Contain(first.PubEndpoint));
     }
 

@@ -149,7 +149,7 @@ public class ZmqEventBusTests
         var options = await ZmqTestBus.TcpOptionsAsync("in-use");
         await using var first = await ZmqEventBus.HostAsync(options);
 
-        var ex = Assert.ThrowsAsync<LeaseException>(async () => await ZmqEventBus.HostAsync(options));
+        var ex = Assert.ThrowsAsync<PortUnavailableException>(async () => await ZmqEventBus.HostAsync(options));
 
         Assert.That(ex!.Code, Is.EqualTo(ErrorCodes.PortUnavailable));
         Assert.That(ex.Message, Does.Contain(options.PublishEndpoint));

@@ -42,7 +42,7 @@ public class ZmqEventPublisherTests
         var endpoint = $"tcp://127.0.0.1:{port}";
         await using var first = ZmqEventPublisher.Bind(endpoint);
 
-        var ex = Assert.Throws<LeaseException>(() => ZmqEventPublisher.Bind(endpoint));
+        var ex = Assert.Throws<PortUnavailableException>(() => ZmqEventPublisher.Bind(endpoint));
         Assert.That(ex!.Code, Is.EqualTo(ErrorCodes.PortUnavailable));
         Assert.That(ex.Message, Does.Contain(endpoint));
     }

@@ -227,9 +227,7 @@ internal sealed class IpcBrokerConnection
                 RemoveSubscription(IpcFrames.ParseId(frame.Body.Span, frame.Type));
                 return default;
             default:
-                throw new OnexException(
-                    ErrorCodes.UnknownMessageType,
-                    $"Frame type 0x{(byte)frame.Type:X2} is not one a participant may send to the host.",
+                throw new UnknownMessageTypeException($"Frame type 0x{(byte)frame.Type:X2} is not one a participant may send to the host.",
                     new Dictionary<string, string> { ["frameType"] = ((byte)frame.Type).ToString() });
         }
     }
@@ -244,13 +242,12 @@ internal sealed class IpcBrokerConnection
         var current = _subscriptions;
         var index = Array.FindIndex(current, s => s.Id == id);
         if (index < 0 && current.Length >= IpcFrames.MaxSubscriptionsPerConnection)
-            throw new OnexException(ErrorCodes.InvalidArgument,
-                $"A connection may hold at most {IpcFrames.MaxSubscriptionsPerConnection} subscriptions.",
+            throw new InvalidArgumentException($"A connection may hold at most {IpcFrames.MaxSubscriptionsPerConnection} subscriptions.",
                 new Dictionary<string, string> { ["limit"] = IpcFrames.MaxSubscriptionsPerConnection.ToString() });
         Volatile.Write(ref _subscriptions, index < 0 ? [.. current, subscription] : [.. current[..index], subscription, .. current[(index + 1)..]]);
         // Registered before the ack goes out: once the participant sees SUBSCRIBED, later events are routed to it.
         if (!Outbound.EnqueueControl(IpcFrames.Subscribed(id), _broker.Options.OutboundQueueCapacity + MaxControlBacklog) && !Outbound.IsClosed)
-            throw new OnexException(ErrorCodes.InvalidArgument, "The participant keeps subscribing without reading the acknowledgements.");
+            throw new InvalidArgumentException("The participant keeps subscribing without reading the acknowledgements.");
     }
 
     private void RemoveSubscription(uint id)

@@ -91,8 +91,7 @@ internal sealed class IpcLocalSubscriptions
         {
             if (_closed) return false;
             if (_items.Length >= limit)
-                throw new OnexException(ErrorCodes.InvalidArgument,
-                    $"A participant may hold at most {limit} subscriptions on one bus; dispose some first.",
+                throw new InvalidArgumentException($"A participant may hold at most {limit} subscriptions on one bus; dispose some first.",
                     new Dictionary<string, string> { ["limit"] = limit.ToString() });
             _items = [.. _items, subscription];
             return true;

@@ -381,9 +381,7 @@ public sealed class JetStreamEventBus : IEventBus, IEventBusProbe
     /// <summary>Turns a NATS failure during a JetStream API call into the matching Onex exception.</summary>
     internal OnexException Translate(Exception ex, string action) => ex switch
     {
-        NatsJSApiException api => new OnexException(
-            ErrorCodes.InvalidArgument,
-            $"Bus '{Name}': JetStream refused to {action}: {api.Error.Description} (error {api.Error.ErrCode}).",
+        NatsJSApiException api => new InvalidArgumentException($"Bus '{Name}': JetStream refused to {action}: {api.Error.Description} (error {api.Error.ErrCode}).",
             new Dictionary<string, string> { ["url"] = Options.Url, ["stream"] = StreamName, ["errCode"] = api.Error.ErrCode.ToString() }),
         _ => new UnavailableException(
             $"Bus '{Name}': could not {action} on {Options.Url}: {ex.Message}",
@@ -491,9 +489,7 @@ public sealed class JetStreamEventBus : IEventBus, IEventBusProbe
         }
         catch (NatsJSApiException ex)
         {
-            throw new OnexException(
-                ErrorCodes.InvalidArgument,
-                $"The server at {options.Url} refused stream {names.StreamName} for bus '{options.Name}': {ex.Error.Description} (error {ex.Error.ErrCode}).",
+            throw new InvalidArgumentException($"The server at {options.Url} refused stream {names.StreamName} for bus '{options.Name}': {ex.Error.Description} (error {ex.Error.ErrCode}).",
                 new Dictionary<string, string> { ["url"] = options.Url, ["stream"] = names.StreamName, ["errCode"] = ex.Error.ErrCode.ToString() });
         }
         catch (Exception ex) when (ex is NatsNoRespondersException or NatsJSApiNoResponseException)
@@ -541,9 +537,7 @@ public sealed class JetStreamEventBus : IEventBus, IEventBusProbe
     private static StreamInfo CheckSubjects(StreamInfo stream, JetStreamNames names, JetStreamEventBusOptions options)
     {
         if (stream.Config.Subjects?.Contains(names.StreamSubject) != true)
-            throw new OnexException(
-                ErrorCodes.InvalidArgument,
-                $"Stream {names.StreamName} on {options.Url} exists but does not hold subjects {names.StreamSubject}; it is not a stream of bus '{options.Name}'.",
+            throw new InvalidArgumentException($"Stream {names.StreamName} on {options.Url} exists but does not hold subjects {names.StreamSubject}; it is not a stream of bus '{options.Name}'.",
                 new Dictionary<string, string> { ["url"] = options.Url, ["stream"] = names.StreamName });
         return stream;
     }

@@ -404,7 +404,7 @@ public sealed class PortLeaseSet : IAsyncDisposable
             if (Holds(lease.LeaseId))
                 MarkLost(lease.LeaseId, $"the registry no longer knows lease {lease.LeaseId} ({ex.Message})");
         }
-        catch (LeaseException ex) when (ex.Code is ErrorCodes.LeaseExpired or ErrorCodes.Fenced or ErrorCodes.NotOwner)
+        catch (OnexException ex) when (ex is LeaseExpiredException or FencedException or NotOwnerException)
         {
             MarkLost(lease.LeaseId, $"{ex.Code}: {ex.Message}");
         }

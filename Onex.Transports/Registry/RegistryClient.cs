@@ -187,7 +187,7 @@ public sealed partial class RegistryClient : IAsyncDisposable
     /// <summary>
     /// Releases <paramref name="lease"/>, presenting its holder node and fencing token. Usually a
     /// <see cref="PortLeaseSet"/> does this on dispose; this is for leases held elsewhere (an operator
-    /// releasing a stuck lease). Throws <see cref="LeaseException"/> with LEASE_NOT_FOUND, FENCED or NOT_OWNER.
+    /// releasing a stuck lease). Throws <see cref="LeaseNotFoundException"/>, <see cref="FencedException"/> or <see cref="NotOwnerException"/>.
     /// </summary>
     public ValueTask ReleaseLeaseAsync(PortLease lease, CancellationToken cancellationToken = default) =>
         ReleaseLeaseAsync(lease, singleAttempt: false, cancellationToken);
@@ -213,7 +213,7 @@ public sealed partial class RegistryClient : IAsyncDisposable
 
     /// <summary>
     /// Registers (or updates) an event bus owned by this node. It is registered again automatically after a
-    /// registry restart. Throws <see cref="OnexException"/> with INVALID_ARGUMENT or NOT_OWNER when refused.
+    /// registry restart. Throws <see cref="InvalidArgumentException"/>, or <see cref="NotOwnerException"/> when another node owns a bus by that name.
     /// </summary>
     public async ValueTask<EventBusRecord> RegisterBusAsync(
         string name, string kind, IReadOnlyList<string> endpoints,
@@ -623,7 +623,7 @@ public sealed partial class RegistryClient : IAsyncDisposable
             var grant = await RequestAsync<PortRequest, PortGrant>(BuildReclaimRequest(lease), cancellationToken).ConfigureAwait(false);
             granted = grant.Leases[0];
         }
-        catch (LeaseException ex)
+        catch (OnexException ex) when (ex is LeaseException or NotOwnerException)
         {
             set.MarkLost(lease.LeaseId, $"port {lease.Port} could not be reclaimed after a registry restart: {ex.Code} {ex.Message}");
             return false;

@@ -18,8 +18,7 @@ public static class ZmqEndpoints
         }
         catch (AddressAlreadyInUseException ex)
         {
-            throw new LeaseException(
-                ErrorCodes.PortUnavailable,
+            throw new PortUnavailableException(
                 $"Cannot bind {endpoint}: the address is already in use (is another process, perhaps another registry node, listening there?).",
                 new Dictionary<string, string> { ["endpoint"] = endpoint, ["reason"] = ex.Message });
         }
