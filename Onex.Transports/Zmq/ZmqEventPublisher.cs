@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using NetMQ;
 using NetMQ.Sockets;
 using Onex.Bus;
+using Onex.Diagnostics;
 using Onex.Errors;
 using Onex.Events;
 
@@ -213,6 +214,7 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
         limits.Validate();
         _limits = limits;
         _health = health;
+        if (health is not null) BusQueueDepth.Track(this, health, BusQueueDepth.Publisher, () => Volatile.Read(ref _queuedCount));
         _fullDetail = $"the publish queue towards {Endpoint} is full ({limits.Capacity} events or {limits.MaxBytes} bytes, {limits.FullMode})";
         return this;
     }
@@ -284,6 +286,7 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        BusQueueDepth.Untrack(this);
         Interlocked.Exchange(ref _room, null)?.TrySetResult();
         if (_attached)
         {
