@@ -82,6 +82,7 @@ public sealed class EventChannel : IEventSubscription
                 CountDropped(1);
             });
         _reader = new PendingReader(this);
+        if (health is not null) Onex.Diagnostics.BusQueueDepth.Track(this, health, Onex.Diagnostics.BusQueueDepth.Subscription, () => _channel.Reader.Count);
     }
 
     /// <inheritdoc/>
@@ -189,6 +190,7 @@ public sealed class EventChannel : IEventSubscription
     public bool TryComplete(Exception? error = null)
     {
         _completed = true;
+        Onex.Diagnostics.BusQueueDepth.Untrack(this);
         var completed = _channel.Writer.TryComplete(error);
         SignalRoom();
         return completed;

@@ -54,6 +54,9 @@ public static class OnexBusDiagnostics
     internal static readonly Counter<long> Dropped = Meter.CreateCounter<long>("onex.bus.dropped", "{event}",
         "Events dropped, by bus, backend and cause (subscriber_queue, publisher_queue, transport): the counters of IEventBus.Health.");
 
+    internal static readonly ObservableGauge<long> QueueDepth = Meter.CreateObservableGauge("onex.bus.queue.depth", BusQueueDepth.Observe, "{event}",
+        "Events queued now, by bus, backend and queue (subscription: delivered to subscriptions and not yet read; publisher: published and not yet sent).");
+
     /// <summary>
     /// Starts a span for processing <paramref name="evt"/> whose parent is the producer's span (from the event's
     /// <c>traceparent</c> header), so the work a consumer does for an event joins the producer's trace. Returns null

@@ -34,6 +34,22 @@ public static class OnexRegistryDiagnostics
     }
 
     /// <summary>
+    /// Marks <paramref name="activity"/> (a client or server span) as failed by <paramref name="error"/>, following
+    /// OpenTelemetry's conventions: status <see cref="ActivityStatusCode.Error"/> with the message as description, and
+    /// <c>error.type</c> = the protocol error code (<see cref="Errors.OnexException.Code"/>, e.g. <c>NOT_FOUND</c>;
+    /// <c>UNAVAILABLE</c> for a request that timed out), or the exception's type name for anything else. Returns false,
+    /// so it can sit in an exception filter without catching.
+    /// </summary>
+    public static bool RecordFailure(Activity? activity, Exception error)
+    {
+        ArgumentNullException.ThrowIfNull(error);
+        if (activity is null) return false;
+        activity.SetStatus(ActivityStatusCode.Error, error.Message);
+        activity.SetTag("error.type", error is Errors.OnexException onex ? onex.Code : error.GetType().FullName);
+        return false;
+    }
+
+    /// <summary>
     /// Starts the server span answering <paramref name="envelope"/>, a child of the client's span when the envelope
     /// carries a valid <c>traceparent</c>; null when nothing listens.
     /// </summary>

@@ -101,6 +101,7 @@ public static class RegistryCodec
                 throw new MalformedMessageException("Trailing bytes after the body.", Field("body"));
             if (value is null)
                 throw new MalformedMessageException($"The body of {typeof(T).Name} must not be nil.", Field("body"));
+            Utf8Strings.EnsureValid(bytes, "body");
             var missing = MessageShape.FindMissing(value);
             if (missing is not null)
                 throw new MalformedMessageException(
@@ -162,7 +163,7 @@ public static class RegistryCodec
             {
                 if (reader.NextMessagePackType != MessagePackType.String)
                     throw new MalformedMessageException("Envelope keys must be strings.");
-                var key = reader.ReadString();
+                if (!Utf8Strings.TryRead(ref reader, out var key)) throw Utf8Strings.Invalid(key);
                 switch (key)
                 {
                     case "protocolVersion": version = ReadInt(ref reader, key); break;
@@ -184,10 +185,13 @@ public static class RegistryCodec
                             reader.Skip();
                             break;
                         }
-                        var traceValue = reader.ReadString();
-                        if (traceValue is { Length: <= Onex.Diagnostics.OnexRegistryDiagnostics.MaxTraceParentLength }) traceParent = traceValue;
+                        if (Utf8Strings.TryRead(ref reader, out var traceValue)
+                            && traceValue.Length <= Onex.Diagnostics.OnexRegistryDiagnostics.MaxTraceParentLength) traceParent = traceValue;
                         break;
-                    default: reader.Skip(); break; // unknown keys are ignored for forward compatibility
+                    default:
+                        // Unknown keys are ignored for forward compatibility, but their strings must still be UTF-8.
+                        if (Utf8Strings.FindInvalid(ref reader) is { } path) throw Utf8Strings.Invalid(key + path);
+                        break;
                 }
             }
             if (!reader.End)
@@ -252,8 +256,10 @@ public static class RegistryCodec
                 var key = reader.ReadString();
                 if (key is "requestId" or "clientId" && reader.NextMessagePackType == MessagePackType.String)
                 {
-                    if (key == "requestId") requestId = reader.ReadString();
-                    else clientId = reader.ReadString();
+                    // An id that is not valid UTF-8 cannot be echoed as sent: it counts as unreadable.
+                    var valid = Utf8Strings.TryRead(ref reader, out var id);
+                    if (valid && key == "requestId") requestId = id;
+                    else if (valid) clientId = id;
                 }
                 else
                 {
@@ -281,7 +287,7 @@ public static class RegistryCodec
     {
         if (reader.NextMessagePackType != MessagePackType.String)
             throw new MalformedMessageException($"Field '{key}' must be a string.", Field(key));
-        return reader.ReadString() ?? "";
+        return Utf8Strings.TryRead(ref reader, out var value) ? value : throw Utf8Strings.Invalid(key);
     }
 
     private static Dictionary<string, string> Field(string name) => new() { ["field"] = name };

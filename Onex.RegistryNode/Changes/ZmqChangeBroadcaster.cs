@@ -14,6 +14,17 @@ internal sealed class ZmqChangeBroadcaster : IChangeSink
     public const string ChangeEventType = "registry.change";
     public const string HeartbeatEventType = "registry.heartbeat";
 
+    /// <summary>
+    /// Every topic the registry publishes: <c>registry.</c> + each change type of <see cref="ChangeTypes"/>, and the
+    /// heartbeat topic. The PUB socket keeps only subscriptions that are prefixes of these (PROTOCOL.md section 14).
+    /// </summary>
+    public static IReadOnlyList<string> Topics { get; } = typeof(ChangeTypes)
+        .GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static)
+        .Where(f => f is { IsLiteral: true } && f.FieldType == typeof(string) && f.Name is not (nameof(ChangeTypes.TopicPrefix) or nameof(ChangeTypes.HeartbeatTopic)))
+        .Select(f => ChangeTypes.TopicOf((string)f.GetRawConstantValue()!))
+        .Append(ChangeTypes.HeartbeatTopic)
+        .ToArray();
+
     private readonly ZmqEventPublisher _publisher;
     private readonly string _sourceNodeId;
     private readonly TimeProvider _time;

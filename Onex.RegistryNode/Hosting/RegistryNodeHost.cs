@@ -158,7 +158,7 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         }
         try
         {
-            publisher = ZmqEventPublisher.Bind(options.PubEndpoint, Server.PeerBounds.BroadcastSocket with { CurveServerKeys = curve });
+            publisher = ZmqEventPublisher.BindForTopics(options.PubEndpoint, ZmqChangeBroadcaster.Topics, Server.PeerBounds.BroadcastSocket with { CurveServerKeys = curve });
         }
         catch
         {

@@ -58,6 +58,49 @@ public abstract partial class EventBusConformanceTests
     }
 
     [Test]
+    public async Task The_bus_meter_reports_events_queued_unread_in_subscriptions_as_queue_depth()
+    {
+        const int count = 7;
+        var (publisher, subscriber) = await CreateParticipantsAsync();
+        var unread = await SubscribeAsync(subscriber, "depth.data", new SubscriptionOptions { Capacity = 4 * count });
+
+        for (var i = 0; i < count; i++)
+            await publisher.PublishAsync(OnexEvent.Create("depth.data", new byte[10]), TestCancellation);
+        await WaitUntilAsync(() => unread.Reader.Count >= count, () => $"{count} events queued in the subscription (it holds {unread.Reader.Count})");
+
+        Assert.That(ObserveQueueDepth(subscriber.Name, BusQueueDepth.Subscription), Is.EqualTo(count),
+            "onex.bus.queue.depth of the subscriber's bus: the events queued and not read");
+        for (var i = 0; i < 3; i++) Assert.That(unread.Reader.TryRead(out _), Is.True);
+        Assert.That(ObserveQueueDepth(subscriber.Name, BusQueueDepth.Subscription), Is.EqualTo(count - 3), "reading lowers the depth");
+        await unread.DisposeAsync();
+        Assert.That(ObserveQueueDepth(subscriber.Name, BusQueueDepth.Subscription), Is.Zero, "a closed subscription is no longer reported");
+    }
+
+    /// <summary>One observation of <c>onex.bus.queue.depth</c> for <paramref name="bus"/> and <paramref name="queue"/> (0 when none).</summary>
+    private static long ObserveQueueDepth(string bus, string queue)
+    {
+        long depth = 0;
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == OnexBusDiagnostics.Name && instrument.Name == "onex.bus.queue.depth") l.EnableMeasurementEvents(instrument);
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
+        {
+            string? busTag = null, queueTag = null;
+            foreach (var tag in tags)
+            {
+                if (tag.Key == "bus") busTag = tag.Value as string;
+                else if (tag.Key == "queue") queueTag = tag.Value as string;
+            }
+            if (busTag == bus && queueTag == queue) depth += value;
+        });
+        listener.Start();
+        listener.RecordObservableInstruments();
+        return depth;
+    }
+
+    [Test]
     public async Task The_bus_meter_counts_published_and_delivered_events_and_their_bytes_per_bus_and_topic()
     {
         const int count = 5, payloadBytes = 100;

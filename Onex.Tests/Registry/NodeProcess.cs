@@ -53,7 +53,8 @@ internal sealed class NodeProcess : IDisposable
     }
 
     /// <summary>Starts <c>dotnet <paramref name="dll"/></c> (any program, e.g. a sample) with its output captured line by line.</summary>
-    public static NodeProcess StartDll(string dll, string[] args, string? workingDirectory = null, IReadOnlyDictionary<string, string?>? environment = null)
+    public static NodeProcess StartDll(string dll, string[] args, string? workingDirectory = null, IReadOnlyDictionary<string, string?>? environment = null,
+        bool httpNone = true)
     {
         Assert.That(File.Exists(dll), Is.True, $"not built: {dll}");
         var info = new ProcessStartInfo(DotnetHost())
@@ -72,7 +73,7 @@ internal sealed class NodeProcess : IDisposable
         info.ArgumentList.Add(dll);
         foreach (var arg in args) info.ArgumentList.Add(arg);
         // No HTTP endpoint unless the test names one: the default port (5752) would collide between parallel runs.
-        if (!args.Contains("--http"))
+        if (httpNone && !args.Contains("--http"))
         {
             info.ArgumentList.Add("--http");
             info.ArgumentList.Add("none");

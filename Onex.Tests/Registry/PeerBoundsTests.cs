@@ -84,16 +84,39 @@ public class PeerBoundsTests
         using var silent = SilentSubscriber(node.Pub);
         using var watcher = new TestSubscriber(node.Pub);
         watcher.WaitForHeartbeat(Wait);
-
+        // The client library's watch (`onex watch`) in a process frozen while the changes are published: it reads nothing.
+        using var watch = NodeProcess.StartDll(Path.Combine(AppContext.BaseDirectory, "onex.dll"),
+            ["watch", "--json", "--registry", node.Router, "--registry-pub", node.Pub], httpNone: false);
         // ~32 KB a broadcast (node.updated carries 16 KB of metadata before and after); more than the high-water mark.
         const int Changes = 3_000;
-        for (var i = 0; i < Changes; i++)
-            good.Call<NodeAnnouncement, NodeRecord>(new NodeAnnouncement
-            {
-                NodeId = "n1",
-                Metadata = Enumerable.Range(0, 16).ToDictionary(k => $"k{k}", _ => new string((char)('a' + i % 26), 1000)),
-            });
-        watcher.WaitForHeartbeat(Wait, h => h.Sequence >= Changes);
+        try
+        {
+            await watch.WaitForLineAsync(WatchResynced, Wait);
+            watch.Signal(SigStop);
+
+            for (var i = 0; i < Changes; i++)
+                good.Call<NodeAnnouncement, NodeRecord>(new NodeAnnouncement
+                {
+                    NodeId = "n1",
+                    Metadata = Enumerable.Range(0, 16).ToDictionary(k => $"k{k}", _ => new string((char)('a' + i % 26), 1000)),
+                });
+            var published = watcher.WaitForHeartbeat(Wait, h => h.Sequence >= Changes).Sequence;
+
+            // Reading again, the watch sees the gap (a later sequence, or a heartbeat ahead of its last change) and
+            // resyncs by snapshot (PROTOCOL.md 10.1) to where the registry is: it never carries on silently.
+            watch.Signal(SigCont);
+            var resync = await WaitForWatchLineAsync(watch, line =>
+                line.StartsWith(WatchResynced, StringComparison.Ordinal) && line.Contains("\"resyncReason\":\"gap\"", StringComparison.Ordinal));
+            using var json = System.Text.Json.JsonDocument.Parse(resync);
+            Assert.That(json.RootElement.GetProperty("sequence").GetInt64(), Is.GreaterThanOrEqualTo(published),
+                $"the watch's resync should reach the registry's sequence; watch output:\n{watch.Output}");
+        }
+        finally
+        {
+            watch.Signal(SigCont);
+            watch.Terminate();
+            await watch.WaitForExitAsync(Wait);
+        }
 
         var sequences = new List<long>();
         var message = new NetMQMessage();
@@ -106,6 +129,22 @@ public class PeerBoundsTests
         Assert.That(sequences, Is.Not.Empty);
         Assert.That(sequences.Count, Is.LessThan(Changes), "the node held every broadcast for a subscriber that did not read");
         Assert.That(sequences[^1], Is.LessThan(Changes), "the subscriber's last change should be behind: it must see a gap when it reads on");
+    }
+
+    private const int SigStop = 19;
+    private const int SigCont = 18;
+    private const string WatchResynced = "{\"kind\":\"resynced\"";
+
+    private static async Task<string> WaitForWatchLineAsync(NodeProcess watch, Func<string, bool> match)
+    {
+        var started = Stopwatch.GetTimestamp();
+        while (true)
+        {
+            if (watch.Output.Split('\n').FirstOrDefault(match) is { } line) return line;
+            if (Stopwatch.GetElapsedTime(started) > Wait)
+                Assert.Fail($"the watch reported no gap resync within {Wait.TotalSeconds} s; its output:\n{watch.Output}\n{watch.Errors}");
+            await Task.Delay(50);
+        }
     }
 
     internal static DealerSocket SilentDealer(string endpoint)

@@ -382,6 +382,10 @@ public sealed partial class RegistryClient : IAsyncDisposable
             return await _retry.ExecuteAsync(
                 static (state, token) => state.SendAsync<TReply>(token), exchange, cancellationToken).ConfigureAwait(false);
         }
+        catch (Exception ex) when (ex is not TimeoutException && Onex.Diagnostics.OnexRegistryDiagnostics.RecordFailure(activity, ex))
+        {
+            throw; // never reached: the filter records the failure on the client span and does not catch
+        }
         catch (TimeoutException ex)
         {
             var elapsed = TimeProvider.GetElapsedTime(started);
@@ -403,9 +407,11 @@ public sealed partial class RegistryClient : IAsyncDisposable
                 details["curve"] = ServerKey is null ? "off" : "on";
                 hint = HandshakeHint();
             }
-            throw new UnavailableException(
+            var unavailable = new UnavailableException(
                 $"registry at {Endpoint} did not answer within {FormatSeconds(elapsed)} ({attempts} attempt{(attempts == 1 ? "" : "s")}); {hint}",
                 details, ex);
+            Onex.Diagnostics.OnexRegistryDiagnostics.RecordFailure(activity, unavailable);
+            throw unavailable;
         }
         finally
         {

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using NetMQ;
 using NetMQ.Sockets;
 using Onex.Bus;
+using Onex.Diagnostics;
 using Onex.Errors;
 using Onex.Events;
 
@@ -66,9 +67,15 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
     private int _queuedCount;
     private long _dropped;
     private TaskCompletionSource? _room;
+    // Set for an XPUB bound with BindForTopics: the only subscriptions it keeps (poller thread only).
+    private readonly TopicPrefixes? _keptSubscriptions;
+    private long _refusedSubscriptions;
+    private bool _peerMessageMore;
 
-    private ZmqEventPublisher(NetMQSocket socket, NetMQPoller? sharedPoller, string endpoint, OnexEventCodec codec, bool batch, ILogger logger)
+    private ZmqEventPublisher(NetMQSocket socket, NetMQPoller? sharedPoller, string endpoint, OnexEventCodec codec, bool batch, ILogger logger,
+        TopicPrefixes? keptSubscriptions = null)
     {
+        _keptSubscriptions = keptSubscriptions;
         _socket = socket;
         _codec = codec;
         _logger = logger;
@@ -78,6 +85,12 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
         if (sharedPoller is null)
         {
             _poller = new NetMQPoller { _wakeup };
+            if (keptSubscriptions is not null)
+            {
+                // The XPUB hands every subscribe message to this thread, which keeps it or drops it (ReadSubscriptions).
+                _socket.ReceiveReady += (_, _) => ReadSubscriptions();
+                _poller.Add(_socket);
+            }
             _poller.RunAsync($"onex-pub {endpoint}", isBackgroundThread: true);
         }
         else
@@ -99,6 +112,30 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
     /// </summary>
     public static ZmqEventPublisher Bind(string endpoint, ZmqSocketOptions? options = null, ILogger? logger = null) =>
         Create(endpoint, bind: true, options ?? ZmqSocketOptions.Default, batch: false, logger);
+
+    /// <summary>
+    /// Binds a publisher for a closed set of <paramref name="topics"/> (a registry's broadcast endpoint), bounding what
+    /// subscribers can make it hold: it is an XPUB that keeps a subscription only when the subscribed prefix is a prefix
+    /// of one of <paramref name="topics"/> (the empty prefix included), so one peer holds at most one entry per such
+    /// prefix however many subscribe messages it sends; every other subscription could never match and is dropped
+    /// (counted in <see cref="RefusedSubscriptions"/>), as is anything else a peer sends. A message from a peer over
+    /// <see cref="MaxSubscriptionMessageBytes"/> closes that peer's connection. Publishing works exactly as with
+    /// <see cref="Bind"/>; events on other topics are sent to subscribers of the empty prefix only.
+    /// </summary>
+    public static ZmqEventPublisher BindForTopics(string endpoint, IEnumerable<string> topics, ZmqSocketOptions? options = null, ILogger? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(topics);
+        return Create(endpoint, bind: true, options ?? ZmqSocketOptions.Default, batch: false, logger, new TopicPrefixes(topics));
+    }
+
+    /// <summary>Largest message a subscriber may send to a <see cref="BindForTopics"/> publisher (a subscribe message: 1 byte and the prefix).</summary>
+    public const int MaxSubscriptionMessageBytes = 1024;
+
+    /// <summary>Subscribe messages queued from one peer of a <see cref="BindForTopics"/> publisher before ZeroMQ stops reading its connection.</summary>
+    public const int SubscriptionHighWatermark = 1_000;
+
+    /// <summary>Subscribe and unsubscribe messages (and any other peer messages) a <see cref="BindForTopics"/> publisher dropped.</summary>
+    public long RefusedSubscriptions => Interlocked.Read(ref _refusedSubscriptions);
 
     /// <summary>
     /// Connects a PUB socket to <paramref name="endpoint"/> (e.g. a forwarder's XSUB side). Throws
@@ -177,6 +214,7 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
         limits.Validate();
         _limits = limits;
         _health = health;
+        if (health is not null) BusQueueDepth.Track(this, health, BusQueueDepth.Publisher, () => Volatile.Read(ref _queuedCount));
         _fullDetail = $"the publish queue towards {Endpoint} is full ({limits.Capacity} events or {limits.MaxBytes} bytes, {limits.FullMode})";
         return this;
     }
@@ -248,6 +286,7 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        BusQueueDepth.Untrack(this);
         Interlocked.Exchange(ref _room, null)?.TrySetResult();
         if (_attached)
         {
@@ -428,13 +467,22 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
         return next;
     }
 
-    private static ZmqEventPublisher Create(string endpoint, bool bind, ZmqSocketOptions options, bool batch, ILogger? logger)
+    private static ZmqEventPublisher Create(string endpoint, bool bind, ZmqSocketOptions options, bool batch, ILogger? logger,
+        TopicPrefixes? keptSubscriptions = null)
     {
         ZmqEndpoints.EnsureValid(endpoint, nameof(endpoint));
-        var socket = new PublisherSocket();
+        NetMQSocket socket = keptSubscriptions is null ? new PublisherSocket() : new XPublisherSocket();
         try
         {
             options.ApplyTo(socket, bind);
+            if (socket is XPublisherSocket xpub)
+            {
+                // Subscriptions reach the trie only through ReadSubscriptions; peers' messages are small and few in flight.
+                xpub.Options.ManualPublisher = true;
+                socket.Options.MaxMsgSize = MaxSubscriptionMessageBytes;
+                socket.Options.ReceiveHighWatermark = SubscriptionHighWatermark;
+                socket.Options.ReceiveLowWatermark = SubscriptionHighWatermark / 2;
+            }
             string actual = endpoint;
             if (bind)
             {
@@ -445,12 +493,49 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
             {
                 socket.Connect(endpoint);
             }
-            return new ZmqEventPublisher(socket, null, actual, new OnexEventCodec(options.CodecLimits), batch, logger ?? NullLogger.Instance);
+            return new ZmqEventPublisher(socket, null, actual, new OnexEventCodec(options.CodecLimits), batch, logger ?? NullLogger.Instance, keptSubscriptions);
         }
         catch
         {
             socket.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Applies the subscribe and unsubscribe messages the XPUB queued (manual mode: nothing reaches its trie otherwise) for
+    /// prefixes that can match a topic, and drops the rest and any other message a peer sent. Runs on the poller thread,
+    /// which owns the socket; each message is applied to the peer that sent it (the XPUB's last received pipe).
+    /// </summary>
+    private void ReadSubscriptions()
+    {
+        var xpub = (XPublisherSocket)_socket;
+        var msg = new Msg();
+        msg.InitEmpty();
+        try
+        {
+            for (var read = 0; read < DrainBatch && _socket.TryReceive(ref msg, TimeSpan.Zero); read++)
+            {
+                var first = !_peerMessageMore;
+                _peerMessageMore = msg.HasMore;
+                var size = msg.Size;
+                if (first && !msg.HasMore && size > 0 && msg[0] is 0 or 1 && _keptSubscriptions!.Contains(msg.Slice(1)))
+                {
+                    var prefix = msg.Slice(1).ToArray();
+                    if (msg[0] == 1) xpub.Subscribe(prefix);
+                    else xpub.Unsubscribe(prefix);
+                    continue;
+                }
+                Interlocked.Increment(ref _refusedSubscriptions);
+            }
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            _logger.SendFailed(Endpoint, ex);
+        }
+        finally
+        {
+            msg.Close();
         }
     }
 
