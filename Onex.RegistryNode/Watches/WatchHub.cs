@@ -237,6 +237,18 @@ internal sealed partial class WatchHub : IChangeSink
     {
         _epoch = heartbeat.Epoch;
         if (_streams.Count == 0) return;
+        try
+        {
+            Beat(heartbeat);
+        }
+        catch (Exception ex)
+        {
+            LogFailed(ex, heartbeat.Sequence);
+        }
+    }
+
+    private void Beat(RegistryHeartbeat heartbeat)
+    {
         var now = _time.GetTimestamp();
         foreach (var stream in _streams.Values.ToList())
         {
