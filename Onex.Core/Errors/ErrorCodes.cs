@@ -44,4 +44,10 @@ public static class ErrorCodes
     public const string PermissionDenied = "PERMISSION_DENIED";
     /// <summary>The request would take the caller's tenant over one of its quotas (leases, nodes, buses, tools, schema bytes, requests per second).</summary>
     public const string QuotaExceeded = "QUOTA_EXCEEDED";
+    /// <summary>A <c>Watch</c> asked to replay from a sequence the registry no longer holds (or of another epoch): take a snapshot and watch from it.</summary>
+    public const string ResyncRequired = "RESYNC_REQUIRED";
+    /// <summary>A watch's stream ended because its client fell behind (more undelivered messages than the registry holds for it): resync by snapshot.</summary>
+    public const string WatchFellBehind = "WATCH_FELL_BEHIND";
+    /// <summary>A watch's stream ended because its client sent nothing (no credit, no keep-alive) for the watch's idle timeout.</summary>
+    public const string WatchExpired = "WATCH_EXPIRED";
 }

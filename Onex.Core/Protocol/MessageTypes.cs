@@ -16,6 +16,7 @@ public static class MessageTypes
         typeof(ToolContractRegistration), typeof(ToolContractRecord), typeof(ValidatePayload), typeof(ValidationResult),
         typeof(IntrospectionRequest), typeof(IntrospectionResponse), typeof(SnapshotRequest), typeof(RegistrySnapshot),
         typeof(RegistryChange), typeof(RegistryHeartbeat), typeof(Ack), typeof(Error),
+        typeof(Watch), typeof(WatchCredit), typeof(WatchCancel), typeof(WatchEvent),
     }.ToFrozenDictionary(t => t, t => t.Name);
 
     private static readonly FrozenDictionary<string, Type> TypesByName =

@@ -68,6 +68,9 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
     /// <summary>This registry's membership of a cluster, or null outside cluster mode.</summary>
     internal ClusterMember? Cluster { get; private init; }
 
+    /// <summary>The change streams opened with Watch (tests read their bounds on the registry thread).</summary>
+    internal Watches.WatchHub? Watches => _dispatcher.Watches;
+
     /// <summary>The store (tests).</summary>
     internal IRegistryStore Store => _store;
 
@@ -171,8 +174,9 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         var metrics = new RegistryMetrics();
         IChangeSink pub = new ZmqChangeBroadcaster(publisher, options.NodeId, timeProvider);
         if (auth is not null) pub = new HeartbeatOnlyChangeSink(pub); // PUB cannot filter by tenant (PROTOCOL.md 16.6)
-        var broadcasts = new ObservedChangeSink(pub, metrics);
         RequestDispatcher? running = null;
+        var watches = new Watches.WatchHub(options.Watches, () => running!.Registry, timeProvider, loggerFactory.CreateLogger<Watches.WatchHub>());
+        var broadcasts = new ObservedChangeSink(new Watches.WatchFanOut(pub, watches), metrics);
         var cluster = options.Cluster is { } clusterOptions
             ? new ClusterMember(clusterOptions, action => server.Post(() => action(running!.Registry)), () => running?.Registry.Epoch ?? "",
                 timeProvider, loggerFactory.CreateLogger<ClusterMember>())
@@ -220,7 +224,9 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         var dispatcher = new RequestDispatcher(registry, replies, loggerFactory.CreateLogger<RequestDispatcher>(), metrics)
         {
             Auth = auth is null ? null : new AuthGate(auth, timeProvider),
+            Watches = watches,
         };
+        watches.Start(registry.Epoch, registry.Journal.Sequence);
         running = dispatcher;
         server.Start(dispatcher, new RegistryServer.StoreBinding(store, sink, Load, options.PauseThreshold));
         cluster?.Start();

@@ -105,4 +105,7 @@ public sealed record RegistryNodeOptions
     /// through a NATS JetStream key-value bucket, and show theirs. Null (the default): a registry of its own host only.
     /// </summary>
     public Onex.RegistryNode.Cluster.ClusterOptions? Cluster { get; init; }
+
+    /// <summary>Bounds of the change streams opened with Watch (PROTOCOL.md 16.7); tests make them small.</summary>
+    internal Onex.RegistryNode.Watches.WatchOptions Watches { get; init; } = Onex.RegistryNode.Watches.WatchOptions.Default;
 }

@@ -140,6 +140,7 @@ internal sealed partial class RegistryServer : IDisposable
     {
         _dispatcher = dispatcher;
         _storage = storage;
+        dispatcher.Watches?.Attach(SendStream);
         _lastProgress = TimeProvider.System.GetTimestamp();
         _poller.RunAsync("onex-registry", isBackgroundThread: true);
     }
@@ -261,6 +262,7 @@ internal sealed partial class RegistryServer : IDisposable
         // answered MALFORMED without looking inside, mirroring the framing (PROTOCOL.md 1.1).
         var delimited = message.FrameCount >= 2 && message[1].IsEmpty;
         byte[] reply;
+        _dispatcher!.Peer = (identity.ToByteArray(), delimited);
         if (message.FrameCount == 2 && !delimited)
         {
             reply = _dispatcher!.Dispatch(message[1].Buffer.AsMemory(0, message[1].MessageSize));
@@ -304,6 +306,7 @@ internal sealed partial class RegistryServer : IDisposable
         foreach (var (identity, viaReq, reply, _, _) in _outgoing) Send(identity, viaReq, reply);
         _outgoing.Clear();
         _outgoingBytes = 0;
+        dispatcher.Watches?.Pump(); // after the replies: a Watch's reply goes before its stream
         foreach (var done in _afterCommit) done.TrySetResult();
         _afterCommit.Clear();
     }
@@ -317,6 +320,7 @@ internal sealed partial class RegistryServer : IDisposable
         var (registry, cache) = storage.Reload();
         old.Dispose();
         dispatcher.Replace(registry, cache);
+        dispatcher.Watches?.DropAll(); // their positions may be past the state as last committed
         dispatcher.StoreUnavailable = true;
         registry.Suspended = true;
         if (!_probe.Enable)

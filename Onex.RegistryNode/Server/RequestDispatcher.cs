@@ -32,6 +32,10 @@ internal sealed partial class RequestDispatcher
         Of<ValidatePayload, ValidationResult>((r, m) => r.Handle(m)),
         Of<IntrospectionRequest, IntrospectionResponse>((r, m) => r.Handle(m)),
         Of<SnapshotRequest, RegistrySnapshot>((r, m) => r.Handle(m)),
+        // Answered by the WatchHub (Execute), which needs the peer and the caller.
+        Of<Watch, WatchEvent>((_, _) => throw new InvalidOperationException("Watch is answered by the WatchHub.")),
+        Of<WatchCredit, Ack>((_, _) => throw new InvalidOperationException("WatchCredit is answered by the WatchHub.")),
+        Of<WatchCancel, Ack>((_, _) => throw new InvalidOperationException("WatchCancel is answered by the WatchHub.")),
     }.ToFrozenDictionary(h => MessageTypes.NameOf(h.RequestType), StringComparer.Ordinal);
 
     // Requests that change state: refused while the store refuses writes, and their replies are stored for retries.
@@ -59,6 +63,12 @@ internal sealed partial class RequestDispatcher
 
     /// <summary>Access control (an auth file is configured), or null: the registry runs open.</summary>
     public AuthGate? Auth { get; init; }
+
+    /// <summary>The change streams opened with Watch (PROTOCOL.md 16.7); null: Watch is UNAVAILABLE.</summary>
+    public Onex.RegistryNode.Watches.WatchHub? Watches { get; init; }
+
+    /// <summary>The routing identity and framing of the request being dispatched (a watch streams to that peer).</summary>
+    public (byte[] Identity, bool ViaReq) Peer { get; set; } = ([], false);
 
     /// <summary>The state requests run against.</summary>
     public RegistryState Registry => _registry;
@@ -173,7 +183,8 @@ internal sealed partial class RequestDispatcher
         }
 
         // A retry is answered from memory before anything else is looked at (empty ids cannot be told apart).
-        var rememberable = envelope.ClientId.Length > 0 && envelope.RequestId.Length > 0;
+        // Watch requests act per connection (the WatchHub recognises a retried Watch itself): never answered from memory.
+        var rememberable = envelope.ClientId.Length > 0 && envelope.RequestId.Length > 0 && !Onex.RegistryNode.Watches.WatchHub.Handles(envelope.MessageType);
         if (rememberable)
         {
             switch (_cache.Lookup(cacheClient, envelope.RequestId, envelope.MessageType, envelope.Body.Span, out var cached, out var cachedCode))
@@ -218,7 +229,10 @@ internal sealed partial class RequestDispatcher
             }
             try
             {
-                var reply = Auth is { } gate && caller is not null
+                var reply = Onex.RegistryNode.Watches.WatchHub.Handles(envelope.MessageType)
+                    ? (Watches ?? throw new UnavailableException("This registry serves no watches.", new Dictionary<string, string> { ["reason"] = "watches" }))
+                        .Handle(envelope, caller, Peer.Identity, Peer.ViaReq)
+                    : Auth is { } gate && caller is not null
                     ? gate.Invoke(_registry, envelope, caller, handler.Invoke)
                     : handler.Invoke(_registry, envelope);
                 _registry.Stats.Served();

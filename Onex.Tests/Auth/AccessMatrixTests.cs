@@ -31,6 +31,10 @@ public class AccessMatrixTests
         (nameof(ValidatePayload), _ => new ValidatePayload { ToolName = "a.tool", Version = "1.0.0", Payload = """{"id":"x"}""" }),
         (nameof(IntrospectionRequest), _ => new IntrospectionRequest()),
         (nameof(SnapshotRequest), _ => new SnapshotRequest()),
+        // No credit: the stream sends nothing, so later rows' replies are the next frames this dealer reads.
+        (nameof(Watch), _ => new Watch { Credit = 0 }),
+        (nameof(WatchCredit), _ => new WatchCredit { WatchId = "no-such-watch", Credit = 1 }),
+        (nameof(WatchCancel), _ => new WatchCancel { WatchId = "no-such-watch" }),
         (nameof(PortConflict), w => new PortConflict { LeaseId = w.First.LeaseId, NodeId = "a-node", FencingToken = w.First.FencingToken, Reason = "bind failed" }),
         (nameof(LeaseRelease), w => new LeaseRelease { LeaseId = w.Second.LeaseId, NodeId = "a-node", FencingToken = w.Second.FencingToken }),
         (nameof(EventBusDeregistration), _ => new EventBusDeregistration { Name = "a-bus", NodeId = "a-node" }),
@@ -42,6 +46,8 @@ public class AccessMatrixTests
     private static string Expected(Caller caller, string type) => caller switch
     {
         Caller.NoToken or Caller.UnknownToken => ErrorCodes.Unauthenticated,
+        _ when type == nameof(WatchCredit) => ErrorCodes.NotFound, // every role may watch; this watch was never opened
+        _ when type is nameof(Watch) or nameof(WatchCancel) => Ok,
         Caller.Reader => Reads.Contains(type) ? Ok : ErrorCodes.PermissionDenied,
         Caller.Node or Caller.Admin => Ok,
         _ => type switch // another tenant's node token: a's things are not its to touch, and not there for it to see
@@ -125,6 +131,9 @@ public class AccessMatrixTests
         ValidatePayload b => dealer.Request(b),
         IntrospectionRequest b => dealer.Request(b),
         SnapshotRequest b => dealer.Request(b),
+        Watch b => dealer.Request(b),
+        WatchCredit b => dealer.Request(b),
+        WatchCancel b => dealer.Request(b),
         _ => throw new ArgumentException($"no sender for {type}"),
     };
 

@@ -119,6 +119,18 @@ internal static class SampleMessages
         },
         [typeof(RegistryHeartbeat)] = new RegistryHeartbeat { Epoch = Epoch, Sequence = 43, Timestamp = T0 + 7000, IntervalMs = 1000, Stopping = true },
         [typeof(Ack)] = new Ack(),
+        [typeof(Watch)] = new Watch { Prefix = "registry.bus.", StartSequence = 40, Epoch = Epoch, Credit = 256 },
+        [typeof(WatchCredit)] = new WatchCredit { WatchId = "r-000201", Credit = 128 },
+        [typeof(WatchCancel)] = new WatchCancel { WatchId = "r-000201" },
+        [typeof(WatchEvent)] = new WatchEvent
+        {
+            WatchId = "r-000201", Kind = WatchEventKinds.Change, Epoch = Epoch, Previous = 40, Sequence = 43,
+            Change = new RegistryChange
+            {
+                Epoch = Epoch, Sequence = 43, ChangeType = ChangeTypes.NodeUnhealthy, Key = Node.NodeId, Timestamp = T0 + 6000,
+                NewValue = new RegistryEntity { Node = Node },
+            },
+        },
         [typeof(Error)] = new Error
         {
             Code = ErrorCodes.PortExhausted, Message = "No free port for 3 leases (2 free).",

@@ -9,8 +9,12 @@ using Onex.Transports.Zmq;
 
 namespace Onex.Transports.Registry;
 
-/// <summary>One broadcast from the registry's PUB endpoint: a change or a heartbeat (exactly one is set).</summary>
-internal readonly record struct RegistryBroadcast(RegistryChange? Change, RegistryHeartbeat? Heartbeat)
+/// <summary>
+/// One broadcast from the registry: a change or a heartbeat (exactly one is set), or from a watch stream (PROTOCOL.md
+/// 16.7) a notice that the stream lost its place (<paramref name="Lost"/>, neither set). Stream messages carry the
+/// position the stream covered before them (<paramref name="Previous"/>); PUB broadcasts none.
+/// </summary>
+internal readonly record struct RegistryBroadcast(RegistryChange? Change, RegistryHeartbeat? Heartbeat, long? Previous = null, string? Lost = null)
 {
     public static RegistryBroadcast Of(RegistryChange change) => new(change, null);
     public static RegistryBroadcast Of(RegistryHeartbeat heartbeat) => new(null, heartbeat);

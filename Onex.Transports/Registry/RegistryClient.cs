@@ -295,11 +295,14 @@ public sealed partial class RegistryClient : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(topicPrefix);
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        // Always subscribe to every registry broadcast: gaps can only be seen on the full sequence. The prefix
-        // filters what is yielded.
-        using var source = new ZmqRegistryBroadcastSource(
-            PubEndpoint, ChangeTypes.TopicPrefix, _sockets, capacity: 65_536, WatchChangeFilter,
-            _loggerFactory.CreateLogger<ZmqRegistryBroadcastSource>());
+        // With a token, changes come over the request endpoint, filtered to the token's tenant (PROTOCOL.md 16.7): a
+        // registry with access control sends none on PUB. Without one, subscribe to every PUB broadcast: gaps can only
+        // be seen on the full sequence. The prefix filters what is yielded either way.
+        using IRegistryBroadcastSource source = _token is not null
+            ? new RegistryWatchStream(Endpoint, _sockets, _token, ClientId, topicPrefix, WatchChangeFilter, _loggerFactory.CreateLogger<RegistryWatchStream>())
+            : new ZmqRegistryBroadcastSource(
+                PubEndpoint, ChangeTypes.TopicPrefix, _sockets, capacity: 65_536, WatchChangeFilter,
+                _loggerFactory.CreateLogger<ZmqRegistryBroadcastSource>());
         var watcher = new RegistryWatcher(
             source, SnapshotAsync, topicPrefix, _options.ExpectedRegistryHeartbeatInterval, TimeProvider,
             _loggerFactory.CreateLogger<RegistryWatcher>());

@@ -77,4 +77,7 @@ internal static partial class RegistryClientLog
 
     [LoggerMessage(EventId = 3024, Level = LogLevel.Error, Message = "A callback registered on a lease's lost token threw")]
     public static partial void LostTokenCallbackFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 3090, Level = LogLevel.Information, Message = "Watch stream on {Endpoint} reopened ({Reason}); the watcher resyncs by snapshot")]
+    public static partial void WatchStreamReopened(ILogger logger, string endpoint, string reason);
 }

@@ -100,6 +100,20 @@ internal sealed class RegistryWatcher
 
             while (reader.TryRead(out var broadcast))
             {
+                if (broadcast.Lost is { } lost)
+                {
+                    // A watch stream ended and was opened again from now: what happened in between comes by snapshot.
+                    var resynced = await TryTakeSnapshotAsync(cancellationToken).ConfigureAwait(false);
+                    if (resynced is null)
+                    {
+                        pendingResync = RegistryResyncReason.Retried;
+                        continue;
+                    }
+                    pendingResync = null;
+                    if (resynced.Epoch != _epoch) yield return EpochChanged(resynced.Epoch);
+                    yield return Adopt(resynced, resynced.Epoch != _epoch ? RegistryResyncReason.EpochChanged : RegistryResyncReason.Gap, lost);
+                    continue;
+                }
                 var epochOfBroadcast = broadcast.Change?.Epoch ?? broadcast.Heartbeat!.Epoch;
                 if (_retiredEpochs.Contains(epochOfBroadcast)) continue; // a straggler from a registry already replaced
 
@@ -124,6 +138,20 @@ internal sealed class RegistryWatcher
                     resync = retry;
                     detail = "retrying a resync the registry did not answer";
                 }
+                else if (broadcast.Heartbeat is { } streamed && broadcast.Previous is { } before)
+                {
+                    // A watch stream's heartbeat: the changes up to its sequence were sent or not for this watch.
+                    if (before > _sequence)
+                    {
+                        resync = RegistryResyncReason.Gap;
+                        detail = $"the watch stream continues from {before}, last change seen is {_sequence}";
+                    }
+                    else
+                    {
+                        _sequence = Math.Max(_sequence, streamed.Sequence);
+                        if (streamed.Stopping) yield return Status(RegistryWatchEventKind.RegistryStopping, "the registry announced an orderly shutdown");
+                    }
+                }
                 else if (broadcast.Heartbeat is { } heartbeat)
                 {
                     if (heartbeat.Sequence > _sequence)
@@ -145,10 +173,13 @@ internal sealed class RegistryWatcher
                         resync = RegistryResyncReason.Gap;
                         detail = $"unknown change type '{change.ChangeType}' at sequence {change.Sequence}";
                     }
-                    else if (change.Sequence != _sequence + 1)
+                    else if (broadcast.Previous is { } previous ? previous > _sequence : change.Sequence != _sequence + 1)
                     {
+                        // On a watch stream, the changes between previous and this one were not for this watch.
                         resync = RegistryResyncReason.Gap;
-                        detail = $"expected sequence {_sequence + 1}, got {change.Sequence}";
+                        detail = broadcast.Previous is { } p
+                            ? $"the watch stream continues from {p}, last change seen is {_sequence}"
+                            : $"expected sequence {_sequence + 1}, got {change.Sequence}";
                     }
                     else
                     {
