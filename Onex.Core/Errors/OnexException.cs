@@ -63,6 +63,9 @@ public abstract class OnexException : Exception
         ErrorCodes.Unauthenticated => new UnauthenticatedException(message, details),
         ErrorCodes.PermissionDenied => new PermissionDeniedException(message, details),
         ErrorCodes.QuotaExceeded => new QuotaExceededException(message, details),
+        ErrorCodes.ResyncRequired => new ResyncRequiredException(message, details),
+        ErrorCodes.WatchFellBehind => new WatchFellBehindException(message, details),
+        ErrorCodes.WatchExpired => new WatchExpiredException(message, details),
         _ => new UnknownErrorException(code, message, details, innerException),
     };
 }
@@ -163,6 +166,18 @@ public sealed class PermissionDeniedException(string message, IReadOnlyDictionar
 /// <summary>The request would take the caller's tenant over a quota; the details give the limit (<see cref="ErrorCodes.QuotaExceeded"/>).</summary>
 public sealed class QuotaExceededException(string message, IReadOnlyDictionary<string, string>? details = null)
     : AccessDeniedException(ErrorCodes.QuotaExceeded, message, details);
+
+/// <summary>A watch asked to replay changes the registry no longer holds, or of another epoch (<see cref="ErrorCodes.ResyncRequired"/>): take a snapshot.</summary>
+public sealed class ResyncRequiredException(string message, IReadOnlyDictionary<string, string>? details = null)
+    : OnexException(ErrorCodes.ResyncRequired, message, details);
+
+/// <summary>A watch's stream ended because its client fell behind (<see cref="ErrorCodes.WatchFellBehind"/>): resync by snapshot.</summary>
+public sealed class WatchFellBehindException(string message, IReadOnlyDictionary<string, string>? details = null)
+    : OnexException(ErrorCodes.WatchFellBehind, message, details);
+
+/// <summary>A watch's stream ended because its client sent nothing for the idle timeout (<see cref="ErrorCodes.WatchExpired"/>).</summary>
+public sealed class WatchExpiredException(string message, IReadOnlyDictionary<string, string>? details = null)
+    : OnexException(ErrorCodes.WatchExpired, message, details);
 
 /// <summary>A code this build does not know, from a newer peer; <see cref="OnexException.Code"/> keeps it.</summary>
 public sealed class UnknownErrorException(string code, string message, IReadOnlyDictionary<string, string>? details = null, Exception? innerException = null)

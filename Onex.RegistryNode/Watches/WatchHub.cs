@@ -173,14 +173,14 @@ internal sealed partial class WatchHub : IChangeSink
         if (body.StartSequence is { } start)
         {
             if (body.Epoch is { } epoch && epoch != _epoch)
-                throw new OnexException(ErrorCodes.ResyncRequired,
+                throw new ResyncRequiredException(
                     $"Sequence {start} belongs to epoch {epoch}; the registry is in epoch {_epoch}. Take a snapshot and watch from its sequence.",
                     new Dictionary<string, string> { ["reason"] = "epoch", ["epoch"] = _epoch, ["sequence"] = _last.ToString() });
             if (start > _last + 1)
                 throw Reject.InvalidArgument("startSequence", $"Field 'startSequence' is {start}, past the next change ({_last + 1}).",
                     ("max", (_last + 1).ToString()), ("value", start.ToString()));
             if (start <= _last && (_history.Count == 0 || _history.Peek().Change.Sequence > start))
-                throw new OnexException(ErrorCodes.ResyncRequired,
+                throw new ResyncRequiredException(
                     $"The registry no longer holds change {start} (it keeps the last {_options.HistoryChanges} changes since it started); take a snapshot and watch from its sequence.",
                     new Dictionary<string, string>
                     {

@@ -70,7 +70,7 @@ public class TokenWatchTests
         await using var host = await TestNodes.StartAsync(o => o with { AuthFile = files.Path });
         await using var client = await RegistryClient.ConnectAsync(Options(host, Onex.RegistryNode.Auth.AccessTokens.Generate(), "stranger", announce: false));
 
-        var refused = Assert.ThrowsAsync<AccessDeniedException>(async () =>
+        var refused = Assert.ThrowsAsync<UnauthenticatedException>(async () =>
         {
             await foreach (var _ in client.WatchAsync()) break;
         });
