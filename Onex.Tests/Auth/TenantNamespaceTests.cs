@@ -1,5 +1,7 @@
 using Onex.Errors;
 using Onex.Protocol;
+using Onex.Testing;
+using Onex.Tests.Infrastructure;
 using Onex.Tests.Registry;
 
 namespace Onex.Tests.Auth;
@@ -96,6 +98,59 @@ public class TenantNamespaceTests
         using var adminInNobody = new TestDealer(host.RouterEndpoint) { Token = files.Admin, Tenant = "nobody" };
         var unknown = TestDealer.ExpectError(adminInNobody.Request(new SnapshotRequest()));
         Assert.That(unknown.Code, Is.EqualTo(ErrorCodes.InvalidArgument), "an admin naming a tenant that neither the file nor the state knows");
+    }
+
+    [Test]
+    public async Task Two_tenants_buses_of_one_name_stay_apart_across_a_kill_9_and_restart_on_SQLite()
+    {
+        var wait = TimeSpan.FromSeconds(30);
+        using var files = new AuthTestFiles();
+        using var data = new TemporaryDirectory();
+        var ports = await TestPorts.LeaseAsync(2);
+        var router = $"tcp://127.0.0.1:{ports[0]}";
+        var pool = (await OnexTest.ReservePortRangeAsync()).ToString();
+        string[] args = ["--endpoint", router, "--pub-endpoint", $"tcp://127.0.0.1:{ports[1]}", "--port-range", pool,
+            "--data-dir", data.Path, "--auth-file", files.Path, "--log-level", "Warning"];
+        var node = NodeProcess.Start(args);
+        try
+        {
+            await node.WaitForLineAsync("registry: store", wait);
+            using (var a = new TestDealer(router) { Token = files.NodeA })
+            using (var b = new TestDealer(router) { Token = files.NodeB })
+            {
+                foreach (var (dealer, port) in new[] { (a, 1), (b, 2) })
+                {
+                    dealer.Call<NodeAnnouncement, NodeRecord>(new NodeAnnouncement { NodeId = "worker-1", HeartbeatIntervalMs = 60_000 });
+                    dealer.Call<EventBusRegistration, EventBusRecord>(Orders(port));
+                }
+            }
+            // Every reply above was written to SQLite before it was sent: kill -9 loses none of it.
+            node.Signal(9);
+            await node.WaitForExitAsync(wait);
+            node.Dispose();
+            node = NodeProcess.Start(args);
+            await node.WaitForLineAsync("registry: store", wait);
+
+            using var admin = new TestDealer(router) { Token = files.Admin };
+            var all = admin.Call<SnapshotRequest, RegistrySnapshot>(new SnapshotRequest());
+            Assert.That(all.Buses.Select(x => (x.Name, x.Tenant, x.Endpoints.Single())),
+                Is.EquivalentTo(new[] { ("orders", "a", "tcp://127.0.0.1:1"), ("orders", "b", "tcp://127.0.0.1:2") }), "both buses orders after the restart");
+            Assert.That(all.Nodes.Select(x => (x.NodeId, x.Tenant)), Is.EquivalentTo(new[] { ("worker-1", "a"), ("worker-1", "b") }));
+            using var readerB = new TestDealer(router) { Token = files.ReaderB };
+            Assert.That(readerB.Call<SnapshotRequest, RegistrySnapshot>(new SnapshotRequest()).Buses.Select(x => x.Endpoints.Single()),
+                Is.EqualTo(new[] { "tcp://127.0.0.1:2" }), "tenant b sees its own orders only");
+            // Still separate: b's node leaving removes b's orders only.
+            using var b2 = new TestDealer(router) { Token = files.NodeB };
+            b2.Call<NodeDeparture, Ack>(new NodeDeparture { NodeId = "worker-1" });
+            Assert.That(admin.Call<SnapshotRequest, RegistrySnapshot>(new SnapshotRequest()).Buses.Select(x => x.Tenant), Is.EqualTo(new[] { "a" }));
+            node.Terminate();
+            Assert.That(await node.WaitForExitAsync(wait), Is.Zero, node.Errors);
+        }
+        finally
+        {
+            node.KillIfRunning();
+            node.Dispose();
+        }
     }
 
     private static bool SameEntries(RegistrySnapshot x, RegistrySnapshot y) =>
