@@ -164,8 +164,27 @@ internal sealed class RegistryState : IDisposable
     public PortLease Handle(LeaseRenewal request) => Leases.Renew(request);
     public Ack Handle(LeaseRelease request) { Leases.Release(request); return new Ack(); }
     public PortLease Handle(PortConflict request) => Leases.Replace(request);
-    public NodeRecord Handle(NodeAnnouncement request) =>
-        Cluster is { } cluster ? Nodes.Announce(request, Tenant) with { RegistryHost = cluster.HostName } : Nodes.Announce(request, Tenant);
+    public NodeRecord Handle(NodeAnnouncement request)
+    {
+        if (Cluster is not { } cluster) return Nodes.Announce(request, Tenant);
+        Reject.IfBadIdentifier(request.NodeId, "nodeId");
+        RequireUnusedByOtherTenants("Node id", request.NodeId, Nodes.PerTenant, t => Nodes.Find(request.NodeId, t) is not null);
+        return Nodes.Announce(request, Tenant) with { RegistryHost = cluster.HostName };
+    }
+
+    /// <summary>
+    /// In cluster mode the bucket's keys do not carry the auth tenant yet (docs/CLUSTER.md: the tenant token is
+    /// <c>default</c>), so there a node id, bus name or tool version stays unique across tenants: PERMISSION_DENIED
+    /// (<c>reason</c> <c>nameTaken</c>) when another tenant on this registry holds it.
+    /// </summary>
+    private void RequireUnusedByOtherTenants(string what, string name, TenantCounter holders, Func<string, bool> holds)
+    {
+        foreach (var other in holders.Tenants)
+            if (other != Tenant && holds(other))
+                throw new Onex.Errors.AccessDeniedException(Onex.Errors.ErrorCodes.PermissionDenied,
+                    $"{what} '{name}' is taken in another tenant; in cluster mode names are unique across tenants.",
+                    new Dictionary<string, string> { ["reason"] = "nameTaken", ["name"] = name, ["tenant"] = Tenant });
+    }
     public Ack Handle(NodeHeartbeat request) { Nodes.Heartbeat(request, Tenant); return new Ack(); }
     public Ack Handle(NodeDeparture request) { Nodes.Depart(request, Tenant); return new Ack(); }
 
@@ -174,6 +193,7 @@ internal sealed class RegistryState : IDisposable
         BusDirectory.Validate(request);
         var owner = Nodes.Require(request.NodeId, Tenant);
         if (Cluster is not { } cluster) return Buses.Register(request, owner);
+        RequireUnusedByOtherTenants("Bus", request.Name, Buses.PerTenant, t => Buses.Contains(request.Name, t));
         if (Buses.Contains(request.Name, Tenant)) return Buses.Register(request, owner) with { RegistryHost = cluster.HostName };
         // A bus name is one bus across the cluster: another host's bus of this name is NOT_OWNER, decided by the bucket.
         if (cluster.Catalog.FindBus(request.Name) is { } remote)
@@ -199,6 +219,7 @@ internal sealed class RegistryState : IDisposable
         var owner = Nodes.Require(request.NodeId, Tenant);
         var key = request.Name + "@" + request.Version;
         if (Cluster is not { } cluster) return Tools.Register(request, owner);
+        RequireUnusedByOtherTenants("Tool", key, Tools.PerTenant, t => Tools.Contains(key, t));
         if (Tools.Contains(key, Tenant)) return Tools.Register(request, owner) with { RegistryHost = cluster.HostName };
         // A tool name and version is one contract across the cluster, decided by the bucket's compare-and-set.
         var fingerprint = ContractFingerprint.Compute(request.Name, request.Version, request.InputSchema, request.OutputSchema, request.ErrorCodes);

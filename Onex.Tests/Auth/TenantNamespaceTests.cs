@@ -153,6 +153,27 @@ public class TenantNamespaceTests
         }
     }
 
+    [Test]
+    public void In_cluster_mode_a_name_another_tenant_holds_on_this_registry_is_refused_as_taken()
+    {
+        using var harness = new RegistryHarness();
+        var registry = harness.Registry;
+        registry.InTenant("a", () => registry.Handle(new NodeAnnouncement { NodeId = "worker-1" }));
+        registry.InTenant("a", () => registry.Handle(Orders(1)));
+        // A member that never connects: the checks below come before anything would ask the bucket.
+        registry.Cluster = new Onex.RegistryNode.Cluster.ClusterMember(
+            new Onex.RegistryNode.Cluster.ClusterOptions { Servers = "nats://127.0.0.1:1", HostName = "h1" }, _ => { }, () => registry.Epoch,
+            harness.Time, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+
+        var node = Assert.Throws<AccessDeniedException>(() => registry.InTenant("b", () => registry.Handle(new NodeAnnouncement { NodeId = "worker-1" })));
+        Assert.That((node!.Code, node.Details["reason"]), Is.EqualTo((ErrorCodes.PermissionDenied, "nameTaken")), node.Message);
+        registry.InTenant("b", () => registry.Handle(new NodeAnnouncement { NodeId = "worker-2" }));
+        var bus = Assert.Throws<AccessDeniedException>(() => registry.InTenant("b", () => registry.Handle(Orders(2) with { NodeId = "worker-2" })));
+        Assert.That((bus!.Code, bus.Details["reason"]), Is.EqualTo((ErrorCodes.PermissionDenied, "nameTaken")), bus.Message);
+        // The holder itself is not refused (its re-announcement is an update).
+        Assert.That(registry.InTenant("a", () => registry.Handle(new NodeAnnouncement { NodeId = "worker-1", Name = "again" })).Name, Is.EqualTo("again"));
+    }
+
     private static bool SameEntries(RegistrySnapshot x, RegistrySnapshot y) =>
         x.Leases.SequenceEqual(y.Leases, ByBytes<PortLease>()) && x.Nodes.Select(n => n.NodeId).SequenceEqual(y.Nodes.Select(n => n.NodeId))
         && x.Buses.SequenceEqual(y.Buses, ByBytes<EventBusRecord>()) && x.Tools.SequenceEqual(y.Tools, ByBytes<ToolContractRecord>());
