@@ -69,6 +69,8 @@ public sealed record PortLease
     [Key("fencingToken")] public long FencingToken { get; init; }
     /// <summary>Free text from the request.</summary>
     [Key("purpose")] public string? Purpose { get; init; }
+    /// <summary>The tenant owning this entry (PROTOCOL.md section 16.3); null means <c>default</c> (always so without an auth file).</summary>
+    [Key("tenant")] public string? Tenant { get; init; }
 }
 
 /// <summary>Extends a lease by its TTL from now. Reply: the renewed <see cref="PortLease"/>.</summary>

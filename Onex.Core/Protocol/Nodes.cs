@@ -69,4 +69,6 @@ public sealed record NodeRecord
     [Key("metadata")] public IReadOnlyDictionary<string, string>? Metadata { get; init; }
     /// <summary>The host whose registry holds this entry (<c>--host-name</c>) in cluster mode; null outside cluster mode (docs/CLUSTER.md).</summary>
     [Key("registryHost")] public string? RegistryHost { get; init; }
+    /// <summary>The tenant owning this entry (PROTOCOL.md section 16.3); null means <c>default</c> (always so without an auth file).</summary>
+    [Key("tenant")] public string? Tenant { get; init; }
 }

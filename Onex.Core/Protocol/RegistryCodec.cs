@@ -53,18 +53,24 @@ public static class RegistryCodec
     /// <summary>
     /// Encodes an envelope around <paramref name="body"/>; the message type comes from <typeparamref name="T"/>.
     /// <paramref name="token"/> (requests to a registry with access control) is written as the <c>token</c> key, and
-    /// <paramref name="traceParent"/> as the optional <c>traceparent</c> key, each when not null.
+    /// <paramref name="traceParent"/> as the optional <c>traceparent</c> key, and <paramref name="tenant"/> as the optional
+    /// <c>tenant</c> key (PROTOCOL.md 16.3), each when not null.
     /// </summary>
     public static byte[] Encode<T>(string requestId, string clientId, T body, int protocolVersion = ProtocolVersion.Current, string? token = null,
-        string? traceParent = null)
+        string? traceParent = null, string? tenant = null)
     {
         var buffer = new ArrayBufferWriter<byte>(256);
         var writer = new MessagePackWriter(buffer);
-        writer.WriteMapHeader(5 + (token is null ? 0 : 1) + (traceParent is null ? 0 : 1));
+        writer.WriteMapHeader(5 + (token is null ? 0 : 1) + (traceParent is null ? 0 : 1) + (tenant is null ? 0 : 1));
         if (token is not null)
         {
             writer.Write("token");
             writer.Write(token);
+        }
+        if (tenant is not null)
+        {
+            writer.Write("tenant");
+            writer.Write(tenant);
         }
         writer.Write("protocolVersion");
         writer.Write(protocolVersion);
@@ -151,7 +157,7 @@ public static class RegistryCodec
         }
 
         int? version = null;
-        string? messageType = null, requestId = null, clientId = null, token = null, traceParent = null;
+        string? messageType = null, requestId = null, clientId = null, token = null, traceParent = null, tenant = null;
         ReadOnlyMemory<byte>? body = null;
         try
         {
@@ -172,6 +178,9 @@ public static class RegistryCodec
                     case "clientId": clientId = ReadText(ref reader, key); break;
                     case "token":
                         if (!reader.TryReadNil()) token = ReadText(ref reader, key);
+                        break;
+                    case "tenant":
+                        if (!reader.TryReadNil()) tenant = ReadText(ref reader, key);
                         break;
                     case "body":
                         var start = reader.Consumed;
@@ -227,6 +236,7 @@ public static class RegistryCodec
             RequestId = requestId!,
             ClientId = clientId!,
             Token = token,
+            Tenant = tenant,
             Body = body!.Value,
             TraceParent = traceParent,
         };

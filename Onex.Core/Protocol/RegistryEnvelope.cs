@@ -20,6 +20,11 @@ public sealed record RegistryEnvelope
     /// ignored by one without. Null when absent.
     /// </summary>
     public string? Token { get; init; }
+    /// <summary>
+    /// Requests only, optional (PROTOCOL.md 16.3): the tenant the request acts in. An admin names the tenant of a name
+    /// that several tenants use; any other caller may name only its own. Null when absent.
+    /// </summary>
+    public string? Tenant { get; init; }
     /// <summary>The raw MessagePack map of the body.</summary>
     public ReadOnlyMemory<byte> Body { get; init; }
 

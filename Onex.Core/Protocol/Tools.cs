@@ -62,6 +62,8 @@ public sealed record ToolContractRecord
     [Key("registeredAt")] public long RegisteredAt { get; init; }
     /// <summary>The host whose registry holds this entry (<c>--host-name</c>) in cluster mode; null outside cluster mode (docs/CLUSTER.md).</summary>
     [Key("registryHost")] public string? RegistryHost { get; init; }
+    /// <summary>The tenant owning this entry (PROTOCOL.md section 16.3); null means <c>default</c> (always so without an auth file).</summary>
+    [Key("tenant")] public string? Tenant { get; init; }
 }
 
 /// <summary>Which schema of a tool a payload is validated against.</summary>

@@ -3,15 +3,17 @@ using System.Text;
 using Onex.Errors;
 using Onex.Protocol;
 using Onex.RegistryNode.Server;
+using Onex.RegistryNode.Tenants;
+using Onex.RegistryNode.Tools;
 
 namespace Onex.RegistryNode.Auth;
 
 /// <summary>
 /// Access control on the registry thread (PROTOCOL.md section 16): who may send a request (<see cref="Admit"/>), and
-/// what it may touch and see (<see cref="Invoke"/>). Tenants are namespaces of nodes: a node belongs to the tenant
-/// that announced it (the registry writes the tenant into the node's metadata as <see cref="TenantKey"/>, so a durable
-/// store keeps it across restarts), and its leases, buses and tools belong to that tenant with it. A caller of another
-/// tenant neither sees nor touches them; admins see and touch everything, the tenant named in each node.
+/// what it may touch and see (<see cref="Invoke"/>). Tenants are namespaces: a node belongs to the tenant that
+/// announced it, its leases, buses and tools with it, each record naming its tenant (<c>tenant</c>; the node's metadata
+/// also as <see cref="TenantKey"/>), and node ids, bus names and tool versions are unique per tenant. A caller of
+/// another tenant neither sees nor touches them; admins see and touch everything, naming the tenant when a name is in several.
 /// </summary>
 internal sealed class AuthGate
 {
@@ -59,165 +61,165 @@ internal sealed class AuthGate
         }
         if (configuration.Quotas.GetValueOrDefault(caller.Tenant)?.RequestsPerSecond is { } perSecond && !TakeRequest(caller.Tenant, perSecond))
         {
-            return Quota(caller, "requestsPerSecond", perSecond,
+            return Quota(caller.Tenant, "requestsPerSecond", perSecond,
                 $"Tenant '{caller.Tenant}' is over its quota of {perSecond} requests per second; slow down and retry with a new requestId.");
         }
         return null;
     }
 
     /// <summary>
-    /// Runs one admitted request: checks that it touches only the caller's tenant and stays within its quotas (throwing
-    /// the refusal before anything changes), stamps announcements with the tenant, and filters what reads return.
+    /// Runs one admitted request in its tenant (<see cref="TenantFor"/>): checks that it stays within the tenant's quotas
+    /// (throwing the refusal before anything changes), stamps announcements with the tenant, and filters what reads
+    /// return. Names are looked up within the tenant, so another tenant's entries neither clash with nor show to it.
     /// </summary>
     public byte[] Invoke(RegistryState registry, RegistryEnvelope envelope, AuthCaller caller, Func<RegistryState, RegistryEnvelope, byte[]> handle)
     {
+        var tenant = TenantFor(registry, envelope, caller);
         switch (envelope.MessageType)
         {
             case nameof(PortRequest):
             {
                 var request = envelope.BodyAs<PortRequest>();
-                RequireOwnNode(registry, caller, request.NodeId, mustExist: true);
-                var tenant = TenantOfNode(registry, request.NodeId) ?? caller.Tenant;
-                if (QuotaOf(tenant)?.Leases is { } limit)
+                if (registry.Nodes.Find(request.NodeId, tenant!) is null)
+                    throw Reject.NotFound($"Node '{request.NodeId}' has not announced itself; with access control on, a node announces itself (NodeAnnouncement) before it leases ports.",
+                        ("nodeId", request.NodeId));
+                if (QuotaOf(tenant!)?.Leases is { } limit)
                 {
-                    var held = registry.Leases.Leases.Count(l => TenantOfNode(registry, l.NodeId) == tenant);
+                    var held = registry.Leases.PerTenant.Of(tenant!);
                     if (held + Math.Max(request.Count, 0) > limit)
-                        throw Quota(caller, "leases", limit, $"Tenant '{tenant}' holds {held} lease(s); {request.Count} more would exceed its quota of {limit}.",
+                        throw Quota(tenant!, "leases", limit, $"Tenant '{tenant}' holds {held} lease(s); {request.Count} more would exceed its quota of {limit}.",
                             ("held", held.ToString()), ("requested", request.Count.ToString()));
                 }
                 break;
             }
             case nameof(LeaseRenewal):
-                CheckLease(registry, caller, envelope.BodyAs<LeaseRenewal>().LeaseId, envelope.BodyAs<LeaseRenewal>().NodeId);
+                CheckLease(registry, tenant!, envelope.BodyAs<LeaseRenewal>().LeaseId);
                 break;
             case nameof(LeaseRelease):
-                CheckLease(registry, caller, envelope.BodyAs<LeaseRelease>().LeaseId, envelope.BodyAs<LeaseRelease>().NodeId);
+                CheckLease(registry, tenant!, envelope.BodyAs<LeaseRelease>().LeaseId);
                 break;
             case nameof(PortConflict):
-                CheckLease(registry, caller, envelope.BodyAs<PortConflict>().LeaseId, envelope.BodyAs<PortConflict>().NodeId);
+                CheckLease(registry, tenant!, envelope.BodyAs<PortConflict>().LeaseId);
                 break;
             case nameof(NodeAnnouncement):
-                envelope = Announce(registry, envelope, caller);
-                break;
-            case nameof(NodeHeartbeat):
-                RequireOwnNode(registry, caller, envelope.BodyAs<NodeHeartbeat>().NodeId, mustExist: false);
-                break;
-            case nameof(NodeDeparture):
-                RequireOwnNode(registry, caller, envelope.BodyAs<NodeDeparture>().NodeId, mustExist: false);
+                envelope = Announce(registry, envelope, tenant!);
                 break;
             case nameof(EventBusRegistration):
-                RegisterBus(registry, caller, envelope.BodyAs<EventBusRegistration>());
-                break;
-            case nameof(EventBusDeregistration):
             {
-                var request = envelope.BodyAs<EventBusDeregistration>();
-                // Another tenant's bus does not exist for this caller.
-                if (registry.Buses.Buses.FirstOrDefault(b => b.Name == request.Name) is { } bus && !Sees(registry, caller, bus.NodeId))
-                    throw Reject.NotFound($"No bus named '{request.Name}'.", ("name", request.Name));
-                RequireOwnNode(registry, caller, request.NodeId, mustExist: false);
+                var request = envelope.BodyAs<EventBusRegistration>();
+                if (!registry.Buses.Contains(request.Name, tenant!) && QuotaOf(tenant!)?.Buses is { } limit)
+                {
+                    var count = registry.Buses.PerTenant.Of(tenant!);
+                    if (count + 1 > limit)
+                        throw Quota(tenant!, "buses", limit, $"Tenant '{tenant}' has {count} bus(es), its quota.", ("held", count.ToString()));
+                }
                 break;
             }
             case nameof(ToolContractRegistration):
-                RegisterTool(registry, caller, envelope.BodyAs<ToolContractRegistration>());
+                RegisterTool(registry, tenant!, envelope.BodyAs<ToolContractRegistration>());
                 break;
-            case nameof(ValidatePayload):
-            {
-                var request = envelope.BodyAs<ValidatePayload>();
-                if (!caller.IsAdmin && registry.Tools.Tools.Any(t => t.Name == request.ToolName)
-                    && !registry.Tools.Tools.Any(t => t.Name == request.ToolName && Sees(registry, caller, t.NodeId)))
-                    throw Reject.NotFound($"No tool named '{request.ToolName}'.", ("toolName", request.ToolName), ("version", request.Version ?? ""));
-                if (!caller.IsAdmin && request.Version is null)
-                {
-                    // "The highest version" means the highest this tenant can see.
-                    var visible = registry.Tools.Tools.Where(t => t.Name == request.ToolName && Sees(registry, caller, t.NodeId))
-                        .Select(t => t.Version).ToList();
-                    if (visible.Count > 0 && registry.Tools.Tools.Count(t => t.Name == request.ToolName) != visible.Count)
-                        throw Reject.InvalidArgument("version", "Name the version: another tenant registers versions of this tool too.");
-                }
-                else if (!caller.IsAdmin && registry.Tools.Tools.FirstOrDefault(t => t.Name == request.ToolName && t.Version == request.Version) is { } tool
-                    && !Sees(registry, caller, tool.NodeId))
-                {
-                    throw Reject.NotFound($"No tool '{request.ToolName}' version {request.Version}.", ("toolName", request.ToolName), ("version", request.Version ?? ""));
-                }
-                break;
-            }
-            case nameof(IntrospectionRequest) when !caller.IsAdmin:
+            case nameof(IntrospectionRequest) when tenant is not null:
             {
                 var response = registry.Handle(envelope.BodyAs<IntrospectionRequest>());
                 response = response with
                 {
-                    Leases = response.Leases?.Where(l => Sees(registry, caller, l.NodeId)).ToList(),
-                    Nodes = response.Nodes?.Where(n => Sees(registry, caller, n.NodeId)).ToList(),
-                    Buses = response.Buses?.Where(b => Sees(registry, caller, b.NodeId)).ToList(),
-                    Tools = response.Tools?.Where(t => Sees(registry, caller, t.NodeId)).ToList(),
+                    Leases = response.Leases?.Where(l => TenantNames.Of(l.Tenant) == tenant).ToList(),
+                    Nodes = response.Nodes?.Where(n => TenantNames.Of(n.Tenant) == tenant).ToList(),
+                    Buses = response.Buses?.Where(b => TenantNames.Of(b.Tenant) == tenant).ToList(),
+                    Tools = response.Tools?.Where(t => TenantNames.Of(t.Tenant) == tenant).ToList(),
                 };
                 return RegistryCodec.Encode(envelope.RequestId, envelope.ClientId, response);
             }
-            case nameof(SnapshotRequest) when !caller.IsAdmin:
+            case nameof(SnapshotRequest) when tenant is not null:
             {
                 envelope.BodyAs<SnapshotRequest>();
                 var snapshot = registry.Snapshot();
                 snapshot = snapshot with
                 {
-                    Leases = snapshot.Leases.Where(l => Sees(registry, caller, l.NodeId)).ToList(),
-                    Nodes = snapshot.Nodes.Where(n => Sees(registry, caller, n.NodeId)).ToList(),
-                    Buses = snapshot.Buses.Where(b => Sees(registry, caller, b.NodeId)).ToList(),
-                    Tools = snapshot.Tools.Where(t => Sees(registry, caller, t.NodeId)).ToList(),
+                    Leases = snapshot.Leases.Where(l => TenantNames.Of(l.Tenant) == tenant).ToList(),
+                    Nodes = snapshot.Nodes.Where(n => TenantNames.Of(n.Tenant) == tenant).ToList(),
+                    Buses = snapshot.Buses.Where(b => TenantNames.Of(b.Tenant) == tenant).ToList(),
+                    Tools = snapshot.Tools.Where(t => TenantNames.Of(t.Tenant) == tenant).ToList(),
                 };
                 return RegistryCodec.Encode(envelope.RequestId, envelope.ClientId, snapshot);
             }
         }
-        return handle(registry, envelope);
+        return registry.InTenant(tenant ?? caller.Tenant, () => handle(registry, envelope));
     }
 
-    /// <summary>The tenant a node belongs to (its metadata), or null for an unknown node or one from before access control.</summary>
-    public static string? TenantOfNode(RegistryState registry, string nodeId) =>
-        registry.Nodes.Find(nodeId)?.Metadata?.GetValueOrDefault(TenantKey);
+    /// <summary>
+    /// The tenant a request acts in (PROTOCOL.md 16.3): the envelope's <c>tenant</c> when set (another tenant than
+    /// the token's only for an admin); else the token's tenant; for an admin, the one tenant holding the node, lease
+    /// or tool the request names (its own tenant when none does; INVALID_ARGUMENT, <c>reason</c> <c>ambiguous</c>,
+    /// when several do). Null for an admin's introspection or snapshot without a tenant: every tenant.
+    /// </summary>
+    private string? TenantFor(RegistryState registry, RegistryEnvelope envelope, AuthCaller caller)
+    {
+        if (envelope.Tenant is { } named)
+        {
+            if (named == caller.Tenant) return named;
+            if (!caller.IsAdmin)
+                throw Denied(caller, $"Token '{caller.TokenName}' acts only in its own tenant '{caller.Tenant}', not in '{named}'.",
+                    ("reason", "tenant"), ("requestedTenant", named));
+            if (named != TenantNames.Default && !_auth.Current.Quotas.ContainsKey(named)
+                && registry.Nodes.PerTenant.Of(named) == 0 && registry.Leases.PerTenant.Of(named) == 0)
+                throw Reject.InvalidArgument("tenant", $"No tenant '{named}' is in the auth file or holds anything here.", ("value", named));
+            return named;
+        }
+        if (!caller.IsAdmin) return caller.Tenant;
+        var (what, holders) = envelope.MessageType switch
+        {
+            nameof(PortRequest) => NodeHolders(registry, envelope.BodyAs<PortRequest>().NodeId),
+            nameof(NodeAnnouncement) => NodeHolders(registry, envelope.BodyAs<NodeAnnouncement>().NodeId),
+            nameof(NodeHeartbeat) => NodeHolders(registry, envelope.BodyAs<NodeHeartbeat>().NodeId),
+            nameof(NodeDeparture) => NodeHolders(registry, envelope.BodyAs<NodeDeparture>().NodeId),
+            nameof(EventBusRegistration) => NodeHolders(registry, envelope.BodyAs<EventBusRegistration>().NodeId),
+            nameof(EventBusDeregistration) => NodeHolders(registry, envelope.BodyAs<EventBusDeregistration>().NodeId),
+            nameof(ToolContractRegistration) => NodeHolders(registry, envelope.BodyAs<ToolContractRegistration>().NodeId),
+            nameof(LeaseRenewal) => LeaseHolder(registry, envelope.BodyAs<LeaseRenewal>().LeaseId),
+            nameof(LeaseRelease) => LeaseHolder(registry, envelope.BodyAs<LeaseRelease>().LeaseId),
+            nameof(PortConflict) => LeaseHolder(registry, envelope.BodyAs<PortConflict>().LeaseId),
+            nameof(ValidatePayload) => ToolHolders(registry, envelope.BodyAs<ValidatePayload>().ToolName),
+            _ => (null, null),
+        };
+        if (holders is null) return null;
+        return holders.Count switch
+        {
+            0 => caller.Tenant,
+            1 => holders[0],
+            _ => throw Reject.InvalidArgument("tenant",
+                $"{what} exists in tenants {string.Join(", ", holders)}; name the tenant in the envelope's 'tenant'.",
+                ("reason", "ambiguous"), ("tenants", string.Join(",", holders))),
+        };
+    }
 
-    /// <summary>Whether <paramref name="caller"/> may see what node <paramref name="nodeId"/> owns.</summary>
-    private static bool Sees(RegistryState registry, AuthCaller caller, string nodeId) =>
-        caller.IsAdmin || TenantOfNode(registry, nodeId) == caller.Tenant;
+    // The tenants holding a name, found through the tenants that hold anything of its kind (counted, not scanned).
+    private static (string, List<string>) NodeHolders(RegistryState registry, string nodeId) =>
+        ($"Node '{nodeId}'", registry.Nodes.PerTenant.Tenants.Where(t => registry.Nodes.Find(nodeId, t) is not null).Order(StringComparer.Ordinal).ToList());
+
+    private static (string, List<string>) ToolHolders(RegistryState registry, string toolName) =>
+        ($"Tool '{toolName}'", registry.Tools.PerTenant.Tenants.Where(t => registry.Tools.HasName(toolName, t)).Order(StringComparer.Ordinal).ToList());
+
+    private static (string, List<string>) LeaseHolder(RegistryState registry, string leaseId) =>
+        ($"Lease '{leaseId}'", registry.Leases.Find(leaseId) is { } lease ? [TenantNames.Of(lease.Tenant)] : []);
 
     private TenantQuotas? QuotaOf(string tenant) => _auth.Current.Quotas.GetValueOrDefault(tenant);
 
-    /// <summary>A node id the caller may act as: its own tenant's, or (unless <paramref name="mustExist"/>) not yet anyone's.</summary>
-    private static void RequireOwnNode(RegistryState registry, AuthCaller caller, string nodeId, bool mustExist)
-    {
-        var node = registry.Nodes.Find(nodeId);
-        if (node is null)
-        {
-            if (mustExist)
-                throw Reject.NotFound($"Node '{nodeId}' has not announced itself; with access control on, a node announces itself (NodeAnnouncement) before it leases ports.",
-                    ("nodeId", nodeId));
-            return;
-        }
-        if (caller.IsAdmin) return;
-        var tenant = node.Metadata?.GetValueOrDefault(TenantKey);
-        if (tenant != caller.Tenant)
-            throw Denied(caller, $"Node '{nodeId}' is not in tenant '{caller.Tenant}'; a token acts only for its own tenant's nodes.",
-                ("reason", "tenant"), ("nodeId", nodeId));
-    }
-
-    private static void CheckLease(RegistryState registry, AuthCaller caller, string leaseId, string nodeId)
+    private static void CheckLease(RegistryState registry, string tenant, string leaseId)
     {
         // Another tenant's lease does not exist for this caller (its holder is not even named).
-        if (registry.Leases.Leases.FirstOrDefault(l => l.LeaseId == leaseId) is { } lease && !Sees(registry, caller, lease.NodeId))
+        if (registry.Leases.Find(leaseId) is { } lease && TenantNames.Of(lease.Tenant) != tenant)
             throw Reject.Lease(ErrorCodes.LeaseNotFound, $"No live lease '{leaseId}'.", ("leaseId", leaseId));
-        RequireOwnNode(registry, caller, nodeId, mustExist: false);
     }
 
-    private RegistryEnvelope Announce(RegistryState registry, RegistryEnvelope envelope, AuthCaller caller)
+    private RegistryEnvelope Announce(RegistryState registry, RegistryEnvelope envelope, string tenant)
     {
         var announcement = envelope.BodyAs<NodeAnnouncement>();
-        var existing = registry.Nodes.Find(announcement.NodeId);
-        RequireOwnNode(registry, caller, announcement.NodeId, mustExist: false);
-        // An admin re-announcing a node keeps it in its tenant; a new node joins the caller's tenant.
-        var tenant = existing?.Metadata?.GetValueOrDefault(TenantKey) ?? caller.Tenant;
-        if (existing is null && QuotaOf(tenant)?.Nodes is { } limit)
+        if (registry.Nodes.Find(announcement.NodeId, tenant) is null && QuotaOf(tenant)?.Nodes is { } limit)
         {
-            var count = registry.Nodes.Nodes.Count(n => n.Metadata?.GetValueOrDefault(TenantKey) == tenant);
+            var count = registry.Nodes.PerTenant.Of(tenant);
             if (count + 1 > limit)
-                throw Quota(caller, "nodes", limit, $"Tenant '{tenant}' has {count} node(s), its quota.", ("held", count.ToString()));
+                throw Quota(tenant, "nodes", limit, $"Tenant '{tenant}' has {count} node(s), its quota.", ("held", count.ToString()));
         }
         var metadata = new Dictionary<string, string>(announcement.Metadata ?? new Dictionary<string, string>(), StringComparer.Ordinal)
         {
@@ -226,42 +228,19 @@ internal sealed class AuthGate
         return envelope with { Body = RegistryCodec.SerializeBody(announcement with { Metadata = metadata }) };
     }
 
-    private void RegisterBus(RegistryState registry, AuthCaller caller, EventBusRegistration request)
+    private void RegisterTool(RegistryState registry, string tenant, ToolContractRegistration request)
     {
-        RequireOwnNode(registry, caller, request.NodeId, mustExist: false);
-        var tenant = TenantOfNode(registry, request.NodeId) ?? caller.Tenant;
-        var existing = registry.Buses.Buses.FirstOrDefault(b => b.Name == request.Name);
-        if (existing is not null && !caller.IsAdmin && TenantOfNode(registry, existing.NodeId) != tenant)
-            throw Denied(caller, $"The bus name '{request.Name}' is taken in another tenant; bus names are unique across the registry.",
-                ("reason", "nameTaken"), ("name", request.Name));
-        if (existing is null && QuotaOf(tenant)?.Buses is { } limit)
-        {
-            var count = registry.Buses.Buses.Count(b => TenantOfNode(registry, b.NodeId) == tenant);
-            if (count + 1 > limit)
-                throw Quota(caller, "buses", limit, $"Tenant '{tenant}' has {count} bus(es), its quota.", ("held", count.ToString()));
-        }
-    }
-
-    private void RegisterTool(RegistryState registry, AuthCaller caller, ToolContractRegistration request)
-    {
-        RequireOwnNode(registry, caller, request.NodeId, mustExist: false);
-        var tenant = TenantOfNode(registry, request.NodeId) ?? caller.Tenant;
-        var existing = registry.Tools.Tools.FirstOrDefault(t => t.Name == request.Name && t.Version == request.Version);
-        if (existing is not null && !caller.IsAdmin && TenantOfNode(registry, existing.NodeId) != tenant)
-            throw Denied(caller, $"The tool '{request.Name}@{request.Version}' is registered in another tenant; tool names and versions are unique across the registry.",
-                ("reason", "nameTaken"), ("tool", $"{request.Name}@{request.Version}"));
-        if (existing is not null) return; // idempotent re-registration (or a conflict the registry reports): nothing new is held
+        if (registry.Tools.Contains(request.Name + "@" + request.Version, tenant)) return; // idempotent, or a conflict the registry reports
         var quotas = QuotaOf(tenant);
-        var owned = registry.Tools.Tools.Where(t => TenantOfNode(registry, t.NodeId) == tenant).ToList();
-        if (quotas?.Tools is { } limit && owned.Count + 1 > limit)
-            throw Quota(caller, "tools", limit, $"Tenant '{tenant}' has {owned.Count} tool contract(s), its quota.", ("held", owned.Count.ToString()));
+        var count = registry.Tools.PerTenant.Of(tenant);
+        if (quotas?.Tools is { } limit && count + 1 > limit)
+            throw Quota(tenant, "tools", limit, $"Tenant '{tenant}' has {count} tool contract(s), its quota.", ("held", count.ToString()));
         if (quotas?.SchemaBytes is { } bytes)
         {
-            static long SizeOf(string? a, string? b) => Encoding.UTF8.GetByteCount(a ?? "") + Encoding.UTF8.GetByteCount(b ?? "");
-            var held = owned.Sum(t => SizeOf(t.InputSchema, t.OutputSchema));
-            var adding = SizeOf(request.InputSchema, request.OutputSchema);
+            var held = registry.Tools.SchemaBytesPerTenant.Of(tenant);
+            var adding = ToolCatalog.SchemaBytesOf(request.InputSchema, request.OutputSchema);
             if (held + adding > bytes)
-                throw Quota(caller, "schemaBytes", bytes, $"Tenant '{tenant}' holds {held} bytes of tool schemas; {adding} more would exceed its quota of {bytes}.",
+                throw Quota(tenant, "schemaBytes", bytes, $"Tenant '{tenant}' holds {held} bytes of tool schemas; {adding} more would exceed its quota of {bytes}.",
                     ("held", held.ToString()), ("requested", adding.ToString()));
         }
     }
@@ -288,9 +267,9 @@ internal sealed class AuthGate
         return new PermissionDeniedException(message, all);
     }
 
-    private static AccessDeniedException Quota(AuthCaller caller, string quota, long limit, string message, params (string Key, string Value)[] details)
+    private static AccessDeniedException Quota(string tenant, string quota, long limit, string message, params (string Key, string Value)[] details)
     {
-        var all = new Dictionary<string, string> { ["tenant"] = caller.Tenant, ["quota"] = quota, ["limit"] = limit.ToString() };
+        var all = new Dictionary<string, string> { ["tenant"] = tenant, ["quota"] = quota, ["limit"] = limit.ToString() };
         foreach (var (key, value) in details) all[key] = value;
         return new QuotaExceededException(message, all);
     }

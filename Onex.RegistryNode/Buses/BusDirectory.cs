@@ -3,11 +3,12 @@ using Onex.RegistryNode.Changes;
 using Onex.RegistryNode.Nodes;
 using Onex.RegistryNode.Server;
 using Onex.RegistryNode.Storage;
+using Onex.RegistryNode.Tenants;
 
 namespace Onex.RegistryNode.Buses;
 
 /// <summary>
-/// Registered event buses, by unique name. The owner re-registering a name updates it; another node gets
+/// Registered event buses, by name, unique within a tenant (keyed by <see cref="TenantNames.Key"/>). The owner re-registering a name updates it; another node gets
 /// NOT_OWNER while the owner lives. A bus's health follows its owner's.
 /// </summary>
 internal sealed class BusDirectory
@@ -28,7 +29,12 @@ internal sealed class BusDirectory
     }
 
     /// <summary>The stored form of a bus, or null when it is gone.</summary>
-    public byte[]? Read(string name) => _buses.TryGetValue(name, out var bus) ? RegistryCodec.SerializeBody(bus) : null;
+    public byte[]? Read(string key) => _buses.TryGetValue(key, out var bus) ? RegistryCodec.SerializeBody(bus) : null;
+
+    /// <summary>How many buses each tenant has.</summary>
+    public TenantCounter PerTenant { get; } = new();
+
+    private static string KeyOf(EventBusRecord bus) => TenantNames.Key(TenantNames.Of(bus.Tenant), bus.Name);
 
     /// <summary>Puts stored buses back. Called once, before use.</summary>
     public void Restore(StoredState stored)
@@ -36,27 +42,33 @@ internal sealed class BusDirectory
         foreach (var row in stored.OfKind(StoredKind.Bus))
         {
             var bus = RegistryCodec.DeserializeBody<EventBusRecord>(row.Value);
-            _buses[bus.Name] = bus;
+            if (_buses.TryAdd(KeyOf(bus), bus)) PerTenant.Add(TenantNames.Of(bus.Tenant), 1);
         }
     }
 
     private void Set(EventBusRecord bus)
     {
-        _buses[bus.Name] = bus;
-        _changes.Mark(StoredKind.Bus, bus.Name);
+        var key = KeyOf(bus);
+        if (_buses.TryAdd(key, bus)) PerTenant.Add(TenantNames.Of(bus.Tenant), 1);
+        else _buses[key] = bus;
+        _changes.Mark(StoredKind.Bus, key);
     }
 
-    private void Delete(string name)
+    private void Delete(EventBusRecord bus)
     {
-        _buses.Remove(name);
-        _changes.Mark(StoredKind.Bus, name);
+        var key = KeyOf(bus);
+        if (_buses.Remove(key)) PerTenant.Add(TenantNames.Of(bus.Tenant), -1);
+        _changes.Mark(StoredKind.Bus, key);
     }
 
     /// <summary>Every bus.</summary>
     public IEnumerable<EventBusRecord> Buses => _buses.Values;
 
-    /// <summary>True when a bus of this name is registered here.</summary>
-    public bool Contains(string name) => _buses.ContainsKey(name);
+    /// <summary>True when a bus of this name is registered here in <paramref name="tenant"/>.</summary>
+    public bool Contains(string name, string tenant = TenantNames.Default) => _buses.ContainsKey(TenantNames.Key(tenant, name));
+
+    /// <summary>The bus of this name in <paramref name="tenant"/>, or null.</summary>
+    public EventBusRecord? Find(string name, string tenant = TenantNames.Default) => _buses.GetValueOrDefault(TenantNames.Key(tenant, name));
 
     /// <summary>How many buses are registered.</summary>
     public int Count => _buses.Count;
@@ -82,11 +94,11 @@ internal sealed class BusDirectory
         Reject.IfBadMetadata(registration.Metadata, "metadata");
     }
 
-    /// <summary>Registers or updates a bus owned by <paramref name="owner"/>.</summary>
+    /// <summary>Registers or updates a bus owned by <paramref name="owner"/> (in the owner's tenant).</summary>
     public EventBusRecord Register(EventBusRegistration registration, NodeRecord owner)
     {
         Validate(registration);
-        if (_buses.TryGetValue(registration.Name, out var existing))
+        if (_buses.TryGetValue(TenantNames.Key(TenantNames.Of(owner.Tenant), registration.Name), out var existing))
         {
             if (existing.NodeId != registration.NodeId)
                 throw Reject.NotOwner($"Bus '{registration.Name}' is registered by node '{existing.NodeId}'.",
@@ -113,30 +125,31 @@ internal sealed class BusDirectory
             Health = owner.Health,
             RegisteredAt = _time.GetUtcNow().ToUnixTimeMilliseconds(),
             Metadata = registration.Metadata,
+            Tenant = owner.Tenant,
         };
         Set(record);
         _journal.Record(ChangeTypes.BusRegistered, record.Name, ChangeJournal.Of(record), null);
         return record;
     }
 
-    /// <summary>Removes a bus; only its owner may.</summary>
-    public void Deregister(EventBusDeregistration deregistration)
+    /// <summary>Removes a bus of <paramref name="tenant"/>; only its owner may.</summary>
+    public void Deregister(EventBusDeregistration deregistration, string tenant = TenantNames.Default)
     {
         Reject.IfBlank(deregistration.Name, "name");
         Reject.IfBlank(deregistration.NodeId, "nodeId");
-        if (!_buses.TryGetValue(deregistration.Name, out var existing))
+        if (!_buses.TryGetValue(TenantNames.Key(tenant, deregistration.Name), out var existing))
             throw Reject.NotFound($"No bus named '{deregistration.Name}' is registered.", ("name", deregistration.Name));
         if (existing.NodeId != deregistration.NodeId)
             throw Reject.NotOwner($"Bus '{deregistration.Name}' is registered by node '{existing.NodeId}'.",
                 ("name", deregistration.Name), ("nodeId", deregistration.NodeId), ("owner", existing.NodeId));
-        Delete(existing.Name);
+        Delete(existing);
         _journal.Record(ChangeTypes.BusRemoved, existing.Name, null, ChangeJournal.Of(existing));
     }
 
     /// <summary>Sets the health of every bus of <paramref name="nodeId"/>, broadcasting <c>bus.updated</c> for each.</summary>
-    public void SetHealthOf(string nodeId, string health)
+    public void SetHealthOf(string nodeId, string health, string tenant = TenantNames.Default)
     {
-        foreach (var bus in OwnedBy(nodeId))
+        foreach (var bus in OwnedBy(nodeId, tenant))
         {
             if (bus.Health == health) continue;
             var updated = bus with { Health = health };
@@ -146,17 +159,17 @@ internal sealed class BusDirectory
     }
 
     /// <summary>Removes every bus of <paramref name="nodeId"/>, broadcasting <c>bus.removed</c> for each.</summary>
-    public void RemoveAllOf(string nodeId)
+    public void RemoveAllOf(string nodeId, string tenant = TenantNames.Default)
     {
-        foreach (var bus in OwnedBy(nodeId))
+        foreach (var bus in OwnedBy(nodeId, tenant))
         {
-            Delete(bus.Name);
+            Delete(bus);
             _journal.Record(ChangeTypes.BusRemoved, bus.Name, null, ChangeJournal.Of(bus));
         }
     }
 
-    private List<EventBusRecord> OwnedBy(string nodeId) =>
-        _buses.Values.Where(b => b.NodeId == nodeId).OrderBy(b => b.Name, StringComparer.Ordinal).ToList();
+    private List<EventBusRecord> OwnedBy(string nodeId, string tenant) =>
+        _buses.Values.Where(b => b.NodeId == nodeId && TenantNames.Of(b.Tenant) == tenant).OrderBy(b => b.Name, StringComparer.Ordinal).ToList();
 
     private static bool Same(EventBusRecord a, EventBusRecord b) =>
         a.Kind == b.Kind && a.Health == b.Health && a.Endpoints.SequenceEqual(b.Endpoints)

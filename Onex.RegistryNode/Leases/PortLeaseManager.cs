@@ -4,6 +4,7 @@ using Onex.Protocol;
 using Onex.RegistryNode.Changes;
 using Onex.RegistryNode.Server;
 using Onex.RegistryNode.Storage;
+using Onex.RegistryNode.Tenants;
 
 namespace Onex.RegistryNode.Leases;
 
@@ -93,6 +94,12 @@ internal sealed partial class PortLeaseManager : IDisposable
     /// <summary>How many leases are live.</summary>
     public int Count => _leases.Count;
 
+    /// <summary>How many live leases each tenant holds.</summary>
+    public TenantCounter PerTenant { get; } = new();
+
+    /// <summary>The live lease with this id (of any tenant), or null.</summary>
+    public PortLease? Find(string leaseId) => _leases.GetValueOrDefault(leaseId);
+
     /// <summary>Entries in the expiry queue: one per live lease, plus those ended leases left behind (diagnostics).</summary>
     public int ExpiryEntries => _expiries.Count;
 
@@ -105,7 +112,7 @@ internal sealed partial class PortLeaseManager : IDisposable
     /// <see cref="PortRequest.Reclaim"/> the preferred port is granted without the free check (its holder still has
     /// it bound after a registry restart), or the request fails with PORT_UNAVAILABLE.
     /// </summary>
-    public IReadOnlyList<PortLease> Grant(PortRequest request)
+    public IReadOnlyList<PortLease> Grant(PortRequest request, string tenant = TenantNames.Default)
     {
         Reject.IfBadIdentifier(request.NodeId, "nodeId");
         if (request.Count < 1 || request.Count > _options.MaxPortsPerRequest)
@@ -122,7 +129,7 @@ internal sealed partial class PortLeaseManager : IDisposable
 
         var now = NowMs();
         _pool.ReleaseQuarantined(now);
-        if (request.Reclaim) return [Reclaim(request, request.PreferredPort!.Value, protocol, ttl, now)];
+        if (request.Reclaim) return [Reclaim(request, tenant, request.PreferredPort!.Value, protocol, ttl, now)];
 
         var taken = new List<int>(request.Count);
         try
@@ -145,12 +152,12 @@ internal sealed partial class PortLeaseManager : IDisposable
 
         var leases = new PortLease[taken.Count];
         for (var i = 0; i < taken.Count; i++)
-            leases[i] = GrantNew(taken[i], request.NodeId, protocol, ttl, request.Purpose, now);
+            leases[i] = GrantNew(taken[i], tenant, request.NodeId, protocol, ttl, request.Purpose, now);
         _verified.AfterGrant(leases.Length);
         return leases;
     }
 
-    private PortLease Reclaim(PortRequest request, int port, string protocol, long ttl, long now)
+    private PortLease Reclaim(PortRequest request, string tenant, int port, string protocol, long ttl, long now)
     {
         if (!_pool.Contains(port))
             throw Reject.Lease(ErrorCodes.PortUnavailable, $"Port {port} is not in the registry's pool {_options.PortRange}.",
@@ -159,16 +166,17 @@ internal sealed partial class PortLeaseManager : IDisposable
         {
             // The holder itself asking again (a re-assertion whose reply was lost, or retried under new ids) gets its
             // lease back, renewed, so an interrupted re-assertion never loses a lease.
-            if (_leaseOfPort.TryGetValue(port, out var heldId) && _leases.TryGetValue(heldId, out var held) && held.NodeId == request.NodeId)
+            if (_leaseOfPort.TryGetValue(port, out var heldId) && _leases.TryGetValue(heldId, out var held) && held.NodeId == request.NodeId
+                && TenantNames.Of(held.Tenant) == tenant)
                 return RenewHeld(held, now);
             throw Reject.Lease(ErrorCodes.PortUnavailable, $"Port {port} is held by a live lease.", ("port", port.ToString()), ("reason", "leased"));
         }
-        return GrantNew(port, request.NodeId, protocol, ttl, request.Purpose, now);
+        return GrantNew(port, tenant, request.NodeId, protocol, ttl, request.Purpose, now);
     }
 
-    private PortLease GrantNew(int port, string nodeId, string protocol, long ttl, string? purpose, long now)
+    private PortLease GrantNew(int port, string tenant, string nodeId, string protocol, long ttl, string? purpose, long now)
     {
-        var lease = NewLease(port, nodeId, protocol, ttl, purpose, now);
+        var lease = NewLease(port, nodeId, protocol, ttl, purpose, now) with { Tenant = TenantNames.Field(tenant) };
         Add(lease);
         _journal.Record(ChangeTypes.LeaseGranted, lease.LeaseId, ChangeJournal.Of(lease), null);
         LogGranted(lease.LeaseId, lease.Port, lease.NodeId, lease.TtlMs);
@@ -238,15 +246,15 @@ internal sealed partial class PortLeaseManager : IDisposable
         // The reason is free text for the log only; keep the log line bounded.
         var reason = conflict.Reason is { Length: > 256 } text ? text[..256] + "..." : conflict.Reason ?? "";
         LogConflicted(lease.LeaseId, lease.Port, lease.NodeId, reason);
-        var replacement = GrantNew(taken[0], lease.NodeId, lease.Protocol, lease.TtlMs, lease.Purpose, now);
+        var replacement = GrantNew(taken[0], TenantNames.Of(lease.Tenant), lease.NodeId, lease.Protocol, lease.TtlMs, lease.Purpose, now);
         _verified.AfterGrant(1);
         return replacement;
     }
 
-    /// <summary>Ends every lease held by <paramref name="nodeId"/> (the node departed or was removed); broadcast as <c>lease.expired</c>.</summary>
-    public int EndAllHeldBy(string nodeId)
+    /// <summary>Ends every lease held by <paramref name="nodeId"/> of <paramref name="tenant"/> (the node departed or was removed); broadcast as <c>lease.expired</c>.</summary>
+    public int EndAllHeldBy(string nodeId, string tenant = TenantNames.Default)
     {
-        var held = _leases.Values.Where(l => l.NodeId == nodeId).OrderBy(l => l.LeaseId, StringComparer.Ordinal).ToList();
+        var held = _leases.Values.Where(l => l.NodeId == nodeId && TenantNames.Of(l.Tenant) == tenant).OrderBy(l => l.LeaseId, StringComparer.Ordinal).ToList();
         var now = NowMs();
         foreach (var lease in held)
         {
@@ -363,6 +371,7 @@ internal sealed partial class PortLeaseManager : IDisposable
     private void Add(PortLease lease)
     {
         _leases.Add(lease.LeaseId, lease);
+        PerTenant.Add(TenantNames.Of(lease.Tenant), 1);
         _leaseOfPort[lease.Port] = lease.LeaseId;
         _expiries.Enqueue(lease.LeaseId, lease.ExpiresAt);
         _changes.Mark(StoredKind.Lease, lease.LeaseId);
@@ -371,7 +380,7 @@ internal sealed partial class PortLeaseManager : IDisposable
 
     private void End(PortLease lease, long now)
     {
-        _leases.Remove(lease.LeaseId);
+        if (_leases.Remove(lease.LeaseId)) PerTenant.Add(TenantNames.Of(lease.Tenant), -1);
         if (_leaseOfPort.TryGetValue(lease.Port, out var id) && id == lease.LeaseId) _leaseOfPort.Remove(lease.Port);
         _changes.Mark(StoredKind.Lease, lease.LeaseId);
         _pool.Quarantine(lease.Port, now + (long)_options.Quarantine.TotalMilliseconds);
@@ -453,7 +462,8 @@ internal sealed partial class PortLeaseManager : IDisposable
         foreach (var row in stored.OfKind(StoredKind.Lease))
         {
             var lease = LeaseRow.Decode(row.Value);
-            _leases[lease.LeaseId] = lease;
+            if (!_leases.TryAdd(lease.LeaseId, lease)) continue;
+            PerTenant.Add(TenantNames.Of(lease.Tenant), 1);
             _leaseOfPort[lease.Port] = lease.LeaseId;
             _expiries.Enqueue(lease.LeaseId, lease.ExpiresAt);
         }

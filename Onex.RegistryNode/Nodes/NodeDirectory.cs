@@ -5,12 +5,13 @@ using Onex.RegistryNode.Changes;
 using Onex.RegistryNode.Leases;
 using Onex.RegistryNode.Server;
 using Onex.RegistryNode.Storage;
+using Onex.RegistryNode.Tenants;
 using Onex.RegistryNode.Tools;
 
 namespace Onex.RegistryNode.Nodes;
 
 /// <summary>
-/// Known nodes and their health. A node that misses <see cref="NodeOptions.MissedHeartbeatsBeforeUnhealthy"/>
+/// Known nodes and their health, by node id within their tenant (keyed by <see cref="TenantNames.Key"/>). A node that misses <see cref="NodeOptions.MissedHeartbeatsBeforeUnhealthy"/>
 /// heartbeats turns unhealthy (and so do its buses and tools); after <see cref="NodeOptions.UnhealthyGracePeriod"/>
 /// it is removed with them and with its port leases. Turning unhealthy does not touch leases (they have their own TTL).
 /// </summary>
@@ -19,6 +20,8 @@ internal sealed partial class NodeDirectory
     private sealed class Entry(NodeRecord record)
     {
         public NodeRecord Record = record;
+        public string Tenant => TenantNames.Of(Record.Tenant);
+        public string Key => TenantNames.Key(Tenant, Record.NodeId);
         public long UnhealthySince;
         // Added to the node's deadline: time it could not have reached the registry (the registry was down or paused).
         public long Credit;
@@ -57,12 +60,15 @@ internal sealed partial class NodeDirectory
     /// <summary>How many nodes are known.</summary>
     public int Count => _nodes.Count;
 
+    /// <summary>How many nodes each tenant has.</summary>
+    public TenantCounter PerTenant { get; } = new();
+
     /// <summary>The earliest time (Unix ms) a node may change health, or null.</summary>
     public long? NextDeadline => _deadlines.TryPeek(out _, out var at) ? at : null;
 
     /// <summary>The stored form of a node (its record and when it turned unhealthy), or null when it is gone.</summary>
-    public byte[]? Read(string nodeId) =>
-        _nodes.TryGetValue(nodeId, out var entry) ? StoredMeta.RecordAndLongs(RegistryCodec.SerializeBody(entry.Record), entry.UnhealthySince) : null;
+    public byte[]? Read(string key) =>
+        _nodes.TryGetValue(key, out var entry) ? StoredMeta.RecordAndLongs(RegistryCodec.SerializeBody(entry.Record), entry.UnhealthySince) : null;
 
     /// <summary>
     /// Puts stored nodes back, each with a fresh heartbeat window (or grace period) from <paramref name="nowMs"/>: no
@@ -76,7 +82,8 @@ internal sealed partial class NodeDirectory
             var entry = new Entry(RegistryCodec.DeserializeBody<NodeRecord>(record)) { UnhealthySince = values[0] };
             var windowStart = entry.Record.Health == Health.Healthy ? entry.Record.LastSeenAt : entry.UnhealthySince;
             entry.Credit = Math.Max(0, nowMs - windowStart);
-            _nodes[entry.Record.NodeId] = entry;
+            if (!_nodes.TryAdd(entry.Key, entry)) continue;
+            PerTenant.Add(entry.Tenant, 1);
             QueueDeadline(entry);
         }
     }
@@ -88,17 +95,18 @@ internal sealed partial class NodeDirectory
         foreach (var entry in _nodes.Values) entry.Credit += pauseMs;
     }
 
-    /// <summary>The node with this id, or null.</summary>
-    public NodeRecord? Find(string nodeId) => _nodes.TryGetValue(nodeId, out var entry) ? entry.Record : null;
+    /// <summary>The node with this id in <paramref name="tenant"/>, or null.</summary>
+    public NodeRecord? Find(string nodeId, string tenant = TenantNames.Default) =>
+        _nodes.TryGetValue(TenantNames.Key(tenant, nodeId), out var entry) ? entry.Record : null;
 
-    /// <summary>The node with this id; NOT_FOUND with a hint to announce when unknown.</summary>
-    public NodeRecord Require(string nodeId) =>
-        Find(nodeId) ?? throw Reject.NotFound(
+    /// <summary>The node with this id in <paramref name="tenant"/>; NOT_FOUND with a hint to announce when unknown.</summary>
+    public NodeRecord Require(string nodeId, string tenant = TenantNames.Default) =>
+        Find(nodeId, tenant) ?? throw Reject.NotFound(
             $"Node '{nodeId}' is not known to the registry; send a NodeAnnouncement first.",
             ("nodeId", nodeId), ("hint", "announce"));
 
-    /// <summary>Creates or updates a node; an announcement also counts as a heartbeat.</summary>
-    public NodeRecord Announce(NodeAnnouncement announcement)
+    /// <summary>Creates or updates a node of <paramref name="tenant"/>; an announcement also counts as a heartbeat.</summary>
+    public NodeRecord Announce(NodeAnnouncement announcement, string tenant = TenantNames.Default)
     {
         Reject.IfBadIdentifier(announcement.NodeId, "nodeId");
         Reject.IfTooLong(announcement.Name, "name", Reject.MaxNameLength);
@@ -114,7 +122,7 @@ internal sealed partial class NodeDirectory
         Reject.IfBadMetadata(announcement.Metadata, "metadata");
 
         var now = NowMs();
-        if (!_nodes.TryGetValue(announcement.NodeId, out var entry))
+        if (!_nodes.TryGetValue(TenantNames.Key(tenant, announcement.NodeId), out var entry))
         {
             var record = new NodeRecord
             {
@@ -127,10 +135,12 @@ internal sealed partial class NodeDirectory
                 RegisteredAt = now,
                 LastSeenAt = now,
                 Metadata = announcement.Metadata,
+                Tenant = TenantNames.Field(tenant),
             };
             entry = new Entry(record);
-            _nodes.Add(record.NodeId, entry);
-            _changes.Mark(StoredKind.Node, record.NodeId);
+            _nodes.Add(entry.Key, entry);
+            PerTenant.Add(tenant, 1);
+            _changes.Mark(StoredKind.Node, entry.Key);
             QueueDeadline(entry);
             _journal.Record(ChangeTypes.NodeRegistered, record.NodeId, ChangeJournal.Of(record), null);
             LogRegistered(record.NodeId, record.Name, interval);
@@ -151,7 +161,7 @@ internal sealed partial class NodeDirectory
         if (!SameDetails(old, updated))
         {
             entry.Record = updated;
-            _changes.Mark(StoredKind.Node, updated.NodeId);
+            _changes.Mark(StoredKind.Node, entry.Key);
             _journal.Record(ChangeTypes.NodeUpdated, updated.NodeId, ChangeJournal.Of(entry.Record), ChangeJournal.Of(old));
         }
         else
@@ -164,10 +174,10 @@ internal sealed partial class NodeDirectory
     }
 
     /// <summary>Refreshes <see cref="NodeRecord.LastSeenAt"/>; an unhealthy node becomes healthy again.</summary>
-    public void Heartbeat(NodeHeartbeat heartbeat)
+    public void Heartbeat(NodeHeartbeat heartbeat, string tenant = TenantNames.Default)
     {
         Reject.IfBadIdentifier(heartbeat.NodeId, "nodeId"); // the announcement's rules: "a b" is invalid, not unknown
-        if (!_nodes.TryGetValue(heartbeat.NodeId, out var entry))
+        if (!_nodes.TryGetValue(TenantNames.Key(tenant, heartbeat.NodeId), out var entry))
             throw Reject.NotFound($"Node '{heartbeat.NodeId}' is not known to the registry (removed, or the registry restarted); announce it again.",
                 ("nodeId", heartbeat.NodeId), ("hint", "announce"));
         // Not marked for the store: a restart gives every node a fresh window anyway, and heartbeats are many.
@@ -180,21 +190,21 @@ internal sealed partial class NodeDirectory
     /// The node leaves: its leases, buses and tools go with it. Idempotent: an unknown node is acknowledged too,
     /// and leases held under its id (a node may lease without announcing) are still ended.
     /// </summary>
-    public void Depart(NodeDeparture departure)
+    public void Depart(NodeDeparture departure, string tenant = TenantNames.Default)
     {
         Reject.IfBadIdentifier(departure.NodeId, "nodeId");
-        if (_nodes.TryGetValue(departure.NodeId, out var entry)) Remove(entry, "departed");
-        else _leases.EndAllHeldBy(departure.NodeId);
+        if (_nodes.TryGetValue(TenantNames.Key(tenant, departure.NodeId), out var entry)) Remove(entry, "departed");
+        else _leases.EndAllHeldBy(departure.NodeId, tenant);
     }
 
     /// <summary>Turns overdue nodes unhealthy and removes those whose grace period ran out.</summary>
     public void CheckHealth()
     {
         var now = NowMs();
-        while (_deadlines.TryPeek(out var nodeId, out var at) && at <= now)
+        while (_deadlines.TryPeek(out var key, out var at) && at <= now)
         {
             _deadlines.Dequeue();
-            if (!_nodes.TryGetValue(nodeId, out var entry) || entry.QueuedDeadline != at) continue;
+            if (!_nodes.TryGetValue(key, out var entry) || entry.QueuedDeadline != at) continue;
             entry.QueuedDeadline = long.MaxValue;
             var deadline = DeadlineOf(entry);
             if (deadline > now)
@@ -220,10 +230,10 @@ internal sealed partial class NodeDirectory
         entry.Record = old with { Health = Health.Unhealthy };
         entry.UnhealthySince = since;
         entry.Credit = 0;
-        _changes.Mark(StoredKind.Node, old.NodeId);
+        _changes.Mark(StoredKind.Node, entry.Key);
         _journal.Record(ChangeTypes.NodeUnhealthy, old.NodeId, ChangeJournal.Of(entry.Record), ChangeJournal.Of(old));
-        _buses.SetHealthOf(old.NodeId, Health.Unhealthy);
-        _tools.SetHealthOf(old.NodeId, Health.Unhealthy);
+        _buses.SetHealthOf(old.NodeId, Health.Unhealthy, entry.Tenant);
+        _tools.SetHealthOf(old.NodeId, Health.Unhealthy, entry.Tenant);
         LogUnhealthy(old.NodeId, since - old.LastSeenAt);
     }
 
@@ -232,10 +242,10 @@ internal sealed partial class NodeDirectory
         var old = entry.Record;
         entry.Record = old with { Health = Health.Healthy };
         entry.UnhealthySince = 0;
-        _changes.Mark(StoredKind.Node, old.NodeId);
+        _changes.Mark(StoredKind.Node, entry.Key);
         _journal.Record(ChangeTypes.NodeHealthy, old.NodeId, ChangeJournal.Of(entry.Record), ChangeJournal.Of(old));
-        _buses.SetHealthOf(old.NodeId, Health.Healthy);
-        _tools.SetHealthOf(old.NodeId, Health.Healthy);
+        _buses.SetHealthOf(old.NodeId, Health.Healthy, entry.Tenant);
+        _tools.SetHealthOf(old.NodeId, Health.Healthy, entry.Tenant);
         QueueDeadline(entry);
         LogHealthy(old.NodeId);
     }
@@ -243,11 +253,11 @@ internal sealed partial class NodeDirectory
     private void Remove(Entry entry, string reason)
     {
         // What the node owns goes first, so no broadcast ever shows a lease, bus or tool whose node is gone.
-        _leases.EndAllHeldBy(entry.Record.NodeId);
-        _buses.RemoveAllOf(entry.Record.NodeId);
-        _tools.RemoveAllOf(entry.Record.NodeId);
-        _nodes.Remove(entry.Record.NodeId);
-        _changes.Mark(StoredKind.Node, entry.Record.NodeId);
+        _leases.EndAllHeldBy(entry.Record.NodeId, entry.Tenant);
+        _buses.RemoveAllOf(entry.Record.NodeId, entry.Tenant);
+        _tools.RemoveAllOf(entry.Record.NodeId, entry.Tenant);
+        if (_nodes.Remove(entry.Key)) PerTenant.Add(entry.Tenant, -1);
+        _changes.Mark(StoredKind.Node, entry.Key);
         _journal.Record(ChangeTypes.NodeRemoved, entry.Record.NodeId, null, ChangeJournal.Of(entry.Record));
         LogRemoved(entry.Record.NodeId, reason);
     }
@@ -261,7 +271,7 @@ internal sealed partial class NodeDirectory
         var deadline = DeadlineOf(entry);
         if (deadline >= entry.QueuedDeadline) return;
         entry.QueuedDeadline = deadline;
-        _deadlines.Enqueue(entry.Record.NodeId, deadline);
+        _deadlines.Enqueue(entry.Key, deadline);
     }
 
     private static bool SameDetails(NodeRecord a, NodeRecord b) =>

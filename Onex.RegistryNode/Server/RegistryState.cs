@@ -7,6 +7,7 @@ using Onex.RegistryNode.Hosting;
 using Onex.RegistryNode.Leases;
 using Onex.RegistryNode.Nodes;
 using Onex.RegistryNode.Storage;
+using Onex.RegistryNode.Tenants;
 using Onex.RegistryNode.Tools;
 
 namespace Onex.RegistryNode.Server;
@@ -138,21 +139,62 @@ internal sealed class RegistryState : IDisposable
     public RegistryStatsCounter Stats { get; }
     public string Epoch => Journal.Epoch;
 
-    public PortGrant Handle(PortRequest request) => new() { Leases = Leases.Grant(request) };
+    /// <summary>
+    /// The tenant the request being handled acts in: names in it are looked up and created there (PROTOCOL.md 16.3).
+    /// <see cref="TenantNames.Default"/> unless access control runs the request <see cref="InTenant"/> another.
+    /// </summary>
+    public string Tenant { get; private set; } = TenantNames.Default;
+
+    /// <summary>Runs <paramref name="run"/> (a request's handler) acting in <paramref name="tenant"/>.</summary>
+    public T InTenant<T>(string tenant, Func<T> run)
+    {
+        var outer = Tenant;
+        Tenant = tenant;
+        try
+        {
+            return run();
+        }
+        finally
+        {
+            Tenant = outer;
+        }
+    }
+
+    public PortGrant Handle(PortRequest request) => new() { Leases = Leases.Grant(request, Tenant) };
     public PortLease Handle(LeaseRenewal request) => Leases.Renew(request);
     public Ack Handle(LeaseRelease request) { Leases.Release(request); return new Ack(); }
     public PortLease Handle(PortConflict request) => Leases.Replace(request);
-    public NodeRecord Handle(NodeAnnouncement request) =>
-        Cluster is { } cluster ? Nodes.Announce(request) with { RegistryHost = cluster.HostName } : Nodes.Announce(request);
-    public Ack Handle(NodeHeartbeat request) { Nodes.Heartbeat(request); return new Ack(); }
-    public Ack Handle(NodeDeparture request) { Nodes.Depart(request); return new Ack(); }
+    public NodeRecord Handle(NodeAnnouncement request)
+    {
+        if (Cluster is not { } cluster) return Nodes.Announce(request, Tenant);
+        Reject.IfBadIdentifier(request.NodeId, "nodeId");
+        RequireUnusedByOtherTenants("Node id", request.NodeId, Nodes.PerTenant, t => Nodes.Find(request.NodeId, t) is not null);
+        return Nodes.Announce(request, Tenant) with { RegistryHost = cluster.HostName };
+    }
+
+    /// <summary>
+    /// In cluster mode the bucket's keys do not carry the auth tenant yet (docs/CLUSTER.md: the tenant token is
+    /// <c>default</c>), so there a node id, bus name or tool version stays unique across tenants: PERMISSION_DENIED
+    /// (<c>reason</c> <c>nameTaken</c>) when another tenant on this registry holds it.
+    /// </summary>
+    private void RequireUnusedByOtherTenants(string what, string name, TenantCounter holders, Func<string, bool> holds)
+    {
+        foreach (var other in holders.Tenants)
+            if (other != Tenant && holds(other))
+                throw new Onex.Errors.AccessDeniedException(Onex.Errors.ErrorCodes.PermissionDenied,
+                    $"{what} '{name}' is taken in another tenant; in cluster mode names are unique across tenants.",
+                    new Dictionary<string, string> { ["reason"] = "nameTaken", ["name"] = name, ["tenant"] = Tenant });
+    }
+    public Ack Handle(NodeHeartbeat request) { Nodes.Heartbeat(request, Tenant); return new Ack(); }
+    public Ack Handle(NodeDeparture request) { Nodes.Depart(request, Tenant); return new Ack(); }
 
     public EventBusRecord Handle(EventBusRegistration request)
     {
         BusDirectory.Validate(request);
-        var owner = Nodes.Require(request.NodeId);
+        var owner = Nodes.Require(request.NodeId, Tenant);
         if (Cluster is not { } cluster) return Buses.Register(request, owner);
-        if (Buses.Contains(request.Name)) return Buses.Register(request, owner) with { RegistryHost = cluster.HostName };
+        RequireUnusedByOtherTenants("Bus", request.Name, Buses.PerTenant, t => Buses.Contains(request.Name, t));
+        if (Buses.Contains(request.Name, Tenant)) return Buses.Register(request, owner) with { RegistryHost = cluster.HostName };
         // A bus name is one bus across the cluster: another host's bus of this name is NOT_OWNER, decided by the bucket.
         if (cluster.Catalog.FindBus(request.Name) is { } remote)
             throw Reject.NotOwner($"Bus '{request.Name}' is registered by node '{remote.NodeId}' on host '{remote.RegistryHost}'.",
@@ -169,15 +211,16 @@ internal sealed class RegistryState : IDisposable
         }
     }
 
-    public Ack Handle(EventBusDeregistration request) { Buses.Deregister(request); return new Ack(); }
+    public Ack Handle(EventBusDeregistration request) { Buses.Deregister(request, Tenant); return new Ack(); }
 
     public ToolContractRecord Handle(ToolContractRegistration request)
     {
         ToolCatalog.Validate(request);
-        var owner = Nodes.Require(request.NodeId);
+        var owner = Nodes.Require(request.NodeId, Tenant);
         var key = request.Name + "@" + request.Version;
         if (Cluster is not { } cluster) return Tools.Register(request, owner);
-        if (Tools.Contains(key)) return Tools.Register(request, owner) with { RegistryHost = cluster.HostName };
+        RequireUnusedByOtherTenants("Tool", key, Tools.PerTenant, t => Tools.Contains(key, t));
+        if (Tools.Contains(key, Tenant)) return Tools.Register(request, owner) with { RegistryHost = cluster.HostName };
         // A tool name and version is one contract across the cluster, decided by the bucket's compare-and-set.
         var fingerprint = ContractFingerprint.Compute(request.Name, request.Version, request.InputSchema, request.OutputSchema, request.ErrorCodes);
         if (cluster.Catalog.FindTool(request.Name, request.Version) is { } remote)
@@ -205,7 +248,7 @@ internal sealed class RegistryState : IDisposable
     {
         try
         {
-            return Tools.Validate(request);
+            return Tools.Validate(request, Tenant);
         }
         catch (Onex.Errors.NotFoundException) when (Cluster is { } cluster && RemoteToolFor(cluster, request) is { } remote)
         {
@@ -222,7 +265,7 @@ internal sealed class RegistryState : IDisposable
     private ToolContractRecord? RemoteToolFor(ClusterMember cluster, ValidatePayload request)
     {
         if (request.Version is not null) return cluster.Catalog.FindTool(request.ToolName, request.Version);
-        if (Tools.Tools.Any(t => t.Name == request.ToolName)) return null; // a local version exists: the local answer stands
+        if (Tools.Tools.Any(t => t.Name == request.ToolName && TenantNames.Of(t.Tenant) == Tenant)) return null; // a local version exists: the local answer stands
         return cluster.Catalog.ToolVersionsOf(request.ToolName)
             .Select(t => (Tool: t, Ok: ToolVersions.TryParse(t.Version, out var v), Version: v))
             .Where(x => x.Ok).MaxBy(x => x.Version, ToolVersions.Precedence).Tool;

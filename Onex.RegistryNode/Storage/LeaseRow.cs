@@ -12,12 +12,12 @@ namespace Onex.RegistryNode.Storage;
 /// </summary>
 internal static class LeaseRow
 {
-    // [leaseId, port, host, nodeId, protocol, ttlMs, grantedAt, expiresAt, fencingToken, purpose]
-    private const int Fields = 10;
+    // [leaseId, port, host, nodeId, protocol, ttlMs, grantedAt, expiresAt, fencingToken, purpose, tenant]
+    private const int Fields = 11;
 
     public static byte[] Encode(PortLease lease)
     {
-        var buffer = new ArrayBufferWriter<byte>(96 + lease.LeaseId.Length + lease.Host.Length + lease.NodeId.Length + (lease.Purpose?.Length ?? 0));
+        var buffer = new ArrayBufferWriter<byte>(96 + lease.LeaseId.Length + lease.Host.Length + lease.NodeId.Length + (lease.Purpose?.Length ?? 0) + (lease.Tenant?.Length ?? 0));
         var writer = new MessagePackWriter(buffer);
         writer.WriteArrayHeader(Fields);
         writer.Write(lease.LeaseId);
@@ -30,6 +30,7 @@ internal static class LeaseRow
         writer.Write(lease.ExpiresAt);
         writer.Write(lease.FencingToken);
         writer.Write(lease.Purpose);
+        writer.Write(lease.Tenant);
         writer.Flush();
         return buffer.WrittenSpan.ToArray();
     }
@@ -54,6 +55,7 @@ internal static class LeaseRow
                 ExpiresAt = reader.ReadInt64(),
                 FencingToken = reader.ReadInt64(),
                 Purpose = reader.ReadString(),
+                Tenant = reader.ReadString(),
             };
             if (!reader.End) throw Damaged("it has trailing bytes");
             return lease;

@@ -7,11 +7,12 @@ using Onex.RegistryNode.Changes;
 using Onex.RegistryNode.Nodes;
 using Onex.RegistryNode.Server;
 using Onex.RegistryNode.Storage;
+using Onex.RegistryNode.Tenants;
 
 namespace Onex.RegistryNode.Tools;
 
 /// <summary>
-/// Registered tool contracts by name and version, each with its parsed schemas (parsed once, at registration)
+/// Registered tool contracts by name and version (unique within a tenant: keyed by <see cref="TenantNames.Key"/> of the name), each with its parsed schemas (parsed once, at registration)
 /// and its fingerprint. The same name and version with the same fingerprint is idempotent; with another
 /// fingerprint it is CONTRACT_CONFLICT. A contract's health follows its owner's.
 /// </summary>
@@ -31,7 +32,7 @@ internal sealed partial class ToolCatalog
 
     private readonly ChangeJournal _journal;
     private readonly TimeProvider _time;
-    // name -> versions; a handful of versions per tool, so a list scan for the highest is fine.
+    // tenant key of the name -> versions; a handful of versions per tool, so a list scan for the highest is fine.
     private readonly Dictionary<string, Dictionary<string, Entry>> _tools = new(StringComparer.Ordinal);
 
     /// <summary>How many bytes of parsed schemas are kept by default (the rest are parsed again when used).</summary>
@@ -75,8 +76,9 @@ internal sealed partial class ToolCatalog
         {
             var record = RegistryCodec.DeserializeBody<ToolContractRecord>(row.Value);
             ToolVersions.TryParse(record.Version, out var version);
-            if (!_tools.TryGetValue(record.Name, out var versions)) _tools[record.Name] = versions = new Dictionary<string, Entry>(StringComparer.Ordinal);
-            versions[record.Version] = new Entry(record, version);
+            var name = TenantNames.Key(TenantNames.Of(record.Tenant), record.Name);
+            if (!_tools.TryGetValue(name, out var versions)) _tools[name] = versions = new Dictionary<string, Entry>(StringComparer.Ordinal);
+            if (versions.TryAdd(record.Version, new Entry(record, version))) Tally(record, +1);
         }
     }
 
@@ -89,9 +91,33 @@ internal sealed partial class ToolCatalog
     /// <summary>Every contract.</summary>
     public IEnumerable<ToolContractRecord> Tools => _tools.Values.SelectMany(v => v.Values).Select(e => e.Record);
 
-    /// <summary>True when the contract with this key (<c>name@version</c>) is registered here.</summary>
-    public bool Contains(string key)
+    /// <summary>How many contracts each tenant has.</summary>
+    public TenantCounter PerTenant { get; } = new();
+
+    /// <summary>How many bytes of schema text (UTF-8, input plus output) each tenant's contracts hold.</summary>
+    public TenantCounter SchemaBytesPerTenant { get; } = new();
+
+    /// <summary>The bytes of schema text a contract holds against its tenant's <c>schemaBytes</c> quota.</summary>
+    public static long SchemaBytesOf(string? inputSchema, string? outputSchema) =>
+        System.Text.Encoding.UTF8.GetByteCount(inputSchema ?? "") + System.Text.Encoding.UTF8.GetByteCount(outputSchema ?? "");
+
+    private void Tally(ToolContractRecord record, int sign)
     {
+        var tenant = TenantNames.Of(record.Tenant);
+        PerTenant.Add(tenant, sign);
+        SchemaBytesPerTenant.Add(tenant, sign * SchemaBytesOf(record.InputSchema, record.OutputSchema));
+    }
+
+    /// <summary>The key of a contract's stored row: <see cref="KeyOf"/> within its tenant.</summary>
+    public static string StoreKeyOf(ToolContractRecord record) => TenantNames.Key(TenantNames.Of(record.Tenant), KeyOf(record));
+
+    /// <summary>True when some version of the tool <paramref name="name"/> is registered here in <paramref name="tenant"/>.</summary>
+    public bool HasName(string name, string tenant) => _tools.TryGetValue(TenantNames.Key(tenant, name), out var versions) && versions.Count > 0;
+
+    /// <summary>True when the contract with this key (<c>name@version</c>) is registered here in <paramref name="tenant"/>.</summary>
+    public bool Contains(string key, string tenant = TenantNames.Default)
+    {
+        key = TenantNames.Key(tenant, key);
         var at = key.LastIndexOf('@');
         return at > 0 && _tools.TryGetValue(key[..at], out var versions) && versions.ContainsKey(key[(at + 1)..]);
     }
@@ -144,7 +170,8 @@ internal sealed partial class ToolCatalog
         var key = registration.Name + "@" + registration.Version;
 
         Entry? existing = null;
-        if (_tools.TryGetValue(registration.Name, out var versions)) versions.TryGetValue(registration.Version, out existing);
+        var scopedName = TenantNames.Key(TenantNames.Of(owner.Tenant), registration.Name);
+        if (_tools.TryGetValue(scopedName, out var versions)) versions.TryGetValue(registration.Version, out existing);
         if (existing is not null && existing.Record.Fingerprint == fingerprint)
         {
             // The same schemas (up to whitespace) already loaded once, so they cannot be invalid now.
@@ -174,17 +201,19 @@ internal sealed partial class ToolCatalog
             Fingerprint = fingerprint,
             Health = owner.Health,
             RegisteredAt = _time.GetUtcNow().ToUnixTimeMilliseconds(),
+            Tenant = owner.Tenant,
         };
-        if (versions is null) _tools[record.Name] = versions = new Dictionary<string, Entry>(StringComparer.Ordinal);
+        if (versions is null) _tools[scopedName] = versions = new Dictionary<string, Entry>(StringComparer.Ordinal);
         versions[record.Version] = new Entry(record, version);
-        _changes.Mark(StoredKind.Tool, KeyOf(record));
+        Tally(record, +1);
+        _changes.Mark(StoredKind.Tool, StoreKeyOf(record));
         _schemas.Put(fingerprint, input, output);
         _journal.Record(ChangeTypes.ToolRegistered, KeyOf(record), ChangeJournal.Of(record), null);
         return record;
     }
 
-    /// <summary>Validates a JSON payload against a contract's input or output schema.</summary>
-    public ValidationResult Validate(ValidatePayload request)
+    /// <summary>Validates a JSON payload against a contract (of <paramref name="tenant"/>)'s input or output schema.</summary>
+    public ValidationResult Validate(ValidatePayload request, string tenant = TenantNames.Default)
     {
         Reject.IfBlank(request.ToolName, "toolName");
         if (request.Direction is not (PayloadDirections.Input or PayloadDirections.Output))
@@ -194,7 +223,7 @@ internal sealed partial class ToolCatalog
         if (request.Payload.Length > MaxPayloadChars)
             throw Reject.InvalidArgument("payload", $"Field 'payload' is longer than {MaxPayloadChars} characters, the most the registry validates.",
                 ("reason", "tooLarge"), ("max", MaxPayloadChars.ToString()));
-        var entry = Find(request.ToolName, request.Version);
+        var entry = Find(request.ToolName, request.Version, tenant);
         var issues = Check(entry.Record, request.Direction, request.Payload, _schemas, _workClock);
         return new ValidationResult
         {
@@ -207,33 +236,33 @@ internal sealed partial class ToolCatalog
     }
 
     /// <summary>Sets the health of every contract of <paramref name="nodeId"/>, broadcasting <c>tool.updated</c>.</summary>
-    public void SetHealthOf(string nodeId, string health)
+    public void SetHealthOf(string nodeId, string health, string tenant = TenantNames.Default)
     {
-        foreach (var (versions, entry) in OwnedBy(nodeId))
+        foreach (var (versions, entry) in OwnedBy(nodeId, tenant))
         {
             if (entry.Record.Health == health) continue;
             var updated = entry with { Record = entry.Record with { Health = health } };
             versions[entry.Record.Version] = updated;
-            _changes.Mark(StoredKind.Tool, KeyOf(updated.Record));
+            _changes.Mark(StoredKind.Tool, StoreKeyOf(updated.Record));
             _journal.Record(ChangeTypes.ToolUpdated, KeyOf(updated.Record), ChangeJournal.Of(updated.Record), ChangeJournal.Of(entry.Record));
         }
     }
 
     /// <summary>Removes every contract of <paramref name="nodeId"/>, broadcasting <c>tool.removed</c>.</summary>
-    public void RemoveAllOf(string nodeId)
+    public void RemoveAllOf(string nodeId, string tenant = TenantNames.Default)
     {
-        foreach (var (versions, entry) in OwnedBy(nodeId))
+        foreach (var (versions, entry) in OwnedBy(nodeId, tenant))
         {
-            versions.Remove(entry.Record.Version);
-            if (versions.Count == 0) _tools.Remove(entry.Record.Name);
-            _changes.Mark(StoredKind.Tool, KeyOf(entry.Record));
+            if (versions.Remove(entry.Record.Version)) Tally(entry.Record, -1);
+            if (versions.Count == 0) _tools.Remove(TenantNames.Key(tenant, entry.Record.Name));
+            _changes.Mark(StoredKind.Tool, StoreKeyOf(entry.Record));
             _journal.Record(ChangeTypes.ToolRemoved, KeyOf(entry.Record), null, ChangeJournal.Of(entry.Record));
         }
     }
 
-    private Entry Find(string name, string? version)
+    private Entry Find(string name, string? version, string tenant)
     {
-        if (!_tools.TryGetValue(name, out var versions) || versions.Count == 0)
+        if (!_tools.TryGetValue(TenantNames.Key(tenant, name), out var versions) || versions.Count == 0)
             throw Reject.NotFound($"No tool named '{name}' is registered.", ("toolName", name), ("version", version ?? ""));
         if (version is not null)
         {
@@ -244,9 +273,9 @@ internal sealed partial class ToolCatalog
         return versions.Values.MaxBy(e => e.Version, ToolVersions.Precedence)!;
     }
 
-    private List<(Dictionary<string, Entry> Versions, Entry Entry)> OwnedBy(string nodeId) =>
+    private List<(Dictionary<string, Entry> Versions, Entry Entry)> OwnedBy(string nodeId, string tenant) =>
         _tools.Values
-            .SelectMany(versions => versions.Values.Where(e => e.Record.NodeId == nodeId).Select(e => (versions, e)))
+            .SelectMany(versions => versions.Values.Where(e => e.Record.NodeId == nodeId && TenantNames.Of(e.Record.Tenant) == tenant).Select(e => (versions, e)))
             .OrderBy(x => KeyOf(x.e.Record), StringComparer.Ordinal)
             .ToList();
 

@@ -17,7 +17,7 @@ internal static class Bodies
         Invoke(nameof(RegistryCodec.DecodeBody), type, envelope)!;
 
     public static byte[] Encode(Type type, string requestId, string clientId, object body) =>
-        (byte[])Invoke(nameof(RegistryCodec.Encode), type, requestId, clientId, body, ProtocolVersion.Current, null, null)!; // no token, no traceparent
+        (byte[])Invoke(nameof(RegistryCodec.Encode), type, requestId, clientId, body, ProtocolVersion.Current, null, null, null)!; // no token, no traceparent, no tenant
 
     private static object? Invoke(string method, Type type, params object?[] args)
     {

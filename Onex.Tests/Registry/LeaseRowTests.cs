@@ -11,7 +11,7 @@ namespace Onex.Tests.Registry;
 /// <summary>The compact stored form of a lease (store format 2) and the format-1 rows a store may still hold.</summary>
 public class LeaseRowTests
 {
-    private static PortLease Lease(string? purpose = "web") => new()
+    private static PortLease Lease(string? purpose = "web", string? tenant = null) => new()
     {
         LeaseId = "lease-42",
         Port = 20_001,
@@ -23,13 +23,15 @@ public class LeaseRowTests
         ExpiresAt = 1_700_000_030_000,
         FencingToken = 9_007_199_254_740_993,
         Purpose = purpose,
+        Tenant = tenant,
     };
 
-    [TestCase("web")]
-    [TestCase(null)]
-    public void A_lease_reads_back_equal(string? purpose)
+    [TestCase("web", null)]
+    [TestCase(null, null)]
+    [TestCase("web", "team-b")]
+    public void A_lease_reads_back_equal(string? purpose, string? tenant)
     {
-        var lease = Lease(purpose);
+        var lease = Lease(purpose, tenant);
 
         Assert.That(LeaseRow.Decode(LeaseRow.Encode(lease)), Is.EqualTo(lease));
     }
@@ -55,7 +57,7 @@ public class LeaseRowTests
         yield return new TestCaseData(Write((ref MessagePackWriter w) => w.WriteArrayHeader(3))).SetName("{m}(wrong field count)");
         yield return new TestCaseData(Write((ref MessagePackWriter w) =>
         {
-            w.WriteArrayHeader(10);
+            w.WriteArrayHeader(11);
             w.WriteNil();
         })).SetName("{m}(nil lease id)");
         var row = LeaseRow.Encode(Lease());

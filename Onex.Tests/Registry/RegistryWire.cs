@@ -32,9 +32,11 @@ internal sealed class TestDealer : IDisposable
 
     /// <summary>The access token sent with every request (a registry with an auth file); null: none.</summary>
     public string? Token { get; set; }
+    /// <summary>The envelope's <c>tenant</c> (PROTOCOL.md 16.3), or null.</summary>
+    public string? Tenant { get; set; }
 
     public void Send<T>(string requestId, T body, int protocolVersion = ProtocolVersion.Current) =>
-        _socket.SendFrame(RegistryCodec.Encode(requestId, ClientId, body, protocolVersion, Token));
+        _socket.SendFrame(RegistryCodec.Encode(requestId, ClientId, body, protocolVersion, Token, tenant: Tenant));
 
     public void SendFrames(params byte[][] frames)
     {
