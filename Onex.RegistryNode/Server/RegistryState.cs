@@ -181,7 +181,7 @@ internal sealed class RegistryState : IDisposable
     {
         foreach (var other in holders.Tenants)
             if (other != Tenant && holds(other))
-                throw new Onex.Errors.AccessDeniedException(Onex.Errors.ErrorCodes.PermissionDenied,
+                throw new Onex.Errors.PermissionDeniedException(
                     $"{what} '{name}' is taken in another tenant; in cluster mode names are unique across tenants.",
                     new Dictionary<string, string> { ["reason"] = "nameTaken", ["name"] = name, ["tenant"] = Tenant });
     }

@@ -165,10 +165,10 @@ public class TenantNamespaceTests
             new Onex.RegistryNode.Cluster.ClusterOptions { Servers = "nats://127.0.0.1:1", HostName = "h1" }, _ => { }, () => registry.Epoch,
             harness.Time, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
 
-        var node = Assert.Throws<AccessDeniedException>(() => registry.InTenant("b", () => registry.Handle(new NodeAnnouncement { NodeId = "worker-1" })));
+        var node = Assert.Throws<PermissionDeniedException>(() => registry.InTenant("b", () => registry.Handle(new NodeAnnouncement { NodeId = "worker-1" })));
         Assert.That((node!.Code, node.Details["reason"]), Is.EqualTo((ErrorCodes.PermissionDenied, "nameTaken")), node.Message);
         registry.InTenant("b", () => registry.Handle(new NodeAnnouncement { NodeId = "worker-2" }));
-        var bus = Assert.Throws<AccessDeniedException>(() => registry.InTenant("b", () => registry.Handle(Orders(2) with { NodeId = "worker-2" })));
+        var bus = Assert.Throws<PermissionDeniedException>(() => registry.InTenant("b", () => registry.Handle(Orders(2) with { NodeId = "worker-2" })));
         Assert.That((bus!.Code, bus.Details["reason"]), Is.EqualTo((ErrorCodes.PermissionDenied, "nameTaken")), bus.Message);
         // The holder itself is not refused (its re-announcement is an update).
         Assert.That(registry.InTenant("a", () => registry.Handle(new NodeAnnouncement { NodeId = "worker-1", Name = "again" })).Name, Is.EqualTo("again"));
