@@ -260,14 +260,16 @@ internal sealed partial class RegistryServer : IDisposable
         // [identity][envelope] from a DEALER; [identity][empty][envelope] from a REQ. Anything else is bad framing,
         // answered MALFORMED without looking inside, mirroring the framing (PROTOCOL.md 1.1).
         var delimited = message.FrameCount >= 2 && message[1].IsEmpty;
-        byte[] reply;
+        byte[]? reply;
+        // A request parked for the cluster is answered in a later wake-up, after that wake-up's commit.
+        void AnswerLater(byte[] later) => Queue(identity, delimited, later);
         if (message.FrameCount == 2 && !delimited)
         {
-            reply = _dispatcher!.Dispatch(message[1].Buffer.AsMemory(0, message[1].MessageSize));
+            reply = _dispatcher!.Dispatch(message[1].Buffer.AsMemory(0, message[1].MessageSize), AnswerLater);
         }
         else if (message.FrameCount == 3 && delimited && !message[2].IsEmpty)
         {
-            reply = _dispatcher!.Dispatch(message[2].Buffer.AsMemory(0, message[2].MessageSize));
+            reply = _dispatcher!.Dispatch(message[2].Buffer.AsMemory(0, message[2].MessageSize), AnswerLater);
         }
         else
         {
@@ -276,8 +278,14 @@ internal sealed partial class RegistryServer : IDisposable
                 $"A request is one non-empty frame, optionally after an empty delimiter frame; got {frames} frame(s).",
                 new Dictionary<string, string> { ["reason"] = "frames", ["frames"] = frames.ToString() });
         }
+        if (reply is not null) Queue(identity, delimited, reply);
+    }
+
+    /// <summary>Holds a reply (of the request last dispatched) until the wake-up's commit.</summary>
+    private void Queue(NetMQFrame identity, bool viaReq, byte[] reply)
+    {
         var (requestId, clientId) = _dispatcher!.LastIds;
-        _outgoing.Add((identity, delimited, reply, requestId, clientId));
+        _outgoing.Add((identity, viaReq, reply, requestId, clientId));
         _outgoingBytes += reply.Length;
     }
 
