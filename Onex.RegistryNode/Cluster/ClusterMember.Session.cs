@@ -55,6 +55,9 @@ internal sealed partial class ClusterMember
                 while (!token.IsCancellationRequested)
                 {
                     await connection.ConnectAsync().ConfigureAwait(false);
+                    // Core NATS subscriptions come back by themselves after a reconnect: the service is added once.
+                    if (_natsDispatch is { } dispatch && _natsEndpoint is null)
+                        Volatile.Write(ref _natsEndpoint, await RegistryNatsEndpoint.StartAsync(connection, HostName, _natsMetadata!, dispatch, _logger, token).ConfigureAwait(false));
                     while (disconnected.CurrentCount > 0) await disconnected.WaitAsync(token).ConfigureAwait(false);
                     await RunSessionAsync(connection, disconnected, token).ConfigureAwait(false);
                 }

@@ -86,6 +86,23 @@ internal sealed partial class ClusterMember : IAsyncDisposable
     /// <summary>How many stale hosts this registry removed from the bucket (it won the compare-and-set).</summary>
     public long HostsRemoved => Interlocked.Read(ref _hostsRemoved);
 
+    private Func<byte[], Task<byte[]>>? _natsDispatch;
+    private IReadOnlyDictionary<string, string>? _natsMetadata;
+    private RegistryNatsEndpoint? _natsEndpoint;
+
+    /// <summary>
+    /// Serves the request protocol over NATS too (PROTOCOL.md 18.2) once connected, with <paramref name="dispatch"/>
+    /// answering each request frame, and <paramref name="metadata"/> in the service's info. Call before <see cref="Start"/>.
+    /// </summary>
+    public void ServeRequests(Func<byte[], Task<byte[]>> dispatch, IReadOnlyDictionary<string, string> metadata)
+    {
+        _natsDispatch = dispatch;
+        _natsMetadata = metadata;
+    }
+
+    /// <summary>The NATS subject requests are served on, once the service runs; null before.</summary>
+    public string? RequestSubject => Volatile.Read(ref _natsEndpoint)?.Subject;
+
     /// <summary>Starts connecting and serving in the background; returns at once (a registry serves its host while NATS is away).</summary>
     public void Start() => _run = Task.Run(() => RunAsync(_stop.Token));
 
@@ -296,6 +313,7 @@ internal sealed partial class ClusterMember : IAsyncDisposable
                 // Disposing the connection below ends whatever still waits on it.
             }
         }
+        if (_natsEndpoint is not null) await _natsEndpoint.DisposeAsync().ConfigureAwait(false);
         if (_connection is not null) await _connection.DisposeAsync().ConfigureAwait(false);
         _stop.Dispose();
     }

@@ -48,6 +48,8 @@ internal sealed partial class RegistryServer : IDisposable
     private readonly ILogger _logger;
     private readonly List<(NetMQFrame Identity, bool ViaReq, byte[] Reply, string RequestId, string ClientId)> _outgoing = [];
     private readonly List<TaskCompletionSource> _afterCommit = [];
+    // Replies to requests that came another way (the NATS service), released after the wake-up's commit like _outgoing.
+    private readonly List<(TaskCompletionSource<byte[]> Done, byte[] Reply, string RequestId, string ClientId)> _outgoingElsewhere = [];
     private RequestDispatcher? _dispatcher;
     private StoreBinding? _storage;
     private long _lastProgress;
@@ -130,6 +132,36 @@ internal sealed partial class RegistryServer : IDisposable
             catch (Exception ex)
             {
                 done.SetException(ex);
+            }
+        });
+        return done.Task;
+    }
+
+    /// <summary>
+    /// Dispatches a request frame that arrived another way than the ROUTER (the NATS service) on the registry thread,
+    /// through the same dispatcher (auth, reply cache, parking); completes with its reply after the commit of the
+    /// wake-up that answered it (or UNAVAILABLE, reason <c>storage</c>, when that commit failed). Thread-safe.
+    /// </summary>
+    public Task<byte[]> DispatchAsync(byte[] frame)
+    {
+        var done = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Post(() =>
+        {
+            NotePause();
+            void Answer(byte[] reply)
+            {
+                var (requestId, clientId) = _dispatcher!.LastIds;
+                _outgoingElsewhere.Add((done, reply, requestId, clientId));
+            }
+            var leases = _dispatcher!.Registry.Leases;
+            leases.ReceivedAt = _dispatcher.Registry.NowMs();
+            try
+            {
+                if (_dispatcher.Dispatch(frame, Answer) is { } reply) Answer(reply);
+            }
+            finally
+            {
+                leases.ReceivedAt = null;
             }
         });
         return done.Task;
@@ -312,6 +344,8 @@ internal sealed partial class RegistryServer : IDisposable
         foreach (var (identity, viaReq, reply, _, _) in _outgoing) Send(identity, viaReq, reply);
         _outgoing.Clear();
         _outgoingBytes = 0;
+        foreach (var (done, reply, _, _) in _outgoingElsewhere) done.TrySetResult(reply);
+        _outgoingElsewhere.Clear();
         foreach (var done in _afterCommit) done.TrySetResult();
         _afterCommit.Clear();
     }
@@ -336,6 +370,8 @@ internal sealed partial class RegistryServer : IDisposable
         foreach (var (identity, viaReq, _, requestId, clientId) in _outgoing) Send(identity, viaReq, dispatcher.StorageFailed(requestId, clientId));
         _outgoing.Clear();
         _outgoingBytes = 0;
+        foreach (var (done, _, requestId, clientId) in _outgoingElsewhere) done.TrySetResult(dispatcher.StorageFailed(requestId, clientId));
+        _outgoingElsewhere.Clear();
         foreach (var done in _afterCommit) done.TrySetException(new UnavailableException(failure.Message, null, failure));
         _afterCommit.Clear();
     }
