@@ -38,7 +38,8 @@ internal static class ClusterHarness
     /// a quarter each, so no two hosts lease the same port. <paramref name="dataDirectory"/>: a sqlite store there
     /// (restart tests); otherwise memory.
     /// </summary>
-    public static async Task<RegistryNodeHost> StartHostAsync(ClusterOptions cluster, int index, string? dataDirectory = null)
+    public static async Task<RegistryNodeHost> StartHostAsync(
+        ClusterOptions cluster, int index, string? dataDirectory = null, Func<RegistryNodeOptions, RegistryNodeOptions>? configure = null)
     {
         var block = await OnexTest.ReservePortRangeAsync();
         var quarter = block.Count / 4;
@@ -49,7 +50,7 @@ internal static class ClusterHarness
             Store = dataDirectory is null ? RegistryStoreOptions.InMemory : RegistryStoreOptions.Default with { DataDirectory = dataDirectory },
         };
         options = options with { Leases = options.Leases with { PortRange = new PortRange(first, first + quarter - 1) } };
-        var host = await RegistryNodeHost.StartAsync(options);
+        var host = await RegistryNodeHost.StartAsync(configure is null ? options : configure(options));
         await BoundedAsync(host.Cluster!.WhenCurrentAsync(), $"{cluster.HostName} to join the cluster");
         return host;
     }

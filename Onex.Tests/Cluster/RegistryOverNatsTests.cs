@@ -89,6 +89,33 @@ public class RegistryOverNatsTests
             Assert.That((await stillServing.DescribeAsync()).Epoch, Is.EqualTo(host.Epoch), "the registry keeps serving");
     }
 
+    [Test]
+    public async Task Requests_over_nats_follow_the_same_token_rules()
+    {
+        using var files = new Onex.Tests.Auth.AuthTestFiles();
+        await using var host = await StartHostAsync(Options(_nats.Url, Bucket(), "host-n4") with { Replicas = 1 }, 0, configure: o => o with { AuthFile = files.Path });
+        await using var nats = new NatsConnection(NatsOpts.Default with { Url = _nats.Url });
+
+        var anonymous = await nats.RequestAsync(RegistryNatsService.RequestSubject("host-n4"),
+            RegistryCodec.Encode("r1", "anonymous", new PortRequest { NodeId = "a-node" }),
+            requestSerializer: NatsRawSerializer<byte[]>.Default, replySerializer: NatsRawSerializer<byte[]>.Default,
+            replyOpts: new NatsSubOpts { Timeout = TimeSpan.FromSeconds(10) });
+        var refused = TestDealer.DecodeReply(anonymous.Data!);
+        Assert.That(refused.BodyAs<Error>().Code, Is.EqualTo(ErrorCodes.Unauthenticated), "no token, no lease, over NATS as over ZeroMQ");
+
+        await using var client = await RegistryClient.ConnectAsync(new RegistryClientOptions
+        {
+            Endpoint = _nats.Url, HostName = "host-n4", NodeId = "a-node", Token = files.NodeA,
+        });
+        await using var set = await client.LeasePortAsync();
+        Assert.That(set.Ports, Has.Count.EqualTo(1), "a node token of tenant a leases over NATS");
+        var other = Assert.CatchAsync<OnexException>(async () => await RegistryClient.ConnectAsync(new RegistryClientOptions
+        {
+            Endpoint = _nats.Url, HostName = "host-n4", NodeId = "a-node", Token = files.NodeB, MaxAttempts = 1,
+        }));
+        Assert.That(other!.Code, Is.EqualTo(ErrorCodes.PermissionDenied), "tenant b's token cannot act as tenant a's node");
+    }
+
     /// <summary>Every answer to a $SRV request within 2 s (each registry answers once).</summary>
     private static async Task<List<JsonElement>> CollectAsync(NatsConnection nats, string subject)
     {
