@@ -105,8 +105,8 @@ internal static class ClusterPropagation
                 };
                 hosts.Add(await RegistryNodeHost.StartAsync(options));
             }
-            foreach (var host in hosts)
-                while (!host.Cluster!.Current) await Task.Delay(20);
+            // A bound on a start that never completes: real time.
+            await Task.WhenAll(hosts.Select(h => h.Cluster!.WhenCurrentAsync())).WaitAsync(TimeSpan.FromSeconds(60), TimeProvider.System);
             await using var writer = await RegistryClient.ConnectAsync(new RegistryClientOptions
             {
                 Endpoint = hosts[0].RouterEndpoint, PubEndpoint = hosts[0].PubEndpoint, NodeId = "bench-writer",

@@ -29,6 +29,7 @@ internal sealed partial class ClusterMember
         connection.ConnectionDisconnected += (_, _) =>
         {
             _connected = false;
+            SignalCurrent(false);
             disconnected.Release();
             return ValueTask.CompletedTask;
         };
@@ -54,6 +55,9 @@ internal sealed partial class ClusterMember
                 while (!token.IsCancellationRequested)
                 {
                     await connection.ConnectAsync().ConfigureAwait(false);
+                    // Core NATS subscriptions come back by themselves after a reconnect: the service is added once.
+                    if (_natsDispatch is { } dispatch && _natsEndpoint is null)
+                        Volatile.Write(ref _natsEndpoint, await RegistryNatsEndpoint.StartAsync(connection, HostName, _natsMetadata!, dispatch, _logger, token).ConfigureAwait(false));
                     while (disconnected.CurrentCount > 0) await disconnected.WaitAsync(token).ConfigureAwait(false);
                     await RunSessionAsync(connection, disconnected, token).ConfigureAwait(false);
                 }
@@ -73,9 +77,7 @@ internal sealed partial class ClusterMember
         _loaded = false;
         _connected = true;
         // Anything queued before this session is covered by the full re-publication below.
-        while (_mirror.Reader.TryRead(out _))
-        {
-        }
+        while (_mirror.Reader.TryRead(out var dropped)) KeepFlushes(dropped);
         _sessionActive = true;
         Volatile.Write(ref _store, store);
         LogSessionStarted(HostName, _options.Bucket);
@@ -109,7 +111,9 @@ internal sealed partial class ClusterMember
         finally
         {
             _sessionActive = false;
+            _mirrorOpen = false;
             _connected = false;
+            SignalCurrent(false);
             _loaded = false;
             Volatile.Write(ref _store, null);
         }
@@ -157,11 +161,7 @@ internal sealed partial class ClusterMember
 
     private async Task PutHeartbeatAsync(INatsKVStore store, CancellationToken ct)
     {
-        var beat = new ClusterHeartbeat
-        {
-            Host = HostName, Epoch = _epoch(), IntervalMs = (long)_options.HeartbeatInterval.TotalMilliseconds, SentAt = NowMs(),
-        };
-        await store.PutAsync(ClusterKeys.Heartbeat(_options.Tenant, HostName), RegistryCodec.SerializeBody(beat), cancellationToken: ct).ConfigureAwait(false);
+        await store.PutAsync(ClusterKeys.Heartbeat(_options.Tenant, HostName), HeartbeatValue(), cancellationToken: ct).ConfigureAwait(false);
     }
 
     /// <summary>Other hosts whose heartbeat is stale turn unhealthy here; after the grace period, one registry removes them.</summary>
@@ -238,6 +238,7 @@ internal sealed partial class ClusterMember
                 foreach (var key in Catalog.Keys().Where(k => !present.Contains(k)).ToList()) Catalog.Delete(state, key.Host, key.Kind, key.Name);
                 foreach (var host in Catalog.Hosts.ToList()) Catalog.ForgetHost(host);
                 _loaded = true;
+                SignalCurrent(Current);
             });
             LogLoaded(present.Count, seenHosts.Count);
         }
@@ -252,6 +253,7 @@ internal sealed partial class ClusterMember
         await foreach (var entry in store.WatchAsync<byte[]>(ClusterKeys.TenantPrefix(_options.Tenant), opts: options, cancellationToken: ct).ConfigureAwait(false))
         {
             Apply(entry, loading ? seen : null);
+            NoteWatched(entry.Revision);
             if (loading && entry.Delta == 0) FinishLoad();
         }
     }
@@ -325,7 +327,19 @@ internal sealed partial class ClusterMember
                     if (delete.Kind != ClusterKinds.Node) await ReleaseClaimAsync(store, delete.Kind, delete.Name, delete.NodeId, ct).ConfigureAwait(false);
                     break;
                 case Resync resync:
-                    await RepublishAsync(store, resync, ct).ConfigureAwait(false);
+                    try
+                    {
+                        await RepublishAsync(store, resync, ct).ConfigureAwait(false);
+                    }
+                    catch
+                    {
+                        KeepFlushes(resync);
+                        throw;
+                    }
+                    foreach (var done in resync.Flushes) done.TrySetResult();
+                    break;
+                case Flush flush:
+                    flush.Done.TrySetResult();
                     break;
             }
         }

@@ -8,6 +8,8 @@ using NATS.Net;
 using Onex.Errors;
 using Onex.Protocol;
 using Onex.RegistryNode.Server;
+using Polly;
+using Polly.Retry;
 
 namespace Onex.RegistryNode.Cluster;
 
@@ -56,7 +58,7 @@ internal sealed partial class ClusterMember : IAsyncDisposable
 
     internal sealed record DeleteEntry(string Kind, string Name, string NodeId) : MirrorItem;
 
-    internal sealed record Resync(List<(string Kind, string Name, byte[] Value, ClusterClaim? Claim)> Entries) : MirrorItem;
+    internal sealed record Resync(List<(string Kind, string Name, byte[] Value, ClusterClaim? Claim)> Entries, List<TaskCompletionSource> Flushes) : MirrorItem;
 
     public ClusterMember(ClusterOptions options, Action<Action<RegistryState>> post, Func<string> epoch, TimeProvider time, ILogger logger)
     {
@@ -66,6 +68,7 @@ internal sealed partial class ClusterMember : IAsyncDisposable
         _time = time;
         _logger = logger;
         Catalog = new ClusterCatalog();
+        Claims = new ClusterClaims(this);
     }
 
     /// <summary>The other hosts' entries (registry thread only).</summary>
@@ -82,6 +85,23 @@ internal sealed partial class ClusterMember : IAsyncDisposable
 
     /// <summary>How many stale hosts this registry removed from the bucket (it won the compare-and-set).</summary>
     public long HostsRemoved => Interlocked.Read(ref _hostsRemoved);
+
+    private Func<byte[], Task<byte[]>>? _natsDispatch;
+    private IReadOnlyDictionary<string, string>? _natsMetadata;
+    private RegistryNatsEndpoint? _natsEndpoint;
+
+    /// <summary>
+    /// Serves the request protocol over NATS too (PROTOCOL.md 18.2) once connected, with <paramref name="dispatch"/>
+    /// answering each request frame, and <paramref name="metadata"/> in the service's info. Call before <see cref="Start"/>.
+    /// </summary>
+    public void ServeRequests(Func<byte[], Task<byte[]>> dispatch, IReadOnlyDictionary<string, string> metadata)
+    {
+        _natsDispatch = dispatch;
+        _natsMetadata = metadata;
+    }
+
+    /// <summary>The NATS subject requests are served on, once the service runs; null before.</summary>
+    public string? RequestSubject => Volatile.Read(ref _natsEndpoint)?.Subject;
 
     /// <summary>Starts connecting and serving in the background; returns at once (a registry serves its host while NATS is away).</summary>
     public void Start() => _run = Task.Run(() => RunAsync(_stop.Token));
@@ -126,83 +146,119 @@ internal sealed partial class ClusterMember : IAsyncDisposable
 
     private bool Own(string? host) => host is null || host == HostName;
 
+    /// <summary>The claims under way and the registrations parked on them (registry thread).</summary>
+    public ClusterClaims Claims { get; }
+
     /// <summary>
-    /// Claims a bus name or a tool version for <paramref name="nodeId"/> across the cluster, on the registry thread (it
-    /// waits for the bucket, at most <see cref="ClusterOptions.RequestTimeout"/>). Create-if-absent decides between
-    /// hosts; a claim of this host that no local entry backs is taken over at its revision. Returns the revision of
-    /// a claim created now (to release it if the local registration then fails), or null when it was already ours.
-    /// Throws NOT_OWNER or CONTRACT_CONFLICT when another host owns it, UNAVAILABLE (reason <c>cluster</c>) when the
-    /// cluster cannot be asked.
+    /// Claims a bus name or a tool version for <paramref name="nodeId"/> across the cluster, off the registry thread, and
+    /// posts <paramref name="done"/> to the registry thread with the outcome (at most <see cref="ClusterOptions.RequestTimeout"/>
+    /// later). Create-if-absent decides between hosts; a claim of this host that no local entry backs is taken over at its
+    /// revision. The outcome is the revision of a claim created now (to release it if the local registration then fails),
+    /// or null when it was already ours; or NOT_OWNER / CONTRACT_CONFLICT when another host owns it, UNAVAILABLE (reason
+    /// <c>cluster</c>) when the cluster could not be asked.
     /// </summary>
-    public ulong? Claim(string kind, string name, string nodeId, string? fingerprint)
+    internal void StartClaim(string kind, string name, string nodeId, string? fingerprint, Action<ulong?, OnexException?> done)
     {
-        var store = Volatile.Read(ref _store);
-        if (!Current || store is null) throw Unreachable($"Registering {kind} '{name}' needs the cluster to decide, and this registry is not connected to it.");
-        var key = ClusterKeys.Claim(_options.Tenant, kind, name);
-        var mine = new ClusterClaim { Host = HostName, NodeId = nodeId, Fingerprint = fingerprint };
-        var value = RegistryCodec.SerializeBody(mine);
-        return Wait(async ct =>
+        _ = Task.Run(async () =>
         {
-            for (var attempt = 0; attempt < 3; attempt++)
+            ulong? revision = null;
+            OnexException? error = null;
+            try
             {
-                var current = await store.TryGetEntryAsync<byte[]>(key, cancellationToken: ct).ConfigureAwait(false);
-                if (current.Success && current.Value.Operation == NatsKVOperation.Put && current.Value.Value is { } held)
+                // Within the bound, a session failing over (a nats-server died, the bucket elects a leader) is waited for.
+                revision = await BoundedAsync(ct => ClaimRetry.ExecuteAsync(async token =>
                 {
-                    var claim = RegistryCodec.DeserializeBody<ClusterClaim>(held);
-                    if (claim.Host == HostName && claim.NodeId == nodeId && claim.Fingerprint == fingerprint) return (ulong?)null;
-                    if (claim.Host != HostName)
-                    {
-                        if (kind == ClusterKinds.Tool && claim.Fingerprint != fingerprint)
-                            throw Reject.Contract(ErrorCodes.ContractConflict,
-                                $"Tool {name} is already registered on host '{claim.Host}' with a different contract; publish a new version instead.",
-                                ("tool", name), ("fingerprint", claim.Fingerprint ?? ""), ("presentedFingerprint", fingerprint ?? ""), ("owner", claim.NodeId), ("host", claim.Host));
-                        throw Reject.NotOwner($"{(kind == ClusterKinds.Tool ? "Tool" : "Bus")} '{name}' is registered by node '{claim.NodeId}' on host '{claim.Host}'.",
-                            (kind == ClusterKinds.Tool ? "tool" : "name", name), ("nodeId", nodeId), ("owner", claim.NodeId), ("host", claim.Host));
-                    }
-                    // This host's own claim that no local entry backs any more (the local registry checked first): take it over at its revision.
-                    var updated = await store.TryUpdateAsync(key, value, current.Value.Revision, cancellationToken: ct).ConfigureAwait(false);
-                    if (updated.Success) return updated.Value;
-                    continue;
-                }
-                var created = await store.TryCreateAsync(key, value, cancellationToken: ct).ConfigureAwait(false);
-                if (created.Success) return created.Value;
-                // Someone created it between our read and our create: read again and judge.
+                    await WhenCurrentAsync(token).ConfigureAwait(false);
+                    var store = Volatile.Read(ref _store) ?? throw new NatsException("The cluster session ended.");
+                    return await ClaimAsync(store, kind, name, nodeId, fingerprint, token).ConfigureAwait(false);
+                }, ct).AsTask()).ConfigureAwait(false);
             }
-            throw Unreachable($"The claim of {kind} '{name}' kept changing under this registry; retry.");
+            catch (OnexException ex)
+            {
+                error = ex;
+            }
+            catch (Exception ex)
+            {
+                error = Unreachable($"The cluster could not decide the claim of {kind} '{name}' ({ex.Message}).");
+            }
+            _post(_ => done(revision, error));
         });
     }
 
-    /// <summary>Releases a claim created by <see cref="Claim"/> whose local registration failed (registry thread; best effort).</summary>
+    private async Task<ulong?> ClaimAsync(INatsKVStore store, string kind, string name, string nodeId, string? fingerprint, CancellationToken ct)
+    {
+        var key = ClusterKeys.Claim(_options.Tenant, kind, name);
+        var value = RegistryCodec.SerializeBody(new ClusterClaim { Host = HostName, NodeId = nodeId, Fingerprint = fingerprint });
+        for (var attempt = 0; attempt < 3; attempt++)
+        {
+            var current = await store.TryGetEntryAsync<byte[]>(key, cancellationToken: ct).ConfigureAwait(false);
+            if (current.Success && current.Value.Operation == NatsKVOperation.Put && current.Value.Value is { } held)
+            {
+                var claim = RegistryCodec.DeserializeBody<ClusterClaim>(held);
+                if (claim.Host == HostName && claim.NodeId == nodeId && claim.Fingerprint == fingerprint) return null;
+                if (claim.Host != HostName)
+                {
+                    if (kind == ClusterKinds.Tool && claim.Fingerprint != fingerprint)
+                        throw Reject.Contract(ErrorCodes.ContractConflict,
+                            $"Tool {name} is already registered on host '{claim.Host}' with a different contract; publish a new version instead.",
+                            ("tool", name), ("fingerprint", claim.Fingerprint ?? ""), ("presentedFingerprint", fingerprint ?? ""), ("owner", claim.NodeId), ("host", claim.Host));
+                    throw Reject.NotOwner($"{(kind == ClusterKinds.Tool ? "Tool" : "Bus")} '{name}' is registered by node '{claim.NodeId}' on host '{claim.Host}'.",
+                        (kind == ClusterKinds.Tool ? "tool" : "name", name), ("nodeId", nodeId), ("owner", claim.NodeId), ("host", claim.Host));
+                }
+                // This host's own claim that no local entry backs any more (the local registry checked first, and claims
+                // of one name run one at a time): take it over at its revision.
+                var updated = await store.TryUpdateAsync(key, value, current.Value.Revision, cancellationToken: ct).ConfigureAwait(false);
+                if (updated.Success) return updated.Value;
+                continue;
+            }
+            var created = await store.TryCreateAsync(key, value, cancellationToken: ct).ConfigureAwait(false);
+            if (created.Success) return created.Value;
+            // Someone created it between our read and our create: read again and judge.
+        }
+        throw Unreachable($"The claim of {kind} '{name}' kept changing under this registry; retry.");
+    }
+
+    /// <summary>Releases a claim created for a registration that then failed or was not made (best effort, off the registry thread).</summary>
     public void Unclaim(string kind, string name, ulong revision)
     {
         var store = Volatile.Read(ref _store);
         if (store is null) return;
-        try
+        _ = Task.Run(async () =>
         {
-            Wait(async ct =>
+            try
             {
-                await store.TryDeleteAsync(ClusterKeys.Claim(_options.Tenant, kind, name), new NatsKVDeleteOpts { Revision = revision }, ct).ConfigureAwait(false);
-                return 0;
-            });
-        }
-        catch (OnexException)
-        {
-            // Left behind, the claim is this host's: the next registration here takes it over at its revision.
-        }
+                await BoundedAsync(async ct =>
+                {
+                    await store.TryDeleteAsync(ClusterKeys.Claim(_options.Tenant, kind, name), new NatsKVDeleteOpts { Revision = revision }, ct).ConfigureAwait(false);
+                    return 0;
+                }).ConfigureAwait(false);
+            }
+            catch (Exception)
+            {
+                // Left behind, the claim is this host's: the next registration here takes it over at its revision.
+            }
+        });
     }
 
-    private T Wait<T>(Func<CancellationToken, Task<T>> work)
+    // A bucket without a leader answers "no responders" or times out: asked again with back-off, within the claim's bound.
+    private static readonly ResiliencePipeline ClaimRetry = new ResiliencePipelineBuilder().AddRetry(new RetryStrategyOptions
+    {
+        ShouldHandle = new PredicateBuilder().Handle<NatsException>().Handle<TimeoutException>(),
+        MaxRetryAttempts = int.MaxValue,
+        BackoffType = DelayBackoffType.Exponential,
+        UseJitter = true,
+        Delay = TimeSpan.FromMilliseconds(50),
+        MaxDelay = TimeSpan.FromMilliseconds(500),
+    }).Build();
+
+    /// <summary>Runs a bucket operation bounded by <see cref="ClusterOptions.RequestTimeout"/> (real time) and the member's life.</summary>
+    private async Task<T> BoundedAsync<T>(Func<CancellationToken, Task<T>> work)
     {
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
         limit.CancelAfter(_options.RequestTimeout);
         try
         {
-            // On the registry thread by design: a registration waits for the bucket's decision (one round trip).
-            return Task.Run(() => work(limit.Token), limit.Token).GetAwaiter().GetResult();
-        }
-        catch (OnexException)
-        {
-            throw;
+            return await work(limit.Token).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is OperationCanceledException or NatsException or TimeoutException)
         {
@@ -210,7 +266,7 @@ internal sealed partial class ClusterMember : IAsyncDisposable
         }
     }
 
-    private static UnavailableException Unreachable(string message) =>
+    internal static UnavailableException Unreachable(string message) =>
         new(message + " Retry later with the same ids.", new Dictionary<string, string> { ["reason"] = "cluster" });
 
     /// <summary>Asks the registry thread for a full re-publication of this host's entries.</summary>
@@ -230,7 +286,14 @@ internal sealed partial class ClusterMember : IAsyncDisposable
             entries.Add((ClusterKinds.Tool, Tools.ToolCatalog.KeyOf(tool), RegistryCodec.SerializeBody(tool with { RegistryHost = HostName }),
                 new ClusterClaim { Host = HostName, NodeId = tool.NodeId, Fingerprint = tool.Fingerprint }));
         // A full queue drops it; the writer then finds the queue was full and asks again.
-        if (!_mirror.Writer.TryWrite(new Resync(entries))) _resyncLost = true;
+        var flushes = TakePendingFlushes();
+        if (_mirror.Writer.TryWrite(new Resync(entries, flushes)))
+        {
+            _mirrorOpen = true;
+            return;
+        }
+        _resyncLost = true;
+        lock (_signals) _pendingFlushes.AddRange(flushes);
     }
 
     private volatile bool _resyncLost;
@@ -250,6 +313,7 @@ internal sealed partial class ClusterMember : IAsyncDisposable
                 // Disposing the connection below ends whatever still waits on it.
             }
         }
+        if (_natsEndpoint is not null) await _natsEndpoint.DisposeAsync().ConfigureAwait(false);
         if (_connection is not null) await _connection.DisposeAsync().ConfigureAwait(false);
         _stop.Dispose();
     }

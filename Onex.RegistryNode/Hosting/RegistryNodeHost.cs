@@ -229,6 +229,12 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         watches.Start(registry.Epoch, registry.Journal.Sequence);
         running = dispatcher;
         server.Start(dispatcher, new RegistryServer.StoreBinding(store, sink, Load, options.PauseThreshold));
+        cluster?.ServeRequests(server.DispatchAsync, new Dictionary<string, string>
+        {
+            [Onex.Protocol.RegistryNatsService.RouterEndpointMetadata] = server.Endpoint,
+            [Onex.Protocol.RegistryNatsService.PubEndpointMetadata] = publisher.Endpoint,
+            [Onex.Protocol.RegistryNatsService.ProtocolVersionMetadata] = Onex.Protocol.ProtocolVersion.Current.ToString(),
+        });
         cluster?.Start();
         // Leases whose time ran out while the registry was down expire now, before the first heartbeat.
         server.Post(() =>

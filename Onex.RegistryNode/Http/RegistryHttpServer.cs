@@ -180,9 +180,18 @@ internal sealed partial class RegistryHttpServer : IAsyncDisposable
                 reason = view is null ? "the HTTP view has no snapshot yet" : $"at sequence {view.Sequence} of epoch {view.Epoch}",
             },
         };
+        // A stale cluster view is degraded, not unready: the registry still serves its own host (docs/CLUSTER.md).
+        var clusterCurrent = _host.Cluster?.Current ?? true;
+        if (_host.Cluster is { } cluster)
+            checks["cluster"] = new
+            {
+                ok = clusterCurrent,
+                reason = clusterCurrent ? $"host {cluster.HostName}: connected to NATS, the cluster view is current"
+                    : $"host {cluster.HostName}: cut off from NATS (or loading the catalogue): the cluster view is stale; this host is still served",
+            };
         var ready = serving && loopAlive && storeWritable && view is not null;
         return Json(context, ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable,
-            new { status = ready ? "ready" : "not ready", checks });
+            new { status = !ready ? "not ready" : clusterCurrent ? "ready" : "degraded", checks });
     }
 
     private Task Snapshot(HttpContext context)

@@ -48,6 +48,8 @@ internal sealed partial class RegistryServer : IDisposable
     private readonly ILogger _logger;
     private readonly List<(NetMQFrame Identity, bool ViaReq, byte[] Reply, string RequestId, string ClientId)> _outgoing = [];
     private readonly List<TaskCompletionSource> _afterCommit = [];
+    // Replies to requests that came another way (the NATS service), released after the wake-up's commit like _outgoing.
+    private readonly List<(TaskCompletionSource<byte[]> Done, byte[] Reply, string RequestId, string ClientId)> _outgoingElsewhere = [];
     private RequestDispatcher? _dispatcher;
     private StoreBinding? _storage;
     private long _lastProgress;
@@ -130,6 +132,37 @@ internal sealed partial class RegistryServer : IDisposable
             catch (Exception ex)
             {
                 done.SetException(ex);
+            }
+        });
+        return done.Task;
+    }
+
+    /// <summary>
+    /// Dispatches a request frame that arrived another way than the ROUTER (the NATS service) on the registry thread,
+    /// through the same dispatcher (auth, reply cache, parking); completes with its reply after the commit of the
+    /// wake-up that answered it (or UNAVAILABLE, reason <c>storage</c>, when that commit failed). Thread-safe.
+    /// </summary>
+    public Task<byte[]> DispatchAsync(byte[] frame)
+    {
+        var done = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Post(() =>
+        {
+            NotePause();
+            void Answer(byte[] reply)
+            {
+                var (requestId, clientId) = _dispatcher!.LastIds;
+                _outgoingElsewhere.Add((done, reply, requestId, clientId));
+            }
+            var leases = _dispatcher!.Registry.Leases;
+            leases.ReceivedAt = _dispatcher.Registry.NowMs();
+            _dispatcher.Peer = ([], false); // no ROUTER peer: a Watch cannot stream over this path
+            try
+            {
+                if (_dispatcher.Dispatch(frame, Answer) is { } reply) Answer(reply);
+            }
+            finally
+            {
+                leases.ReceivedAt = null;
             }
         });
         return done.Task;
@@ -261,15 +294,17 @@ internal sealed partial class RegistryServer : IDisposable
         // [identity][envelope] from a DEALER; [identity][empty][envelope] from a REQ. Anything else is bad framing,
         // answered MALFORMED without looking inside, mirroring the framing (PROTOCOL.md 1.1).
         var delimited = message.FrameCount >= 2 && message[1].IsEmpty;
-        byte[] reply;
+        byte[]? reply;
         _dispatcher!.Peer = (identity.ToByteArray(), delimited);
+        // A request parked for the cluster is answered in a later wake-up, after that wake-up's commit.
+        void AnswerLater(byte[] later) => Queue(identity, delimited, later);
         if (message.FrameCount == 2 && !delimited)
         {
-            reply = _dispatcher!.Dispatch(message[1].Buffer.AsMemory(0, message[1].MessageSize));
+            reply = _dispatcher!.Dispatch(message[1].Buffer.AsMemory(0, message[1].MessageSize), AnswerLater);
         }
         else if (message.FrameCount == 3 && delimited && !message[2].IsEmpty)
         {
-            reply = _dispatcher!.Dispatch(message[2].Buffer.AsMemory(0, message[2].MessageSize));
+            reply = _dispatcher!.Dispatch(message[2].Buffer.AsMemory(0, message[2].MessageSize), AnswerLater);
         }
         else
         {
@@ -278,8 +313,14 @@ internal sealed partial class RegistryServer : IDisposable
                 $"A request is one non-empty frame, optionally after an empty delimiter frame; got {frames} frame(s).",
                 new Dictionary<string, string> { ["reason"] = "frames", ["frames"] = frames.ToString() });
         }
+        if (reply is not null) Queue(identity, delimited, reply);
+    }
+
+    /// <summary>Holds a reply (of the request last dispatched) until the wake-up's commit.</summary>
+    private void Queue(NetMQFrame identity, bool viaReq, byte[] reply)
+    {
         var (requestId, clientId) = _dispatcher!.LastIds;
-        _outgoing.Add((identity, delimited, reply, requestId, clientId));
+        _outgoing.Add((identity, viaReq, reply, requestId, clientId));
         _outgoingBytes += reply.Length;
     }
 
@@ -306,6 +347,8 @@ internal sealed partial class RegistryServer : IDisposable
         foreach (var (identity, viaReq, reply, _, _) in _outgoing) Send(identity, viaReq, reply);
         _outgoing.Clear();
         _outgoingBytes = 0;
+        foreach (var (done, reply, _, _) in _outgoingElsewhere) done.TrySetResult(reply);
+        _outgoingElsewhere.Clear();
         dispatcher.Watches?.Pump(); // after the replies: a Watch's reply goes before its stream
         foreach (var done in _afterCommit) done.TrySetResult();
         _afterCommit.Clear();
@@ -332,6 +375,8 @@ internal sealed partial class RegistryServer : IDisposable
         foreach (var (identity, viaReq, _, requestId, clientId) in _outgoing) Send(identity, viaReq, dispatcher.StorageFailed(requestId, clientId));
         _outgoing.Clear();
         _outgoingBytes = 0;
+        foreach (var (done, _, requestId, clientId) in _outgoingElsewhere) done.TrySetResult(dispatcher.StorageFailed(requestId, clientId));
+        _outgoingElsewhere.Clear();
         foreach (var done in _afterCommit) done.TrySetException(new UnavailableException(failure.Message, null, failure));
         _afterCommit.Clear();
     }

@@ -199,7 +199,7 @@ internal sealed class RegistryState : IDisposable
         if (cluster.Catalog.FindBus(request.Name) is { } remote)
             throw Reject.NotOwner($"Bus '{request.Name}' is registered by node '{remote.NodeId}' on host '{remote.RegistryHost}'.",
                 ("name", request.Name), ("nodeId", request.NodeId), ("owner", remote.NodeId), ("host", remote.RegistryHost ?? ""));
-        var claimed = cluster.Claim(ClusterKinds.Bus, request.Name, request.NodeId, null);
+        var claimed = cluster.Claims.Require(ClusterKinds.Bus, request.Name, request.NodeId, null);
         try
         {
             return Buses.Register(request, owner) with { RegistryHost = cluster.HostName };
@@ -232,7 +232,7 @@ internal sealed class RegistryState : IDisposable
             throw Reject.NotOwner($"Tool {key} is registered by node '{remote.NodeId}' on host '{remote.RegistryHost}'.",
                 ("tool", key), ("nodeId", request.NodeId), ("owner", remote.NodeId), ("host", remote.RegistryHost ?? ""));
         }
-        var claimed = cluster.Claim(ClusterKinds.Tool, key, request.NodeId, fingerprint);
+        var claimed = cluster.Claims.Require(ClusterKinds.Tool, key, request.NodeId, fingerprint);
         try
         {
             return Tools.Register(request, owner) with { RegistryHost = cluster.HostName };

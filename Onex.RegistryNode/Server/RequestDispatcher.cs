@@ -110,19 +110,26 @@ internal sealed partial class RequestDispatcher
     /// <summary>Set while the node shuts down: requests get UNAVAILABLE (reason <c>stopping</c>) and change nothing.</summary>
     public bool Stopping { get; set; }
 
-    /// <summary>Answers one request frame, checking in PROTOCOL.md's order (section 5).</summary>
-    public byte[] Dispatch(ReadOnlyMemory<byte> frame)
+    /// <summary>Answers one request frame, checking in PROTOCOL.md's order (section 5). A request that would wait for the cluster is answered UNAVAILABLE.</summary>
+    public byte[] Dispatch(ReadOnlyMemory<byte> frame) => Dispatch(frame, answerLater: null)!;
+
+    /// <summary>
+    /// Answers one request frame, or parks it and returns null: a registration waiting for a cluster claim is answered
+    /// later through <paramref name="answerLater"/>, on the registry thread, inside a wake-up (so its reply goes after
+    /// that wake-up's commit like any other), with <see cref="LastIds"/> set to its ids.
+    /// </summary>
+    public byte[]? Dispatch(ReadOnlyMemory<byte> frame, Action<byte[]>? answerLater)
     {
-        if (_metrics is not { RequestsObserved: true }) return DispatchCore(frame);
+        if (_metrics is not { RequestsObserved: true }) return DispatchCore(frame, answerLater);
         var started = Registry.Time.GetTimestamp();
         _metricType = RegistryMetrics.UnreadableType;
         _metricCode = RegistryMetrics.Ok;
-        var reply = DispatchCore(frame);
-        _metrics.Request(_metricType, _metricCode, Registry.Time.GetElapsedTime(started));
+        var reply = DispatchCore(frame, answerLater);
+        if (reply is not null) _metrics.Request(_metricType, _metricCode, Registry.Time.GetElapsedTime(started));
         return reply;
     }
 
-    /// <summary>A MALFORMED reply for a message with the wrong frame count (it never reaches <see cref="Dispatch"/>).</summary>
+    /// <summary>A MALFORMED reply for a message with the wrong frame count (it never reaches <see cref="Dispatch(ReadOnlyMemory{byte})"/>).</summary>
     public byte[] FailFraming(string message, IReadOnlyDictionary<string, string> details)
     {
         var reply = Fail("", "", ErrorCodes.Malformed, message, details);
@@ -130,7 +137,7 @@ internal sealed partial class RequestDispatcher
         return reply;
     }
 
-    private byte[] DispatchCore(ReadOnlyMemory<byte> frame)
+    private byte[]? DispatchCore(ReadOnlyMemory<byte> frame, Action<byte[]>? answerLater)
     {
         LastIds = ("", "");
         RegistryEnvelope envelope;
@@ -203,8 +210,10 @@ internal sealed partial class RequestDispatcher
         var write = IsWrite(envelope.MessageType);
         if (write && StoreUnavailable) return StorageFailed(envelope.RequestId, envelope.ClientId);
 
-        var (reply, errorCode) = Execute(envelope, caller);
-        if (errorCode == ErrorCodes.Internal) return reply;
+        var (reply, errorCode) = Execute(envelope, caller, frame, answerLater);
+        if (reply is null) return null; // parked: dispatched again when the cluster has decided
+        // PROTOCOL.md 4: INTERNAL and UNAVAILABLE left no trace and are not remembered: their retry executes again.
+        if (errorCode is ErrorCodes.Internal or ErrorCodes.Unavailable) return reply;
         if (reply.Length > MaxReplyBytes)
         {
             return Fail(envelope.RequestId, envelope.ClientId, ErrorCodes.TooLarge,
@@ -215,8 +224,8 @@ internal sealed partial class RequestDispatcher
         return reply;
     }
 
-    /// <summary>Runs the handler; returns the reply and, for an Error reply, its code (already counted).</summary>
-    private (byte[] Reply, string? ErrorCode) Execute(RegistryEnvelope envelope, AuthCaller? caller)
+    /// <summary>Runs the handler; returns the reply and, for an Error reply, its code (already counted); a null reply when parked.</summary>
+    private (byte[]? Reply, string? ErrorCode) Execute(RegistryEnvelope envelope, AuthCaller? caller, ReadOnlyMemory<byte> frame, Action<byte[]>? answerLater)
     {
         try
         {
@@ -231,12 +240,27 @@ internal sealed partial class RequestDispatcher
             {
                 var reply = Onex.RegistryNode.Watches.WatchHub.Handles(envelope.MessageType)
                     ? (Watches ?? throw new UnavailableException("This registry serves no watches.", new Dictionary<string, string> { ["reason"] = "watches" }))
-                        .Handle(envelope, caller, Peer.Identity, Peer.ViaReq)
+                        .Handle(envelope, caller, Peer.Identity.Length > 0 ? Peer.Identity : throw new UnknownMessageTypeException(
+                            $"'{envelope.MessageType}' streams over the ZeroMQ request endpoint only (PROTOCOL.md 16.7), not over NATS.",
+                            new Dictionary<string, string> { ["messageType"] = envelope.MessageType, ["reason"] = "transport" }), Peer.ViaReq)
                     : Auth is { } gate && caller is not null
                     ? gate.Invoke(_registry, envelope, caller, handler.Invoke)
                     : handler.Invoke(_registry, envelope);
                 _registry.Stats.Served();
                 return (reply, null);
+            }
+            catch (RequestParkedException parked)
+            {
+                // Nothing was changed: the request runs again, from the start, once the cluster has decided.
+                var copy = frame.ToArray();
+                if (answerLater is not null && parked.Parking.TryPark(copy.Length, () =>
+                    {
+                        if (Dispatch(copy, answerLater) is { } later) answerLater(later);
+                    }))
+                    return (null, null);
+                return (Fail(envelope.RequestId, envelope.ClientId, ErrorCodes.Unavailable,
+                    $"Too many registrations wait for the cluster's decision; nothing was changed. Retry later with the same ids.",
+                    new Dictionary<string, string> { ["reason"] = "cluster" }), ErrorCodes.Unavailable);
             }
             catch (MalformedMessageException ex)
             {

@@ -132,6 +132,12 @@ public sealed class NatsTestServer : IAsyncDisposable
         Running.TryRemove(this, out _);
     }
 
+    /// <summary>Freezes the server (SIGSTOP, by pid): connections stay open, nothing is answered. Disposing kills it paused or not.</summary>
+    public void Pause() => _process?.Pause();
+
+    /// <summary>Lets a paused server run again (SIGCONT).</summary>
+    public void Resume() => _process?.Resume();
+
     /// <summary>Kills the server (SIGKILL, as <c>kill -9</c>) and waits for it to exit; the store and the port are kept.</summary>
     public async Task KillAsync()
     {

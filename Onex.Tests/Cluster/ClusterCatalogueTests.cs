@@ -34,7 +34,8 @@ public class ClusterCatalogueTests
         var seen = await changes.UntilAsync(e => e.Change?.ChangeType == ChangeTypes.BusRegistered && e.Change.Key == "orders", "bus.registered for orders on C's stream");
         var change = seen[^1].Change!;
         Assert.That(change.NewValue!.Bus!.RegistryHost, Is.EqualTo("host-a"), "the record names the host it came from");
-        var described = await DescribeUntilAsync(onC, r => r.Buses!.Any(b => b.Name == "orders"), "orders in C's introspection");
+        // Broadcast after C's commit: C's introspection holds it from now on.
+        var described = await onC.DescribeAsync();
         Assert.That(described.Buses!.Single(b => b.Name == "orders").NodeId, Is.EqualTo("producer-a"));
         Assert.That(described.Nodes!.Single(n => n.NodeId == "producer-a").RegistryHost, Is.EqualTo("host-a"));
         Assert.That(described.Cluster, Is.Not.Null.And.Property(nameof(ClusterStatus.Stale)).False, "C is connected and loaded");
@@ -92,7 +93,7 @@ public class ClusterCatalogueTests
         await using var onA = await ConnectAsync(a, "tool-owner");
         await using var onB = await ConnectAsync(b, "tool-user");
         var tool = await onA.RegisterToolAsync("orders.create", "2.0.0", InputSchema, OutputSchema);
-        await DescribeUntilAsync(onB, r => r.Tools!.Any(t => t.Name == "orders.create"), "the tool of A on B");
+        await SyncAsync(a, b);
 
         var valid = await onB.ValidatePayloadAsync("orders.create", """{"id":"o-1"}""");
         var invalid = await onB.ValidatePayloadAsync("orders.create", """{"id":7}""", version: "2.0.0");

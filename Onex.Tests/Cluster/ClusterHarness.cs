@@ -38,7 +38,8 @@ internal static class ClusterHarness
     /// a quarter each, so no two hosts lease the same port. <paramref name="dataDirectory"/>: a sqlite store there
     /// (restart tests); otherwise memory.
     /// </summary>
-    public static async Task<RegistryNodeHost> StartHostAsync(ClusterOptions cluster, int index, string? dataDirectory = null)
+    public static async Task<RegistryNodeHost> StartHostAsync(
+        ClusterOptions cluster, int index, string? dataDirectory = null, Func<RegistryNodeOptions, RegistryNodeOptions>? configure = null)
     {
         var block = await OnexTest.ReservePortRangeAsync();
         var quarter = block.Count / 4;
@@ -49,71 +50,54 @@ internal static class ClusterHarness
             Store = dataDirectory is null ? RegistryStoreOptions.InMemory : RegistryStoreOptions.Default with { DataDirectory = dataDirectory },
         };
         options = options with { Leases = options.Leases with { PortRange = new PortRange(first, first + quarter - 1) } };
-        var host = await RegistryNodeHost.StartAsync(options);
-        await WaitUntilAsync(() => host.Cluster!.Current, $"{cluster.HostName} to join the cluster");
+        var host = await RegistryNodeHost.StartAsync(configure is null ? options : configure(options));
+        await BoundedAsync(host.Cluster!.WhenCurrentAsync(), $"{cluster.HostName} to join the cluster");
         return host;
     }
 
     public static Task<RegistryClient> ConnectAsync(RegistryNodeHost host, string nodeId) =>
         RegistryClient.ConnectAsync(TestRegistry.ClientOptionsFor(host.RouterEndpoint, host.PubEndpoint, nodeId) with
         {
-            // A registration in cluster mode holds the registry for one bucket round trip, up to the cluster's request
-            // timeout (5 s here): after a nats-server is killed the bucket has no leader until the survivors elect one,
-            // so a client must wait longer than that for the answer (its resends with the same ids get the same one).
-            RequestTimeout = TimeSpan.FromSeconds(6),
-            // While its NATS connection fails over the registry answers claims UNAVAILABLE (reason cluster, resend
-            // later): a client rides that out by resending with back-off (about 5 s of it here, besides the answers'
-            // own time; attempts x timeout stay within the registry's 60 s of remembered replies).
-            MaxAttempts = 8,
+            // After a nats-server dies the bucket is without a leader until the survivors elect one (Raft election
+            // timeouts are seconds, more on a loaded machine); a registration waits for it on the registry, at most its
+            // claim bound (5 s here), and is answered UNAVAILABLE (reason cluster) past it. The client resends with
+            // back-off, as a client should: 20 attempts of 2 s plus back-off stay within 60 s (the reply memory).
+            MaxAttempts = 20,
             RetryBaseDelay = TimeSpan.FromMilliseconds(200),
             RetryMaxDelay = TimeSpan.FromSeconds(1),
         }).AsTask();
 
-    /// <summary>Asks <paramref name="client"/>'s registry until <paramref name="done"/> holds for its cluster-scope introspection (bounded).</summary>
-    public static async Task<IntrospectionResponse> DescribeUntilAsync(RegistryClient client, Func<IntrospectionResponse, bool> done, string what, TimeSpan? limit = null)
+    /// <summary>
+    /// Awaits <paramref name="from"/>'s committed changes in the bucket, then each of <paramref name="to"/> having caught
+    /// up with the bucket: what <paramref name="from"/> answered before the call is then in their views (bounded).
+    /// </summary>
+    public static async Task SyncAsync(RegistryNodeHost from, params RegistryNodeHost[] to)
     {
-        // Another host's change arrives through the bucket; introspection has nothing to await, so it is asked again, bounded.
-        var deadline = DateTime.UtcNow + (limit ?? TimeSpan.FromSeconds(20));
-        IntrospectionResponse last;
-        while (!done(last = await client.DescribeAsync()))
+        await BoundedAsync(from.Cluster!.FlushAsync(), $"{from.Cluster.HostName}'s changes to reach the bucket");
+        foreach (var host in to) await BoundedAsync(host.Cluster!.CatchUpAsync(), $"{host.Cluster.HostName} to catch up with the bucket");
+    }
+
+    /// <summary>Awaits <paramref name="task"/>, failing the test with <paramref name="what"/> past <paramref name="limit"/> (default 30 s).</summary>
+    public static async Task BoundedAsync(Task task, string what, TimeSpan? limit = null)
+    {
+        try
         {
-            if (DateTime.UtcNow > deadline)
-                Assert.Fail($"timed out waiting for {what}; last answer: nodes [{string.Join(", ", last.Nodes!.Select(n => $"{n.NodeId}@{n.RegistryHost}:{n.Health}"))}], " +
-                            $"buses [{string.Join(", ", last.Buses!.Select(b => $"{b.Name}@{b.RegistryHost}:{b.Health}"))}], stale {last.Cluster?.Stale}");
-            await Task.Delay(50);
+            await task.WaitAsync(limit ?? TimeSpan.FromSeconds(30));
         }
-        return last;
+        catch (TimeoutException)
+        {
+            Assert.Fail($"timed out waiting for {what}");
+        }
     }
 
     public static async Task WaitUntilAsync(Func<bool> condition, string what, TimeSpan? limit = null)
     {
-        // Membership state has nothing to await; poll it, bounded.
+        // Membership state with nothing to await (a host forgotten, a connection noticed lost): polled, bounded.
         var deadline = DateTime.UtcNow + (limit ?? TimeSpan.FromSeconds(30));
         while (!condition())
         {
             if (DateTime.UtcNow > deadline) Assert.Fail($"timed out waiting for {what}");
             await Task.Delay(20);
-        }
-    }
-
-    /// <summary>
-    /// Runs a registration until the registry stops answering UNAVAILABLE, bounded: after a nats-server dies the
-    /// bucket is without a leader until the survivors elect one, and the registry says so (retry later) meanwhile.
-    /// </summary>
-    public static async Task<T> WhileUnavailableAsync<T>(Func<ValueTask<T>> write, string what, TimeSpan? limit = null)
-    {
-        var deadline = DateTime.UtcNow + (limit ?? TimeSpan.FromSeconds(60));
-        while (true)
-        {
-            try
-            {
-                return await write();
-            }
-            catch (Onex.Errors.UnavailableException ex) when (DateTime.UtcNow < deadline)
-            {
-                TestContext.Progress.WriteLine($"{what}: {ex.Message} (retrying)");
-                await Task.Delay(200);
-            }
         }
     }
 

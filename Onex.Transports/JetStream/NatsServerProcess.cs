@@ -18,6 +18,8 @@ public sealed class NatsServerProcess : IAsyncDisposable
     public static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(20);
 
     private const int SigTerm = 15;
+    private const int SigStop = 19; // Linux numbering, as SIGTERM above
+    private const int SigCont = 18;
     private const int KeptOutputLines = 100;
 
     private readonly Process _process;
@@ -109,6 +111,18 @@ public sealed class NatsServerProcess : IAsyncDisposable
             KillNow();
             await _process.WaitForExitAsync().ConfigureAwait(false);
         }
+    }
+
+    /// <summary>Freezes it (SIGSTOP): its connections stay open and nothing is answered, as a hung server. <see cref="Resume"/> ends it.</summary>
+    public void Pause()
+    {
+        if (!_process.HasExited) Kill(_process.Id, SigStop);
+    }
+
+    /// <summary>Lets a paused server run again (SIGCONT).</summary>
+    public void Resume()
+    {
+        if (!_process.HasExited) Kill(_process.Id, SigCont);
     }
 
     /// <summary>Kills it (SIGKILL, as <c>kill -9</c>) and waits for it to exit.</summary>

@@ -30,7 +30,7 @@ public sealed partial class RegistryClient : IAsyncDisposable
 
     private readonly RegistryClientOptions _options;
     private readonly string? _token;
-    private readonly RegistryRequestChannel _channel;
+    private readonly IRegistryRequestTransport _channel;
     private readonly Onex.Transports.Zmq.ZmqSocketOptions _sockets; // the options' sockets, with CURVE when a server key is known
     private readonly ResiliencePipeline _retry;
     private readonly ILogger _logger;
@@ -73,7 +73,9 @@ public sealed partial class RegistryClient : IAsyncDisposable
         ClientId = $"{NodeId}/{Guid.NewGuid():N}"; // the protocol's suggested form: stable for this client, unique per instance
         ServerKey = RegistryEndpoints.ResolveServerKey(options.ServerKey);
         _sockets = ServerKey is null ? options.Socket : options.Socket with { CurveServerKey = ServerKey };
-        _channel = new RegistryRequestChannel(Endpoint, _sockets, options.RequestTimeout, TimeProvider, _logger);
+        _channel = NatsRegistryRequestChannel.IsNatsEndpoint(Endpoint)
+            ? new NatsRegistryRequestChannel(Endpoint, RegistryHostName(options), options.RequestTimeout, _logger)
+            : new RegistryRequestChannel(Endpoint, _sockets, options.RequestTimeout, TimeProvider, _logger);
         _retry = BuildRetryPipeline();
     }
 
@@ -120,7 +122,15 @@ public sealed partial class RegistryClient : IAsyncDisposable
     /// </summary>
     public static async ValueTask<RegistryClient> ConnectAsync(RegistryClientOptions? options = null, CancellationToken cancellationToken = default)
     {
-        var client = new RegistryClient(options ?? RegistryClientOptions.Default);
+        options ??= RegistryClientOptions.Default;
+        // Over NATS the change stream is read from the PUB endpoint the registry advertises in its service info.
+        if (options.PubEndpoint is null && NatsRegistryRequestChannel.IsNatsEndpoint(RegistryEndpoints.ResolveRouter(options.Endpoint)))
+            options = options with
+            {
+                PubEndpoint = await NatsRegistryRequestChannel.DiscoverPubEndpointAsync(RegistryEndpoints.ResolveRouter(options.Endpoint),
+                    RegistryHostName(options), options.RequestTimeout, cancellationToken).ConfigureAwait(false),
+            };
+        var client = new RegistryClient(options);
         if (!client._options.AnnounceNode) return client;
         try
         {
@@ -344,7 +354,7 @@ public sealed partial class RegistryClient : IAsyncDisposable
             }
         }
         _epochSource?.Dispose();
-        _channel.Dispose();
+        await _channel.DisposeAsync().ConfigureAwait(false);
         _presenceGate.Dispose();
         _stop.Dispose();
     }
@@ -680,6 +690,12 @@ public sealed partial class RegistryClient : IAsyncDisposable
             MaxDelay = _options.RetryMaxDelay,
         })
         .Build();
+
+    /// <summary>The host whose registry a <c>nats://</c> endpoint reaches: the option, else <c>ONEX_REGISTRY_HOST</c>, else this machine's name.</summary>
+    private static string RegistryHostName(RegistryClientOptions options) =>
+        !string.IsNullOrWhiteSpace(options.HostName) ? options.HostName
+        : Environment.GetEnvironmentVariable("ONEX_REGISTRY_HOST") is { Length: > 0 } fromEnvironment ? fromEnvironment
+        : Environment.MachineName;
 
     private static string DefaultNodeId() =>
         $"{Environment.MachineName.ToLowerInvariant()}-{Environment.ProcessId}-{Random.Shared.Next(0x1000000):x6}";

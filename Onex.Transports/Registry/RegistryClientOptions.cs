@@ -10,10 +10,18 @@ public sealed record RegistryClientOptions
     public static RegistryClientOptions Default { get; } = new();
 
     /// <summary>
-    /// The registry's request (ROUTER) endpoint. Null: the <c>ONEX_REGISTRY_ENDPOINT</c> environment variable,
-    /// else <see cref="RegistryEndpoints.DefaultRouter"/>.
+    /// The registry's request (ROUTER) endpoint, or <c>nats://HOST:PORT[,...]</c> to reach the registry of
+    /// <see cref="HostName"/> as a NATS service (a registry in cluster mode; PROTOCOL.md 18.2). Null: the
+    /// <c>ONEX_REGISTRY_ENDPOINT</c> environment variable, else <see cref="RegistryEndpoints.DefaultRouter"/>.
     /// </summary>
     public string? Endpoint { get; init; }
+
+    /// <summary>
+    /// With a <c>nats://HOST:PORT[,...]</c> <see cref="Endpoint"/>: the host whose registry answers (its registry's
+    /// <c>--host-name</c>). Null: the <c>ONEX_REGISTRY_HOST</c> environment variable, else this machine's name (the
+    /// registry's default host name). Unused with a ZeroMQ endpoint.
+    /// </summary>
+    public string? HostName { get; init; }
 
     /// <summary>
     /// The registry's broadcast (PUB) endpoint. Null: the <c>ONEX_REGISTRY_PUB_ENDPOINT</c> environment variable,

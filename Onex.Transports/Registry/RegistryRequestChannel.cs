@@ -14,7 +14,7 @@ namespace Onex.Transports.Registry;
 /// frames to the poller through a queue and await the reply with the same request id, so many requests can be
 /// in flight at once. One attempt per call: retries are the caller's business (<see cref="RegistryClient"/>).
 /// </summary>
-internal sealed class RegistryRequestChannel : IDisposable
+internal sealed class RegistryRequestChannel : IRegistryRequestTransport, IDisposable
 {
     private readonly DealerSocket _socket;
     // Frames to send wait in _outbox; the poller is woken through _wakeUp with at most one token at a time, so callers
@@ -98,7 +98,7 @@ internal sealed class RegistryRequestChannel : IDisposable
     public int InFlight => _pending.Count;
 
     /// <summary>Test seam: when set and returning false for a reply, the reply is dropped as if lost on the wire.</summary>
-    internal Func<RegistryEnvelope, bool>? ReplyFilter { get; set; }
+    public Func<RegistryEnvelope, bool>? ReplyFilter { get; set; }
 
     /// <summary>
     /// Sends <paramref name="frame"/> (which carries <paramref name="requestId"/>) and waits up to the channel's
@@ -121,6 +121,12 @@ internal sealed class RegistryRequestChannel : IDisposable
     public void Complete(string requestId)
     {
         if (_pending.TryRemove(requestId, out var reply)) _deadlines.Untrack(reply);
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        Dispose();
+        return ValueTask.CompletedTask;
     }
 
     public void Dispose()
