@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Globalization;
 using System.Text;
 using System.Threading.Channels;
 using Onex.Bus;
@@ -38,11 +39,30 @@ internal static class BusCommand
         Description = "Lease ports from and register with the registry (--registry, else $ONEX_REGISTRY_ENDPOINT, else the default endpoint).",
     };
 
+    private static readonly Option<string> NodeIdOption = new("--node-id")
+    {
+        Description = "The node id to register under (with the registry). A host restarted with the same id takes its bus and its ports back.",
+        HelpName = "ID",
+    };
+
+    private static readonly Option<string> NodeIdFileOption = new("--node-id-file")
+    {
+        Description = "A file keeping the node id across restarts (created with a new id when missing); like --node-id, for a host that comes back.",
+        HelpName = "PATH",
+    };
+
     public static Command Build(CliContext context)
     {
+        var heartbeatTopic = new Option<string?>("--publish-topic")
+        {
+            Description = "While hosting, publish numbered events (payload: the number from 1, a space, the process id) on this topic, e.g. for a restart drill.",
+            HelpName = "TOPIC",
+            CustomParser = result => result.Tokens.Count == 0 ? null : CliValues.ParseTopic(result, "--publish-topic"),
+        };
+        var heartbeatInterval = CliValues.Number("--publish-interval", "MS", "Milliseconds between two of those events.", 1, 60_000, defaultValue: 10);
         var host = new Command("host", "Host a bus and keep it up until Ctrl-C, SIGTERM or end of stdin; prints its endpoints.")
         {
-            BackendOption, NameOption, EndpointsOption, UseRegistryOption,
+            BackendOption, NameOption, EndpointsOption, UseRegistryOption, NodeIdOption, NodeIdFileOption, heartbeatTopic, heartbeatInterval,
         };
         host.SetAction(OnexCli.Guard(context, async (parse, cancellationToken) =>
         {
@@ -53,9 +73,22 @@ internal static class BusCommand
                 backend = session.Options.Backend,
                 name = session.Bus.Name,
                 endpoints = session.Endpoints,
+                nodeId = session.NodeId,
             }, indented: false)).ConfigureAwait(false);
             await context.Output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
-            await PortsCommand.WaitForStdinToCloseAsync(context.Input, cancellationToken).ConfigureAwait(false);
+            using var stopPublishing = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            var publishing = parse.GetValue(heartbeatTopic) is { } ticks
+                ? PublishNumberedAsync(session.Bus, ticks, TimeSpan.FromMilliseconds(parse.GetValue(heartbeatInterval)), stopPublishing.Token)
+                : Task.CompletedTask;
+            try
+            {
+                await PortsCommand.WaitForStdinToCloseAsync(context.Input, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                await stopPublishing.CancelAsync().ConfigureAwait(false);
+                await publishing.ConfigureAwait(false);
+            }
             return ExitCodes.Ok;
         }));
 
@@ -136,6 +169,25 @@ internal static class BusCommand
     }
 
     /// <summary>
+    /// Publishes events numbered from 1 every <paramref name="interval"/> until cancelled; the payload is the number, a
+    /// space and this process's id, so a subscriber tells a restarted host's events from its previous run's.
+    /// </summary>
+    private static async Task PublishNumberedAsync(IEventBus bus, string topic, TimeSpan interval, CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(interval);
+        try
+        {
+            for (long sequence = 1; await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false); sequence++)
+                await bus.PublishAsync(topic, Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture, $"{sequence} {Environment.ProcessId}")),
+                    "onex.cli", cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Hosting ended.
+        }
+    }
+
+    /// <summary>
     /// Prints each bus notice as a JSON line with <c>"status":"notice"</c>: the connection state, a slow consumer, or a
     /// drop with its cause, how many this time and in total.
     /// </summary>
@@ -211,6 +263,7 @@ internal static class BusCommand
 
         public EventBusOptions Options { get; }
         public IEventBus Bus { get; }
+        public string? NodeId => _registry?.NodeId;
 
         public IReadOnlyList<string> Endpoints => Bus switch
         {
@@ -227,7 +280,17 @@ internal static class BusCommand
             RegistryClient? registry = null;
             if (wantsRegistry)
             {
-                registry = await context.ConnectAsync(parse, cancellationToken, announce: role == EventBusRole.Host, nodeName: "onex bus").ConfigureAwait(false);
+                var clientOptions = context.ClientOptions(parse, announce: role == EventBusRole.Host, nodeName: "onex bus");
+                if (role == EventBusRole.Host)
+                    clientOptions = clientOptions with { NodeId = parse.GetValue(NodeIdOption), NodeIdFile = parse.GetValue(NodeIdFileOption) };
+                try
+                {
+                    registry = await RegistryClient.ConnectAsync(clientOptions, cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is ArgumentException or IOException or UnauthorizedAccessException && clientOptions.NodeIdFile is not null)
+                {
+                    throw new UsageException($"--node-id-file: {ex.Message}");
+                }
                 options = options with { Registry = registry };
             }
             try

@@ -17,7 +17,7 @@ namespace Onex.Transports.Buses;
 /// backend and the reason. With a <see cref="EventBusOptions.Registry"/>, a hosting participant takes its ports
 /// from the registry, registers the bus and deregisters it (and releases the ports) when disposed.
 /// </summary>
-public static class EventBusFactory
+public static partial class EventBusFactory
 {
     /// <summary>The backends this factory knows.</summary>
     public static IReadOnlyList<string> Backends { get; } = [BusKinds.Memory, BusKinds.Zmq, BusKinds.Ipc, BusKinds.JetStream];
@@ -33,30 +33,52 @@ public static class EventBusFactory
         var nodeId = options.NodeId is { Length: > 0 } id ? id : options.Registry?.NodeId ?? "";
         var logger = (options.LoggerFactory ?? NullLoggerFactory.Instance).CreateLogger(typeof(EventBusFactory));
 
-        PortLeaseSet? leases = null;
+        IReadOnlyList<PortLeaseSet>? leases = null;
         try
         {
             var endpoints = options.Endpoints;
+            var lookedUp = false;
             if (options.Role == EventBusRole.Join && endpoints.Count == 0 && options.Registry is { } registry && options.Backend != BusKinds.Memory)
             {
                 var record = await LookUpAsync(registry, options, cancellationToken).ConfigureAwait(false);
                 endpoints = record.Endpoints;
                 options = WithAdvertisedCurveKey(options, record);
+                lookedUp = true;
             }
 
-            if (options is { Role: EventBusRole.Host, Backend: BusKinds.Zmq, Registry: { } leaser } && endpoints.Count == 0 && options.ZmqTransport == "tcp")
+            var leasedHost = options is { Role: EventBusRole.Host, Backend: BusKinds.Zmq, Registry: not null } && endpoints.Count == 0 && options.ZmqTransport == "tcp";
+            IEventBus bus;
+            IReadOnlyList<string> registered;
+            if (leasedHost)
             {
-                leases = await leaser.LeasePortsAsync(2, new LeaseRequestOptions { Purpose = $"bus {options.Name}", Protocol = PortProtocols.Tcp }, cancellationToken)
-                    .ConfigureAwait(false);
-                endpoints = leases.Leases.Select(l => $"tcp://{l.Host}:{l.Port}").ToArray();
+                // A node that hosted this bus before (a restarted process with a stable node id) takes its ports back.
+                leases = await HostPorts.TryReclaimAsync(options.Registry!, options.Name, cancellationToken).ConfigureAwait(false);
+                var reclaimed = leases is not null;
+                leases ??= await HostPorts.LeaseAsync(options.Registry!, options.Name, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    (bus, registered) = await CreateBackendAsync(options, nodeId, HostPorts.Endpoints(leases), cancellationToken).ConfigureAwait(false);
+                }
+                catch (LeaseException ex) when (reclaimed && ex.Code == ErrorCodes.PortUnavailable)
+                {
+                    // A reclaimed port is bound by a process the registry does not know: move to fresh ports.
+                    LogReclaimedPortBusy(logger, options.Name, ex.Message);
+                    await HostPorts.ReleaseAsync(leases).ConfigureAwait(false);
+                    leases = null;
+                    leases = await HostPorts.LeaseAsync(options.Registry!, options.Name, cancellationToken).ConfigureAwait(false);
+                    (bus, registered) = await CreateBackendAsync(options, nodeId, HostPorts.Endpoints(leases), cancellationToken).ConfigureAwait(false);
+                }
             }
-
-            var (bus, registered) = await CreateBackendAsync(options, nodeId, endpoints, cancellationToken).ConfigureAwait(false);
+            else
+            {
+                (bus, registered) = await CreateBackendAsync(options, nodeId, endpoints, cancellationToken).ConfigureAwait(false);
+            }
             // A memory bus is invisible outside its process, so it is not registered: registering it would only make a
             // second process using the same (default) name fail with "Bus 'default' is registered by node ...".
             if (options.Role != EventBusRole.Host || options.Registry is null || options.Backend == BusKinds.Memory)
             {
-                if (leases is not null) await leases.DisposeAsync().ConfigureAwait(false);
+                await HostPorts.ReleaseAsync(leases).ConfigureAwait(false);
+                if (lookedUp && options.FollowRegistry && bus is ZmqEventBus joined) Follow(joined, options, logger);
                 return bus;
             }
 
@@ -74,14 +96,14 @@ public static class EventBusFactory
         }
         catch (Exception ex) when (ex is not OnexException and not ArgumentException and not OperationCanceledException)
         {
-            if (leases is not null) await leases.DisposeAsync().ConfigureAwait(false);
+            await HostPorts.ReleaseAsync(leases).ConfigureAwait(false);
             throw new UnavailableException(
                 $"The {options.Backend} bus '{options.Name}' could not be {(options.Role == EventBusRole.Host ? "created" : "joined")}: {ex.Message}",
                 new Dictionary<string, string> { ["backend"] = options.Backend, ["bus"] = options.Name }, ex);
         }
         catch
         {
-            if (leases is not null) await leases.DisposeAsync().ConfigureAwait(false);
+            await HostPorts.ReleaseAsync(leases).ConfigureAwait(false);
             throw;
         }
     }
@@ -146,6 +168,23 @@ public static class EventBusFactory
         }
     }
 
+    /// <summary>
+    /// A zmq participant that joined by name follows the bus when its host comes back elsewhere. (Unix-socket and
+    /// JetStream participants need not: a Unix-socket host comes back at the same path, which they reconnect to, and
+    /// JetStream's endpoint is the NATS server, not the host.)
+    /// </summary>
+    private static void Follow(ZmqEventBus bus, EventBusOptions options, ILogger logger)
+    {
+        var follower = new RegistryBusFollower(
+            options.Registry!, options.Name, BusKinds.Zmq, [bus.PublishEndpoint, bus.SubscribeEndpoint],
+            (endpoints, cancellationToken) => endpoints.Count == 2
+                ? bus.MoveToAsync(endpoints[0], endpoints[1], cancellationToken)
+                : throw new ArgumentException($"A zmq bus has two endpoints; the registry lists {endpoints.Count}."),
+            bus.Health, logger);
+        bus.Companion = follower;
+        follower.Start();
+    }
+
     private static (string Publish, string Subscribe) DefaultZmqEndpoints(EventBusOptions options) => options.ZmqTransport switch
     {
         "tcp" => ("tcp://127.0.0.1:0", "tcp://127.0.0.1:0"),
@@ -186,4 +225,7 @@ public static class EventBusFactory
             throw new ArgumentException($"Bus '{options.Name}' is a {bus.Kind} bus, not {options.Backend}.");
         return bus;
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Bus {Bus}: a port taken back from the previous run is in use ({Reason}); hosting on new ports, joined participants follow the registration")]
+    private static partial void LogReclaimedPortBusy(ILogger logger, string bus, string reason);
 }

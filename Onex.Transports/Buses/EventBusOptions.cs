@@ -62,6 +62,13 @@ public sealed record EventBusOptions
     /// </summary>
     public RegistryClient? Registry { get; init; }
 
+    /// <summary>
+    /// A zmq participant that joins by name through <see cref="Registry"/> follows the bus: it watches the registry's
+    /// change stream and, when the bus is registered again on other endpoints (its host came back elsewhere), rejoins
+    /// there by itself, with connection-state notices on the way (PROTOCOL.md, "A host that comes back").
+    /// </summary>
+    public bool FollowRegistry { get; init; } = true;
+
     /// <summary>Settings of the in-memory backend (name and node id are taken from this record).</summary>
     public InMemoryEventBusOptions Memory { get; init; } = InMemoryEventBusOptions.Default;
 

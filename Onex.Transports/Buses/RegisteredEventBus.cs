@@ -12,11 +12,11 @@ namespace Onex.Transports.Buses;
 public sealed partial class RegisteredEventBus : IEventBus
 {
     private readonly RegistryClient _registry;
-    private readonly PortLeaseSet? _leases;
+    private readonly IReadOnlyList<PortLeaseSet>? _leases;
     private readonly ILogger _logger;
     private int _disposed;
 
-    internal RegisteredEventBus(IEventBus inner, RegistryClient registry, PortLeaseSet? leases, ILogger logger)
+    internal RegisteredEventBus(IEventBus inner, RegistryClient registry, IReadOnlyList<PortLeaseSet>? leases, ILogger logger)
     {
         Inner = inner;
         _registry = registry;
@@ -37,7 +37,7 @@ public sealed partial class RegisteredEventBus : IEventBus
     public EventBusHealth Health => Inner.Health;
 
     /// <summary>The ports leased for this bus, if any.</summary>
-    public IReadOnlyList<int> LeasedPorts => _leases?.Ports ?? [];
+    public IReadOnlyList<int> LeasedPorts => _leases?.SelectMany(set => set.Ports).ToArray() ?? [];
 
     /// <inheritdoc/>
     public ValueTask PublishAsync(OnexEvent evt, CancellationToken cancellationToken = default) =>
@@ -61,7 +61,7 @@ public sealed partial class RegisteredEventBus : IEventBus
             LogDeregisterFailed(Name, ex.Message);
         }
         await Inner.DisposeAsync().ConfigureAwait(false);
-        if (_leases is not null) await _leases.DisposeAsync().ConfigureAwait(false);
+        await HostPorts.ReleaseAsync(_leases).ConfigureAwait(false);
     }
 
     /// <inheritdoc/>

@@ -18,8 +18,11 @@ namespace Onex.Transports.Ipc;
 /// event to each participant with a matching subscription, once per participant, and to the host's own
 /// subscriptions in-process. The protocol is in <c>Onex.Transports/Ipc/README.md</c>.</para>
 /// <para><b>Delivery.</b> At most once, ordered per publisher (<see cref="DeliveryGuarantee.AtMostOnceOrdered"/>).
-/// Every subscription's queue applies its own full mode. A Wait-mode subscription holds the broker back (backpressure
-/// to publishers); a participant whose subscriptions all use drop modes never does: when its outbound queue at the
+/// Every subscription's queue applies its own full mode, and a full one never holds up the participant's others. On
+/// the host a full Wait-mode subscription holds the publisher back once every other target has the event (as in
+/// memory); on a joined participant, whose one reading thread serves all its subscriptions, it drops and counts (as on
+/// ZeroMQ). The broker waits for room in its queue towards a participant with a Wait-mode subscription (backpressure to
+/// publishers); a participant whose subscriptions all use drop modes never holds it: when its outbound queue at the
 /// broker is full its events are dropped and counted in those subscriptions' <see cref="IEventSubscription.DroppedCount"/>.</para>
 /// <para><b>Failures.</b> When the host goes away a joined participant reconnects with backoff until the host is back
 /// at the same path, then re-subscribes; events published in between are lost, and <see cref="PublishAsync"/> throws
@@ -145,7 +148,7 @@ public sealed class IpcEventBus : IEventBus, IEventBusProbe
             ? Path.GetFullPath(SocketPathFromEndpoint(options.SocketPath))
             : Path.Combine(Path.GetFullPath(options.RootDirectory ?? IpcEventBusOptions.DefaultRootDirectory), options.Name, IpcBusDirectory.SocketFileName);
         var codec = CreateCodec(options);
-        var local = new IpcLocalSubscriptions(new Onex.Diagnostics.BusTelemetry(options.Name, "ipc"));
+        var local = new IpcLocalSubscriptions(new Onex.Diagnostics.BusTelemetry(options.Name, "ipc"), waitWhenFull: false);
         var client = await IpcBrokerClient.ConnectAsync(socketPath, options, codec, local, logger, cancellationToken).ConfigureAwait(false);
         if (client.BusName != options.Name) local.Health.UseTelemetry(new Onex.Diagnostics.BusTelemetry(client.BusName, "ipc"));
         return new IpcEventBus(client.BusName, socketPath, options, codec, logger, local, null, null, client);

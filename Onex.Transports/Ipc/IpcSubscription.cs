@@ -77,7 +77,19 @@ internal sealed class IpcLocalSubscriptions
     private bool _closed;
 
     /// <summary>Creates the table of a participant whose measurements carry <paramref name="telemetry"/>'s tags.</summary>
-    public IpcLocalSubscriptions(Onex.Diagnostics.BusTelemetry telemetry) => Health = new EventBusHealth(BusConnectionState.Connected, telemetry);
+    /// <param name="telemetry">The participant's measurements.</param>
+    /// <param name="waitWhenFull">
+    /// True on the host, whose broker serves every other target first and may then hold the publisher for a full
+    /// Wait-mode subscription. False on a joined participant: one thread reads its connection for all its
+    /// subscriptions, so a full Wait-mode subscription there drops and counts instead of stopping the others.
+    /// </param>
+    public IpcLocalSubscriptions(Onex.Diagnostics.BusTelemetry telemetry, bool waitWhenFull = true)
+    {
+        Health = new EventBusHealth(BusConnectionState.Connected, telemetry);
+        _waitWhenFull = waitWhenFull;
+    }
+
+    private readonly bool _waitWhenFull;
 
     public IpcSubscription[] Snapshot => Volatile.Read(ref _items);
 
@@ -124,6 +136,12 @@ internal sealed class IpcLocalSubscriptions
         {
             var channel = items[i].Channel;
             if (!channel.Matches(evt.Topic) || channel.TryWrite(evt) || channel.IsCompleted) continue;
+            if (!_waitWhenFull)
+            {
+                // Only a Wait-mode queue refuses a write: it loses this event, is told, and the others carry on.
+                channel.CountDropped(1);
+                continue;
+            }
             return DeliverSlowAsync(evt, items, i, cancellationToken);
         }
         return default;

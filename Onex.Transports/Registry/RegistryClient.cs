@@ -69,7 +69,8 @@ public sealed partial class RegistryClient : IAsyncDisposable
         Endpoint = RegistryEndpoints.ResolveRouter(options.Endpoint);
         _token = RegistryToken.Resolve(options.Token);
         PubEndpoint = RegistryEndpoints.ResolvePub(options.PubEndpoint);
-        NodeId = string.IsNullOrWhiteSpace(options.NodeId) ? DefaultNodeId() : options.NodeId;
+        NodeId = !string.IsNullOrWhiteSpace(options.NodeId) ? options.NodeId
+            : options.NodeIdFile is { Length: > 0 } idFile ? Onex.Transports.Registry.NodeIdFile.ReadOrCreate(idFile) : DefaultNodeId();
         ClientId = $"{NodeId}/{Guid.NewGuid():N}"; // the protocol's suggested form: stable for this client, unique per instance
         ServerKey = RegistryEndpoints.ResolveServerKey(options.ServerKey);
         _sockets = ServerKey is null ? options.Socket : options.Socket with { CurveServerKey = ServerKey };
@@ -163,6 +164,7 @@ public sealed partial class RegistryClient : IAsyncDisposable
             PreferredPort = options.PreferredPort,
             Protocol = options.Protocol,
             Purpose = options.Purpose,
+            Reclaim = options.Reclaim,
         }, cancellationToken).ConfigureAwait(false);
         var set = new PortLeaseSet(this, grant.Leases, requestedAt, options.RenewAutomatically, _leaseSetLogger);
         _leaseSets.TryAdd(set, 0);

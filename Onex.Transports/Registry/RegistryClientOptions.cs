@@ -42,8 +42,18 @@ public sealed record RegistryClientOptions
     /// </summary>
     public string? Token { get; init; }
 
-    /// <summary>The node id this client announces and owns leases and registrations under. Null: <c>machine-pid-random</c>.</summary>
+    /// <summary>
+    /// The node id this client announces and owns leases and registrations under. Null: the id in
+    /// <see cref="NodeIdFile"/> when set, else <c>machine-pid-random</c> (a new node every run).
+    /// </summary>
     public string? NodeId { get; init; }
+
+    /// <summary>
+    /// A file keeping this node's id across restarts (created with a new id when missing; see
+    /// <see cref="Onex.Transports.Registry.NodeIdFile"/>), used when <see cref="NodeId"/> is null. A restarted process with the same id
+    /// takes back its buses and their ports (PROTOCOL.md, "A host that comes back").
+    /// </summary>
+    public string? NodeIdFile { get; init; }
 
     /// <summary>Human-readable node name. Null: the process name.</summary>
     public string? NodeName { get; init; }
@@ -115,4 +125,11 @@ public sealed record LeaseRequestOptions
 
     /// <summary>Whether the lease set renews itself in the background at about a third of the TTL.</summary>
     public bool RenewAutomatically { get; init; } = true;
+
+    /// <summary>
+    /// Take back <see cref="PreferredPort"/>, which this node leased before (a restarted process, or a registry restart):
+    /// granted without the free check when no other node's live lease holds it, and this node's own live lease on it is
+    /// handed back renewed; otherwise PORT_UNAVAILABLE (<see cref="Protocol.PortRequest.Reclaim"/>). One port per request.
+    /// </summary>
+    public bool Reclaim { get; init; }
 }

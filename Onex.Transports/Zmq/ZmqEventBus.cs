@@ -61,20 +61,43 @@ public sealed class ZmqEventBus : IEventBus, IEventBusProbe
     private readonly ZmqEventPublisher _publisher;
     private readonly ZmqEventSubscriber _subscriber;
     private readonly TimeProvider _timeProvider;
+    private ZmqEventBusOptions _options;
     private int _disposed;
 
     private ZmqEventBus(ZmqEventBusOptions options, ZmqForwarder? forwarder, ZmqEventPublisher publisher, ZmqEventSubscriber subscriber, EventBusHealth health)
     {
         Health = health;
-        Options = options;
+        _options = options;
         _forwarder = forwarder;
         _publisher = publisher;
         _subscriber = subscriber;
         _timeProvider = options.TimeProvider ?? TimeProvider.System;
     }
 
-    /// <summary>The settings this participant runs with; on the host, with the endpoints as bound.</summary>
-    public ZmqEventBusOptions Options { get; }
+    /// <summary>The settings this participant runs with; on the host, with the endpoints as bound; on a participant that followed the bus to new endpoints, those.</summary>
+    public ZmqEventBusOptions Options => Volatile.Read(ref _options);
+
+    /// <summary>Something that lives and dies with this participant (its registry follower); disposed first.</summary>
+    internal IAsyncDisposable? Companion { get; set; }
+
+    /// <summary>
+    /// Moves a joined participant to the bus's new endpoints (its host came back elsewhere): the PUB and SUB sockets
+    /// connect there, the subscriptions' filters follow, and this completes once a probe came back through the new
+    /// path (or the handshake timeout passed; ZeroMQ keeps trying). Connection-state notices report both steps.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">This participant hosts the bus.</exception>
+    internal async Task MoveToAsync(string publishEndpoint, string subscribeEndpoint, CancellationToken cancellationToken)
+    {
+        if (IsHost) throw new InvalidOperationException("The host's endpoints are its own; only joined participants move.");
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var from = SubscribeEndpoint;
+        Health.SetState(BusConnectionState.Disconnected, $"the bus moved from {from} to {subscribeEndpoint}; rejoining");
+        await _publisher.MoveToAsync(publishEndpoint).ConfigureAwait(false);
+        await _subscriber.MoveToAsync(subscribeEndpoint).ConfigureAwait(false);
+        Volatile.Write(ref _options, Options with { PublishEndpoint = publishEndpoint, SubscribeEndpoint = subscribeEndpoint });
+        await _subscriber.ConfirmPathAsync(cancellationToken).ConfigureAwait(false);
+        Health.SetState(BusConnectionState.Connected, $"rejoined the bus at {subscribeEndpoint} (it moved from {from})");
+    }
 
     /// <inheritdoc/>
     public string Name => Options.Name;
@@ -215,6 +238,7 @@ public sealed class ZmqEventBus : IEventBus, IEventBusProbe
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        if (Companion is { } companion) await companion.DisposeAsync().ConfigureAwait(false);
         Health.SetState(BusConnectionState.Closed, "disposed");
         await _subscriber.DisposeAsync().ConfigureAwait(false);
         await _publisher.DisposeAsync().ConfigureAwait(false);

@@ -103,7 +103,35 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
     }
 
     /// <summary>The endpoint bound or connected to; for a bound <c>tcp://host:0</c>, the port actually chosen.</summary>
-    public string Endpoint { get; }
+    public string Endpoint { get => Volatile.Read(ref _endpoint); private set => Volatile.Write(ref _endpoint, value); }
+
+    private string _endpoint = "";
+
+    /// <summary>
+    /// Connects a connected (not bound, not attached) publisher to <paramref name="endpoint"/> instead (the bus moved).
+    /// Queued events go to the new peer; per-topic sequence numbers carry on, so receivers count what was lost between.
+    /// </summary>
+    internal Task MoveToAsync(string endpoint)
+    {
+        ZmqEndpoints.EnsureValid(endpoint, nameof(endpoint));
+        if (_attached) throw new InvalidOperationException("A host's publisher is attached to its forwarder and cannot move.");
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        return Task.Factory.StartNew(() =>
+        {
+            var previous = Endpoint;
+            if (previous == endpoint) return;
+            try
+            {
+                _socket.Disconnect(previous);
+            }
+            catch (EndpointNotFoundException)
+            {
+                // Not connected there.
+            }
+            _socket.Connect(endpoint);
+            Endpoint = endpoint;
+        }, CancellationToken.None, TaskCreationOptions.None, _poller);
+    }
 
     /// <summary>
     /// Binds a PUB socket on <paramref name="endpoint"/>. Throws <see cref="LeaseException"/> with code

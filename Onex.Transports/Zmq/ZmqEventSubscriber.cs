@@ -102,16 +102,42 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
         _poller = new NetMQPoller { _socket };
         if (monitor is not null && options.Health is { } health)
         {
-            monitor.Connected += (_, args) => health.SetState(BusConnectionState.Connected, $"connected to {endpoint}");
+            monitor.Connected += (_, args) => health.SetState(BusConnectionState.Connected, $"connected to {Endpoint}");
             monitor.Disconnected += (_, args) =>
-                health.SetState(BusConnectionState.Disconnected, $"lost the connection to {endpoint}; ZeroMQ reconnects, events sent meanwhile are lost");
+                health.SetState(BusConnectionState.Disconnected, $"lost the connection to {Endpoint}; ZeroMQ reconnects, events sent meanwhile are lost");
             monitor.AttachToPoller(_poller);
         }
         _poller.RunAsync($"onex-sub {endpoint}", isBackgroundThread: true);
     }
 
     /// <summary>The endpoint the SUB socket is connected to.</summary>
-    public string Endpoint { get; }
+    public string Endpoint { get => Volatile.Read(ref _endpoint); private set => Volatile.Write(ref _endpoint, value); }
+
+    private string _endpoint = "";
+
+    /// <summary>
+    /// Connects the SUB socket to <paramref name="endpoint"/> instead (the bus moved): its filters go to the new peer,
+    /// and sequence tracking carries on, so what publishers sent while the path was down is counted as lost.
+    /// </summary>
+    internal Task MoveToAsync(string endpoint)
+    {
+        ZmqEndpoints.EnsureValid(endpoint, nameof(endpoint));
+        return OnPollerAsync(() =>
+        {
+            var previous = Endpoint;
+            if (previous == endpoint) return;
+            try
+            {
+                _socket.Disconnect(previous);
+            }
+            catch (EndpointNotFoundException)
+            {
+                // Never connected there (a connect still in progress is dropped by ZeroMQ anyway).
+            }
+            _socket.Connect(endpoint);
+            Endpoint = endpoint;
+        });
+    }
 
     /// <summary>Messages dropped because they were malformed (see the remarks on <see cref="ZmqEventSubscriber"/>).</summary>
     public long MalformedCount => Interlocked.Read(ref _malformed);
