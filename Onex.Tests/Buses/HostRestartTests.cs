@@ -180,11 +180,23 @@ public class HostRestartTests
         Assert.That(notices.Select(n => n.State), Does.Contain(BusConnectionState.Disconnected), "the move was announced as a connection change");
         Assert.That((joined.PublishEndpoint, joined.SubscribeEndpoint), Is.EqualTo((moved.PublishEndpoint, moved.SubscribeEndpoint)));
 
-        await second.PublishAsync(OnexEvent.Create("moved.down", new byte[] { 1 }));
-        Assert.That((await ReadWithinAsync(subscription))?.Topic, Is.EqualTo("moved.down"), "the new host's event reaches the participant");
+        // Connected means the TCP connection is up; the subscription may still be on its way to the new host (ZeroMQ's
+        // slow joiner), so each direction publishes until an event arrives, bounded.
+        Assert.That((await PublishUntilReceivedAsync(second, "moved.down", subscription))?.Topic, Is.EqualTo("moved.down"),
+            "the new host's event reaches the participant");
         await using var atHost = await second.SubscribeAsync("moved.>");
-        await joined.PublishAsync(OnexEvent.Create("moved.up", new byte[] { 2 }));
-        Assert.That((await ReadWithinAsync(atHost))?.Topic, Is.EqualTo("moved.up"), "the participant's event reaches the new host");
+        Assert.That((await PublishUntilReceivedAsync(joined, "moved.up", atHost))?.Topic, Is.EqualTo("moved.up"),
+            "the participant's event reaches the new host");
+    }
+
+    private static async Task<OnexEvent?> PublishUntilReceivedAsync(IEventBus publisher, string topic, IEventSubscription subscription)
+    {
+        for (var attempt = 1; attempt <= 50; attempt++)
+        {
+            await publisher.PublishAsync(OnexEvent.Create(topic, BitConverter.GetBytes(attempt)));
+            if (await Onex.Tests.Zmq.ZmqEventBusTests.ReadWithinAsync(subscription, TimeSpan.FromMilliseconds(200)) is { } received) return received;
+        }
+        return null;
     }
 
     private static async Task<OnexEvent?> ReadWithinAsync(IEventSubscription subscription)

@@ -168,12 +168,12 @@ public class RegistryRequestTests
         Assert.That(registry.Received, Has.Count.EqualTo(1), "cancellation is not retried");
     }
 
-    [TestCase(ErrorCodes.PortExhausted, typeof(LeaseException))]
-    [TestCase(ErrorCodes.LeaseNotFound, typeof(LeaseException))]
-    [TestCase(ErrorCodes.ContractConflict, typeof(ContractException))]
+    [TestCase(ErrorCodes.PortExhausted, typeof(PortExhaustedException))]
+    [TestCase(ErrorCodes.LeaseNotFound, typeof(LeaseNotFoundException))]
+    [TestCase(ErrorCodes.ContractConflict, typeof(ContractConflictException))]
     [TestCase(ErrorCodes.NotFound, typeof(NotFoundException))]
     [TestCase(ErrorCodes.Malformed, typeof(MalformedMessageException))]
-    [TestCase(ErrorCodes.InvalidArgument, typeof(OnexException))]
+    [TestCase(ErrorCodes.InvalidArgument, typeof(InvalidArgumentException))]
     public async Task An_error_reply_surfaces_as_its_exception_type_with_the_code_and_is_not_retried(string code, Type expected)
     {
         using var registry = new ScriptedRegistry((_, _, request) => ScriptedRegistry.Reply(request, new Error

@@ -31,6 +31,9 @@ public class PackageTests
             Assert.That(Meta("readme"), Is.EqualTo("README.md"));
             Assert.That(zip.Entries.Select(e => e.FullName), Does.Contain("README.md").And.Contain($"lib/net10.0/{id}.dll").And.Contain($"lib/net10.0/{id}.xml"));
         });
+        // The package's own README (what this package is for), not the repository's.
+        using var readme = new StreamReader(zip.GetEntry("README.md")!.Open());
+        Assert.That(await readme.ReadLineAsync(), Does.StartWith("# ").And.Contain(id));
     }
 
     [Test]
