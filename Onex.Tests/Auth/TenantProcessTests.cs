@@ -100,14 +100,5 @@ public class TenantProcessTests
             Assert.That(logs, Does.Not.Contain(token), "a token appears in the node's output");
     }
 
-    private static async Task WaitForStderrAsync(NodeProcess node, string text)
-    {
-        using var timeout = new CancellationTokenSource(Wait);
-        // Stderr is captured without a line event: poll it until the line is there or the bound is reached.
-        while (!node.Errors.Contains(text, StringComparison.Ordinal))
-        {
-            if (timeout.IsCancellationRequested) Assert.Fail($"the node logged no '{text}' within {Wait.TotalSeconds} s; stderr:\n{node.Errors}");
-            await Task.Delay(50);
-        }
-    }
+    private static Task WaitForStderrAsync(NodeProcess node, string text) => node.WaitForErrorTextAsync(text, Wait);
 }

@@ -93,10 +93,11 @@ internal static class ClusterHarness
     public static async Task WaitUntilAsync(Func<bool> condition, string what, TimeSpan? limit = null)
     {
         // Membership state with nothing to await (a host forgotten, a connection noticed lost): polled, bounded.
-        var deadline = DateTime.UtcNow + (limit ?? TimeSpan.FromSeconds(30));
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var bound = limit ?? TimeSpan.FromSeconds(30);
         while (!condition())
         {
-            if (DateTime.UtcNow > deadline) Assert.Fail($"timed out waiting for {what}");
+            if (System.Diagnostics.Stopwatch.GetElapsedTime(started) > bound) Assert.Fail($"timed out waiting for {what}");
             await Task.Delay(20);
         }
     }

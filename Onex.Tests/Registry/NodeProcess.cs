@@ -14,6 +14,7 @@ internal sealed class NodeProcess : IDisposable
     private readonly StringBuilder _errors = new();
     private readonly Lock _gate = new();
     private TaskCompletionSource _lineArrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private TaskCompletionSource _errorArrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private NodeProcess(Process process)
     {
@@ -31,7 +32,12 @@ internal sealed class NodeProcess : IDisposable
         _process.ErrorDataReceived += (_, e) =>
         {
             if (e.Data is null) return;
-            lock (_gate) _errors.AppendLine(e.Data);
+            lock (_gate)
+            {
+                _errors.AppendLine(e.Data);
+                _errorArrived.TrySetResult();
+                _errorArrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
         };
         _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
@@ -82,7 +88,11 @@ internal sealed class NodeProcess : IDisposable
     }
 
     /// <summary>Waits for a stdout line starting with <paramref name="prefix"/>.</summary>
-    public async Task<string> WaitForLineAsync(string prefix, TimeSpan timeout)
+    public Task<string> WaitForLineAsync(string prefix, TimeSpan timeout) =>
+        WaitForLineAsync(l => l.StartsWith(prefix, StringComparison.Ordinal), timeout, $"'{prefix}' line");
+
+    /// <summary>Waits for the first stdout line that <paramref name="match"/> accepts; <paramref name="what"/> names it in the failure.</summary>
+    public async Task<string> WaitForLineAsync(Func<string, bool> match, TimeSpan timeout, string what)
     {
         using var cts = new CancellationTokenSource(timeout);
         while (true)
@@ -90,19 +100,40 @@ internal sealed class NodeProcess : IDisposable
             Task arrived;
             lock (_gate)
             {
-                var line = _lines.FirstOrDefault(l => l.StartsWith(prefix, StringComparison.Ordinal));
+                var line = _lines.FirstOrDefault(match);
                 if (line is not null) return line;
                 arrived = _lineArrived.Task;
             }
-            if (_process.HasExited) Assert.Fail($"the node exited ({_process.ExitCode}) before printing '{prefix}'; stderr:\n{Errors}");
-            try
+            await AwaitOutputAsync(arrived, cts, $"{what} on stdout", timeout);
+        }
+    }
+
+    /// <summary>Waits until stderr contains <paramref name="text"/>.</summary>
+    public async Task WaitForErrorTextAsync(string text, TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        while (true)
+        {
+            Task arrived;
+            lock (_gate)
             {
-                await Task.WhenAny(arrived, _process.WaitForExitAsync(cts.Token)).WaitAsync(cts.Token);
+                if (_errors.ToString().Contains(text, StringComparison.Ordinal)) return;
+                arrived = _errorArrived.Task;
             }
-            catch (OperationCanceledException)
-            {
-                Assert.Fail($"the node printed no '{prefix}' line within {timeout.TotalSeconds} s; stderr:\n{Errors}");
-            }
+            await AwaitOutputAsync(arrived, cts, $"'{text}' on stderr", timeout);
+        }
+    }
+
+    private async Task AwaitOutputAsync(Task arrived, CancellationTokenSource cts, string what, TimeSpan timeout)
+    {
+        if (_process.HasExited) Assert.Fail($"the node exited ({_process.ExitCode}) before printing {what}; stderr:\n{Errors}");
+        try
+        {
+            await Task.WhenAny(arrived, _process.WaitForExitAsync(cts.Token)).WaitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            Assert.Fail($"the node printed no {what} within {timeout.TotalSeconds} s; stdout:\n{Output}\nstderr:\n{Errors}");
         }
     }
 

@@ -135,17 +135,8 @@ public class PeerBoundsTests
     private const int SigCont = 18;
     private const string WatchResynced = "{\"kind\":\"resynced\"";
 
-    private static async Task<string> WaitForWatchLineAsync(NodeProcess watch, Func<string, bool> match)
-    {
-        var started = Stopwatch.GetTimestamp();
-        while (true)
-        {
-            if (watch.Output.Split('\n').FirstOrDefault(match) is { } line) return line;
-            if (Stopwatch.GetElapsedTime(started) > Wait)
-                Assert.Fail($"the watch reported no gap resync within {Wait.TotalSeconds} s; its output:\n{watch.Output}\n{watch.Errors}");
-            await Task.Delay(50);
-        }
-    }
+    private static Task<string> WaitForWatchLineAsync(NodeProcess watch, Func<string, bool> match) =>
+        watch.WaitForLineAsync(match, Wait, "gap resync");
 
     internal static DealerSocket SilentDealer(string endpoint)
     {
