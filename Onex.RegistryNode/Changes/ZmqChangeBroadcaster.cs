@@ -28,9 +28,11 @@ internal sealed class ZmqChangeBroadcaster : IChangeSink
     private readonly ZmqEventPublisher _publisher;
     private readonly string _sourceNodeId;
     private readonly TimeProvider _time;
+    private readonly ChangeBodies _bodies;
 
-    public ZmqChangeBroadcaster(ZmqEventPublisher publisher, string sourceNodeId, TimeProvider time)
+    public ZmqChangeBroadcaster(ZmqEventPublisher publisher, string sourceNodeId, ChangeBodies bodies, TimeProvider time)
     {
+        _bodies = bodies;
         _publisher = publisher;
         _sourceNodeId = sourceNodeId;
         _time = time;
@@ -38,7 +40,7 @@ internal sealed class ZmqChangeBroadcaster : IChangeSink
 
     public void Publish(RegistryChange change) =>
         _publisher.Publish(OnexEvent.Create(
-            ChangeTypes.TopicOf(change.ChangeType), RegistryCodec.SerializeBody(change), ChangeEventType, _sourceNodeId, timeProvider: _time));
+            ChangeTypes.TopicOf(change.ChangeType), _bodies.Of(change), ChangeEventType, _sourceNodeId, timeProvider: _time));
 
     public void Publish(RegistryHeartbeat heartbeat) =>
         _publisher.Publish(OnexEvent.Create(

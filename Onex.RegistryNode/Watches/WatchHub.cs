@@ -55,6 +55,7 @@ internal sealed partial class WatchHub : IChangeSink
 
     private readonly WatchOptions _options;
     private readonly Func<RegistryState> _registry;
+    private readonly ChangeBodies _bodies;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly Dictionary<string, Stream> _streams = new(StringComparer.Ordinal);
@@ -72,9 +73,10 @@ internal sealed partial class WatchHub : IChangeSink
     private string _epoch = "";
     private long _last;
 
-    public WatchHub(WatchOptions options, Func<RegistryState> registry, TimeProvider time, ILogger logger)
+    public WatchHub(WatchOptions options, Func<RegistryState> registry, ChangeBodies bodies, TimeProvider time, ILogger logger)
     {
         _options = options;
+        _bodies = bodies;
         _registry = registry;
         _time = time;
         _logger = logger;
@@ -218,7 +220,7 @@ internal sealed partial class WatchHub : IChangeSink
             _epoch = change.Epoch;
             _last = change.Sequence;
             var tenant = TenantOf(change);
-            var bytes = RegistryCodec.SerializeBody(change).Length;
+            var bytes = _bodies.Of(change).Length;
             _history.Enqueue(new Past(change, tenant, bytes));
             _historyBytes += bytes;
             while (_history.Count > _options.HistoryChanges || (_historyBytes > _options.HistoryBytes && _history.Count > 1))
