@@ -48,6 +48,9 @@ internal sealed class SqliteRegistryStore : IRegistryStore
     private readonly SqliteCommand _trimReplies;
     private readonly SqliteCommand _upsert;
     private readonly SqliteCommand _delete;
+    private readonly SqliteCommand _begin;
+    private readonly SqliteCommand _commit;
+    private readonly SqliteCommand _rollback;
     // Rows written to the journal since the last checkpoint, by key (null: deleted). Rows whose entity never reached
     // the state table and is gone again are dropped at once.
     private readonly Dictionary<StateKey, byte[]?> _pending = new();
@@ -72,6 +75,12 @@ internal sealed class SqliteRegistryStore : IRegistryStore
         _upsert = Prepare("INSERT INTO state(kind, key, value) VALUES ($kind, $key, $value) ON CONFLICT(kind, key) DO UPDATE SET value = excluded.value",
             "$kind", "$key", "$value");
         _delete = Prepare("DELETE FROM state WHERE kind = $kind AND key = $key", "$kind", "$key");
+        // Transactions through statements kept prepared: SqliteTransaction prepares its BEGIN and COMMIT text anew on
+        // every commit, which is a wake-up's fixed cost. The connection is this store's alone and never has a
+        // SqliteTransaction open, so the commands run with none (Microsoft.Data.Sqlite requires them to match).
+        _begin = Prepare("BEGIN IMMEDIATE");
+        _commit = Prepare("COMMIT");
+        _rollback = Prepare("ROLLBACK");
     }
 
     public bool IsDurable => true;
@@ -205,34 +214,39 @@ internal sealed class SqliteRegistryStore : IRegistryStore
         byte[]? journal = null;
         try
         {
-            using var transaction = _connection.BeginTransaction();
-            if (checkpoint)
+            _begin.ExecuteNonQuery();
+            try
             {
-                foreach (var (key, value) in _pending) WriteRow(transaction, key, value);
-                foreach (var write in writes) WriteRow(transaction, write.Key, write.Value);
-                Execute(_connection, "DELETE FROM journal", transaction);
+                if (checkpoint)
+                {
+                    foreach (var (key, value) in _pending) WriteRow(key, value);
+                    foreach (var write in writes) WriteRow(write.Key, write.Value);
+                    Execute(_connection, "DELETE FROM journal");
+                }
+                else if (writes.Count > 0)
+                {
+                    journal = EncodeWrites(writes);
+                    _appendJournal.Parameters[0].Value = journal;
+                    _appendJournal.ExecuteNonQuery();
+                }
+                if (replies.Count > 0)
+                {
+                    _appendReplies.Parameters[0].Value = replies[^1].StoredAt;
+                    _appendReplies.Parameters[1].Value = EncodeReplies(replies);
+                    _appendReplies.ExecuteNonQuery();
+                }
+                if (trim)
+                {
+                    _trimReplies.Parameters[0].Value = oldestReplyKept;
+                    _trimReplies.ExecuteNonQuery();
+                }
+                _commit.ExecuteNonQuery();
             }
-            else if (writes.Count > 0)
+            catch (SqliteException)
             {
-                journal = EncodeWrites(writes);
-                _appendJournal.Transaction = transaction;
-                _appendJournal.Parameters[0].Value = journal;
-                _appendJournal.ExecuteNonQuery();
+                RollBack();
+                throw;
             }
-            if (replies.Count > 0)
-            {
-                _appendReplies.Transaction = transaction;
-                _appendReplies.Parameters[0].Value = replies[^1].StoredAt;
-                _appendReplies.Parameters[1].Value = EncodeReplies(replies);
-                _appendReplies.ExecuteNonQuery();
-            }
-            if (trim)
-            {
-                _trimReplies.Transaction = transaction;
-                _trimReplies.Parameters[0].Value = oldestReplyKept;
-                _trimReplies.ExecuteNonQuery();
-            }
-            transaction.Commit();
         }
         catch (SqliteException ex)
         {
@@ -308,6 +322,9 @@ internal sealed class SqliteRegistryStore : IRegistryStore
         _trimReplies.Dispose();
         _upsert.Dispose();
         _delete.Dispose();
+        _begin.Dispose();
+        _commit.Dispose();
+        _rollback.Dispose();
         _connection.Dispose();
         SqliteConnection.ClearPool(_connection);
         _lock.Dispose();
@@ -326,18 +343,30 @@ internal sealed class SqliteRegistryStore : IRegistryStore
         else _checkpointed.Add(key);
     }
 
-    private void WriteRow(SqliteTransaction transaction, StateKey key, byte[]? value)
+    /// <summary>Ends a failed transaction, if SQLite has not ended it already (it may, on a full disk or I/O error).</summary>
+    private void RollBack()
+    {
+        if (_connection.Handle is { } db && SQLitePCL.raw.sqlite3_get_autocommit(db) != 0) return;
+        try
+        {
+            _rollback.ExecuteNonQuery();
+        }
+        catch (SqliteException)
+        {
+            // Nothing more to undo here: the next BEGIN fails if the connection is unusable, and that commit is refused.
+        }
+    }
+
+    private void WriteRow(StateKey key, byte[]? value)
     {
         if (value is null)
         {
             if (!_checkpointed.Contains(key)) return;
-            _delete.Transaction = transaction;
             _delete.Parameters[0].Value = (int)key.Kind;
             _delete.Parameters[1].Value = key.Key;
             _delete.ExecuteNonQuery();
             return;
         }
-        _upsert.Transaction = transaction;
         _upsert.Parameters[0].Value = (int)key.Kind;
         _upsert.Parameters[1].Value = key.Key;
         _upsert.Parameters[2].Value = value;
