@@ -41,6 +41,9 @@ internal sealed class JetStreamSubscription : IEventSubscription
     private DateTimeOffset _streamCreated;
     private ulong _lastStreamSequence;
     private volatile bool _recheckConsumer;
+    // Completed (and replaced) on each reconnection; _attemptReconnected is the one current when the last pull began.
+    private TaskCompletionSource _reconnected = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private Task _attemptReconnected = Task.CompletedTask;
     private volatile bool _closing;
     private OnexEvent? _handedOut;
     private TaskCompletionSource? _closed;
@@ -58,21 +61,21 @@ internal sealed class JetStreamSubscription : IEventSubscription
             ? JetStreamNames.DurableConsumerName(queue.Options.DurableName!)
             : JetStreamNames.EphemeralConsumerName();
         _filterSubject = bus.Names.SubjectFor(queue.Pattern);
-        _pullPipeline = new ResiliencePipelineBuilder()
+        _pullPipeline = new ResiliencePipelineBuilder { TimeProvider = bus.Time }
             .AddRetry(new RetryStrategyOptions
             {
                 ShouldHandle = new PredicateBuilder().Handle<Exception>(ex => !(ex is OperationCanceledException && _stop.IsCancellationRequested)),
                 MaxRetryAttempts = int.MaxValue,
-                BackoffType = DelayBackoffType.Exponential,
-                Delay = TimeSpan.FromMilliseconds(100),
-                MaxDelay = TimeSpan.FromSeconds(5),
-                UseJitter = true,
-                OnRetry = args =>
+                // The wait between attempts is OnRetry's (BackOffAsync), so that a reconnection can end it early.
+                BackoffType = DelayBackoffType.Constant,
+                Delay = TimeSpan.Zero,
+                OnRetry = async args =>
                 {
                     _recheckConsumer = true;
+                    var delay = PullBackoff(args.AttemptNumber);
                     if (args.Outcome.Exception is { } failure)
-                        JetStreamLog.PullFailed(_bus.Logger, failure, _consumerName, args.AttemptNumber + 1, args.RetryDelay);
-                    return default;
+                        JetStreamLog.PullFailed(_bus.Logger, failure, _consumerName, args.AttemptNumber + 1, delay);
+                    await BackOffAsync(delay, args.Context.CancellationToken).ConfigureAwait(false);
                 },
             })
             .Build();
@@ -137,7 +140,23 @@ internal sealed class JetStreamSubscription : IEventSubscription
     internal ValueTask AbandonAsync() => CloseAsync(acknowledgeHandedOut: false);
 
     /// <summary>The connection was re-established: the server may have lost the consumer, so check before the next pull.</summary>
-    internal void OnReconnected() => _recheckConsumer = true;
+    internal void OnReconnected()
+    {
+        _recheckConsumer = true;
+        // Ends a back-off between failed pulls at once: the server is back, so the next pull should not wait seconds.
+        Interlocked.Exchange(ref _reconnected, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+    }
+
+    /// <summary>Exponential from 100 ms, at most 5 s, each between half and all of it (jitter spreads many subscriptions).</summary>
+    private static TimeSpan PullBackoff(int attempt) =>
+        TimeSpan.FromMilliseconds(Math.Min(100 * Math.Pow(2, Math.Min(attempt, 16)), 5_000) * (0.5 + Random.Shared.NextDouble() / 2));
+
+    /// <summary>Waits <paramref name="delay"/>, or less when the connection was re-established since the failed pull began.</summary>
+    private async ValueTask BackOffAsync(TimeSpan delay, CancellationToken cancellationToken)
+    {
+        await Task.WhenAny(Task.Delay(delay, _bus.Time, cancellationToken), _attemptReconnected).ConfigureAwait(false);
+        cancellationToken.ThrowIfCancellationRequested();
+    }
 
     internal bool TryHandOut(out OnexEvent item)
     {
@@ -246,6 +265,7 @@ internal sealed class JetStreamSubscription : IEventSubscription
 
     private async ValueTask PullOnceAsync(CancellationToken cancellationToken)
     {
+        _attemptReconnected = Volatile.Read(ref _reconnected).Task;
         if (_recheckConsumer)
         {
             _recheckConsumer = false;
