@@ -88,16 +88,19 @@ public partial class SamplesTests
     public async Task The_tool_node_answers_a_valid_request_and_refuses_an_invalid_one_with_the_schema_errors()
     {
         var busName = Unique("tools");
-        using var node = NodeProcess.StartDll(Dll("ToolNode", "Onex.Samples.ToolNode"), [busName]);
+        // A tool name of its own: a tool version belongs to the node that registered it, and another test run may
+        // share this registry (ONEX_REGISTRY_ENDPOINT) with its own tool node alive.
+        var tool = Unique("sample.add");
+        using var node = NodeProcess.StartDll(Dll("ToolNode", "Onex.Samples.ToolNode"), [busName, tool]);
         try
         {
-            await node.WaitForLineAsync("tool-node: sample.add", Wait);
+            await node.WaitForLineAsync($"tool-node: {tool} ", Wait);
             var registry = await OnexTestEnvironment.RegistryAsync();
             await using var bus = await EventBusFactory.CreateAsync(new EventBusOptions { Backend = "zmq", Name = busName, Role = EventBusRole.Join, Registry = registry });
-            await using var replies = await bus.SubscribeAsync("tool.sample.add.reply");
+            await using var replies = await bus.SubscribeAsync($"tool.{tool}.reply");
 
-            Assert.That(await CallAsync(bus, replies, """{"a":2,"b":40}"""), Is.EqualTo("""{"sum":42}"""));
-            var refusal = JsonDocument.Parse(await CallAsync(bus, replies, """{"a":"two"}""")).RootElement;
+            Assert.That(await CallAsync(bus, tool, replies, """{"a":2,"b":40}"""), Is.EqualTo("""{"sum":42}"""));
+            var refusal = JsonDocument.Parse(await CallAsync(bus, tool, replies, """{"a":"two"}""")).RootElement;
             Assert.That(refusal.GetProperty("error").GetString(), Is.EqualTo("INVALID_INPUT"));
             Assert.That(refusal.GetProperty("errors").GetArrayLength(), Is.GreaterThan(0), refusal.ToString());
         }
@@ -108,7 +111,7 @@ public partial class SamplesTests
     }
 
     /// <summary>Sends a request until its reply comes (a joined ZeroMQ participant's first events can precede its subscription).</summary>
-    private static async Task<string> CallAsync(IEventBus bus, IEventSubscription replies, string json)
+    private static async Task<string> CallAsync(IEventBus bus, string tool, IEventSubscription replies, string json)
     {
         using var timeout = new CancellationTokenSource(Wait);
         var sent = new HashSet<string>();
@@ -121,7 +124,7 @@ public partial class SamplesTests
         });
         while (!reply.IsCompleted)
         {
-            var request = OnexEvent.Create("tool.sample.add.request", Encoding.UTF8.GetBytes(json));
+            var request = OnexEvent.Create($"tool.{tool}.request", Encoding.UTF8.GetBytes(json));
             lock (sent) sent.Add(request.EventId);
             await bus.PublishAsync(request, timeout.Token);
             await Task.WhenAny(reply, Task.Delay(200, timeout.Token));
