@@ -19,9 +19,20 @@ internal static class RegistryAuthBench
 
     public static int Run(string[] args)
     {
-        var seconds = Value(args, "--seconds", 5);
-        var rounds = Value(args, "--rounds", 3);
-        var inFlight = Value(args, "--in-flight", 64);
+        int seconds, rounds, inFlight;
+        try
+        {
+            var options = BenchArguments.Parse(args, "--seconds", "--rounds", "--in-flight");
+            seconds = options.Positive("--seconds", 5);
+            rounds = options.Positive("--rounds", 3);
+            inFlight = options.Positive("--in-flight", 64);
+        }
+        catch (FormatException ex)
+        {
+            Console.Error.WriteLine($"{Command}: {ex.Message}");
+            Console.Error.WriteLine($"usage: {Command} [--seconds S] [--rounds R] [--in-flight N]");
+            return 2;
+        }
         var directory = Directory.CreateTempSubdirectory("onex-auth-bench-");
         try
         {
@@ -104,11 +115,5 @@ internal static class RegistryAuthBench
         if (File.Exists("/proc/loadavg"))
             text.AppendLine(ic, $"Load average at the end (1, 5, 15 min): {string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3))}.");
         return text.ToString();
-    }
-
-    private static int Value(string[] args, string name, int fallback)
-    {
-        var index = Array.IndexOf(args, name);
-        return index >= 0 && index + 1 < args.Length && int.TryParse(args[index + 1], out var value) && value > 0 ? value : fallback;
     }
 }

@@ -193,29 +193,15 @@ internal static class RegistryCurve
 
     private static Settings Parse(string[] args)
     {
-        var settings = new Settings(Rounds: 5, Duration: TimeSpan.FromSeconds(2), Warmup: TimeSpan.FromSeconds(2), MaxPairs: 200_000, InFlight: [1, 64],
-            Output: ResultsPath.For("RegistryCurve.md"));
-        for (var i = 0; i < args.Length; i++)
-        {
-            string Value() => i + 1 < args.Length ? args[++i] : throw new FormatException($"{args[i]} needs a value.");
-            settings = args[i] switch
-            {
-                "--rounds" => settings with { Rounds = Positive(Value(), "--rounds") },
-                "--seconds" => settings with { Duration = TimeSpan.FromSeconds(Positive(Value(), "--seconds")) },
-                "--warmup" => settings with { Warmup = TimeSpan.FromSeconds(Positive(Value(), "--warmup")) },
-                "--max-pairs" => settings with { MaxPairs = Positive(Value(), "--max-pairs") },
-                "--in-flight" => settings with { InFlight = Value().Split(',').Select(v => Positive(v, "--in-flight")).ToArray() },
-                "--out" => settings with { Output = Value() },
-                _ => throw new FormatException($"unknown option {args[i]}."),
-            };
-        }
-        return settings;
+        var options = BenchArguments.Parse(args, "--rounds", "--seconds", "--warmup", "--max-pairs", "--in-flight", "--out");
+        return new Settings(
+            Rounds: options.Positive("--rounds", 5),
+            Duration: options.Seconds("--seconds", TimeSpan.FromSeconds(2)),
+            Warmup: options.Seconds("--warmup", TimeSpan.FromSeconds(2)),
+            MaxPairs: options.Positive("--max-pairs", 200_000),
+            InFlight: options.PositiveList("--in-flight", [1, 64]),
+            Output: options.Text("--out", ResultsPath.For("RegistryCurve.md")));
     }
-
-    private static int Positive(string text, string option) =>
-        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value) && value > 0
-            ? value
-            : throw new FormatException($"{option}: '{text}' is not a positive whole number.");
 
     private static void Progress(string line) => Console.Error.WriteLine($"{Command}: {line}");
 }

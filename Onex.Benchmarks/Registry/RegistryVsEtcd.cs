@@ -379,42 +379,20 @@ internal static class RegistryVsEtcd
 
     private static Settings Parse(string[] args)
     {
-        var settings = new Settings(
-            Rounds: 5, Duration: TimeSpan.FromSeconds(2), Warmup: TimeSpan.FromSeconds(3), MaxPairs: 200_000, InFlight: [1, 64],
-            Targets: NodeTargets.Select(t => t.Name).Concat(EtcdTargets.Select(t => t.Name)).ToArray(), Sides: ["raw", "client", "etcd"],
-            Timeout: TimeSpan.FromMinutes(15), Output: ResultsPath.For("RegistryVsEtcd.md"));
-        for (var i = 0; i < args.Length; i++)
-        {
-            string Value() => i + 1 < args.Length ? args[++i] : throw new FormatException($"{args[i]} needs a value.");
-            settings = args[i] switch
-            {
-                "--rounds" => settings with { Rounds = Positive(Value(), "--rounds") },
-                "--seconds" => settings with { Duration = TimeSpan.FromSeconds(Positive(Value(), "--seconds")) },
-                "--warmup" => settings with { Warmup = TimeSpan.FromSeconds(Positive(Value(), "--warmup")) },
-                "--max-pairs" => settings with { MaxPairs = Positive(Value(), "--max-pairs") },
-                "--in-flight" => settings with { InFlight = Value().Split(',').Select(v => Positive(v, "--in-flight")).ToArray() },
-                "--targets" => settings with { Targets = Names(Value(), NodeTargets.Select(t => t.Name).Concat(EtcdTargets.Select(t => t.Name)), "--targets") },
-                "--sides" => settings with { Sides = Names(Value(), ["raw", "client", "etcd"], "--sides") },
-                "--timeout" => settings with { Timeout = TimeSpan.FromSeconds(Positive(Value(), "--timeout")) },
-                "--out" => settings with { Output = Value() },
-                _ => throw new FormatException($"unknown option {args[i]}."),
-            };
-        }
-        return settings;
-    }
-
-    private static int Positive(string text, string option) =>
-        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value) && value > 0
-            ? value
-            : throw new FormatException($"{option}: '{text}' is not a positive whole number.");
-
-    private static string[] Names(string text, IEnumerable<string> known, string option)
-    {
-        var names = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        var valid = known.ToArray();
-        return names.FirstOrDefault(n => !valid.Contains(n)) is { } unknown
-            ? throw new FormatException($"{option}: unknown '{unknown}' (known: {string.Join(", ", valid)}).")
-            : names;
+        var options = BenchArguments.Parse(args,
+            "--rounds", "--seconds", "--warmup", "--max-pairs", "--in-flight", "--targets", "--sides", "--timeout", "--out");
+        var targets = NodeTargets.Select(t => t.Name).Concat(EtcdTargets.Select(t => t.Name)).ToArray();
+        string[] sides = ["raw", "client", "etcd"];
+        return new Settings(
+            Rounds: options.Positive("--rounds", 5),
+            Duration: options.Seconds("--seconds", TimeSpan.FromSeconds(2)),
+            Warmup: options.Seconds("--warmup", TimeSpan.FromSeconds(3)),
+            MaxPairs: options.Positive("--max-pairs", 200_000),
+            InFlight: options.PositiveList("--in-flight", [1, 64]),
+            Targets: options.Names("--targets", targets, targets),
+            Sides: options.Names("--sides", sides, sides),
+            Timeout: options.Seconds("--timeout", TimeSpan.FromMinutes(15)),
+            Output: options.Text("--out", ResultsPath.For("RegistryVsEtcd.md")));
     }
 
     private static void Progress(string line) => Console.Error.WriteLine($"{Command}: {line}");
