@@ -5,11 +5,11 @@ namespace Onex.Benchmarks;
 
 /// <summary>
 /// Entry point: <c>dotnet run -c Release --project Onex.Benchmarks -- --filter '*'</c> for the BenchmarkDotNet suites,
-/// or <c>-- registry-memory</c> for the registry's memory probe and <c>-- registry-vs-etcd</c> for lease pairs against a
-/// node and etcd in child processes, <c>-- registry-curve</c> for lease pairs with CURVE encryption on and off (console
-/// measurements, not suites).
-/// node and etcd in child processes (console measurements, not suites), and <c>-- fuzz --iterations N</c> for the
-/// registry fuzzer (results/RegistryFuzz.md).
+/// or one of the console measurements (not suites): <c>-- registry-memory</c> (the registry's memory and restart probe),
+/// <c>-- registry-vs-etcd</c> (lease pairs against a node and etcd in child processes), <c>-- registry-curve</c>
+/// (CURVE encryption on and off), <c>-- registry-auth</c> (access control on and off), <c>-- registry-metrics</c>
+/// (metrics endpoint off and scraped by Prometheus), <c>-- cluster-propagation</c>, and <c>-- fuzz --iterations N</c>
+/// (the registry fuzzer, results/RegistryFuzz.md).
 /// </summary>
 public static class BenchmarkProgram
 {
@@ -19,6 +19,7 @@ public static class BenchmarkProgram
         if (args is [RegistryVsEtcd.Command, ..]) return RegistryVsEtcd.Run(args[1..]);
         if (args is [RegistryCurve.Command, ..]) return RegistryCurve.Run(args[1..]);
         if (args is [RegistryAuthBench.Command, ..]) return RegistryAuthBench.Run(args[1..]);
+        if (args is [RegistryMetricsBench.Command, ..]) return RegistryMetricsBench.Run(args[1..]);
         if (args is [ClusterPropagation.Command, ..]) return ClusterPropagation.Run(args[1..]);
         if (args is [Fuzz.FuzzCommand.Command, ..]) return Fuzz.FuzzCommand.Run(args[1..]);
         BenchmarkSwitcher.FromAssembly(typeof(BenchmarkProgram).Assembly).Run(args);

@@ -16,12 +16,13 @@ internal sealed class RegistryNodeProcess : IDisposable
     private readonly Process _process;
     private readonly StringBuilder _errors;
 
-    private RegistryNodeProcess(Process process, StringBuilder errors, string routerEndpoint, string pubEndpoint)
+    private RegistryNodeProcess(Process process, StringBuilder errors, string routerEndpoint, string pubEndpoint, string? httpEndpoint)
     {
         _process = process;
         _errors = errors;
         RouterEndpoint = routerEndpoint;
         PubEndpoint = pubEndpoint;
+        HttpEndpoint = httpEndpoint;
     }
 
     public int Id => _process.Id;
@@ -29,6 +30,9 @@ internal sealed class RegistryNodeProcess : IDisposable
     public string RouterEndpoint { get; }
 
     public string PubEndpoint { get; }
+
+    /// <summary>The HTTP endpoint's URL when the arguments turned it on (<c>--http</c> other than <c>none</c>).</summary>
+    public string? HttpEndpoint { get; }
 
     /// <summary>The node's dll beside this program (the benchmark project references the node).</summary>
     public static string Dll => Path.Combine(AppContext.BaseDirectory, "onex-registry.dll");
@@ -59,7 +63,9 @@ internal sealed class RegistryNodeProcess : IDisposable
         // The node prints its endpoints on stdout once it serves (router, then pub); anything else first is a failure.
         var router = ReadLine(process, "registry: router ");
         var pub = router is null ? null : ReadLine(process, "registry: pub ");
-        if (router is null || pub is null)
+        var wantsHttp = WithHttp(arguments).SkipWhile(a => a != "--http").Skip(1).FirstOrDefault() is { } http && http != "none";
+        var httpUrl = pub is not null && wantsHttp ? ReadLine(process, "registry: http ") : null;
+        if (router is null || pub is null || (wantsHttp && httpUrl is null))
         {
             // A refused command line prints help on stdout and exits at once: give it time to, so its exit code is its own.
             if (!process.WaitForExit(TimeSpan.FromSeconds(5))) Stop(process);
@@ -70,7 +76,7 @@ internal sealed class RegistryNodeProcess : IDisposable
             process.Dispose();
             throw new RegistryNodeStartException(exitCode, text);
         }
-        return new RegistryNodeProcess(process, errors, router, pub);
+        return new RegistryNodeProcess(process, errors, router, pub, httpUrl);
     }
 
     // No HTTP endpoint unless the caller names one: the default (port 5752) would collide between parallel runs.
