@@ -21,16 +21,7 @@ public class CliProcessTests
 
     private static Process StartOnex(params string[] args)
     {
-        var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
-        var start = new ProcessStartInfo(dotnet)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "onex.dll"));
-        foreach (var arg in args) start.ArgumentList.Add(arg);
+        var start = OnexProcess.StartInfo(args);
         return Process.Start(start) ?? throw new InvalidOperationException("could not start onex");
     }
 

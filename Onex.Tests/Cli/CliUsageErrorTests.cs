@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using Onex.Cli;
 using Onex.Tests.Client;
+using Onex.Tests.Infrastructure;
 
 namespace Onex.Tests.Cli;
 
@@ -129,16 +130,7 @@ public class CliUsageErrorTests
     /// <summary>Runs <c>dotnet onex.dll ARGS</c> with stdin at end of input and waits (bounded) for it to exit.</summary>
     internal static async Task<ChildResult> RunAsync(string[] args, Dictionary<string, string?>? environment)
     {
-        var dotnet = System.Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
-        var start = new ProcessStartInfo(dotnet)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "onex.dll"));
-        foreach (var arg in args) start.ArgumentList.Add(arg);
+        var start = OnexProcess.StartInfo(args);
         foreach (var (name, value) in environment ?? [])
         {
             if (value is null) start.Environment.Remove(name);

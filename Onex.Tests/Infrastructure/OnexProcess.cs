@@ -18,7 +18,11 @@ internal sealed class OnexProcess : IAsyncDisposable
         _stderr = process.StandardError.ReadToEndAsync();
     }
 
-    public static OnexProcess Start(IEnumerable<string> args)
+    /// <summary>
+    /// How to run <c>dotnet onex.dll ARGS</c> from the test output folder (the runtime the tests run on, when the
+    /// test host names it), with stdin, stdout and stderr redirected.
+    /// </summary>
+    public static ProcessStartInfo StartInfo(IEnumerable<string> args)
     {
         var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
         var start = new ProcessStartInfo(dotnet)
@@ -30,6 +34,12 @@ internal sealed class OnexProcess : IAsyncDisposable
         };
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "onex.dll"));
         foreach (var arg in args) start.ArgumentList.Add(arg);
+        return start;
+    }
+
+    public static OnexProcess Start(IEnumerable<string> args)
+    {
+        var start = StartInfo(args);
         return new OnexProcess(Process.Start(start) ?? throw new InvalidOperationException("could not start onex"));
     }
 

@@ -167,16 +167,7 @@ public class TokenWatchTests
 
     private static Process StartOnex(params string[] args)
     {
-        var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } path ? path : "dotnet";
-        var start = new ProcessStartInfo(dotnet)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "onex.dll"));
-        foreach (var arg in args) start.ArgumentList.Add(arg);
+        var start = OnexProcess.StartInfo(args);
         start.Environment.Remove("ONEX_TOKEN");
         return Process.Start(start) ?? throw new InvalidOperationException("could not start onex");
     }
