@@ -55,7 +55,9 @@ internal sealed class NodePresence(
             _epochSource = new ZmqRegistryBroadcastSource(
                 pubEndpoint, ChangeTypes.HeartbeatTopic, sockets, capacity: 1024, changeFilter: null,
                 loggerFactory.CreateLogger<ZmqRegistryBroadcastSource>());
-            _heartbeats = Task.Run(() => HeartbeatLoopAsync(_stop.Token));
+            // The timer starts now, not when the loop gets a thread: the first heartbeat is one interval after the announcement.
+            var timer = new PeriodicTimer(options.HeartbeatInterval, requests.TimeProvider);
+            _heartbeats = Task.Run(() => HeartbeatLoopAsync(timer, _stop.Token));
             _epochListener = Task.Run(() => EpochListenerLoopAsync(_epochSource, _stop.Token));
         }
         finally
@@ -92,9 +94,15 @@ internal sealed class NodePresence(
     /// <summary>Stops heartbeating, listening and re-asserting, and waits for those loops to end.</summary>
     public async ValueTask StopAsync()
     {
-        Volatile.Write(ref _stopped, 1);
+        Task reassertion;
+        lock (_reassertGate)
+        {
+            // Under the gate: a re-assertion triggered before this line is awaited below, none can start after it.
+            Volatile.Write(ref _stopped, 1);
+            reassertion = _reassertion;
+        }
         _stop.Cancel();
-        foreach (var background in new[] { _heartbeats, _epochListener, _reassertion })
+        foreach (var background in new[] { _heartbeats, _epochListener, reassertion })
         {
             try
             {
@@ -151,9 +159,9 @@ internal sealed class NodePresence(
         return stats.Epoch;
     }
 
-    private async Task HeartbeatLoopAsync(CancellationToken cancellationToken)
+    private async Task HeartbeatLoopAsync(PeriodicTimer timer, CancellationToken cancellationToken)
     {
-        using var timer = new PeriodicTimer(options.HeartbeatInterval, requests.TimeProvider);
+        using var owned = timer;
         while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
         {
             try
