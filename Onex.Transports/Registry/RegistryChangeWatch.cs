@@ -11,7 +11,7 @@ namespace Onex.Transports.Registry;
 /// snapshots through <paramref name="snapshot"/> and resyncs on gaps.
 /// </summary>
 internal sealed class RegistryChangeWatch(
-    RegistryRequestEngine requests, string pubEndpoint, ZmqSocketOptions sockets, string? token, TimeSpan expectedRegistryHeartbeatInterval,
+    RegistryRequestEngine requests, string pubEndpoint, ZmqSocketOptions sockets, string? token, string? tenant, TimeSpan expectedRegistryHeartbeatInterval,
     Func<CancellationToken, ValueTask<RegistrySnapshot>> snapshot, ILoggerFactory loggerFactory)
 {
     /// <summary>Test seam: watchers started afterwards drop changes for which it returns false, as if lost on the wire.</summary>
@@ -23,7 +23,7 @@ internal sealed class RegistryChangeWatch(
         // registry with access control sends none on PUB. Without one, subscribe to every PUB broadcast: gaps can only
         // be seen on the full sequence. The prefix filters what is yielded either way.
         using IRegistryBroadcastSource source = token is not null
-            ? new RegistryWatchStream(requests.Endpoint, sockets, token, requests.ClientId, topicPrefix, ChangeFilter, loggerFactory.CreateLogger<RegistryWatchStream>())
+            ? new RegistryWatchStream(requests.Endpoint, sockets, token, requests.ClientId, topicPrefix, ChangeFilter, loggerFactory.CreateLogger<RegistryWatchStream>(), tenant)
             : new ZmqRegistryBroadcastSource(
                 pubEndpoint, ChangeTypes.TopicPrefix, sockets, capacity: 65_536, ChangeFilter,
                 loggerFactory.CreateLogger<ZmqRegistryBroadcastSource>());

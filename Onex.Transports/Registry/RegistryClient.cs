@@ -59,10 +59,11 @@ public sealed class RegistryClient : IAsyncDisposable
         ClientId = $"{NodeId}/{Guid.NewGuid():N}"; // the protocol's suggested form: stable for this client, unique per instance
         ServerKey = RegistryEndpoints.ResolveServerKey(options.ServerKey);
         var sockets = ServerKey is null ? options.Socket : options.Socket with { CurveServerKey = ServerKey }; // with CURVE when a server key is known
-        _requests = new RegistryRequestEngine(options, Endpoint, ServerKey, sockets, ClientId, token, RegistryHostName(options), TimeProvider, _logger);
+        var tenant = RegistryTenant.Resolve(options.Tenant);
+        _requests = new RegistryRequestEngine(options, Endpoint, ServerKey, sockets, ClientId, token, tenant, RegistryHostName(options), TimeProvider, _logger);
         _leases = new RegistryLeases(_requests, NodeId, CheckEpochAsync, _logger, leaseSetLogger);
         _presence = new NodePresence(_requests, _leases, options, NodeId, PubEndpoint, sockets, loggerFactory, _logger, RaiseReasserted);
-        _watch = new RegistryChangeWatch(_requests, PubEndpoint, sockets, token, options.ExpectedRegistryHeartbeatInterval, SnapshotAsync, loggerFactory);
+        _watch = new RegistryChangeWatch(_requests, PubEndpoint, sockets, token, tenant, options.ExpectedRegistryHeartbeatInterval, SnapshotAsync, loggerFactory);
     }
 
     /// <summary>The registry's request endpoint this client talks to.</summary>

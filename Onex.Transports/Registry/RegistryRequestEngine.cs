@@ -17,6 +17,7 @@ internal sealed partial class RegistryRequestEngine : IAsyncDisposable
 {
     private readonly RegistryClientOptions _options;
     private readonly string? _token;
+    private readonly string? _tenant;
     private readonly IRegistryRequestTransport _channel;
     private readonly ResiliencePipeline _retry;
     private readonly ILogger _logger;
@@ -25,13 +26,14 @@ internal sealed partial class RegistryRequestEngine : IAsyncDisposable
 
     public RegistryRequestEngine(
         RegistryClientOptions options, string endpoint, string? serverKey, ZmqSocketOptions sockets, string clientId, string? token,
-        string registryHostName, TimeProvider timeProvider, ILogger logger)
+        string? tenant, string registryHostName, TimeProvider timeProvider, ILogger logger)
     {
         _options = options;
         Endpoint = endpoint;
         ServerKey = serverKey;
         ClientId = clientId;
         _token = token;
+        _tenant = tenant;
         TimeProvider = timeProvider;
         _logger = logger;
         _channel = NatsRegistryRequestChannel.IsNatsEndpoint(endpoint)
@@ -75,7 +77,7 @@ internal sealed partial class RegistryRequestEngine : IAsyncDisposable
         var requestId = Interlocked.Increment(ref _requestCounter).ToString("x");
         using var activity = Onex.Diagnostics.OnexRegistryDiagnostics.StartClientActivity(MessageTypes.Of<TRequest>());
         var frame = RegistryCodec.Encode(requestId, ClientId, body, token: _token,
-            traceParent: activity is null ? null : Onex.Diagnostics.OnexBusDiagnostics.FormatTraceParent(activity.Context));
+            traceParent: activity is null ? null : Onex.Diagnostics.OnexBusDiagnostics.FormatTraceParent(activity.Context), tenant: _tenant);
         var exchange = new Exchange(this, requestId, frame, MessageTypes.Of<TRequest>());
         var started = TimeProvider.GetTimestamp();
         try
