@@ -11,7 +11,7 @@ namespace Onex.Transports.Registry;
 /// snapshots through <paramref name="snapshot"/> and resyncs on gaps.
 /// </summary>
 internal sealed class RegistryChangeWatch(
-    RegistryRequestEngine requests, string pubEndpoint, ZmqSocketOptions sockets, string? token, string? tenant, TimeSpan expectedRegistryHeartbeatInterval,
+    RegistryRequestEngine requests, string pubEndpoint, ZmqSocketOptions sockets, string? token, string? tenant, long bufferBytes, TimeSpan expectedRegistryHeartbeatInterval,
     Func<CancellationToken, ValueTask<RegistrySnapshot>> snapshot, ILoggerFactory loggerFactory)
 {
     /// <summary>Test seam: watchers started afterwards drop changes for which it returns false, as if lost on the wire.</summary>
@@ -26,7 +26,7 @@ internal sealed class RegistryChangeWatch(
             ? new RegistryWatchStream(requests.Endpoint, sockets, token, requests.ClientId, topicPrefix, ChangeFilter, loggerFactory.CreateLogger<RegistryWatchStream>(), tenant)
             : new ZmqRegistryBroadcastSource(
                 pubEndpoint, ChangeTypes.TopicPrefix, sockets, capacity: 65_536, ChangeFilter,
-                loggerFactory.CreateLogger<ZmqRegistryBroadcastSource>());
+                loggerFactory.CreateLogger<ZmqRegistryBroadcastSource>(), bufferBytes);
         var watcher = new RegistryWatcher(
             source, snapshot, topicPrefix, expectedRegistryHeartbeatInterval, requests.TimeProvider,
             loggerFactory.CreateLogger<RegistryWatcher>());

@@ -42,6 +42,7 @@ public sealed class RegistryClient : IAsyncDisposable
         if (options.MaxAttempts < 1) throw new ArgumentOutOfRangeException(nameof(options), "MaxAttempts must be at least 1.");
         if (options.RequestTimeout <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(options), "RequestTimeout must be positive.");
         if (options.HeartbeatInterval <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(options), "HeartbeatInterval must be positive.");
+        if (options.WatchBufferBytes < 1) throw new ArgumentOutOfRangeException(nameof(options), "WatchBufferBytes must be positive.");
         // The registry remembers replies for at least 60 s; a retry after that could act twice.
         var retryWindow = options.RequestTimeout * options.MaxAttempts + options.RetryMaxDelay * (options.MaxAttempts - 1);
         if (retryWindow > MaxRetryWindow)
@@ -63,7 +64,7 @@ public sealed class RegistryClient : IAsyncDisposable
         _requests = new RegistryRequestEngine(options, Endpoint, ServerKey, sockets, ClientId, token, tenant, RegistryHostName(options), TimeProvider, _logger);
         _leases = new RegistryLeases(_requests, NodeId, CheckEpochAsync, _logger, leaseSetLogger);
         _presence = new NodePresence(_requests, _leases, options, NodeId, PubEndpoint, sockets, loggerFactory, _logger, RaiseReasserted);
-        _watch = new RegistryChangeWatch(_requests, PubEndpoint, sockets, token, tenant, options.ExpectedRegistryHeartbeatInterval, SnapshotAsync, loggerFactory);
+        _watch = new RegistryChangeWatch(_requests, PubEndpoint, sockets, token, tenant, options.WatchBufferBytes, options.ExpectedRegistryHeartbeatInterval, SnapshotAsync, loggerFactory);
     }
 
     /// <summary>The registry's request endpoint this client talks to.</summary>
