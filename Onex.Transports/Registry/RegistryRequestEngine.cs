@@ -21,6 +21,7 @@ internal sealed partial class RegistryRequestEngine : IAsyncDisposable
     private readonly IRegistryRequestTransport _channel;
     private readonly ResiliencePipeline _retry;
     private readonly ILogger _logger;
+    private readonly string _noAnswerHint;
     private long _requestCounter;
     private int _closed;
 
@@ -39,6 +40,7 @@ internal sealed partial class RegistryRequestEngine : IAsyncDisposable
         _channel = NatsRegistryRequestChannel.IsNatsEndpoint(endpoint)
             ? new NatsRegistryRequestChannel(endpoint, registryHostName, options.RequestTimeout, logger)
             : new RegistryRequestChannel(endpoint, sockets, options.RequestTimeout, timeProvider, logger);
+        _noAnswerHint = NoAnswerHint(_channel, endpoint, registryHostName);
         _retry = BuildRetryPipeline();
     }
 
@@ -115,7 +117,7 @@ internal sealed partial class RegistryRequestEngine : IAsyncDisposable
                 ["messageType"] = exchange.MessageType,
                 ["requestId"] = requestId,
             };
-            var hint = "is it running? start one with `onex registry serve`";
+            var hint = _noAnswerHint;
             if (_channel.DropsWithoutReply > 0)
             {
                 // The registry accepted the TCP connection and closed it during the ZeroMQ handshake (RegistryRequestEngine.Curve.cs).
@@ -135,6 +137,13 @@ internal sealed partial class RegistryRequestEngine : IAsyncDisposable
             _channel.Complete(requestId);
         }
     }
+
+    /// <summary>What to check when no answer came, in the words of the transport the requests went over.</summary>
+    private static string NoAnswerHint(IRegistryRequestTransport channel, string endpoint, string registryHostName) => channel is NatsRegistryRequestChannel nats
+        ? $"is the NATS server up, and a registry in cluster mode serving host '{registryHostName}' through it (subject {nats.Subject})? " +
+          $"start one with `onex registry serve --cluster {endpoint} --host-name {registryHostName}`, or set RegistryClientOptions.HostName " +
+          "(ONEX_REGISTRY_HOST) to the host whose registry you mean"
+        : "is it running? start one with `onex registry serve`";
 
     /// <summary>The failures the retry pipeline retries: no reply in time, or an UNAVAILABLE error reply.</summary>
     private static bool IsRetried(Exception ex) => ex is TimeoutException or UnavailableException;
