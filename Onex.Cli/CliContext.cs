@@ -49,6 +49,14 @@ internal sealed class CliContext(TextWriter output, TextWriter error, TextReader
         Recursive = true,
     };
 
+    public static Option<string?> TenantOption { get; } = new("--tenant")
+    {
+        CustomParser = result => CliValues.ParseTenant(result),
+        Description = $"The tenant to act in, for an admin token acting in another tenant (default: ${RegistryTenant.Variable}, else the token's tenant).",
+        HelpName = "NAME",
+        Recursive = true,
+    };
+
     /// <summary>The default of <see cref="TimeoutOption"/>.</summary>
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(5);
 
@@ -99,6 +107,7 @@ internal sealed class CliContext(TextWriter output, TextWriter error, TextReader
             ServerKey = CheckedServerKey(parse.GetValue(ServerKeyOption)),
             AnnounceNode = announce,
             Token = parse.GetValue(TokenOption),
+            Tenant = parse.GetValue(TenantOption),
             NodeName = nodeName,
             MaxAttempts = attempts,
             RequestTimeout = total / attempts,

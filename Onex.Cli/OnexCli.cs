@@ -62,6 +62,7 @@ public static class OnexCli
             CliContext.TimeoutOption,
             CliContext.ServerKeyOption,
             CliContext.TokenOption,
+            CliContext.TenantOption,
             RegistryCommand.Build(context),
             DescribeCommand.Build(context),
             StressCommand.AddTo(PortsCommand.Build(context), context),

@@ -30,6 +30,9 @@ public sealed class OnexRegistrySettings
     /// <summary>Attempts per request before it fails.</summary>
     public int? MaxAttempts { get; set; }
 
+    /// <summary>The tenant requests act in (<see cref="RegistryClientOptions.Tenant"/>); <c>ONEX_TENANT</c>, else the token's, when absent.</summary>
+    public string? Tenant { get; set; }
+
     /// <summary>Turns these settings into client options over <paramref name="defaults"/>.</summary>
     public RegistryClientOptions ToOptions(RegistryClientOptions? defaults = null)
     {
@@ -41,6 +44,7 @@ public sealed class OnexRegistrySettings
         if (HeartbeatInterval is { } heartbeat) options = options with { HeartbeatInterval = heartbeat };
         if (RequestTimeout is { } timeout) options = options with { RequestTimeout = timeout };
         if (MaxAttempts is { } attempts) options = options with { MaxAttempts = attempts };
+        if (!string.IsNullOrWhiteSpace(Tenant)) options = options with { Tenant = Tenant.Trim() };
         return options;
     }
 

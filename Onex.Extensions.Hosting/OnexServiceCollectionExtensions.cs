@@ -13,7 +13,7 @@ public static class OnexServiceCollectionExtensions
     /// <summary>
     /// Adds the registry client as a hosted service (<see cref="OnexRegistryClientService"/>): settings bound from
     /// <paramref name="section"/> (e.g. <c>configuration.GetSection("Onex")</c>: <c>Endpoint</c>, <c>PubEndpoint</c>,
-    /// <c>NodeId</c>, <c>NodeName</c>, <c>HeartbeatInterval</c>, <c>RequestTimeout</c>, <c>MaxAttempts</c>) and
+    /// <c>NodeId</c>, <c>NodeName</c>, <c>HeartbeatInterval</c>, <c>RequestTimeout</c>, <c>MaxAttempts</c>, <c>Tenant</c>) and
     /// checked when the host starts; <see cref="RegistryClient"/> resolvable once the host has started.
     /// </summary>
     public static IServiceCollection AddOnexRegistryClient(this IServiceCollection services, IConfiguration section)

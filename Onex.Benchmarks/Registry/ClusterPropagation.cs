@@ -6,7 +6,7 @@ using Onex.RegistryNode.Cluster;
 using Onex.RegistryNode.Hosting;
 using Onex.RegistryNode.Leases;
 using Onex.RegistryNode.Storage;
-using Onex.Transports.JetStream;
+using Onex.Testing.Nats;
 using Onex.Transports.Registry;
 
 namespace Onex.Benchmarks.Registry;

@@ -1,5 +1,5 @@
 using Onex.Errors;
-using Onex.Transports.JetStream;
+using Onex.Testing.Nats;
 
 namespace Onex.Cli.Bench;
 

@@ -58,6 +58,15 @@ internal static class CliValues
             },
         };
 
+    /// <summary>A tenant name as the auth file spells one (contracts/files/AuthFile.schema.json): 1 to 64 of A-Z a-z 0-9 . _ -.</summary>
+    public static string? ParseTenant(ArgumentResult result)
+    {
+        var text = Single(result).Trim();
+        if (text.Length is >= 1 and <= 64 && text.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-')) return text;
+        result.AddError($"--tenant '{Single(result)}' is not a tenant name: 1 to 64 characters from A-Z a-z 0-9 . _ -, e.g. --tenant team-a.");
+        return null;
+    }
+
     /// <summary>A ZeroMQ endpoint: tcp://HOST:PORT, ipc://NAME or inproc://NAME.</summary>
     public static string? ParseEndpoint(ArgumentResult result, string name)
     {

@@ -6,7 +6,6 @@ using NUnit.Framework;
 using Onex.Errors;
 using Onex.Testing.Registry;
 using Onex.Testing.Resources;
-using Onex.Transports.JetStream;
 using Onex.Transports.Registry;
 
 namespace Onex.Testing.Nats;

@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using NUnit.Framework;
 using Onex.Testing.Registry;
 using Onex.Testing.Resources;
-using Onex.Transports.JetStream;
 using Onex.Transports.Registry;
 
 namespace Onex.Testing.Nats;

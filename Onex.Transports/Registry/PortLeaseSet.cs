@@ -36,7 +36,7 @@ public sealed class PortLeaseSet : IAsyncDisposable
 {
     private static readonly TimeSpan MinimumRenewalPeriod = TimeSpan.FromMilliseconds(50);
 
-    private readonly RegistryClient _client;
+    private readonly RegistryLeases _leases;
     private readonly TimeProvider _time;
     private readonly object _gate = new();
     private readonly HeldLease[] _slots;
@@ -51,10 +51,10 @@ public sealed class PortLeaseSet : IAsyncDisposable
     private int _disposed;
 
     /// <summary><paramref name="requestedAt"/>: when the lease request was first sent (a <see cref="TimeProvider.GetTimestamp"/> of the client's clock).</summary>
-    internal PortLeaseSet(RegistryClient client, IReadOnlyList<PortLease> leases, long requestedAt, bool renewAutomatically, ILogger logger)
+    internal PortLeaseSet(RegistryLeases owner, IReadOnlyList<PortLease> leases, long requestedAt, bool renewAutomatically, ILogger logger)
     {
-        _client = client;
-        _time = client.TimeProvider;
+        _leases = owner;
+        _time = owner.TimeProvider;
         _logger = logger;
         _slots = leases.Select(lease => new HeldLease(lease, DeadlineOf(lease, requestedAt))).ToArray();
         lock (_gate)
@@ -149,7 +149,7 @@ public sealed class PortLeaseSet : IAsyncDisposable
         lock (_gate) lease = _slots.FirstOrDefault(s => !s.Lost && s.Lease.Port == port)?.Lease;
         if (lease is null)
             throw new ArgumentException($"Port {port} is not held by this lease set (ports: {string.Join(", ", Ports)}).", nameof(port));
-        return _client.ReportConflictAsync(lease, reason, cancellationToken);
+        return _leases.ReportConflictAsync(lease, reason, cancellationToken);
     }
 
     /// <summary>
@@ -180,7 +180,7 @@ public sealed class PortLeaseSet : IAsyncDisposable
             // Renewal failures are handled per lease; this only guards the release below from a late surprise.
             RegistryClientLog.LeaseRenewalFailed(_logger, "*", 0, (ex as OnexException)?.Code ?? ErrorCodes.Unavailable, ex.Message);
         }
-        _client.Forget(this);
+        _leases.Forget(this);
         (PortLease Lease, long Deadline)[] held;
         lock (_gate)
         {
@@ -198,7 +198,7 @@ public sealed class PortLeaseSet : IAsyncDisposable
         using var ranOut = new CancellationTokenSource(remaining, _time);
         try
         {
-            await _client.ReleaseLeaseAsync(lease, singleAttempt, ranOut.Token).ConfigureAwait(false);
+            await _leases.ReleaseLeaseAsync(lease, singleAttempt, ranOut.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (ranOut.IsCancellationRequested)
         {
@@ -382,7 +382,7 @@ public sealed class PortLeaseSet : IAsyncDisposable
         var sentAt = _time.GetTimestamp();
         try
         {
-            var renewed = await _client.RenewLeaseAsync(lease, cancellationToken).ConfigureAwait(false);
+            var renewed = await _leases.RenewLeaseAsync(lease, cancellationToken).ConfigureAwait(false);
             if (TryReplace(lease.LeaseId, renewed, "renewed", sentAt))
                 RegistryClientLog.LeaseRenewed(_logger, renewed.LeaseId, renewed.Port, renewed.ExpiresAt);
             else if (LostHere(renewed.LeaseId))
@@ -400,7 +400,7 @@ public sealed class PortLeaseSet : IAsyncDisposable
         {
             // Either the registry restarted (re-assertion takes the port back under a new lease id) or the lease
             // really is gone; only the registry's epoch tells which.
-            await _client.CheckEpochAsync(cancellationToken).ConfigureAwait(false);
+            await _leases.CheckEpochAsync(cancellationToken).ConfigureAwait(false);
             if (Holds(lease.LeaseId))
                 MarkLost(lease.LeaseId, $"the registry no longer knows lease {lease.LeaseId} ({ex.Message})");
         }

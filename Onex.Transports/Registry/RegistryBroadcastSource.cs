@@ -33,12 +33,21 @@ internal interface IRegistryBroadcastSource : IDisposable
 /// <summary>
 /// A SUB socket on the registry's PUB endpoint, decoding <c>[topic][OnexEvent]</c> frames into
 /// <see cref="RegistryBroadcast"/>s on its own poller thread.
+/// <para>
+/// The backlog a slow reader leaves is bounded in count and in bytes (the frames' size on the wire). Past the byte
+/// bound the backlog is of no more use: the reader must resync by snapshot anyway, so it is dropped at once (memory
+/// back) and replaced by one <see cref="RegistryBroadcast.Lost"/> notice, the way a token watch stream reports that it
+/// fell behind.
+/// </para>
 /// </summary>
 internal sealed class ZmqRegistryBroadcastSource : IRegistryBroadcastSource
 {
     private readonly SubscriberSocket _socket;
     private readonly NetMQPoller _poller;
-    private readonly Channel<RegistryBroadcast> _channel;
+    private readonly Channel<(RegistryBroadcast Broadcast, int Bytes)> _channel;
+    private readonly BacklogReader _reader;
+    private readonly long _maxBytes;
+    private long _bufferedBytes;
     private readonly OnexEventCodec _codec;
     private readonly Func<RegistryChange, bool>? _changeFilter;
     private readonly ILogger _logger;
@@ -51,18 +60,22 @@ internal sealed class ZmqRegistryBroadcastSource : IRegistryBroadcastSource
     /// <param name="capacity">Broadcasts buffered for a slow reader before new ones are dropped.</param>
     /// <param name="changeFilter">Test seam: a change for which this returns false is dropped as if lost on the wire.</param>
     /// <param name="logger">Where undecodable frames are reported.</param>
+    /// <param name="maxBytes">Bytes of broadcasts buffered for a slow reader before the backlog is dropped for a resync.</param>
     public ZmqRegistryBroadcastSource(
         string endpoint, string topicPrefix, ZmqSocketOptions socketOptions, int capacity,
-        Func<RegistryChange, bool>? changeFilter, ILogger logger)
+        Func<RegistryChange, bool>? changeFilter, ILogger logger, long maxBytes = RegistryClientOptions.DefaultWatchBufferBytes)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxBytes, 1);
         Endpoint = endpoint;
         _logger = logger;
         _changeFilter = changeFilter;
+        _maxBytes = maxBytes;
         _codec = new OnexEventCodec(socketOptions.CodecLimits);
-        _channel = Channel.CreateBounded<RegistryBroadcast>(new BoundedChannelOptions(capacity)
+        _reader = new BacklogReader(this);
+        _channel = Channel.CreateBounded<(RegistryBroadcast, int)>(new BoundedChannelOptions(capacity)
         {
             SingleWriter = true,
-            SingleReader = true,
+            SingleReader = false, // the poller thread also drains a backlog past the byte bound
             FullMode = BoundedChannelFullMode.Wait, // with TryWrite: a full channel refuses, and we count the drop
         });
         _socket = new SubscriberSocket();
@@ -98,9 +111,12 @@ internal sealed class ZmqRegistryBroadcastSource : IRegistryBroadcastSource
 
     public string Endpoint { get; }
 
-    public ChannelReader<RegistryBroadcast> Reader => _channel.Reader;
+    public ChannelReader<RegistryBroadcast> Reader => _reader;
 
     public long Dropped => Interlocked.Read(ref _dropped);
+
+    /// <summary>Bytes of broadcasts buffered and not yet read; never more than the byte bound.</summary>
+    public long BufferedBytes => Interlocked.Read(ref _bufferedBytes);
 
     public void Dispose()
     {
@@ -142,8 +158,61 @@ internal sealed class ZmqRegistryBroadcastSource : IRegistryBroadcastSource
                 RegistryClientLog.UndecodableBroadcast(_logger, Endpoint, $"{topic}: {ex.Code} {ex.Message}");
                 continue;
             }
-            if (!_channel.Writer.TryWrite(broadcast))
+            var bytes = frames[0].Length + frames[1].Length;
+            if (Interlocked.Read(ref _bufferedBytes) + bytes > _maxBytes)
+            {
+                DropBacklog();
+                continue;
+            }
+            Interlocked.Add(ref _bufferedBytes, bytes);
+            if (!_channel.Writer.TryWrite((broadcast, bytes)))
+            {
+                Interlocked.Add(ref _bufferedBytes, -bytes);
                 Interlocked.Increment(ref _dropped);
+            }
         }
+    }
+
+    /// <summary>
+    /// The reader is more than the byte bound behind: drops what it has not read and the broadcast that did not fit,
+    /// and queues one notice in their place, on which the watcher resyncs by snapshot (RegistryWatcher).
+    /// </summary>
+    private void DropBacklog()
+    {
+        long dropped = 1;
+        while (_channel.Reader.TryRead(out var entry))
+        {
+            Interlocked.Add(ref _bufferedBytes, -entry.Bytes);
+            dropped++;
+        }
+        Interlocked.Add(ref _dropped, dropped);
+        RegistryClientLog.WatchBacklogDropped(_logger, Endpoint, dropped, _maxBytes);
+        _channel.Writer.TryWrite((new RegistryBroadcast(null, null,
+            Lost: $"the watch fell more than {_maxBytes} bytes of broadcasts behind ({dropped} dropped); changes since come by snapshot"), 0));
+    }
+
+    /// <summary>The reader side: hands out broadcasts and gives their bytes back to the bound.</summary>
+    private sealed class BacklogReader(ZmqRegistryBroadcastSource source) : ChannelReader<RegistryBroadcast>
+    {
+        public override Task Completion => source._channel.Reader.Completion;
+
+        public override bool CanCount => true;
+
+        public override int Count => source._channel.Reader.Count;
+
+        public override bool TryRead(out RegistryBroadcast item)
+        {
+            if (source._channel.Reader.TryRead(out var entry))
+            {
+                Interlocked.Add(ref source._bufferedBytes, -entry.Bytes);
+                item = entry.Broadcast;
+                return true;
+            }
+            item = default;
+            return false;
+        }
+
+        public override ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken = default) =>
+            source._channel.Reader.WaitToReadAsync(cancellationToken);
     }
 }

@@ -43,6 +43,25 @@ public sealed record RegistryClientOptions
     public string? Token { get; init; }
 
     /// <summary>
+    /// The tenant every request acts in, sent as the envelope key <c>tenant</c> (PROTOCOL.md 16.3): an admin token
+    /// acting in another tenant names it here; any other token may name only its own (another is
+    /// <see cref="Onex.Errors.PermissionDeniedException"/>, reason <c>tenant</c>). Null: the <c>ONEX_TENANT</c>
+    /// environment variable, else none (requests act in the token's tenant). A registry without an auth file ignores it.
+    /// </summary>
+    public string? Tenant { get; init; }
+
+    /// <summary>The default of <see cref="WatchBufferBytes"/>: 64 MiB.</summary>
+    public const long DefaultWatchBufferBytes = 64L * 1024 * 1024;
+
+    /// <summary>
+    /// How many bytes of broadcasts (their size on the wire) a watch on the PUB endpoint buffers for a consumer that
+    /// reads slower than the registry changes, besides at most 65,536 broadcasts. Past it the watch drops its backlog
+    /// and resyncs by snapshot (a <see cref="RegistryWatchEventKind.Resynced"/> with reason
+    /// <see cref="RegistryResyncReason.Gap"/> saying so) instead of holding more memory. Default 64 MiB.
+    /// </summary>
+    public long WatchBufferBytes { get; init; } = DefaultWatchBufferBytes;
+
+    /// <summary>
     /// The node id this client announces and owns leases and registrations under. Null: the id in
     /// <see cref="NodeIdFile"/> when set, else <c>machine-pid-random</c> (a new node every run).
     /// </summary>

@@ -28,6 +28,7 @@ internal sealed class RegistryWatchStream : IRegistryBroadcastSource
     private readonly NetMQTimer _timer = new(Tick);
     private readonly Channel<RegistryBroadcast> _channel;
     private readonly string? _token;
+    private readonly string? _tenant;
     private readonly string _clientId;
     private readonly string _prefix;
     private readonly Func<RegistryChange, bool>? _changeFilter;
@@ -51,12 +52,14 @@ internal sealed class RegistryWatchStream : IRegistryBroadcastSource
     /// <param name="prefix">The topic prefix the registry filters on.</param>
     /// <param name="changeFilter">Test seam: a change for which this returns false is dropped as if lost on the wire.</param>
     /// <param name="logger">Where stream trouble is reported.</param>
+    /// <param name="tenant">The tenant the watch acts in (the envelope key <c>tenant</c>); null: the token's.</param>
     public RegistryWatchStream(
         string endpoint, ZmqSocketOptions socketOptions, string? token, string clientId, string prefix,
-        Func<RegistryChange, bool>? changeFilter, ILogger logger)
+        Func<RegistryChange, bool>? changeFilter, ILogger logger, string? tenant = null)
     {
         Endpoint = endpoint;
         _token = token;
+        _tenant = tenant;
         _clientId = clientId;
         _prefix = prefix.StartsWith(ChangeTypes.TopicPrefix, StringComparison.Ordinal) ? prefix : ChangeTypes.TopicPrefix;
         _changeFilter = changeFilter;
@@ -133,7 +136,7 @@ internal sealed class RegistryWatchStream : IRegistryBroadcastSource
 
     private void Send<T>(T body, string? requestId = null)
     {
-        if (!_socket.TrySendFrame(TimeSpan.Zero, RegistryCodec.Encode(requestId ?? NextId(), _clientId, body, token: _token)))
+        if (!_socket.TrySendFrame(TimeSpan.Zero, RegistryCodec.Encode(requestId ?? NextId(), _clientId, body, token: _token, tenant: _tenant)))
             RegistryClientLog.SendQueueFull(_logger, Endpoint);
         _lastSentAt = TimeProvider.System.GetTimestamp();
     }

@@ -5,14 +5,18 @@ using System.Runtime.InteropServices;
 using System.Text;
 using Onex.Errors;
 
-namespace Onex.Transports.JetStream;
+namespace Onex.Testing.Nats;
 
 /// <summary>
 /// A local <c>nats-server -js</c> on 127.0.0.1, for tests and benchmarks (the Debian package, installed by
 /// <c>scripts/install-deps.sh</c>). <see cref="StartAsync"/> completes once the server said "Server is ready" and
 /// answers the NATS greeting on its port; disposing kills it. The store directory and config file belong to the caller.
 /// </summary>
-public sealed class NatsServerProcess : IAsyncDisposable
+/// <remarks>
+/// Public in the test kit (<c>NatsServerProcess.Public.cs</c>); <c>onex bench bus</c> compiles this same file as an
+/// internal type, so the tool does not ship the test kit.
+/// </remarks>
+sealed partial class NatsServerProcess : IAsyncDisposable
 {
     /// <summary>How long a start may take before it counts as failed.</summary>
     public static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(20);

@@ -1,6 +1,6 @@
 namespace Onex.Transports.Registry;
 
-public sealed partial class RegistryClient
+internal sealed partial class RegistryRequestEngine
 {
     /// <summary>
     /// Why a registry that closes our connections during the ZeroMQ handshake does not answer: the CURVE settings of the
