@@ -52,6 +52,8 @@ internal sealed partial class RequestDispatcher
     private readonly RegistryMetrics? _metrics;
     private string _metricType = RegistryMetrics.UnreadableType;
     private string _metricCode = RegistryMetrics.Ok;
+    // The server span of the request being dispatched (null when nothing listens); a stopped one is left alone.
+    private System.Diagnostics.Activity? _span;
 
     public RequestDispatcher(RegistryState registry, ReplyCache cache, ILogger logger, RegistryMetrics? metrics = null)
     {
@@ -167,6 +169,7 @@ internal sealed partial class RequestDispatcher
 
         LastIds = (envelope.RequestId, envelope.ClientId);
         using var activity = Onex.Diagnostics.OnexRegistryDiagnostics.StartServerActivity(envelope);
+        _span = activity; // Fail marks it with the reply's error code while it runs
         // A label from a closed set: the type a client sent is used only when the registry answers it.
         _metricType = Handlers.ContainsKey(envelope.MessageType) ? envelope.MessageType : RegistryMetrics.UnknownType;
         if (envelope.ProtocolVersion != ProtocolVersion.Current)
@@ -198,7 +201,11 @@ internal sealed partial class RequestDispatcher
             {
                 case ReplyCache.Outcome.Hit:
                     if (cachedCode is null) _registry.Stats.Served();
-                    else _registry.Stats.Failed(_metricCode = cachedCode);
+                    else
+                    {
+                        _registry.Stats.Failed(_metricCode = cachedCode);
+                        Onex.Diagnostics.OnexRegistryDiagnostics.RecordError(activity, cachedCode, $"{cachedCode}, answered from memory (a retry; PROTOCOL.md 4)");
+                    }
                     return cached;
                 case ReplyCache.Outcome.Mismatch:
                     return Fail(envelope.RequestId, envelope.ClientId, ErrorCodes.InvalidArgument,
@@ -296,6 +303,7 @@ internal sealed partial class RequestDispatcher
     {
         _registry.Stats.Failed(code);
         _metricCode = code;
+        if (_span is { IsStopped: false } span) Onex.Diagnostics.OnexRegistryDiagnostics.RecordError(span, code, message);
         return Encode(requestId, clientId, code, message, details);
     }
 
