@@ -54,6 +54,8 @@ internal sealed partial class RequestDispatcher
     private string _metricCode = RegistryMetrics.Ok;
     // The server span of the request being dispatched (null when nothing listens); a stopped one is left alone.
     private System.Diagnostics.Activity? _span;
+    // Whether a request goes free of its tenant's request rate (an open watch's WatchCredit); one delegate for all requests.
+    private readonly Func<RegistryEnvelope, bool> _uncharged;
 
     public RequestDispatcher(RegistryState registry, ReplyCache cache, ILogger logger, RegistryMetrics? metrics = null)
     {
@@ -61,6 +63,7 @@ internal sealed partial class RequestDispatcher
         _cache = cache;
         _logger = logger;
         _metrics = metrics;
+        _uncharged = envelope => Watches?.TakeUncharged(Peer.Identity, envelope) == true;
     }
 
     /// <summary>Access control (an auth file is configured), or null: the registry runs open.</summary>
@@ -187,7 +190,7 @@ internal sealed partial class RequestDispatcher
         var cacheClient = envelope.ClientId;
         if (Auth is { } gate)
         {
-            if (gate.Admit(envelope, out caller) is { } refused)
+            if (gate.Admit(envelope, out caller, _uncharged) is { } refused)
                 return Fail(envelope.RequestId, envelope.ClientId, refused.Code, refused.Message, refused.Details);
             cacheClient = caller!.Tenant + "/" + envelope.ClientId;
         }
