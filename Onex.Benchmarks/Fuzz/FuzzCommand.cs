@@ -6,9 +6,10 @@ using Onex.Benchmarks.Registry;
 namespace Onex.Benchmarks.Fuzz;
 
 /// <summary>
-/// <c>dotnet run -c Release --project Onex.Benchmarks -- fuzz [--iterations N] [--seed S] [--port-range A-B]</c>: runs
-/// <see cref="RegistryFuzzer"/> against a registry node in a child process on loopback and writes
-/// <c>results/RegistryFuzz.md</c> (rate, codes, resident memory before and after). Exit code 1 when anything was wrong.
+/// <c>dotnet run -c Release --project Onex.Benchmarks -- fuzz [--iterations N] [--seed S] [--mode bytes|malformed] [--port-range A-B]</c>:
+/// runs <see cref="RegistryFuzzer"/> against a registry node in a child process on loopback and writes the mode's section
+/// of <c>results/RegistryFuzz.md</c> (rate, codes, resident memory before and after, the slowest probe). Exit code 1
+/// when anything was wrong.
 /// </summary>
 internal static class FuzzCommand
 {
@@ -19,6 +20,7 @@ internal static class FuzzCommand
         long iterations = 100_000;
         var seed = 1;
         var portRange = "26000-26999";
+        var mode = FuzzMode.Bytes;
         for (var i = 0; i + 1 < args.Length; i += 2)
         {
             switch (args[i])
@@ -26,14 +28,15 @@ internal static class FuzzCommand
                 case "--iterations": iterations = long.Parse(args[i + 1], CultureInfo.InvariantCulture); break;
                 case "--seed": seed = int.Parse(args[i + 1], CultureInfo.InvariantCulture); break;
                 case "--port-range": portRange = args[i + 1]; break;
+                case "--mode" when Enum.TryParse<FuzzMode>(args[i + 1], ignoreCase: true, out var parsed): mode = parsed; break;
                 default:
-                    Console.Error.WriteLine($"unknown option {args[i]}; usage: fuzz [--iterations N] [--seed S] [--port-range A-B]");
+                    Console.Error.WriteLine($"unknown option {args[i]} {args[i + 1]}; usage: fuzz [--iterations N] [--seed S] [--mode bytes|malformed] [--port-range A-B]");
                     return 2;
             }
         }
 
         using var node = RegistryNodeProcess.Start(["--store", "memory", "--port-range", portRange, "--log-level", "Warning"]);
-        using var fuzzer = new RegistryFuzzer(node.RouterEndpoint, node.PubEndpoint, seed);
+        using var fuzzer = new RegistryFuzzer(node.RouterEndpoint, node.PubEndpoint, seed, mode);
         fuzzer.Prepare();
         var rssBefore = Status(node.Id, "VmRSS:");
         var stopwatch = Stopwatch.StartNew();
@@ -47,12 +50,22 @@ internal static class FuzzCommand
         var peak = Status(node.Id, "VmHWM:");
 
         var report = new StringBuilder();
-        report.AppendLine("# Registry fuzz run");
+        var modeName = mode.ToString().ToLowerInvariant();
+        report.AppendLine($"{SectionPrefix}{modeName}`");
         report.AppendLine();
-        report.AppendLine($"`dotnet run -c Release --project Onex.Benchmarks -- fuzz --iterations {iterations} --seed {seed}`, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, load average {ProcStat.LoadAverage()}.");
-        report.AppendLine("One DEALER on loopback sends seeded mutations of valid requests (bit flips, interesting bytes, truncation, splices,");
-        report.AppendLine("trailing bytes, random frames, long runs, wrong framing, reused ids, other peers' leases and wrong fencing tokens) to a");
-        report.AppendLine("registry node process (`--store memory`), 64 in flight, and checks every reply (Onex.Benchmarks/Fuzz/RegistryFuzzer.cs).");
+        report.AppendLine($"`dotnet run -c Release --project Onex.Benchmarks -- fuzz --iterations {iterations} --seed {seed} --mode {modeName}`, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, load average {ProcStat.LoadAverage()}.");
+        report.AppendLine(mode == FuzzMode.Malformed
+            ? """
+              One DEALER on loopback sends well-formed MessagePack that breaks the contract one field at a time (a value of the
+              wrong type, nil, invalid UTF-8, a non-string key, a body that is not a map, an envelope key missing, duplicated or
+              mistyped, deep nesting, trailing bytes) to a registry node process (`--store memory`), 64 in flight, and checks
+              every reply (Onex.Benchmarks/Fuzz/RegistryFuzzer.cs).
+              """
+            : """
+              One DEALER on loopback sends seeded mutations of valid requests (bit flips, interesting bytes, truncation, splices,
+              trailing bytes, random frames, long runs, wrong framing, reused ids, other peers' leases and wrong fencing tokens) to a
+              registry node process (`--store memory`), 64 in flight, and checks every reply (Onex.Benchmarks/Fuzz/RegistryFuzzer.cs).
+              """);
         report.AppendLine();
         report.AppendLine("| figure | value |");
         report.AppendLine("| --- | --- |");
@@ -61,6 +74,7 @@ internal static class FuzzCommand
         report.AppendLine($"| replies not a well-formed envelope, a known reply type or a catalogue code (INTERNAL counts) | {result.BadReplies:N0} |");
         report.AppendLine($"| request-made changes in batches without a successful write | {result.UnexplainedStateChanges:N0} |");
         report.AppendLine($"| node alive at the end, answering (sequence) | {(alive ? "yes" : "no")} ({sequence}) |");
+        report.AppendLine($"| slowest snapshot answer after a batch (a well-behaved request beside the fuzzing) | {result.SlowestProbe.TotalMilliseconds:F0} ms |");
         report.AppendLine($"| rate | {result.Sent / result.Elapsed.TotalSeconds:N0} messages/s ({result.Elapsed.TotalSeconds:F1} s) |");
         report.AppendLine($"| node RSS before / after / peak | {rssBefore / 1024.0:F0} / {rssAfter / 1024.0:F0} / {peak / 1024.0:F0} MiB |");
         report.AppendLine($"| distinct reply codes | {result.Codes.Count} |");
@@ -76,11 +90,23 @@ internal static class FuzzCommand
             foreach (var problem in result.Problems) report.AppendLine($"- {problem}");
         }
         var path = ResultsPath.For("RegistryFuzz.md");
-        File.WriteAllText(path, report.ToString());
+        File.WriteAllText(path, WithSection(File.Exists(path) ? File.ReadAllText(path) : "", modeName, report.ToString()));
         Console.WriteLine(report);
         Console.Error.WriteLine($"fuzz: report written to {path}");
         var clean = alive && result.Unanswered == 0 && result.BadReplies == 0 && result.UnexplainedStateChanges == 0;
         return clean ? 0 : 1;
+    }
+
+    private const string SectionPrefix = "## `--mode ";
+
+    // The report file keeps one section per mode: a run replaces its own mode's section and keeps the others.
+    private static string WithSection(string file, string mode, string section)
+    {
+        var sections = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (var part in file.Split(SectionPrefix).Skip(1))
+            sections[part[..part.IndexOf('`', StringComparison.Ordinal)]] = SectionPrefix + part.TrimEnd() + Environment.NewLine;
+        sections[mode] = section.TrimEnd() + Environment.NewLine;
+        return "# Registry fuzz runs" + Environment.NewLine + Environment.NewLine + string.Join(Environment.NewLine, sections.Values);
     }
 
     private static long Status(int pid, string key)

@@ -7,6 +7,19 @@ using Onex.Protocol;
 
 namespace Onex.Benchmarks.Fuzz;
 
+/// <summary>What the fuzzer sends.</summary>
+internal enum FuzzMode
+{
+    /// <summary>Byte-level mutations of valid requests (bit flips, truncation, splices, noise): mostly unreadable frames.</summary>
+    Bytes,
+    /// <summary>
+    /// Well-formed MessagePack that breaks the contract one field at a time (a value of the wrong type, nil, invalid
+    /// UTF-8, a non-string key, a body that is not a map, an envelope key missing, duplicated or mistyped, deep nesting,
+    /// trailing bytes): every message reaches the decoder's field checks, so nearly every reply is MALFORMED.
+    /// </summary>
+    Malformed,
+}
+
 /// <summary>What one fuzz run saw.</summary>
 internal sealed record FuzzResult
 {
@@ -18,6 +31,8 @@ internal sealed record FuzzResult
     public IReadOnlyDictionary<string, long> Codes { get; init; } = new Dictionary<string, long>();
     public IReadOnlyList<string> Problems { get; init; } = [];
     public TimeSpan Elapsed { get; init; }
+    /// <summary>The slowest answer to the snapshot request sent after each batch (a well-behaved client's view).</summary>
+    public TimeSpan SlowestProbe { get; init; }
 }
 
 /// <summary>
@@ -60,9 +75,11 @@ internal sealed class RegistryFuzzer : IDisposable
     private readonly Dictionary<string, long> _codes = new(StringComparer.Ordinal);
     private readonly List<string> _problems = [];
     private long _ids;
+    private readonly FuzzMode _mode;
 
-    public RegistryFuzzer(string routerEndpoint, string pubEndpoint, int seed)
+    public RegistryFuzzer(string routerEndpoint, string pubEndpoint, int seed, FuzzMode mode = FuzzMode.Bytes)
     {
+        _mode = mode;
         _changes.Options.Linger = TimeSpan.Zero;
         _changes.Options.ReceiveHighWatermark = 1_000_000;
         _changes.Connect(pubEndpoint);
@@ -103,6 +120,23 @@ internal sealed class RegistryFuzzer : IDisposable
         _seeds.Add(Encode(new ValidatePayload { ToolName = "fz.tool", Direction = "input", Payload = """{"n":5,"s":"abc"}""" }));
         _seeds.Add(Encode(new IntrospectionRequest { Include = ["leases", "stats"], NodeId = Node }));
         _seeds.Add(Encode(new SnapshotRequest()));
+        // Pathological schemas and payloads (issue 10): refused at registration or validated within budget, never INTERNAL.
+        foreach (var schema in new[]
+                 {
+                     """{"type":"object","properties":{"s":{"type":"string","pattern":"^(a+)+$"}}}""",
+                     """{"type":"object","patternProperties":{"^(a|aa)+$":{"type":"string"}}}""",
+                     """{"type":"number","multipleOf":0}""",
+                     """{"type":"object","dependencies":{"a":{"$ref":"http://127.0.0.1:1/remote.json"}}}""",
+                 })
+        {
+            _seeds.Add(Encode(new ToolContractRegistration
+            {
+                Name = "fz.hostile", Version = "1.0.0", InputSchema = schema, OutputSchema = "{}", ErrorCodes = [], NodeId = Node,
+            }));
+        }
+        _seeds.Add(Encode(new ValidatePayload { ToolName = "fz.tool", Direction = "input", Payload = """{"n":123456789012345678901234567890,"s":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!"}""" }));
+        _seeds.Add(Encode(new WatchCredit { WatchId = "fz-no-watch", Credit = 5 }));
+        _seeds.Add(Encode(new WatchCancel { WatchId = "fz-no-watch" }));
         ChangesUpTo(Sequence());
     }
 
@@ -111,6 +145,7 @@ internal sealed class RegistryFuzzer : IDisposable
     {
         var started = Stopwatch.GetTimestamp();
         long sent = 0, answered = 0, unanswered = 0, bad = 0, unexplained = 0;
+        var slowest = TimeSpan.Zero;
         while (sent < iterations)
         {
             var batch = (int)Math.Min(BatchSize, iterations - sent);
@@ -134,7 +169,11 @@ internal sealed class RegistryFuzzer : IDisposable
                 done += window;
                 sent += window;
             }
-            var changes = ChangesUpTo(Sequence());
+            var probe = Stopwatch.GetTimestamp();
+            var sequence = Sequence();
+            var probed = Stopwatch.GetElapsedTime(probe);
+            if (probed > slowest) slowest = probed;
+            var changes = ChangesUpTo(sequence);
             if (writes == 0 && changes.FirstOrDefault(RequestChanges.Contains) is { } change)
             {
                 unexplained++;
@@ -146,6 +185,7 @@ internal sealed class RegistryFuzzer : IDisposable
         {
             Sent = sent, Answered = answered, Unanswered = unanswered, BadReplies = bad, UnexplainedStateChanges = unexplained,
             Codes = new Dictionary<string, long>(_codes), Problems = _problems.ToList(), Elapsed = Stopwatch.GetElapsedTime(started),
+            SlowestProbe = slowest,
         };
     }
 
@@ -177,7 +217,7 @@ internal sealed class RegistryFuzzer : IDisposable
     private void SendMutation()
     {
         var seed = _seeds[_random.Next(_seeds.Count)];
-        var frame = Mutate(seed);
+        var frame = _mode == FuzzMode.Malformed ? Malform(seed) : Mutate(seed);
         switch (_random.Next(20))
         {
             case 0: _dealer.SendMoreFrameEmpty().SendFrame(frame); break;                 // REQ framing
@@ -243,6 +283,124 @@ internal sealed class RegistryFuzzer : IDisposable
         return bytes.ToArray();
     }
 
+    private static readonly object?[] WrongValues =
+    [
+        null, "text", "", 7, -1, 0, true, 1.5, float.NaN, ulong.MaxValue, long.MinValue, new byte[] { 1, 2, 3 },
+        new object[] { 1, "a" }, Array.Empty<object>(), new Dictionary<string, object> { ["k"] = 1 }, new Dictionary<object, object> { [1] = 2 },
+        new string('x', 300), "a\u0000b",
+    ];
+
+    // One contract-level fault in otherwise well-formed MessagePack (FuzzMode.Malformed).
+    private byte[] Malform(byte[] seed)
+    {
+        var envelope = RegistryCodec.Decode(seed);
+        var requestId = "fz" + Interlocked.Increment(ref _ids);
+        var body = MessagePack.MessagePackSerializer.Deserialize<Dictionary<string, object?>>(envelope.Body);
+        var keys = body.Keys.ToList();
+        var field = keys.Count == 0 ? null : keys[_random.Next(keys.Count)];
+        var fault = _random.Next(12);
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        var w = new MessagePack.MessagePackWriter(buffer);
+        // The envelope: faults 6-9 touch its keys, the others its body.
+        var missing = fault == 7 ? new[] { "messageType", "requestId", "clientId", "body", "protocolVersion" }[_random.Next(5)] : null;
+        var duplicate = fault == 8;
+        w.WriteMapHeader(5 - (missing is null ? 0 : 1) + (duplicate ? 1 : 0) + (fault == 9 ? 1 : 0));
+        if (fault == 9)
+        {
+            w.Write(_random.Next(2) == 0 ? 1 : 2.5); // a non-string key first
+            w.Write("x");
+        }
+        if (missing != "protocolVersion")
+        {
+            w.Write("protocolVersion");
+            if (fault == 6 && _random.Next(2) == 0) WriteValue(ref w, WrongValues[_random.Next(WrongValues.Length)]);
+            else w.Write(ProtocolVersion.Current);
+        }
+        if (missing != "messageType")
+        {
+            w.Write("messageType");
+            w.Write(envelope.MessageType);
+        }
+        if (missing != "requestId")
+        {
+            w.Write("requestId");
+            if (fault == 6 && _random.Next(2) == 0) WriteValue(ref w, WrongValues[_random.Next(WrongValues.Length)]);
+            else w.Write(requestId);
+        }
+        if (missing != "clientId")
+        {
+            w.Write("clientId");
+            w.Write(fault == 6 ? new string('c', 200 + _random.Next(200)) : "fuzzer");
+        }
+        if (duplicate)
+        {
+            w.Write("requestId");
+            w.Write(requestId + "-again");
+        }
+        if (missing != "body")
+        {
+            w.Write("body");
+            WriteBody(ref w, body, field, fault);
+        }
+        w.Flush();
+        var frame = buffer.WrittenSpan.ToArray();
+        return fault == 11 ? [.. frame, 0xC0] : frame; // fault 11: a byte after the envelope
+    }
+
+    private void WriteBody(ref MessagePack.MessagePackWriter w, Dictionary<string, object?> body, string? field, int fault)
+    {
+        switch (fault)
+        {
+            case 4: // not a map
+                WriteValue(ref w, new object?[] { new object[] { 1 }, "body", null, 5, new byte[] { 1 } }[_random.Next(5)]);
+                return;
+            case 5: // a non-string key inside
+                w.WriteMapHeader(body.Count + 1);
+                w.Write(_random.Next(100));
+                w.Write("value");
+                foreach (var (key, value) in body)
+                {
+                    w.Write(key);
+                    WriteValue(ref w, value);
+                }
+                return;
+        }
+        w.WriteMapHeader(body.Count);
+        foreach (var (key, value) in body)
+        {
+            if (key == field && fault == 3)
+                w.WriteString([0x6B, 0xFF, 0xFE]); // a key that is not UTF-8
+            else
+                w.Write(key);
+            if (key != field)
+            {
+                WriteValue(ref w, value);
+                continue;
+            }
+            switch (fault)
+            {
+                case 0: // a value of another type
+                case 1:
+                    WriteValue(ref w, fault == 1 ? null : WrongValues[_random.Next(WrongValues.Length)]);
+                    break;
+                case 2: // a string that is not UTF-8
+                    w.WriteString([0x61, 0xC3, 0x28, 0xED, 0xA0, 0x80]);
+                    break;
+                case 10: // deep nesting
+                    var depth = 50 + _random.Next(500);
+                    for (var i = 0; i < depth; i++) w.WriteArrayHeader(1);
+                    w.Write(1);
+                    break;
+                default:
+                    WriteValue(ref w, value);
+                    break;
+            }
+        }
+    }
+
+    private static void WriteValue(ref MessagePack.MessagePackWriter w, object? value) =>
+        MessagePack.MessagePackSerializer.Serialize(ref w, value);
+
     // The seed with fresh ids most of the time (else retries and id reuse of earlier ones).
     private List<byte> Fresh(byte[] seed)
     {
@@ -300,7 +458,8 @@ internal sealed class RegistryFuzzer : IDisposable
 
     private RegistryEnvelope Call<T>(T body)
     {
-        _dealer.SendFrame(Encode(body));
+        // Its own client id: a mutated message may carry any id of the fuzzer's, and a reused id is refused.
+        _dealer.SendFrame(RegistryCodec.Encode("probe" + Interlocked.Increment(ref _ids), "fuzzer-probe", body));
         if (!_dealer.TryReceiveFrameBytes(ReplyTimeout, out var frame))
             throw new TimeoutException($"the registry did not answer a {typeof(T).Name} within {ReplyTimeout.TotalSeconds} s");
         return RegistryCodec.Decode(frame, RegistryCodec.MaxReplyFrameBytes);

@@ -44,9 +44,22 @@ public static class OnexRegistryDiagnostics
     {
         ArgumentNullException.ThrowIfNull(error);
         if (activity is null) return false;
-        activity.SetStatus(ActivityStatusCode.Error, error.Message);
-        activity.SetTag("error.type", error is Errors.OnexException onex ? onex.Code : error.GetType().FullName);
+        RecordError(activity, error is Errors.OnexException onex ? onex.Code : error.GetType().FullName ?? error.GetType().Name, error.Message);
         return false;
+    }
+
+    /// <summary>
+    /// Marks <paramref name="activity"/> as failed with the protocol error <paramref name="code"/> (the tags
+    /// <see cref="RecordFailure"/> sets: status <see cref="ActivityStatusCode.Error"/> described by
+    /// <paramref name="message"/>, <c>error.type</c> = <paramref name="code"/>). The registry's server span of a request
+    /// answered with an Error reply ends this way, with the reply's code (<c>INTERNAL</c> when a handler failed).
+    /// </summary>
+    public static void RecordError(Activity? activity, string code, string message)
+    {
+        ArgumentNullException.ThrowIfNull(code);
+        if (activity is null) return;
+        activity.SetStatus(ActivityStatusCode.Error, message);
+        activity.SetTag("error.type", code);
     }
 
     /// <summary>

@@ -27,21 +27,21 @@ internal sealed class AuthGate
     }.Select(MessageTypes.NameOf).ToFrozenSet(StringComparer.Ordinal);
 
     private readonly RegistryAuth _auth;
-    private readonly TimeProvider _time;
-    private readonly Dictionary<string, (double Tokens, long At)> _buckets = new(StringComparer.Ordinal);
+    private readonly TokenBuckets _requests;
 
     public AuthGate(RegistryAuth auth, TimeProvider time)
     {
         _auth = auth;
-        _time = time;
+        _requests = new TokenBuckets(time);
     }
 
     /// <summary>
     /// Authenticates the envelope's token and checks its role and its tenant's request rate. Null when admitted
     /// (<paramref name="caller"/> set); else the refusal (UNAUTHENTICATED, PERMISSION_DENIED, QUOTA_EXCEEDED). The
-    /// token never appears in a refusal or a log, only the token's name.
+    /// token never appears in a refusal or a log, only the token's name. A request <paramref name="uncharged"/> accepts
+    /// (the flow control of an open watch, PROTOCOL.md 16.7) does not count against the request rate.
     /// </summary>
-    public OnexException? Admit(RegistryEnvelope envelope, out AuthCaller? caller)
+    public OnexException? Admit(RegistryEnvelope envelope, out AuthCaller? caller, Func<RegistryEnvelope, bool>? uncharged = null)
     {
         var configuration = _auth.Current;
         caller = configuration.Authenticate(envelope.Token);
@@ -59,7 +59,8 @@ internal sealed class AuthGate
             return Denied(caller, $"Token '{caller.TokenName}' has the role reader, which may read (introspection, snapshot, validation) but not send {envelope.MessageType}.",
                 ("reason", "role"), ("messageType", envelope.MessageType), ("required", AuthRoles.Node));
         }
-        if (configuration.Quotas.GetValueOrDefault(caller.Tenant)?.RequestsPerSecond is { } perSecond && !TakeRequest(caller.Tenant, perSecond))
+        if (configuration.Quotas.GetValueOrDefault(caller.Tenant)?.RequestsPerSecond is { } perSecond
+            && uncharged?.Invoke(envelope) != true && !_requests.TryTake(caller.Tenant, perSecond))
         {
             return Quota(caller.Tenant, "requestsPerSecond", perSecond,
                 $"Tenant '{caller.Tenant}' is over its quota of {perSecond} requests per second; slow down and retry with a new requestId.");
@@ -243,21 +244,6 @@ internal sealed class AuthGate
                 throw Quota(tenant, "schemaBytes", bytes, $"Tenant '{tenant}' holds {held} bytes of tool schemas; {adding} more would exceed its quota of {bytes}.",
                     ("held", held.ToString()), ("requested", adding.ToString()));
         }
-    }
-
-    /// <summary>A token bucket per tenant: <paramref name="perSecond"/> requests a second, bursts up to one second's worth.</summary>
-    private bool TakeRequest(string tenant, int perSecond)
-    {
-        var now = _time.GetTimestamp();
-        var (tokens, at) = _buckets.TryGetValue(tenant, out var bucket) ? bucket : (perSecond, now);
-        tokens = Math.Min(perSecond, tokens + _time.GetElapsedTime(at, now).TotalSeconds * perSecond);
-        if (tokens < 1)
-        {
-            _buckets[tenant] = (tokens, now);
-            return false;
-        }
-        _buckets[tenant] = (tokens - 1, now);
-        return true;
     }
 
     private static AccessDeniedException Denied(AuthCaller caller, string message, params (string Key, string Value)[] details)

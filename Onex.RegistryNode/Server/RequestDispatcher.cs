@@ -52,6 +52,10 @@ internal sealed partial class RequestDispatcher
     private readonly RegistryMetrics? _metrics;
     private string _metricType = RegistryMetrics.UnreadableType;
     private string _metricCode = RegistryMetrics.Ok;
+    // The server span of the request being dispatched (null when nothing listens); a stopped one is left alone.
+    private System.Diagnostics.Activity? _span;
+    // Whether a request goes free of its tenant's request rate (an open watch's WatchCredit); one delegate for all requests.
+    private readonly Func<RegistryEnvelope, bool> _uncharged;
 
     public RequestDispatcher(RegistryState registry, ReplyCache cache, ILogger logger, RegistryMetrics? metrics = null)
     {
@@ -59,6 +63,7 @@ internal sealed partial class RequestDispatcher
         _cache = cache;
         _logger = logger;
         _metrics = metrics;
+        _uncharged = envelope => Watches?.TakeUncharged(Peer.Identity, envelope) == true;
     }
 
     /// <summary>Access control (an auth file is configured), or null: the registry runs open.</summary>
@@ -167,6 +172,7 @@ internal sealed partial class RequestDispatcher
 
         LastIds = (envelope.RequestId, envelope.ClientId);
         using var activity = Onex.Diagnostics.OnexRegistryDiagnostics.StartServerActivity(envelope);
+        _span = activity; // Fail marks it with the reply's error code while it runs
         // A label from a closed set: the type a client sent is used only when the registry answers it.
         _metricType = Handlers.ContainsKey(envelope.MessageType) ? envelope.MessageType : RegistryMetrics.UnknownType;
         if (envelope.ProtocolVersion != ProtocolVersion.Current)
@@ -184,7 +190,7 @@ internal sealed partial class RequestDispatcher
         var cacheClient = envelope.ClientId;
         if (Auth is { } gate)
         {
-            if (gate.Admit(envelope, out caller) is { } refused)
+            if (gate.Admit(envelope, out caller, _uncharged) is { } refused)
                 return Fail(envelope.RequestId, envelope.ClientId, refused.Code, refused.Message, refused.Details);
             cacheClient = caller!.Tenant + "/" + envelope.ClientId;
         }
@@ -198,7 +204,11 @@ internal sealed partial class RequestDispatcher
             {
                 case ReplyCache.Outcome.Hit:
                     if (cachedCode is null) _registry.Stats.Served();
-                    else _registry.Stats.Failed(_metricCode = cachedCode);
+                    else
+                    {
+                        _registry.Stats.Failed(_metricCode = cachedCode);
+                        Onex.Diagnostics.OnexRegistryDiagnostics.RecordError(activity, cachedCode, $"{cachedCode}, answered from memory (a retry; PROTOCOL.md 4)");
+                    }
                     return cached;
                 case ReplyCache.Outcome.Mismatch:
                     return Fail(envelope.RequestId, envelope.ClientId, ErrorCodes.InvalidArgument,
@@ -296,6 +306,7 @@ internal sealed partial class RequestDispatcher
     {
         _registry.Stats.Failed(code);
         _metricCode = code;
+        if (_span is { IsStopped: false } span) Onex.Diagnostics.OnexRegistryDiagnostics.RecordError(span, code, message);
         return Encode(requestId, clientId, code, message, details);
     }
 

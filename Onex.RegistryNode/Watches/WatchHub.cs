@@ -60,6 +60,8 @@ internal sealed partial class WatchHub : IChangeSink
     private readonly ILogger _logger;
     private readonly Dictionary<string, Stream> _streams = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int> _perPeer = new(StringComparer.Ordinal);
+    // WatchCredit messages a connection with open watches sends free of its tenant's request rate (by peer key).
+    private readonly TokenBuckets _uncharged;
     private readonly HashSet<Stream> _ready = [];
     private readonly List<(Stream Stream, WatchEvent Ended)> _endings = [];
     private readonly Queue<Past> _history = new();
@@ -80,6 +82,29 @@ internal sealed partial class WatchHub : IChangeSink
         _registry = registry;
         _time = time;
         _logger = logger;
+        _uncharged = new TokenBuckets(time);
+    }
+
+    /// <summary>
+    /// Whether <paramref name="envelope"/> goes free of its tenant's <c>requestsPerSecond</c> quota (PROTOCOL.md 16.7):
+    /// a <c>WatchCredit</c> naming an open watch of <paramref name="peer"/>, within the connection's
+    /// <see cref="WatchOptions.UnchargedCreditsPerSecond"/>. Flow control of an accepted stream is not a new request,
+    /// so a watcher at its quota keeps streaming; anything else counts as a request. Never throws.
+    /// </summary>
+    public bool TakeUncharged(byte[] peer, RegistryEnvelope envelope)
+    {
+        if (envelope.MessageType != nameof(WatchCredit) || peer.Length == 0 || _perPeer.Count == 0) return false;
+        string watchId;
+        try
+        {
+            watchId = envelope.BodyAs<WatchCredit>().WatchId;
+        }
+        catch (OnexException)
+        {
+            return false; // charged like any request; the handler answers it MALFORMED
+        }
+        var peerKey = Convert.ToHexString(peer);
+        return _streams.ContainsKey(peerKey + "/" + watchId) && _uncharged.TryTake(peerKey, _options.UnchargedCreditsPerSecond);
     }
 
     /// <summary>True for the message types this hub answers.</summary>
@@ -383,7 +408,11 @@ internal sealed partial class WatchHub : IChangeSink
     {
         if (!_streams.Remove(stream.Key)) return;
         var left = _perPeer[stream.PeerKey] - 1;
-        if (left == 0) _perPeer.Remove(stream.PeerKey);
+        if (left == 0)
+        {
+            _perPeer.Remove(stream.PeerKey);
+            _uncharged.Remove(stream.PeerKey);
+        }
         else _perPeer[stream.PeerKey] = left;
         _ready.Remove(stream);
         foreach (var item in stream.Queue) Release(stream, item.Bytes);

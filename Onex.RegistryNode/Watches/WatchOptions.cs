@@ -34,4 +34,10 @@ internal sealed record WatchOptions
 
     /// <summary>A watch whose client sends nothing (no credit, no keep-alive) for this long ends (WATCH_EXPIRED).</summary>
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// <c>WatchCredit</c> messages per second (bursts of one second's worth) one connection may send for its open
+    /// watches without counting against its tenant's <c>requestsPerSecond</c>; beyond that each counts as a request.
+    /// </summary>
+    public int UnchargedCreditsPerSecond { get; init; } = 64;
 }

@@ -70,7 +70,7 @@ public class ReplySchemaPropertyTests
     private static Gen<object?[]> ArrayOf(Gen<object?>[] gens) =>
         gens.Aggregate(Gen.Const(Array.Empty<object?>()), (all, next) => all.Select(next, (values, value) => values.Append(value).ToArray()));
 
-    private static readonly Gen<(Type Type, object Body)> Request =
+    internal static readonly Gen<(Type Type, object Body)> Request =
         Gen.Int[0, RequestTypes.Length - 1].SelectMany(i => BodyOf(RequestTypes[i], 0).Select(body => (RequestTypes[i], body!)));
 
     [Test]

@@ -104,7 +104,7 @@ public sealed class RegistryTracingTests
     }
 
     /// <summary>Records the registry spans of one trace, started here as the test's root activity.</summary>
-    private sealed class TraceRecorder : IDisposable
+    internal sealed class TraceRecorder : IDisposable
     {
         private readonly Activity _root = new Activity("registry tracing test").SetIdFormat(ActivityIdFormat.W3C).Start();
         private readonly ActivityListener _listener;
@@ -127,6 +127,9 @@ public sealed class RegistryTracingTests
         }
 
         public Activity[] Stopped => _stopped.ToArray();
+
+        /// <summary>The root's W3C <c>traceparent</c>, for an envelope a test writes itself.</summary>
+        public string TraceParent => _root.Id!;
 
         public void Dispose()
         {

@@ -1,4 +1,5 @@
 using Onex.Benchmarks.Fuzz;
+using Onex.Errors;
 
 namespace Onex.Tests.Registry;
 
@@ -19,5 +20,20 @@ public class FuzzTests
         Assert.That((result.Answered, result.Unanswered, result.BadReplies, result.UnexplainedStateChanges), Is.EqualTo((3_000L, 0L, 0L, 0L)));
         Assert.That(result.Codes.Keys, Has.Count.GreaterThan(4), "the mutations should reach more than the decoder");
         Assert.That(fuzzer.Sequence(), Is.GreaterThan(0), "the node stopped answering after the run");
+    }
+
+    [Test]
+    public async Task Contract_breaking_requests_are_all_answered_mostly_malformed_and_change_nothing_by_themselves()
+    {
+        await using var node = await PeerBoundsTests.StartNodeAsync();
+        using var fuzzer = new RegistryFuzzer(node.Router, node.Pub, seed: 11, FuzzMode.Malformed);
+        fuzzer.Prepare();
+
+        var result = fuzzer.Run(2_000);
+
+        TestContext.Out.WriteLine($"{result.Sent} sent in {result.Elapsed.TotalSeconds:F1} s; codes: {string.Join(", ", result.Codes.Select(c => $"{c.Key} {c.Value}"))}");
+        Assert.That(result.Problems, Is.Empty, "the fuzzer found problems");
+        Assert.That((result.Answered, result.Unanswered, result.BadReplies, result.UnexplainedStateChanges), Is.EqualTo((2_000L, 0L, 0L, 0L)));
+        Assert.That(result.Codes.GetValueOrDefault(ErrorCodes.Malformed), Is.GreaterThan(result.Sent / 2), "most contract-breaking requests should be MALFORMED");
     }
 }
