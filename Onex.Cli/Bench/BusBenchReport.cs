@@ -80,8 +80,8 @@ internal sealed record BusBenchReport
         if (SlowConsumer is { } slow)
         {
             writer.WriteLine();
-            writer.WriteLine($"same rounds, slow consumer ({slow.FastSubscriptions} fast subscriptions and a third on the subscribing participant; " +
-                             $"stalled: the third is never read; limits of the third: {slow.StalledCapacity:N0} events, {slow.StalledMaxPendingBytes:N0} bytes, {slow.StalledFullMode}):");
+            writer.WriteLine($"same rounds, slow consumer ({slow.FastSubscriptions} fast subscriptions on the subscribing participant; " +
+                             $"stalled: beside a third there that is never read; unstalled: alone; limits of the third: {slow.StalledCapacity:N0} events, {slow.StalledMaxPendingBytes:N0} bytes, {slow.StalledFullMode}):");
             var table2 = new TextTable("measure", "stalled", "unstalled", "stalled/unstalled");
             table2.Add("fast throughput (events/s)", Whole(slow.Stalled.EventsPerSecond), Whole(slow.Unstalled.EventsPerSecond), Ratio(slow.Ratio));
             table2.WriteTo(writer);
