@@ -27,6 +27,9 @@ internal sealed record BusBenchReport
     /// <summary>Other bus throughputs measured in the same rounds, each relative to the raw throughput.</summary>
     public required IReadOnlyList<ThroughputReference> ThroughputComparisons { get; init; }
 
+    /// <summary>The slow-consumer case (one subscription stalled beside two fast ones); null for a raw-only run.</summary>
+    public SlowConsumerFigures? SlowConsumer { get; init; }
+
     public required BenchMachine Machine { get; init; }
     public required DateTimeOffset StartedAt { get; init; }
     public required double DurationSeconds { get; init; }
@@ -74,6 +77,19 @@ internal sealed record BusBenchReport
             other.WriteTo(writer);
         }
 
+        if (SlowConsumer is { } slow)
+        {
+            writer.WriteLine();
+            writer.WriteLine($"same rounds, slow consumer ({slow.FastSubscriptions} fast subscriptions on the subscribing participant; " +
+                             $"stalled: beside a third there that is never read; unstalled: alone; limits of the third: {slow.StalledCapacity:N0} events, {slow.StalledMaxPendingBytes:N0} bytes, {slow.StalledFullMode}):");
+            var table2 = new TextTable("measure", "stalled", "unstalled", "stalled/unstalled");
+            table2.Add("fast throughput (events/s)", Whole(slow.Stalled.EventsPerSecond), Whole(slow.Unstalled.EventsPerSecond), Ratio(slow.Ratio));
+            table2.WriteTo(writer);
+            writer.WriteLine($"stalled subscription, largest queue seen: {slow.PeakPendingEvents:N0} events, {slow.PeakPendingBytes:N0} bytes " +
+                             $"({(slow.WithinLimits ? "within" : "OVER")} its limits); dropped {slow.StalledDropped:N0} (all rounds); " +
+                             $"fast subscriptions lost {slow.Stalled.Lost} stalled, {slow.Unstalled.Lost} unstalled");
+        }
+
         writer.WriteLine();
         var otherLost = string.Concat(ThroughputComparisons.Select(r => $", {r.Name} {r.Figures.Lost}"));
         writer.WriteLine($"lost events (all rounds): bus {Throughput.Bus.Lost}, raw {Throughput.Raw.Lost}{otherLost}; ran {DurationSeconds:0.0} s");
@@ -112,6 +128,16 @@ internal sealed record ThroughputReference(string Name, string Description, Thro
 
 /// <summary>Another round trip measured in the same rounds; <see cref="BusRatio"/> is the bus's median over this one's.</summary>
 internal sealed record RoundTripReference(string Name, string Description, LatencyFigures Figures, double BusRatio);
+
+/// <summary>
+/// The slow-consumer case: the fast subscriptions' throughput beside a stalled subscription and in an unstalled run
+/// (<see cref="Ratio"/> = stalled / unstalled; the target is at least 0.8), the stalled subscription's limits, the
+/// largest queue it was seen to hold, its drops over all rounds, and whether the queue stayed within the limits.
+/// </summary>
+internal sealed record SlowConsumerFigures(
+    int FastSubscriptions, int StalledCapacity, long StalledMaxPendingBytes, string StalledFullMode,
+    ThroughputFigures Unstalled, ThroughputFigures Stalled, double Ratio,
+    long PeakPendingEvents, long PeakPendingBytes, long StalledDropped, bool WithinLimits);
 
 /// <summary>Where the figures were measured.</summary>
 internal sealed record BenchMachine(int ProcessorCount, string Os, string Runtime, string? LoadAverageBefore, string? LoadAverageAfter)

@@ -73,6 +73,10 @@ internal static class BusBenchRunner
                 .ConfigureAwait(false);
         }
 
+        var slowConsumer = setup.Bus is BusContender bus
+            ? await RunSlowConsumerAsync(options, bus, progress, cancellationToken).ConfigureAwait(false)
+            : null;
+
         var busThroughputFigures = BusBenchStatistics.Throughput(busThroughput, options.PayloadBytes);
         var rawThroughputFigures = BusBenchStatistics.Throughput(rawThroughput, options.PayloadBytes);
         var busLatency = BusBenchStatistics.Latency(busRoundTrips);
@@ -108,11 +112,55 @@ internal static class BusBenchRunner
                 return new ThroughputReference(reference.Name, reference.Contender.Description, figures,
                     BusBenchStatistics.Ratio(figures.EventsPerSecond, rawThroughputFigures.EventsPerSecond));
             }).ToArray(),
+            SlowConsumer = slowConsumer,
             Machine = new BenchMachine(Environment.ProcessorCount, RuntimeInformation.OSDescription, Environment.Version.ToString(),
                 loadBefore, BenchMachine.ReadLoadAverage()),
             StartedAt = startedAt,
             DurationSeconds = clock.Elapsed.TotalSeconds,
         };
+    }
+
+    /// <summary>
+    /// The slow-consumer case on the bus's own participants: one warm-up of each kind, then <see cref="BusBenchOptions.Rounds"/>
+    /// rounds of a stalled and an unstalled run, taking turns at going first.
+    /// </summary>
+    private static async Task<SlowConsumerFigures> RunSlowConsumerAsync(
+        BusBenchOptions options, BusContender bus, TextWriter progress, CancellationToken cancellationToken)
+    {
+        var count = options.EffectiveCount;
+        var inFlight = options.Backend == Protocol.BusKinds.JetStream ? options.InFlight : 1;
+        var slow = new SlowConsumerCase(bus.Publisher, bus.Subscriber, BenchLoops.Payload(options.PayloadBytes), inFlight, options.QuietPeriod);
+        await slow.MeasureAsync(count, stalled: false, cancellationToken).ConfigureAwait(false);
+        await slow.MeasureAsync(count, stalled: true, cancellationToken).ConfigureAwait(false);
+
+        var unstalled = new List<SlowConsumerSample>();
+        var stalled = new List<SlowConsumerSample>();
+        for (var round = 0; round < options.Rounds; round++)
+        {
+            var stalledFirst = round % 2 == 0;
+            var a = await slow.MeasureAsync(count, stalledFirst, cancellationToken).ConfigureAwait(false);
+            var b = await slow.MeasureAsync(count, !stalledFirst, cancellationToken).ConfigureAwait(false);
+            stalled.Add(stalledFirst ? a : b);
+            unstalled.Add(stalledFirst ? b : a);
+            await progress.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                $"onex bench: slow consumer {round + 1}/{options.Rounds}: fast subscriptions {stalled[^1].Fast.EventsPerSecond:N0}/s beside a stalled one, " +
+                $"{unstalled[^1].Fast.EventsPerSecond:N0}/s unstalled; stalled queue {stalled[^1].PeakPendingEvents:N0} events, {stalled[^1].PeakPendingBytes:N0} bytes, " +
+                $"{stalled[^1].Dropped:N0} dropped")).ConfigureAwait(false);
+        }
+
+        var limits = SlowConsumerCase.StalledOptions;
+        var oneEvent = Onex.Bus.EventChannel.PendingSize(Onex.Events.OnexEvent.Create("bench.slow", BenchLoops.Payload(options.PayloadBytes)));
+        var stalledFigures = BusBenchStatistics.Throughput(stalled.Select(s => s.Fast).ToArray(), options.PayloadBytes);
+        var unstalledFigures = BusBenchStatistics.Throughput(unstalled.Select(s => s.Fast).ToArray(), options.PayloadBytes);
+        var peakEvents = stalled.Max(s => s.PeakPendingEvents);
+        var peakBytes = stalled.Max(s => s.PeakPendingBytes);
+        return new SlowConsumerFigures(
+            SlowConsumerCase.FastSubscriptions, limits.Capacity, limits.MaxPendingBytes,
+            limits.FullMode?.ToString() ?? (options.Backend == Protocol.BusKinds.JetStream ? "Wait (backend default)" : "DropNewest (backend default)"),
+            unstalledFigures, stalledFigures, BusBenchStatistics.Ratio(stalledFigures.EventsPerSecond, unstalledFigures.EventsPerSecond),
+            peakEvents, peakBytes, stalled.Sum(s => s.Dropped),
+            // PendingBytes may exceed the byte limit by one event (one larger than the limit is never stuck).
+            peakEvents <= limits.Capacity && peakBytes <= limits.MaxPendingBytes + oneEvent);
     }
 
     private static double MedianMicroseconds(long[] ticks) => BusBenchStatistics.Median(ticks.Select(BusBenchStatistics.Microseconds).ToArray());

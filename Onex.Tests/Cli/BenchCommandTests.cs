@@ -72,12 +72,35 @@ public class BenchCommandTests
     }
 
     [Test]
+    public async Task Bench_bus_slow_consumer_case_keeps_the_stalled_queue_within_its_limits_and_loses_nothing_for_the_fast_ones()
+    {
+        var (exitCode, output, error) = await BenchAsync("--backend", "memory", "--count", "3000", "--round-trips", "50", "--rounds", "2", "--json");
+
+        Assert.That(exitCode, Is.EqualTo(ExitCodes.Ok), error);
+        using var json = JsonDocument.Parse(output);
+        var slow = json.RootElement.GetProperty("slowConsumer");
+        Assert.Multiple(() =>
+        {
+            Assert.That(slow.GetProperty("stalledCapacity").GetInt32(), Is.EqualTo(1024), "the stalled subscription has the default limits");
+            Assert.That(slow.GetProperty("peakPendingEvents").GetInt64(), Is.InRange(1, 1024), "the stalled queue filled up to its event limit, not past it");
+            Assert.That(slow.GetProperty("withinLimits").GetBoolean(), Is.True, slow.ToString());
+            // 3,000 events into a queue of 1,024 that nobody reads, in DropNewest mode: 1,976 drops per stalled run, 2 runs.
+            Assert.That(slow.GetProperty("stalledDropped").GetInt64(), Is.EqualTo(2 * (3000 - 1024)), "every event past the limit is counted as dropped");
+            Assert.That(slow.GetProperty("stalled").GetProperty("lost").GetInt64(), Is.Zero, "the fast subscriptions get every event beside the stalled one");
+            Assert.That(slow.GetProperty("stalled").GetProperty("eventsPerSecond").GetDouble(), Is.GreaterThan(0));
+            Assert.That(slow.GetProperty("unstalled").GetProperty("eventsPerSecond").GetDouble(), Is.GreaterThan(0));
+            Assert.That(slow.GetProperty("ratio").GetDouble(), Is.GreaterThan(0));
+        });
+    }
+
+    [Test]
     public async Task Bench_bus_prints_a_table_with_the_ratios()
     {
         var (exitCode, output, error) = await BenchAsync("--backend", "memory", "--count", "1000", "--round-trips", "100", "--rounds", "1");
 
         Assert.That(exitCode, Is.EqualTo(ExitCodes.Ok), error);
-        Assert.That(output, Does.Contain("bus/raw").And.Contain("throughput (events/s)").And.Contain("round trip median (µs)"));
+        Assert.That(output, Does.Contain("bus/raw").And.Contain("throughput (events/s)").And.Contain("round trip median (µs)")
+            .And.Contain("stalled/unstalled"));
         Assert.That(error, Does.Contain("round 1/1"), "progress goes to stderr");
     }
 

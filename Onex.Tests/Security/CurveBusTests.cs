@@ -1,3 +1,4 @@
+using System.Threading.Channels;
 using Onex.Bus;
 using Onex.Errors;
 using Onex.Events;
@@ -97,5 +98,73 @@ public class CurveBusTests
         Assert.That(proxy.Recorded().Length, Is.GreaterThan(100), "the proxy carried the traffic");
         Assert.That(proxy.Saw(secret), Is.False, "the payload crossed the wire encrypted");
         Assert.That(proxy.Saw("curve.secret"), Is.False, "so did the topic");
+    }
+
+    [Test]
+    public async Task A_participant_that_joined_by_name_follows_its_host_restarted_with_new_keys()
+    {
+        await using var registry = await TestRegistry.StartAsync();
+        var nodeId = $"curve-{Guid.NewGuid():N}"[..16];
+        const string name = "curve-rekeyed";
+        await using var firstClient = await registry.ConnectAsync(nodeId);
+        var oldKeys = CurveKeyPair.Generate();
+        var first = (RegisteredEventBus)await EventBusFactory.CreateAsync(EncryptedHost(name, firstClient, oldKeys));
+        await using var joinClient = await registry.ConnectAsync();
+        await using var joined = (ZmqEventBus)await EventBusFactory.CreateAsync(EventBusOptions.Default with
+        {
+            Backend = BusKinds.Zmq, Name = name, Role = EventBusRole.Join, Registry = joinClient,
+        });
+        Assert.That(joined.Options.Socket.CurveServerKey, Is.EqualTo(oldKeys.PublicKey));
+        var notices = Channel.CreateUnbounded<BusNotice>();
+        joined.Health.Notice += (_, notice) =>
+        {
+            if (notice.Kind == BusNoticeKind.ConnectionChanged) notices.Writer.TryWrite(notice);
+        };
+        await using var subscription = await joined.SubscribeAsync("rekeyed.>");
+
+        // The host's process "dies" (its sockets close; its registration and leases stay) and comes back as the same
+        // node with new keys: it takes its ports back and its registration now advertises the new key (bus.updated).
+        await first.Inner.DisposeAsync();
+        var newKeys = CurveKeyPair.Generate();
+        await using var secondClient = await registry.ConnectAsync(nodeId);
+        await using var second = (RegisteredEventBus)await EventBusFactory.CreateAsync(EncryptedHost(name, secondClient, newKeys));
+        var rehosted = (ZmqEventBus)second.Inner;
+        Assert.That((rehosted.PublishEndpoint, rehosted.SubscribeEndpoint), Is.EqualTo((joined.PublishEndpoint, joined.SubscribeEndpoint)),
+            "the restarted host reclaimed its endpoints, so only the key changed");
+
+        // The participant reconnects with the new key by itself (a socket with the old key cannot pass the new host's
+        // handshake, see A_participant_without_the_key_cannot_join_and_is_told_why), so traffic in both directions is
+        // the proof. A subscription may still be on its way (ZeroMQ's slow joiner): each direction publishes until an
+        // event arrives, bounded.
+        Assert.That((await PublishUntilReceivedAsync(second, "rekeyed.down", subscription))?.Topic, Is.EqualTo("rekeyed.down"),
+            "the re-keyed host's event reaches the participant");
+        await using var atHost = await second.SubscribeAsync("rekeyed.>");
+        Assert.That((await PublishUntilReceivedAsync(joined, "rekeyed.up", atHost))?.Topic, Is.EqualTo("rekeyed.up"),
+            "the participant's event reaches the re-keyed host");
+
+        // Its connection-state notices told the application: the connection went down, then came back (the notice may
+        // trail the first events: ZeroMQ's socket monitor reports on its own schedule, so it is awaited, bounded).
+        var states = new List<BusConnectionState>();
+        using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        try
+        {
+            while (!(states.Contains(BusConnectionState.Disconnected) && states.LastIndexOf(BusConnectionState.Connected) > states.IndexOf(BusConnectionState.Disconnected)))
+                states.Add((await notices.Reader.ReadAsync(wait.Token)).State);
+        }
+        catch (OperationCanceledException)
+        {
+            Assert.Fail($"expected Disconnected then Connected; saw: {string.Join(", ", states)}");
+        }
+    }
+
+    private static async Task<OnexEvent?> PublishUntilReceivedAsync(IEventBus publisher, string topic, IEventSubscription subscription)
+    {
+        // Up to 30 s: the participant first learns of the new key from the registry's change stream.
+        for (var attempt = 1; attempt <= 150; attempt++)
+        {
+            await publisher.PublishAsync(OnexEvent.Create(topic, BitConverter.GetBytes(attempt)));
+            if (await Onex.Tests.Zmq.ZmqEventBusTests.ReadWithinAsync(subscription, TimeSpan.FromMilliseconds(200)) is { } received) return received;
+        }
+        return null;
     }
 }

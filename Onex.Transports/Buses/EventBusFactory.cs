@@ -38,6 +38,8 @@ public static partial class EventBusFactory
         {
             var endpoints = options.Endpoints;
             var lookedUp = false;
+            // A key given by the application is kept; one learnt from the registry follows the registration.
+            var keyGiven = options.Zmq.Socket.CurveServerKey is not null;
             if (options.Role == EventBusRole.Join && endpoints.Count == 0 && options.Registry is { } registry && options.Backend != BusKinds.Memory)
             {
                 var record = await LookUpAsync(registry, options, cancellationToken).ConfigureAwait(false);
@@ -78,7 +80,7 @@ public static partial class EventBusFactory
             if (options.Role != EventBusRole.Host || options.Registry is null || options.Backend == BusKinds.Memory)
             {
                 await HostPorts.ReleaseAsync(leases).ConfigureAwait(false);
-                if (lookedUp && options.FollowRegistry && bus is ZmqEventBus joined) Follow(joined, options, logger);
+                if (lookedUp && options.FollowRegistry && bus is ZmqEventBus joined) Follow(joined, options, !keyGiven, logger);
                 return bus;
             }
 
@@ -173,14 +175,14 @@ public static partial class EventBusFactory
     /// JetStream participants need not: a Unix-socket host comes back at the same path, which they reconnect to, and
     /// JetStream's endpoint is the NATS server, not the host.)
     /// </summary>
-    private static void Follow(ZmqEventBus bus, EventBusOptions options, ILogger logger)
+    private static void Follow(ZmqEventBus bus, EventBusOptions options, bool followKey, ILogger logger)
     {
         var follower = new RegistryBusFollower(
             options.Registry!, options.Name, BusKinds.Zmq, [bus.PublishEndpoint, bus.SubscribeEndpoint],
-            (endpoints, cancellationToken) => endpoints.Count == 2
-                ? bus.MoveToAsync(endpoints[0], endpoints[1], cancellationToken)
+            (endpoints, curveServerKey, cancellationToken) => endpoints.Count == 2
+                ? bus.MoveToAsync(endpoints[0], endpoints[1], curveServerKey, cancellationToken)
                 : throw new ArgumentException($"A zmq bus has two endpoints; the registry lists {endpoints.Count}."),
-            bus.Health, logger);
+            bus.Health, logger, bus.Options.Socket.CurveServerKey, followKey);
         bus.Companion = follower;
         follower.Start();
     }

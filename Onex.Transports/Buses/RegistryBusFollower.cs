@@ -9,7 +9,9 @@ namespace Onex.Transports.Buses;
 /// <summary>
 /// Keeps a participant that joined a bus by name where the bus lives: it watches the registry's change stream for
 /// that bus and, when <c>bus.updated</c> or <c>bus.registered</c> names other endpoints (its host came back on new
-/// ports), moves the participant there by itself. <c>bus.removed</c> is reported as a connection-state notice (the host
+/// ports), moves the participant there by itself; likewise when the registration advertises a new CURVE public key
+/// (<see cref="Zmq.ZmqCurve.ServerKeyMetadata"/>: the host came back with new keys), unless the participant was given a
+/// key of its own. <c>bus.removed</c> is reported as a connection-state notice (the host
 /// left; the participant waits for it to be registered again). A registry that cannot be reached is retried with
 /// back-off; the bus keeps working on its current endpoints meanwhile.
 /// </summary>
@@ -20,7 +22,9 @@ internal sealed partial class RegistryBusFollower : IAsyncDisposable
     private readonly RegistryClient _registry;
     private readonly string _name;
     private readonly string _kind;
-    private readonly Func<IReadOnlyList<string>, CancellationToken, Task> _moveTo;
+    private readonly Func<IReadOnlyList<string>, string?, CancellationToken, Task> _moveTo;
+    private readonly bool _followKey;
+    private string? _serverKey;
     private readonly EventBusHealth _health;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stop = new();
@@ -30,8 +34,11 @@ internal sealed partial class RegistryBusFollower : IAsyncDisposable
 
     public RegistryBusFollower(
         RegistryClient registry, string name, string kind, IReadOnlyList<string> endpoints,
-        Func<IReadOnlyList<string>, CancellationToken, Task> moveTo, EventBusHealth health, ILogger logger)
+        Func<IReadOnlyList<string>, string?, CancellationToken, Task> moveTo, EventBusHealth health, ILogger logger,
+        string? serverKey = null, bool followKey = false)
     {
+        _serverKey = serverKey;
+        _followKey = followKey;
         _registry = registry;
         _name = name;
         _kind = kind;
@@ -98,19 +105,27 @@ internal sealed partial class RegistryBusFollower : IAsyncDisposable
             return;
         }
         _removed = false;
-        if (record.Kind != _kind || record.Endpoints.Count == 0 || record.Endpoints.SequenceEqual(_endpoints)) return;
+        if (record.Kind != _kind || record.Endpoints.Count == 0) return;
+        // A host that dropped encryption is not followed there: this participant keeps encrypting and stays Disconnected.
+        var advertisedKey = _followKey && record.Metadata is { } metadata && metadata.TryGetValue(Zmq.ZmqCurve.ServerKeyMetadata, out var key) ? key : null;
+        var newKey = advertisedKey is not null && advertisedKey != _serverKey ? advertisedKey : null;
+        if (newKey is null && record.Endpoints.SequenceEqual(_endpoints)) return;
+        if (newKey is not null) LogNewKey(_name, newKey, record.NodeId);
         LogMoving(_name, string.Join(",", _endpoints), string.Join(",", record.Endpoints), record.NodeId);
         try
         {
-            await _moveTo(record.Endpoints, cancellationToken).ConfigureAwait(false);
+            var checkedKey = newKey is null ? null : Security.CurveKeyPair.CheckPublicKey(newKey, $"bus '{_name}' metadata {Zmq.ZmqCurve.ServerKeyMetadata}");
+            await _moveTo(record.Endpoints, checkedKey, cancellationToken).ConfigureAwait(false);
             _endpoints = record.Endpoints;
+            _serverKey = newKey ?? _serverKey;
             Moves++;
         }
-        catch (Exception ex) when (ex is OnexException or ArgumentException)
+        catch (Exception ex) when (ex is OnexException or ArgumentException or FormatException)
         {
-            // Registered endpoints this participant cannot use, or the new host did not answer in time: the sockets
-            // already point there and ZeroMQ keeps trying; the health shows Disconnected until it answers.
+            // Registered endpoints (or a key) this participant cannot use, or the new host did not answer in time: the
+            // sockets already point there and ZeroMQ keeps trying; the health shows Disconnected until it answers.
             _endpoints = record.Endpoints;
+            _serverKey = newKey ?? _serverKey;
             LogMoveFailed(_name, ex.Message);
         }
     }
@@ -127,6 +142,9 @@ internal sealed partial class RegistryBusFollower : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Bus {Bus} moved from {From} to {To} (node {NodeId}); rejoining")]
     private partial void LogMoving(string bus, string from, string to, string nodeId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Bus {Bus} advertises a new CURVE key {Key} (node {NodeId}); reconnecting with it")]
+    private partial void LogNewKey(string bus, string key, string nodeId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Bus {Bus}: rejoining at the new endpoints failed: {Reason}; ZeroMQ keeps trying")]
     private partial void LogMoveFailed(string bus, string reason);

@@ -83,20 +83,27 @@ public sealed class ZmqEventBus : IEventBus, IEventBusProbe
     /// <summary>
     /// Moves a joined participant to the bus's new endpoints (its host came back elsewhere): the PUB and SUB sockets
     /// connect there, the subscriptions' filters follow, and this completes once a probe came back through the new
-    /// path (or the handshake timeout passed; ZeroMQ keeps trying). Connection-state notices report both steps.
+    /// path (or the handshake timeout passed; ZeroMQ keeps trying). Connection-state notices report both steps. With
+    /// <paramref name="curveServerKey"/> (the host came back with new CURVE keys, endpoints moved or not) both sockets
+    /// reconnect encrypting to the new key.
     /// </summary>
     /// <exception cref="InvalidOperationException">This participant hosts the bus.</exception>
-    internal async Task MoveToAsync(string publishEndpoint, string subscribeEndpoint, CancellationToken cancellationToken)
+    internal async Task MoveToAsync(string publishEndpoint, string subscribeEndpoint, string? curveServerKey, CancellationToken cancellationToken)
     {
         if (IsHost) throw new InvalidOperationException("The host's endpoints are its own; only joined participants move.");
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         var from = SubscribeEndpoint;
-        Health.SetState(BusConnectionState.Disconnected, $"the bus moved from {from} to {subscribeEndpoint}; rejoining");
-        await _publisher.MoveToAsync(publishEndpoint).ConfigureAwait(false);
-        await _subscriber.MoveToAsync(subscribeEndpoint).ConfigureAwait(false);
-        Volatile.Write(ref _options, Options with { PublishEndpoint = publishEndpoint, SubscribeEndpoint = subscribeEndpoint });
+        var what = from == subscribeEndpoint
+            ? $"the bus's host at {from} has a new CURVE key"
+            : $"the bus moved from {from} to {subscribeEndpoint}";
+        Health.SetState(BusConnectionState.Disconnected, $"{what}; rejoining");
+        await _publisher.MoveToAsync(publishEndpoint, curveServerKey).ConfigureAwait(false);
+        await _subscriber.MoveToAsync(subscribeEndpoint, curveServerKey).ConfigureAwait(false);
+        var options = Options with { PublishEndpoint = publishEndpoint, SubscribeEndpoint = subscribeEndpoint };
+        if (curveServerKey is not null) options = options with { Socket = options.Socket with { CurveServerKey = curveServerKey } };
+        Volatile.Write(ref _options, options);
         await _subscriber.ConfirmPathAsync(cancellationToken).ConfigureAwait(false);
-        Health.SetState(BusConnectionState.Connected, $"rejoined the bus at {subscribeEndpoint} (it moved from {from})");
+        Health.SetState(BusConnectionState.Connected, $"rejoined the bus at {subscribeEndpoint} ({what})");
     }
 
     /// <inheritdoc/>

@@ -110,8 +110,10 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
     /// <summary>
     /// Connects a connected (not bound, not attached) publisher to <paramref name="endpoint"/> instead (the bus moved).
     /// Queued events go to the new peer; per-topic sequence numbers carry on, so receivers count what was lost between.
+    /// With <paramref name="curveServerKey"/> (the host came back with new CURVE keys) it reconnects encrypting to that
+    /// key, to the same endpoint too.
     /// </summary>
-    internal Task MoveToAsync(string endpoint)
+    internal Task MoveToAsync(string endpoint, string? curveServerKey = null)
     {
         ZmqEndpoints.EnsureValid(endpoint, nameof(endpoint));
         if (_attached) throw new InvalidOperationException("A host's publisher is attached to its forwarder and cannot move.");
@@ -119,7 +121,7 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
         return Task.Factory.StartNew(() =>
         {
             var previous = Endpoint;
-            if (previous == endpoint) return;
+            if (previous == endpoint && curveServerKey is null) return;
             try
             {
                 _socket.Disconnect(previous);
@@ -128,6 +130,8 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
             {
                 // Not connected there.
             }
+            // Options are taken at connect time, so the new key applies to this connection.
+            if (curveServerKey is not null) ZmqCurve.Apply(_socket, null, curveServerKey);
             _socket.Connect(endpoint);
             Endpoint = endpoint;
         }, CancellationToken.None, TaskCreationOptions.None, _poller);

@@ -117,15 +117,17 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
 
     /// <summary>
     /// Connects the SUB socket to <paramref name="endpoint"/> instead (the bus moved): its filters go to the new peer,
-    /// and sequence tracking carries on, so what publishers sent while the path was down is counted as lost.
+    /// and sequence tracking carries on, so what publishers sent while the path was down is counted as lost. With
+    /// <paramref name="curveServerKey"/> (the host came back with new CURVE keys) it reconnects encrypting to that key,
+    /// to the same endpoint too.
     /// </summary>
-    internal Task MoveToAsync(string endpoint)
+    internal Task MoveToAsync(string endpoint, string? curveServerKey = null)
     {
         ZmqEndpoints.EnsureValid(endpoint, nameof(endpoint));
         return OnPollerAsync(() =>
         {
             var previous = Endpoint;
-            if (previous == endpoint) return;
+            if (previous == endpoint && curveServerKey is null) return;
             try
             {
                 _socket.Disconnect(previous);
@@ -134,6 +136,8 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
             {
                 // Never connected there (a connect still in progress is dropped by ZeroMQ anyway).
             }
+            // Options are taken at connect time, so the new key applies to this connection.
+            if (curveServerKey is not null) ZmqCurve.Apply(_socket, null, curveServerKey);
             _socket.Connect(endpoint);
             Endpoint = endpoint;
         });

@@ -1,0 +1,110 @@
+using System.Diagnostics;
+using System.Threading.Channels;
+using Onex.Bus;
+using Onex.Events;
+
+namespace Onex.Cli.Bench;
+
+/// <summary>
+/// The slow-consumer case of <c>onex bench bus</c> (issue 11): the subscribing participant holds
+/// <see cref="FastSubscriptions"/> subscriptions read at full speed and, in a stalled run, one more that is never read.
+/// The fast ones' throughput in a stalled run is compared with an unstalled run (the fast ones alone: what the stalled
+/// one costs them, without a third reader competing for the two cores) in the same rounds, and the stalled
+/// subscription's queue is sampled to show that its memory stays within its pending limits (<see cref="StalledOptions"/>:
+/// the backend's defaults, as an application that set nothing gets them).
+/// </summary>
+/// <remarks>
+/// All three subscriptions live on one participant, the worst case: on ZeroMQ and joined Unix-socket participants one
+/// receive loop feeds them all, so a stalled subscription that paused it would pause the fast ones too. The fast ones
+/// queue a whole run in Wait mode (like <see cref="BusContender"/> on ZeroMQ), so what they measure is speed, not loss.
+/// </remarks>
+internal sealed class SlowConsumerCase(IEventBus publisher, IEventBus subscriber, byte[] payload, int inFlight, TimeSpan quietPeriod)
+{
+    /// <summary>Subscriptions read at full speed beside the stalled one.</summary>
+    public const int FastSubscriptions = 2;
+
+    private const string Topic = "bench.slow";
+    private static readonly TimeSpan SampleInterval = TimeSpan.FromMilliseconds(5);
+
+    /// <summary>The stalled subscription's settings: the backend's defaults (1024 events, 64 MiB, the default full mode).</summary>
+    public static SubscriptionOptions StalledOptions => SubscriptionOptions.Default;
+
+    /// <summary>
+    /// Publishes <paramref name="count"/> events to the fast subscriptions and, with <paramref name="stalled"/>, to a
+    /// third that is never read. The sample's clock runs from the first publish until both fast subscriptions read everything.
+    /// </summary>
+    public async Task<SlowConsumerSample> MeasureAsync(int count, bool stalled, CancellationToken cancellationToken)
+    {
+        var fastOptions = SubscriptionOptions.Default with
+        {
+            FullMode = BoundedChannelFullMode.Wait, Capacity = Math.Max(SubscriptionOptions.Default.Capacity, count), MaxPendingBytes = long.MaxValue,
+        };
+        var fast = new IEventSubscription[FastSubscriptions];
+        IEventSubscription? third = null;
+        try
+        {
+            for (var i = 0; i < fast.Length; i++)
+                fast[i] = await subscriber.SubscribeAsync(Topic, fastOptions, cancellationToken).ConfigureAwait(false);
+            if (stalled) third = await subscriber.SubscribeAsync(Topic, StalledOptions, cancellationToken).ConfigureAwait(false);
+
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            var progress = fast.Select(_ => new ReadProgress()).ToArray();
+            var readers = fast.Select((s, i) => Task.Run(() => BenchLoops.ReadAsync(s.Reader, count, progress[i], stop.Token), CancellationToken.None)).ToArray();
+            using var stopSampler = new CancellationTokenSource();
+            var sampler = third is null ? Task.FromResult((0L, 0L)) : SampleAsync(third, stopSampler.Token);
+
+            var started = Stopwatch.GetTimestamp();
+            await BenchLoops.PublishWindowedAsync(count, inFlight,
+                () => publisher.PublishAsync(OnexEvent.Create(Topic, payload), cancellationToken)).ConfigureAwait(false);
+            for (var i = 0; i < readers.Length; i++)
+                await BenchLoops.AwaitReaderAsync(readers[i], progress[i], quietPeriod, stop, cancellationToken).ConfigureAwait(false);
+            await stopSampler.CancelAsync().ConfigureAwait(false);
+            var (peakEvents, peakBytes) = await sampler.ConfigureAwait(false);
+            if (third is not null)
+            {
+                peakEvents = Math.Max(peakEvents, QueuedEvents(third));
+                peakBytes = Math.Max(peakBytes, third.PendingBytes);
+            }
+
+            var received = progress.Min(p => p.Received);
+            var elapsed = received == 0 ? 0 : progress.Max(p => p.LastTimestamp) - started;
+            return new SlowConsumerSample(new ThroughputSample(count, received, elapsed), peakEvents, peakBytes, third?.DroppedCount ?? 0);
+        }
+        finally
+        {
+            if (third is not null) await third.DisposeAsync().ConfigureAwait(false);
+            foreach (var subscription in fast)
+                if (subscription is not null) await subscription.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The stalled subscription's largest queue seen, in events and bytes, sampled until cancelled.</summary>
+    private static async Task<(long Events, long Bytes)> SampleAsync(IEventSubscription subscription, CancellationToken cancellationToken)
+    {
+        long events = 0, bytes = 0;
+        using var timer = new PeriodicTimer(SampleInterval);
+        try
+        {
+            do
+            {
+                events = Math.Max(events, QueuedEvents(subscription));
+                bytes = Math.Max(bytes, subscription.PendingBytes);
+            }
+            while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false));
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopped by the measurement: what was seen so far is the result.
+        }
+        return (events, bytes);
+    }
+
+    private static long QueuedEvents(IEventSubscription subscription) =>
+        subscription.Reader.CanCount ? subscription.Reader.Count : 0;
+}
+
+/// <summary>
+/// One slow-consumer run: the fast subscriptions' throughput (the slower of the two), and the third subscription's
+/// largest queue in events and bytes and its drops (all 0 in an unstalled run, which has no third).
+/// </summary>
+internal readonly record struct SlowConsumerSample(ThroughputSample Fast, long PeakPendingEvents, long PeakPendingBytes, long Dropped);
