@@ -48,7 +48,7 @@ public class ClusterCommandLineTests
     {
         Assert.That(ClusterKeys.Escape(text), Is.EqualTo(token));
         Assert.That(ClusterKeys.Unescape(token), Is.EqualTo(text));
-        Assert.That(ClusterKeys.Parse(ClusterKeys.Entry("default", "host-a", ClusterKinds.Tool, text)), Is.EqualTo(((string?)"host-a", ClusterKinds.Tool, text)));
+        Assert.That(ClusterKeys.Parse(ClusterKeys.Entry(text, "host-a", ClusterKinds.Tool, text)), Is.EqualTo((text, (string?)"host-a", ClusterKinds.Tool, text)));
     }
 
     [Test]
