@@ -1,4 +1,4 @@
-using System.Text;
+using Onex.Protocol;
 
 namespace Onex.RegistryNode.Cluster;
 
@@ -17,46 +17,18 @@ internal static class ClusterKinds
 /// heartbeat <c>default.HOST.host.heartbeat</c> (host-wide, under the tenant token <c>default</c>), and cluster-wide
 /// claims <c>TENANT.=claim.KIND.NAME</c> (who owns a bus name or a tool name and version of a tenant in the whole
 /// cluster). NATS keys allow only <c>A-Z a-z 0-9 - _ = / .</c>, and <c>.</c> separates tokens, so every token is
-/// escaped: <c>A-Z a-z 0-9 -</c> stay, every other UTF-8 byte becomes <c>_XX</c> (upper-case hex). Escaping never
-/// writes <c>=</c>, so the <c>=claim</c> token cannot collide with a host name.
+/// escaped with <see cref="NatsToken"/>: <c>A-Z a-z 0-9 -</c> stay, every other UTF-8 byte becomes <c>_XX</c>
+/// (upper-case hex). Escaping never writes <c>=</c>, so the <c>=claim</c> token cannot collide with a host name.
 /// </summary>
 internal static class ClusterKeys
 {
     public const string ClaimToken = "=claim";
     public const string HeartbeatName = "heartbeat";
 
-    /// <summary>One key token for <paramref name="text"/> (non-empty).</summary>
-    public static string Escape(string text)
-    {
-        var builder = new StringBuilder(text.Length + 8);
-        foreach (var b in Encoding.UTF8.GetBytes(text))
-        {
-            var c = (char)b;
-            if (c is >= 'A' and <= 'Z' or >= 'a' and <= 'z' or >= '0' and <= '9' or '-') builder.Append(c);
-            else builder.Append('_').Append(b.ToString("X2"));
-        }
-        return builder.ToString();
-    }
+    // Every token is escaped by the one helper the request subjects use too.
+    private static string Escape(string text) => NatsToken.Escape(text);
 
-    /// <summary>The text of an escaped token, or null when it is not one <see cref="Escape"/> writes.</summary>
-    public static string? Unescape(string token)
-    {
-        var bytes = new List<byte>(token.Length);
-        for (var i = 0; i < token.Length; i++)
-        {
-            var c = token[i];
-            if (c == '_')
-            {
-                if (i + 2 >= token.Length) return null;
-                if (!byte.TryParse(token.AsSpan(i + 1, 2), System.Globalization.NumberStyles.AllowHexSpecifier, null, out var b)) return null;
-                bytes.Add(b);
-                i += 2;
-            }
-            else if (c is >= 'A' and <= 'Z' or >= 'a' and <= 'z' or >= '0' and <= '9' or '-') bytes.Add((byte)c);
-            else return null;
-        }
-        return bytes.Count == 0 ? null : Encoding.UTF8.GetString(bytes.ToArray());
-    }
+    private static string? Unescape(string token) => NatsToken.Unescape(token);
 
     /// <summary>The tenant token of the host-wide heartbeat key (the layout's only key that belongs to no tenant).</summary>
     public const string HeartbeatTenant = "default";

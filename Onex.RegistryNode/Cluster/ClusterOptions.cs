@@ -42,6 +42,14 @@ public sealed record ClusterOptions
                 throw new ArgumentException($"'{url}' is not a NATS server URL; write nats://HOST:PORT, e.g. nats://127.0.0.1:4222.");
         if (string.IsNullOrWhiteSpace(HostName) || HostName.Length > 256)
             throw new ArgumentException("The host name (--host-name) must be 1 to 256 characters.");
+        try
+        {
+            Onex.Protocol.NatsToken.Escape(HostName);
+        }
+        catch (ArgumentException)
+        {
+            throw new ArgumentException("The host name (--host-name) holds a lone surrogate, which has no UTF-8 form.");
+        }
         if (HeartbeatInterval <= TimeSpan.Zero || RemovalGrace < TimeSpan.Zero || MissedHeartbeats < 1 || RequestTimeout <= TimeSpan.Zero)
             throw new ArgumentException("Cluster timings are inconsistent: heartbeat interval and request timeout must be positive, missed heartbeats at least 1.");
         if (Replicas is { } r && r is < 1 or > 5) throw new ArgumentException("Bucket replicas must be 1 to 5.");
