@@ -1,5 +1,3 @@
-using System.Text;
-
 namespace Onex.Protocol;
 
 /// <summary>
@@ -29,23 +27,12 @@ public static class RegistryNatsService
 
     /// <summary>
     /// The subject the registry of <paramref name="hostName"/> answers on: <c>onex.registry.HOST.requests</c>, HOST escaped
-    /// into one subject token (<c>A-Z a-z 0-9 -</c> stay, every other UTF-8 byte is written <c>_XX</c>, upper-case hex),
-    /// as the cluster bucket's keys are (docs/CLUSTER.md).
+    /// into one subject token by <see cref="NatsToken.Escape"/> (<c>A-Z a-z 0-9 -</c> stay, every other UTF-8 byte is
+    /// written <c>_XX</c>, upper-case hex), as the cluster bucket's keys are (docs/CLUSTER.md).
     /// </summary>
     public static string RequestSubject(string hostName)
     {
         ArgumentException.ThrowIfNullOrEmpty(hostName);
-        return $"onex.registry.{EscapeToken(hostName)}.{EndpointName}";
-    }
-
-    private static string EscapeToken(string text)
-    {
-        var builder = new StringBuilder(text.Length);
-        foreach (var b in Encoding.UTF8.GetBytes(text))
-        {
-            if (b is >= (byte)'a' and <= (byte)'z' or >= (byte)'A' and <= (byte)'Z' or >= (byte)'0' and <= (byte)'9' or (byte)'-') builder.Append((char)b);
-            else builder.Append('_').Append(b.ToString("X2"));
-        }
-        return builder.ToString();
+        return $"onex.registry.{NatsToken.Escape(hostName)}.{EndpointName}";
     }
 }

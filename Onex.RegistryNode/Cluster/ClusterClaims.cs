@@ -19,8 +19,8 @@ internal sealed class ClusterClaims
     public const long MaxParkedBytes = 32L * 1024 * 1024;
 
     private readonly ClusterMember _member;
-    // One claim per name at a time: two nodes of this host asking for one new name must not both "take over" this host's claim.
-    private readonly Dictionary<(string Kind, string Name), PendingClaim> _inFlight = [];
+    // One claim per name of a tenant at a time: two nodes of this host asking for one new name must not both "take over" this host's claim.
+    private readonly Dictionary<(string Tenant, string Kind, string Name), PendingClaim> _inFlight = [];
     private Decision? _decision;
     private int _parked;
     private long _parkedBytes;
@@ -39,9 +39,10 @@ internal sealed class ClusterClaims
     /// when another host holds it, UNAVAILABLE (reason <c>cluster</c>) when the cluster cannot decide, and
     /// <see cref="RequestParkedException"/> while the decision is under way (the request is dispatched again then).
     /// </summary>
-    public ulong? Require(string kind, string name, string nodeId, string? fingerprint)
+    public ulong? Require(string tenant, string kind, string name, string nodeId, string? fingerprint)
     {
-        if (_decision is { } decided && decided.Kind == kind && decided.Name == name && decided.NodeId == nodeId && decided.Fingerprint == fingerprint)
+        if (_decision is { } decided && decided.Tenant == tenant && decided.Kind == kind && decided.Name == name && decided.NodeId == nodeId
+            && decided.Fingerprint == fingerprint)
         {
             if (decided.Error is not null) throw decided.Error;
             // The revision goes to one registration only: that one releases the claim if its registration fails.
@@ -49,10 +50,10 @@ internal sealed class ClusterClaims
             decided.Used = true;
             return revision;
         }
-        if (_inFlight.TryGetValue((kind, name), out var pending)) throw new RequestParkedException(pending);
-        pending = new PendingClaim(this, kind, name, nodeId, fingerprint);
-        _inFlight[(kind, name)] = pending;
-        _member.StartClaim(kind, name, nodeId, fingerprint, (revision, error) => Complete(pending, revision, error));
+        if (_inFlight.TryGetValue((tenant, kind, name), out var pending)) throw new RequestParkedException(pending);
+        pending = new PendingClaim(this, tenant, kind, name, nodeId, fingerprint);
+        _inFlight[(tenant, kind, name)] = pending;
+        _member.StartClaim(tenant, kind, name, nodeId, fingerprint, (revision, error) => Complete(pending, revision, error));
         throw new RequestParkedException(pending);
     }
 
@@ -68,8 +69,8 @@ internal sealed class ClusterClaims
     /// <summary>Registry thread: the bucket decided (or could not); every request parked on the claim runs again, in arrival order.</summary>
     private void Complete(PendingClaim claim, ulong? revision, OnexException? error)
     {
-        if (_inFlight.TryGetValue((claim.Kind, claim.Name), out var current) && current == claim) _inFlight.Remove((claim.Kind, claim.Name));
-        var decision = new Decision(claim.Kind, claim.Name, claim.NodeId, claim.Fingerprint, revision, error);
+        if (_inFlight.TryGetValue((claim.Tenant, claim.Kind, claim.Name), out var current) && current == claim) _inFlight.Remove((claim.Tenant, claim.Kind, claim.Name));
+        var decision = new Decision(claim.Tenant, claim.Kind, claim.Name, claim.NodeId, claim.Fingerprint, revision, error);
         _decision = decision;
         try
         {
@@ -84,12 +85,13 @@ internal sealed class ClusterClaims
         {
             _decision = null;
             // Created for requests that no longer wanted it (answered from elsewhere meanwhile, or refused before using it).
-            if (error is null && revision is { } created && !decision.Used) _member.Unclaim(claim.Kind, claim.Name, created);
+            if (error is null && revision is { } created && !decision.Used) _member.Unclaim(claim.Tenant, claim.Kind, claim.Name, created);
         }
     }
 
-    private sealed class PendingClaim(ClusterClaims owner, string kind, string name, string nodeId, string? fingerprint) : IRequestParking
+    private sealed class PendingClaim(ClusterClaims owner, string tenant, string kind, string name, string nodeId, string? fingerprint) : IRequestParking
     {
+        public string Tenant { get; } = tenant;
         public string Kind { get; } = kind;
         public string Name { get; } = name;
         public string NodeId { get; } = nodeId;
@@ -99,7 +101,7 @@ internal sealed class ClusterClaims
         public bool TryPark(int bytes, Action resume) => owner.TryPark(this, bytes, resume);
     }
 
-    private sealed record Decision(string Kind, string Name, string NodeId, string? Fingerprint, ulong? Revision, OnexException? Error)
+    private sealed record Decision(string Tenant, string Kind, string Name, string NodeId, string? Fingerprint, ulong? Revision, OnexException? Error)
     {
         public bool Used { get; set; }
     }

@@ -161,7 +161,7 @@ internal sealed partial class ClusterMember
 
     private async Task PutHeartbeatAsync(INatsKVStore store, CancellationToken ct)
     {
-        await store.PutAsync(ClusterKeys.Heartbeat(_options.Tenant, HostName), HeartbeatValue(), cancellationToken: ct).ConfigureAwait(false);
+        await store.PutAsync(ClusterKeys.Heartbeat(HostName), HeartbeatValue(), cancellationToken: ct).ConfigureAwait(false);
     }
 
     /// <summary>Other hosts whose heartbeat is stale turn unhealthy here; after the grace period, one registry removes them.</summary>
@@ -193,7 +193,7 @@ internal sealed partial class ClusterMember
     /// </summary>
     private async Task TryRemoveHostAsync(INatsKVStore store, string host, ulong revision, CancellationToken ct)
     {
-        var heartbeatKey = ClusterKeys.Heartbeat(_options.Tenant, host);
+        var heartbeatKey = ClusterKeys.Heartbeat(host);
         var marker = new ClusterHeartbeat { Host = host, RemovedBy = HostName, SentAt = NowMs() };
         var won = revision != 0
             ? await store.TryUpdateAsync(heartbeatKey, RegistryCodec.SerializeBody(marker), revision, cancellationToken: ct).ConfigureAwait(false)
@@ -205,13 +205,13 @@ internal sealed partial class ClusterMember
             return;
         }
         var removed = 0;
-        await foreach (var key in store.GetKeysAsync([ClusterKeys.HostPrefix(_options.Tenant, host)], cancellationToken: ct).ConfigureAwait(false))
+        await foreach (var key in store.GetKeysAsync([ClusterKeys.HostPrefix(host)], cancellationToken: ct).ConfigureAwait(false))
         {
             if (key == heartbeatKey) continue;
             await store.DeleteAsync(key, cancellationToken: ct).ConfigureAwait(false);
             removed++;
         }
-        await foreach (var key in store.GetKeysAsync([ClusterKeys.ClaimPrefix(_options.Tenant)], cancellationToken: ct).ConfigureAwait(false))
+        await foreach (var key in store.GetKeysAsync([ClusterKeys.ClaimPrefix], cancellationToken: ct).ConfigureAwait(false))
         {
             var entry = await store.TryGetEntryAsync<byte[]>(key, cancellationToken: ct).ConfigureAwait(false);
             if (!entry.Success || entry.Value.Value is not { } value || RegistryCodec.DeserializeBody<ClusterClaim>(value).Host != host) continue;
@@ -222,20 +222,20 @@ internal sealed partial class ClusterMember
         LogHostRemoved(host, removed);
     }
 
-    /// <summary>Feeds every change of the tenant's keys to the catalogue; the first pass is a full load, reconciled at its end.</summary>
+    /// <summary>Feeds every change of the bucket (every tenant) to the catalogue; the first pass is a full load, reconciled at its end.</summary>
     private async Task WatchAsync(INatsKVStore store, CancellationToken ct)
     {
-        var seen = new HashSet<(string, string, string)>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var seenHosts = new HashSet<string>(StringComparer.Ordinal);
         var loading = true;
         void FinishLoad()
         {
             if (!loading) return;
             loading = false;
             var present = seen;
-            var seenHosts = present.Select(k => k.Item1).ToHashSet(StringComparer.Ordinal);
             _post(state =>
             {
-                foreach (var key in Catalog.Keys().Where(k => !present.Contains(k)).ToList()) Catalog.Delete(state, key.Host, key.Kind, key.Name);
+                foreach (var source in Catalog.Sources().Where(k => !present.Contains(k))) Catalog.Delete(state, source);
                 foreach (var host in Catalog.Hosts.ToList()) Catalog.ForgetHost(host);
                 _loaded = true;
                 SignalCurrent(Current);
@@ -250,20 +250,21 @@ internal sealed partial class ClusterMember
                 return ValueTask.FromResult(false);
             },
         };
-        await foreach (var entry in store.WatchAsync<byte[]>(ClusterKeys.TenantPrefix(_options.Tenant), opts: options, cancellationToken: ct).ConfigureAwait(false))
+        await foreach (var entry in store.WatchAsync<byte[]>(ClusterKeys.All, opts: options, cancellationToken: ct).ConfigureAwait(false))
         {
-            Apply(entry, loading ? seen : null);
+            Apply(entry, loading ? seen : null, seenHosts);
             NoteWatched(entry.Revision);
             if (loading && entry.Delta == 0) FinishLoad();
         }
     }
 
-    private void Apply(NatsKVEntry<byte[]> entry, HashSet<(string, string, string)>? seen)
+    private void Apply(NatsKVEntry<byte[]> entry, HashSet<string>? seen, HashSet<string> seenHosts)
     {
         if (ClusterKeys.Parse(entry.Key) is not { Host: { } host } key) return; // claims are read when needed
         var put = entry.Operation == NatsKVOperation.Put && entry.Value is not null;
         if (key.Kind == ClusterKinds.Host)
         {
+            if (entry.Key != ClusterKeys.Heartbeat(host)) return; // not a key this layout writes
             var beat = put ? TryDecode<ClusterHeartbeat>(entry.Value!) : null;
             if (host == HostName)
             {
@@ -300,15 +301,21 @@ internal sealed partial class ClusterMember
         if (host == HostName) return; // this host's own entries come from its own state
         if (put)
         {
-            seen?.Add((host, key.Kind, key.Name));
+            if (seen is not null)
+            {
+                seen.Add(entry.Key);
+                seenHosts.Add(host);
+            }
             // A host that has entries but no heartbeat yet gets a window from now.
             _heartbeats.GetOrAdd(host, _ => new HostHeartbeat { SeenAt = NowMs(), IntervalMs = (long)_options.HeartbeatInterval.TotalMilliseconds });
             var value = entry.Value!;
-            _post(state => Catalog.Put(state, host, key.Kind, key.Name, value));
+            var source = entry.Key;
+            _post(state => Catalog.Put(state, source, host, key.Kind, key.Tenant, key.Name, value));
         }
         else
         {
-            _post(state => Catalog.Delete(state, host, key.Kind, key.Name));
+            var source = entry.Key;
+            _post(state => Catalog.Delete(state, source));
         }
     }
 
@@ -320,11 +327,12 @@ internal sealed partial class ClusterMember
             switch (item)
             {
                 case PutEntry put:
-                    await store.PutAsync(ClusterKeys.Entry(_options.Tenant, HostName, put.Kind, put.Name), put.Value, cancellationToken: ct).ConfigureAwait(false);
+                    await store.PutAsync(ClusterKeys.Entry(put.Tenant, HostName, put.Kind, put.Name), put.Value, cancellationToken: ct).ConfigureAwait(false);
                     break;
                 case DeleteEntry delete:
-                    await store.DeleteAsync(ClusterKeys.Entry(_options.Tenant, HostName, delete.Kind, delete.Name), cancellationToken: ct).ConfigureAwait(false);
-                    if (delete.Kind != ClusterKinds.Node) await ReleaseClaimAsync(store, delete.Kind, delete.Name, delete.NodeId, ct).ConfigureAwait(false);
+                    await store.DeleteAsync(ClusterKeys.Entry(delete.Tenant, HostName, delete.Kind, delete.Name), cancellationToken: ct).ConfigureAwait(false);
+                    if (delete.Kind != ClusterKinds.Node)
+                        await ReleaseClaimAsync(store, ClusterKeys.Claim(delete.Tenant, delete.Kind, delete.Name), delete.NodeId, ct).ConfigureAwait(false);
                     break;
                 case Resync resync:
                     try
@@ -345,9 +353,9 @@ internal sealed partial class ClusterMember
         }
     }
 
-    private async Task ReleaseClaimAsync(INatsKVStore store, string kind, string name, string nodeId, CancellationToken ct)
+    /// <summary>Deletes claim <paramref name="key"/> when it is this host's for <paramref name="nodeId"/> (at the revision read).</summary>
+    private async Task ReleaseClaimAsync(INatsKVStore store, string key, string nodeId, CancellationToken ct)
     {
-        var key = ClusterKeys.Claim(_options.Tenant, kind, name);
         var entry = await store.TryGetEntryAsync<byte[]>(key, cancellationToken: ct).ConfigureAwait(false);
         if (!entry.Success || entry.Value.Value is not { } value) return;
         var claim = TryDecode<ClusterClaim>(value);
@@ -355,16 +363,23 @@ internal sealed partial class ClusterMember
         await store.TryDeleteAsync(key, new NatsKVDeleteOpts { Revision = entry.Value.Revision }, ct).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Writes this host's whole state (every tenant) with its claims, then deletes the keys of this host it no longer
+    /// holds, with the claims they had: entries removed while no session ran, and keys of the layout before tenants were
+    /// in keys (a tenant's entry under the token <c>default</c>, now written under its tenant's token).
+    /// </summary>
     private async Task RepublishAsync(INatsKVStore store, Resync resync, CancellationToken ct)
     {
-        var wanted = new HashSet<string>(StringComparer.Ordinal) { ClusterKeys.Heartbeat(_options.Tenant, HostName) };
-        foreach (var (kind, name, value, claim) in resync.Entries)
+        var wanted = new HashSet<string>(StringComparer.Ordinal) { ClusterKeys.Heartbeat(HostName) };
+        var wantedClaims = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (tenant, kind, name, value, claim) in resync.Entries)
         {
-            var key = ClusterKeys.Entry(_options.Tenant, HostName, kind, name);
+            var key = ClusterKeys.Entry(tenant, HostName, kind, name);
             wanted.Add(key);
             await store.PutAsync(key, value, cancellationToken: ct).ConfigureAwait(false);
             if (claim is null) continue;
-            var claimKey = ClusterKeys.Claim(_options.Tenant, kind, name);
+            var claimKey = ClusterKeys.Claim(tenant, kind, name);
+            wantedClaims.Add(claimKey);
             var created = await store.TryCreateAsync(claimKey, RegistryCodec.SerializeBody(claim), cancellationToken: ct).ConfigureAwait(false);
             if (created.Success) continue;
             var held = await store.TryGetEntryAsync<byte[]>(claimKey, cancellationToken: ct).ConfigureAwait(false);
@@ -372,9 +387,21 @@ internal sealed partial class ClusterMember
                 LogClaimClash(kind, name, other.Host); // registered here while cut off from the cluster; the other host's claim stands
         }
         var stale = new List<string>();
-        await foreach (var key in store.GetKeysAsync([ClusterKeys.HostPrefix(_options.Tenant, HostName)], cancellationToken: ct).ConfigureAwait(false))
+        await foreach (var key in store.GetKeysAsync([ClusterKeys.HostPrefix(HostName)], cancellationToken: ct).ConfigureAwait(false))
             if (!wanted.Contains(key)) stale.Add(key);
-        foreach (var key in stale) await store.DeleteAsync(key, cancellationToken: ct).ConfigureAwait(false);
+        foreach (var key in stale)
+        {
+            // The owner of a bus or tool is in its value: its claim goes with it, unless an entry held now still needs that claim.
+            string? owner = null;
+            var parsed = ClusterKeys.Parse(key);
+            if (parsed is { Kind: ClusterKinds.Bus or ClusterKinds.Tool }
+                && await store.TryGetEntryAsync<byte[]>(key, cancellationToken: ct).ConfigureAwait(false) is { Success: true, Value.Value: { } held })
+                owner = parsed.Value.Kind == ClusterKinds.Bus ? TryDecode<EventBusRecord>(held)?.NodeId : TryDecode<ToolContractRecord>(held)?.NodeId;
+            await store.DeleteAsync(key, cancellationToken: ct).ConfigureAwait(false);
+            if (owner is null) continue;
+            var claimKey = ClusterKeys.Claim(parsed!.Value.Tenant, parsed.Value.Kind, parsed.Value.Name);
+            if (!wantedClaims.Contains(claimKey)) await ReleaseClaimAsync(store, claimKey, owner, ct).ConfigureAwait(false);
+        }
         LogRepublished(resync.Entries.Count, stale.Count);
     }
 

@@ -40,7 +40,7 @@ internal sealed partial class ClusterMember
             ulong revision;
             try
             {
-                revision = await store.PutAsync(ClusterKeys.Heartbeat(_options.Tenant, HostName), HeartbeatValue(), cancellationToken: cancellationToken).ConfigureAwait(false);
+                revision = await store.PutAsync(ClusterKeys.Heartbeat(HostName), HeartbeatValue(), cancellationToken: cancellationToken).ConfigureAwait(false);
             }
             catch (NatsException) when (!cancellationToken.IsCancellationRequested)
             {

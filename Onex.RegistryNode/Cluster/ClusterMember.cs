@@ -8,6 +8,7 @@ using NATS.Net;
 using Onex.Errors;
 using Onex.Protocol;
 using Onex.RegistryNode.Server;
+using Onex.RegistryNode.Tenants;
 using Polly;
 using Polly.Retry;
 
@@ -15,7 +16,7 @@ namespace Onex.RegistryNode.Cluster;
 
 /// <summary>
 /// This registry's membership of a cluster (docs/CLUSTER.md): a NATS connection, the replicated key-value bucket,
-/// a watch of the whole tenant that feeds <see cref="ClusterCatalog"/> on the registry thread, a writer that mirrors
+/// a watch of the whole bucket (every tenant) that feeds <see cref="ClusterCatalog"/> on the registry thread, a writer that mirrors
 /// this host's committed changes into the bucket, the host's heartbeat key, and the judge of other hosts' heartbeats.
 /// A session is one connected period: it starts with a full load of the bucket and a full re-publication of this host's
 /// entries, so a registry that was cut off catches up when it reconnects. No consensus of its own: every decision that
@@ -54,11 +55,14 @@ internal sealed partial class ClusterMember : IAsyncDisposable
     /// <summary>A change of this host's entries to write into the bucket, in commit order.</summary>
     internal abstract record MirrorItem;
 
-    internal sealed record PutEntry(string Kind, string Name, byte[] Value) : MirrorItem;
+    internal sealed record PutEntry(string Tenant, string Kind, string Name, byte[] Value) : MirrorItem;
 
-    internal sealed record DeleteEntry(string Kind, string Name, string NodeId) : MirrorItem;
+    internal sealed record DeleteEntry(string Tenant, string Kind, string Name, string NodeId) : MirrorItem;
 
-    internal sealed record Resync(List<(string Kind, string Name, byte[] Value, ClusterClaim? Claim)> Entries, List<TaskCompletionSource> Flushes) : MirrorItem;
+    internal sealed record Resync(List<ResyncEntry> Entries, List<TaskCompletionSource> Flushes) : MirrorItem;
+
+    /// <summary>One entry of this host's whole state, with the claim that backs it (buses and tools).</summary>
+    internal readonly record struct ResyncEntry(string Tenant, string Kind, string Name, byte[] Value, ClusterClaim? Claim);
 
     public ClusterMember(ClusterOptions options, Action<Action<RegistryState>> post, Func<string> epoch, TimeProvider time, ILogger logger)
     {
@@ -131,14 +135,14 @@ internal sealed partial class ClusterMember : IAsyncDisposable
         MirrorItem? item = (entity.Node, entity.Bus, entity.Tool) switch
         {
             ({ } node, _, _) when Own(node.RegistryHost) => change.NewValue?.Node is { } n
-                ? new PutEntry(ClusterKinds.Node, n.NodeId, RegistryCodec.SerializeBody(n with { RegistryHost = HostName }))
-                : new DeleteEntry(ClusterKinds.Node, node.NodeId, node.NodeId),
+                ? new PutEntry(TenantNames.Of(n.Tenant), ClusterKinds.Node, n.NodeId, RegistryCodec.SerializeBody(n with { RegistryHost = HostName }))
+                : new DeleteEntry(TenantNames.Of(node.Tenant), ClusterKinds.Node, node.NodeId, node.NodeId),
             (_, { } bus, _) when Own(bus.RegistryHost) => change.NewValue?.Bus is { } b
-                ? new PutEntry(ClusterKinds.Bus, b.Name, RegistryCodec.SerializeBody(b with { RegistryHost = HostName }))
-                : new DeleteEntry(ClusterKinds.Bus, bus.Name, bus.NodeId),
+                ? new PutEntry(TenantNames.Of(b.Tenant), ClusterKinds.Bus, b.Name, RegistryCodec.SerializeBody(b with { RegistryHost = HostName }))
+                : new DeleteEntry(TenantNames.Of(bus.Tenant), ClusterKinds.Bus, bus.Name, bus.NodeId),
             (_, _, { } tool) when Own(tool.RegistryHost) => change.NewValue?.Tool is { } t
-                ? new PutEntry(ClusterKinds.Tool, Tools.ToolCatalog.KeyOf(t), RegistryCodec.SerializeBody(t with { RegistryHost = HostName }))
-                : new DeleteEntry(ClusterKinds.Tool, Tools.ToolCatalog.KeyOf(tool), tool.NodeId),
+                ? new PutEntry(TenantNames.Of(t.Tenant), ClusterKinds.Tool, Tools.ToolCatalog.KeyOf(t), RegistryCodec.SerializeBody(t with { RegistryHost = HostName }))
+                : new DeleteEntry(TenantNames.Of(tool.Tenant), ClusterKinds.Tool, Tools.ToolCatalog.KeyOf(tool), tool.NodeId),
             _ => null,
         };
         if (item is not null && !_mirror.Writer.TryWrite(item)) RequestResync();
@@ -150,14 +154,14 @@ internal sealed partial class ClusterMember : IAsyncDisposable
     public ClusterClaims Claims { get; }
 
     /// <summary>
-    /// Claims a bus name or a tool version for <paramref name="nodeId"/> across the cluster, off the registry thread, and
+    /// Claims a bus name or a tool version of <paramref name="tenant"/> for <paramref name="nodeId"/> across the cluster, off the registry thread, and
     /// posts <paramref name="done"/> to the registry thread with the outcome (at most <see cref="ClusterOptions.RequestTimeout"/>
     /// later). Create-if-absent decides between hosts; a claim of this host that no local entry backs is taken over at its
     /// revision. The outcome is the revision of a claim created now (to release it if the local registration then fails),
     /// or null when it was already ours; or NOT_OWNER / CONTRACT_CONFLICT when another host owns it, UNAVAILABLE (reason
     /// <c>cluster</c>) when the cluster could not be asked.
     /// </summary>
-    internal void StartClaim(string kind, string name, string nodeId, string? fingerprint, Action<ulong?, OnexException?> done)
+    internal void StartClaim(string tenant, string kind, string name, string nodeId, string? fingerprint, Action<ulong?, OnexException?> done)
     {
         _ = Task.Run(async () =>
         {
@@ -170,7 +174,7 @@ internal sealed partial class ClusterMember : IAsyncDisposable
                 {
                     await WhenCurrentAsync(token).ConfigureAwait(false);
                     var store = Volatile.Read(ref _store) ?? throw new NatsException("The cluster session ended.");
-                    return await ClaimAsync(store, kind, name, nodeId, fingerprint, token).ConfigureAwait(false);
+                    return await ClaimAsync(store, tenant, kind, name, nodeId, fingerprint, token).ConfigureAwait(false);
                 }, ct).AsTask()).ConfigureAwait(false);
             }
             catch (OnexException ex)
@@ -185,9 +189,9 @@ internal sealed partial class ClusterMember : IAsyncDisposable
         });
     }
 
-    private async Task<ulong?> ClaimAsync(INatsKVStore store, string kind, string name, string nodeId, string? fingerprint, CancellationToken ct)
+    private async Task<ulong?> ClaimAsync(INatsKVStore store, string tenant, string kind, string name, string nodeId, string? fingerprint, CancellationToken ct)
     {
-        var key = ClusterKeys.Claim(_options.Tenant, kind, name);
+        var key = ClusterKeys.Claim(tenant, kind, name);
         var value = RegistryCodec.SerializeBody(new ClusterClaim { Host = HostName, NodeId = nodeId, Fingerprint = fingerprint });
         for (var attempt = 0; attempt < 3; attempt++)
         {
@@ -219,7 +223,7 @@ internal sealed partial class ClusterMember : IAsyncDisposable
     }
 
     /// <summary>Releases a claim created for a registration that then failed or was not made (best effort, off the registry thread).</summary>
-    public void Unclaim(string kind, string name, ulong revision)
+    public void Unclaim(string tenant, string kind, string name, ulong revision)
     {
         var store = Volatile.Read(ref _store);
         if (store is null) return;
@@ -229,7 +233,7 @@ internal sealed partial class ClusterMember : IAsyncDisposable
             {
                 await BoundedAsync(async ct =>
                 {
-                    await store.TryDeleteAsync(ClusterKeys.Claim(_options.Tenant, kind, name), new NatsKVDeleteOpts { Revision = revision }, ct).ConfigureAwait(false);
+                    await store.TryDeleteAsync(ClusterKeys.Claim(tenant, kind, name), new NatsKVDeleteOpts { Revision = revision }, ct).ConfigureAwait(false);
                     return 0;
                 }).ConfigureAwait(false);
             }
@@ -276,14 +280,14 @@ internal sealed partial class ClusterMember : IAsyncDisposable
     public void EnqueueResync(RegistryState state)
     {
         if (!_sessionActive) return;
-        var entries = new List<(string, string, byte[], ClusterClaim?)>();
+        var entries = new List<ResyncEntry>();
         foreach (var node in state.Nodes.Nodes)
-            entries.Add((ClusterKinds.Node, node.NodeId, RegistryCodec.SerializeBody(node with { RegistryHost = HostName }), null));
+            entries.Add(new(TenantNames.Of(node.Tenant), ClusterKinds.Node, node.NodeId, RegistryCodec.SerializeBody(node with { RegistryHost = HostName }), null));
         foreach (var bus in state.Buses.Buses)
-            entries.Add((ClusterKinds.Bus, bus.Name, RegistryCodec.SerializeBody(bus with { RegistryHost = HostName }),
+            entries.Add(new(TenantNames.Of(bus.Tenant), ClusterKinds.Bus, bus.Name, RegistryCodec.SerializeBody(bus with { RegistryHost = HostName }),
                 new ClusterClaim { Host = HostName, NodeId = bus.NodeId }));
         foreach (var tool in state.Tools.Tools)
-            entries.Add((ClusterKinds.Tool, Tools.ToolCatalog.KeyOf(tool), RegistryCodec.SerializeBody(tool with { RegistryHost = HostName }),
+            entries.Add(new(TenantNames.Of(tool.Tenant), ClusterKinds.Tool, Tools.ToolCatalog.KeyOf(tool), RegistryCodec.SerializeBody(tool with { RegistryHost = HostName }),
                 new ClusterClaim { Host = HostName, NodeId = tool.NodeId, Fingerprint = tool.Fingerprint }));
         // A full queue drops it; the writer then finds the queue was full and asks again.
         var flushes = TakePendingFlushes();

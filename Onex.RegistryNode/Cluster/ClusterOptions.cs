@@ -9,17 +9,11 @@ public sealed record ClusterOptions
     /// <summary>The bucket every registry of a cluster shares.</summary>
     public const string DefaultBucket = "onex-registry";
 
-    /// <summary>The tenant segment of every key until tenants (access control) are configured.</summary>
-    public const string DefaultTenant = "default";
-
     /// <summary>The NATS servers, comma-separated <c>nats://host:port</c> URLs (one is enough; the client learns the others).</summary>
     public required string Servers { get; init; }
 
     /// <summary>This registry's host name, unique in the cluster (<c>--host-name</c>; default the machine's name).</summary>
     public string HostName { get; init; } = Environment.MachineName;
-
-    /// <summary>The tenant segment of this registry's keys.</summary>
-    public string Tenant { get; init; } = DefaultTenant;
 
     /// <summary>The key-value bucket's name.</summary>
     public string Bucket { get; init; } = DefaultBucket;
@@ -48,7 +42,14 @@ public sealed record ClusterOptions
                 throw new ArgumentException($"'{url}' is not a NATS server URL; write nats://HOST:PORT, e.g. nats://127.0.0.1:4222.");
         if (string.IsNullOrWhiteSpace(HostName) || HostName.Length > 256)
             throw new ArgumentException("The host name (--host-name) must be 1 to 256 characters.");
-        if (string.IsNullOrWhiteSpace(Tenant)) throw new ArgumentException("The tenant must not be empty.");
+        try
+        {
+            Onex.Protocol.NatsToken.Escape(HostName);
+        }
+        catch (ArgumentException)
+        {
+            throw new ArgumentException("The host name (--host-name) holds a lone surrogate, which has no UTF-8 form.");
+        }
         if (HeartbeatInterval <= TimeSpan.Zero || RemovalGrace < TimeSpan.Zero || MissedHeartbeats < 1 || RequestTimeout <= TimeSpan.Zero)
             throw new ArgumentException("Cluster timings are inconsistent: heartbeat interval and request timeout must be positive, missed heartbeats at least 1.");
         if (Replicas is { } r && r is < 1 or > 5) throw new ArgumentException("Bucket replicas must be 1 to 5.");

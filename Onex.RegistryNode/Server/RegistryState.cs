@@ -167,24 +167,9 @@ internal sealed class RegistryState : IDisposable
     public NodeRecord Handle(NodeAnnouncement request)
     {
         if (Cluster is not { } cluster) return Nodes.Announce(request, Tenant);
-        Reject.IfBadIdentifier(request.NodeId, "nodeId");
-        RequireUnusedByOtherTenants("Node id", request.NodeId, Nodes.PerTenant, t => Nodes.Find(request.NodeId, t) is not null);
         return Nodes.Announce(request, Tenant) with { RegistryHost = cluster.HostName };
     }
 
-    /// <summary>
-    /// In cluster mode the bucket's keys do not carry the auth tenant yet (docs/CLUSTER.md: the tenant token is
-    /// <c>default</c>), so there a node id, bus name or tool version stays unique across tenants: PERMISSION_DENIED
-    /// (<c>reason</c> <c>nameTaken</c>) when another tenant on this registry holds it.
-    /// </summary>
-    private void RequireUnusedByOtherTenants(string what, string name, TenantCounter holders, Func<string, bool> holds)
-    {
-        foreach (var other in holders.Tenants)
-            if (other != Tenant && holds(other))
-                throw new Onex.Errors.PermissionDeniedException(
-                    $"{what} '{name}' is taken in another tenant; in cluster mode names are unique across tenants.",
-                    new Dictionary<string, string> { ["reason"] = "nameTaken", ["name"] = name, ["tenant"] = Tenant });
-    }
     public Ack Handle(NodeHeartbeat request) { Nodes.Heartbeat(request, Tenant); return new Ack(); }
     public Ack Handle(NodeDeparture request) { Nodes.Depart(request, Tenant); return new Ack(); }
 
@@ -193,20 +178,19 @@ internal sealed class RegistryState : IDisposable
         BusDirectory.Validate(request);
         var owner = Nodes.Require(request.NodeId, Tenant);
         if (Cluster is not { } cluster) return Buses.Register(request, owner);
-        RequireUnusedByOtherTenants("Bus", request.Name, Buses.PerTenant, t => Buses.Contains(request.Name, t));
         if (Buses.Contains(request.Name, Tenant)) return Buses.Register(request, owner) with { RegistryHost = cluster.HostName };
-        // A bus name is one bus across the cluster: another host's bus of this name is NOT_OWNER, decided by the bucket.
-        if (cluster.Catalog.FindBus(request.Name) is { } remote)
+        // A bus name is one bus of its tenant across the cluster: another host's bus of this name is NOT_OWNER, decided by the bucket.
+        if (cluster.Catalog.FindBus(request.Name, Tenant) is { } remote)
             throw Reject.NotOwner($"Bus '{request.Name}' is registered by node '{remote.NodeId}' on host '{remote.RegistryHost}'.",
                 ("name", request.Name), ("nodeId", request.NodeId), ("owner", remote.NodeId), ("host", remote.RegistryHost ?? ""));
-        var claimed = cluster.Claims.Require(ClusterKinds.Bus, request.Name, request.NodeId, null);
+        var claimed = cluster.Claims.Require(Tenant, ClusterKinds.Bus, request.Name, request.NodeId, null);
         try
         {
             return Buses.Register(request, owner) with { RegistryHost = cluster.HostName };
         }
         catch when (claimed is { } revision)
         {
-            cluster.Unclaim(ClusterKinds.Bus, request.Name, revision);
+            cluster.Unclaim(Tenant, ClusterKinds.Bus, request.Name, revision);
             throw;
         }
     }
@@ -219,11 +203,10 @@ internal sealed class RegistryState : IDisposable
         var owner = Nodes.Require(request.NodeId, Tenant);
         var key = request.Name + "@" + request.Version;
         if (Cluster is not { } cluster) return Tools.Register(request, owner);
-        RequireUnusedByOtherTenants("Tool", key, Tools.PerTenant, t => Tools.Contains(key, t));
         if (Tools.Contains(key, Tenant)) return Tools.Register(request, owner) with { RegistryHost = cluster.HostName };
-        // A tool name and version is one contract across the cluster, decided by the bucket's compare-and-set.
+        // A tool name and version is one contract of its tenant across the cluster, decided by the bucket's compare-and-set.
         var fingerprint = ContractFingerprint.Compute(request.Name, request.Version, request.InputSchema, request.OutputSchema, request.ErrorCodes);
-        if (cluster.Catalog.FindTool(request.Name, request.Version) is { } remote)
+        if (cluster.Catalog.FindTool(request.Name, request.Version, Tenant) is { } remote)
         {
             if (remote.Fingerprint != fingerprint)
                 throw Reject.Contract(Onex.Errors.ErrorCodes.ContractConflict,
@@ -232,14 +215,14 @@ internal sealed class RegistryState : IDisposable
             throw Reject.NotOwner($"Tool {key} is registered by node '{remote.NodeId}' on host '{remote.RegistryHost}'.",
                 ("tool", key), ("nodeId", request.NodeId), ("owner", remote.NodeId), ("host", remote.RegistryHost ?? ""));
         }
-        var claimed = cluster.Claims.Require(ClusterKinds.Tool, key, request.NodeId, fingerprint);
+        var claimed = cluster.Claims.Require(Tenant, ClusterKinds.Tool, key, request.NodeId, fingerprint);
         try
         {
             return Tools.Register(request, owner) with { RegistryHost = cluster.HostName };
         }
         catch when (claimed is { } revision)
         {
-            cluster.Unclaim(ClusterKinds.Tool, key, revision);
+            cluster.Unclaim(Tenant, ClusterKinds.Tool, key, revision);
             throw;
         }
     }
@@ -264,9 +247,9 @@ internal sealed class RegistryState : IDisposable
     /// <summary>The remote tool a ValidatePayload that found nothing here names: that version, or the highest of all hosts.</summary>
     private ToolContractRecord? RemoteToolFor(ClusterMember cluster, ValidatePayload request)
     {
-        if (request.Version is not null) return cluster.Catalog.FindTool(request.ToolName, request.Version);
+        if (request.Version is not null) return cluster.Catalog.FindTool(request.ToolName, request.Version, Tenant);
         if (Tools.Tools.Any(t => t.Name == request.ToolName && TenantNames.Of(t.Tenant) == Tenant)) return null; // a local version exists: the local answer stands
-        return cluster.Catalog.ToolVersionsOf(request.ToolName)
+        return cluster.Catalog.ToolVersionsOf(request.ToolName, Tenant)
             .Select(t => (Tool: t, Ok: ToolVersions.TryParse(t.Version, out var v), Version: v))
             .Where(x => x.Ok).MaxBy(x => x.Version, ToolVersions.Precedence).Tool;
     }

@@ -446,6 +446,8 @@ internal sealed partial class WatchHub : IChangeSink
             else _tenantOfNode[node.NodeId] = tenant;
             return tenant;
         }
+        // A record naming its tenant says it (node ids are per tenant: two tenants may both have a node of that id).
+        if ((entity?.Lease?.Tenant ?? entity?.Bus?.Tenant ?? entity?.Tool?.Tenant) is { } named) return named;
         var nodeId = entity?.Lease?.NodeId ?? entity?.Bus?.NodeId ?? entity?.Tool?.NodeId;
         if (nodeId is null) return null;
         if (_tenantOfNode.TryGetValue(nodeId, out var known)) return known;

@@ -2,6 +2,7 @@ using Onex.Errors;
 using Onex.Protocol;
 using Onex.Testing;
 using Onex.Tests.Infrastructure;
+using Onex.RegistryNode.Server;
 using Onex.Tests.Registry;
 
 namespace Onex.Tests.Auth;
@@ -154,24 +155,26 @@ public class TenantNamespaceTests
     }
 
     [Test]
-    public void In_cluster_mode_a_name_another_tenant_holds_on_this_registry_is_refused_as_taken()
+    public async Task In_cluster_mode_a_name_another_tenant_holds_on_this_registry_is_free_in_this_tenant()
     {
         using var harness = new RegistryHarness();
         var registry = harness.Registry;
         registry.InTenant("a", () => registry.Handle(new NodeAnnouncement { NodeId = "worker-1" }));
         registry.InTenant("a", () => registry.Handle(Orders(1)));
-        // A member that never connects: the checks below come before anything would ask the bucket.
-        registry.Cluster = new Onex.RegistryNode.Cluster.ClusterMember(
-            new Onex.RegistryNode.Cluster.ClusterOptions { Servers = "nats://127.0.0.1:1", HostName = "h1" }, _ => { }, () => registry.Epoch,
-            harness.Time, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        // A member that never connects: what needs the bucket parks on a claim, everything else is decided here.
+        await using var cluster = new Onex.RegistryNode.Cluster.ClusterMember(
+            new Onex.RegistryNode.Cluster.ClusterOptions { Servers = "nats://127.0.0.1:1", HostName = "h1", RequestTimeout = TimeSpan.FromMilliseconds(50) },
+            _ => { }, () => registry.Epoch, harness.Time, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        registry.Cluster = cluster;
 
-        var node = Assert.Throws<PermissionDeniedException>(() => registry.InTenant("b", () => registry.Handle(new NodeAnnouncement { NodeId = "worker-1" })));
-        Assert.That((node!.Code, node.Details["reason"]), Is.EqualTo((ErrorCodes.PermissionDenied, "nameTaken")), node.Message);
-        registry.InTenant("b", () => registry.Handle(new NodeAnnouncement { NodeId = "worker-2" }));
-        var bus = Assert.Throws<PermissionDeniedException>(() => registry.InTenant("b", () => registry.Handle(Orders(2) with { NodeId = "worker-2" })));
-        Assert.That((bus!.Code, bus.Details["reason"]), Is.EqualTo((ErrorCodes.PermissionDenied, "nameTaken")), bus.Message);
-        // The holder itself is not refused (its re-announcement is an update).
-        Assert.That(registry.InTenant("a", () => registry.Handle(new NodeAnnouncement { NodeId = "worker-1", Name = "again" })).Name, Is.EqualTo("again"));
+        var node = registry.InTenant("b", () => registry.Handle(new NodeAnnouncement { NodeId = "worker-1" }));
+        Assert.That((node.Tenant, node.RegistryHost), Is.EqualTo(("b", "h1")), "tenant b has its own worker-1");
+        // b's orders is b's name to claim across the cluster (tenant b's claim key), not refused as a's.
+        Assert.Throws<RequestParkedException>(() => registry.InTenant("b", () => registry.Handle(Orders(2))));
+        Assert.That(cluster.Claims.InFlight, Is.EqualTo(1), "one claim under way: tenant b's orders");
+        // a re-registering its own orders needs no claim: it already holds the name.
+        Assert.That(registry.InTenant("a", () => registry.Handle(Orders(1))).Tenant, Is.EqualTo("a"));
+        Assert.That(cluster.Claims.InFlight, Is.EqualTo(1));
     }
 
     private static bool SameEntries(RegistrySnapshot x, RegistrySnapshot y) =>

@@ -46,9 +46,9 @@ public class ClusterCommandLineTests
     [TestCase("ü=>", "_C3_BC_3D_3E")]
     public void Key_tokens_are_escaped_into_the_NATS_key_charset_and_back(string text, string token)
     {
-        Assert.That(ClusterKeys.Escape(text), Is.EqualTo(token));
-        Assert.That(ClusterKeys.Unescape(token), Is.EqualTo(text));
-        Assert.That(ClusterKeys.Parse(ClusterKeys.Entry("default", "host-a", ClusterKinds.Tool, text)), Is.EqualTo(((string?)"host-a", ClusterKinds.Tool, text)));
+        Assert.That(NatsToken.Escape(text), Is.EqualTo(token));
+        Assert.That(NatsToken.Unescape(token), Is.EqualTo(text));
+        Assert.That(ClusterKeys.Parse(ClusterKeys.Entry(text, "host-a", ClusterKinds.Tool, text)), Is.EqualTo((text, (string?)"host-a", ClusterKinds.Tool, text)));
     }
 
     [Test]

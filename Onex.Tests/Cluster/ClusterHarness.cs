@@ -55,9 +55,11 @@ internal static class ClusterHarness
         return host;
     }
 
-    public static Task<RegistryClient> ConnectAsync(RegistryNodeHost host, string nodeId) =>
+    /// <summary>A client of <paramref name="host"/> as node <paramref name="nodeId"/>, with <paramref name="token"/> when the registry has an auth file.</summary>
+    public static Task<RegistryClient> ConnectAsync(RegistryNodeHost host, string nodeId, string? token = null) =>
         RegistryClient.ConnectAsync(TestRegistry.ClientOptionsFor(host.RouterEndpoint, host.PubEndpoint, nodeId) with
         {
+            Token = token,
             // After a nats-server dies the bucket is without a leader until the survivors elect one (Raft election
             // timeouts are seconds, more on a loaded machine); a registration waits for it on the registry, at most its
             // claim bound (5 s here), and is answered UNAVAILABLE (reason cluster) past it. The client resends with

@@ -111,9 +111,9 @@ public class RegistryOverNatsTests
         Assert.That(set.Ports, Has.Count.EqualTo(1), "a node token of tenant a leases over NATS");
         var other = Assert.CatchAsync<OnexException>(async () => await RegistryClient.ConnectAsync(new RegistryClientOptions
         {
-            Endpoint = _nats.Url, HostName = "host-n4", NodeId = "a-node", Token = files.NodeB, MaxAttempts = 1,
+            Endpoint = _nats.Url, HostName = "host-n4", NodeId = "a-reader-node", Token = files.ReaderA, MaxAttempts = 1,
         }));
-        Assert.That(other!.Code, Is.EqualTo(ErrorCodes.PermissionDenied), "tenant b's token cannot act as tenant a's node");
+        Assert.That((other!.Code, other.Details["reason"]), Is.EqualTo((ErrorCodes.PermissionDenied, "role")), "a reader token cannot announce a node");
     }
 
     /// <summary>Every answer to a $SRV request within 2 s (each registry answers once).</summary>
