@@ -207,7 +207,9 @@ internal sealed partial class ToolCatalog
         versions[record.Version] = new Entry(record, version);
         Tally(record, +1);
         _changes.Mark(StoredKind.Tool, StoreKeyOf(record));
-        _schemas.Put(fingerprint, input, output);
+        // The parsed schemas are not kept: a contract's are parsed again at its first validation, as after a restart.
+        // Kept, 1,000 registered contracts held up to the cache's whole bound in parsed graphs nobody had asked for
+        // (Onex.RegistryNode/README.md, "Memory").
         _journal.Record(ChangeTypes.ToolRegistered, KeyOf(record), ChangeJournal.Of(record), null);
         return record;
     }

@@ -51,13 +51,32 @@ public class ParsedSchemaCacheTests
         using var h = new RegistryHarness(RegistryNodeOptions.Default with { ParsedSchemaMaxBytes = bound });
         h.Announce("n1");
         h.RegisterTool("tool-a", inputSchema: """{"type":"object","properties":{"age":{"type":"integer"}}}""");
+        h.Do(r => r.Handle(new ValidatePayload { ToolName = "tool-a", Payload = "{}" }));
         for (var i = 0; i < 100; i++)
+        {
             h.RegisterTool($"filler-{i}", inputSchema: ToolContracts.PersonSchema.Replace("\"age\"", $"\"age{i}\""));
+            h.Do(r => r.Handle(new ValidatePayload { ToolName = $"filler-{i}", Payload = "{}" }));
+        }
+        Assert.That(h.Registry.Tools.ParsedSchemaCount, Is.GreaterThan(1), "validated contracts' schemas should be held");
         Assert.That(h.Registry.Tools.ParsedSchemaCount, Is.LessThan(100), "the fillers should not all fit in the bound");
 
         var result = h.Do(r => r.Handle(new ValidatePayload { ToolName = "tool-a", Payload = """{"age": "old"}""" }));
 
         Assert.That(result.Errors.Select(e => e.Kind), Is.EqualTo(new[] { "IntegerExpected" }));
         Assert.That(h.Registry.Tools.ParsedSchemaBytes, Is.LessThanOrEqualTo(bound));
+    }
+
+    [Test]
+    public void Registering_a_contract_keeps_no_parsed_schemas_until_it_validates_a_payload()
+    {
+        using var h = new RegistryHarness(RegistryNodeOptions.Default);
+        h.Announce("n1");
+        h.RegisterTool("tool-a", inputSchema: """{"type":"object","properties":{"age":{"type":"integer"}}}""");
+        Assert.That(h.Registry.Tools.ParsedSchemaCount, Is.Zero, "a registration should not keep the parsed schemas");
+
+        var result = h.Do(r => r.Handle(new ValidatePayload { ToolName = "tool-a", Payload = """{"age": "old"}""" }));
+
+        Assert.That(result.Errors.Select(e => e.Kind), Is.EqualTo(new[] { "IntegerExpected" }));
+        Assert.That(h.Registry.Tools.ParsedSchemaCount, Is.EqualTo(1), "a validation should keep the contract's parsed schemas");
     }
 }
