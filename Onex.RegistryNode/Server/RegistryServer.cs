@@ -35,6 +35,14 @@ internal sealed partial class RegistryServer : IDisposable
     // Messages handled per wake-up before the poller looks at its other sources (timers, work queue).
     private const int BatchSize = 256;
 
+    /// <summary>
+    /// Work per wake-up after which it stops taking requests, commits and sends what it has: replies wait for their
+    /// wake-up's commit, so 256 expensive requests (tool registrations parse two schemas each, milliseconds apiece,
+    /// and a loaded machine stretches that many times) held the first reply back for seconds. Cheap requests
+    /// (tens of microseconds) fill a whole batch well within it.
+    /// </summary>
+    public static readonly TimeSpan WakeUpWorkBudget = TimeSpan.FromMilliseconds(20);
+
     /// <summary>How often the loop notes that it runs (pause detection).</summary>
     public static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(250);
 
@@ -261,10 +269,12 @@ internal sealed partial class RegistryServer : IDisposable
     {
         var message = new NetMQMessage();
         var received = 0;
+        var began = TimeProvider.System.GetTimestamp();
         // Replies wait for the wake-up's commit: past PeerBounds.WakeUpReplyBytes of them, send before taking more requests
-        // (600 queued snapshot requests of ~1 MB each held ~1 GB at once).
+        // (600 queued snapshot requests of ~1 MB each held ~1 GB at once); likewise past WakeUpWorkBudget of work.
         for (; received < BatchSize && _outgoingBytes < PeerBounds.WakeUpReplyBytes; received++)
         {
+            if (received > 0 && TimeProvider.System.GetElapsedTime(began) >= WakeUpWorkBudget) break;
             if (!_router.TryReceiveMultipartMessage(TimeSpan.Zero, ref message)) break;
             // Per message, not per wake-up: a stop can land in the middle of a batch, and the requests after it
             // (renewals sent on time) must see the deadlines moved back. Reading the clock costs nanoseconds.

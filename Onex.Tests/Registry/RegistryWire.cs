@@ -64,6 +64,10 @@ internal sealed class TestDealer : IDisposable
 
     public RegistryEnvelope Receive() => DecodeReply(ReceiveFrame());
 
+    /// <summary>The next reply if one arrives within <paramref name="timeout"/>; null otherwise.</summary>
+    public RegistryEnvelope? TryReceive(TimeSpan timeout) =>
+        _socket.TryReceiveFrameBytes(timeout, out var frame) ? DecodeReply(frame!) : null;
+
     /// <summary>
     /// Decodes a reply envelope, allowing the empty request and client ids an Error reply carries when the
     /// request they answer could not be read.
