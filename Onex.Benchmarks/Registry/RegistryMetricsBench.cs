@@ -7,7 +7,7 @@ using Onex.Protocol;
 namespace Onex.Benchmarks.Registry;
 
 /// <summary>
-/// <c>registry-metrics [--seconds S] [--rounds R] [--in-flight N] [--store memory|sqlite]</c>: lease-then-release
+/// <c>registry-metrics [--seconds S] [--rounds R] [--in-flight N] [--store memory|sqlite] [--warmup S]</c>: lease-then-release
 /// pairs per second against a registry node process without its HTTP endpoint ("off") and with it while a real
 /// Prometheus server scrapes its <c>/metrics</c> every second ("on"), rounds alternating so machine load hits both
 /// (issue 13: on within 5% of off). Writes <c>results/RegistryMetrics.md</c>.
@@ -20,11 +20,12 @@ internal static class RegistryMetricsBench
 
     public static int Run(string[] args)
     {
-        int seconds, rounds, inFlight;
+        int seconds, rounds, inFlight, warmup;
         string store;
         try
         {
-            var options = BenchArguments.Parse(args, "--seconds", "--rounds", "--in-flight", "--store");
+            var options = BenchArguments.Parse(args, "--seconds", "--rounds", "--in-flight", "--store", "--warmup");
+            warmup = options.Positive("--warmup", 5);
             seconds = options.Positive("--seconds", 5);
             rounds = options.Positive("--rounds", 5);
             inFlight = options.Positive("--in-flight", 64);
@@ -33,7 +34,7 @@ internal static class RegistryMetricsBench
         catch (FormatException ex)
         {
             Console.Error.WriteLine($"{Command}: {ex.Message}");
-            Console.Error.WriteLine($"usage: {Command} [--seconds S] [--rounds R] [--in-flight N] [--store memory|sqlite]");
+            Console.Error.WriteLine($"usage: {Command} [--seconds S] [--rounds R] [--in-flight N] [--store memory|sqlite] [--warmup S]");
             return 2;
         }
         if (FindPrometheus() is not { } prometheus)
@@ -47,12 +48,12 @@ internal static class RegistryMetricsBench
         for (var round = 1; round <= rounds; round++)
         {
             Console.Error.WriteLine($"{Command}: round {round}/{rounds} (load {ProcStat.LoadAverage()})");
-            off.Add(Measure(prometheus, store, inFlight, seconds, scraped: false));
-            on.Add(Measure(prometheus, store, inFlight, seconds, scraped: true));
+            off.Add(Measure(prometheus, store, inFlight, seconds, warmup, scraped: false));
+            on.Add(Measure(prometheus, store, inFlight, seconds, warmup, scraped: true));
             Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{Command}:   off {off[^1].PerSecond:N0}/s, on {on[^1].PerSecond:N0}/s ({on[^1].Scrapes} scrapes)"));
         }
-        var report = Report(off, on, seconds, inFlight, store);
+        var report = Report(off, on, seconds, inFlight, warmup, store);
         var output = ResultsPath.For("RegistryMetrics.md");
         File.WriteAllText(output, report);
         Console.WriteLine(report);
@@ -62,7 +63,7 @@ internal static class RegistryMetricsBench
 
     private readonly record struct Round(double PerSecond, double ServerCpuUs, int Scrapes);
 
-    private static Round Measure(string prometheusBinary, string store, int inFlight, int seconds, bool scraped)
+    private static Round Measure(string prometheusBinary, string store, int inFlight, int seconds, int warmup, bool scraped)
     {
         var data = Directory.CreateTempSubdirectory("onex-metrics-bench-");
         try
@@ -75,7 +76,8 @@ internal static class RegistryMetricsBench
             dealer.Call<NodeAnnouncement, NodeRecord>(new NodeAnnouncement { NodeId = NodeId });
             using var scraper = scraped ? PrometheusScraper.Start(prometheusBinary, dealer, node.HttpEndpoint!, data.FullName) : null;
 
-            LeasePairLoops.Raw(dealer, NodeId, inFlight, TimeSpan.FromSeconds(1), long.MaxValue); // warm-up
+            // Warm-up: a new node process runs unoptimised (tier-0, then instrumented) code for its first seconds.
+            LeasePairLoops.Raw(dealer, NodeId, inFlight, TimeSpan.FromSeconds(warmup), long.MaxValue);
             var before = ProcStat.Cpu(node.Id);
             var count = LeasePairLoops.Raw(dealer, NodeId, inFlight, TimeSpan.FromSeconds(seconds), long.MaxValue);
             var cpu = (ProcStat.Cpu(node.Id) - before).TotalMicroseconds / Math.Max(1, count.Pairs);
@@ -87,7 +89,7 @@ internal static class RegistryMetricsBench
         }
     }
 
-    private static string Report(List<Round> off, List<Round> on, int seconds, int inFlight, string store)
+    private static string Report(List<Round> off, List<Round> on, int seconds, int inFlight, int warmup, string store)
     {
         static double Median(IEnumerable<double> values)
         {
@@ -98,9 +100,9 @@ internal static class RegistryMetricsBench
         var text = new StringBuilder();
         text.AppendLine("# Lease + release pairs per second, metrics endpoint off and scraped by Prometheus every second");
         text.AppendLine();
-        text.AppendLine(ic, $"`dotnet run -c Release --project Onex.Benchmarks -- {Command} --seconds {seconds} --rounds {off.Count} --in-flight {inFlight} --store {store}`");
+        text.AppendLine(ic, $"`dotnet run -c Release --project Onex.Benchmarks -- {Command} --seconds {seconds} --rounds {off.Count} --in-flight {inFlight} --store {store} --warmup {warmup}`");
         text.AppendLine(ic, $"on {Environment.ProcessorCount} core(s), {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC. A registry node process (`--store {store}`, quarantine 0)");
-        text.AppendLine("per round, one raw DEALER pipelining pairs after a 1 s warm-up; rounds alternate off/on so machine load hits both.");
+        text.AppendLine(ic, $"per round, one raw DEALER pipelining pairs after a {warmup} s warm-up; rounds alternate off/on so machine load hits both.");
         text.AppendLine("\"Off\": `--http none` (no exporter). \"On\": `--http` on a loopback port, and a real Prometheus server (its own data");
         text.AppendLine("directory, port leased from the node under test) scraping `/metrics` every second, up before the round starts;");
         text.AppendLine("\"scrapes\" is Prometheus's own count of successful scrapes of the node by the end of the round.");

@@ -36,7 +36,8 @@ internal sealed partial record ToolContractFile(
             if (name.Length > 128 || !ToolName().IsMatch(name))
                 throw new UsageException($"{file}: name '{name}' must be 1 to 128 letters, digits, '.', '_' or '-', e.g. \"billing.charge\".");
             var version = RequiredString(root, "version", file);
-            if (version.Length > 128 || !SemanticVersion().IsMatch(version))
+            // The registry's own rule (strict SemVer 2.0.0 through the Semver library), so the two cannot disagree.
+            if (!Onex.RegistryNode.Tools.ToolVersions.TryParse(version, out _))
                 throw new UsageException($"{file}: version '{version}' is not a semantic version; write MAJOR.MINOR.PATCH, e.g. \"1.0.0\".");
             var description = root.TryGetProperty("description", out var d) && d.ValueKind == JsonValueKind.String ? d.GetString()! : "";
             return new ToolContractFile(name, version, description,
@@ -91,7 +92,4 @@ internal sealed partial record ToolContractFile(
 
     [GeneratedRegex("^[A-Za-z0-9._-]+$")]
     private static partial Regex ToolName();
-
-    [GeneratedRegex(@"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")]
-    private static partial Regex SemanticVersion();
 }
