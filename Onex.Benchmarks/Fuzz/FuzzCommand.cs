@@ -53,7 +53,7 @@ internal static class FuzzCommand
         var modeName = mode.ToString().ToLowerInvariant();
         report.AppendLine($"{SectionPrefix}{modeName}`");
         report.AppendLine();
-        report.AppendLine($"`dotnet run -c Release --project Onex.Benchmarks -- fuzz --iterations {iterations} --seed {seed} --mode {modeName}`, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, load average {ProcStat.LoadAverage()}.");
+        report.AppendLine($"`dotnet run -c Release --project Onex.Benchmarks -- fuzz --iterations {iterations} --seed {seed} --mode {modeName}`, {TimeProvider.System.GetUtcNow():yyyy-MM-dd HH:mm} UTC, load average {ProcStat.LoadAverage()}.");
         report.AppendLine(mode == FuzzMode.Malformed
             ? """
               One DEALER on loopback sends well-formed MessagePack that breaks the contract one field at a time (a value of the

@@ -101,7 +101,7 @@ internal static class RegistryMetricsBench
         text.AppendLine("# Lease + release pairs per second, metrics endpoint off and scraped by Prometheus every second");
         text.AppendLine();
         text.AppendLine(ic, $"`dotnet run -c Release --project Onex.Benchmarks -- {Command} --seconds {seconds} --rounds {off.Count} --in-flight {inFlight} --store {store} --warmup {warmup}`");
-        text.AppendLine(ic, $"on {Environment.ProcessorCount} core(s), {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC. A registry node process (`--store {store}`, quarantine 0)");
+        text.AppendLine(ic, $"on {Environment.ProcessorCount} core(s), {TimeProvider.System.GetUtcNow():yyyy-MM-dd HH:mm} UTC. A registry node process (`--store {store}`, quarantine 0)");
         text.AppendLine(ic, $"per round, one raw DEALER pipelining pairs after a {warmup} s warm-up; rounds alternate off/on so machine load hits both.");
         text.AppendLine("\"Off\": `--http none` (no exporter). \"On\": `--http` on a loopback port, and a real Prometheus server (its own data");
         text.AppendLine("directory, port leased from the node under test) scraping `/metrics` every second, up before the round starts;");

@@ -25,6 +25,28 @@ public static class ZmqEndpoints
     }
 
     /// <summary>
+    /// Moves a connected <paramref name="socket"/> from <paramref name="previous"/> to <paramref name="endpoint"/>
+    /// (a bus that moved), encrypting to <paramref name="curveServerKey"/> when given (a host back with new keys; then
+    /// it reconnects even to the same endpoint). Runs on the socket's thread. False when there was nothing to do.
+    /// </summary>
+    internal static bool MoveConnection(NetMQSocket socket, string previous, string endpoint, string? curveServerKey)
+    {
+        if (previous == endpoint && curveServerKey is null) return false;
+        try
+        {
+            socket.Disconnect(previous);
+        }
+        catch (EndpointNotFoundException)
+        {
+            // Never connected there (a connect still in progress is dropped by ZeroMQ anyway).
+        }
+        // Options are taken at connect time, so the new key applies to this connection.
+        if (curveServerKey is not null) ZmqCurve.Apply(socket, null, curveServerKey);
+        socket.Connect(endpoint);
+        return true;
+    }
+
+    /// <summary>
     /// Throws <see cref="ArgumentException"/> saying what is wrong unless <paramref name="endpoint"/> is a ZeroMQ endpoint
     /// this project uses: <c>tcp://HOST:PORT</c> (PORT 0-65535 or <c>*</c>), <c>ipc://NAME</c> or <c>inproc://NAME</c>.
     /// NetMQ itself reports such mistakes with unrelated exceptions (a FormatException for a bad port, for one).

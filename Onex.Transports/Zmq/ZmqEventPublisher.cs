@@ -120,20 +120,7 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         return Task.Factory.StartNew(() =>
         {
-            var previous = Endpoint;
-            if (previous == endpoint && curveServerKey is null) return;
-            try
-            {
-                _socket.Disconnect(previous);
-            }
-            catch (EndpointNotFoundException)
-            {
-                // Not connected there.
-            }
-            // Options are taken at connect time, so the new key applies to this connection.
-            if (curveServerKey is not null) ZmqCurve.Apply(_socket, null, curveServerKey);
-            _socket.Connect(endpoint);
-            Endpoint = endpoint;
+            if (ZmqEndpoints.MoveConnection(_socket, Endpoint, endpoint, curveServerKey)) Endpoint = endpoint;
         }, CancellationToken.None, TaskCreationOptions.None, _poller);
     }
 

@@ -126,20 +126,7 @@ public sealed class ZmqEventSubscriber : IAsyncDisposable
         ZmqEndpoints.EnsureValid(endpoint, nameof(endpoint));
         return OnPollerAsync(() =>
         {
-            var previous = Endpoint;
-            if (previous == endpoint && curveServerKey is null) return;
-            try
-            {
-                _socket.Disconnect(previous);
-            }
-            catch (EndpointNotFoundException)
-            {
-                // Never connected there (a connect still in progress is dropped by ZeroMQ anyway).
-            }
-            // Options are taken at connect time, so the new key applies to this connection.
-            if (curveServerKey is not null) ZmqCurve.Apply(_socket, null, curveServerKey);
-            _socket.Connect(endpoint);
-            Endpoint = endpoint;
+            if (ZmqEndpoints.MoveConnection(_socket, Endpoint, endpoint, curveServerKey)) Endpoint = endpoint;
         });
     }
 
