@@ -57,6 +57,39 @@ public class WatchBufferBoundTests
     }
 
     [Test]
+    public async Task A_source_full_by_count_replaces_the_backlog_with_one_lost_notice_instead_of_dropping_silently()
+    {
+        const int capacity = 8;
+        await using var registry = await TestRegistry.StartAsync();
+        await using var client = await registry.ConnectAsync();
+        using var source = new ZmqRegistryBroadcastSource(registry.Host.PubEndpoint, ChangeTypes.TopicPrefix, ZmqSocketOptions.Default,
+            capacity, changeFilter: null, NullLogger.Instance, maxBytes: 64L * 1024 * 1024);
+        using var limit = new CancellationTokenSource(Waits.Default);
+        await source.Reader.ReadAsync(limit.Token); // the subscription is live: a registry heartbeat came through
+
+        var final = await ChangeALotAsync(client); // 40 changes against room for 8, far below the byte bound
+        long highest = 0;
+        var lost = new List<string>();
+        var delivered = new List<long>();
+        while (highest < final)
+        {
+            var broadcast = await source.Reader.ReadAsync(limit.Token);
+            if (broadcast.Lost is { } why) lost.Add(why);
+            if (broadcast.Change is { } change)
+            {
+                delivered.Add(change.Sequence);
+                highest = Math.Max(highest, change.Sequence);
+            }
+            if (broadcast.Heartbeat is { } heartbeat) highest = Math.Max(highest, heartbeat.Sequence);
+        }
+
+        Assert.That(lost, Is.Not.Empty, "a full source says so");
+        Assert.That(lost[0], Does.Contain($"more than {capacity} broadcasts"));
+        Assert.That(source.Dropped, Is.GreaterThan(0));
+        Assert.That(delivered.Count, Is.LessThan(Changes), "the dropped backlog was not delivered");
+    }
+
+    [Test]
     public async Task A_watch_that_falls_behind_past_its_byte_bound_resyncs_by_snapshot_and_says_why()
     {
         await using var registry = await TestRegistry.StartAsync();

@@ -34,7 +34,7 @@ internal interface IRegistryBroadcastSource : IDisposable
 /// A SUB socket on the registry's PUB endpoint, decoding <c>[topic][OnexEvent]</c> frames into
 /// <see cref="RegistryBroadcast"/>s on its own poller thread.
 /// <para>
-/// The backlog a slow reader leaves is bounded in count and in bytes (the frames' size on the wire). Past the byte
+/// The backlog a slow reader leaves is bounded in count and in bytes (the frames' size on the wire). Past either
 /// bound the backlog is of no more use: the reader must resync by snapshot anyway, so it is dropped at once (memory
 /// back) and replaced by one <see cref="RegistryBroadcast.Lost"/> notice, the way a token watch stream reports that it
 /// fell behind.
@@ -47,6 +47,7 @@ internal sealed class ZmqRegistryBroadcastSource : IRegistryBroadcastSource
     private readonly Channel<(RegistryBroadcast Broadcast, int Bytes)> _channel;
     private readonly BacklogReader _reader;
     private readonly long _maxBytes;
+    private readonly int _capacity;
     private long _bufferedBytes;
     private readonly OnexEventCodec _codec;
     private readonly Func<RegistryChange, bool>? _changeFilter;
@@ -57,7 +58,7 @@ internal sealed class ZmqRegistryBroadcastSource : IRegistryBroadcastSource
     /// <param name="endpoint">The registry's PUB endpoint.</param>
     /// <param name="topicPrefix">ZeroMQ subscription prefix, e.g. <c>registry.</c> or <c>registry.heartbeat</c>.</param>
     /// <param name="socketOptions">Socket settings.</param>
-    /// <param name="capacity">Broadcasts buffered for a slow reader before new ones are dropped.</param>
+    /// <param name="capacity">Broadcasts buffered for a slow reader before the backlog is dropped for a resync.</param>
     /// <param name="changeFilter">Test seam: a change for which this returns false is dropped as if lost on the wire.</param>
     /// <param name="logger">Where undecodable frames are reported.</param>
     /// <param name="maxBytes">Bytes of broadcasts buffered for a slow reader before the backlog is dropped for a resync.</param>
@@ -70,6 +71,7 @@ internal sealed class ZmqRegistryBroadcastSource : IRegistryBroadcastSource
         _logger = logger;
         _changeFilter = changeFilter;
         _maxBytes = maxBytes;
+        _capacity = capacity;
         _codec = new OnexEventCodec(socketOptions.CodecLimits);
         _reader = new BacklogReader(this);
         _channel = Channel.CreateBounded<(RegistryBroadcast, int)>(new BoundedChannelOptions(capacity)
@@ -161,23 +163,25 @@ internal sealed class ZmqRegistryBroadcastSource : IRegistryBroadcastSource
             var bytes = frames[0].Length + frames[1].Length;
             if (Interlocked.Read(ref _bufferedBytes) + bytes > _maxBytes)
             {
-                DropBacklog();
+                DropBacklog($"more than {_maxBytes} bytes");
                 continue;
             }
             Interlocked.Add(ref _bufferedBytes, bytes);
             if (!_channel.Writer.TryWrite((broadcast, bytes)))
             {
+                // Full by count: as useless as a backlog past the byte bound, and dropping only the new broadcasts
+                // would leave the reader to find out from a sequence gap (or never, for heartbeats). Same treatment.
                 Interlocked.Add(ref _bufferedBytes, -bytes);
-                Interlocked.Increment(ref _dropped);
+                DropBacklog($"more than {_capacity} broadcasts");
             }
         }
     }
 
     /// <summary>
-    /// The reader is more than the byte bound behind: drops what it has not read and the broadcast that did not fit,
+    /// The reader is more than the byte or count bound behind: drops what it has not read and the broadcast that did not fit,
     /// and queues one notice in their place, on which the watcher resyncs by snapshot (RegistryWatcher).
     /// </summary>
-    private void DropBacklog()
+    private void DropBacklog(string behind)
     {
         long dropped = 1;
         while (_channel.Reader.TryRead(out var entry))
@@ -186,9 +190,9 @@ internal sealed class ZmqRegistryBroadcastSource : IRegistryBroadcastSource
             dropped++;
         }
         Interlocked.Add(ref _dropped, dropped);
-        RegistryClientLog.WatchBacklogDropped(_logger, Endpoint, dropped, _maxBytes);
+        RegistryClientLog.WatchBacklogDropped(_logger, Endpoint, dropped, behind);
         _channel.Writer.TryWrite((new RegistryBroadcast(null, null,
-            Lost: $"the watch fell more than {_maxBytes} bytes of broadcasts behind ({dropped} dropped); changes since come by snapshot"), 0));
+            Lost: $"the watch fell {behind} of broadcasts behind ({dropped} dropped); changes since come by snapshot"), 0));
     }
 
     /// <summary>The reader side: hands out broadcasts and gives their bytes back to the bound.</summary>

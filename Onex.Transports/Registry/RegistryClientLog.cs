@@ -81,6 +81,6 @@ internal static partial class RegistryClientLog
     [LoggerMessage(EventId = 3090, Level = LogLevel.Information, Message = "Watch stream on {Endpoint} reopened ({Reason}); the watcher resyncs by snapshot")]
     public static partial void WatchStreamReopened(ILogger logger, string endpoint, string reason);
 
-    [LoggerMessage(EventId = 3091, Level = LogLevel.Warning, Message = "Watch on {Endpoint} fell more than {MaxBytes} bytes of broadcasts behind: {Dropped} dropped, the watcher resyncs by snapshot")]
-    public static partial void WatchBacklogDropped(ILogger logger, string endpoint, long dropped, long maxBytes);
+    [LoggerMessage(EventId = 3091, Level = LogLevel.Warning, Message = "Watch on {Endpoint} fell {Behind} of broadcasts behind: {Dropped} dropped, the watcher resyncs by snapshot")]
+    public static partial void WatchBacklogDropped(ILogger logger, string endpoint, long dropped, string behind);
 }
