@@ -176,7 +176,7 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         IChangeSink pub = new ZmqChangeBroadcaster(publisher, options.NodeId, bodies, timeProvider);
         if (auth is not null) pub = new HeartbeatOnlyChangeSink(pub); // PUB cannot filter by tenant (PROTOCOL.md 16.6)
         RequestDispatcher? running = null;
-        var watches = new Watches.WatchHub(options.Watches, () => running!.Registry, bodies, timeProvider, loggerFactory.CreateLogger<Watches.WatchHub>());
+        var watches = new Watches.WatchHub(options.Watches, bodies, timeProvider, loggerFactory.CreateLogger<Watches.WatchHub>());
         var broadcasts = new ObservedChangeSink(new Watches.WatchFanOut(pub, watches), metrics);
         var cluster = options.Cluster is { } clusterOptions
             ? new ClusterMember(clusterOptions, action => server.Post(() => action(running!.Registry)), () => running?.Registry.Epoch ?? "",

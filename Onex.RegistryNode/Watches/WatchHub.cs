@@ -4,6 +4,7 @@ using Onex.Protocol;
 using Onex.RegistryNode.Auth;
 using Onex.RegistryNode.Changes;
 using Onex.RegistryNode.Server;
+using Onex.RegistryNode.Tenants;
 
 namespace Onex.RegistryNode.Watches;
 
@@ -54,7 +55,6 @@ internal sealed partial class WatchHub : IChangeSink
     }
 
     private readonly WatchOptions _options;
-    private readonly Func<RegistryState> _registry;
     private readonly ChangeBodies _bodies;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
@@ -65,9 +65,6 @@ internal sealed partial class WatchHub : IChangeSink
     private readonly HashSet<Stream> _ready = [];
     private readonly List<(Stream Stream, WatchEvent Ended)> _endings = [];
     private readonly Queue<Past> _history = new();
-    // Tenants of nodes learned from the stream itself: a node's leases, buses and tools may be announced as removed
-    // in the same turn as the node, when the state no longer has it.
-    private readonly Dictionary<string, string?> _tenantOfNode = new(StringComparer.Ordinal);
     private Func<byte[], bool, byte[], StreamSendOutcome>? _send;
     private long _historyBytes;
     private long _queuedBytes;
@@ -75,11 +72,10 @@ internal sealed partial class WatchHub : IChangeSink
     private string _epoch = "";
     private long _last;
 
-    public WatchHub(WatchOptions options, Func<RegistryState> registry, ChangeBodies bodies, TimeProvider time, ILogger logger)
+    public WatchHub(WatchOptions options, ChangeBodies bodies, TimeProvider time, ILogger logger)
     {
         _options = options;
         _bodies = bodies;
-        _registry = registry;
         _time = time;
         _logger = logger;
         _uncharged = new TokenBuckets(time);
@@ -436,26 +432,21 @@ internal sealed partial class WatchHub : IChangeSink
                 ("min", "0"), ("max", _options.MaxCredit.ToString()), ("value", credit.ToString()));
     }
 
-    private string? TenantOf(RegistryChange change)
+    /// <summary>
+    /// The tenant a change belongs to: its record's <c>tenant</c> field (null is <c>default</c>, PROTOCOL.md 16.3). Every
+    /// node, lease, bus and tool record names its tenant, so no lookup by node id is needed (node ids are per tenant:
+    /// two tenants may both have a node of that id). Null for a change of no tenant's record: only the open and admin
+    /// watches see those.
+    /// </summary>
+    private static string? TenantOf(RegistryChange change)
     {
         var entity = change.NewValue ?? change.OldValue;
-        if (entity?.Node is { } node)
-        {
-            var tenant = node.Metadata?.GetValueOrDefault(AuthGate.TenantKey);
-            if (change.ChangeType == ChangeTypes.NodeRemoved) _tenantOfNode.Remove(node.NodeId);
-            else _tenantOfNode[node.NodeId] = tenant;
-            return tenant;
-        }
-        // A record naming its tenant says it (node ids are per tenant: two tenants may both have a node of that id).
-        if ((entity?.Lease?.Tenant ?? entity?.Bus?.Tenant ?? entity?.Tool?.Tenant) is { } named) return named;
-        var nodeId = entity?.Lease?.NodeId ?? entity?.Bus?.NodeId ?? entity?.Tool?.NodeId;
-        if (nodeId is null) return null;
-        if (_tenantOfNode.TryGetValue(nodeId, out var known)) return known;
-        var record = _registry().Nodes.Find(nodeId);
-        if (record is null) return null;
-        var found = record.Metadata?.GetValueOrDefault(AuthGate.TenantKey);
-        _tenantOfNode[nodeId] = found;
-        return found;
+        if (entity is null) return null;
+        if (entity.Node is { } node) return TenantNames.Of(node.Tenant);
+        if (entity.Lease is { } lease) return TenantNames.Of(lease.Tenant);
+        if (entity.Bus is { } bus) return TenantNames.Of(bus.Tenant);
+        if (entity.Tool is { } tool) return TenantNames.Of(tool.Tenant);
+        return null;
     }
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Watch {WatchId} of {ClientId} opened (tenant {Tenant}, prefix {Prefix}, from sequence {Covered})")]

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using Onex.Errors;
 using Onex.Protocol;
 using Onex.RegistryNode.Auth;
@@ -68,7 +69,10 @@ public class AccessMatrixTests
         [Values] Caller caller)
     {
         using var files = new AuthTestFiles();
-        await using var host = await TestNodes.StartAsync(o => o with { AuthFile = files.Path });
+        // A clock that never moves: no lease expires and no node turns unhealthy while the matrix runs (on a loaded
+        // machine it takes longer than a node's three missed heartbeats), so only the requests can change the state.
+        var time = new FakeTimeProvider(DateTimeOffset.UnixEpoch.AddDays(20_000));
+        await using var host = await TestNodes.StartAsync(o => o with { AuthFile = files.Path }, time);
         using var owner = new TestDealer(host.RouterEndpoint) { Token = files.NodeA };
         using var admin = new TestDealer(host.RouterEndpoint) { Token = files.Admin };
         using var adminInA = new TestDealer(host.RouterEndpoint) { Token = files.Admin, Tenant = "a" };

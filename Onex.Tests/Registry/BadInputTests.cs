@@ -1,4 +1,5 @@
 using System.Buffers;
+using Microsoft.Extensions.Time.Testing;
 using MessagePack;
 using Onex.Errors;
 using Onex.Protocol;
@@ -37,7 +38,9 @@ public class BadInputTests
     [TestCaseSource(nameof(Cases))]
     public async Task Bad_input_gets_an_error_reply_and_changes_nothing(BadInput input)
     {
-        await using var host = await TestNodes.StartAsync();
+        // A clock that never moves: nothing expires and no stall is detected between the two snapshots, so only the
+        // request could change the state.
+        await using var host = await TestNodes.StartAsync(time: new FakeTimeProvider(DateTimeOffset.UnixEpoch.AddDays(20_000)));
         using var dealer = new TestDealer(host.RouterEndpoint);
         dealer.Call<PortRequest, PortGrant>(new PortRequest { NodeId = "n0" }); // some state to keep
         var before = dealer.StateBytes();

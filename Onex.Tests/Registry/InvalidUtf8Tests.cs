@@ -1,4 +1,5 @@
 using System.Text;
+using Microsoft.Extensions.Time.Testing;
 using Onex.Errors;
 using Onex.Protocol;
 
@@ -59,7 +60,9 @@ public class InvalidUtf8Tests
     [TestCaseSource(nameof(Cases))]
     public async Task A_string_that_is_not_utf8_is_malformed_naming_the_field_and_changes_nothing(Case input)
     {
-        await using var host = await TestNodes.StartAsync();
+        // A clock that never moves: nothing expires and no stall is detected between the two snapshots, so only the
+        // request could change the state.
+        await using var host = await TestNodes.StartAsync(time: new FakeTimeProvider(DateTimeOffset.UnixEpoch.AddDays(20_000)));
         using var dealer = new TestDealer(host.RouterEndpoint);
         dealer.Call<NodeAnnouncement, NodeRecord>(new NodeAnnouncement { NodeId = "n1" });
         dealer.Call<PortRequest, PortGrant>(new PortRequest { NodeId = "n1" });

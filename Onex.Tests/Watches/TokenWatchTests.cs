@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using Onex.Errors;
 using Onex.Protocol;
+using Onex.RegistryNode.Auth;
+using Onex.RegistryNode.Tenants;
 using Onex.Testing;
 using Onex.Tests.Auth;
 using Onex.Tests.Client;
@@ -47,6 +49,37 @@ public class TokenWatchTests
                 Is.Empty, "another tenant's change between two of ours is not a gap on the watch stream");
         });
         Assert.That(await host.InvokeAsync(_ => host.Watches!.Count), Is.EqualTo(1), "the watch runs over the request socket");
+    }
+
+    [Test]
+    public async Task A_change_goes_to_the_tenant_its_record_names_even_when_another_tenant_has_a_node_of_the_same_id()
+    {
+        using var files = new AuthTestFiles();
+        var nodeDefault = AuthFileEditor.AddToken(files.Path, TenantNames.Default, AuthRoles.Node, "default-node");
+        var readerDefault = AuthFileEditor.AddToken(files.Path, TenantNames.Default, AuthRoles.Reader, "default-reader");
+        await using var host = await TestNodes.StartAsync(o => o with { AuthFile = files.Path });
+        // Both tenants have a node "shared"; tenant a's announces last. Records of the tenant default name no tenant
+        // on the wire (null), so only the record's own field may decide, not the node id.
+        await using var inDefault = await RegistryClient.ConnectAsync(Options(host, nodeDefault, "shared"));
+        await using var inA = await RegistryClient.ConnectAsync(Options(host, files.NodeA, "shared"));
+        await using var watcherDefault = await RegistryClient.ConnectAsync(Options(host, readerDefault, "d-reader", announce: false));
+        await using var watcherA = await RegistryClient.ConnectAsync(Options(host, files.ReaderA, "a-reader", announce: false));
+        await using var eventsDefault = watcherDefault.WatchAsync().GetAsyncEnumerator();
+        await using var eventsA = watcherA.WatchAsync().GetAsyncEnumerator();
+        await eventsDefault.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "tenant default's initial snapshot");
+        await eventsA.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "tenant a's initial snapshot");
+
+        await inDefault.RegisterBusAsync("d-bus", BusKinds.Zmq, ["tcp://127.0.0.1:1"]);
+        await inA.RegisterBusAsync("a-bus", BusKinds.Zmq, ["tcp://127.0.0.1:2"]);
+        var seenDefault = await eventsDefault.UntilAsync(e => e.Change?.Key == "d-bus", "d-bus on tenant default's watch");
+        var seenA = await eventsA.UntilAsync(e => e.Change?.Key == "a-bus", "a-bus on tenant a's watch");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(seenA.Where(e => e.Change is not null).Select(e => e.Change!.Key), Does.Not.Contain("d-bus"),
+                "tenant default's bus reached tenant a's watcher through the shared node id");
+            Assert.That(seenDefault.Where(e => e.Change is not null).Select(e => e.Change!.Key), Does.Not.Contain("a-bus"));
+        });
     }
 
     [Test]
