@@ -20,9 +20,10 @@ public sealed class BusTelemetry
     /// <summary>How many distinct topics one participant tags its measurements with before folding the rest.</summary>
     public const int MaxTopicTags = 64;
 
-    private readonly ConcurrentDictionary<string, KeyValuePair<string, object?>[]> _topicTags = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, TopicTagsEntry> _topicTags = new(StringComparer.Ordinal);
     private readonly KeyValuePair<string, object?>[] _otherTags;
     private readonly KeyValuePair<string, object?>[][] _dropTags;
+    private TopicTagsEntry? _lastTopic;
 
     /// <summary>Creates the telemetry of a participant of bus <paramref name="bus"/> on <paramref name="backend"/>.</summary>
     public BusTelemetry(string bus, string backend)
@@ -58,10 +59,11 @@ public sealed class BusTelemetry
         var metered = OnexBusDiagnostics.Published.Enabled || OnexBusDiagnostics.PublishDuration.Enabled
                       || OnexBusDiagnostics.PublishedBytes.Enabled || OnexBusDiagnostics.PublishFailed.Enabled;
         var ambient = Activity.Current;
-        if (!metered && ambient is null && !OnexBusDiagnostics.ActivitySource.HasListeners()) return default;
+        var traced = OnexBusDiagnostics.ActivitySource.HasListeners();
+        if (!metered && ambient is null && !traced) return default;
 
         Activity? activity = null;
-        if (OnexBusDiagnostics.ActivitySource.HasListeners())
+        if (traced)
         {
             activity = OnexBusDiagnostics.ActivitySource.StartActivity("publish " + evt.Topic, ActivityKind.Producer);
             // The span is not the caller's Activity.Current: a publish returns before it ends.
@@ -123,10 +125,20 @@ public sealed class BusTelemetry
 
     internal KeyValuePair<string, object?>[] TopicTags(string topic)
     {
-        if (_topicTags.TryGetValue(topic, out var tags)) return tags;
-        if (_topicTags.Count >= MaxTopicTags) return _otherTags;
-        return _topicTags.GetOrAdd(topic, Tags);
+        // Most participants publish and deliver one topic after another: the last one's tags are checked first, which
+        // spares hashing the topic on both sides of every event while something listens to the meter.
+        var last = Volatile.Read(ref _lastTopic);
+        if (last is not null && string.Equals(last.Topic, topic, StringComparison.Ordinal)) return last.Tags;
+        if (!_topicTags.TryGetValue(topic, out var entry))
+        {
+            if (_topicTags.Count >= MaxTopicTags) return _otherTags;
+            entry = _topicTags.GetOrAdd(topic, t => new TopicTagsEntry(t, Tags(t)));
+        }
+        Volatile.Write(ref _lastTopic, entry); // an entry of the map: remembering it allocates nothing
+        return entry.Tags;
     }
+
+    private sealed record TopicTagsEntry(string Topic, KeyValuePair<string, object?>[] Tags);
 
     private KeyValuePair<string, object?>[] Tags(string topic) =>
         [new("bus", Bus), new("backend", Backend), new("topic", topic)];

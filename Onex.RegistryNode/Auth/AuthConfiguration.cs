@@ -23,6 +23,9 @@ public sealed partial class AuthConfiguration
     /// <summary>Most tenants, and most tokens over all tenants, a file may hold (the lookup scans every token).</summary>
     public const int MaxTenants = 1_000, MaxTokens = 10_000;
 
+    /// <summary>Longest token looked up, in characters (generated ones have 48); longer ones are unknown.</summary>
+    private const int MaxTokenChars = 1024;
+
     /// <summary>Largest auth file read, in bytes.</summary>
     public const int MaxFileBytes = 4 * 1024 * 1024;
 
@@ -51,8 +54,13 @@ public sealed partial class AuthConfiguration
     /// </summary>
     public AuthCaller? Authenticate(string? token)
     {
-        if (string.IsNullOrEmpty(token) || token.Length > 1024) return null;
-        var digest = AccessTokens.Digest(token);
+        if (string.IsNullOrEmpty(token) || token.Length > MaxTokenChars) return null;
+        // On the stack: checked on every request, so no garbage per request (the token's bytes are cleared after use).
+        Span<byte> bytes = stackalloc byte[System.Text.Encoding.UTF8.GetMaxByteCount(token.Length)];
+        Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
+        var length = System.Text.Encoding.UTF8.GetBytes(token, bytes);
+        SHA256.HashData(bytes[..length], digest);
+        CryptographicOperations.ZeroMemory(bytes[..length]);
         AuthCaller? found = null;
         foreach (var (stored, caller) in _tokens)
             if (CryptographicOperations.FixedTimeEquals(stored, digest)) found = caller;

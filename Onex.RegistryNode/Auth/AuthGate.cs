@@ -80,7 +80,7 @@ internal sealed class AuthGate
         {
             case nameof(PortRequest):
             {
-                var request = envelope.BodyAs<PortRequest>();
+                var request = DecodedBody.Of<PortRequest>(envelope);
                 if (registry.Nodes.Find(request.NodeId, tenant!) is null)
                     throw Reject.NotFound($"Node '{request.NodeId}' has not announced itself; with access control on, a node announces itself (NodeAnnouncement) before it leases ports.",
                         ("nodeId", request.NodeId));
@@ -94,20 +94,20 @@ internal sealed class AuthGate
                 break;
             }
             case nameof(LeaseRenewal):
-                CheckLease(registry, tenant!, envelope.BodyAs<LeaseRenewal>().LeaseId);
+                CheckLease(registry, tenant!, DecodedBody.Of<LeaseRenewal>(envelope).LeaseId);
                 break;
             case nameof(LeaseRelease):
-                CheckLease(registry, tenant!, envelope.BodyAs<LeaseRelease>().LeaseId);
+                CheckLease(registry, tenant!, DecodedBody.Of<LeaseRelease>(envelope).LeaseId);
                 break;
             case nameof(PortConflict):
-                CheckLease(registry, tenant!, envelope.BodyAs<PortConflict>().LeaseId);
+                CheckLease(registry, tenant!, DecodedBody.Of<PortConflict>(envelope).LeaseId);
                 break;
             case nameof(NodeAnnouncement):
                 envelope = Announce(registry, envelope, tenant!);
                 break;
             case nameof(EventBusRegistration):
             {
-                var request = envelope.BodyAs<EventBusRegistration>();
+                var request = DecodedBody.Of<EventBusRegistration>(envelope);
                 if (!registry.Buses.Contains(request.Name, tenant!) && QuotaOf(tenant!)?.Buses is { } limit)
                 {
                     var count = registry.Buses.PerTenant.Of(tenant!);
@@ -117,11 +117,11 @@ internal sealed class AuthGate
                 break;
             }
             case nameof(ToolContractRegistration):
-                RegisterTool(registry, tenant!, envelope.BodyAs<ToolContractRegistration>());
+                RegisterTool(registry, tenant!, DecodedBody.Of<ToolContractRegistration>(envelope));
                 break;
             case nameof(IntrospectionRequest) when tenant is not null:
             {
-                var response = registry.Handle(envelope.BodyAs<IntrospectionRequest>());
+                var response = registry.Handle(DecodedBody.Of<IntrospectionRequest>(envelope));
                 response = response with
                 {
                     Leases = response.Leases?.Where(l => TenantNames.Of(l.Tenant) == tenant).ToList(),
@@ -133,7 +133,7 @@ internal sealed class AuthGate
             }
             case nameof(SnapshotRequest) when tenant is not null:
             {
-                envelope.BodyAs<SnapshotRequest>();
+                DecodedBody.Of<SnapshotRequest>(envelope);
                 var snapshot = registry.Snapshot();
                 snapshot = snapshot with
                 {
@@ -170,17 +170,17 @@ internal sealed class AuthGate
         if (!caller.IsAdmin) return caller.Tenant;
         var (what, holders) = envelope.MessageType switch
         {
-            nameof(PortRequest) => NodeHolders(registry, envelope.BodyAs<PortRequest>().NodeId),
-            nameof(NodeAnnouncement) => NodeHolders(registry, envelope.BodyAs<NodeAnnouncement>().NodeId),
-            nameof(NodeHeartbeat) => NodeHolders(registry, envelope.BodyAs<NodeHeartbeat>().NodeId),
-            nameof(NodeDeparture) => NodeHolders(registry, envelope.BodyAs<NodeDeparture>().NodeId),
-            nameof(EventBusRegistration) => NodeHolders(registry, envelope.BodyAs<EventBusRegistration>().NodeId),
-            nameof(EventBusDeregistration) => NodeHolders(registry, envelope.BodyAs<EventBusDeregistration>().NodeId),
-            nameof(ToolContractRegistration) => NodeHolders(registry, envelope.BodyAs<ToolContractRegistration>().NodeId),
-            nameof(LeaseRenewal) => LeaseHolder(registry, envelope.BodyAs<LeaseRenewal>().LeaseId),
-            nameof(LeaseRelease) => LeaseHolder(registry, envelope.BodyAs<LeaseRelease>().LeaseId),
-            nameof(PortConflict) => LeaseHolder(registry, envelope.BodyAs<PortConflict>().LeaseId),
-            nameof(ValidatePayload) => ToolHolders(registry, envelope.BodyAs<ValidatePayload>().ToolName),
+            nameof(PortRequest) => NodeHolders(registry, DecodedBody.Of<PortRequest>(envelope).NodeId),
+            nameof(NodeAnnouncement) => NodeHolders(registry, DecodedBody.Of<NodeAnnouncement>(envelope).NodeId),
+            nameof(NodeHeartbeat) => NodeHolders(registry, DecodedBody.Of<NodeHeartbeat>(envelope).NodeId),
+            nameof(NodeDeparture) => NodeHolders(registry, DecodedBody.Of<NodeDeparture>(envelope).NodeId),
+            nameof(EventBusRegistration) => NodeHolders(registry, DecodedBody.Of<EventBusRegistration>(envelope).NodeId),
+            nameof(EventBusDeregistration) => NodeHolders(registry, DecodedBody.Of<EventBusDeregistration>(envelope).NodeId),
+            nameof(ToolContractRegistration) => NodeHolders(registry, DecodedBody.Of<ToolContractRegistration>(envelope).NodeId),
+            nameof(LeaseRenewal) => LeaseHolder(registry, DecodedBody.Of<LeaseRenewal>(envelope).LeaseId),
+            nameof(LeaseRelease) => LeaseHolder(registry, DecodedBody.Of<LeaseRelease>(envelope).LeaseId),
+            nameof(PortConflict) => LeaseHolder(registry, DecodedBody.Of<PortConflict>(envelope).LeaseId),
+            nameof(ValidatePayload) => ToolHolders(registry, DecodedBody.Of<ValidatePayload>(envelope).ToolName),
             _ => (null, null),
         };
         if (holders is null) return null;
@@ -215,7 +215,7 @@ internal sealed class AuthGate
 
     private RegistryEnvelope Announce(RegistryState registry, RegistryEnvelope envelope, string tenant)
     {
-        var announcement = envelope.BodyAs<NodeAnnouncement>();
+        var announcement = DecodedBody.Of<NodeAnnouncement>(envelope);
         if (registry.Nodes.Find(announcement.NodeId, tenant) is null && QuotaOf(tenant)?.Nodes is { } limit)
         {
             var count = registry.Nodes.PerTenant.Of(tenant);

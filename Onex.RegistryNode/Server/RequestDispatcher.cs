@@ -333,7 +333,7 @@ internal sealed partial class RequestDispatcher
     }
 
     private static Handler Of<TRequest, TReply>(Func<RegistryState, TRequest, TReply> handle) where TRequest : class =>
-        new(typeof(TRequest), (registry, envelope) => RegistryCodec.Encode(envelope.RequestId, envelope.ClientId, handle(registry, envelope.BodyAs<TRequest>())));
+        new(typeof(TRequest), (registry, envelope) => RegistryCodec.Encode(envelope.RequestId, envelope.ClientId, handle(registry, Onex.RegistryNode.Auth.DecodedBody.Of<TRequest>(envelope))));
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Unexpected failure while handling {MessageType}; replied INTERNAL")]
     private partial void LogUnexpected(Exception exception, string messageType);
