@@ -37,9 +37,13 @@ internal sealed class OnexProcess : IAsyncDisposable
         return start;
     }
 
-    public static OnexProcess Start(IEnumerable<string> args)
+    public static OnexProcess Start(IEnumerable<string> args) => Start(args, null);
+
+    /// <summary>Starts <c>onex ARGS</c> with <paramref name="environment"/> added to the child's environment.</summary>
+    public static OnexProcess Start(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment)
     {
         var start = StartInfo(args);
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>()) start.Environment[key] = value;
         return new OnexProcess(Process.Start(start) ?? throw new InvalidOperationException("could not start onex"));
     }
 

@@ -80,7 +80,11 @@ public static partial class EventBusFactory
             if (options.Role != EventBusRole.Host || options.Registry is null || options.Backend == BusKinds.Memory)
             {
                 await HostPorts.ReleaseAsync(leases).ConfigureAwait(false);
-                if (lookedUp && options.FollowRegistry && bus is ZmqEventBus joined) Follow(joined, options, !keyGiven, logger);
+                if (lookedUp && options.FollowRegistry)
+                {
+                    if (bus is ZmqEventBus joined) Follow(joined, options, !keyGiven, logger);
+                    else if (bus is IpcEventBus joinedIpc) Follow(joinedIpc, options, logger);
+                }
                 return bus;
             }
 
@@ -171,9 +175,8 @@ public static partial class EventBusFactory
     }
 
     /// <summary>
-    /// A zmq participant that joined by name follows the bus when its host comes back elsewhere. (Unix-socket and
-    /// JetStream participants need not: a Unix-socket host comes back at the same path, which they reconnect to, and
-    /// JetStream's endpoint is the NATS server, not the host.)
+    /// A zmq participant that joined by name follows the bus when its host comes back elsewhere. (JetStream
+    /// participants need not: their endpoint is the NATS server, not the host.)
     /// </summary>
     private static void Follow(ZmqEventBus bus, EventBusOptions options, bool followKey, ILogger logger)
     {
@@ -183,6 +186,22 @@ public static partial class EventBusFactory
                 ? bus.MoveToAsync(endpoints[0], endpoints[1], curveServerKey, cancellationToken)
                 : throw new ArgumentException($"A zmq bus has two endpoints; the registry lists {endpoints.Count}."),
             bus.Health, logger, bus.Options.Socket.CurveServerKey, followKey);
+        bus.Companion = follower;
+        follower.Start();
+    }
+
+    /// <summary>
+    /// A Unix-socket participant that joined by name follows the bus when its host comes back at another socket path
+    /// (another root directory); at the same path its own reconnect loop suffices.
+    /// </summary>
+    private static void Follow(IpcEventBus bus, EventBusOptions options, ILogger logger)
+    {
+        var follower = new RegistryBusFollower(
+            options.Registry!, options.Name, BusKinds.Ipc, [bus.Endpoint],
+            (endpoints, _, cancellationToken) => endpoints.Count == 1
+                ? bus.MoveToAsync(endpoints[0], cancellationToken)
+                : throw new ArgumentException($"An ipc bus has one endpoint; the registry lists {endpoints.Count}."),
+            bus.Health, logger);
         bus.Companion = follower;
         follower.Start();
     }

@@ -63,9 +63,9 @@ public sealed record EventBusOptions
     public RegistryClient? Registry { get; init; }
 
     /// <summary>
-    /// A zmq participant that joins by name through <see cref="Registry"/> follows the bus: it watches the registry's
-    /// change stream and, when the bus is registered again on other endpoints (its host came back elsewhere), rejoins
-    /// there by itself, with connection-state notices on the way (PROTOCOL.md, "A host that comes back").
+    /// A zmq or Unix-socket participant that joins by name through <see cref="Registry"/> follows the bus: it watches
+    /// the registry's change stream and, when the bus is registered again on other endpoints (its host came back on
+    /// other ports, or at another socket path), rejoins there by itself, with connection-state notices on the way (PROTOCOL.md, "A host that comes back").
     /// </summary>
     public bool FollowRegistry { get; init; } = true;
 

@@ -9,7 +9,7 @@ namespace Onex.Transports.Buses;
 /// <summary>
 /// Keeps a participant that joined a bus by name where the bus lives: it watches the registry's change stream for
 /// that bus and, when <c>bus.updated</c> or <c>bus.registered</c> names other endpoints (its host came back on new
-/// ports), moves the participant there by itself; likewise when the registration advertises a new CURVE public key
+/// ports, or a Unix-socket host at another path), moves the participant there by itself; likewise when the registration advertises a new CURVE public key
 /// (<see cref="Zmq.ZmqCurve.ServerKeyMetadata"/>: the host came back with new keys), unless the participant was given a
 /// key of its own. <c>bus.removed</c> is reported as a connection-state notice (the host
 /// left; the participant waits for it to be registered again). A registry that cannot be reached is retried with
@@ -123,7 +123,7 @@ internal sealed partial class RegistryBusFollower : IAsyncDisposable
         catch (Exception ex) when (ex is OnexException or ArgumentException or FormatException)
         {
             // Registered endpoints (or a key) this participant cannot use, or the new host did not answer in time: the
-            // sockets already point there and ZeroMQ keeps trying; the health shows Disconnected until it answers.
+            // sockets already point there and the backend keeps trying; the health shows Disconnected until it answers.
             _endpoints = record.Endpoints;
             _serverKey = newKey ?? _serverKey;
             LogMoveFailed(_name, ex.Message);
@@ -146,7 +146,7 @@ internal sealed partial class RegistryBusFollower : IAsyncDisposable
     [LoggerMessage(Level = LogLevel.Information, Message = "Bus {Bus} advertises a new CURVE key {Key} (node {NodeId}); reconnecting with it")]
     private partial void LogNewKey(string bus, string key, string nodeId);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Bus {Bus}: rejoining at the new endpoints failed: {Reason}; ZeroMQ keeps trying")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Bus {Bus}: rejoining at the new endpoints failed: {Reason}; the bus keeps trying")]
     private partial void LogMoveFailed(string bus, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Bus {Bus}: cannot follow the registry's change stream ({Reason}); retrying")]

@@ -11,15 +11,17 @@ namespace Onex.Transports.Ipc;
 /// <summary>
 /// A joined participant's connection to the host. One read loop delivers EVENT frames to the local subscriptions and
 /// completes subscription acks; when the connection breaks, a supervisor reconnects with exponential backoff and
-/// jitter (Polly) until the host is back at the same path or the participant is disposed, then re-sends every
-/// subscription. Events published while disconnected are lost, as at-most-once delivery allows.
+/// jitter (Polly) until the host is back at the same path (or at the path <see cref="MoveTo"/> gave) or the participant
+/// is disposed, then re-sends every subscription. Events published while disconnected are lost, as at-most-once
+/// delivery allows: <see cref="PublishAsync"/> refuses them, and those still queued for the host when the connection
+/// broke are counted as <see cref="Onex.Bus.DropCause.Transport"/>.
 /// </summary>
 internal sealed class IpcBrokerClient : IAsyncDisposable
 {
     private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(5);
 
-    private readonly string _socketPath;
+    private volatile string _socketPath;
     private readonly IpcEventBusOptions _options;
     private readonly OnexEventCodec _codec;
     private readonly IpcLocalSubscriptions _local;
@@ -29,6 +31,7 @@ internal sealed class IpcBrokerClient : IAsyncDisposable
     private readonly ConcurrentDictionary<uint, TaskCompletionSource> _pendingAcks = new();
     private readonly ResiliencePipeline _reconnect;
     private volatile Session? _session;
+    private CancellationTokenSource? _reconnecting;
     private Task _supervisor = Task.CompletedTask;
 
     private IpcBrokerClient(string socketPath, IpcEventBusOptions options, OnexEventCodec codec, IpcLocalSubscriptions local, ILogger logger)
@@ -60,6 +63,9 @@ internal sealed class IpcBrokerClient : IAsyncDisposable
 
     /// <summary>The bus name the host announced in WELCOME.</summary>
     public string BusName { get; private set; } = "";
+
+    /// <summary>The socket path this participant connects (and reconnects) to.</summary>
+    public string SocketPath => _socketPath;
 
     /// <summary>True while a connection to the host is up.</summary>
     public bool IsConnected => _session is not null;
@@ -121,6 +127,25 @@ internal sealed class IpcBrokerClient : IAsyncDisposable
         _session?.Outbound.EnqueueControl(IpcFrames.Unsubscribe(subscriptionId));
     }
 
+    /// <summary>
+    /// Reconnects at <paramref name="socketPath"/> from now on (the host came back elsewhere): drops the current
+    /// connection, or cuts the current reconnect wait short, so the supervisor connects there without waiting out its
+    /// backoff. Subscriptions are re-sent as after any reconnect.
+    /// </summary>
+    public void MoveTo(string socketPath)
+    {
+        _socketPath = socketPath;
+        _session?.Close();
+        try
+        {
+            Volatile.Read(ref _reconnecting)?.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // That reconnect attempt has just ended; the next one reads the new path.
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (_stopping.IsCancellationRequested) return;
@@ -158,29 +183,56 @@ internal sealed class IpcBrokerClient : IAsyncDisposable
             var reason = await ReadOnThreadAsync(session, stopping).ConfigureAwait(false);
             _session = null;
             if (stopping.IsCancellationRequested) return;
-            IpcLog.HostLost(_logger, BusName, _socketPath, reason);
-            _local.Health.SetState(Onex.Bus.BusConnectionState.Disconnected, $"lost the host at {_socketPath}: {reason}; reconnecting");
-            try
-            {
-                session = await _reconnect.ExecuteAsync(OpenSessionAsync, stopping).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
+            IpcLog.HostLost(_logger, BusName, session.SocketPath, reason);
+            _local.Health.SetState(Onex.Bus.BusConnectionState.Disconnected, $"lost the host at {session.SocketPath}: {reason}; reconnecting");
+            if (await ReconnectAsync(stopping).ConfigureAwait(false) is not { } reconnected) return;
+            session = reconnected;
             // Publish the session before re-sending, so a subscription added meanwhile is either re-sent here or
             // sends itself on the new session (a duplicate SUBSCRIBE just replaces the broker's entry).
             _session = session;
+            if (session.SocketPath != _socketPath)
+            {
+                // MoveTo ran while this attempt connected to the previous path: end it; the loop reconnects at the new one.
+                session.Close();
+                continue;
+            }
             var subscriptions = _local.Snapshot;
             foreach (var subscription in subscriptions)
                 session.Outbound.EnqueueControl(IpcFrames.Subscribe(subscription.Id, subscription.Lossless, subscription.Pattern));
-            IpcLog.Reconnected(_logger, session.BusName, _socketPath, subscriptions.Length);
-            _local.Health.SetState(Onex.Bus.BusConnectionState.Connected, $"reconnected to {_socketPath}");
+            IpcLog.Reconnected(_logger, session.BusName, session.SocketPath, subscriptions.Length);
+            _local.Health.SetState(Onex.Bus.BusConnectionState.Connected, $"reconnected to {session.SocketPath}");
             if (stopping.IsCancellationRequested)
             {
                 _session = null;
                 session.DisposeUnread();
                 return;
+            }
+        }
+    }
+
+    // Reconnects with backoff; a MoveTo cancels the attempt under way and the loop starts over at the new path at once.
+    // Null when the participant is disposed.
+    private async Task<Session?> ReconnectAsync(CancellationToken stopping)
+    {
+        while (true)
+        {
+            using var attempt = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+            Volatile.Write(ref _reconnecting, attempt);
+            try
+            {
+                return await _reconnect.ExecuteAsync(OpenSessionAsync, attempt.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!stopping.IsCancellationRequested)
+            {
+                // Moved: try the new path now.
+            }
+            catch (OperationCanceledException)
+            {
+                return null;
+            }
+            finally
+            {
+                Interlocked.CompareExchange(ref _reconnecting, null, attempt);
             }
         }
     }
@@ -261,20 +313,21 @@ internal sealed class IpcBrokerClient : IAsyncDisposable
 
     private async ValueTask<Session> OpenSessionAsync(CancellationToken cancellationToken)
     {
-        IpcBusDirectory.VerifyJoinable(_socketPath);
+        var socketPath = _socketPath;
+        IpcBusDirectory.VerifyJoinable(socketPath);
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         IpcFrameReader? reader = null;
         try
         {
             try
             {
-                await socket.ConnectAsync(new UnixDomainSocketEndPoint(_socketPath), cancellationToken).ConfigureAwait(false);
+                await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), cancellationToken).ConfigureAwait(false);
             }
             catch (SocketException ex)
             {
                 throw new UnavailableException(
-                    $"No bus host answers at '{_socketPath}' ({ex.SocketErrorCode}).",
-                    new Dictionary<string, string> { ["path"] = _socketPath },
+                    $"No bus host answers at '{socketPath}' ({ex.SocketErrorCode}).",
+                    new Dictionary<string, string> { ["path"] = socketPath },
                     ex);
             }
             reader = new IpcFrameReader(socket, _options.MaxFrameBytes);
@@ -292,22 +345,22 @@ internal sealed class IpcBrokerClient : IAsyncDisposable
                 }
                 catch (OperationCanceledException) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
                 {
-                    throw new UnavailableException($"The bus host at '{_socketPath}' sent no WELCOME within {_options.HandshakeTimeout.TotalMilliseconds} ms.");
+                    throw new UnavailableException($"The bus host at '{socketPath}' sent no WELCOME within {_options.HandshakeTimeout.TotalMilliseconds} ms.");
                 }
             }
             if (welcome.Type == IpcFrameType.Error)
             {
                 var (code, message) = IpcFrames.ParseError(welcome.Body.Span);
-                throw OnexException.FromError(code, $"The bus host refused the connection: {message}", origin: $"bus host at {_socketPath}");
+                throw OnexException.FromError(code, $"The bus host refused the connection: {message}", origin: $"bus host at {socketPath}");
             }
             if (welcome.Type != IpcFrameType.Welcome)
                 throw welcome.IsEndOfStream
-                    ? new UnavailableException($"The bus host at '{_socketPath}' closed the connection during the handshake.")
+                    ? new UnavailableException($"The bus host at '{socketPath}' closed the connection during the handshake.")
                     : new MalformedMessageException($"Expected WELCOME (0x02) from the host, got 0x{(byte)welcome.Type:X2}.");
             var (version, hostMaxFrame, busName) = IpcFrames.ParseHandshake(welcome.Body.Span);
             if (version != IpcFrames.ProtocolVersion)
                 throw new UnsupportedVersionException($"The bus host speaks protocol version {version}; this side speaks {IpcFrames.ProtocolVersion}.");
-            session = new Session(socket, reader, outbound, busName, Math.Max(hostMaxFrame, IpcFrames.MinMaxFrameBytes));
+            session = new Session(socket, reader, outbound, busName, Math.Max(hostMaxFrame, IpcFrames.MinMaxFrameBytes), socketPath, _local.Health);
             return session;
         }
         catch
@@ -318,7 +371,8 @@ internal sealed class IpcBrokerClient : IAsyncDisposable
         }
     }
 
-    private sealed class Session(Socket socket, IpcFrameReader reader, IpcOutboundQueue outbound, string busName, int hostMaxFrameBytes)
+    private sealed class Session(
+        Socket socket, IpcFrameReader reader, IpcOutboundQueue outbound, string busName, int hostMaxFrameBytes, string socketPath, Onex.Bus.EventBusHealth health)
     {
         public IpcFrameReader Reader { get; } = reader;
 
@@ -328,10 +382,16 @@ internal sealed class IpcBrokerClient : IAsyncDisposable
 
         public int HostMaxFrameBytes { get; } = hostMaxFrameBytes;
 
+        public string SocketPath { get; } = socketPath;
+
         /// <summary>Shuts the connection down from any thread; the read loop wakes, ends and disposes the socket.</summary>
         public void Close()
         {
-            Outbound.Close();
+            // Events published and not yet written to the host are lost with the connection: count them, as ZeroMQ
+            // counts a gap (written to the socket but unread by a host that died is beyond anyone's count).
+            var lost = Outbound.Close();
+            health.CountDropped(Onex.Bus.DropCause.Transport, lost, null,
+                $"{lost} published event(s) were still queued for the host at {SocketPath} when the connection ended");
             try
             {
                 socket.Shutdown(SocketShutdown.Both);

@@ -26,7 +26,9 @@ namespace Onex.Transports.Ipc;
 /// broker is full its events are dropped and counted in those subscriptions' <see cref="IEventSubscription.DroppedCount"/>.</para>
 /// <para><b>Failures.</b> When the host goes away a joined participant reconnects with backoff until the host is back
 /// at the same path, then re-subscribes; events published in between are lost, and <see cref="PublishAsync"/> throws
-/// <see cref="UnavailableException"/> while disconnected. Disposing the host removes its socket, lock and directory;
+/// <see cref="UnavailableException"/> while disconnected (those already queued for the host when the connection broke
+/// are counted as <see cref="DropCause.Transport"/>). A participant that joined by name through the registry follows
+/// the bus when its host comes back at another path (<c>bus.updated</c>; <c>EventBusOptions.FollowRegistry</c>). Disposing the host removes its socket, lock and directory;
 /// a host that crashed leaves a stale socket, which the next host detects (nobody answers) and replaces.</para>
 /// </remarks>
 public sealed class IpcEventBus : IEventBus, IEventBusProbe
@@ -40,6 +42,7 @@ public sealed class IpcEventBus : IEventBus, IEventBusProbe
     private readonly IpcBroker? _broker;
     private readonly IpcBusDirectory? _directory;
     private readonly IpcBrokerClient? _client;
+    private readonly string _hostSocketPath;
     private int _nextSubscriptionId;
     private int _disposed;
 
@@ -48,7 +51,7 @@ public sealed class IpcEventBus : IEventBus, IEventBusProbe
     {
         _local = local;
         Name = name;
-        SocketPath = socketPath;
+        _hostSocketPath = socketPath;
         _options = options;
         _codec = codec;
         _logger = logger;
@@ -74,8 +77,31 @@ public sealed class IpcEventBus : IEventBus, IEventBusProbe
     /// <summary>True for the participant that hosts the bus (and runs its broker).</summary>
     public bool IsHost => _broker is not null;
 
-    /// <summary>The absolute path of the bus socket.</summary>
-    public string SocketPath { get; }
+    /// <summary>The absolute path of the bus socket (a participant's changes when it follows its host to another path).</summary>
+    public string SocketPath => _client?.SocketPath ?? _hostSocketPath;
+
+    /// <summary>Disposed with the bus: the registry follower of a participant that joined by name.</summary>
+    internal IAsyncDisposable? Companion { get; set; }
+
+    /// <summary>
+    /// Moves a joined participant to the host now at <paramref name="endpoint"/> (a <c>unix://</c> endpoint): it
+    /// reports Disconnected, drops its connection and reconnects there, re-sending its subscriptions; Connected follows
+    /// once the host answered.
+    /// </summary>
+    /// <exception cref="ArgumentException">Not a <c>unix://</c> endpoint with an absolute path.</exception>
+    /// <exception cref="InvalidOperationException">This is the host.</exception>
+    internal Task MoveToAsync(string endpoint, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var client = _client ?? throw new InvalidOperationException("The host of a bus does not move; its participants do.");
+        if (!endpoint.StartsWith(EndpointScheme, StringComparison.Ordinal) || !Path.IsPathFullyQualified(SocketPathFromEndpoint(endpoint)))
+            throw new ArgumentException($"An ipc bus's endpoint is unix:// followed by an absolute path; the registry lists '{endpoint}'.", nameof(endpoint));
+        var from = SocketPath;
+        var to = SocketPathFromEndpoint(endpoint);
+        Health.SetState(BusConnectionState.Disconnected, $"the bus moved from {from} to {to}; rejoining");
+        client.MoveTo(to);
+        return Task.CompletedTask;
+    }
 
     /// <summary>The endpoint to register and to join by: <c>unix://</c> followed by the absolute socket path.</summary>
     public string Endpoint => EndpointScheme + SocketPath;
@@ -239,6 +265,7 @@ public sealed class IpcEventBus : IEventBus, IEventBusProbe
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        if (Companion is { } companion) await companion.DisposeAsync().ConfigureAwait(false);
         if (_client is not null) await _client.DisposeAsync().ConfigureAwait(false);
         if (_broker is not null) await _broker.DisposeAsync().ConfigureAwait(false);
         _local.CompleteAll();

@@ -141,14 +141,20 @@ internal sealed class IpcOutboundQueue
         }
     }
 
-    /// <summary>Stops accepting frames, discards what is queued and releases every waiter. Idempotent.</summary>
-    public void Close()
+    /// <summary>
+    /// Stops accepting frames, discards what is queued and releases every waiter. Idempotent. Returns how many event
+    /// frames (PUBLISH or EVENT) were discarded by this call, for the owner to count as lost.
+    /// </summary>
+    public int Close()
     {
         TaskCompletionSource? room, drained;
+        var discardedEvents = 0;
         lock (_gate)
         {
-            if (_closed) return;
+            if (_closed) return 0;
             _closed = true;
+            foreach (var frame in _frames)
+                if (frame[IpcFrames.HeaderBytes - 1] is (byte)IpcFrameType.Publish or (byte)IpcFrameType.Event) discardedEvents++;
             _frames.Clear();
             _pendingDrops = null;
             room = _roomAvailable;
@@ -157,6 +163,7 @@ internal sealed class IpcOutboundQueue
         }
         room?.TrySetResult();
         drained?.TrySetResult();
+        return discardedEvents;
     }
 
     private async ValueTask<bool> WaitAndEnqueueAsync(Task room, byte[] frame, CancellationToken cancellationToken)
