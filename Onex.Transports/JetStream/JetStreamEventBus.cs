@@ -174,7 +174,21 @@ public sealed class JetStreamEventBus : IEventBus, IEventBusProbe
 
             var js = new NatsJSContext(connection, new NatsJSOpts(natsOpts, requestTimeout: options.RequestTimeout));
             var names = new JetStreamNames(options.Name);
-            var stream = await DeclareStreamAsync(js, names, options, loggerFactory.CreateLogger<JetStreamEventBus>(), cancellationToken).ConfigureAwait(false);
+            StreamInfo stream;
+            for (var attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    stream = await DeclareStreamAsync(js, names, options, loggerFactory.CreateLogger<JetStreamEventBus>(), cancellationToken).ConfigureAwait(false);
+                    break;
+                }
+                catch (UnavailableException ex) when (ex.InnerException is NatsJSApiNoResponseException && attempt < DeclareAttempts)
+                {
+                    // Connected, JetStream enabled, but no answer within RequestTimeout: a busy server (or machine) is
+                    // slow, not absent. Ask again, as a publish does (declaring is idempotent: a stream created by a
+                    // request whose answer was lost is found as existing); only NoResponders means no JetStream.
+                }
+            }
             var bus = new JetStreamEventBus(options, connection, js, stream, loggerFactory.CreateLogger<JetStreamEventBus>());
             connection.ConnectionOpened += bus.OnConnectionOpenedAsync;
             connection.ConnectionDisconnected += bus.OnConnectionDisconnectedAsync;
@@ -458,6 +472,9 @@ public sealed class JetStreamEventBus : IEventBus, IEventBusProbe
         or NatsJSConnectionException
         or TimeoutException;
 
+    // Declaring the stream at creation is asked this often when the server does not answer in time (see CreateAsync).
+    private const int DeclareAttempts = 3;
+
     private static async ValueTask<StreamInfo> DeclareStreamAsync(
         NatsJSContext js, JetStreamNames names, JetStreamEventBusOptions options, ILogger logger, CancellationToken cancellationToken)
     {
@@ -492,9 +509,13 @@ public sealed class JetStreamEventBus : IEventBus, IEventBusProbe
             throw new InvalidArgumentException($"The server at {options.Url} refused stream {names.StreamName} for bus '{options.Name}': {ex.Error.Description} (error {ex.Error.ErrCode}).",
                 new Dictionary<string, string> { ["url"] = options.Url, ["stream"] = names.StreamName, ["errCode"] = ex.Error.ErrCode.ToString() });
         }
-        catch (Exception ex) when (ex is NatsNoRespondersException or NatsJSApiNoResponseException)
+        catch (NatsNoRespondersException ex)
         {
             throw Unreachable(options.Url, "JetStream does not answer: is the server started with JetStream enabled (-js)?", ex);
+        }
+        catch (NatsJSApiNoResponseException ex)
+        {
+            throw Unreachable(options.Url, $"JetStream did not answer within {options.RequestTimeout.TotalSeconds:0.#} s (RequestTimeout): the server is overloaded, or not started with JetStream enabled (-js)", ex);
         }
         catch (Exception ex) when (ex is NatsException or TimeoutException)
         {
