@@ -371,42 +371,48 @@ internal sealed partial class ClusterMember
     /// <summary>
     /// Writes this host's whole state (every tenant) with its claims, then deletes the keys of this host it no longer
     /// holds, with the claims they had: entries removed while no session ran, and keys of the layout before tenants were
-    /// in keys (a tenant's entry under the token <c>default</c>, now written under its tenant's token).
+    /// in keys (a tenant's entry under the token <c>default</c>, now written under its tenant's token). Pipelined: up
+    /// to <see cref="ClusterOptions.RepublishInFlight"/> entries at once (64), each entry's own steps in order (a claim is still a
+    /// create-if-absent); the first failure ends the re-publication and the session, which starts it again.
     /// </summary>
     private async Task RepublishAsync(INatsKVStore store, Resync resync, CancellationToken ct)
     {
         var wanted = new HashSet<string>(StringComparer.Ordinal) { ClusterKeys.Heartbeat(HostName) };
         var wantedClaims = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var (tenant, kind, name, value, claim) in resync.Entries)
+        foreach (var (tenant, kind, name, _, claim) in resync.Entries)
         {
-            var key = ClusterKeys.Entry(tenant, HostName, kind, name);
-            wanted.Add(key);
-            await store.PutAsync(key, value, cancellationToken: ct).ConfigureAwait(false);
-            if (claim is null) continue;
-            var claimKey = ClusterKeys.Claim(tenant, kind, name);
-            wantedClaims.Add(claimKey);
-            var created = await store.TryCreateAsync(claimKey, RegistryCodec.SerializeBody(claim), cancellationToken: ct).ConfigureAwait(false);
-            if (created.Success) continue;
-            var held = await store.TryGetEntryAsync<byte[]>(claimKey, cancellationToken: ct).ConfigureAwait(false);
-            if (held.Success && held.Value.Value is { } value2 && TryDecode<ClusterClaim>(value2) is { } other && other.Host != HostName)
-                LogClaimClash(kind, name, other.Host); // registered here while cut off from the cluster; the other host's claim stands
+            wanted.Add(ClusterKeys.Entry(tenant, HostName, kind, name));
+            if (claim is not null) wantedClaims.Add(ClusterKeys.Claim(tenant, kind, name));
         }
+        var pipeline = new ParallelOptions { MaxDegreeOfParallelism = _options.RepublishInFlight, CancellationToken = ct };
+        await Parallel.ForEachAsync(resync.Entries, pipeline, async (entry, token) =>
+        {
+            var (tenant, kind, name, value, claim) = entry;
+            await store.PutAsync(ClusterKeys.Entry(tenant, HostName, kind, name), value, cancellationToken: token).ConfigureAwait(false);
+            if (claim is null) return;
+            var claimKey = ClusterKeys.Claim(tenant, kind, name);
+            var created = await store.TryCreateAsync(claimKey, RegistryCodec.SerializeBody(claim), cancellationToken: token).ConfigureAwait(false);
+            if (created.Success) return;
+            var held = await store.TryGetEntryAsync<byte[]>(claimKey, cancellationToken: token).ConfigureAwait(false);
+            if (held.Success && held.Value.Value is { } heldValue && TryDecode<ClusterClaim>(heldValue) is { } other && other.Host != HostName)
+                LogClaimClash(kind, name, other.Host); // registered here while cut off from the cluster; the other host's claim stands
+        }).ConfigureAwait(false);
         var stale = new List<string>();
         await foreach (var key in store.GetKeysAsync([ClusterKeys.HostPrefix(HostName)], cancellationToken: ct).ConfigureAwait(false))
             if (!wanted.Contains(key)) stale.Add(key);
-        foreach (var key in stale)
+        await Parallel.ForEachAsync(stale, pipeline, async (key, token) =>
         {
             // The owner of a bus or tool is in its value: its claim goes with it, unless an entry held now still needs that claim.
             string? owner = null;
             var parsed = ClusterKeys.Parse(key);
             if (parsed is { Kind: ClusterKinds.Bus or ClusterKinds.Tool }
-                && await store.TryGetEntryAsync<byte[]>(key, cancellationToken: ct).ConfigureAwait(false) is { Success: true, Value.Value: { } held })
+                && await store.TryGetEntryAsync<byte[]>(key, cancellationToken: token).ConfigureAwait(false) is { Success: true, Value.Value: { } held })
                 owner = parsed.Value.Kind == ClusterKinds.Bus ? TryDecode<EventBusRecord>(held)?.NodeId : TryDecode<ToolContractRecord>(held)?.NodeId;
-            await store.DeleteAsync(key, cancellationToken: ct).ConfigureAwait(false);
-            if (owner is null) continue;
+            await store.DeleteAsync(key, cancellationToken: token).ConfigureAwait(false);
+            if (owner is null) return;
             var claimKey = ClusterKeys.Claim(parsed!.Value.Tenant, parsed.Value.Kind, parsed.Value.Name);
-            if (!wantedClaims.Contains(claimKey)) await ReleaseClaimAsync(store, claimKey, owner, ct).ConfigureAwait(false);
-        }
+            if (!wantedClaims.Contains(claimKey)) await ReleaseClaimAsync(store, claimKey, owner, token).ConfigureAwait(false);
+        }).ConfigureAwait(false);
         LogRepublished(resync.Entries.Count, stale.Count);
     }
 
