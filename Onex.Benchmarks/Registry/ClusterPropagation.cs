@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using Onex.Protocol;
@@ -23,18 +24,42 @@ internal static class ClusterPropagation
 
     public static int Run(string[] args)
     {
-        var hostCounts = new List<int> { 3, 10 };
-        var samples = 300;
+        var run = new Settings();
         for (var i = 0; i + 1 < args.Length; i += 2)
         {
-            if (args[i] == "--hosts") hostCounts = args[i + 1].Split(',').Select(int.Parse).ToList();
-            else if (args[i] == "--samples") samples = int.Parse(args[i + 1]);
+            if (args[i] == "--hosts") run.HostCounts = args[i + 1].Split(',').Select(int.Parse).ToList();
+            else if (args[i] == "--samples") run.Samples = int.Parse(args[i + 1]);
+            else if (args[i] == "--tools") run.Tools = int.Parse(args[i + 1]);
+            else if (args[i] == "--capacity-hosts") run.CapacityHosts = args[i + 1].Split(',').Select(int.Parse).ToList();
+            else if (args[i] == "--republish") run.Republish = int.Parse(args[i + 1]);
+            else if (args[i] == "--rounds") run.Rounds = int.Parse(args[i + 1]);
+            else if (args[i] == "--only") run.Parts = args[i + 1].Split(',').ToHashSet();
         }
-        return RunAsync(hostCounts, samples).GetAwaiter().GetResult();
+        return RunAsync(run).GetAwaiter().GetResult();
     }
 
-    private static async Task<int> RunAsync(List<int> hostCounts, int samples)
+    /// <summary>
+    /// What to run: <c>--only propagation,capacity,republish</c> (all by default); <c>--tools 10000</c> spread over
+    /// <c>--capacity-hosts 3</c>; <c>--republish 2000</c> entries, <c>--rounds 3</c> of each mode.
+    /// </summary>
+    private sealed class Settings
     {
+        public List<int> HostCounts = [3, 10];
+        public int Samples = 300;
+        public int Tools = 10_000;
+        public List<int> CapacityHosts = [3];
+        public int Republish = 2_000;
+        public int Rounds = 3;
+        public HashSet<string> Parts = ["propagation", "capacity", "republish"];
+    }
+
+    private static async Task<int> RunAsync(Settings run)
+    {
+        var hostCounts = run.Parts.Contains("propagation") ? run.HostCounts : [];
+        var samples = run.Samples;
+        var capacity = new List<ClusterCapacity.CapacityFigures>();
+        (List<double> Sequential, List<double> Pipelined)? republish = null;
+        var loadBefore = ProcStat.LoadAverage();
         var root = Directory.CreateTempSubdirectory("onex-cluster-bench-").FullName;
         var servers = new List<NatsServerProcess>();
         var rows = new List<string>();
@@ -60,16 +85,30 @@ internal static class ClusterPropagation
                 Console.WriteLine($"cluster-propagation: {hosts} hosts: p50 {p50:0.00} ms, p99 {p99:0.00} ms, max {max:0.00} ms");
                 rows.Add(row);
             }
+            if (run.Parts.Contains("republish"))
+            {
+                republish = await ClusterCapacity.RepublishAsync(urls, run.Republish, run.Rounds);
+                Console.WriteLine($"cluster-propagation: republish {run.Republish}: one at a time {Median(republish.Value.Sequential):0} ms, 64 in flight {Median(republish.Value.Pipelined):0} ms");
+            }
+            if (run.Parts.Contains("capacity"))
+                foreach (var hosts in run.CapacityHosts)
+                {
+                    var figures = await ClusterCapacity.MeasureAsync(urls, hosts, run.Tools);
+                    capacity.Add(figures);
+                    Console.WriteLine($"cluster-propagation: capacity {hosts} hosts, {run.Tools} tools: new host loads in {figures.NewHostLoadMs:0} ms");
+                }
         }
         finally
         {
             foreach (var server in servers) await server.DisposeAsync();
             Directory.Delete(root, recursive: true);
         }
+        var loadAfter = ProcStat.LoadAverage();
         var report = $"""
             # Cluster propagation latency
 
-            `dotnet run -c Release --project Onex.Benchmarks -- {Command}` on {Environment.ProcessorCount} cores, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC:
+            `dotnet run -c Release --project Onex.Benchmarks -- {Command}` on {Environment.ProcessorCount} cores, {TimeProvider.System.GetUtcNow():yyyy-MM-dd HH:mm} UTC,
+            load average {loadBefore} at the start and {loadAfter} at the end (1, 5, 15 min; the machine is shared):
             a three-server nats-server {NatsVersion()} cluster (R3 bucket) on loopback; N registries of simulated hosts in one
             process (heartbeat 1 s). Each sample registers a new bus on host 0 and measures the time from sending the
             request until `bus.registered` for it arrives on the change stream (PUB) of the last host, through that
@@ -80,6 +119,7 @@ internal static class ClusterPropagation
             {string.Join("\n", rows)}
 
             Target (issue 15): p99 under 50 ms with 3 hosts on loopback.
+            {RepublishSection(republish, run)}{string.Concat(capacity.Select(CapacitySection))}
             """;
         var path = ResultsPath.For("ClusterPropagation.md");
         await File.WriteAllTextAsync(path, report + "\n");
@@ -135,6 +175,60 @@ internal static class ClusterPropagation
         {
             foreach (var host in hosts) await host.DisposeAsync();
         }
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToList();
+        return sorted.Count == 0 ? double.NaN : sorted[sorted.Count / 2];
+    }
+
+    private static string RepublishSection((List<double> Sequential, List<double> Pipelined)? republish, Settings run)
+    {
+        if (republish is not { } r) return "";
+        static string All(List<double> values) => string.Join(", ", values.Select(v => v.ToString("0", CultureInfo.InvariantCulture)));
+        return $"""
+
+
+            ## Re-publication of a host's entries
+
+            One registry (in this process) holding {run.Republish:N0} tools re-publishes its whole state into the R3 bucket, as
+            after a restart, a reconnect or a removal by another registry: each tool's entry put, then its claim's
+            create-if-absent (which finds the claim held, so a read follows). Time from queueing the re-publication until the
+            bucket acknowledged all of it; {run.Rounds} rounds, the two modes alternating.
+
+            | writes in flight | median (ms) | all rounds (ms) |
+            | --- | --- | --- |
+            | 1 (as before) | {Median(r.Sequential):0} | {All(r.Sequential)} |
+            | 64 | {Median(r.Pipelined):0} | {All(r.Pipelined)} |
+            """;
+    }
+
+    private static string CapacitySection(ClusterCapacity.CapacityFigures f)
+    {
+        static string Mb(long kb) => (kb / 1024.0).ToString("0.0", CultureInfo.InvariantCulture);
+        static string Heap(double? mb) => mb is { } v ? v.ToString("0.0", CultureInfo.InvariantCulture) : "n/a";
+        var rows = f.PerHost.Append(f.NewHost).Select(h =>
+            $"| {h.Host} | {(h.IdleRssKb == 0 ? "-" : Mb(h.IdleRssKb))} | {Mb(h.LoadedRssKb)} | {Heap(h.IdleHeapMb)} | {Heap(h.LoadedHeapMb)} | {h.SnapshotMs:0.0} |");
+        return $"""
+
+
+            ## Memory and snapshot time with {f.Tools:N0} tools over {f.Hosts} hosts
+
+            {f.Hosts} registries as child processes (`onex-registry --cluster ... --store memory`), {f.Tools:N0} tools
+            registered evenly over them (64 in flight per host; small schemas, about 250 bytes per contract), filled in
+            {f.FillSeconds:0.0} s until every registry's view held all of them. Then a new host's registry starts: from
+            its process start until its view holds the whole catalogue: **{f.NewHostLoadMs:N0} ms** (each host's last
+            entry, a sentinel tool written after all its others, asked for every 20 ms by a filtered introspection; a
+            snapshot then holds every tool). Working set (VmRSS) idle and with the
+            catalogue; managed heap after the last GC (`dotnet.gc.last_collection.heap.size` on the node's `/metrics`, all
+            generations); snapshot: median of 5 round trips of a `SnapshotRequest` through `RegistryClient` (every tool of
+            the cluster, decoded).
+
+            | registry | RSS idle (MB) | RSS loaded (MB) | heap idle (MB) | heap loaded (MB) | snapshot (ms) |
+            | --- | --- | --- | --- | --- | --- |
+            {string.Join("\n", rows)}
+            """;
     }
 
     private static string NatsVersion()

@@ -170,6 +170,7 @@ internal sealed partial class ClusterMember
         var now = NowMs();
         foreach (var (host, beat) in _heartbeats)
         {
+            if (beat.Gone) continue;
             var silent = now - Volatile.Read(ref beat.SeenAt);
             var unhealthySince = Volatile.Read(ref beat.UnhealthySince);
             if (unhealthySince == 0)
@@ -181,43 +182,34 @@ internal sealed partial class ClusterMember
             }
             else if (now - unhealthySince >= (long)_options.RemovalGrace.TotalMilliseconds)
             {
-                await TryRemoveHostAsync(store, host, beat.Revision, ct).ConfigureAwait(false);
+                await TryRemoveHostAsync(store, host, beat, ct).ConfigureAwait(false);
             }
         }
     }
 
     /// <summary>
-    /// Removes a stale host's entries and claims, exactly once in the cluster: only the registry whose compare-and-set
-    /// of the host's heartbeat key (at the revision it judged stale) succeeds goes on; the others' fail and do nothing.
-    /// The heartbeat key is deleted last, which tells the host itself (if it comes back) to publish again.
+    /// Removes a stale host's entries and claims, exactly once in the cluster (<see cref="ClusterHostRemoval"/>): only the
+    /// registry whose compare-and-set of the host's heartbeat key, at the revision it last saw, succeeds goes on, and only
+    /// the one whose marker is still there at the end counts the removal. The heartbeat key is deleted last, which tells
+    /// the host itself (if it comes back) to publish again.
     /// </summary>
-    private async Task TryRemoveHostAsync(INatsKVStore store, string host, ulong revision, CancellationToken ct)
+    private async Task TryRemoveHostAsync(INatsKVStore store, string host, HostHeartbeat beat, CancellationToken ct)
     {
-        var heartbeatKey = ClusterKeys.Heartbeat(host);
-        var marker = new ClusterHeartbeat { Host = host, RemovedBy = HostName, SentAt = NowMs() };
-        var won = revision != 0
-            ? await store.TryUpdateAsync(heartbeatKey, RegistryCodec.SerializeBody(marker), revision, cancellationToken: ct).ConfigureAwait(false)
-            : await store.TryCreateAsync(heartbeatKey, RegistryCodec.SerializeBody(marker), cancellationToken: ct).ConfigureAwait(false);
-        if (!won.Success)
+        var seen = Interlocked.Read(ref beat.Revision);
+        var marker = await ClusterHostRemoval.TakeAsync(store, host, seen, HostName, NowMs(), ct).ConfigureAwait(false);
+        if (marker is not { } markerRevision)
         {
-            // Another registry won, or the host wrote a heartbeat meanwhile: the watch shows which.
-            if (_heartbeats.TryGetValue(host, out var beat)) Volatile.Write(ref beat.SeenAt, NowMs());
+            // Another registry took it, or the host wrote a heartbeat meanwhile, or this registry has not seen the key
+            // yet: the watch shows which. Asked again a grace period later at the revision seen by then.
+            Volatile.Write(ref beat.UnhealthySince, NowMs());
             return;
         }
-        var removed = 0;
-        await foreach (var key in store.GetKeysAsync([ClusterKeys.HostPrefix(host)], cancellationToken: ct).ConfigureAwait(false))
+        var removed = await ClusterHostRemoval.DeleteEntriesAsync(store, host, ct).ConfigureAwait(false);
+        if (!await ClusterHostRemoval.FinishAsync(store, host, markerRevision, ct).ConfigureAwait(false))
         {
-            if (key == heartbeatKey) continue;
-            await store.DeleteAsync(key, cancellationToken: ct).ConfigureAwait(false);
-            removed++;
+            LogRemovalOvertaken(host);
+            return;
         }
-        await foreach (var key in store.GetKeysAsync([ClusterKeys.ClaimPrefix], cancellationToken: ct).ConfigureAwait(false))
-        {
-            var entry = await store.TryGetEntryAsync<byte[]>(key, cancellationToken: ct).ConfigureAwait(false);
-            if (!entry.Success || entry.Value.Value is not { } value || RegistryCodec.DeserializeBody<ClusterClaim>(value).Host != host) continue;
-            await store.TryDeleteAsync(key, new NatsKVDeleteOpts { Revision = entry.Value.Revision }, ct).ConfigureAwait(false);
-        }
-        await store.DeleteAsync(heartbeatKey, cancellationToken: ct).ConfigureAwait(false);
         Interlocked.Increment(ref _hostsRemoved);
         LogHostRemoved(host, removed);
     }
@@ -276,19 +268,27 @@ internal sealed partial class ClusterMember
                 }
                 return;
             }
-            if (!put || beat?.RemovedBy is not null)
+            var state = _heartbeats.GetOrAdd(host, _ => new HostHeartbeat { SeenAt = NowMs(), IntervalMs = (long)_options.HeartbeatInterval.TotalMilliseconds });
+            // Every revision of the key is kept, deletion included: a removal compare-and-sets against the last one seen.
+            Interlocked.Exchange(ref state.Revision, entry.Revision);
+            if (!put)
             {
-                if (!put)
-                {
-                    // Removed (its entries were deleted before this key): forget the host once they are gone here too.
-                    _heartbeats.TryRemove(host, out _);
-                    _post(_ => Catalog.ForgetHost(host));
-                }
+                // Removed (its entries were deleted before this key): forget the host once they are gone here too.
+                Volatile.Write(ref state.UnhealthySince, 0);
+                state.Gone = true;
+                _post(_ => Catalog.ForgetHost(host));
                 return;
             }
-            var state = _heartbeats.GetOrAdd(host, _ => new HostHeartbeat());
-            state.IntervalMs = Math.Max(1, beat!.IntervalMs);
-            state.Revision = entry.Revision;
+            state.Gone = false;
+            if (beat is null) return; // not a value this layout writes
+            if (beat.RemovedBy is not null)
+            {
+                // A removal under way: its remover gets a grace period before another registry takes over at this revision.
+                if (Volatile.Read(ref state.UnhealthySince) != 0) Volatile.Write(ref state.UnhealthySince, NowMs());
+                else Volatile.Write(ref state.SeenAt, NowMs());
+                return;
+            }
+            state.IntervalMs = Math.Max(1, beat.IntervalMs);
             Volatile.Write(ref state.SeenAt, NowMs());
             if (Volatile.Read(ref state.UnhealthySince) != 0)
             {
@@ -306,8 +306,13 @@ internal sealed partial class ClusterMember
                 seen.Add(entry.Key);
                 seenHosts.Add(host);
             }
-            // A host that has entries but no heartbeat yet gets a window from now.
-            _heartbeats.GetOrAdd(host, _ => new HostHeartbeat { SeenAt = NowMs(), IntervalMs = (long)_options.HeartbeatInterval.TotalMilliseconds });
+            // A host that has entries but no heartbeat yet gets a window from now; so does one written again after its removal.
+            var record = _heartbeats.GetOrAdd(host, _ => new HostHeartbeat { SeenAt = NowMs(), IntervalMs = (long)_options.HeartbeatInterval.TotalMilliseconds });
+            if (record.Gone)
+            {
+                Volatile.Write(ref record.SeenAt, NowMs());
+                record.Gone = false;
+            }
             var value = entry.Value!;
             var source = entry.Key;
             _post(state => Catalog.Put(state, source, host, key.Kind, key.Tenant, key.Name, value));
@@ -366,42 +371,48 @@ internal sealed partial class ClusterMember
     /// <summary>
     /// Writes this host's whole state (every tenant) with its claims, then deletes the keys of this host it no longer
     /// holds, with the claims they had: entries removed while no session ran, and keys of the layout before tenants were
-    /// in keys (a tenant's entry under the token <c>default</c>, now written under its tenant's token).
+    /// in keys (a tenant's entry under the token <c>default</c>, now written under its tenant's token). Pipelined: up
+    /// to <see cref="ClusterOptions.RepublishInFlight"/> entries at once (64), each entry's own steps in order (a claim is still a
+    /// create-if-absent); the first failure ends the re-publication and the session, which starts it again.
     /// </summary>
     private async Task RepublishAsync(INatsKVStore store, Resync resync, CancellationToken ct)
     {
         var wanted = new HashSet<string>(StringComparer.Ordinal) { ClusterKeys.Heartbeat(HostName) };
         var wantedClaims = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var (tenant, kind, name, value, claim) in resync.Entries)
+        foreach (var (tenant, kind, name, _, claim) in resync.Entries)
         {
-            var key = ClusterKeys.Entry(tenant, HostName, kind, name);
-            wanted.Add(key);
-            await store.PutAsync(key, value, cancellationToken: ct).ConfigureAwait(false);
-            if (claim is null) continue;
-            var claimKey = ClusterKeys.Claim(tenant, kind, name);
-            wantedClaims.Add(claimKey);
-            var created = await store.TryCreateAsync(claimKey, RegistryCodec.SerializeBody(claim), cancellationToken: ct).ConfigureAwait(false);
-            if (created.Success) continue;
-            var held = await store.TryGetEntryAsync<byte[]>(claimKey, cancellationToken: ct).ConfigureAwait(false);
-            if (held.Success && held.Value.Value is { } value2 && TryDecode<ClusterClaim>(value2) is { } other && other.Host != HostName)
-                LogClaimClash(kind, name, other.Host); // registered here while cut off from the cluster; the other host's claim stands
+            wanted.Add(ClusterKeys.Entry(tenant, HostName, kind, name));
+            if (claim is not null) wantedClaims.Add(ClusterKeys.Claim(tenant, kind, name));
         }
+        var pipeline = new ParallelOptions { MaxDegreeOfParallelism = _options.RepublishInFlight, CancellationToken = ct };
+        await Parallel.ForEachAsync(resync.Entries, pipeline, async (entry, token) =>
+        {
+            var (tenant, kind, name, value, claim) = entry;
+            await store.PutAsync(ClusterKeys.Entry(tenant, HostName, kind, name), value, cancellationToken: token).ConfigureAwait(false);
+            if (claim is null) return;
+            var claimKey = ClusterKeys.Claim(tenant, kind, name);
+            var created = await store.TryCreateAsync(claimKey, RegistryCodec.SerializeBody(claim), cancellationToken: token).ConfigureAwait(false);
+            if (created.Success) return;
+            var held = await store.TryGetEntryAsync<byte[]>(claimKey, cancellationToken: token).ConfigureAwait(false);
+            if (held.Success && held.Value.Value is { } heldValue && TryDecode<ClusterClaim>(heldValue) is { } other && other.Host != HostName)
+                LogClaimClash(kind, name, other.Host); // registered here while cut off from the cluster; the other host's claim stands
+        }).ConfigureAwait(false);
         var stale = new List<string>();
         await foreach (var key in store.GetKeysAsync([ClusterKeys.HostPrefix(HostName)], cancellationToken: ct).ConfigureAwait(false))
             if (!wanted.Contains(key)) stale.Add(key);
-        foreach (var key in stale)
+        await Parallel.ForEachAsync(stale, pipeline, async (key, token) =>
         {
             // The owner of a bus or tool is in its value: its claim goes with it, unless an entry held now still needs that claim.
             string? owner = null;
             var parsed = ClusterKeys.Parse(key);
             if (parsed is { Kind: ClusterKinds.Bus or ClusterKinds.Tool }
-                && await store.TryGetEntryAsync<byte[]>(key, cancellationToken: ct).ConfigureAwait(false) is { Success: true, Value.Value: { } held })
+                && await store.TryGetEntryAsync<byte[]>(key, cancellationToken: token).ConfigureAwait(false) is { Success: true, Value.Value: { } held })
                 owner = parsed.Value.Kind == ClusterKinds.Bus ? TryDecode<EventBusRecord>(held)?.NodeId : TryDecode<ToolContractRecord>(held)?.NodeId;
-            await store.DeleteAsync(key, cancellationToken: ct).ConfigureAwait(false);
-            if (owner is null) continue;
+            await store.DeleteAsync(key, cancellationToken: token).ConfigureAwait(false);
+            if (owner is null) return;
             var claimKey = ClusterKeys.Claim(parsed!.Value.Tenant, parsed.Value.Kind, parsed.Value.Name);
-            if (!wantedClaims.Contains(claimKey)) await ReleaseClaimAsync(store, claimKey, owner, ct).ConfigureAwait(false);
-        }
+            if (!wantedClaims.Contains(claimKey)) await ReleaseClaimAsync(store, claimKey, owner, token).ConfigureAwait(false);
+        }).ConfigureAwait(false);
         LogRepublished(resync.Entries.Count, stale.Count);
     }
 
@@ -443,6 +454,9 @@ internal sealed partial class ClusterMember
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Cluster: removed stale host {Host} and its {Entries} entries from the bucket")]
     private partial void LogHostRemoved(string host, int entries);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Cluster: the removal of host {Host} was taken over by another registry, or the host came back; not counted here")]
+    private partial void LogRemovalOvertaken(string host);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Cluster: this host was removed from the bucket by {Remover} (it was thought dead); publishing again")]
     private partial void LogRemovedByOther(string remover);

@@ -48,8 +48,14 @@ internal sealed partial class ClusterMember : IAsyncDisposable
     {
         public long SeenAt;
         public long IntervalMs;
+        /// <summary>
+        /// The key's last revision seen (heartbeat, removal marker or deletion): what a removal compare-and-sets against.
+        /// 0 until the watch delivers the key (a record made from an entry seen first).
+        /// </summary>
         public ulong Revision;
         public long UnhealthySince;
+        /// <summary>The host was removed (its heartbeat key deleted); kept for the deletion's revision, out of the status.</summary>
+        public volatile bool Gone;
     }
 
     /// <summary>A change of this host's entries to write into the bucket, in commit order.</summary>
@@ -114,11 +120,11 @@ internal sealed partial class ClusterMember : IAsyncDisposable
     public ClusterStatus Status()
     {
         var now = NowMs();
-        var hosts = _heartbeats.Keys.Union(Catalog.Hosts).Where(h => h != HostName).Order(StringComparer.Ordinal).Select(host => new ClusterHostStatus
+        var hosts = _heartbeats.Where(h => !h.Value.Gone).Select(h => h.Key).Union(Catalog.Hosts).Where(h => h != HostName).Order(StringComparer.Ordinal).Select(host => new ClusterHostStatus
         {
             Host = host,
             Health = Catalog.IsUnhealthy(host) ? Health.Unhealthy : Health.Healthy,
-            HeartbeatAgeMs = _heartbeats.TryGetValue(host, out var beat) ? Math.Max(0, now - Volatile.Read(ref beat.SeenAt)) : 0,
+            HeartbeatAgeMs = _heartbeats.TryGetValue(host, out var beat) && !beat.Gone ? Math.Max(0, now - Volatile.Read(ref beat.SeenAt)) : 0,
         }).ToList();
         return new ClusterStatus { Host = HostName, Connected = _connected, Stale = !Current, Hosts = hosts };
     }

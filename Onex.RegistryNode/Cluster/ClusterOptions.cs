@@ -33,6 +33,12 @@ public sealed record ClusterOptions
     /// <summary>The longest a registration waits for the bucket's compare-and-set before it is answered UNAVAILABLE (reason <c>cluster</c>).</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// Bucket writes a re-publication of this host's entries keeps in flight at once (after a start, a reconnect or a
+    /// removal by another registry); 1 writes them one round trip at a time. Internal: a benchmark compares the two.
+    /// </summary>
+    internal int RepublishInFlight { get; init; } = 64;
+
     /// <summary>Checks the values; throws <see cref="ArgumentException"/> naming the first bad one.</summary>
     internal void Check()
     {
@@ -53,5 +59,6 @@ public sealed record ClusterOptions
         if (HeartbeatInterval <= TimeSpan.Zero || RemovalGrace < TimeSpan.Zero || MissedHeartbeats < 1 || RequestTimeout <= TimeSpan.Zero)
             throw new ArgumentException("Cluster timings are inconsistent: heartbeat interval and request timeout must be positive, missed heartbeats at least 1.");
         if (Replicas is { } r && r is < 1 or > 5) throw new ArgumentException("Bucket replicas must be 1 to 5.");
+        if (RepublishInFlight < 1) throw new ArgumentException("A re-publication needs at least one write in flight.");
     }
 }
