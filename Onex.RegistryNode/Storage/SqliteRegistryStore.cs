@@ -46,6 +46,9 @@ internal sealed class SqliteRegistryStore : IRegistryStore
     private const long CheckpointJournalBytes = 16 * 1024 * 1024;
     internal const int DefaultCheckpointPendingRows = 32_768;
     private const int EncodedCapacity = 4096;
+    // SQLite's page cache per connection, in KiB (its default is 2,000): a commit appends to the right edge of two
+    // tables, which needs a few pages, and the cache of a loaded node otherwise stays full of pages it never reads again.
+    private const int PageCacheKiB = 512;
     // Stored replies older than the cache's oldest are deleted every this many commits.
     private const int ReplyTrimEvery = 256;
 
@@ -131,6 +134,7 @@ internal sealed class SqliteRegistryStore : IRegistryStore
             var empty = CheckFormat(connection, path);
             Execute(connection, "PRAGMA journal_mode=WAL");
             Execute(connection, options.Durability == StoreDurability.Power ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+            Execute(connection, $"PRAGMA cache_size=-{PageCacheKiB}");
             if (options.MaxSizeBytes is { } max) SetMaxSize(connection, max);
             // A new file gets its tables now; a store that holds something is checked first and only then written
             // (its format mark) by Load, so a damaged store is refused untouched.
@@ -499,6 +503,8 @@ internal sealed class SqliteRegistryStore : IRegistryStore
         try
         {
             using var reader = Connect(path, SqliteOpenMode.ReadOnly);
+            // It reads every page once: a full cache would only leave its memory behind in the heap.
+            Execute(reader, $"PRAGMA cache_size=-{PageCacheKiB}");
             var check = Convert.ToString(Scalar(reader, "PRAGMA quick_check"));
             if (check != "ok")
                 throw new RegistryStoreException(
