@@ -1,6 +1,7 @@
 using System.Buffers;
 using MessagePack;
 using Microsoft.Data.Sqlite;
+using SQLitePCL;
 
 namespace Onex.RegistryNode.Storage;
 
@@ -11,6 +12,12 @@ namespace Onex.RegistryNode.Storage;
 /// journal. Rows of entities born and gone between checkpoints never reach the state table. Kept replies are stored
 /// per commit in <c>replies</c> and dropped once the in-memory cache has let them go.
 /// </summary>
+/// <remarks>
+/// Per wake-up a commit runs four statements (BEGIN, one <c>journal</c> row, one <c>replies</c> row, COMMIT), kept
+/// prepared as SQLite statements and bound straight from one reused encoding buffer: no command, reader or blob copy
+/// is made per commit. The rows waiting for a checkpoint are remembered by key only; a checkpoint reads their values
+/// back from the journal, so the memory between checkpoints is not a second copy of everything written.
+/// </remarks>
 /// <remarks>
 /// Durability: <see cref="StoreDurability.Process"/> runs with <c>synchronous=NORMAL</c> (a commit is in the OS when it
 /// returns, so a killed process loses nothing; the file stays consistent on power loss but may lose the last commits);
@@ -37,23 +44,30 @@ internal sealed class SqliteRegistryStore : IRegistryStore
     // A checkpoint runs when the journal holds this many bytes or the rows waiting for it reach this count: bounds
     // both the start time (journal replay) and the memory the pending rows take.
     private const long CheckpointJournalBytes = 16 * 1024 * 1024;
-    private const int CheckpointPendingRows = 32_768;
+    internal const int DefaultCheckpointPendingRows = 32_768;
+    private const int EncodedCapacity = 4096;
+    // SQLite's page cache per connection, in KiB (its default is 2,000): a commit appends to the right edge of two
+    // tables, which needs a few pages, and the cache of a loaded node otherwise stays full of pages it never reads again.
+    private const int PageCacheKiB = 512;
     // Stored replies older than the cache's oldest are deleted every this many commits.
     private const int ReplyTrimEvery = 256;
 
     private readonly SqliteConnection _connection;
     private readonly FileStream _lock;
-    private readonly SqliteCommand _appendJournal;
-    private readonly SqliteCommand _appendReplies;
-    private readonly SqliteCommand _trimReplies;
-    private readonly SqliteCommand _upsert;
-    private readonly SqliteCommand _delete;
-    private readonly SqliteCommand _begin;
-    private readonly SqliteCommand _commit;
-    private readonly SqliteCommand _rollback;
-    // Rows written to the journal since the last checkpoint, by key (null: deleted). Rows whose entity never reached
-    // the state table and is gone again are dropped at once.
-    private readonly Dictionary<StateKey, byte[]?> _pending = new();
+    private readonly sqlite3 _db;
+    private readonly sqlite3_stmt _appendJournal;
+    private readonly sqlite3_stmt _appendReplies;
+    private readonly sqlite3_stmt _trimReplies;
+    private readonly sqlite3_stmt _upsert;
+    private readonly sqlite3_stmt _delete;
+    private readonly sqlite3_stmt _begin;
+    private readonly sqlite3_stmt _commit;
+    private readonly sqlite3_stmt _rollback;
+    // One commit's journal record and replies are encoded here in turn; bound as spans, never copied to an array.
+    private ArrayBufferWriter<byte> _encoded = new(EncodedCapacity);
+    // Keys written to the journal since the last checkpoint (their values are in the journal). Keys whose entity never
+    // reached the state table and is gone again are dropped at once.
+    private readonly HashSet<StateKey> _pending = [];
     // Keys present in the state table, so a delete of a row that was never checkpointed costs nothing.
     private readonly HashSet<StateKey> _checkpointed = [];
     private long _journalBytes;
@@ -69,19 +83,23 @@ internal sealed class SqliteRegistryStore : IRegistryStore
         Location = path;
         _connection = connection;
         _lock = lockFile;
-        _appendJournal = Prepare("INSERT INTO journal(writes) VALUES ($writes)", "$writes");
-        _appendReplies = Prepare("INSERT INTO replies(stored_at, entries) VALUES ($at, $entries)", "$at", "$entries");
-        _trimReplies = Prepare("DELETE FROM replies WHERE stored_at < $before", "$before");
-        _upsert = Prepare("INSERT INTO state(kind, key, value) VALUES ($kind, $key, $value) ON CONFLICT(kind, key) DO UPDATE SET value = excluded.value",
-            "$kind", "$key", "$value");
-        _delete = Prepare("DELETE FROM state WHERE kind = $kind AND key = $key", "$kind", "$key");
-        // Transactions through statements kept prepared: SqliteTransaction prepares its BEGIN and COMMIT text anew on
-        // every commit, which is a wake-up's fixed cost. The connection is this store's alone and never has a
-        // SqliteTransaction open, so the commands run with none (Microsoft.Data.Sqlite requires them to match).
+        // The write path uses SQLite's own prepared statements on this store's connection: a SqliteCommand makes a
+        // data reader and binds through boxed parameters on every run, and SqliteTransaction prepares its BEGIN and
+        // COMMIT text anew each time, all of it a wake-up's fixed cost. The connection is this store's alone and
+        // never has a SqliteTransaction open.
+        _db = connection.Handle!;
+        _appendJournal = Prepare("INSERT INTO journal(writes) VALUES (?1)");
+        _appendReplies = Prepare("INSERT INTO replies(stored_at, entries) VALUES (?1, ?2)");
+        _trimReplies = Prepare("DELETE FROM replies WHERE stored_at < ?1");
+        _upsert = Prepare("INSERT INTO state(kind, key, value) VALUES (?1, ?2, ?3) ON CONFLICT(kind, key) DO UPDATE SET value = excluded.value");
+        _delete = Prepare("DELETE FROM state WHERE kind = ?1 AND key = ?2");
         _begin = Prepare("BEGIN IMMEDIATE");
         _commit = Prepare("COMMIT");
         _rollback = Prepare("ROLLBACK");
     }
+
+    /// <summary>A checkpoint runs when this many changed rows wait for it (or the journal holds 16 MiB); lowered by tests.</summary>
+    internal int CheckpointPendingRows { get; set; } = DefaultCheckpointPendingRows;
 
     public bool IsDurable => true;
 
@@ -116,6 +134,7 @@ internal sealed class SqliteRegistryStore : IRegistryStore
             var empty = CheckFormat(connection, path);
             Execute(connection, "PRAGMA journal_mode=WAL");
             Execute(connection, options.Durability == StoreDurability.Power ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+            Execute(connection, $"PRAGMA cache_size=-{PageCacheKiB}");
             if (options.MaxSizeBytes is { } max) SetMaxSize(connection, max);
             // A new file gets its tables now; a store that holds something is checked first and only then written
             // (its format mark) by Load, so a damaged store is refused untouched.
@@ -211,36 +230,42 @@ internal sealed class SqliteRegistryStore : IRegistryStore
         if (writes.Count == 0 && replies.Count == 0) return;
         var checkpoint = writes.Count > 0 && (_journalBytes >= CheckpointJournalBytes || _pending.Count + writes.Count >= CheckpointPendingRows);
         var trim = ++_commits % ReplyTrimEvery == 0;
-        byte[]? journal = null;
+        var journalBytes = 0;
+        Dictionary<StateKey, byte[]?>? folded = null;
         try
         {
-            _begin.ExecuteNonQuery();
+            Run(_begin);
             try
             {
                 if (checkpoint)
                 {
-                    foreach (var (key, value) in _pending) WriteRow(key, value);
-                    foreach (var write in writes) WriteRow(write.Key, write.Value);
+                    folded = FoldJournal();
+                    foreach (var write in writes) folded[write.Key] = write.Value;
+                    foreach (var (key, value) in folded) WriteRow(key, value);
                     Execute(_connection, "DELETE FROM journal");
                 }
                 else if (writes.Count > 0)
                 {
-                    journal = EncodeWrites(writes);
-                    _appendJournal.Parameters[0].Value = journal;
-                    _appendJournal.ExecuteNonQuery();
+                    _encoded.ResetWrittenCount();
+                    EncodeWrites(writes, _encoded);
+                    journalBytes = _encoded.WrittenCount;
+                    Bind(_appendJournal, 1, _encoded.WrittenSpan);
+                    Run(_appendJournal);
                 }
                 if (replies.Count > 0)
                 {
-                    _appendReplies.Parameters[0].Value = replies[^1].StoredAt;
-                    _appendReplies.Parameters[1].Value = EncodeReplies(replies);
-                    _appendReplies.ExecuteNonQuery();
+                    _encoded.ResetWrittenCount();
+                    EncodeReplies(replies, _encoded);
+                    Bind(_appendReplies, 1, replies[^1].StoredAt);
+                    Bind(_appendReplies, 2, _encoded.WrittenSpan);
+                    Run(_appendReplies);
                 }
                 if (trim)
                 {
-                    _trimReplies.Parameters[0].Value = oldestReplyKept;
-                    _trimReplies.ExecuteNonQuery();
+                    Bind(_trimReplies, 1, oldestReplyKept);
+                    Run(_trimReplies);
                 }
-                _commit.ExecuteNonQuery();
+                Run(_commit);
             }
             catch (SqliteException)
             {
@@ -253,18 +278,33 @@ internal sealed class SqliteRegistryStore : IRegistryStore
             throw new StoreWriteException($"The registry store {Location} refused a commit: {ex.Message}", ex);
         }
 
-        if (checkpoint)
+        if (folded is not null)
         {
-            foreach (var (key, value) in _pending) Checkpointed(key, value);
-            foreach (var write in writes) Checkpointed(write.Key, write.Value);
+            foreach (var (key, value) in folded) Checkpointed(key, value);
             _pending.Clear();
             _journalBytes = 0;
         }
-        else if (journal is not null)
+        else if (journalBytes > 0)
         {
-            _journalBytes += journal.Length;
+            _journalBytes += journalBytes;
             foreach (var write in writes) Remember(write);
         }
+        // A commit of an unusually large batch (a checkpoint's worth of tools) does not keep its buffer for good.
+        if (_encoded.Capacity > 1024 * 1024) _encoded = new ArrayBufferWriter<byte>(EncodedCapacity);
+    }
+
+    /// <summary>The current value of every row the journal holds (null: deleted), read back inside the checkpoint's transaction.</summary>
+    private Dictionary<StateKey, byte[]?> FoldJournal()
+    {
+        var folded = new Dictionary<StateKey, byte[]?>(_pending.Count);
+        using var select = _connection.CreateCommand();
+        select.CommandText = "SELECT writes FROM journal ORDER BY id";
+        using var reader = select.ExecuteReader();
+        while (reader.Read())
+        {
+            foreach (var write in DecodeWrites((byte[])reader.GetValue(0))) folded[write.Key] = write.Value;
+        }
+        return folded;
     }
 
     /// <summary>
@@ -317,6 +357,7 @@ internal sealed class SqliteRegistryStore : IRegistryStore
         {
             // Already reported by Load, or nobody loaded this store.
         }
+        // SQLite's statements go before the connection that made them.
         _appendJournal.Dispose();
         _appendReplies.Dispose();
         _trimReplies.Dispose();
@@ -334,7 +375,7 @@ internal sealed class SqliteRegistryStore : IRegistryStore
     {
         // A row that never reached the state table and is gone again needs no checkpoint at all.
         if (write.Value is null && !_checkpointed.Contains(write.Key)) _pending.Remove(write.Key);
-        else _pending[write.Key] = write.Value;
+        else _pending.Add(write.Key);
     }
 
     private void Checkpointed(StateKey key, byte[]? value)
@@ -349,7 +390,7 @@ internal sealed class SqliteRegistryStore : IRegistryStore
         if (_connection.Handle is { } db && SQLitePCL.raw.sqlite3_get_autocommit(db) != 0) return;
         try
         {
-            _rollback.ExecuteNonQuery();
+            Run(_rollback);
         }
         catch (SqliteException)
         {
@@ -362,24 +403,48 @@ internal sealed class SqliteRegistryStore : IRegistryStore
         if (value is null)
         {
             if (!_checkpointed.Contains(key)) return;
-            _delete.Parameters[0].Value = (int)key.Kind;
-            _delete.Parameters[1].Value = key.Key;
-            _delete.ExecuteNonQuery();
+            Bind(_delete, 1, (long)key.Kind);
+            Bind(_delete, 2, key.Key);
+            Run(_delete);
             return;
         }
-        _upsert.Parameters[0].Value = (int)key.Kind;
-        _upsert.Parameters[1].Value = key.Key;
-        _upsert.Parameters[2].Value = value;
-        _upsert.ExecuteNonQuery();
+        Bind(_upsert, 1, (long)key.Kind);
+        Bind(_upsert, 2, key.Key);
+        Bind(_upsert, 3, value);
+        Run(_upsert);
     }
 
-    private SqliteCommand Prepare(string sql, params string[] parameters)
+    private sqlite3_stmt Prepare(string sql)
     {
-        var command = _connection.CreateCommand();
-        command.CommandText = sql;
-        foreach (var name in parameters) command.Parameters.Add(new SqliteParameter { ParameterName = name });
-        return command;
+        var rc = raw.sqlite3_prepare_v2(_db, sql, out var statement);
+        SqliteException.ThrowExceptionForRC(rc, _db);
+        return statement;
     }
+
+    /// <summary>Runs a prepared statement that returns no rows and makes it ready for the next run; throws <see cref="SqliteException"/> as Microsoft.Data.Sqlite would.</summary>
+    private void Run(sqlite3_stmt statement)
+    {
+        try
+        {
+            var rc = raw.sqlite3_step(statement);
+            if (rc != raw.SQLITE_DONE) SqliteException.ThrowExceptionForRC(rc, _db);
+        }
+        finally
+        {
+            raw.sqlite3_reset(statement);
+        }
+    }
+
+    private void Bind(sqlite3_stmt statement, int index, long value) => Check(raw.sqlite3_bind_int64(statement, index, value));
+
+    private void Bind(sqlite3_stmt statement, int index, string value) => Check(raw.sqlite3_bind_text(statement, index, value));
+
+    // SQLite copies the bytes (SQLITE_TRANSIENT), so the buffer may be reused at once.
+    // An empty span would bind NULL (no pointer), so an empty blob is bound as one.
+    private void Bind(sqlite3_stmt statement, int index, ReadOnlySpan<byte> value) =>
+        Check(value.IsEmpty ? raw.sqlite3_bind_zeroblob(statement, index, 0) : raw.sqlite3_bind_blob(statement, index, value));
+
+    private void Check(int rc) => SqliteException.ThrowExceptionForRC(rc, _db);
 
     private static FileStream TakeLock(string directory)
     {
@@ -438,6 +503,8 @@ internal sealed class SqliteRegistryStore : IRegistryStore
         try
         {
             using var reader = Connect(path, SqliteOpenMode.ReadOnly);
+            // It reads every page once: a full cache would only leave its memory behind in the heap.
+            Execute(reader, $"PRAGMA cache_size=-{PageCacheKiB}");
             var check = Convert.ToString(Scalar(reader, "PRAGMA quick_check"));
             if (check != "ok")
                 throw new RegistryStoreException(
@@ -486,6 +553,12 @@ internal sealed class SqliteRegistryStore : IRegistryStore
     internal static byte[] EncodeWrites(IReadOnlyList<StoredWrite> writes)
     {
         var buffer = new ArrayBufferWriter<byte>(64 + writes.Count * 96);
+        EncodeWrites(writes, buffer);
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    private static void EncodeWrites(IReadOnlyList<StoredWrite> writes, IBufferWriter<byte> buffer)
+    {
         var writer = new MessagePackWriter(buffer);
         writer.WriteArrayHeader(writes.Count);
         foreach (var write in writes)
@@ -497,7 +570,6 @@ internal sealed class SqliteRegistryStore : IRegistryStore
             else writer.Write(write.Value);
         }
         writer.Flush();
-        return buffer.WrittenSpan.ToArray();
     }
 
     internal static List<StoredWrite> DecodeWrites(byte[] blob)
@@ -516,9 +588,8 @@ internal sealed class SqliteRegistryStore : IRegistryStore
         return writes;
     }
 
-    internal static byte[] EncodeReplies(IReadOnlyList<StoredReply> replies)
+    private static void EncodeReplies(IReadOnlyList<StoredReply> replies, IBufferWriter<byte> buffer)
     {
-        var buffer = new ArrayBufferWriter<byte>(64 + replies.Count * 256);
         var writer = new MessagePackWriter(buffer);
         writer.WriteArrayHeader(replies.Count);
         foreach (var reply in replies)
@@ -533,7 +604,6 @@ internal sealed class SqliteRegistryStore : IRegistryStore
             writer.Write(reply.StoredAt);
         }
         writer.Flush();
-        return buffer.WrittenSpan.ToArray();
     }
 
     internal static IEnumerable<StoredReply> DecodeReplies(byte[] blob)
