@@ -6,7 +6,7 @@ using Onex.Benchmarks.Registry;
 namespace Onex.Benchmarks.Fuzz;
 
 /// <summary>
-/// <c>dotnet run -c Release --project Onex.Benchmarks -- fuzz [--iterations N] [--seed S] [--mode bytes|malformed] [--port-range A-B]</c>:
+/// <c>dotnet run -c Release --project Onex.Benchmarks -- fuzz [--iterations N] [--seed S] [--mode bytes|malformed|auth] [--port-range A-B]</c>:
 /// runs <see cref="RegistryFuzzer"/> against a registry node in a child process on loopback and writes the mode's section
 /// of <c>results/RegistryFuzz.md</c> (rate, codes, resident memory before and after, the slowest probe). Exit code 1
 /// when anything was wrong.
@@ -30,13 +30,16 @@ internal static class FuzzCommand
                 case "--port-range": portRange = args[i + 1]; break;
                 case "--mode" when Enum.TryParse<FuzzMode>(args[i + 1], ignoreCase: true, out var parsed): mode = parsed; break;
                 default:
-                    Console.Error.WriteLine($"unknown option {args[i]} {args[i + 1]}; usage: fuzz [--iterations N] [--seed S] [--mode bytes|malformed] [--port-range A-B]");
+                    Console.Error.WriteLine($"unknown option {args[i]} {args[i + 1]}; usage: fuzz [--iterations N] [--seed S] [--mode bytes|malformed|auth] [--port-range A-B]");
                     return 2;
             }
         }
 
-        using var node = RegistryNodeProcess.Start(["--store", "memory", "--port-range", portRange, "--log-level", "Warning"]);
-        using var fuzzer = new RegistryFuzzer(node.RouterEndpoint, node.PubEndpoint, seed, mode);
+        // The auth mode's node reads an auth file of two tenants (a token of each role each), written as onex auth add-token does.
+        using var auth = mode == FuzzMode.Auth ? new FuzzAuthFile() : null;
+        string[] arguments = ["--store", "memory", "--port-range", portRange, "--log-level", "Warning"];
+        using var node = RegistryNodeProcess.Start(auth is null ? arguments : [.. arguments, "--auth-file", auth.Path]);
+        using var fuzzer = new RegistryFuzzer(node.RouterEndpoint, seed, mode, auth);
         fuzzer.Prepare();
         var rssBefore = Status(node.Id, "VmRSS:");
         var stopwatch = Stopwatch.StartNew();
@@ -54,7 +57,18 @@ internal static class FuzzCommand
         report.AppendLine($"{SectionPrefix}{modeName}`");
         report.AppendLine();
         report.AppendLine($"`dotnet run -c Release --project Onex.Benchmarks -- fuzz --iterations {iterations} --seed {seed} --mode {modeName}`, {TimeProvider.System.GetUtcNow():yyyy-MM-dd HH:mm} UTC, load average {ProcStat.LoadAverage()}.");
-        report.AppendLine(mode == FuzzMode.Malformed
+        report.AppendLine(mode == FuzzMode.Auth
+            ? """
+              Two DEALERs on loopback: one sends well-formed requests to a registry node process (`--store memory`) started with
+              an auth file of two tenants (a reader, a node and an admin token each, written by `onex auth add-token`'s code),
+              64 in flight, each with a credential chosen at random: no token, an unknown or altered token, the other tenant's
+              token naming this tenant or used on this tenant's leases, a reader's token for writes, or a valid one (node, or
+              the other tenant's admin naming this tenant), on the tenant's own leases and other peers' (another node's lease,
+              a wrong fencing token). Every reply is checked against the code and catalogue details its credential must get
+              (UNAUTHENTICATED, PERMISSION_DENIED, LEASE_NOT_FOUND, NOT_OWNER, FENCED or success) and for never carrying a
+              token; the other DEALER watches every change with an admin token (Onex.Benchmarks/Fuzz/RegistryFuzzer.Auth.cs).
+              """
+            : mode == FuzzMode.Malformed
             ? """
               One DEALER on loopback sends well-formed MessagePack that breaks the contract one field at a time (a value of the
               wrong type, nil, invalid UTF-8, a non-string key, a body that is not a map, an envelope key missing, duplicated or

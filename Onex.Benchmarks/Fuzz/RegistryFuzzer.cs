@@ -18,6 +18,14 @@ internal enum FuzzMode
     /// trailing bytes): every message reaches the decoder's field checks, so nearly every reply is MALFORMED.
     /// </summary>
     Malformed,
+    /// <summary>
+    /// Well-formed requests to a node with an auth file (<see cref="FuzzAuthFile"/>), each with a credential chosen at
+    /// random: none, an unknown token, another tenant's token (naming this tenant, or on this tenant's leases), a reader's
+    /// token for a write, or a valid token (node, or an admin naming the tenant), on the tenants' own leases and other
+    /// peers' (another node's lease, a wrong fencing token). Every reply is checked against the code and details expected
+    /// for its credential (UNAUTHENTICATED, PERMISSION_DENIED, LEASE_NOT_FOUND, NOT_OWNER, FENCED, or success).
+    /// </summary>
+    Auth,
 }
 
 /// <summary>What one fuzz run saw.</summary>
@@ -42,7 +50,7 @@ internal sealed record FuzzResult
 /// from the catalogue other than INTERNAL. After each batch, a batch that changed nothing by design (no successful
 /// write) must leave the change sequence where it was. The same seed sends the same messages.
 /// </summary>
-internal sealed class RegistryFuzzer : IDisposable
+internal sealed partial class RegistryFuzzer : IDisposable
 {
     public const int BatchSize = 500;
     private const int Window = 64;
@@ -68,22 +76,27 @@ internal sealed class RegistryFuzzer : IDisposable
     };
 
     private readonly DealerSocket _dealer = new();
-    private readonly SubscriberSocket _changes = new();
-    private long _lastSeen;
+    private readonly FuzzChangeWatch _watch;
     private readonly Random _random;
     private readonly List<byte[]> _seeds = [];
     private readonly Dictionary<string, long> _codes = new(StringComparer.Ordinal);
     private readonly List<string> _problems = [];
     private long _ids;
     private readonly FuzzMode _mode;
+    private readonly FuzzAuthFile? _auth;
+    private readonly int _seed;
 
-    public RegistryFuzzer(string routerEndpoint, string pubEndpoint, int seed, FuzzMode mode = FuzzMode.Bytes)
+    /// <summary>
+    /// A fuzzer of the registry at <paramref name="routerEndpoint"/>; <paramref name="auth"/> is the auth file the node
+    /// was started with (required by <see cref="FuzzMode.Auth"/>, and then its admin token reads snapshots and changes).
+    /// </summary>
+    public RegistryFuzzer(string routerEndpoint, int seed, FuzzMode mode = FuzzMode.Bytes, FuzzAuthFile? auth = null)
     {
+        if (mode == FuzzMode.Auth && auth is null) throw new ArgumentException("the auth mode needs the node's auth file", nameof(auth));
         _mode = mode;
-        _changes.Options.Linger = TimeSpan.Zero;
-        _changes.Options.ReceiveHighWatermark = 1_000_000;
-        _changes.Connect(pubEndpoint);
-        _changes.Subscribe("registry.");
+        _auth = auth;
+        _seed = seed;
+        _watch = new FuzzChangeWatch(routerEndpoint, auth?.A.Admin);
         _random = new Random(seed);
         _dealer.Options.Linger = TimeSpan.Zero;
         _dealer.Options.ReceiveHighWatermark = 100_000;
@@ -94,10 +107,13 @@ internal sealed class RegistryFuzzer : IDisposable
     /// <summary>Builds some state (a node, leases, a bus, a tool) and the valid requests the mutations start from.</summary>
     public void Prepare()
     {
-        // The subscription is live once a heartbeat arrives (PROTOCOL.md 10.1).
-        var message = new NetMQMessage();
-        if (!_changes.TryReceiveMultipartMessage(TimeSpan.FromSeconds(30), ref message))
-            throw new TimeoutException("no registry heartbeat within 30 s");
+        _watch.Start();
+        if (_mode == FuzzMode.Auth)
+        {
+            PrepareAuth();
+            ChangesUpTo(Sequence());
+            return;
+        }
         Call(new NodeAnnouncement { NodeId = Node, HeartbeatIntervalMs = 600_000 });
         var leases = Expect<PortGrant>(Call(new PortRequest { NodeId = Node, Count = 4, TtlMs = 3_600_000, Purpose = "fuzz" })).Leases;
         Call(new EventBusRegistration { Name = "fz-bus", Kind = "zmq", Endpoints = ["tcp://127.0.0.1:1"], NodeId = Node });
@@ -153,7 +169,11 @@ internal sealed class RegistryFuzzer : IDisposable
             for (var done = 0; done < batch;)
             {
                 var window = Math.Min(Window, batch - done);
-                for (var i = 0; i < window; i++) SendMutation();
+                for (var i = 0; i < window; i++)
+                {
+                    if (_mode == FuzzMode.Auth) SendAuthRequest();
+                    else SendMutation();
+                }
                 for (var i = 0; i < window; i++)
                 {
                     var message = new NetMQMessage();
@@ -164,7 +184,7 @@ internal sealed class RegistryFuzzer : IDisposable
                         break;
                     }
                     answered++;
-                    if (!CheckReply(message, ref writes)) bad++;
+                    if (!CheckReply(message, ref writes) || (_mode == FuzzMode.Auth && !CheckAuthReply(message))) bad++;
                 }
                 done += window;
                 sent += window;
@@ -189,30 +209,11 @@ internal sealed class RegistryFuzzer : IDisposable
         };
     }
 
-    /// <summary>The registry's current change sequence (a snapshot over the same socket).</summary>
-    public long Sequence() => Expect<RegistrySnapshot>(Call(new SnapshotRequest())).Sequence;
+    /// <summary>The registry's current change sequence (a snapshot over the same socket; every tenant's with an auth file).</summary>
+    public long Sequence() => Expect<RegistrySnapshot>(Call(new SnapshotRequest(), _auth?.A.Admin)).Sequence;
 
-    // The change types broadcast up to sequence <paramref name="target"/> since the last call.
-    private List<string> ChangesUpTo(long target)
-    {
-        var types = new List<string>();
-        var message = new NetMQMessage();
-        while (_lastSeen < target)
-        {
-            message.Clear();
-            if (!_changes.TryReceiveMultipartMessage(ReplyTimeout, ref message))
-            {
-                Problem($"changes up to {target} not broadcast within {ReplyTimeout.TotalSeconds} s (last {_lastSeen})");
-                break;
-            }
-            if (message[0].ConvertToString() == ChangeTypes.HeartbeatTopic) continue;
-            var change = RegistryCodec.DeserializeBody<RegistryChange>(Onex.Events.OnexEventCodec.Default.Decode(message[1].ToByteArray()).Payload);
-            if (change.Sequence <= _lastSeen) continue;
-            _lastSeen = change.Sequence;
-            types.Add(change.ChangeType);
-        }
-        return types;
-    }
+    // The change types streamed up to sequence <paramref name="target"/> since the last call.
+    private List<string> ChangesUpTo(long target) => _watch.UpTo(target, what => Problem(what)).Select(c => c.ChangeType).ToList();
 
     private void SendMutation()
     {
@@ -456,10 +457,10 @@ internal sealed class RegistryFuzzer : IDisposable
         return false;
     }
 
-    private RegistryEnvelope Call<T>(T body)
+    private RegistryEnvelope Call<T>(T body, string? token = null)
     {
         // Its own client id: a mutated message may carry any id of the fuzzer's, and a reused id is refused.
-        _dealer.SendFrame(RegistryCodec.Encode("probe" + Interlocked.Increment(ref _ids), "fuzzer-probe", body));
+        _dealer.SendFrame(RegistryCodec.Encode("probe" + Interlocked.Increment(ref _ids), "fuzzer-probe", body, token: token));
         if (!_dealer.TryReceiveFrameBytes(ReplyTimeout, out var frame))
             throw new TimeoutException($"the registry did not answer a {typeof(T).Name} within {ReplyTimeout.TotalSeconds} s");
         return RegistryCodec.Decode(frame, RegistryCodec.MaxReplyFrameBytes);
@@ -494,6 +495,6 @@ internal sealed class RegistryFuzzer : IDisposable
     public void Dispose()
     {
         _dealer.Dispose();
-        _changes.Dispose();
+        _watch.Dispose();
     }
 }

@@ -10,7 +10,7 @@ public class FuzzTests
     public async Task Mutated_requests_are_all_answered_with_catalogue_codes_and_change_nothing_by_themselves()
     {
         await using var node = await PeerBoundsTests.StartNodeAsync();
-        using var fuzzer = new RegistryFuzzer(node.Router, node.Pub, seed: 7);
+        using var fuzzer = new RegistryFuzzer(node.Router, seed: 7);
         fuzzer.Prepare();
 
         var result = fuzzer.Run(3_000);
@@ -26,7 +26,7 @@ public class FuzzTests
     public async Task Contract_breaking_requests_are_all_answered_mostly_malformed_and_change_nothing_by_themselves()
     {
         await using var node = await PeerBoundsTests.StartNodeAsync();
-        using var fuzzer = new RegistryFuzzer(node.Router, node.Pub, seed: 11, FuzzMode.Malformed);
+        using var fuzzer = new RegistryFuzzer(node.Router, seed: 11, FuzzMode.Malformed);
         fuzzer.Prepare();
 
         var result = fuzzer.Run(2_000);
@@ -35,5 +35,22 @@ public class FuzzTests
         Assert.That(result.Problems, Is.Empty, "the fuzzer found problems");
         Assert.That((result.Answered, result.Unanswered, result.BadReplies, result.UnexplainedStateChanges), Is.EqualTo((2_000L, 0L, 0L, 0L)));
         Assert.That(result.Codes.GetValueOrDefault(ErrorCodes.Malformed), Is.GreaterThan(result.Sent / 2), "most contract-breaking requests should be MALFORMED");
+    }
+
+    [Test]
+    public async Task Requests_with_missing_unknown_foreign_and_reader_tokens_get_the_catalogue_refusals_and_change_nothing()
+    {
+        using var auth = new FuzzAuthFile();
+        await using var node = await PeerBoundsTests.StartNodeAsync("--auth-file", auth.Path);
+        using var fuzzer = new RegistryFuzzer(node.Router, seed: 13, FuzzMode.Auth, auth);
+        fuzzer.Prepare();
+
+        var result = fuzzer.Run(2_000);
+
+        TestContext.Out.WriteLine($"{result.Sent} sent in {result.Elapsed.TotalSeconds:F1} s; codes: {string.Join(", ", result.Codes.Select(c => $"{c.Key} {c.Value}"))}");
+        Assert.That(result.Problems, Is.Empty, "the fuzzer found problems");
+        Assert.That((result.Answered, result.Unanswered, result.BadReplies, result.UnexplainedStateChanges), Is.EqualTo((2_000L, 0L, 0L, 0L)));
+        foreach (var code in new[] { ErrorCodes.Unauthenticated, ErrorCodes.PermissionDenied, ErrorCodes.LeaseNotFound, ErrorCodes.NotOwner, ErrorCodes.Fenced, "OK" })
+            Assert.That(result.Codes.GetValueOrDefault(code), Is.GreaterThan(20), $"the run should reach {code} often");
     }
 }
