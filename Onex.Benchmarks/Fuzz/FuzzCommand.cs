@@ -80,13 +80,23 @@ internal static class FuzzCommand
               trailing bytes, random frames, long runs, wrong framing, reused ids, other peers' leases and wrong fencing tokens) to a
               registry node process (`--store memory`), 64 in flight, and checks every reply (Onex.Benchmarks/Fuzz/RegistryFuzzer.cs).
               """);
+        report.AppendLine("""
+            After each batch of 500 the fuzzer takes a snapshot and checks the changes a `Watch` streamed since the last one
+            (RegistryFuzzer.State.cs): each must be attributable to one request of the batch that got a success (its reply names
+            the lease, node, bus or tool; an `Ack`'s request names it) or to the registry's own timers (expiry, missed
+            heartbeats, the grace period, an owner's health or removal); every new lease of an acknowledged grant must be
+            streamed and every acknowledged release must have ended its lease; each change's `oldValue` must be the state before
+            it; and the snapshot must equal the previous one with the changes applied (leases, nodes, buses and tools, a
+            node's `lastSeenAt` aside). A mismatch is reported with the seed, the batch and the requests naming the key.
+            """);
         report.AppendLine();
         report.AppendLine("| figure | value |");
         report.AppendLine("| --- | --- |");
         report.AppendLine($"| messages sent | {result.Sent:N0} |");
         report.AppendLine($"| answered / unanswered within 5 s | {result.Answered:N0} / {result.Unanswered:N0} |");
         report.AppendLine($"| replies not a well-formed envelope, a known reply type or a catalogue code (INTERNAL counts) | {result.BadReplies:N0} |");
-        report.AppendLine($"| request-made changes in batches without a successful write | {result.UnexplainedStateChanges:N0} |");
+        report.AppendLine($"| changes attributed to an acknowledged request / made by the registry's timers | {result.AttributedChanges:N0} / {result.TimerChanges:N0} |");
+        report.AppendLine($"| unexplained state changes (a change no acknowledged request or timer explains, an acknowledged grant or release not streamed, a snapshot not equal to the one before plus the changes) | {result.UnexplainedStateChanges:N0} |");
         report.AppendLine($"| node alive at the end, answering (sequence) | {(alive ? "yes" : "no")} ({sequence}) |");
         report.AppendLine($"| slowest snapshot answer after a batch (a well-behaved request beside the fuzzing) | {result.SlowestProbe.TotalMilliseconds:F0} ms |");
         report.AppendLine($"| rate | {result.Sent / result.Elapsed.TotalSeconds:N0} messages/s ({result.Elapsed.TotalSeconds:F1} s) |");

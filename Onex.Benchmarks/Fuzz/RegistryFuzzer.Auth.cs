@@ -34,6 +34,14 @@ internal sealed partial class RegistryFuzzer
 
     private readonly Dictionary<string, AuthExpectation> _expected = new(StringComparer.Ordinal);
     private AuthFixture[] _fixtures = [];
+    private readonly Dictionary<string, string> _acting = new(StringComparer.Ordinal);
+
+    // The tenant the request of this reply acted in.
+    private string? ActingTenant(NetMQMessage message)
+    {
+        var (requestId, _) = RegistryCodec.TryReadIds(message[message.FrameCount - 1].ToByteArray());
+        return requestId is not null && _acting.Remove(requestId, out var tenant) ? tenant : null;
+    }
 
     // Each tenant gets a node fz-node (the same name in both), fz-other, leases, a bus and a tool.
     private void PrepareAuth()
@@ -65,6 +73,8 @@ internal sealed partial class RegistryFuzzer
         var foreign = _fixtures[fixture == _fixtures[0] ? 1 : 0];
         var (frame, expectation) = AuthRequest(requestId, fixture, foreign);
         _expected[requestId] = expectation;
+        _acting[requestId] = fixture.Tenant.Name; // a success acts in this tenant (the refusals change nothing)
+        Sent(frame);
         _dealer.SendFrame(frame);
     }
 

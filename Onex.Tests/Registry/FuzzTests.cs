@@ -1,5 +1,6 @@
 using Onex.Benchmarks.Fuzz;
 using Onex.Errors;
+using Onex.Protocol;
 
 namespace Onex.Tests.Registry;
 
@@ -52,5 +53,24 @@ public class FuzzTests
         Assert.That((result.Answered, result.Unanswered, result.BadReplies, result.UnexplainedStateChanges), Is.EqualTo((2_000L, 0L, 0L, 0L)));
         foreach (var code in new[] { ErrorCodes.Unauthenticated, ErrorCodes.PermissionDenied, ErrorCodes.LeaseNotFound, ErrorCodes.NotOwner, ErrorCodes.Fenced, "OK" })
             Assert.That(result.Codes.GetValueOrDefault(code), Is.GreaterThan(20), $"the run should reach {code} often");
+        Assert.That(result.AttributedChanges, Is.GreaterThan(50), "the successful writes should have been matched to their changes");
+    }
+
+    [Test]
+    public async Task A_change_no_request_of_the_fuzzer_made_fails_the_batch_check_with_the_seed()
+    {
+        await using var node = await PeerBoundsTests.StartNodeAsync();
+        using var fuzzer = new RegistryFuzzer(node.Router, seed: 5);
+        fuzzer.Prepare();
+        using var outsider = new TestDealer(node.Router);
+
+        // Between two batches another client registers a node: the next batch's changes hold one no request explains.
+        var result = fuzzer.Run(RegistryFuzzer.BatchSize * 2, sent =>
+        {
+            if (sent == RegistryFuzzer.BatchSize) outsider.Call<NodeAnnouncement, NodeRecord>(new NodeAnnouncement { NodeId = "fz-outsider" });
+        });
+
+        Assert.That(result.UnexplainedStateChanges, Is.EqualTo(1), string.Join(Environment.NewLine, result.Problems));
+        Assert.That(result.Problems, Has.One.Contains("seed 5, batch 2").And.Contains("node.registered default/fz-outsider"));
     }
 }
