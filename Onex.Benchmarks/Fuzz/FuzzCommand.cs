@@ -6,7 +6,7 @@ using Onex.Benchmarks.Registry;
 namespace Onex.Benchmarks.Fuzz;
 
 /// <summary>
-/// <c>dotnet run -c Release --project Onex.Benchmarks -- fuzz [--iterations N] [--seed S] [--mode bytes|malformed] [--port-range A-B]</c>:
+/// <c>dotnet run -c Release --project Onex.Benchmarks -- fuzz [--iterations N] [--seed S] [--mode bytes|malformed|auth] [--port-range A-B]</c>:
 /// runs <see cref="RegistryFuzzer"/> against a registry node in a child process on loopback and writes the mode's section
 /// of <c>results/RegistryFuzz.md</c> (rate, codes, resident memory before and after, the slowest probe). Exit code 1
 /// when anything was wrong.
@@ -30,13 +30,16 @@ internal static class FuzzCommand
                 case "--port-range": portRange = args[i + 1]; break;
                 case "--mode" when Enum.TryParse<FuzzMode>(args[i + 1], ignoreCase: true, out var parsed): mode = parsed; break;
                 default:
-                    Console.Error.WriteLine($"unknown option {args[i]} {args[i + 1]}; usage: fuzz [--iterations N] [--seed S] [--mode bytes|malformed] [--port-range A-B]");
+                    Console.Error.WriteLine($"unknown option {args[i]} {args[i + 1]}; usage: fuzz [--iterations N] [--seed S] [--mode bytes|malformed|auth] [--port-range A-B]");
                     return 2;
             }
         }
 
-        using var node = RegistryNodeProcess.Start(["--store", "memory", "--port-range", portRange, "--log-level", "Warning"]);
-        using var fuzzer = new RegistryFuzzer(node.RouterEndpoint, node.PubEndpoint, seed, mode);
+        // The auth mode's node reads an auth file of two tenants (a token of each role each), written as onex auth add-token does.
+        using var auth = mode == FuzzMode.Auth ? new FuzzAuthFile() : null;
+        string[] arguments = ["--store", "memory", "--port-range", portRange, "--log-level", "Warning"];
+        using var node = RegistryNodeProcess.Start(auth is null ? arguments : [.. arguments, "--auth-file", auth.Path]);
+        using var fuzzer = new RegistryFuzzer(node.RouterEndpoint, seed, mode, auth);
         fuzzer.Prepare();
         var rssBefore = Status(node.Id, "VmRSS:");
         var stopwatch = Stopwatch.StartNew();
@@ -54,7 +57,18 @@ internal static class FuzzCommand
         report.AppendLine($"{SectionPrefix}{modeName}`");
         report.AppendLine();
         report.AppendLine($"`dotnet run -c Release --project Onex.Benchmarks -- fuzz --iterations {iterations} --seed {seed} --mode {modeName}`, {TimeProvider.System.GetUtcNow():yyyy-MM-dd HH:mm} UTC, load average {ProcStat.LoadAverage()}.");
-        report.AppendLine(mode == FuzzMode.Malformed
+        report.AppendLine(mode == FuzzMode.Auth
+            ? """
+              Two DEALERs on loopback: one sends well-formed requests to a registry node process (`--store memory`) started with
+              an auth file of two tenants (a reader, a node and an admin token each, written by `onex auth add-token`'s code),
+              64 in flight, each with a credential chosen at random: no token, an unknown or altered token, the other tenant's
+              token naming this tenant or used on this tenant's leases, a reader's token for writes, or a valid one (node, or
+              the other tenant's admin naming this tenant), on the tenant's own leases and other peers' (another node's lease,
+              a wrong fencing token). Every reply is checked against the code and catalogue details its credential must get
+              (UNAUTHENTICATED, PERMISSION_DENIED, LEASE_NOT_FOUND, NOT_OWNER, FENCED or success) and for never carrying a
+              token; the other DEALER watches every change with an admin token (Onex.Benchmarks/Fuzz/RegistryFuzzer.Auth.cs).
+              """
+            : mode == FuzzMode.Malformed
             ? """
               One DEALER on loopback sends well-formed MessagePack that breaks the contract one field at a time (a value of the
               wrong type, nil, invalid UTF-8, a non-string key, a body that is not a map, an envelope key missing, duplicated or
@@ -66,13 +80,23 @@ internal static class FuzzCommand
               trailing bytes, random frames, long runs, wrong framing, reused ids, other peers' leases and wrong fencing tokens) to a
               registry node process (`--store memory`), 64 in flight, and checks every reply (Onex.Benchmarks/Fuzz/RegistryFuzzer.cs).
               """);
+        report.AppendLine("""
+            After each batch of 500 the fuzzer takes a snapshot and checks the changes a `Watch` streamed since the last one
+            (RegistryFuzzer.State.cs): each must be attributable to one request of the batch that got a success (its reply names
+            the lease, node, bus or tool; an `Ack`'s request names it) or to the registry's own timers (expiry, missed
+            heartbeats, the grace period, an owner's health or removal); every new lease of an acknowledged grant must be
+            streamed and every acknowledged release must have ended its lease; each change's `oldValue` must be the state before
+            it; and the snapshot must equal the previous one with the changes applied (leases, nodes, buses and tools, a
+            node's `lastSeenAt` aside). A mismatch is reported with the seed, the batch and the requests naming the key.
+            """);
         report.AppendLine();
         report.AppendLine("| figure | value |");
         report.AppendLine("| --- | --- |");
         report.AppendLine($"| messages sent | {result.Sent:N0} |");
         report.AppendLine($"| answered / unanswered within 5 s | {result.Answered:N0} / {result.Unanswered:N0} |");
         report.AppendLine($"| replies not a well-formed envelope, a known reply type or a catalogue code (INTERNAL counts) | {result.BadReplies:N0} |");
-        report.AppendLine($"| request-made changes in batches without a successful write | {result.UnexplainedStateChanges:N0} |");
+        report.AppendLine($"| changes attributed to an acknowledged request / made by the registry's timers | {result.AttributedChanges:N0} / {result.TimerChanges:N0} |");
+        report.AppendLine($"| unexplained state changes (a change no acknowledged request or timer explains, an acknowledged grant or release not streamed, a snapshot not equal to the one before plus the changes) | {result.UnexplainedStateChanges:N0} |");
         report.AppendLine($"| node alive at the end, answering (sequence) | {(alive ? "yes" : "no")} ({sequence}) |");
         report.AppendLine($"| slowest snapshot answer after a batch (a well-behaved request beside the fuzzing) | {result.SlowestProbe.TotalMilliseconds:F0} ms |");
         report.AppendLine($"| rate | {result.Sent / result.Elapsed.TotalSeconds:N0} messages/s ({result.Elapsed.TotalSeconds:F1} s) |");

@@ -18,6 +18,14 @@ internal enum FuzzMode
     /// trailing bytes): every message reaches the decoder's field checks, so nearly every reply is MALFORMED.
     /// </summary>
     Malformed,
+    /// <summary>
+    /// Well-formed requests to a node with an auth file (<see cref="FuzzAuthFile"/>), each with a credential chosen at
+    /// random: none, an unknown token, another tenant's token (naming this tenant, or on this tenant's leases), a reader's
+    /// token for a write, or a valid token (node, or an admin naming the tenant), on the tenants' own leases and other
+    /// peers' (another node's lease, a wrong fencing token). Every reply is checked against the code and details expected
+    /// for its credential (UNAUTHENTICATED, PERMISSION_DENIED, LEASE_NOT_FOUND, NOT_OWNER, FENCED, or success).
+    /// </summary>
+    Auth,
 }
 
 /// <summary>What one fuzz run saw.</summary>
@@ -28,6 +36,10 @@ internal sealed record FuzzResult
     public long Unanswered { get; init; }
     public long BadReplies { get; init; }
     public long UnexplainedStateChanges { get; init; }
+    /// <summary>Changes attributed to a request that got a success.</summary>
+    public long AttributedChanges { get; init; }
+    /// <summary>Changes the registry made by itself (expiry, missed heartbeats, grace period, an owner's health or removal).</summary>
+    public long TimerChanges { get; init; }
     public IReadOnlyDictionary<string, long> Codes { get; init; } = new Dictionary<string, long>();
     public IReadOnlyList<string> Problems { get; init; } = [];
     public TimeSpan Elapsed { get; init; }
@@ -39,10 +51,11 @@ internal sealed record FuzzResult
 /// Sends seeded mutations of valid request envelopes (bit flips, interesting bytes, truncation, splices, random
 /// frames, wrong framing, other peers' leases and wrong fencing tokens) to a registry over one DEALER and checks every
 /// reply: one per request within 5 s, a well-formed envelope, a success of a known reply type or an Error with a code
-/// from the catalogue other than INTERNAL. After each batch, a batch that changed nothing by design (no successful
-/// write) must leave the change sequence where it was. The same seed sends the same messages.
+/// from the catalogue other than INTERNAL. After each batch the watched changes must be exactly those of the requests
+/// that got a success, and the snapshot after must be the snapshot before with them applied (RegistryFuzzer.State.cs).
+/// The same seed sends the same messages.
 /// </summary>
-internal sealed class RegistryFuzzer : IDisposable
+internal sealed partial class RegistryFuzzer : IDisposable
 {
     public const int BatchSize = 500;
     private const int Window = 64;
@@ -60,30 +73,28 @@ internal sealed class RegistryFuzzer : IDisposable
 
     private static readonly byte[] Interesting = [0x00, 0x01, 0x7F, 0x80, 0xC0, 0xC1, 0xC2, 0xC3, 0xCC, 0xCF, 0xD3, 0xD9, 0xDB, 0xDE, 0xDF, 0xFF, 0xA0, 0x90];
 
-    // Changes only a request makes (timers make the others: expiry, health, grace removal), so a batch without a
-    // successful write must not show one.
-    private static readonly HashSet<string> RequestChanges = new(StringComparer.Ordinal)
-    {
-        "lease.granted", "lease.released", "lease.conflicted", "node.registered", "node.updated", "bus.registered", "tool.registered",
-    };
-
     private readonly DealerSocket _dealer = new();
-    private readonly SubscriberSocket _changes = new();
-    private long _lastSeen;
+    private readonly FuzzChangeWatch _watch;
     private readonly Random _random;
     private readonly List<byte[]> _seeds = [];
     private readonly Dictionary<string, long> _codes = new(StringComparer.Ordinal);
     private readonly List<string> _problems = [];
     private long _ids;
     private readonly FuzzMode _mode;
+    private readonly FuzzAuthFile? _auth;
+    private readonly int _seed;
 
-    public RegistryFuzzer(string routerEndpoint, string pubEndpoint, int seed, FuzzMode mode = FuzzMode.Bytes)
+    /// <summary>
+    /// A fuzzer of the registry at <paramref name="routerEndpoint"/>; <paramref name="auth"/> is the auth file the node
+    /// was started with (required by <see cref="FuzzMode.Auth"/>, and then its admin token reads snapshots and changes).
+    /// </summary>
+    public RegistryFuzzer(string routerEndpoint, int seed, FuzzMode mode = FuzzMode.Bytes, FuzzAuthFile? auth = null)
     {
+        if (mode == FuzzMode.Auth && auth is null) throw new ArgumentException("the auth mode needs the node's auth file", nameof(auth));
         _mode = mode;
-        _changes.Options.Linger = TimeSpan.Zero;
-        _changes.Options.ReceiveHighWatermark = 1_000_000;
-        _changes.Connect(pubEndpoint);
-        _changes.Subscribe("registry.");
+        _auth = auth;
+        _seed = seed;
+        _watch = new FuzzChangeWatch(routerEndpoint, auth?.A.Admin);
         _random = new Random(seed);
         _dealer.Options.Linger = TimeSpan.Zero;
         _dealer.Options.ReceiveHighWatermark = 100_000;
@@ -94,10 +105,13 @@ internal sealed class RegistryFuzzer : IDisposable
     /// <summary>Builds some state (a node, leases, a bus, a tool) and the valid requests the mutations start from.</summary>
     public void Prepare()
     {
-        // The subscription is live once a heartbeat arrives (PROTOCOL.md 10.1).
-        var message = new NetMQMessage();
-        if (!_changes.TryReceiveMultipartMessage(TimeSpan.FromSeconds(30), ref message))
-            throw new TimeoutException("no registry heartbeat within 30 s");
+        _watch.Start();
+        if (_mode == FuzzMode.Auth)
+        {
+            PrepareAuth();
+            StartState();
+            return;
+        }
         Call(new NodeAnnouncement { NodeId = Node, HeartbeatIntervalMs = 600_000 });
         var leases = Expect<PortGrant>(Call(new PortRequest { NodeId = Node, Count = 4, TtlMs = 3_600_000, Purpose = "fuzz" })).Leases;
         Call(new EventBusRegistration { Name = "fz-bus", Kind = "zmq", Endpoints = ["tcp://127.0.0.1:1"], NodeId = Node });
@@ -137,7 +151,7 @@ internal sealed class RegistryFuzzer : IDisposable
         _seeds.Add(Encode(new ValidatePayload { ToolName = "fz.tool", Direction = "input", Payload = """{"n":123456789012345678901234567890,"s":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!"}""" }));
         _seeds.Add(Encode(new WatchCredit { WatchId = "fz-no-watch", Credit = 5 }));
         _seeds.Add(Encode(new WatchCancel { WatchId = "fz-no-watch" }));
-        ChangesUpTo(Sequence());
+        StartState();
     }
 
     /// <summary>Runs <paramref name="iterations"/> mutated messages; <paramref name="progress"/> sees each finished batch.</summary>
@@ -149,11 +163,14 @@ internal sealed class RegistryFuzzer : IDisposable
         while (sent < iterations)
         {
             var batch = (int)Math.Min(BatchSize, iterations - sent);
-            var writes = 0;
             for (var done = 0; done < batch;)
             {
                 var window = Math.Min(Window, batch - done);
-                for (var i = 0; i < window; i++) SendMutation();
+                for (var i = 0; i < window; i++)
+                {
+                    if (_mode == FuzzMode.Auth) SendAuthRequest();
+                    else SendMutation();
+                }
                 for (var i = 0; i < window; i++)
                 {
                     var message = new NetMQMessage();
@@ -164,60 +181,37 @@ internal sealed class RegistryFuzzer : IDisposable
                         break;
                     }
                     answered++;
-                    if (!CheckReply(message, ref writes)) bad++;
+                    var tenant = _mode == FuzzMode.Auth ? ActingTenant(message) : null;
+                    if (!CheckReply(message) || (_mode == FuzzMode.Auth && !CheckAuthReply(message))) bad++;
+                    Replied(message[message.FrameCount - 1].ToByteArray(), tenant);
                 }
                 done += window;
                 sent += window;
             }
             var probe = Stopwatch.GetTimestamp();
-            var sequence = Sequence();
+            var after = Snapshot();
             var probed = Stopwatch.GetElapsedTime(probe);
             if (probed > slowest) slowest = probed;
-            var changes = ChangesUpTo(sequence);
-            if (writes == 0 && changes.FirstOrDefault(RequestChanges.Contains) is { } change)
-            {
-                unexplained++;
-                Problem($"a {change} change in a batch without a successful write");
-            }
+            unexplained += CheckBatch(after);
             progress?.Invoke(sent);
         }
         return new FuzzResult
         {
             Sent = sent, Answered = answered, Unanswered = unanswered, BadReplies = bad, UnexplainedStateChanges = unexplained,
+            AttributedChanges = _attributedChanges, TimerChanges = _timerChanges,
             Codes = new Dictionary<string, long>(_codes), Problems = _problems.ToList(), Elapsed = Stopwatch.GetElapsedTime(started),
             SlowestProbe = slowest,
         };
     }
 
-    /// <summary>The registry's current change sequence (a snapshot over the same socket).</summary>
-    public long Sequence() => Expect<RegistrySnapshot>(Call(new SnapshotRequest())).Sequence;
-
-    // The change types broadcast up to sequence <paramref name="target"/> since the last call.
-    private List<string> ChangesUpTo(long target)
-    {
-        var types = new List<string>();
-        var message = new NetMQMessage();
-        while (_lastSeen < target)
-        {
-            message.Clear();
-            if (!_changes.TryReceiveMultipartMessage(ReplyTimeout, ref message))
-            {
-                Problem($"changes up to {target} not broadcast within {ReplyTimeout.TotalSeconds} s (last {_lastSeen})");
-                break;
-            }
-            if (message[0].ConvertToString() == ChangeTypes.HeartbeatTopic) continue;
-            var change = RegistryCodec.DeserializeBody<RegistryChange>(Onex.Events.OnexEventCodec.Default.Decode(message[1].ToByteArray()).Payload);
-            if (change.Sequence <= _lastSeen) continue;
-            _lastSeen = change.Sequence;
-            types.Add(change.ChangeType);
-        }
-        return types;
-    }
+    /// <summary>The registry's current change sequence (a snapshot over the same socket; every tenant's with an auth file).</summary>
+    public long Sequence() => Snapshot().Sequence;
 
     private void SendMutation()
     {
         var seed = _seeds[_random.Next(_seeds.Count)];
         var frame = _mode == FuzzMode.Malformed ? Malform(seed) : Mutate(seed);
+        Sent(frame);
         switch (_random.Next(20))
         {
             case 0: _dealer.SendMoreFrameEmpty().SendFrame(frame); break;                 // REQ framing
@@ -410,7 +404,7 @@ internal sealed class RegistryFuzzer : IDisposable
         return Reencode(envelope with { RequestId = id }).ToList();
     }
 
-    private bool CheckReply(NetMQMessage message, ref int writes)
+    private bool CheckReply(NetMQMessage message)
     {
         var frame = message[message.FrameCount - 1].ToByteArray();
         if (message.FrameCount > 2 || (message.FrameCount == 2 && !message[0].IsEmpty))
@@ -429,7 +423,6 @@ internal sealed class RegistryFuzzer : IDisposable
         if (reply.MessageType != nameof(Error))
         {
             Count("OK");
-            if (reply.MessageType is not (nameof(ValidationResult) or nameof(IntrospectionResponse) or nameof(RegistrySnapshot))) writes++;
             return true;
         }
         Error error;
@@ -456,10 +449,10 @@ internal sealed class RegistryFuzzer : IDisposable
         return false;
     }
 
-    private RegistryEnvelope Call<T>(T body)
+    private RegistryEnvelope Call<T>(T body, string? token = null)
     {
         // Its own client id: a mutated message may carry any id of the fuzzer's, and a reused id is refused.
-        _dealer.SendFrame(RegistryCodec.Encode("probe" + Interlocked.Increment(ref _ids), "fuzzer-probe", body));
+        _dealer.SendFrame(RegistryCodec.Encode("probe" + Interlocked.Increment(ref _ids), "fuzzer-probe", body, token: token));
         if (!_dealer.TryReceiveFrameBytes(ReplyTimeout, out var frame))
             throw new TimeoutException($"the registry did not answer a {typeof(T).Name} within {ReplyTimeout.TotalSeconds} s");
         return RegistryCodec.Decode(frame, RegistryCodec.MaxReplyFrameBytes);
@@ -494,6 +487,6 @@ internal sealed class RegistryFuzzer : IDisposable
     public void Dispose()
     {
         _dealer.Dispose();
-        _changes.Dispose();
+        _watch.Dispose();
     }
 }

@@ -186,12 +186,12 @@ public class PeerBoundsTests
         }
     }
 
-    internal static async Task<RunningNode> StartNodeAsync()
+    internal static async Task<RunningNode> StartNodeAsync(params string[] extra)
     {
         var ports = await TestPorts.LeaseAsync(2);
         string router = $"tcp://127.0.0.1:{ports[0]}", pub = $"tcp://127.0.0.1:{ports[1]}";
         var pool = (await OnexTest.ReservePortRangeAsync()).ToString();
-        var process = NodeProcess.Start("--endpoint", router, "--pub-endpoint", pub, "--http", "none", "--port-range", pool, "--store", "memory");
+        var process = NodeProcess.Start(["--endpoint", router, "--pub-endpoint", pub, "--http", "none", "--port-range", pool, "--store", "memory", .. extra]);
         try
         {
             await process.WaitForLineAsync("registry: router", Wait);
