@@ -359,7 +359,11 @@ public class InMemoryEventBusTests
         Assert.That(received!.Timestamp, Is.EqualTo(1_700_000_000_000));
     }
 
-    [Test]
+    // Alone: the claim is for a bus nobody observes. Tracing and metrics tests running beside it attach process-wide
+    // listeners to the Onex.Bus source and meter (sampling only their own topics), and while one is attached every
+    // publish in the process asks it. (One full run at load 90 counted 648 B per publish here; a listener attached
+    // meanwhile is the one process-wide cause found.)
+    [Test, NonParallelizable]
     public async Task Publishing_to_matching_subscribers_allocates_nothing_per_event()
     {
         const int subscribers = 4, events = 1_000;
