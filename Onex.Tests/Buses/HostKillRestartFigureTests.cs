@@ -21,8 +21,7 @@ namespace Onex.Tests.Buses;
 /// </summary>
 public class HostKillRestartFigureTests
 {
-    private static readonly TimeSpan StartLimit = TimeSpan.FromSeconds(60);
-    private static readonly TimeSpan DeliveryLimit = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan StartLimit = HostDrill.StartLimit;
 
     [Test]
     public async Task Ipc_host_killed_and_restarted_through_the_registry_participants_reconnect_and_the_outage_is_reported()
@@ -67,10 +66,10 @@ public class HostKillRestartFigureTests
         ];
 
         var first = OnexProcess.Start(hostArgs, environment);
-        JsonElementHosting firstHosting;
+        HostDrill.Hosting firstHosting;
         try
         {
-            firstHosting = JsonElementHosting.Of(await first.ReadJsonLineAsync("the first host's hosting line", StartLimit));
+            firstHosting = HostDrill.Hosting.Of(await first.ReadJsonLineAsync("the first host's hosting line", StartLimit));
         }
         catch
         {
@@ -80,8 +79,8 @@ public class HostKillRestartFigureTests
 
         await using var subscriberClient = await registry.ConnectAsync();
         await using var publisherClient = await registry.ConnectAsync();
-        await using var subscriber = await JoinAsync(backend, name, subscriberClient);
-        await using var publisher = await JoinAsync(backend, name, publisherClient);
+        await using var subscriber = await HostDrill.JoinAsync(backend, name, subscriberClient);
+        await using var publisher = await HostDrill.JoinAsync(backend, name, publisherClient);
         var states = IpcHostMoveTests.StatesOf(subscriber);
         var publisherStates = IpcHostMoveTests.StatesOf(publisher);
         await using var ticks = await subscriber.SubscribeAsync("host.>", new SubscriptionOptions { Capacity = 100_000 });
@@ -130,8 +129,8 @@ public class HostKillRestartFigureTests
             }
         });
 
-        await ReadTicksUntilAsync(ticks, (n, _) => n >= 20, "20 ticks of the first host run");
-        await ReadUntilAsync(lastReceived.Reader, n => n >= 20, "20 events of the joined publisher before the kill");
+        await HostDrill.ReadTicksUntilAsync(ticks, (n, _) => n >= 20, "20 ticks of the first host run");
+        await HostDrill.ReadUntilAsync(lastReceived.Reader, n => n >= 20, "20 events of the joined publisher before the kill");
         var outage = Stopwatch.StartNew();
         Process.GetProcessById(first.Id).Kill(); // SIGKILL
         await first.WaitForExitAsync(TimeSpan.FromSeconds(10));
@@ -154,13 +153,13 @@ public class HostKillRestartFigureTests
         }
 
         await using var second = OnexProcess.Start(hostArgs, environment);
-        var secondHosting = JsonElementHosting.Of(await second.ReadJsonLineAsync("the restarted host's hosting line", StartLimit));
+        var secondHosting = HostDrill.Hosting.Of(await second.ReadJsonLineAsync("the restarted host's hosting line", StartLimit));
         Assert.Multiple(() =>
         {
             Assert.That(secondHosting.NodeId, Is.EqualTo(firstHosting.NodeId), "the node id file gives the restarted host the same node id");
             Assert.That(secondHosting.Endpoints, Is.EqualTo(firstHosting.Endpoints), "the restarted host serves the same endpoints");
         });
-        await ReadTicksUntilAsync(ticks, (_, pid) => pid == second.Id, "a tick of the restarted host");
+        await HostDrill.ReadTicksUntilAsync(ticks, (_, pid) => pid == second.Id, "a tick of the restarted host");
         outage.Stop();
         // The subscriber's connection notices up to here (before the second host stops): on Unix sockets up to its
         // reconnect, which may be announced just after the first new tick arrives.
@@ -177,13 +176,13 @@ public class HostKillRestartFigureTests
         // after the subscriber), so the last accepted event is one that can arrive.
         if (backend == BusKinds.Ipc) await IpcHostMoveTests.UntilConnectedAtAsync(publisherStates, firstHosting.Endpoints[0]["unix://".Length..], "the publisher");
         var mark = Volatile.Read(ref attempted);
-        await ReadUntilAsync(lastReceived.Reader, n => n > mark, $"an event published after both participants were back (after {mark})");
+        await HostDrill.ReadUntilAsync(lastReceived.Reader, n => n > mark, $"an event published after both participants were back (after {mark})");
         await stopPublishing.CancelAsync();
         await publishing;
         var last = Volatile.Read(ref lastAccepted);
         // (It may be the event the wait above already read.)
         if (Volatile.Read(ref highest) < last)
-            await ReadUntilAsync(lastReceived.Reader, n => n == last, $"the joined publisher's last accepted event ({last}) after the restart");
+            await HostDrill.ReadUntilAsync(lastReceived.Reader, n => n == last, $"the joined publisher's last accepted event ({last}) after the restart");
         second.CloseInput();
         Assert.That(await second.WaitForExitAsync(TimeSpan.FromSeconds(30)), Is.EqualTo(0), "the restarted host stops cleanly");
         await counted.DisposeAsync();
@@ -196,54 +195,5 @@ public class HostKillRestartFigureTests
             $"unaccounted {attempted - refused - received.Count - countedLost}; subscriber notices: {string.Join(", ", stateChanges)}");
         Assert.That(received, Is.Ordered.Ascending.And.Unique, "each event arrived at most once, in publishing order");
         return new Figures(attempted, refused, received.Count, countedLost, refusedProbe, outage.Elapsed, [.. stateChanges]);
-    }
-
-    private static async Task<IEventBus> JoinAsync(string backend, string name, RegistryClient client) =>
-        await EventBusFactory.CreateAsync(EventBusOptions.Default with { Backend = backend, Name = name, Role = EventBusRole.Join, Registry = client });
-
-    /// <summary>Reads the host's ticks (payload "number pid") until <paramref name="done"/> says so.</summary>
-    private static async Task ReadTicksUntilAsync(IEventSubscription ticks, Func<long, int, bool> done, string what)
-    {
-        using var wait = new CancellationTokenSource(DeliveryLimit);
-        try
-        {
-            while (true)
-            {
-                var evt = await ticks.Reader.ReadAsync(wait.Token);
-                var parts = System.Text.Encoding.ASCII.GetString(evt.Payload.Span).Split(' ');
-                if (done(long.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture), int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture))) return;
-            }
-        }
-        catch (OperationCanceledException)
-        {
-            Assert.Fail($"timed out after {DeliveryLimit.TotalSeconds} s waiting for {what}");
-            throw;
-        }
-    }
-
-    private static async Task ReadUntilAsync(ChannelReader<int> numbers, Func<int, bool> done, string what)
-    {
-        using var wait = new CancellationTokenSource(DeliveryLimit);
-        try
-        {
-            while (!done(await numbers.ReadAsync(wait.Token)))
-            {
-            }
-        }
-        catch (OperationCanceledException)
-        {
-            Assert.Fail($"timed out after {DeliveryLimit.TotalSeconds} s waiting for {what}");
-        }
-    }
-
-    private sealed record JsonElementHosting(string NodeId, IReadOnlyList<string> Endpoints)
-    {
-        public static JsonElementHosting Of(System.Text.Json.JsonElement line)
-        {
-            Assert.That(line.GetProperty("status").GetString(), Is.EqualTo("hosting"), line.ToString());
-            return new JsonElementHosting(
-                line.GetProperty("nodeId").GetString()!,
-                line.GetProperty("endpoints").EnumerateArray().Select(e => e.GetString()!).ToArray());
-        }
     }
 }

@@ -18,8 +18,8 @@ namespace Onex.Tests.Buses;
 /// </summary>
 public class HostRestartTests
 {
-    private static readonly TimeSpan StartLimit = TimeSpan.FromSeconds(60);
-    private static readonly TimeSpan DeliveryLimit = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan StartLimit = HostDrill.StartLimit;
+    private static readonly TimeSpan DeliveryLimit = HostDrill.DeliveryLimit;
 
     [Test]
     public async Task Zmq_host_killed_and_restarted_with_its_node_id_file_takes_its_bus_back_and_participants_carry_on()
@@ -36,10 +36,10 @@ public class HostRestartTests
         ];
 
         var first = OnexProcess.Start(hostArgs);
-        JsonHosting firstHosting;
+        HostDrill.Hosting firstHosting;
         try
         {
-            firstHosting = JsonHosting.Of(await first.ReadJsonLineAsync("the first host's hosting line", StartLimit));
+            firstHosting = HostDrill.Hosting.Of(await first.ReadJsonLineAsync("the first host's hosting line", StartLimit));
         }
         catch
         {
@@ -49,8 +49,8 @@ public class HostRestartTests
 
         await using var subscriberClient = await registry.ConnectAsync();
         await using var publisherClient = await registry.ConnectAsync();
-        await using var subscriber = await JoinAsync(name, subscriberClient);
-        await using var publisher = await JoinAsync(name, publisherClient);
+        await using var subscriber = await HostDrill.JoinAsync(BusKinds.Zmq, name, subscriberClient);
+        await using var publisher = await HostDrill.JoinAsync(BusKinds.Zmq, name, publisherClient);
         var states = Channel.CreateUnbounded<BusNotice>();
         subscriber.Health.Notice += (_, notice) =>
         {
@@ -88,8 +88,8 @@ public class HostRestartTests
 
         // The first run's ticks and the joined publisher's events arrive (a loss is counted against the last event
         // seen from a publisher), then the host dies without a word.
-        await ReadTicksUntilAsync(ticks, (n, _) => n >= 20, "20 ticks of the first host run");
-        await ReadUntilAsync(lastCounted.Reader, n => n >= 20, "20 events of the joined publisher before the kill");
+        await HostDrill.ReadTicksUntilAsync(ticks, (n, _) => n >= 20, "20 ticks of the first host run");
+        await HostDrill.ReadUntilAsync(lastCounted.Reader, n => n >= 20, "20 events of the joined publisher before the kill");
         var outage = Stopwatch.StartNew();
         Process.GetProcessById(first.Id).Kill(); // SIGKILL
         await first.WaitForExitAsync(TimeSpan.FromSeconds(10));
@@ -99,7 +99,7 @@ public class HostRestartTests
 
         // Started again with the same node id file: same node, same ports, nothing for the participants to do.
         await using var second = OnexProcess.Start(hostArgs);
-        var secondHosting = JsonHosting.Of(await second.ReadJsonLineAsync("the restarted host's hosting line", StartLimit));
+        var secondHosting = HostDrill.Hosting.Of(await second.ReadJsonLineAsync("the restarted host's hosting line", StartLimit));
         Assert.Multiple(() =>
         {
             Assert.That(secondHosting.NodeId, Is.EqualTo(firstHosting.NodeId), "the node id file gives the restarted host the same node id");
@@ -107,7 +107,7 @@ public class HostRestartTests
         });
         var connected = await NextStateAsync(states, "the subscriber's Connected notice after the restart");
         Assert.That(connected.State, Is.EqualTo(BusConnectionState.Connected), $"notice after the restart: {connected.Detail}");
-        await ReadTicksUntilAsync(ticks, (_, pid) => pid == second.Id, "a tick of the restarted host");
+        await HostDrill.ReadTicksUntilAsync(ticks, (_, pid) => pid == second.Id, "a tick of the restarted host");
         outage.Stop();
 
         var record = (await subscriberClient.DescribeAsync(new IntrospectionRequest { Include = [IntrospectionSections.Buses], NamePrefix = name }))
@@ -118,7 +118,7 @@ public class HostRestartTests
         await stopPublishing.CancelAsync();
         await publishing;
         var last = Volatile.Read(ref published);
-        await ReadUntilAsync(lastCounted.Reader, n => n == last, $"the joined publisher's last event ({last}) after the restart");
+        await HostDrill.ReadUntilAsync(lastCounted.Reader, n => n == last, $"the joined publisher's last event ({last}) after the restart");
         var lost = subscriber.Health.DroppedCount(DropCause.Transport);
         TestContext.Out.WriteLine(
             $"zmq tcp host kill -9 + restart: outage (kill to first new tick) {outage.Elapsed.TotalMilliseconds:0} ms; joined publisher published {last}, " +
@@ -140,7 +140,7 @@ public class HostRestartTests
         var first = (RegisteredEventBus)await EventBusFactory.CreateAsync(
             EventBusOptions.Default with { Backend = BusKinds.Zmq, Name = name, Registry = firstClient });
         await using var joinClient = await registry.ConnectAsync();
-        await using var joined = (ZmqEventBus)await JoinAsync(name, joinClient);
+        await using var joined = (ZmqEventBus)await HostDrill.JoinAsync(BusKinds.Zmq, name, joinClient);
         var states = Channel.CreateUnbounded<BusNotice>();
         joined.Health.Notice += (_, notice) =>
         {
@@ -212,44 +212,6 @@ public class HostRestartTests
         }
     }
 
-    private static async Task<IEventBus> JoinAsync(string name, RegistryClient client) =>
-        await EventBusFactory.CreateAsync(EventBusOptions.Default with { Backend = BusKinds.Zmq, Name = name, Role = EventBusRole.Join, Registry = client });
-
-    /// <summary>Reads the host's ticks (payload "number pid") until <paramref name="done"/> says so.</summary>
-    private static async Task ReadTicksUntilAsync(IEventSubscription ticks, Func<long, int, bool> done, string what)
-    {
-        using var wait = new CancellationTokenSource(DeliveryLimit);
-        try
-        {
-            while (true)
-            {
-                var evt = await ticks.Reader.ReadAsync(wait.Token);
-                var parts = System.Text.Encoding.ASCII.GetString(evt.Payload.Span).Split(' ');
-                if (done(long.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture), int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture))) return;
-            }
-        }
-        catch (OperationCanceledException)
-        {
-            Assert.Fail($"timed out after {DeliveryLimit.TotalSeconds} s waiting for {what}");
-            throw;
-        }
-    }
-
-    private static async Task ReadUntilAsync(ChannelReader<int> numbers, Func<int, bool> done, string what)
-    {
-        using var wait = new CancellationTokenSource(DeliveryLimit);
-        try
-        {
-            while (!done(await numbers.ReadAsync(wait.Token)))
-            {
-            }
-        }
-        catch (OperationCanceledException)
-        {
-            Assert.Fail($"timed out after {DeliveryLimit.TotalSeconds} s waiting for {what}");
-        }
-    }
-
     private static async Task<BusNotice> NextStateAsync(Channel<BusNotice> states, string what)
     {
         using var wait = new CancellationTokenSource(StartLimit);
@@ -261,17 +223,6 @@ public class HostRestartTests
         {
             Assert.Fail($"timed out waiting for {what}");
             throw;
-        }
-    }
-
-    private sealed record JsonHosting(string NodeId, IReadOnlyList<string> Endpoints)
-    {
-        public static JsonHosting Of(System.Text.Json.JsonElement line)
-        {
-            Assert.That(line.GetProperty("status").GetString(), Is.EqualTo("hosting"), line.ToString());
-            return new JsonHosting(
-                line.GetProperty("nodeId").GetString()!,
-                line.GetProperty("endpoints").EnumerateArray().Select(e => e.GetString()!).ToArray());
         }
     }
 }
