@@ -54,6 +54,32 @@ internal static class HostDrill
         }
     }
 
+    /// <summary>A channel of <paramref name="bus"/>'s connection notices (Connected, Disconnected), in order.</summary>
+    public static Channel<BusNotice> StatesOf(IEventBus bus)
+    {
+        var states = Channel.CreateUnbounded<BusNotice>();
+        bus.Health.Notice += (_, notice) =>
+        {
+            if (notice.Kind == BusNoticeKind.ConnectionChanged) states.Writer.TryWrite(notice);
+        };
+        return states;
+    }
+
+    /// <summary>The next connection notice, within <see cref="StartLimit"/> (a host restart takes that long at most).</summary>
+    public static async Task<BusNotice> NextStateAsync(Channel<BusNotice> states, string what)
+    {
+        using var wait = new CancellationTokenSource(StartLimit);
+        try
+        {
+            return await states.Reader.ReadAsync(wait.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            Assert.Fail($"timed out waiting for {what}");
+            throw;
+        }
+    }
+
     /// <summary>The <c>onex bus host --json</c> line saying where the bus is hosted.</summary>
     public sealed record Hosting(string NodeId, IReadOnlyList<string> Endpoints)
     {

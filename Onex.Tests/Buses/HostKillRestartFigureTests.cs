@@ -81,8 +81,8 @@ public class HostKillRestartFigureTests
         await using var publisherClient = await registry.ConnectAsync();
         await using var subscriber = await HostDrill.JoinAsync(backend, name, subscriberClient);
         await using var publisher = await HostDrill.JoinAsync(backend, name, publisherClient);
-        var states = IpcHostMoveTests.StatesOf(subscriber);
-        var publisherStates = IpcHostMoveTests.StatesOf(publisher);
+        var states = HostDrill.StatesOf(subscriber);
+        var publisherStates = HostDrill.StatesOf(publisher);
         await using var ticks = await subscriber.SubscribeAsync("host.>", new SubscriptionOptions { Capacity = 100_000 });
         await using var counted = await subscriber.SubscribeAsync("count.>", new SubscriptionOptions { Capacity = 100_000 });
 
@@ -140,7 +140,7 @@ public class HostKillRestartFigureTests
         var refusedProbe = false;
         if (backend == BusKinds.Ipc)
         {
-            var lost = await IpcHostMoveTests.NextStateAsync(publisherStates, "the publisher's Disconnected notice after the kill");
+            var lost = await HostDrill.NextStateAsync(publisherStates, "the publisher's Disconnected notice after the kill");
             Assert.That(lost.State, Is.EqualTo(BusConnectionState.Disconnected), lost.Detail);
             try
             {

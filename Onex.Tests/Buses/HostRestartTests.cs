@@ -51,11 +51,7 @@ public class HostRestartTests
         await using var publisherClient = await registry.ConnectAsync();
         await using var subscriber = await HostDrill.JoinAsync(BusKinds.Zmq, name, subscriberClient);
         await using var publisher = await HostDrill.JoinAsync(BusKinds.Zmq, name, publisherClient);
-        var states = Channel.CreateUnbounded<BusNotice>();
-        subscriber.Health.Notice += (_, notice) =>
-        {
-            if (notice.Kind == BusNoticeKind.ConnectionChanged) states.Writer.TryWrite(notice);
-        };
+        var states = HostDrill.StatesOf(subscriber);
         await using var ticks = await subscriber.SubscribeAsync("host.>", new SubscriptionOptions { Capacity = 100_000 });
         await using var counted = await subscriber.SubscribeAsync("count.>", new SubscriptionOptions { Capacity = 100_000 });
 
@@ -94,7 +90,7 @@ public class HostRestartTests
         Process.GetProcessById(first.Id).Kill(); // SIGKILL
         await first.WaitForExitAsync(TimeSpan.FromSeconds(10));
         await first.DisposeAsync();
-        var disconnected = await NextStateAsync(states, "the subscriber's Disconnected notice after the kill");
+        var disconnected = await HostDrill.NextStateAsync(states, "the subscriber's Disconnected notice after the kill");
         Assert.That(disconnected.State, Is.EqualTo(BusConnectionState.Disconnected), $"first notice after the kill: {disconnected.Detail}");
 
         // Started again with the same node id file: same node, same ports, nothing for the participants to do.
@@ -105,7 +101,7 @@ public class HostRestartTests
             Assert.That(secondHosting.NodeId, Is.EqualTo(firstHosting.NodeId), "the node id file gives the restarted host the same node id");
             Assert.That(secondHosting.Endpoints, Is.EqualTo(firstHosting.Endpoints), "the restarted host took its ports back");
         });
-        var connected = await NextStateAsync(states, "the subscriber's Connected notice after the restart");
+        var connected = await HostDrill.NextStateAsync(states, "the subscriber's Connected notice after the restart");
         Assert.That(connected.State, Is.EqualTo(BusConnectionState.Connected), $"notice after the restart: {connected.Detail}");
         await HostDrill.ReadTicksUntilAsync(ticks, (_, pid) => pid == second.Id, "a tick of the restarted host");
         outage.Stop();
@@ -141,11 +137,7 @@ public class HostRestartTests
             EventBusOptions.Default with { Backend = BusKinds.Zmq, Name = name, Registry = firstClient });
         await using var joinClient = await registry.ConnectAsync();
         await using var joined = (ZmqEventBus)await HostDrill.JoinAsync(BusKinds.Zmq, name, joinClient);
-        var states = Channel.CreateUnbounded<BusNotice>();
-        joined.Health.Notice += (_, notice) =>
-        {
-            if (notice.Kind == BusNoticeKind.ConnectionChanged) states.Writer.TryWrite(notice);
-        };
+        var states = HostDrill.StatesOf(joined);
         await using var subscription = await joined.SubscribeAsync("moved.>");
         var oldSubscribe = joined.SubscribeEndpoint;
 
@@ -209,20 +201,6 @@ public class HostRestartTests
         catch (OperationCanceledException)
         {
             return null;
-        }
-    }
-
-    private static async Task<BusNotice> NextStateAsync(Channel<BusNotice> states, string what)
-    {
-        using var wait = new CancellationTokenSource(StartLimit);
-        try
-        {
-            return await states.Reader.ReadAsync(wait.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            Assert.Fail($"timed out waiting for {what}");
-            throw;
         }
     }
 }

@@ -33,21 +33,21 @@ public class IpcHostMoveTests
 
         await using var subscriberClient = await registry.ConnectAsync();
         await using var publisherClient = await registry.ConnectAsync();
-        await using var subscriber = (IpcEventBus)await JoinAsync(name, subscriberClient);
-        await using var publisher = (IpcEventBus)await JoinAsync(name, publisherClient);
-        var subscriberStates = StatesOf(subscriber);
-        var publisherStates = StatesOf(publisher);
+        await using var subscriber = (IpcEventBus)await HostDrill.JoinAsync(BusKinds.Ipc, name, subscriberClient);
+        await using var publisher = (IpcEventBus)await HostDrill.JoinAsync(BusKinds.Ipc, name, publisherClient);
+        var subscriberStates = HostDrill.StatesOf(subscriber);
+        var publisherStates = HostDrill.StatesOf(publisher);
         await using var subscription = await subscriber.SubscribeAsync("moved.>");
         Assert.That((await PublishUntilReceivedAsync(publisher, "moved.before", subscription))?.Topic, Is.EqualTo("moved.before"),
             "events flow before the host goes away");
 
         // The host's process "dies" (its socket closes, its registration stays); both participants notice.
         await first.Inner.DisposeAsync();
-        var lost = await NextStateAsync(publisherStates, "the publisher's Disconnected notice after the host went away");
+        var lost = await HostDrill.NextStateAsync(publisherStates, "the publisher's Disconnected notice after the host went away");
         Assert.That(lost.State, Is.EqualTo(BusConnectionState.Disconnected), lost.Detail);
         Assert.That(async () => await publisher.PublishAsync(OnexEvent.Create("moved.during", new byte[] { 1 })), Throws.InstanceOf<UnavailableException>(),
             "an event published while the host is away is refused, so the publisher knows it is lost");
-        Assert.That((await NextStateAsync(subscriberStates, "the subscriber's Disconnected notice")).State, Is.EqualTo(BusConnectionState.Disconnected));
+        Assert.That((await HostDrill.NextStateAsync(subscriberStates, "the subscriber's Disconnected notice")).State, Is.EqualTo(BusConnectionState.Disconnected));
 
         // The node comes back (same id) with another root directory: the registration's endpoint changes (bus.updated).
         await using var secondClient = await registry.ConnectAsync(nodeId);
@@ -83,33 +83,6 @@ public class IpcHostMoveTests
             Backend = BusKinds.Ipc, Name = name, Registry = client,
             Ipc = IpcEventBusOptions.Default with { RootDirectory = root.Path },
         };
-
-    internal static async Task<IEventBus> JoinAsync(string name, RegistryClient client) =>
-        await EventBusFactory.CreateAsync(EventBusOptions.Default with { Backend = BusKinds.Ipc, Name = name, Role = EventBusRole.Join, Registry = client });
-
-    internal static Channel<BusNotice> StatesOf(IEventBus bus)
-    {
-        var states = Channel.CreateUnbounded<BusNotice>();
-        bus.Health.Notice += (_, notice) =>
-        {
-            if (notice.Kind == BusNoticeKind.ConnectionChanged) states.Writer.TryWrite(notice);
-        };
-        return states;
-    }
-
-    internal static async Task<BusNotice> NextStateAsync(Channel<BusNotice> states, string what)
-    {
-        using var wait = new CancellationTokenSource(NoticeLimit);
-        try
-        {
-            return await states.Reader.ReadAsync(wait.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            Assert.Fail($"timed out waiting for {what}");
-            throw;
-        }
-    }
 
     /// <summary>Reads connection notices until one says Connected at <paramref name="path"/>; returns all seen.</summary>
     internal static async Task<List<BusNotice>> UntilConnectedAtAsync(Channel<BusNotice> states, string path, string who)
