@@ -140,6 +140,14 @@ internal sealed class CliContext(TextWriter output, TextWriter error, TextReader
         return endpoint;
     }
 
-    public ValueTask<RegistryClient> ConnectAsync(ParseResult parse, CancellationToken cancellationToken, bool announce = false, string nodeName = "onex") =>
-        RegistryClient.ConnectAsync(ClientOptions(parse, announce, nodeName), cancellationToken);
+    /// <summary>
+    /// Connects to the registry; with <paramref name="warnings"/> (commands that run until stopped) the client's
+    /// warnings go to stderr as <c>onex: warning: ...</c> lines.
+    /// </summary>
+    public ValueTask<RegistryClient> ConnectAsync(ParseResult parse, CancellationToken cancellationToken, bool announce = false, string nodeName = "onex", bool warnings = false)
+    {
+        var options = ClientOptions(parse, announce, nodeName);
+        if (warnings) options = options with { LoggerFactory = new StderrWarnings(Error) };
+        return RegistryClient.ConnectAsync(options, cancellationToken);
+    }
 }

@@ -49,7 +49,7 @@ internal static class PortsCommand
         command.SetAction(OnexCli.Guard(context, async (parse, cancellationToken) =>
         {
             var hold = HoldCondition.From(context, parse.GetValue(untilPid), parse.GetValue(untilSignal));
-            await using var client = await context.ConnectAsync(parse, cancellationToken, announce: true, nodeName: "onex ports lease")
+            await using var client = await context.ConnectAsync(parse, cancellationToken, announce: true, nodeName: "onex ports lease", warnings: true)
                 .ConfigureAwait(false);
             var options = new LeaseRequestOptions
             {

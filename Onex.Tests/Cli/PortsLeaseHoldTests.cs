@@ -89,10 +89,10 @@ public class PortsLeaseHoldTests
             // Without --until-signal the end of stdin would release at once; the lease outlives renewals instead (the
             // registry's default TTL of 5 s: a shorter one is lost, as it should be, when the loaded machine delays a renewal).
             var renewals = 0;
-            await changes.UntilAsync(
+            await onex.WhileRunningAsync(changes.UntilAsync(
                 e => e.Kind == RegistryWatchEventKind.Change && e.Change!.ChangeType == ChangeTypes.LeaseRenewed &&
                      e.Change.NewValue?.Lease?.LeaseId == lease.LeaseId && ++renewals == 2,
-                "two renewals of the held lease");
+                "two renewals of the held lease"), "two renewals of the held lease");
             Assert.That((await LeasesAsync(observer)).Select(l => l.LeaseId), Does.Contain(lease.LeaseId), "onex let go although only a signal should end it");
 
             using (var kill = Process.Start("kill", ["-TERM", onex.Id.ToString()])!)

@@ -94,6 +94,18 @@ internal sealed class OnexProcess : IAsyncDisposable
 
     public Task<string> StandardErrorAsync() => _stderr;
 
+    /// <summary>
+    /// Awaits <paramref name="task"/>, failing with the child's exit code and stderr if the child exits first: a
+    /// wait for something only a running child can cause then says why the child stopped, not just that time ran out.
+    /// </summary>
+    public async Task<T> WhileRunningAsync<T>(Task<T> task, string what)
+    {
+        var exited = _process.WaitForExitAsync();
+        if (await Task.WhenAny(task, exited) == exited && !task.IsCompleted)
+            Assert.Fail($"onex exited ({_process.ExitCode}) while the test waited for {what}; stderr: {await _stderr}");
+        return await task;
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (!_process.HasExited) _process.Kill(entireProcessTree: true);
