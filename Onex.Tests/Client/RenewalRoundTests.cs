@@ -37,4 +37,32 @@ public class RenewalRoundTests
         Assert.That(first, Is.SameAs(renewedEnough.Task),
             $"the healthy lease was lost while another lease's renewal was stuck: {(lost.Task.IsCompleted ? lost.Task.Result : "")}");
     }
+
+    [Test]
+    public async Task A_renewal_that_got_no_answer_is_tried_again_before_the_next_round()
+    {
+        await using var registry = await TestRegistry.StartAsync();
+        // TTL 6 s: rounds every 2 s. A renewal that gets no answer stays in flight for 3 x 1 s (plus backoff), so the
+        // round at 4 s skips it and the next one is at the deadline: waiting for rounds would lose the lease. Tried
+        // again at once, it gets through about 5.1 s after the grant, with the deadline still about 0.9 s away.
+        await using var client = await global::Onex.Transports.Registry.RegistryClient.ConnectAsync(
+            registry.ClientOptions() with { RequestTimeout = TimeSpan.FromSeconds(1), MaxAttempts = 3 });
+        await using var leases = await client.LeasePortsAsync(1, new() { Ttl = TimeSpan.FromSeconds(6) });
+        var leaseId = leases.Leases[0].LeaseId;
+        string? unanswered = null;
+        // Every attempt of the first renewal goes unanswered (its retries share its request id); later ones pass.
+        client.ReplyFilter = reply =>
+            reply.MessageType != MessageTypes.Of<PortLease>() ||
+            (Interlocked.CompareExchange(ref unanswered, reply.RequestId, null) ?? reply.RequestId) != reply.RequestId;
+        var renewed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var lost = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        leases.LeaseRenewed += (_, e) => renewed.TrySetResult();
+        leases.LeaseLost += (_, e) => lost.TrySetResult(e.Reason);
+
+        var first = await Task.WhenAny(renewed.Task, lost.Task).Within("a renewal after the unanswered one", TimeSpan.FromSeconds(20));
+
+        Assert.That(unanswered, Is.Not.Null, "the first renewal's replies should have been dropped");
+        Assert.That(first, Is.SameAs(renewed.Task), $"the lease was lost before a renewal got through: {(lost.Task.IsCompleted ? lost.Task.Result : "")}");
+        Assert.That(leases.Leases.Single().LeaseId, Is.EqualTo(leaseId));
+    }
 }

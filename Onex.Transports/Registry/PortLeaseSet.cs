@@ -36,6 +36,9 @@ public sealed class PortLeaseSet : IAsyncDisposable
 {
     private static readonly TimeSpan MinimumRenewalPeriod = TimeSpan.FromMilliseconds(50);
 
+    /// <summary>Pause before a failed renewal is tried again (see <see cref="RenewOneAsync"/>).</summary>
+    internal static readonly TimeSpan RenewalRetryPause = TimeSpan.FromMilliseconds(100);
+
     private readonly RegistryLeases _leases;
     private readonly TimeProvider _time;
     private readonly object _gate = new();
@@ -375,7 +378,37 @@ public sealed class PortLeaseSet : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Renews <paramref name="lease"/>; a renewal that got no answer (<c>UNAVAILABLE</c>) is tried again after <see cref="RenewalRetryPause"/> until it gets through, the lease is lost, or its deadline
+    /// is too close. Waiting for the next round instead would waste the chances the round period leaves: a round
+    /// skips a port whose renewal is still in flight, and a renewal that gets no answer stays in flight for all its
+    /// attempts (up to MaxAttempts x RequestTimeout, which can exceed a third of the TTL), so a short stall of the
+    /// registry would leave a single chance before the deadline instead of two.
+    /// </summary>
     private async Task RenewOneAsync(PortLease lease, CancellationToken cancellationToken)
+    {
+        while (!await TryRenewOnceAsync(lease, cancellationToken).ConfigureAwait(false))
+        {
+            if (Remaining(lease.LeaseId) <= RenewalRetryPause) return; // lost, replaced, or as good as expired: the expiry timer decides
+            try
+            {
+                await Task.Delay(RenewalRetryPause, _time, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return; // disposing
+            }
+        }
+    }
+
+    /// <summary>Time left until the deadline of <paramref name="leaseId"/> while it is held; zero once it is not.</summary>
+    private TimeSpan Remaining(string leaseId)
+    {
+        lock (_gate) return HeldSlot(leaseId) is { } slot ? Until(slot.Deadline) : TimeSpan.Zero;
+    }
+
+    /// <summary>One renewal (with the client's own attempts); false only when it got no answer and may be tried again at once.</summary>
+    private async Task<bool> TryRenewOnceAsync(PortLease lease, CancellationToken cancellationToken)
     {
         // Taken before the first attempt: the registry cannot renew before this, so the new deadline is safe even
         // when the reply comes late or only a retry got through.
@@ -410,13 +443,16 @@ public sealed class PortLeaseSet : IAsyncDisposable
         }
         catch (OnexException ex)
         {
-            // Unavailable and anything unexpected: the lease is not lost yet; the next round tries again.
+            // Not lost yet. No answer (UNAVAILABLE) is tried again until the deadline; anything unexpected waits for the
+            // next round, so a registry that keeps refusing is not asked ten times a second.
             RegistryClientLog.LeaseRenewalFailed(_logger, lease.LeaseId, lease.Port, ex.Code, ex.Message);
+            return ex.Code != ErrorCodes.Unavailable;
         }
         catch (ObjectDisposedException)
         {
             // the client was disposed under us; its dispose releases this set
         }
+        return true;
     }
 
     private void Raise(EventHandler<PortLeaseEventArgs>? handler, PortLeaseEventArgs args)
