@@ -62,11 +62,14 @@ internal static class FuzzCommand
               Two DEALERs on loopback: one sends well-formed requests to a registry node process (`--store memory`) started with
               an auth file of two tenants (a reader, a node and an admin token each, written by `onex auth add-token`'s code),
               64 in flight, each with a credential chosen at random: no token, an unknown or altered token, the other tenant's
-              token naming this tenant or used on this tenant's leases, a reader's token for writes, or a valid one (node, or
-              the other tenant's admin naming this tenant), on the tenant's own leases and other peers' (another node's lease,
-              a wrong fencing token). Every reply is checked against the code and catalogue details its credential must get
-              (UNAUTHENTICATED, PERMISSION_DENIED, LEASE_NOT_FOUND, NOT_OWNER, FENCED or success) and for never carrying a
-              token; the other DEALER watches every change with an admin token (Onex.Benchmarks/Fuzz/RegistryFuzzer.Auth.cs).
+              token naming this tenant or used on this tenant's leases, a reader's token for writes, or a valid one (node, the
+              other tenant's admin naming this tenant, or an admin naming no tenant: on a node or tool both tenants hold that is
+              INVALID_ARGUMENT reason ambiguous), on the tenant's own leases and other peers' (another node's lease, a wrong
+              fencing token); one in eight with a body that breaks the contract (a field of the wrong type, a nil body, a body
+              that is not a map), which is MALFORMED unless the credential is refused first. Every reply is checked against
+              the code and catalogue details its credential must get (UNAUTHENTICATED, PERMISSION_DENIED, LEASE_NOT_FOUND,
+              NOT_OWNER, FENCED, INVALID_ARGUMENT, MALFORMED or success) and for never carrying a token; the other DEALER
+              watches every change with an admin token (Onex.Benchmarks/Fuzz/RegistryFuzzer.Auth.cs).
               """
             : mode == FuzzMode.Malformed
             ? """

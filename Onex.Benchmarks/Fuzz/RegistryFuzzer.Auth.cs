@@ -20,6 +20,8 @@ internal sealed partial class RegistryFuzzer
         [ErrorCodes.LeaseNotFound] = ["leaseId"],
         [ErrorCodes.Fenced] = ["leaseId", "fencingToken"],
         [ErrorCodes.NotOwner] = ["nodeId", "owner", "leaseId", "name", "tool"],
+        [ErrorCodes.InvalidArgument] = ["field", "value", "min", "max", "allowed", "reason", "tenants"],
+        [ErrorCodes.Malformed] = ["field", "missing", "trailingBytes", "reason"],
     };
 
     /// <summary>What one auth-mode request must be answered: <see cref="Code"/> "OK" for a success, null for any catalogue code.</summary>
@@ -29,8 +31,11 @@ internal sealed partial class RegistryFuzzer
         public Action? OnError { get; init; }
     }
 
-    /// <summary>A tenant's fixtures: its node's leases, another node's lease, and leases granted by the run (released by it).</summary>
-    private sealed record AuthFixture(FuzzTenant Tenant, IReadOnlyList<PortLease> Leases, PortLease OtherNodesLease, List<PortLease> Granted);
+    /// <summary>
+    /// A tenant's fixtures: its node's leases, another node's lease, leases granted by the run (released by it), and a
+    /// node only this tenant has (<see cref="OnlyNode"/>; <c>fz-node</c>, <c>fz-other</c> and <c>fz.tool</c> are in both).
+    /// </summary>
+    private sealed record AuthFixture(FuzzTenant Tenant, IReadOnlyList<PortLease> Leases, PortLease OtherNodesLease, List<PortLease> Granted, string OnlyNode);
 
     private readonly Dictionary<string, AuthExpectation> _expected = new(StringComparer.Ordinal);
     private AuthFixture[] _fixtures = [];
@@ -53,11 +58,13 @@ internal sealed partial class RegistryFuzzer
     {
         Expect<NodeRecord>(Call(new NodeAnnouncement { NodeId = Node, HeartbeatIntervalMs = 600_000 }, tenant.Node));
         Expect<NodeRecord>(Call(new NodeAnnouncement { NodeId = OtherNode, HeartbeatIntervalMs = 600_000 }, tenant.Node));
+        var only = $"fz-only-{tenant.Name}";
+        Expect<NodeRecord>(Call(new NodeAnnouncement { NodeId = only, HeartbeatIntervalMs = 600_000 }, tenant.Node));
         var leases = Expect<PortGrant>(Call(new PortRequest { NodeId = Node, Count = 3, TtlMs = 3_600_000, Purpose = "fuzz" }, tenant.Node)).Leases;
         var other = Expect<PortGrant>(Call(new PortRequest { NodeId = OtherNode, Count = 1, TtlMs = 3_600_000, Purpose = "fuzz" }, tenant.Node)).Leases[0];
         Expect<EventBusRecord>(Call(new EventBusRegistration { Name = "fz-bus", Kind = "zmq", Endpoints = ["tcp://127.0.0.1:1"], NodeId = Node }, tenant.Node));
         Expect<ToolContractRecord>(Call(Tool(), tenant.Node));
-        return new AuthFixture(tenant, leases, other, []);
+        return new AuthFixture(tenant, leases, other, [], only);
     }
 
     private static ToolContractRegistration Tool() => new()
@@ -127,8 +134,8 @@ internal sealed partial class RegistryFuzzer
                     Metadata = new Dictionary<string, string> { ["round"] = _random.Next(3).ToString(System.Globalization.CultureInfo.InvariantCulture) },
                 };
                 break;
-            case 6:
-                body = new NodeHeartbeat { NodeId = Node };
+            case 6: // the node both tenants have, or the one only this tenant has
+                body = new NodeHeartbeat { NodeId = _random.Next(3) == 0 ? here.OnlyNode : Node };
                 break;
             case 7:
                 body = new EventBusRegistration { Name = "fz-bus", Kind = "zmq", Endpoints = [$"tcp://127.0.0.1:{1 + _random.Next(2)}"], NodeId = Node };
@@ -152,7 +159,7 @@ internal sealed partial class RegistryFuzzer
         string? token;
         string? named = null;
         string who;
-        switch (_random.Next(10))
+        switch (_random.Next(12))
         {
             case 0:
                 token = null;
@@ -204,19 +211,121 @@ internal sealed partial class RegistryFuzzer
                 named = tenant.Name;
                 who = $"tenant {foreign.Tenant.Name}'s admin token naming tenant {tenant.Name}";
                 break;
+            case 6: // an admin (of either tenant) naming no tenant: it acts in the one tenant holding the name (PROTOCOL.md 16.3)
+                (token, var adminName) = (_random.Next(2) == 0 ? tenant : foreign.Tenant).Of(AuthRoles.Admin);
+                who = $"admin token {adminName} naming no tenant";
+                if (AmbiguousName(body) is { } ambiguous)
+                {
+                    // Both tenants hold it: INVALID_ARGUMENT, reason ambiguous, the tenants in order.
+                    (expected, details) = (ErrorCodes.InvalidArgument, new()
+                    {
+                        ["field"] = "tenant", ["reason"] = "ambiguous",
+                        ["tenants"] = string.Join(",", new[] { _auth!.A.Name, _auth.B.Name }.Order(StringComparer.Ordinal)),
+                    });
+                    who += $" on {ambiguous}, which both tenants hold";
+                }
+                break;
             default:
                 token = tenant.Node;
                 named = _random.Next(4) == 0 ? tenant.Name : null;
                 who = $"tenant {tenant.Name}'s node token";
                 break;
         }
-        if (expected != "OK" || !write) onSuccess = null;
-        if (expected is not ("OK" or null)) onError = null;
         var frame = Encode(requestId, body, token, named);
+        // One in eight carries a body that breaks the contract: the token, its role and a named tenant are checked
+        // before the body is read (PROTOCOL.md 16.1), so those refusals stand and everything else is MALFORMED.
+        if (_random.Next(8) == 0)
+        {
+            var (broken, field, fault) = BreakBody(frame);
+            frame = EncodeRaw(requestId, type, broken, token, named);
+            who += $" and {fault}";
+            if (expected is not (ErrorCodes.Unauthenticated or ErrorCodes.PermissionDenied))
+                (expected, details) = (ErrorCodes.Malformed, new() { ["field"] = field });
+        }
+        // A success of a write moves the fixtures on; any error leaves them (a failed release keeps its lease).
+        if (expected is not ("OK" or null) || !write) onSuccess = null;
         return (frame, new AuthExpectation($"{type} with {who}{(named is null ? "" : $" (tenant {named})")}", expected, details)
         {
             OnSuccess = onSuccess, OnError = onError,
         });
+    }
+
+    // The name a request resolves its tenant by when both tenants hold it (fz-node, fz.tool), else null: leases are
+    // unique, fz-only-* is in one tenant, and reads without a tenant see every tenant.
+    private static string? AmbiguousName(object body) => body switch
+    {
+        PortRequest { NodeId: Node } or NodeAnnouncement { NodeId: Node } or NodeHeartbeat { NodeId: Node }
+            or EventBusRegistration { NodeId: Node } or ToolContractRegistration { NodeId: Node } => $"node {Node}",
+        ValidatePayload { ToolName: "fz.tool" } => "tool fz.tool",
+        _ => null,
+    };
+
+    // The body of an encoded request with one contract fault: a field of the wrong type, a nil body, or a body that is
+    // not a map. Returns the body's bytes, the field MALFORMED must name, and what was done.
+    private (byte[] Body, string Field, string Fault) BreakBody(byte[] frame)
+    {
+        var body = MessagePack.MessagePackSerializer.Deserialize<Dictionary<string, object?>>(RegistryCodec.Decode(frame).Body);
+        var keys = body.Where(kv => kv.Value is not null).Select(kv => kv.Key).ToList();
+        var fault = keys.Count == 0 ? 1 + _random.Next(2) : _random.Next(3);
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        var w = new MessagePack.MessagePackWriter(buffer);
+        string field, what;
+        switch (fault)
+        {
+            case 0:
+                var key = keys[_random.Next(keys.Count)];
+                w.WriteMapHeader(body.Count);
+                foreach (var (name, value) in body)
+                {
+                    w.Write(name);
+                    if (name != key) MessagePack.MessagePackSerializer.Serialize(ref w, value);
+                    else if (value is string) w.Write(7);
+                    else w.Write("text");
+                }
+                (field, what) = ("body." + key, $"'{key}' of the wrong type");
+                break;
+            case 1:
+                w.WriteNil();
+                (field, what) = ("body", "a nil body");
+                break;
+            default:
+                w.WriteArrayHeader(1);
+                w.Write(1);
+                (field, what) = ("body", "a body that is not a map");
+                break;
+        }
+        w.Flush();
+        return (buffer.WrittenSpan.ToArray(), field, what);
+    }
+
+    // An envelope around body bytes as they are (RegistryCodec.Encode serializes a typed body).
+    private static byte[] EncodeRaw(string requestId, string messageType, byte[] body, string? token, string? tenant)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        var w = new MessagePack.MessagePackWriter(buffer);
+        w.WriteMapHeader(5 + (token is null ? 0 : 1) + (tenant is null ? 0 : 1));
+        if (token is not null)
+        {
+            w.Write("token");
+            w.Write(token);
+        }
+        if (tenant is not null)
+        {
+            w.Write("tenant");
+            w.Write(tenant);
+        }
+        w.Write("protocolVersion");
+        w.Write(ProtocolVersion.Current);
+        w.Write("messageType");
+        w.Write(messageType);
+        w.Write("requestId");
+        w.Write(requestId);
+        w.Write("clientId");
+        w.Write(AuthClient);
+        w.Write("body");
+        w.WriteRaw(body);
+        w.Flush();
+        return buffer.WrittenSpan.ToArray();
     }
 
     // RegistryCodec.Encode with the body's own type (the envelope's messageType comes from it).

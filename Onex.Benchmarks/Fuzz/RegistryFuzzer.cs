@@ -22,8 +22,10 @@ internal enum FuzzMode
     /// Well-formed requests to a node with an auth file (<see cref="FuzzAuthFile"/>), each with a credential chosen at
     /// random: none, an unknown token, another tenant's token (naming this tenant, or on this tenant's leases), a reader's
     /// token for a write, or a valid token (node, or an admin naming the tenant), on the tenants' own leases and other
-    /// peers' (another node's lease, a wrong fencing token). Every reply is checked against the code and details expected
-    /// for its credential (UNAUTHENTICATED, PERMISSION_DENIED, LEASE_NOT_FOUND, NOT_OWNER, FENCED, or success).
+    /// peers' (another node's lease, a wrong fencing token); an admin naming no tenant (ambiguous where both tenants
+    /// hold the name); one in eight with a broken body. Every reply is checked against the code and details expected
+    /// for its credential (UNAUTHENTICATED, PERMISSION_DENIED, LEASE_NOT_FOUND, NOT_OWNER, FENCED, INVALID_ARGUMENT,
+    /// MALFORMED, or success).
     /// </summary>
     Auth,
 }

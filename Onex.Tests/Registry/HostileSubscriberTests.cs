@@ -1,6 +1,4 @@
-using System.Buffers.Binary;
 using System.Diagnostics;
-using System.Net.Sockets;
 using System.Text;
 using NetMQ;
 using NetMQ.Sockets;
@@ -102,85 +100,27 @@ public class HostileSubscriberTests
     }
 
     /// <summary>
-    /// A SUB written from the ZMTP 3.0 spec on a plain TCP socket (NULL mechanism): unlike a NetMQ SUB it keeps no
-    /// subscription table of its own, so it can send any number of them cheaply.
+    /// A SUB written from the ZMTP 3.0 spec on a plain TCP socket (<see cref="RawZmtpPeer"/>): unlike a NetMQ SUB it
+    /// keeps no subscription table of its own, so it can send any number of them cheaply.
     /// </summary>
-    private sealed class RawSubscriber : IDisposable
+    private sealed class RawSubscriber(string endpoint) : IDisposable
     {
-        private readonly TcpClient _client = new();
-        private readonly NetworkStream _stream;
-        private readonly BufferedStream _out;
+        private readonly RawZmtpPeer _peer = new(endpoint, "SUB");
 
-        public RawSubscriber(string endpoint)
-        {
-            var uri = new Uri(endpoint.Replace("tcp://", "http://", StringComparison.Ordinal));
-            _client.Connect(uri.Host, uri.Port);
-            _stream = _client.GetStream();
-            _out = new BufferedStream(_stream, 64 * 1024);
-            var greeting = new byte[64];
-            greeting[0] = 0xFF;
-            greeting[9] = 0x7F;
-            greeting[10] = 3; // version 3.0
-            Encoding.ASCII.GetBytes("NULL").CopyTo(greeting, 12);
-            _out.Write(greeting);
-            // READY with Socket-Type SUB.
-            var ready = new List<byte> { 5 };
-            ready.AddRange("READY"u8.ToArray());
-            ready.Add(11);
-            ready.AddRange("Socket-Type"u8.ToArray());
-            ready.AddRange(new byte[] { 0, 0, 0, 3 });
-            ready.AddRange("SUB"u8.ToArray());
-            _out.WriteByte(0x04);
-            _out.WriteByte((byte)ready.Count);
-            _out.Write(ready.ToArray());
-            _out.Flush();
-            ReadExactly(64); // the registry's greeting
-        }
-
-        public void Send(byte[] message)
-        {
-            if (message.Length <= 255)
-            {
-                _out.WriteByte(0x00);
-                _out.WriteByte((byte)message.Length);
-            }
-            else
-            {
-                _out.WriteByte(0x02);
-                Span<byte> size = stackalloc byte[8];
-                BinaryPrimitives.WriteInt64BigEndian(size, message.Length);
-                _out.Write(size);
-            }
-            _out.Write(message);
-        }
+        public void Send(byte[] message) => _peer.Send(message);
 
         /// <summary>Reads frames until a message frame starting with <paramref name="topic"/> arrives.</summary>
         public void WaitForMessage(string topic, TimeSpan timeout)
         {
-            _out.Flush();
-            _stream.ReadTimeout = (int)timeout.TotalMilliseconds;
             var expected = Encoding.ASCII.GetBytes(topic);
             var deadline = Stopwatch.GetTimestamp();
             while (Stopwatch.GetElapsedTime(deadline) < timeout)
             {
-                var flags = ReadExactly(1)[0];
-                var size = (flags & 0x02) != 0 ? BinaryPrimitives.ReadInt64BigEndian(ReadExactly(8)) : ReadExactly(1)[0];
-                var body = ReadExactly((int)size);
-                if ((flags & 0x04) == 0 && body.AsSpan().StartsWith(expected)) return;
+                if (_peer.ReadFrame(timeout).Body.AsSpan().StartsWith(expected)) return;
             }
             Assert.Fail($"no '{topic}' message within {timeout.TotalSeconds} s");
         }
 
-        private byte[] ReadExactly(int count)
-        {
-            var buffer = new byte[count];
-            _stream.ReadExactly(buffer);
-            return buffer;
-        }
-
-        public void Dispose()
-        {
-            _client.Dispose();
-        }
+        public void Dispose() => _peer.Dispose();
     }
 }
