@@ -333,16 +333,47 @@ internal sealed class SqliteRegistryStore : IRegistryStore
     }
 
     /// <summary>The current value of every row the journal holds (null: deleted), read back inside the checkpoint's transaction.</summary>
+    /// <remarks>
+    /// Newest record first, and within a record its last write first, so only a row's final value is copied out (with
+    /// lease churn most journal entries are overwritten or deleted later); each record is read into one reused buffer.
+    /// </remarks>
     private Dictionary<StateKey, byte[]?> FoldJournal()
     {
         var folded = new Dictionary<StateKey, byte[]?>(_pending.Count);
-        using var select = _connection.CreateCommand();
-        select.CommandText = "SELECT writes FROM journal ORDER BY id";
-        using var reader = select.ExecuteReader();
-        while (reader.Read())
+        var record = new byte[EncodedCapacity];
+        var entries = new List<(StateKey Key, int Start, int Length)>();
+        // SQLite's own statement: Microsoft.Data.Sqlite's reader copies every blob into a new array.
+        using var select = Prepare("SELECT writes FROM journal ORDER BY id DESC");
+        int rc;
+        while ((rc = raw.sqlite3_step(select)) == raw.SQLITE_ROW)
         {
-            foreach (var write in DecodeWrites((byte[])reader.GetValue(0))) folded[write.Key] = write.Value;
+            var blob = raw.sqlite3_column_blob(select, 0);
+            var length = blob.Length;
+            if (record.Length < length) record = new byte[Math.Max(length, record.Length * 2)];
+            blob.CopyTo(record);
+            entries.Clear();
+            var writes = new MessagePackReader(record.AsMemory(0, length));
+            var count = writes.ReadArrayHeader();
+            for (var i = 0; i < count; i++)
+            {
+                writes.ReadArrayHeader();
+                var kind = (StoredKind)writes.ReadByte();
+                var key = writes.ReadString()!;
+                if (writes.TryReadNil())
+                {
+                    entries.Add((new StateKey(kind, key), -1, 0));
+                    continue;
+                }
+                var size = (int)writes.ReadBytes()!.Value.Length;
+                entries.Add((new StateKey(kind, key), (int)writes.Consumed - size, size));
+            }
+            for (var i = entries.Count - 1; i >= 0; i--)
+            {
+                var (key, start, size) = entries[i];
+                if (!folded.ContainsKey(key)) folded[key] = start < 0 ? null : record.AsSpan(start, size).ToArray();
+            }
         }
+        if (rc != raw.SQLITE_DONE) SqliteException.ThrowExceptionForRC(rc, _db);
         return folded;
     }
 
