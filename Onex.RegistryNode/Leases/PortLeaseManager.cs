@@ -1,3 +1,4 @@
+using MessagePack;
 using Microsoft.Extensions.Logging;
 using Onex.Errors;
 using Onex.Protocol;
@@ -438,6 +439,38 @@ internal sealed partial class PortLeaseManager : IDisposable
                 return StoredMeta.Longs(_pool.Counters);
             default:
                 return null;
+        }
+    }
+
+    /// <summary>
+    /// Writes the row <see cref="Read"/> would return for <paramref name="key"/> straight into <paramref name="writer"/>
+    /// (the same bytes, no array per row); false, writing nothing, when it is gone.
+    /// </summary>
+    public bool TryWrite(StateKey key, ref MessagePackWriter writer)
+    {
+        switch (key.Kind)
+        {
+            case StoredKind.Lease:
+                if (!_leases.TryGetValue(key.Key, out var lease)) return false;
+                LeaseRow.Write(ref writer, lease);
+                return true;
+            case StoredKind.ExpiredLease:
+                if (!_expired.TryGetValue(key.Key, out var expiredAt)) return false;
+                StoredMeta.WriteLongs(ref writer, expiredAt, NowMs() + (long)_options.ExpiredLeaseMemory.TotalMilliseconds);
+                return true;
+            case StoredKind.Port:
+                var port = int.Parse(key.Key, System.Globalization.CultureInfo.InvariantCulture);
+                if (!_pool.Contains(port)) return false;
+                var (state, order, until, quarantineOrder) = _pool.Place(port);
+                StoredMeta.WriteLongs(ref writer, state, order, until, quarantineOrder);
+                return true;
+            case StoredKind.Meta when key.Key == StoredMeta.LeasesKey:
+                StoredMeta.WriteLongs(ref writer, _lastFencingToken, _leaseCounter);
+                return true;
+            default:
+                if (Read(key) is not { } row) return false;
+                writer.WriteRaw(row);
+                return true;
         }
     }
 

@@ -183,6 +183,13 @@ internal sealed class PortPool
         return [(long)_state[port], _order[port], until, order];
     }
 
+    /// <summary><see cref="Describe"/> without an array (the store writes it on every change of the port).</summary>
+    public (long State, long Order, long QuarantinedUntil, long QuarantineOrder) Place(int port)
+    {
+        var (until, order) = _quarantinedUntil[port];
+        return ((long)_state[port], _order[port], until, order);
+    }
+
     /// <summary>The queue counters a store keeps: [front order, back order, quarantine order].</summary>
     public long[] Counters => [_frontOrder, _backOrder, _quarantineOrder];
 

@@ -345,7 +345,7 @@ internal sealed partial class RegistryServer : IDisposable
         {
             try
             {
-                storage.Store.Commit(registry.TakeWrites(), replies, dispatcher.Cache.OldestStoredAt);
+                registry.CommitTo(storage.Store, replies, dispatcher.Cache.OldestStoredAt);
             }
             catch (StoreWriteException ex)
             {
@@ -401,7 +401,7 @@ internal sealed partial class RegistryServer : IDisposable
             try
             {
                 registry.Changes.Mark(StoredKind.Meta, StoredMeta.JournalKey);
-                _storage!.Store.Commit(registry.TakeWrites(), [], _dispatcher.Cache.OldestStoredAt);
+                registry.CommitTo(_storage!.Store, [], _dispatcher.Cache.OldestStoredAt);
             }
             catch (StoreWriteException)
             {

@@ -1,3 +1,4 @@
+using MessagePack;
 using Microsoft.Extensions.Logging;
 using Onex.Protocol;
 using Onex.RegistryNode.Buses;
@@ -18,7 +19,7 @@ namespace Onex.RegistryNode.Server;
 /// poller's in the node); timers come from the injected <see cref="TimeProvider"/> and hand their work to
 /// <c>post</c>, which queues it onto that thread - or, in tests, runs it inline.
 /// </summary>
-internal sealed class RegistryState : IDisposable
+internal sealed class RegistryState : IDisposable, IStoredRows
 {
     private static readonly HashSet<string> Sections =
         [IntrospectionSections.Leases, IntrospectionSections.Nodes, IntrospectionSections.Buses, IntrospectionSections.Tools, IntrospectionSections.Stats];
@@ -98,10 +99,35 @@ internal sealed class RegistryState : IDisposable
     /// <summary>True when the state was loaded from a store that held some.</summary>
     public bool Restored { get; }
 
-    /// <summary>The changed rows with their current values, for the store; forgets the marks.</summary>
-    public List<StoredWrite> TakeWrites() => Changes.Take(Read);
+    /// <summary>Commits the changed rows (their values written straight into the store's buffer) and <paramref name="replies"/>; forgets the marks.</summary>
+    public void CommitTo(IRegistryStore store, IReadOnlyList<StoredReply> replies, long oldestReplyKept)
+    {
+        try
+        {
+            store.Commit(Changes.Marked, this, replies, oldestReplyKept);
+        }
+        finally
+        {
+            Changes.Clear();
+        }
+    }
 
-    private byte[]? Read(StateKey key) => key.Kind switch
+    bool IStoredRows.TryWrite(StateKey key, ref MessagePackWriter writer)
+    {
+        switch (key.Kind)
+        {
+            case StoredKind.Lease or StoredKind.ExpiredLease or StoredKind.Port:
+            case StoredKind.Meta when key.Key == StoredMeta.LeasesKey:
+                return Leases.TryWrite(key, ref writer);
+            default:
+                if (Read(key) is not { } row) return false;
+                writer.WriteRaw(row);
+                return true;
+        }
+    }
+
+    /// <summary>The current value of a stored row as an array (null: gone); <see cref="IStoredRows.TryWrite"/> writes the same bytes.</summary>
+    internal byte[]? Read(StateKey key) => key.Kind switch
     {
         StoredKind.Meta when key.Key == StoredMeta.JournalKey => Journal.Stored,
         StoredKind.Meta when key.Key == StoredMeta.BackupKey => null,

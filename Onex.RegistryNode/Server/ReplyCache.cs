@@ -78,7 +78,9 @@ internal sealed class ReplyCache
     // The last key looked up, reused by the Add that usually follows for the same request.
     private Key _lastLookup = new("", "");
     // Replies added since the last commit that a durable store must keep (those of requests that change state).
-    private readonly List<StoredReply> _unstored = [];
+    // Two lists in turn: the one taken by the last commit is reused once the next is taken (a commit ends before then).
+    private List<StoredReply> _unstored = [];
+    private List<StoredReply> _taken = [];
     private static readonly List<StoredReply> NoReplies = [];
 
     /// <summary>The share of one client by default: an eighth of the whole, in count and in bytes.</summary>
@@ -107,12 +109,13 @@ internal sealed class ReplyCache
     public long OldestStoredAt => _order.TryPeek(out var oldest) ? oldest.Entry.StoredAt : _time.GetUtcNow().ToUnixTimeMilliseconds();
 
     /// <summary>The replies to store since the last call (see <see cref="Add"/>'s <c>store</c>).</summary>
+    /// <remarks>The list is valid until the next call.</remarks>
     public IReadOnlyList<StoredReply> TakeUnstored()
     {
         if (_unstored.Count == 0) return NoReplies;
-        var taken = _unstored.ToList();
+        (_taken, _unstored) = (_unstored, _taken);
         _unstored.Clear();
-        return taken;
+        return _taken;
     }
 
     /// <summary>Puts stored replies back, oldest first, keeping the same bounds. Called once, before use.</summary>

@@ -19,6 +19,14 @@ internal static class LeaseRow
     {
         var buffer = new ArrayBufferWriter<byte>(96 + lease.LeaseId.Length + lease.Host.Length + lease.NodeId.Length + (lease.Purpose?.Length ?? 0) + (lease.Tenant?.Length ?? 0));
         var writer = new MessagePackWriter(buffer);
+        Write(ref writer, lease);
+        writer.Flush();
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>Writes the row of <paramref name="lease"/> (the bytes <see cref="Encode"/> returns) into <paramref name="writer"/>.</summary>
+    public static void Write(ref MessagePackWriter writer, PortLease lease)
+    {
         writer.WriteArrayHeader(Fields);
         writer.Write(lease.LeaseId);
         writer.Write(lease.Port);
@@ -31,8 +39,6 @@ internal static class LeaseRow
         writer.Write(lease.FencingToken);
         writer.Write(lease.Purpose);
         writer.Write(lease.Tenant);
-        writer.Flush();
-        return buffer.WrittenSpan.ToArray();
     }
 
     /// <summary>Reads a stored lease row; throws <see cref="RegistryStoreException"/> when the row is not one.</summary>

@@ -15,7 +15,8 @@ namespace Onex.RegistryNode.Storage;
 /// <remarks>
 /// Per wake-up a commit runs four statements (BEGIN, one <c>journal</c> row, one <c>replies</c> row, COMMIT), kept
 /// prepared as SQLite statements and bound straight from one reused encoding buffer: no command, reader or blob copy
-/// is made per commit. The rows waiting for a checkpoint are remembered by key only; a checkpoint reads their values
+/// is made per commit, and the registry writes each changed row's value into that buffer (<see cref="IStoredRows"/>)
+/// instead of handing over an array per row. The rows waiting for a checkpoint are remembered by key only; a checkpoint reads their values
 /// back from the journal, so the memory between checkpoints is not a second copy of everything written.
 /// </remarks>
 /// <remarks>
@@ -46,6 +47,7 @@ internal sealed class SqliteRegistryStore : IRegistryStore
     private const long CheckpointJournalBytes = 16 * 1024 * 1024;
     internal const int DefaultCheckpointPendingRows = 32_768;
     private const int EncodedCapacity = 4096;
+    private const int RowCapacity = 512;
     // SQLite's page cache per connection, in KiB (its default is 2,000): a commit appends to the right edge of two
     // tables, which needs a few pages, and the cache of a loaded node otherwise stays full of pages it never reads again.
     private const int PageCacheKiB = 512;
@@ -65,6 +67,10 @@ internal sealed class SqliteRegistryStore : IRegistryStore
     private readonly sqlite3_stmt _rollback;
     // One commit's journal record and replies are encoded here in turn; bound as spans, never copied to an array.
     private ArrayBufferWriter<byte> _encoded = new(EncodedCapacity);
+    // One row's value, written by the registry straight from its state and copied into the journal record.
+    private ArrayBufferWriter<byte> _row = new(RowCapacity);
+    // The rows of the commit under way and whether each is present (false: deleted); reused.
+    private readonly List<(StateKey Key, bool Present)> _written = [];
     // Keys written to the journal since the last checkpoint (their values are in the journal). Keys whose entity never
     // reached the state table and is gone again are dropped at once.
     private readonly HashSet<StateKey> _pending = [];
@@ -225,13 +231,17 @@ internal sealed class SqliteRegistryStore : IRegistryStore
         return new StoredState(rows, replies.GetAwaiter().GetResult());
     }
 
-    public void Commit(IReadOnlyList<StoredWrite> writes, IReadOnlyList<StoredReply> replies, long oldestReplyKept)
+    public void Commit(IReadOnlyList<StoredWrite> writes, IReadOnlyList<StoredReply> replies, long oldestReplyKept) =>
+        Commit(writes.Select(w => w.Key).ToList(), new GivenRows(writes), replies, oldestReplyKept);
+
+    public void Commit(IReadOnlyCollection<StateKey> changed, IStoredRows rows, IReadOnlyList<StoredReply> replies, long oldestReplyKept)
     {
-        if (writes.Count == 0 && replies.Count == 0) return;
-        var checkpoint = writes.Count > 0 && (_journalBytes >= CheckpointJournalBytes || _pending.Count + writes.Count >= CheckpointPendingRows);
+        if (changed.Count == 0 && replies.Count == 0) return;
+        var checkpoint = changed.Count > 0 && (_journalBytes >= CheckpointJournalBytes || _pending.Count + changed.Count >= CheckpointPendingRows);
         var trim = ++_commits % ReplyTrimEvery == 0;
         var journalBytes = 0;
         Dictionary<StateKey, byte[]?>? folded = null;
+        _written.Clear();
         try
         {
             Run(_begin);
@@ -240,14 +250,14 @@ internal sealed class SqliteRegistryStore : IRegistryStore
                 if (checkpoint)
                 {
                     folded = FoldJournal();
-                    foreach (var write in writes) folded[write.Key] = write.Value;
+                    foreach (var key in changed) folded[key] = WriteValue(key, rows) ? _row.WrittenSpan.ToArray() : null;
                     foreach (var (key, value) in folded) WriteRow(key, value);
                     Execute(_connection, "DELETE FROM journal");
                 }
-                else if (writes.Count > 0)
+                else if (changed.Count > 0)
                 {
                     _encoded.ResetWrittenCount();
-                    EncodeWrites(writes, _encoded);
+                    EncodeWrites(changed, rows);
                     journalBytes = _encoded.WrittenCount;
                     Bind(_appendJournal, 1, _encoded.WrittenSpan);
                     Run(_appendJournal);
@@ -287,23 +297,83 @@ internal sealed class SqliteRegistryStore : IRegistryStore
         else if (journalBytes > 0)
         {
             _journalBytes += journalBytes;
-            foreach (var write in writes) Remember(write);
+            foreach (var (key, present) in _written) Remember(key, present);
         }
-        // A commit of an unusually large batch (a checkpoint's worth of tools) does not keep its buffer for good.
+        // A commit of an unusually large batch (a checkpoint's worth of tools) does not keep its buffers for good.
         if (_encoded.Capacity > 1024 * 1024) _encoded = new ArrayBufferWriter<byte>(EncodedCapacity);
+        if (_row.Capacity > 1024 * 1024) _row = new ArrayBufferWriter<byte>(RowCapacity);
+    }
+
+    /// <summary>One journal record: [[kind, key, value or nil], ...], each value written by <paramref name="rows"/> (noted in <see cref="_written"/>).</summary>
+    private void EncodeWrites(IReadOnlyCollection<StateKey> changed, IStoredRows rows)
+    {
+        var writer = new MessagePackWriter(_encoded);
+        writer.WriteArrayHeader(changed.Count);
+        foreach (var key in changed)
+        {
+            writer.WriteArrayHeader(3);
+            writer.Write((byte)key.Kind);
+            writer.Write(key.Key);
+            var present = WriteValue(key, rows);
+            if (present) writer.Write(_row.WrittenSpan);
+            else writer.WriteNil();
+            _written.Add((key, present));
+        }
+        writer.Flush();
+    }
+
+    /// <summary>Writes the current value of <paramref name="key"/>'s row into <see cref="_row"/>; false when it is gone.</summary>
+    private bool WriteValue(StateKey key, IStoredRows rows)
+    {
+        _row.ResetWrittenCount();
+        var writer = new MessagePackWriter(_row);
+        if (!rows.TryWrite(key, ref writer)) return false;
+        writer.Flush();
+        return true;
     }
 
     /// <summary>The current value of every row the journal holds (null: deleted), read back inside the checkpoint's transaction.</summary>
+    /// <remarks>
+    /// Newest record first, and within a record its last write first, so only a row's final value is copied out (with
+    /// lease churn most journal entries are overwritten or deleted later); each record is read into one reused buffer.
+    /// </remarks>
     private Dictionary<StateKey, byte[]?> FoldJournal()
     {
         var folded = new Dictionary<StateKey, byte[]?>(_pending.Count);
-        using var select = _connection.CreateCommand();
-        select.CommandText = "SELECT writes FROM journal ORDER BY id";
-        using var reader = select.ExecuteReader();
-        while (reader.Read())
+        var record = new byte[EncodedCapacity];
+        var entries = new List<(StateKey Key, int Start, int Length)>();
+        // SQLite's own statement: Microsoft.Data.Sqlite's reader copies every blob into a new array.
+        using var select = Prepare("SELECT writes FROM journal ORDER BY id DESC");
+        int rc;
+        while ((rc = raw.sqlite3_step(select)) == raw.SQLITE_ROW)
         {
-            foreach (var write in DecodeWrites((byte[])reader.GetValue(0))) folded[write.Key] = write.Value;
+            var blob = raw.sqlite3_column_blob(select, 0);
+            var length = blob.Length;
+            if (record.Length < length) record = new byte[Math.Max(length, record.Length * 2)];
+            blob.CopyTo(record);
+            entries.Clear();
+            var writes = new MessagePackReader(record.AsMemory(0, length));
+            var count = writes.ReadArrayHeader();
+            for (var i = 0; i < count; i++)
+            {
+                writes.ReadArrayHeader();
+                var kind = (StoredKind)writes.ReadByte();
+                var key = writes.ReadString()!;
+                if (writes.TryReadNil())
+                {
+                    entries.Add((new StateKey(kind, key), -1, 0));
+                    continue;
+                }
+                var size = (int)writes.ReadBytes()!.Value.Length;
+                entries.Add((new StateKey(kind, key), (int)writes.Consumed - size, size));
+            }
+            for (var i = entries.Count - 1; i >= 0; i--)
+            {
+                var (key, start, size) = entries[i];
+                if (!folded.ContainsKey(key)) folded[key] = start < 0 ? null : record.AsSpan(start, size).ToArray();
+            }
         }
+        if (rc != raw.SQLITE_DONE) SqliteException.ThrowExceptionForRC(rc, _db);
         return folded;
     }
 
@@ -371,11 +441,13 @@ internal sealed class SqliteRegistryStore : IRegistryStore
         _lock.Dispose();
     }
 
-    private void Remember(StoredWrite write)
+    private void Remember(StoredWrite write) => Remember(write.Key, write.Value is not null);
+
+    private void Remember(StateKey key, bool present)
     {
         // A row that never reached the state table and is gone again needs no checkpoint at all.
-        if (write.Value is null && !_checkpointed.Contains(write.Key)) _pending.Remove(write.Key);
-        else _pending.Add(write.Key);
+        if (!present && !_checkpointed.Contains(key)) _pending.Remove(key);
+        else _pending.Add(key);
     }
 
     private void Checkpointed(StateKey key, byte[]? value)

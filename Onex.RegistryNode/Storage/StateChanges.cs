@@ -18,8 +18,8 @@ internal readonly record struct StateKey(StoredKind Kind, string Key);
 /// <summary>A row to write: its current encoding, or null when the entity is gone.</summary>
 internal readonly record struct StoredWrite(StateKey Key, byte[]? Value);
 
-/// <summary>A reply kept for retries, as stored (PROTOCOL.md section 4).</summary>
-internal sealed record StoredReply(string ClientId, string RequestId, string MessageType, byte[] Body, byte[] Reply, string? ErrorCode, long StoredAt);
+/// <summary>A reply kept for retries, as stored (PROTOCOL.md section 4). A struct: one is made for every request that changes state.</summary>
+internal readonly record struct StoredReply(string ClientId, string RequestId, string MessageType, byte[] Body, byte[] Reply, string? ErrorCode, long StoredAt);
 
 /// <summary>Everything a store held at start: rows by key and the kept replies, oldest first.</summary>
 internal sealed class StoredState
@@ -60,14 +60,8 @@ internal sealed class StateChanges(bool enabled = true)
         if (Enabled) _dirty.Add(new StateKey(kind, key));
     }
 
-    /// <summary>The marked rows with their current values (null: deleted), and forgets the marks.</summary>
-    public List<StoredWrite> Take(Func<StateKey, byte[]?> read)
-    {
-        var writes = new List<StoredWrite>(_dirty.Count);
-        foreach (var key in _dirty) writes.Add(new StoredWrite(key, read(key)));
-        _dirty.Clear();
-        return writes;
-    }
+    /// <summary>The marked rows (read their values while committing, then <see cref="Clear"/>).</summary>
+    public IReadOnlyCollection<StateKey> Marked => _dirty;
 
     /// <summary>Forgets the marks (the state they describe was thrown away).</summary>
     public void Clear() => _dirty.Clear();

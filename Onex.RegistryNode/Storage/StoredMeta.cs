@@ -31,6 +31,33 @@ internal static class StoredMeta
         return buffer.WrittenSpan.ToArray();
     }
 
+    /// <summary>Writes what <see cref="Longs"/> returns for these values, without an array.</summary>
+    public static void WriteLongs(ref MessagePackWriter writer, long a, long b)
+    {
+        writer.WriteArrayHeader(2);
+        writer.Write(a);
+        writer.Write(b);
+    }
+
+    /// <summary>Writes what <see cref="Longs"/> returns for these values, without an array.</summary>
+    public static void WriteLongs(ref MessagePackWriter writer, long a, long b, long c)
+    {
+        writer.WriteArrayHeader(3);
+        writer.Write(a);
+        writer.Write(b);
+        writer.Write(c);
+    }
+
+    /// <summary>Writes what <see cref="Longs"/> returns for these values, without an array.</summary>
+    public static void WriteLongs(ref MessagePackWriter writer, long a, long b, long c, long d)
+    {
+        writer.WriteArrayHeader(4);
+        writer.Write(a);
+        writer.Write(b);
+        writer.Write(c);
+        writer.Write(d);
+    }
+
     public static long[] ReadLongs(byte[] bytes)
     {
         var reader = new MessagePackReader(bytes);
