@@ -223,7 +223,7 @@ public sealed class IpcEventBus : IEventBus, IEventBusProbe
     {
         if (_client is not null) return _client.PublishAsync(evt, cancellationToken);
         var frame = IpcFrames.EncodeEvent(IpcFrameType.Event, evt, _codec, _options.MaxFrameBytes);
-        return _broker!.RouteAsync(evt, frame, default, cancellationToken);
+        return _broker!.PublishAsync(evt, frame, cancellationToken);
     }
 
     /// <inheritdoc/>
