@@ -35,7 +35,10 @@ public enum DropCause
 /// <summary>What a <see cref="BusNotice"/> reports.</summary>
 public enum BusNoticeKind
 {
-    /// <summary><see cref="EventBusHealth.State"/> changed; <see cref="BusNotice.State"/> is the new state.</summary>
+    /// <summary>
+    /// <see cref="EventBusHealth.State"/> changed, or news about the connection came while it stayed the same (the bus
+    /// moved while the participant was disconnected); <see cref="BusNotice.State"/> is the state after it.
+    /// </summary>
     ConnectionChanged,
 
     /// <summary>A subscription started dropping because its reader does not keep up (once per episode: until its queue drains).</summary>
@@ -122,6 +125,23 @@ public sealed class EventBusHealth
         {
             previous = Volatile.Read(ref _state);
             if (previous == (int)state || previous == (int)BusConnectionState.Closed) return;
+        }
+        while (Interlocked.CompareExchange(ref _state, (int)state, previous) != previous);
+        Raise(new BusNotice(BusNoticeKind.ConnectionChanged, state, null, 0, 0, null, detail));
+    }
+
+    /// <summary>
+    /// For backends: reports news about the connection that a user must see even when the state stays what it was,
+    /// such as the bus moving (or being removed) while this participant was already <see cref="BusConnectionState.Disconnected"/>:
+    /// sets the state and always raises a <see cref="BusNoticeKind.ConnectionChanged"/> notice. Closed is final.
+    /// </summary>
+    public void ReportConnection(BusConnectionState state, string detail)
+    {
+        int previous;
+        do
+        {
+            previous = Volatile.Read(ref _state);
+            if (previous == (int)BusConnectionState.Closed) return;
         }
         while (Interlocked.CompareExchange(ref _state, (int)state, previous) != previous);
         Raise(new BusNotice(BusNoticeKind.ConnectionChanged, state, null, 0, 0, null, detail));

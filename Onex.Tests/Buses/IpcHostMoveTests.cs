@@ -58,8 +58,11 @@ public class IpcHostMoveTests
             .Buses!.Single(b => b.Name == name);
         Assert.That(record.Endpoints, Is.EqualTo(new[] { "unix://" + newPath }), "the registry lists the new path");
 
-        await UntilConnectedAtAsync(subscriberStates, newPath, "the subscriber");
+        var subscriberNotices = await UntilConnectedAtAsync(subscriberStates, newPath, "the subscriber");
         await UntilConnectedAtAsync(publisherStates, newPath, "the publisher");
+        Assert.That(subscriberNotices.Select(n => (n.State, n.Detail)),
+            Has.Some.Matches<(BusConnectionState State, string Detail)>(n => n.State == BusConnectionState.Disconnected && n.Detail.Contains($"moved from {oldPath} to {newPath}")),
+            "the move is announced although the subscriber was already Disconnected");
         Assert.Multiple(() =>
         {
             Assert.That(subscriber.SocketPath, Is.EqualTo(newPath));

@@ -52,10 +52,14 @@ public sealed class IpcBrokerTests
         yield return Case("PUBLISH before HELLO", false, RawIpcPeer.Frame(RawIpcPeer.Publish, [0x80]), ErrorCodes.Malformed);
         yield return Case("HELLO too short", false, RawIpcPeer.Frame(RawIpcPeer.Hello, [0, 1]), ErrorCodes.Malformed);
         yield return Case("HELLO with protocol version 9", false, RawIpcPeer.HelloFrame(version: 9), ErrorCodes.UnsupportedVersion);
+        yield return Case("HELLO with protocol version 1 (unnumbered events)", false, RawIpcPeer.HelloFrame(version: 1), ErrorCodes.UnsupportedVersion);
         yield return Case("unknown frame type", true, RawIpcPeer.Frame(0x55, [1, 2, 3]), ErrorCodes.UnknownMessageType);
-        yield return Case("PUBLISH body that is not MessagePack", true, RawIpcPeer.Frame(RawIpcPeer.Publish, [0xC1, 0xC1]), ErrorCodes.Malformed);
+        yield return Case("PUBLISH body that is not MessagePack", true, RawIpcPeer.Frame(RawIpcPeer.Publish, RawIpcPeer.EventBody(1, 1, [0xC1, 0xC1])), ErrorCodes.Malformed);
+        yield return Case("PUBLISH body shorter than its numbers", true, RawIpcPeer.Frame(RawIpcPeer.Publish, new byte[15]), ErrorCodes.Malformed);
+        yield return Case("version 1's unnumbered PUBLISH", true,
+            RawIpcPeer.Frame(RawIpcPeer.PublishV1, OnexEventCodec.Default.Encode(OnexEvent.Create("v1.event", ReadOnlyMemory<byte>.Empty))), ErrorCodes.UnsupportedVersion);
         yield return Case("PUBLISH of an event with a wildcard topic", true,
-            RawIpcPeer.Frame(RawIpcPeer.Publish, OnexEventCodec.Default.Encode(OnexEvent.Create("ok", ReadOnlyMemory<byte>.Empty) with { Topic = "a.*" })),
+            RawIpcPeer.EventFrame(RawIpcPeer.Publish, OnexEvent.Create("ok", ReadOnlyMemory<byte>.Empty) with { Topic = "a.*" }),
             ErrorCodes.Malformed);
         yield return Case("SUBSCRIBE with an invalid pattern", true, RawIpcPeer.SubscribeFrame(1, "a..b", lossless: false), ErrorCodes.Malformed);
         yield return Case("UNSUBSCRIBE with a 2-byte id", true, RawIpcPeer.Frame(RawIpcPeer.Unsubscribe, [0, 1]), ErrorCodes.Malformed);
@@ -255,6 +259,38 @@ public sealed class IpcBrokerTests
     }
 
     [Test]
+    public async Task Drops_are_reported_where_they_happened_so_the_numbers_jump_by_exactly_the_count_reported()
+    {
+        const int count = 300;
+        await using var host = await IpcEventBus.HostAsync(HostOptions with { OutboundQueueCapacity = 8 });
+        await using var stuck = await StuckSubscriberAsync(host, "load.>");
+        var payload = new byte[16 * 1024];
+        for (var i = 0; i < count; i++) await host.PublishAsync(OnexEvent.Create("load.data", payload)).AsTask().WaitAsync(Timeout);
+
+        ulong expected = 1;
+        long reportedSinceLastEvent = 0, events = 0, dropped = 0;
+        while (events + dropped < count)
+        {
+            var frame = await stuck.ReadFrameAsync() ?? throw new AssertionException($"Connection closed after {events} events and {dropped} drops.");
+            if (frame.Type == RawIpcPeer.Dropped)
+            {
+                var reported = BinaryPrimitives.ReadInt64BigEndian(frame.Body.AsSpan(4));
+                reportedSinceLastEvent += reported;
+                dropped += reported;
+                continue;
+            }
+            Assert.That(frame.Type, Is.EqualTo(RawIpcPeer.Event), "only EVENT and DROPPED frames");
+            var sequence = BinaryPrimitives.ReadUInt64BigEndian(frame.Body.AsSpan(8));
+            Assert.That((long)(sequence - expected), Is.EqualTo(reportedSinceLastEvent),
+                $"event {sequence} after {expected - 1}: the jump equals the drops reported in between");
+            expected = sequence + 1;
+            reportedSinceLastEvent = 0;
+            events++;
+        }
+        Assert.That(dropped, Is.GreaterThan(0), "with an 8-frame queue and a peer not reading, some events must be dropped");
+    }
+
+    [Test]
     public async Task Stuck_participant_sees_broker_drops_in_its_DroppedCount()
     {
         // A real participant that is not scheduled to read cannot be forced; a fake host sends the DROPPED frame.
@@ -271,7 +307,7 @@ public sealed class IpcBrokerTests
         await using var subscription = await subscribing.WaitAsync(Timeout);
 
         await hostSide.SendAsync(RawIpcPeer.DroppedFrame(id, 5));
-        await hostSide.SendAsync(RawIpcPeer.Frame(RawIpcPeer.Event, OnexEventCodec.Default.Encode(OnexEvent.Create("x.after", ReadOnlyMemory<byte>.Empty))));
+        await hostSide.SendAsync(RawIpcPeer.EventFrame(RawIpcPeer.Event, OnexEvent.Create("x.after", ReadOnlyMemory<byte>.Empty)));
         await subscription.Reader.ReadAsync().AsTask().WaitAsync(Timeout);
 
         Assert.That(subscription.DroppedCount, Is.EqualTo(5), "drops reported by the host count against the subscription");
@@ -295,7 +331,7 @@ public sealed class IpcBrokerTests
         var first = (await small.ReadFrameAsync())!;
         Assert.That(first.Type, Is.EqualTo(RawIpcPeer.Dropped), "the small peer is told the big event was dropped for it");
         var second = (await small.ReadFrameAsync())!;
-        Assert.That(OnexEventCodec.Default.Decode(second.Body).Topic, Is.EqualTo("big.small"), "the next event still arrives");
+        Assert.That(RawIpcPeer.DecodeEvent(second.Body).Topic, Is.EqualTo("big.small"), "the next event still arrives");
     }
 
     // A raw peer subscribed in a drop mode that never reads again; its receive buffer is small so it fills quickly.
@@ -314,7 +350,7 @@ public sealed class IpcBrokerTests
         var template = OnexEvent.Create(topic, ReadOnlyMemory<byte>.Empty);
         for (var payload = frameLength - 200; payload < frameLength; payload++)
         {
-            var body = OnexEventCodec.Default.Encode(template with { Payload = new byte[payload] });
+            var body = RawIpcPeer.EventBody(1, 1, OnexEventCodec.Default.Encode(template with { Payload = new byte[payload] }));
             if (1 + body.Length == frameLength) return body;
         }
         throw new InvalidOperationException($"No payload size gives a frame of exactly {frameLength} bytes.");

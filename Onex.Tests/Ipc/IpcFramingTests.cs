@@ -127,18 +127,22 @@ public sealed class IpcFramingTests
     }
 
     [Test]
-    public void Event_frame_layout_is_length_type_then_codec_bytes()
+    public void Event_frame_layout_is_length_type_publisher_sequence_then_codec_bytes()
     {
         var evt = OnexEvent.Create("layout.check", new byte[] { 1, 2, 3 });
 
         var frame = IpcFrames.EncodeEvent(IpcFrameType.Publish, evt, OnexEventCodec.Default, MaxFrame);
 
+        IpcFrames.WriteSequence(frame, 0x0102030405060708, 42);
+
         var codecBytes = OnexEventCodec.Default.Encode(evt);
         Assert.Multiple(() =>
         {
-            Assert.That(BinaryPrimitives.ReadUInt32BigEndian(frame), Is.EqualTo(1 + codecBytes.Length), "big-endian length of type + body");
-            Assert.That(frame[4], Is.EqualTo(0x20), "PUBLISH type byte");
-            Assert.That(frame[5..], Is.EqualTo(codecBytes), "body is exactly the OnexEventCodec encoding");
+            Assert.That(BinaryPrimitives.ReadUInt32BigEndian(frame), Is.EqualTo(1 + 16 + codecBytes.Length), "big-endian length of type + body");
+            Assert.That(frame[4], Is.EqualTo(0x23), "PUBLISH type byte (protocol version 2)");
+            Assert.That(BinaryPrimitives.ReadUInt64BigEndian(frame.AsSpan(5)), Is.EqualTo(0x0102030405060708UL), "publisher id, big-endian");
+            Assert.That(BinaryPrimitives.ReadUInt64BigEndian(frame.AsSpan(13)), Is.EqualTo(42UL), "sequence number, big-endian");
+            Assert.That(frame[21..], Is.EqualTo(codecBytes), "then exactly the OnexEventCodec encoding");
         });
     }
 

@@ -19,7 +19,12 @@ public sealed record RawFrame(byte Type, byte[] Body)
 public sealed class RawIpcPeer : IAsyncDisposable
 {
     public const byte Hello = 0x01, Welcome = 0x02, Subscribe = 0x10, Subscribed = 0x11, Unsubscribe = 0x12,
-        Publish = 0x20, Event = 0x21, Dropped = 0x22, Error = 0x7F;
+        Publish = 0x23, Event = 0x24, Dropped = 0x22, Error = 0x7F,
+        // Protocol version 1's unnumbered event frames, refused by version 2.
+        PublishV1 = 0x20, EventV1 = 0x21;
+
+    /// <summary>The protocol version these helpers speak.</summary>
+    public const ushort Version = 2;
 
     private static readonly TimeSpan ReadTimeout = TimeSpan.FromSeconds(10);
 
@@ -45,7 +50,7 @@ public sealed class RawIpcPeer : IAsyncDisposable
         return frame;
     }
 
-    public static byte[] HelloFrame(string nodeId = "raw-peer", ushort version = 1, uint maxFrameBytes = 1 << 20)
+    public static byte[] HelloFrame(string nodeId = "raw-peer", ushort version = Version, uint maxFrameBytes = 1 << 20)
     {
         var body = new byte[6 + Encoding.UTF8.GetByteCount(nodeId)];
         BinaryPrimitives.WriteUInt16BigEndian(body, version);
@@ -56,7 +61,7 @@ public sealed class RawIpcPeer : IAsyncDisposable
 
     public static byte[] WelcomeFrame(string busName, uint maxFrameBytes = 1 << 20)
     {
-        var frame = HelloFrame(busName, 1, maxFrameBytes);
+        var frame = HelloFrame(busName, Version, maxFrameBytes);
         frame[4] = Welcome;
         return frame;
     }
@@ -84,6 +89,23 @@ public sealed class RawIpcPeer : IAsyncDisposable
         BinaryPrimitives.WriteInt64BigEndian(body.AsSpan(4), count);
         return Frame(Dropped, body);
     }
+
+    /// <summary>A PUBLISH or EVENT body: publisher id, sequence number (both u64, big-endian), then the event's codec bytes.</summary>
+    public static byte[] EventBody(ulong publisherId, ulong sequence, ReadOnlySpan<byte> eventBytes)
+    {
+        var body = new byte[16 + eventBytes.Length];
+        BinaryPrimitives.WriteUInt64BigEndian(body, publisherId);
+        BinaryPrimitives.WriteUInt64BigEndian(body.AsSpan(8), sequence);
+        eventBytes.CopyTo(body.AsSpan(16));
+        return body;
+    }
+
+    /// <summary>A numbered event frame of <paramref name="type"/> (PUBLISH or EVENT) for <paramref name="evt"/>.</summary>
+    public static byte[] EventFrame(byte type, Onex.Events.OnexEvent evt, ulong publisherId = 1, ulong sequence = 1) =>
+        Frame(type, EventBody(publisherId, sequence, Onex.Events.OnexEventCodec.Default.Encode(evt)));
+
+    /// <summary>The event in a PUBLISH or EVENT body (after the publisher id and sequence number).</summary>
+    public static Onex.Events.OnexEvent DecodeEvent(byte[] body) => Onex.Events.OnexEventCodec.Default.Decode(body.AsMemory(16));
 
     public async Task SendAsync(byte[] bytes) => await Socket.SendAsync(bytes, SocketFlags.None);
 

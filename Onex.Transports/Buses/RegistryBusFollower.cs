@@ -100,7 +100,8 @@ internal sealed partial class RegistryBusFollower : IAsyncDisposable
             if (_removed) return;
             _removed = true;
             LogRemoved(_name);
-            _health.SetState(BusConnectionState.Disconnected,
+            // Reported even when already Disconnected (the participant lost its host first): the removal is news.
+            _health.ReportConnection(BusConnectionState.Disconnected,
                 $"bus '{_name}' was removed from the registry (its host left or was given up); waiting for it to be registered again");
             return;
         }

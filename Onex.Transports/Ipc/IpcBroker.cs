@@ -54,6 +54,22 @@ internal sealed class IpcBroker : IAsyncDisposable
         return broker;
     }
 
+    /// <summary>The host's own numbering of the events it publishes.</summary>
+    public IpcEventNumbering Numbering { get; } = new();
+
+    /// <summary>
+    /// Publishes an event of the host: numbers its EVENT frame and routes it, under one lock so that numbers follow
+    /// the order the frames are queued in even when several threads publish at once.
+    /// </summary>
+    public ValueTask PublishAsync(OnexEvent evt, byte[] eventFrame, CancellationToken cancellationToken)
+    {
+        lock (Numbering)
+        {
+            Numbering.Stamp(eventFrame, evt.Topic);
+            return RouteAsync(evt, eventFrame, default, cancellationToken);
+        }
+    }
+
     /// <summary>
     /// Routes one event. <paramref name="eventFrame"/> is its EVENT frame when the caller already has one; otherwise
     /// it is built from <paramref name="body"/> (a received PUBLISH body, read only before the first await) the

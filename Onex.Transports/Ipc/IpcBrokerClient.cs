@@ -30,6 +30,9 @@ internal sealed class IpcBrokerClient : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<uint, TaskCompletionSource> _pendingAcks = new();
     private readonly ResiliencePipeline _reconnect;
+    // Kept across reconnects: a publisher's numbers and a subscriber's expectations must span the outage to count it.
+    private readonly IpcEventNumbering _numbering = new();
+    private readonly IpcGapCheck _gaps = new();
     private volatile Session? _session;
     private CancellationTokenSource? _reconnecting;
     private Task _supervisor = Task.CompletedTask;
@@ -91,7 +94,7 @@ internal sealed class IpcBrokerClient : IAsyncDisposable
     {
         var session = _session ?? throw HostLost();
         var frame = IpcFrames.EncodeEvent(IpcFrameType.Publish, evt, _codec, Math.Min(_options.MaxFrameBytes, session.HostMaxFrameBytes));
-        var enqueue = session.Outbound.EnqueueAsync(frame, cancellationToken);
+        var enqueue = session.Outbound.EnqueueAsync(frame, cancellationToken, _numbering, evt.Topic);
         if (enqueue.IsCompletedSuccessfully)
             return enqueue.Result ? default : ValueTask.FromException(HostLost());
         return AwaitEnqueueAsync(enqueue);
@@ -105,6 +108,8 @@ internal sealed class IpcBrokerClient : IAsyncDisposable
     public async ValueTask SubscribeAsync(IpcSubscription subscription, CancellationToken cancellationToken)
     {
         var session = _session ?? throw HostLost();
+        // What arrives for the new pattern may follow events nobody here subscribed to: that is no loss.
+        _gaps.ForgetAll();
         var ack = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _pendingAcks[subscription.Id] = ack;
         if (_stopping.IsCancellationRequested) ack.TrySetException(new ObjectDisposedException(nameof(IpcEventBus)));
@@ -263,9 +268,15 @@ internal sealed class IpcBrokerClient : IAsyncDisposable
                     case IpcFrameType.None:
                         return "the host closed the connection";
                     case IpcFrameType.Event:
+                        var (publisherId, sequence, eventBytes) = IpcFrames.ParseEvent(frame.Body);
+                        var evt = _codec.Decode(eventBytes);
+                        var lost = _gaps.Check(publisherId, evt.Topic, sequence);
+                        if (lost > 0)
+                            _local.Health.CountDropped(Onex.Bus.DropCause.Transport, lost, null,
+                                $"{lost} event(s) of topic '{evt.Topic}' from publisher {publisherId:x16} never arrived through {session.SocketPath} (published while a participant was reconnecting, or lost with the host)");
                         // Blocking this thread while a Wait-mode queue is full leaves the host's frames in the socket:
                         // that is the backpressure Wait mode asks for.
-                        var delivering = _local.DeliverAsync(_codec.Decode(frame.Body), stopping);
+                        var delivering = _local.DeliverAsync(evt, stopping);
                         if (!delivering.IsCompletedSuccessfully) delivering.AsTask().GetAwaiter().GetResult();
                         break;
                     case IpcFrameType.Subscribed:
@@ -274,7 +285,11 @@ internal sealed class IpcBrokerClient : IAsyncDisposable
                     case IpcFrameType.Dropped:
                         var (id, count) = IpcFrames.ParseDropped(frame.Body.Span);
                         _local.Find(id)?.AddRemoteDrops(count);
+                        // The host sends DROPPED where it dropped: the jump its drops leave is counted already.
+                        _gaps.ForgetNow();
                         break;
+                    case IpcFrameType.EventV1:
+                        throw IpcFrames.VersionOneEventFrame(frame.Type);
                     case IpcFrameType.Error:
                         var (code, message) = IpcFrames.ParseError(frame.Body.Span);
                         IpcLog.HostSentError(_logger, BusName, code, message);

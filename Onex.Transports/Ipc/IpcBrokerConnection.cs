@@ -218,8 +218,11 @@ internal sealed class IpcBrokerConnection
         switch (frame.Type)
         {
             case IpcFrameType.Publish:
-                var evt = _broker.Codec.Decode(frame.Body);
+                // The numbers travel on untouched (the EVENT frame carries the same body); subscribers check them.
+                var evt = _broker.Codec.Decode(IpcFrames.ParseEvent(frame.Body).Event);
                 return _broker.RouteAsync(evt, null, frame.Body, stopping);
+            case IpcFrameType.PublishV1:
+                throw IpcFrames.VersionOneEventFrame(frame.Type);
             case IpcFrameType.Subscribe:
                 AddSubscription(frame.Body.Span);
                 return default;

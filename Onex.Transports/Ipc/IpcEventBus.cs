@@ -98,7 +98,8 @@ public sealed class IpcEventBus : IEventBus, IEventBusProbe
             throw new ArgumentException($"An ipc bus's endpoint is unix:// followed by an absolute path; the registry lists '{endpoint}'.", nameof(endpoint));
         var from = SocketPath;
         var to = SocketPathFromEndpoint(endpoint);
-        Health.SetState(BusConnectionState.Disconnected, $"the bus moved from {from} to {to}; rejoining");
+        // Reported even when already Disconnected (the participant lost the old host first): the move is news.
+        Health.ReportConnection(BusConnectionState.Disconnected, $"the bus moved from {from} to {to}; rejoining");
         client.MoveTo(to);
         return Task.CompletedTask;
     }
@@ -223,7 +224,7 @@ public sealed class IpcEventBus : IEventBus, IEventBusProbe
     {
         if (_client is not null) return _client.PublishAsync(evt, cancellationToken);
         var frame = IpcFrames.EncodeEvent(IpcFrameType.Event, evt, _codec, _options.MaxFrameBytes);
-        return _broker!.RouteAsync(evt, frame, default, cancellationToken);
+        return _broker!.PublishAsync(evt, frame, cancellationToken);
     }
 
     /// <inheritdoc/>

@@ -16,9 +16,13 @@ internal enum IpcFrameType : byte
     Subscribe = 0x10,
     Subscribed = 0x11,
     Unsubscribe = 0x12,
-    Publish = 0x20,
-    Event = 0x21,
+    /// <summary>Protocol version 1's unnumbered PUBLISH; refused (version 2 numbers every event).</summary>
+    PublishV1 = 0x20,
+    /// <summary>Protocol version 1's unnumbered EVENT; refused.</summary>
+    EventV1 = 0x21,
     Dropped = 0x22,
+    Publish = 0x23,
+    Event = 0x24,
     Error = 0x7F,
 }
 
@@ -36,8 +40,14 @@ internal readonly record struct IpcFrame(IpcFrameType Type, ReadOnlyMemory<byte>
 /// </summary>
 internal static class IpcFrames
 {
-    /// <summary>The protocol version sent in HELLO and WELCOME.</summary>
-    public const ushort ProtocolVersion = 1;
+    /// <summary>
+    /// The protocol version sent in HELLO and WELCOME. Version 2 put the publisher's id and sequence number in front of
+    /// every event (PUBLISH and EVENT got new type bytes, so a version-1 event frame is refused, never misread).
+    /// </summary>
+    public const ushort ProtocolVersion = 2;
+
+    /// <summary>Bytes in front of the event in a PUBLISH or EVENT body: publisher id (u64) and sequence number (u64).</summary>
+    public const int SequenceBytes = 16;
 
     /// <summary>Bytes before the body: the length field and the type byte.</summary>
     public const int HeaderBytes = 5;
@@ -93,14 +103,16 @@ internal static class IpcFrames
     }
 
     /// <summary>
-    /// Encodes <paramref name="evt"/> as a PUBLISH or EVENT frame.
+    /// Encodes <paramref name="evt"/> as a PUBLISH or EVENT frame, with its publisher id and sequence number still
+    /// zero: <see cref="IpcEventNumbering.Stamp"/> fills them in when the frame is committed to go out.
     /// </summary>
     /// <exception cref="MessageTooLargeException">The payload or the frame exceeds the limits.</exception>
     public static byte[] EncodeEvent(IpcFrameType type, OnexEvent evt, OnexEventCodec codec, int maxFrameBytes)
     {
         var writer = t_eventWriter ??= new ArrayBufferWriter<byte>(4096);
         writer.ResetWrittenCount();
-        writer.Advance(HeaderBytes);
+        writer.GetSpan(HeaderBytes + SequenceBytes)[..(HeaderBytes + SequenceBytes)].Clear();
+        writer.Advance(HeaderBytes + SequenceBytes);
         codec.Encode(evt, writer);
         var length = writer.WrittenCount - 4;
         if (length > maxFrameBytes)
@@ -121,6 +133,28 @@ internal static class IpcFrames
         body.CopyTo(frame.AsSpan(HeaderBytes));
         return frame;
     }
+
+    /// <summary>Writes the publisher id and sequence number into an event frame built by <see cref="EncodeEvent"/>.</summary>
+    public static void WriteSequence(Span<byte> frame, ulong publisherId, ulong sequence)
+    {
+        BinaryPrimitives.WriteUInt64BigEndian(frame[HeaderBytes..], publisherId);
+        BinaryPrimitives.WriteUInt64BigEndian(frame[(HeaderBytes + 8)..], sequence);
+    }
+
+    /// <summary>Splits a PUBLISH or EVENT body into the publisher id, the sequence number and the event's codec bytes.</summary>
+    /// <exception cref="MalformedMessageException">The body is shorter than the numbers.</exception>
+    public static (ulong PublisherId, ulong Sequence, ReadOnlyMemory<byte> Event) ParseEvent(ReadOnlyMemory<byte> body)
+    {
+        if (body.Length < SequenceBytes)
+            throw Malformed($"An event body starts with a publisher id and a sequence number ({SequenceBytes} bytes), got {body.Length} bytes.");
+        var span = body.Span;
+        return (BinaryPrimitives.ReadUInt64BigEndian(span), BinaryPrimitives.ReadUInt64BigEndian(span[8..]), body[SequenceBytes..]);
+    }
+
+    /// <summary>The error for a version-1 event frame arriving on a version-2 connection.</summary>
+    public static UnsupportedVersionException VersionOneEventFrame(IpcFrameType type) =>
+        new($"Frame type 0x{(byte)type:X2} is protocol version 1's unnumbered event frame; version {ProtocolVersion} sends PUBLISH as 0x{(byte)IpcFrameType.Publish:X2} and EVENT as 0x{(byte)IpcFrameType.Event:X2}, each with a publisher id and a sequence number.",
+            new Dictionary<string, string> { ["frameType"] = ((byte)type).ToString(), ["protocolVersion"] = ProtocolVersion.ToString() });
 
     public static (ushort Version, int MaxFrameBytes, string Name) ParseHandshake(ReadOnlySpan<byte> body)
     {

@@ -8,7 +8,9 @@ namespace Onex.Transports.Ipc;
 /// writes inline without a thread hop; when the socket cannot take more it continues asynchronously and later
 /// frames queue up behind it, so a slow peer never blocks the enqueuer beyond its own choice to wait.
 /// Frames queued together go out in one vectored send. DROPPED notices for events the owner could not queue are
-/// accumulated here and written ahead of the next batch; they do not count against the capacity.
+/// accumulated here and go out in order, where the drops happened: ahead of the next frame queued after them, or after
+/// the last queued frame (a subscriber uses that position to tell reported drops from a gap in the numbers). They do
+/// not count against the capacity.
 /// </summary>
 internal sealed class IpcOutboundQueue
 {
@@ -51,7 +53,7 @@ internal sealed class IpcOutboundQueue
         lock (_gate)
         {
             if (_closed || _frames.Count >= _capacity) return false;
-            _frames.Enqueue(frame);
+            Append(frame);
             if (_pumping) return true;
             _pumping = true;
         }
@@ -61,9 +63,11 @@ internal sealed class IpcOutboundQueue
 
     /// <summary>
     /// Queues <paramref name="frame"/>, waiting for room. Returns false without throwing when the queue is or becomes
-    /// closed (the connection is gone: the frame is lost, which at-most-once delivery allows).
+    /// closed (the connection is gone: the frame is lost, which at-most-once delivery allows). With
+    /// <paramref name="numbering"/>, an event frame of <paramref name="topic"/> is numbered the moment it is accepted,
+    /// so numbers follow the queue's order and a refused frame takes none.
     /// </summary>
-    public ValueTask<bool> EnqueueAsync(byte[] frame, CancellationToken cancellationToken)
+    public ValueTask<bool> EnqueueAsync(byte[] frame, CancellationToken cancellationToken, IpcEventNumbering? numbering = null, string? topic = null)
     {
         Task room;
         lock (_gate)
@@ -71,7 +75,8 @@ internal sealed class IpcOutboundQueue
             if (_closed) return new ValueTask<bool>(false);
             if (_frames.Count < _capacity)
             {
-                _frames.Enqueue(frame);
+                numbering?.Stamp(frame, topic!);
+                Append(frame);
                 if (_pumping) return new ValueTask<bool>(true);
                 _pumping = true;
                 room = Task.CompletedTask;
@@ -86,7 +91,7 @@ internal sealed class IpcOutboundQueue
             StartPump();
             return new ValueTask<bool>(true);
         }
-        return WaitAndEnqueueAsync(room, frame, cancellationToken);
+        return WaitAndEnqueueAsync(room, frame, numbering, topic, cancellationToken);
     }
 
     /// <summary>
@@ -99,7 +104,7 @@ internal sealed class IpcOutboundQueue
         lock (_gate)
         {
             if (_closed || _frames.Count >= backlogLimit) return false;
-            _frames.Enqueue(frame);
+            Append(frame);
             if (_pumping) return true;
             _pumping = true;
         }
@@ -166,7 +171,7 @@ internal sealed class IpcOutboundQueue
         return discardedEvents;
     }
 
-    private async ValueTask<bool> WaitAndEnqueueAsync(Task room, byte[] frame, CancellationToken cancellationToken)
+    private async ValueTask<bool> WaitAndEnqueueAsync(Task room, byte[] frame, IpcEventNumbering? numbering, string? topic, CancellationToken cancellationToken)
     {
         while (true)
         {
@@ -176,7 +181,8 @@ internal sealed class IpcOutboundQueue
                 if (_closed) return false;
                 if (_frames.Count < _capacity)
                 {
-                    _frames.Enqueue(frame);
+                    numbering?.Stamp(frame, topic!);
+                    Append(frame);
                     if (_pumping) return true;
                     _pumping = true;
                     break;
@@ -251,15 +257,26 @@ internal sealed class IpcOutboundQueue
         }
     }
 
-    // Called under _gate: moves queued frames (and DROPPED notices first) into _batch.
+    // Called under _gate: queues a frame behind the DROPPED notices for drops recorded since the last frame.
+    private void Append(byte[] frame)
+    {
+        QueuePendingDrops();
+        _frames.Enqueue(frame);
+    }
+
+    // Called under _gate. At most one DROPPED frame per subscription each time, so the backlog stays bounded.
+    private void QueuePendingDrops()
+    {
+        if (_pendingDrops is null) return;
+        foreach (var (id, count) in _pendingDrops)
+            _frames.Enqueue(IpcFrames.Dropped(id, count));
+        _pendingDrops = null;
+    }
+
+    // Called under _gate: moves queued frames into _batch; drops recorded after the last queued frame go out after it.
     private void TakeBatch()
     {
-        if (_pendingDrops is not null)
-        {
-            foreach (var (id, count) in _pendingDrops)
-                _batch.Add(IpcFrames.Dropped(id, count));
-            _pendingDrops = null;
-        }
+        if (_frames.Count == 0) QueuePendingDrops();
         var bytes = 0;
         while (_batch.Count < MaxBatchFrames && bytes < MaxBatchBytes && _frames.TryDequeue(out var frame))
         {

@@ -96,7 +96,8 @@ public sealed class ZmqEventBus : IEventBus, IEventBusProbe
         var what = from == subscribeEndpoint
             ? $"the bus's host at {from} has a new CURVE key"
             : $"the bus moved from {from} to {subscribeEndpoint}";
-        Health.SetState(BusConnectionState.Disconnected, $"{what}; rejoining");
+        // Reported even when already Disconnected (ZeroMQ's monitor saw the old host go): the move is news.
+        Health.ReportConnection(BusConnectionState.Disconnected, $"{what}; rejoining");
         await _publisher.MoveToAsync(publishEndpoint, curveServerKey).ConfigureAwait(false);
         await _subscriber.MoveToAsync(subscribeEndpoint, curveServerKey).ConfigureAwait(false);
         var options = Options with { PublishEndpoint = publishEndpoint, SubscribeEndpoint = subscribeEndpoint };
