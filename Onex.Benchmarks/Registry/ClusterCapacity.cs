@@ -18,8 +18,8 @@ namespace Onex.Benchmarks.Registry;
 internal static class ClusterCapacity
 {
     private const int InFlight = 64;
-    private const string Input = """{"type":"object","properties":{"id":{"type":"string"},"n":{"type":"integer","minimum":0}},"required":["id"]}""";
-    private const string Output = """{"type":"object","properties":{"ok":{"type":"boolean"}}}""";
+    internal const string Input = """{"type":"object","properties":{"id":{"type":"string"},"n":{"type":"integer","minimum":0}},"required":["id"]}""";
+    internal const string Output = """{"type":"object","properties":{"ok":{"type":"boolean"}}}""";
 
     /// <summary>One registry's figures: its working set and managed heap idle and with the catalogue, and its snapshot time.</summary>
     public sealed record HostFigures(string Host, long IdleRssKb, long LoadedRssKb, double? IdleHeapMb, double? LoadedHeapMb, double SnapshotMs);
