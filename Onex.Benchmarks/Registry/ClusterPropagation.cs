@@ -16,7 +16,8 @@ namespace Onex.Benchmarks.Registry;
 /// <c>cluster-propagation [--hosts 3,10] [--samples N]</c>: propagation latency of a registration from one host's registry
 /// to another's change stream in cluster mode, on a three-server nats-server cluster started here (loopback, fresh store
 /// directories, stopped by pid), with 3 and with 10 simulated hosts (registries in this process, one port range each).
-/// Writes <c>results/ClusterPropagation.md</c>.
+/// Each part writes its own report (a run of one part leaves the others as they were): <c>results/ClusterPropagation.md</c>,
+/// <c>ClusterLoad.md</c> (a registry loading the other hosts' entries), <c>ClusterRepublish.md</c>, <c>ClusterCapacity.md</c>.
 /// </summary>
 internal static class ClusterPropagation
 {
@@ -24,7 +25,7 @@ internal static class ClusterPropagation
 
     public static int Run(string[] args)
     {
-        var run = new Settings();
+        var run = new Settings { Arguments = args };
         for (var i = 0; i + 1 < args.Length; i += 2)
         {
             if (args[i] == "--hosts") run.HostCounts = args[i + 1].Split(',').Select(int.Parse).ToList();
@@ -34,13 +35,14 @@ internal static class ClusterPropagation
             else if (args[i] == "--republish") run.Republish = int.Parse(args[i + 1]);
             else if (args[i] == "--rounds") run.Rounds = int.Parse(args[i + 1]);
             else if (args[i] == "--only") run.Parts = args[i + 1].Split(',').ToHashSet();
+            else if (args[i] == "--load") run.Load = int.Parse(args[i + 1]);
         }
         return RunAsync(run).GetAwaiter().GetResult();
     }
 
     /// <summary>
-    /// What to run: <c>--only propagation,capacity,republish</c> (all by default); <c>--tools 10000</c> spread over
-    /// <c>--capacity-hosts 3</c>; <c>--republish 2000</c> entries, <c>--rounds 3</c> of each mode.
+    /// What to run: <c>--only propagation,load,capacity,republish</c> (all by default); <c>--tools 10000</c> spread over
+    /// <c>--capacity-hosts 3</c>; <c>--republish 2000</c> entries, <c>--load 2000</c> remote entries, <c>--rounds 3</c> of each mode.
     /// </summary>
     private sealed class Settings
     {
@@ -50,7 +52,9 @@ internal static class ClusterPropagation
         public List<int> CapacityHosts = [3];
         public int Republish = 2_000;
         public int Rounds = 3;
-        public HashSet<string> Parts = ["propagation", "capacity", "republish"];
+        public int Load = 2_000;
+        public HashSet<string> Parts = ["propagation", "load", "capacity", "republish"];
+        public string[] Arguments = [];
     }
 
     private static async Task<int> RunAsync(Settings run)
@@ -59,7 +63,9 @@ internal static class ClusterPropagation
         var samples = run.Samples;
         var capacity = new List<ClusterCapacity.CapacityFigures>();
         (List<double> Sequential, List<double> Pipelined)? republish = null;
+        List<ClusterLoad.LoadRound>? load = null;
         var loadBefore = ProcStat.LoadAverage();
+        var started = TimeProvider.System.GetUtcNow();
         var root = Directory.CreateTempSubdirectory("onex-cluster-bench-").FullName;
         var servers = new List<NatsServerProcess>();
         var rows = new List<string>();
@@ -85,6 +91,7 @@ internal static class ClusterPropagation
                 Console.WriteLine($"cluster-propagation: {hosts} hosts: p50 {p50:0.00} ms, p99 {p99:0.00} ms, max {max:0.00} ms");
                 rows.Add(row);
             }
+            if (run.Parts.Contains("load")) load = await ClusterLoad.MeasureAsync(urls, run.Load, run.Rounds);
             if (run.Parts.Contains("republish"))
             {
                 republish = await ClusterCapacity.RepublishAsync(urls, run.Republish, run.Rounds);
@@ -103,28 +110,39 @@ internal static class ClusterPropagation
             foreach (var server in servers) await server.DisposeAsync();
             Directory.Delete(root, recursive: true);
         }
-        var loadAfter = ProcStat.LoadAverage();
-        var report = $"""
-            # Cluster propagation latency
-
-            `dotnet run -c Release --project Onex.Benchmarks -- {Command}` on {Environment.ProcessorCount} cores, {TimeProvider.System.GetUtcNow():yyyy-MM-dd HH:mm} UTC,
-            load average {loadBefore} at the start and {loadAfter} at the end (1, 5, 15 min; the machine is shared):
-            a three-server nats-server {NatsVersion()} cluster (R3 bucket) on loopback; N registries of simulated hosts in one
-            process (heartbeat 1 s). Each sample registers a new bus on host 0 and measures the time from sending the
-            request until `bus.registered` for it arrives on the change stream (PUB) of the last host, through that
-            host's `RegistryClient.WatchAsync`. Samples one after the other.
-
-            | hosts | samples | p50 (ms) | p99 (ms) | max (ms) |
-            | --- | --- | --- | --- | --- |
-            {string.Join("\n", rows)}
-
-            Target (issue 15): p99 under 50 ms with 3 hosts on loopback.
-            {RepublishSection(republish, run)}{string.Concat(capacity.Select(CapacitySection))}
+        // Each part writes its own report: a run of one part leaves the others' figures as they were.
+        var header = $"""
+            `dotnet run -c Release --project Onex.Benchmarks -- {Command} {string.Join(' ', run.Arguments)}` on {Environment.ProcessorCount} cores,
+            {started:yyyy-MM-dd HH:mm}-{TimeProvider.System.GetUtcNow():HH:mm} UTC, load average {loadBefore} at the start and {ProcStat.LoadAverage()} at the end
+            (1, 5, 15 min; the machine is shared with other builds and tests: figures are upper bounds); a three-server
+            nats-server {NatsVersion()} cluster (R3 bucket) on loopback.
             """;
-        var path = ResultsPath.For("ClusterPropagation.md");
+        if (rows.Count > 0)
+            await WriteReportAsync("ClusterPropagation.md", $"""
+                # Cluster propagation latency
+
+                {header}
+                N registries of simulated hosts in one process (heartbeat 1 s). Each sample registers a new bus on host 0 and
+                measures the time from sending the request until `bus.registered` for it arrives on the change stream (PUB) of
+                the last host, through that host's `RegistryClient.WatchAsync`. Samples one after the other.
+
+                | hosts | samples | p50 (ms) | p99 (ms) | max (ms) |
+                | --- | --- | --- | --- | --- |
+                {string.Join("\n", rows)}
+
+                Target (issue 15): p99 under 50 ms with 3 hosts on loopback.
+                """);
+        if (load is not null) await WriteReportAsync("ClusterLoad.md", LoadReport(load, run, header));
+        if (republish is not null) await WriteReportAsync("ClusterRepublish.md", RepublishReport(republish.Value, run, header));
+        if (capacity.Count > 0) await WriteReportAsync("ClusterCapacity.md", $"# Cluster capacity\n\n{header}{string.Concat(capacity.Select(CapacitySection))}");
+        return 0;
+    }
+
+    private static async Task WriteReportAsync(string fileName, string report)
+    {
+        var path = ResultsPath.For(fileName);
         await File.WriteAllTextAsync(path, report + "\n");
         Console.WriteLine($"cluster-propagation: report written to {path}");
-        return 0;
     }
 
     private static async Task<(double P50, double P99, double Max)> MeasureAsync(string urls, int hostCount, int samples)
@@ -183,15 +201,13 @@ internal static class ClusterPropagation
         return sorted.Count == 0 ? double.NaN : sorted[sorted.Count / 2];
     }
 
-    private static string RepublishSection((List<double> Sequential, List<double> Pipelined)? republish, Settings run)
+    private static string RepublishReport((List<double> Sequential, List<double> Pipelined) r, Settings run, string header)
     {
-        if (republish is not { } r) return "";
         static string All(List<double> values) => string.Join(", ", values.Select(v => v.ToString("0", CultureInfo.InvariantCulture)));
         return $"""
+            # Re-publication of a host's entries
 
-
-            ## Re-publication of a host's entries
-
+            {header}
             One registry (in this process) holding {run.Republish:N0} tools re-publishes its whole state into the R3 bucket, as
             after a restart, a reconnect or a removal by another registry: each tool's entry put, then its claim's
             create-if-absent (which finds the claim held, so a read follows). Time from queueing the re-publication until the
@@ -201,6 +217,27 @@ internal static class ClusterPropagation
             | --- | --- | --- |
             | 1 (as before) | {Median(r.Sequential):0} | {All(r.Sequential)} |
             | 64 | {Median(r.Pipelined):0} | {All(r.Pipelined)} |
+            """;
+    }
+
+    private static string LoadReport(List<ClusterLoad.LoadRound> rounds, Settings run, string header)
+    {
+        var rows = rounds.Select(r => string.Create(CultureInfo.InvariantCulture,
+            $"| {r.Store} | {r.LoadMs:0} | {r.Probes} | {r.MedianProbeMs:0.0} | {r.MaxProbeMs:0.0} | {r.Sequence} |"));
+        return $"""
+            # Loading the other hosts' entries
+
+            {header}
+            A bucket holding {run.Load:N0} tool entries of one simulated host (written straight into the bucket, small schemas);
+            a registry in this process starts with a fresh store ({run.Rounds} rounds of each store kind, alternating) and is
+            timed from its start until its cluster view is current (the whole bucket applied on the registry thread). A client
+            meanwhile sends a small introspection (cluster scope, filtered to nothing) one after the other: how many were
+            answered during the load, and their round trips. `sequence`: the registry's change sequence after the load (each
+            remote entry is one change with its own number).
+
+            | store | load (ms) | probes during load | probe median (ms) | probe max (ms) | sequence |
+            | --- | --- | --- | --- | --- | --- |
+            {string.Join("\n", rows)}
             """;
     }
 
@@ -222,8 +259,8 @@ internal static class ClusterPropagation
             entry, a sentinel tool written after all its others, asked for every 20 ms by a filtered introspection; a
             snapshot then holds every tool). Working set (VmRSS) idle and with the
             catalogue; managed heap after the last GC (`dotnet.gc.last_collection.heap.size` on the node's `/metrics`, all
-            generations); snapshot: median of 5 round trips of a `SnapshotRequest` through `RegistryClient` (every tool of
-            the cluster, decoded).
+            generations); snapshot: median of 5 round trips of a `SnapshotRequest` (every tool of the cluster, decoded) through
+            a raw DEALER (the C# `RegistryClient` takes replies of at most 1 MiB, less than a snapshot of 10,000 tools).
 
             | registry | RSS idle (MB) | RSS loaded (MB) | heap idle (MB) | heap loaded (MB) | snapshot (ms) |
             | --- | --- | --- | --- | --- | --- |

@@ -178,7 +178,7 @@ internal sealed partial class ClusterMember
                 if (silent <= beat.IntervalMs * _options.MissedHeartbeats) continue;
                 Volatile.Write(ref beat.UnhealthySince, now);
                 LogHostUnhealthy(host, silent);
-                _post(state => Catalog.SetHostHealth(state, host, unhealthy: true));
+                Inbox.Post(state => Catalog.SetHostHealth(state, host, unhealthy: true));
             }
             else if (now - unhealthySince >= (long)_options.RemovalGrace.TotalMilliseconds)
             {
@@ -225,7 +225,7 @@ internal sealed partial class ClusterMember
             if (!loading) return;
             loading = false;
             var present = seen;
-            _post(state =>
+            Inbox.Post(state =>
             {
                 foreach (var source in Catalog.Sources().Where(k => !present.Contains(k))) Catalog.Delete(state, source);
                 foreach (var host in Catalog.Hosts.ToList()) Catalog.ForgetHost(host);
@@ -276,7 +276,7 @@ internal sealed partial class ClusterMember
                 // Removed (its entries were deleted before this key): forget the host once they are gone here too.
                 Volatile.Write(ref state.UnhealthySince, 0);
                 state.Gone = true;
-                _post(_ => Catalog.ForgetHost(host));
+                Inbox.Post(_ => Catalog.ForgetHost(host));
                 return;
             }
             state.Gone = false;
@@ -294,7 +294,7 @@ internal sealed partial class ClusterMember
             {
                 Volatile.Write(ref state.UnhealthySince, 0);
                 LogHostBack(host);
-                _post(s => Catalog.SetHostHealth(s, host, unhealthy: false));
+                Inbox.Post(s => Catalog.SetHostHealth(s, host, unhealthy: false));
             }
             return;
         }
@@ -315,12 +315,12 @@ internal sealed partial class ClusterMember
             }
             var value = entry.Value!;
             var source = entry.Key;
-            _post(state => Catalog.Put(state, source, host, key.Kind, key.Tenant, key.Name, value));
+            Inbox.Post(state => Catalog.Put(state, source, host, key.Kind, key.Tenant, key.Name, value));
         }
         else
         {
             var source = entry.Key;
-            _post(state => Catalog.Delete(state, source));
+            Inbox.Post(state => Catalog.Delete(state, source));
         }
     }
 

@@ -93,7 +93,7 @@ internal sealed partial class ClusterMember
     {
         lock (_signals)
             if (!_viewBarriers.Any(b => b.Revision <= revision)) return;
-        _post(_ =>
+        Inbox.Post(_ =>
         {
             lock (_signals)
             {

@@ -79,10 +79,14 @@ internal sealed partial class ClusterMember : IAsyncDisposable
         _logger = logger;
         Catalog = new ClusterCatalog();
         Claims = new ClusterClaims(this);
+        Inbox = new ClusterInbox(post, logger);
     }
 
     /// <summary>The other hosts' entries (registry thread only).</summary>
     public ClusterCatalog Catalog { get; }
+
+    /// <summary>What the watch hands the registry thread, applied there in bounded batches (one wake-up and one commit each).</summary>
+    public ClusterInbox Inbox { get; }
 
     /// <summary>The options.</summary>
     public ClusterOptions Options => _options;

@@ -62,6 +62,12 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
     /// <summary>Queues <paramref name="action"/> onto the registry thread, with the registry's state; returns at once.</summary>
     internal void Post(Action<RegistryState> action) => _server.Post(() => action(State));
 
+    /// <summary>
+    /// Queues a request frame onto the registry thread, behind the work already queued, as a request over NATS is
+    /// (the same dispatcher); completes with its reply after the commit of the wake-up that answered it (tests).
+    /// </summary>
+    internal Task<byte[]> DispatchAsync(byte[] frame) => _server.DispatchAsync(frame);
+
     /// <summary>The auth file in force, or null when the node runs open.</summary>
     internal RegistryAuth? Auth { get; }
 

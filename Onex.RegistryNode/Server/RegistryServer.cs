@@ -215,7 +215,9 @@ internal sealed partial class RegistryServer : IDisposable
             for (var i = 0; i < 4 && ReceiveBatch() == BatchSize; i++)
             {
             }
-            while (_work.TryDequeue(out var action, TimeSpan.Zero))
+            // Only the work queued when this wake-up began: work that queues more (a batch of the cluster's inbox posting
+            // the next) runs in a later wake-up, after the requests that arrived meanwhile and this one's commit.
+            for (var queued = _work.Count; queued > 0 && _work.TryDequeue(out var action, TimeSpan.Zero); queued--)
             {
                 try
                 {
