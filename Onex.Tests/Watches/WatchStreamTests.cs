@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using System.Buffers;
 using MessagePack;
 using Onex.Errors;
@@ -31,7 +32,10 @@ public class WatchStreamTests
     public async Task Two_tenants_watching_see_only_their_own_changes_and_an_admin_sees_both()
     {
         using var files = new AuthTestFiles();
-        await using var host = await TestNodes.StartAsync(o => o with { AuthFile = files.Path });
+        // A clock that moves only when told: a stall of the loaded machine cannot add a change of its own (the pause
+        // detector renews leases), so the streams hold exactly what the requests did. A heartbeat is sent on demand.
+        var time = new FakeTimeProvider(DateTimeOffset.UnixEpoch.AddDays(20_000));
+        await using var host = await TestNodes.StartAsync(o => o with { AuthFile = files.Path }, time);
         using var watchA = RawWatcher.Open(host.RouterEndpoint, files.ReaderA, new Watch { Credit = 1000 });
         using var watchB = RawWatcher.Open(host.RouterEndpoint, files.NodeB, new Watch { Credit = 1000 });
         using var watchAdmin = RawWatcher.Open(host.RouterEndpoint, files.Admin, new Watch { Credit = 1000 });
@@ -41,6 +45,8 @@ public class WatchStreamTests
         Populate(ownerA, "a");
         Populate(ownerB, "b");
         var last = await SequenceAsync(host);
+        // Streams that did not see the last change learn they are past it from a heartbeat.
+        time.Advance(TestNodes.Options().HeartbeatInterval);
 
         var seenA = RawWatcher.Changes(watchA.ReadUntilCovered(last));
         var seenB = RawWatcher.Changes(watchB.ReadUntilCovered(last));

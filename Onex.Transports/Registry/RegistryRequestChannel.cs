@@ -45,7 +45,7 @@ internal sealed class RegistryRequestChannel : IRegistryRequestTransport, IDispo
         try
         {
             socketOptions.ApplyTo(_socket);
-            _socket.Options.MaxMsgSize = RegistryCodec.MaxFrameBytes + 1024;
+            _socket.Options.MaxMsgSize = RegistryCodec.MaxReplyFrameBytes + 1024; // replies may exceed the 1 MiB request limit (PROTOCOL.md 2.3)
             // Connections the peer closes before any reply are what a failed ZeroMQ handshake looks like from here (a
             // CURVE registry and a client without its key, or the other way round): counted to explain a timeout.
             monitor = new NetMQMonitor(_socket, $"inproc://onex-registry-client-monitor-{Guid.NewGuid():N}", SocketEvents.Disconnected);
@@ -205,7 +205,7 @@ internal sealed class RegistryRequestChannel : IRegistryRequestTransport, IDispo
             RegistryEnvelope envelope;
             try
             {
-                envelope = RegistryCodec.Decode(frame);
+                envelope = RegistryCodec.Decode(frame, RegistryCodec.MaxReplyFrameBytes);
             }
             catch (OnexException ex)
             {

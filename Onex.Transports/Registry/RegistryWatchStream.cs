@@ -74,7 +74,7 @@ internal sealed class RegistryWatchStream : IRegistryBroadcastSource
         try
         {
             socketOptions.ApplyTo(_socket);
-            _socket.Options.MaxMsgSize = RegistryCodec.MaxFrameBytes + 1024;
+            _socket.Options.MaxMsgSize = RegistryCodec.MaxReplyFrameBytes + 1024; // replies may exceed the 1 MiB request limit (PROTOCOL.md 2.3)
             _socket.Connect(endpoint);
             Open(lost: null); // before the poller thread owns the socket
         }
@@ -166,7 +166,7 @@ internal sealed class RegistryWatchStream : IRegistryBroadcastSource
             RegistryEnvelope envelope;
             try
             {
-                envelope = RegistryCodec.Decode(_frames[^1]);
+                envelope = RegistryCodec.Decode(_frames[^1], RegistryCodec.MaxReplyFrameBytes);
             }
             catch (OnexException ex)
             {
