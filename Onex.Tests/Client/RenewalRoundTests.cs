@@ -42,12 +42,13 @@ public class RenewalRoundTests
     public async Task A_renewal_that_got_no_answer_is_tried_again_before_the_next_round()
     {
         await using var registry = await TestRegistry.StartAsync();
-        // TTL 6 s: rounds every 2 s. A renewal that gets no answer stays in flight for 3 x 1 s (plus backoff), so the
-        // round at 4 s skips it and the next one is at the deadline: waiting for rounds would lose the lease. Tried
-        // again at once, it gets through about 5.1 s after the grant, with the deadline still about 0.9 s away.
+        // TTL 9 s: rounds every 3 s. A renewal that gets no answer stays in flight for 3 x 1.2 s (plus backoff), so the
+        // round at 6 s skips it and the next one is at the deadline: waiting for rounds would lose the lease. Tried
+        // again at once, it gets through about 6.7 s after the grant, with the deadline still about 2.3 s away (room
+        // for a loaded machine's slow reply; with 6 s and 1 s it was 0.9 s, too little under two busy loops).
         await using var client = await global::Onex.Transports.Registry.RegistryClient.ConnectAsync(
-            registry.ClientOptions() with { RequestTimeout = TimeSpan.FromSeconds(1), MaxAttempts = 3 });
-        await using var leases = await client.LeasePortsAsync(1, new() { Ttl = TimeSpan.FromSeconds(6) });
+            registry.ClientOptions() with { RequestTimeout = TimeSpan.FromSeconds(1.2), MaxAttempts = 3 });
+        await using var leases = await client.LeasePortsAsync(1, new() { Ttl = TimeSpan.FromSeconds(9) });
         var leaseId = leases.Leases[0].LeaseId;
         string? unanswered = null;
         // Every attempt of the first renewal goes unanswered (its retries share its request id); later ones pass.
