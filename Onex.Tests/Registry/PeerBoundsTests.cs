@@ -176,7 +176,8 @@ public class PeerBoundsTests
         return long.Parse(line[key.Length..].Trim().Split(' ')[0]);
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition, string what)
+    /// <summary>Polls <paramref name="condition"/> every 50 ms (for what has no event to await, such as a process's RSS), failing after <see cref="Wait"/>.</summary>
+    internal static async Task WaitUntilAsync(Func<bool> condition, string what)
     {
         var deadline = Stopwatch.GetTimestamp();
         while (!condition())
