@@ -95,6 +95,10 @@ public sealed partial class RegistryAuth : IDisposable
         }
         if (handleHangup && !OperatingSystem.IsWindows())
         {
+            // A node started with SIGHUP ignored (nohup, some supervisors) inherits that disposition, and .NET then
+            // delivers no SIGHUP to a registration: the reload the docs promise would silently never happen. A daemon
+            // that reloads on SIGHUP takes the signal back, as Consul and nginx do.
+            RestoreDefaultHangup();
             _hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
             {
                 context.Cancel = true; // SIGHUP reloads; it does not stop the node
@@ -102,6 +106,22 @@ public sealed partial class RegistryAuth : IDisposable
             });
         }
     }
+
+    private static void RestoreDefaultHangup()
+    {
+        const int SigHup = 1;
+        try
+        {
+            _ = SetSignalHandler(SigHup, IntPtr.Zero); // SIG_DFL: the registration below installs the real handler
+        }
+        catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException)
+        {
+            // No libc signal(): the inherited disposition stays; the file watcher still reloads.
+        }
+    }
+
+    [DllImport("libc", EntryPoint = "signal")]
+    private static extern IntPtr SetSignalHandler(int signal, IntPtr handler);
 
     /// <summary>Stops watching the file and SIGHUP.</summary>
     public void Dispose()

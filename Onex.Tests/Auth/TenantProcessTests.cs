@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Onex.Errors;
 using Onex.Protocol;
 using Onex.RegistryNode.Auth;
@@ -98,6 +99,38 @@ public class TenantProcessTests
         Assert.That(logs, Does.Contain("auth file").IgnoreCase, "the logs do not mention the auth file at all; is this the right log?");
         foreach (var token in files.AllTokens)
             Assert.That(logs, Does.Not.Contain(token), "a token appears in the node's output");
+    }
+
+    [Test]
+    public async Task A_node_started_with_SIGHUP_ignored_still_reloads_its_auth_file_on_SIGHUP()
+    {
+        // The harness really starts programs with SIGHUP ignored: bit 0 of SigIgn is signal 1.
+        using (var probe = Process.Start(new ProcessStartInfo("/bin/sh") { ArgumentList = { "-c", NodeProcess.HangupIgnoredScript, "cat", "/proc/self/status" }, RedirectStandardOutput = true })!)
+        {
+            var status = await probe.StandardOutput.ReadToEndAsync();
+            var ignored = Convert.ToUInt64(status.Split('\n').Single(l => l.StartsWith("SigIgn:", StringComparison.Ordinal))["SigIgn:".Length..].Trim(), 16);
+            Assert.That(ignored & 1, Is.EqualTo(1UL), "the nohup-like start does not ignore SIGHUP; the test below would prove nothing");
+        }
+
+        using var files = new AuthTestFiles();
+        var ports = await TestPorts.LeaseAsync(2);
+        string router = $"tcp://127.0.0.1:{ports[0]}", pub = $"tcp://127.0.0.1:{ports[1]}";
+        var pool = (await OnexTest.ReservePortRangeAsync()).ToString();
+        var dll = Path.Combine(AppContext.BaseDirectory, "onex-registry.dll");
+        using var node = NodeProcess.StartDll(dll, ["--endpoint", router, "--pub-endpoint", pub, "--port-range", pool, "--store", "memory", "--auth-file", files.Path],
+            hangupIgnored: true);
+        try
+        {
+            await node.WaitForLineAsync("registry: router", Wait);
+            node.Signal(1);
+            await WaitForStderrAsync(node, "reloaded (SIGHUP)");
+            node.Terminate();
+            Assert.That(await node.WaitForExitAsync(Wait), Is.Zero, node.Errors);
+        }
+        finally
+        {
+            node.KillIfRunning();
+        }
     }
 
     private static Task WaitForStderrAsync(NodeProcess node, string text) => node.WaitForErrorTextAsync(text, Wait);

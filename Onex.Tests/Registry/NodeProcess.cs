@@ -58,12 +58,15 @@ internal sealed class NodeProcess : IDisposable
         return StartDll(dll, args, workingDirectory, environment);
     }
 
-    /// <summary>Starts <c>dotnet <paramref name="dll"/></c> (any program, e.g. a sample) with its output captured line by line.</summary>
+    /// <summary>
+    /// Starts <c>dotnet <paramref name="dll"/></c> (any program, e.g. a sample) with its output captured line by line;
+    /// <paramref name="hangupIgnored"/> starts it with SIGHUP ignored, as <c>nohup</c> does (through <c>/bin/sh</c>, which execs the host).
+    /// </summary>
     public static NodeProcess StartDll(string dll, string[] args, string? workingDirectory = null, IReadOnlyDictionary<string, string?>? environment = null,
-        bool httpNone = true)
+        bool httpNone = true, bool hangupIgnored = false)
     {
         Assert.That(File.Exists(dll), Is.True, $"not built: {dll}");
-        var info = new ProcessStartInfo(DotnetHost())
+        var info = new ProcessStartInfo(hangupIgnored ? "/bin/sh" : DotnetHost())
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -75,6 +78,12 @@ internal sealed class NodeProcess : IDisposable
         {
             if (value is null) info.Environment.Remove(name);
             else info.Environment[name] = value;
+        }
+        if (hangupIgnored)
+        {
+            info.ArgumentList.Add("-c");
+            info.ArgumentList.Add(HangupIgnoredScript);
+            info.ArgumentList.Add(DotnetHost());
         }
         info.ArgumentList.Add(dll);
         foreach (var arg in args) info.ArgumentList.Add(arg);
@@ -184,6 +193,9 @@ internal sealed class NodeProcess : IDisposable
     }
 
     public void Dispose() => _process.Dispose();
+
+    /// <summary>The <c>sh -c</c> script that ignores SIGHUP and execs its arguments (the same pid), as <c>nohup</c> does.</summary>
+    public const string HangupIgnoredScript = "trap '' HUP; exec \"$0\" \"$@\"";
 
     private static string DotnetHost()
     {
