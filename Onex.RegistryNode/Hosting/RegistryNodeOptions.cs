@@ -71,11 +71,13 @@ public sealed record RegistryNodeOptions
     public long ReplyCacheMaxBytes { get; init; } = 64L * 1024 * 1024;
 
     /// <summary>
-    /// The ROUTER socket's receive limit (ZeroMQ <c>MaxMsgSize</c>). A frame larger than this makes ZeroMQ drop
-    /// the sender's connection without a reply, so a huge frame cannot exhaust memory. Frames between
-    /// <see cref="Onex.Protocol.RegistryCodec.MaxFrameBytes"/> (1 MiB) and this limit get a TOO_LARGE reply.
+    /// The ROUTER socket's receive limit (ZeroMQ <c>MaxMsgSize</c>, checked per frame): default 1 MiB + 64 KiB. A
+    /// frame larger than this makes ZeroMQ drop the sender's connection without a reply, so a huge frame cannot exhaust
+    /// memory. Frames between <see cref="Onex.Protocol.RegistryCodec.MaxFrameBytes"/> (1 MiB, the largest request) and
+    /// this limit get a TOO_LARGE reply. It also bounds the requests one connection can queue: 128 frames of at most this
+    /// size (PROTOCOL.md section 14), so raising it raises that bound.
     /// </summary>
-    public long MaxReceiveBytes { get; init; } = 4 * 1024 * 1024;
+    public long MaxReceiveBytes { get; init; } = Onex.Protocol.RegistryCodec.MaxFrameBytes + 64 * 1024;
 
     /// <summary>
     /// Most bytes the parsed tool schemas kept for validation may take (estimated per schema as the bytes its parse

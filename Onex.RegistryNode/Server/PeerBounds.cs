@@ -37,9 +37,15 @@ internal static class PeerBounds
 
     /// <summary>
     /// Complete requests queued from one peer before ZeroMQ stops reading its connection (TCP pushes back on the peer;
-    /// nothing is lost).
+    /// nothing is lost). ZeroMQ counts messages, not bytes, so what one connection can make the node hold in requests
+    /// is this many frames of at most <see cref="Hosting.RegistryNodeOptions.MaxReceiveBytes"/> each: 128 x (1 MiB +
+    /// 64 KiB) = 136 MiB by default (it was 1,000 x 4 MiB, about 4 GiB). Twice the 64 requests in flight of the
+    /// pipelined benchmarks; a client with more in flight waits on TCP, it loses nothing.
     /// </summary>
-    public const int RequestHighWatermark = 1_000;
+    public const int RequestHighWatermark = 128;
+
+    /// <summary>Bytes of requests one connection can make the node hold: <see cref="RequestHighWatermark"/> frames of at most <paramref name="maxReceiveBytes"/>.</summary>
+    public static long QueuedRequestBytesPerPeer(long maxReceiveBytes) => RequestHighWatermark * maxReceiveBytes;
 
     /// <summary>
     /// Broadcasts queued for one subscriber that does not read. Past it ZeroMQ drops broadcasts for that subscriber

@@ -47,6 +47,22 @@ public class RegistryErrorTests
     }
 
     [Test]
+    public async Task A_request_over_the_frame_limit_is_too_large_at_once_and_the_client_goes_on_working()
+    {
+        await using var registry = await TestRegistry.StartAsync();
+        await using var client = await registry.ConnectAsync();
+        // 2 MiB of schema: over the registry's receive limit (1 MiB + 64 KiB), where it would cut the connection unanswered.
+        var huge = $$"""{"type":"object","description":"{{new string('x', 2 * RegistryCodec.MaxFrameBytes)}}"}""";
+
+        var ex = Assert.ThrowsAsync<MessageTooLargeException>(async () => await client.RegisterToolAsync("huge", "1.0.0", huge, NameSchema));
+
+        Assert.That(ex!.Code, Is.EqualTo(ErrorCodes.TooLarge));
+        Assert.That(ex.Details["limit"], Is.EqualTo(RegistryCodec.MaxFrameBytes.ToString()));
+        Assert.That(long.Parse(ex.Details["size"]), Is.GreaterThan(2L * RegistryCodec.MaxFrameBytes));
+        Assert.That((await client.RegisterToolAsync("greet", "1.0.0", NameSchema, NameSchema)).Name, Is.EqualTo("greet"));
+    }
+
+    [Test]
     public async Task Registering_a_bus_of_an_unknown_kind_is_an_invalid_argument_naming_the_field()
     {
         await using var registry = await TestRegistry.StartAsync();

@@ -180,6 +180,8 @@ public class GenericHostTests
             "Type", "ExecStart", "DynamicUser", "NoNewPrivileges", "ProtectSystem", "ProtectHome", "PrivateTmp", "PrivateDevices",
             "ProtectKernelTunables", "ProtectKernelModules", "ProtectControlGroups", "RestrictAddressFamilies", "RestrictNamespaces",
             "CapabilityBoundingSet", "SystemCallFilter", "StateDirectory", "KillSignal",
+            // Resource limits: what the node can take from the host, whatever its peers send (PROTOCOL.md section 14).
+            "MemoryHigh", "MemoryMax", "TasksMax", "LimitNOFILE",
         ];
         Assert.That(required.Where(k => !keys.Contains(k)), Is.Empty, "hardening keys missing from deploy/onex-registry.service");
         Assert.That(text, Does.Contain("Type=notify"), "the node reports readiness through Microsoft.Extensions.Hosting.Systemd");
@@ -213,6 +215,20 @@ public class GenericHostTests
         {
             if (!process.HasExited) process.Kill();
         }
+    }
+
+    [Test]
+    public void The_node_program_runs_with_GC_conserve_memory_from_its_runtimeconfig()
+    {
+        // The runtimeconfig beside the tests is the node program's own build output (the test project references it),
+        // the file `dotnet onex-registry.dll` reads and `dotnet publish` ships. PROTOCOL.md section 14: without a
+        // non-zero ConserveMemory the large-object heap fragments under big remembered replies (288 against 171 MiB peak).
+        var path = Path.Combine(AppContext.BaseDirectory, "onex-registry.runtimeconfig.json");
+        using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(path));
+        var properties = json.RootElement.GetProperty("runtimeOptions").GetProperty("configProperties");
+        Assert.That(properties.TryGetProperty("System.GC.ConserveMemory", out var conserve), Is.True,
+            $"{path} has no System.GC.ConserveMemory (Onex.RegistryNode.Service.csproj sets it)");
+        Assert.That(conserve.GetInt32(), Is.EqualTo(7), "the node's GC should compact a fragmented large-object heap");
     }
 
     /// <summary>An environment without the test run's registry variables, so only what a test sets reaches the node.</summary>

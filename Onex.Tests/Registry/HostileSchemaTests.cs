@@ -15,7 +15,7 @@ public class HostileSchemaTests
     private static readonly string Attack = new string('a', 40) + "!";
 
     // Level i+1 is anyOf two references to level i: a value matching no level visits 2^40 schemas; the text stays small.
-    private static readonly string ExponentialSchema =
+    internal static readonly string ExponentialSchema =
         "{\"type\":\"object\",\"properties\":{\"v\":{\"$ref\":\"#/definitions/d40\"}},\"definitions\":{\"d0\":{\"type\":\"integer\"},"
         + string.Join(",", Enumerable.Range(1, 40).Select(i => $"\"d{i}\":{{\"anyOf\":[{{\"$ref\":\"#/definitions/d{i - 1}\"}},{{\"$ref\":\"#/definitions/d{i - 1}\"}}]}}"))
         + "}}";

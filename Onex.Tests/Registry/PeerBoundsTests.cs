@@ -63,6 +63,49 @@ public class PeerBoundsTests
             "the node to log the dropped replies");
     }
 
+    [Test]
+    public async Task A_peer_flooding_large_requests_while_the_registry_is_busy_grows_the_node_by_its_queue_bound_at_most()
+    {
+        await using var node = await StartNodeAsync();
+        using var busy = new TestDealer(node.Router);
+        busy.Call<NodeAnnouncement, NodeRecord>(new NodeAnnouncement { NodeId = "n1" });
+        busy.Call<ToolContractRegistration, ToolContractRecord>(ToolContracts.Registration("nested", inputSchema: HostileSchemaTests.ExponentialSchema));
+        var peakBefore = PeakRssBytes(node.Process.Id);
+
+        // Keeps the registry thread busy for far longer than the flood: each validation runs to its 500 ms CPU budget
+        // (PROTOCOL.md 6.4), and the registry reads the two connections in turn, so the flood's queue fills.
+        const int SlowValidations = 60;
+        for (var i = 0; i < SlowValidations; i++)
+            busy.Send(busy.NextRequestId(), new ValidatePayload { ToolName = "nested", Payload = "{\"v\":\"x\"}" });
+
+        var frameBytes = (int)Onex.RegistryNode.Hosting.RegistryNodeOptions.Default.MaxReceiveBytes; // the node runs with the default
+        var bound = Onex.RegistryNode.Server.PeerBounds.QueuedRequestBytesPerPeer(frameBytes);
+        var sendCap = 4 * bound; // before the bound (1,000 queued frames) the node took all of it
+        long accepted = 0;
+        var pushedBack = false;
+        using (var hostile = new RawZmtpPeer(node.Router, "DEALER"))
+        {
+            var frame = new byte[frameBytes];
+            Array.Fill(frame, (byte)'x');
+            while (accepted < sendCap)
+            {
+                if (!hostile.TrySend(frame, TimeSpan.FromSeconds(5)))
+                {
+                    pushedBack = true;
+                    break;
+                }
+                accepted += frame.Length;
+            }
+        }
+        var growth = PeakRssBytes(node.Process.Id) - peakBefore;
+        TestContext.Out.WriteLine($"peak RSS growth {growth / 1048576.0:F1} MiB while a peer pushed {accepted / 1048576.0:F1} MiB of {frameBytes}-byte frames " +
+                                  $"into a busy node (queue bound {bound / 1048576.0:F1} MiB)");
+        Assert.That(pushedBack, Is.True, $"the busy node kept reading {sendCap / 1048576} MiB of requests from one peer");
+        // The queue, plus garbage of the frames the registry read and refused meanwhile (TOO_LARGE: each a large-object-heap
+        // copy, freed only by a full collection) and the GC's slack: +190 and +224 MiB measured; before the bound +567 MiB.
+        Assert.That(growth, Is.LessThan(bound + 200L * 1024 * 1024), "the node held more of one peer's unread requests than the queue bound");
+    }
+
     private static async Task<TestDealer> WithLargeStateAsync(RunningNode node)
     {
         var good = new TestDealer(node.Router);

@@ -68,6 +68,26 @@ internal sealed class RawZmtpPeer : IDisposable
 
     public void Flush() => _out.Flush();
 
+    /// <summary>
+    /// Writes one whole frame (MORE clear) and flushes it, or returns false when the other side has not taken it within
+    /// <paramref name="timeout"/> (TCP pushes back: the peer stopped reading). After false the connection is mid-frame:
+    /// dispose it.
+    /// </summary>
+    public bool TrySend(ReadOnlySpan<byte> frame, TimeSpan timeout)
+    {
+        _stream.WriteTimeout = (int)timeout.TotalMilliseconds;
+        try
+        {
+            Send(frame);
+            _out.Flush();
+            return true;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Sends what is buffered, then reads the next message frame (commands skipped); <c>More</c> tells whether another frame of its message follows.</summary>
     public (byte[] Body, bool More) ReadFrame(TimeSpan timeout)
     {

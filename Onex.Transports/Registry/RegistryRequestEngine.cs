@@ -80,6 +80,12 @@ internal sealed partial class RegistryRequestEngine : IAsyncDisposable
         using var activity = Onex.Diagnostics.OnexRegistryDiagnostics.StartClientActivity(MessageTypes.Of<TRequest>());
         var frame = RegistryCodec.Encode(requestId, ClientId, body, token: _token,
             traceParent: activity is null ? null : Onex.Diagnostics.OnexBusDiagnostics.FormatTraceParent(activity.Context), tenant: _tenant);
+        // The registry answers TOO_LARGE only up to its receive limit (1 MiB + 64 KiB) and cuts the connection beyond it
+        // (PROTOCOL.md 2.3, 14): refuse here what it would refuse, with the same error, instead of timing out.
+        if (frame.Length > RegistryCodec.MaxFrameBytes)
+            throw new MessageTooLargeException(
+                $"The {MessageTypes.Of<TRequest>()} request is {frame.Length} bytes; the registry reads requests of at most {RegistryCodec.MaxFrameBytes} bytes.",
+                new Dictionary<string, string> { ["size"] = frame.Length.ToString(), ["limit"] = RegistryCodec.MaxFrameBytes.ToString() });
         var exchange = new Exchange(this, requestId, frame, MessageTypes.Of<TRequest>());
         var started = TimeProvider.GetTimestamp();
         try
