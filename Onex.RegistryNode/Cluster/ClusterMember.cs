@@ -42,6 +42,12 @@ internal sealed partial class ClusterMember : IAsyncDisposable
     private volatile bool _loaded;
     private volatile bool _sessionActive;
     private long _hostsRemoved;
+    private long _rejoins;
+    private long _watchRestarts;
+    private int _resyncAsked;
+    private readonly ClusterHostHeartbeat _ownBeat;
+    // This host's keys its own writer is deleting, with how many deletions of each the watch has still to deliver.
+    private readonly ConcurrentDictionary<string, int> _ownDeletes = new(StringComparer.Ordinal);
 
     /// <summary>What this registry last saw of another host's heartbeat key (times by this registry's clock).</summary>
     private sealed class HostHeartbeat
@@ -78,6 +84,7 @@ internal sealed partial class ClusterMember : IAsyncDisposable
         _time = time;
         _logger = logger;
         Catalog = new ClusterCatalog();
+        _ownBeat = new ClusterHostHeartbeat(options.HostName, options.RemovalGrace);
         Claims = new ClusterClaims(this);
         Inbox = new ClusterInbox(post, logger);
     }
@@ -99,6 +106,15 @@ internal sealed partial class ClusterMember : IAsyncDisposable
 
     /// <summary>How many stale hosts this registry removed from the bucket (it won the compare-and-set).</summary>
     public long HostsRemoved => Interlocked.Read(ref _hostsRemoved);
+
+    /// <summary>How often this host rejoined after another registry removed it (judged dead while alive, or cut off past the grace period).</summary>
+    public long Rejoins => Interlocked.Read(ref _rejoins);
+
+    /// <summary>How often the watchdog re-created a watch of the bucket that had stopped delivering (<see cref="ClusterWatchdog"/>).</summary>
+    public long WatchRestarts => Interlocked.Read(ref _watchRestarts);
+
+    /// <summary>The registry holding this host's removal marker while another registry removes it; null otherwise.</summary>
+    public string? RemovedBy => _ownBeat.RemovedBy;
 
     private Func<byte[], Task<byte[]>>? _natsDispatch;
     private IReadOnlyDictionary<string, string>? _natsMetadata;
@@ -284,12 +300,22 @@ internal sealed partial class ClusterMember : IAsyncDisposable
         new(message + " Retry later with the same ids.", new Dictionary<string, string> { ["reason"] = "cluster" });
 
     /// <summary>Asks the registry thread for a full re-publication of this host's entries.</summary>
-    private void RequestResync() => _post(state => EnqueueResync(state));
+    private void RequestResync()
+    {
+        // Coalesced: requests made before the registry thread builds the re-publication are covered by it.
+        if (Interlocked.Exchange(ref _resyncAsked, 1) == 1) return;
+        _post(state =>
+        {
+            Volatile.Write(ref _resyncAsked, 0);
+            EnqueueResync(state);
+        });
+    }
 
     /// <summary>Registry thread: queues this host's whole state for the bucket (start of a session, or after anything lost).</summary>
     public void EnqueueResync(RegistryState state)
     {
-        if (!_sessionActive) return;
+        // While another registry removes this host, what is written may be deleted: the host's rejoining re-publishes.
+        if (!_sessionActive || _ownBeat.RemovedBy is not null) return;
         var entries = new List<ResyncEntry>();
         foreach (var node in state.Nodes.Nodes)
             entries.Add(new(TenantNames.Of(node.Tenant), ClusterKinds.Node, node.NodeId, RegistryCodec.SerializeBody(node with { RegistryHost = HostName }), null));
