@@ -285,13 +285,12 @@ internal sealed partial class ClusterMember
                     Interlocked.Exchange(ref delivered, (long)entry.Revision);
                     if (loading && entry.Delta == 0) FinishLoad();
                 }
-                return; // the watch ended by itself: so does the session, which starts again
+                // The watch ended by itself: so does the session, which starts again. Unless the watchdog ended it.
+                if (!watch.IsCancellationRequested || ct.IsCancellationRequested) return;
             }
             catch (OperationCanceledException) when (!ct.IsCancellationRequested)
             {
                 // Only the watchdog cancels this watch alone.
-                Interlocked.Increment(ref _watchRestarts);
-                LogWatchStalled((ulong)Interlocked.Read(ref delivered));
             }
             finally
             {
@@ -304,6 +303,8 @@ internal sealed partial class ClusterMember
                 {
                 }
             }
+            Interlocked.Increment(ref _watchRestarts);
+            LogWatchStalled((ulong)Interlocked.Read(ref delivered));
         }
     }
 

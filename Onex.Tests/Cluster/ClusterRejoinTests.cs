@@ -122,3 +122,75 @@ public class ClusterRejoinTests
             "bus-b is in the bucket again");
     }
 }
+
+/// <summary>
+/// End to end with a real registry process: host B's registry paused (SIGSTOP, as a long GC pause or an overloaded
+/// machine would) past the grace period is removed by A; continued (SIGCONT), it gets its entries back by itself.
+/// </summary>
+[NonParallelizable]
+public class ClusterPausedHostTests
+{
+    private const int SigStop = 19;
+    private const int SigCont = 18;
+
+    [Test]
+    public async Task A_registry_paused_past_the_grace_period_is_removed_then_republishes_its_entries_when_it_resumes()
+    {
+        await using var nats = await NatsTestCluster.StartAsync(3);
+        var bucket = Bucket();
+        await using var a = await StartHostAsync(Options(nats.Urls, bucket, "host-a"), 0);
+        var ports = await Onex.Tests.Infrastructure.TestPorts.LeaseAsync(2);
+        string router = $"tcp://127.0.0.1:{ports[0]}", pub = $"tcp://127.0.0.1:{ports[1]}";
+        var pool = (await Onex.Testing.OnexTest.ReservePortRangeAsync()).ToString();
+        using var b = Onex.Tests.Registry.NodeProcess.Start(
+            ["--cluster", nats.Urls, "--host-name", "host-b", "--endpoint", router, "--pub-endpoint", pub, "--port-range", pool, "--store", "memory"],
+            workingDirectory: null,
+            new Dictionary<string, string?>
+            {
+                ["Registry__ClusterBucket"] = bucket,
+                ["Registry__ClusterHeartbeatInterval"] = "200ms",
+                ["Registry__ClusterRemovalGrace"] = "1s",
+            });
+        try
+        {
+            await b.WaitForLineAsync("registry: router", TimeSpan.FromSeconds(60));
+            await using var onB = await RegistryClient.ConnectAsync(TestRegistry.ClientOptionsFor(router, pub, "worker-b") with
+            {
+                DepartOnDispose = false,
+                MaxAttempts = 20,
+                RetryBaseDelay = TimeSpan.FromMilliseconds(200),
+                RetryMaxDelay = TimeSpan.FromSeconds(1),
+            });
+            await onB.RegisterBusAsync("bus-b", BusKinds.Zmq, ["tcp://127.0.0.1:1"]);
+            await using var onA = await ConnectAsync(a, "observer-a");
+            await UntilOnAAsync(a, onA, buses => buses.Any(x => x.Name == "bus-b" && x.RegistryHost == "host-b"), "bus-b on A");
+
+            b.Signal(SigStop);
+            await WaitUntilAsync(() => a.Cluster!.HostsRemoved == 1, "A to remove the paused host B", TimeSpan.FromSeconds(60));
+            await UntilOnAAsync(a, onA, buses => buses.All(x => x.Name != "bus-b"), "bus-b gone from A");
+
+            b.Signal(SigCont);
+            // Before, B's heartbeat resumed over the removal and its entries stayed gone from the catalogue for good.
+            await UntilOnAAsync(a, onA, buses => buses.Any(x => x.Name == "bus-b" && x.RegistryHost == "host-b"), "bus-b back on A after B resumed");
+            Assert.That(a.Cluster!.HostsRemoved, Is.EqualTo(1), "removed once");
+        }
+        finally
+        {
+            b.Signal(SigCont);
+            b.KillIfRunning();
+        }
+    }
+
+    /// <summary>Asks A (caught up with the bucket first) until its buses satisfy <paramref name="condition"/>; bounded, 60 s.</summary>
+    private static async Task UntilOnAAsync(Onex.RegistryNode.Hosting.RegistryNodeHost a, RegistryClient onA, Func<IReadOnlyList<EventBusRecord>, bool> condition, string what)
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        while (true)
+        {
+            await BoundedAsync(a.Cluster!.CatchUpAsync(), "A to catch up with the bucket");
+            if (condition((await onA.DescribeAsync()).Buses!)) return;
+            if (System.Diagnostics.Stopwatch.GetElapsedTime(started) > TimeSpan.FromSeconds(60)) Assert.Fail($"timed out waiting for {what}");
+            await Task.Delay(100); // nothing to await for another host's write: asked again
+        }
+    }
+}
