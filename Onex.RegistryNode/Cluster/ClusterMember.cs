@@ -221,29 +221,28 @@ internal sealed partial class ClusterMember : IAsyncDisposable
         var value = RegistryCodec.SerializeBody(new ClusterClaim { Host = HostName, NodeId = nodeId, Fingerprint = fingerprint });
         for (var attempt = 0; attempt < 3; attempt++)
         {
-            var current = await store.TryGetEntryAsync<byte[]>(key, cancellationToken: ct).ConfigureAwait(false);
-            if (current.Success && current.Value.Operation == NatsKVOperation.Put && current.Value.Value is { } held)
-            {
-                var claim = RegistryCodec.DeserializeBody<ClusterClaim>(held);
-                if (claim.Host == HostName && claim.NodeId == nodeId && claim.Fingerprint == fingerprint) return null;
-                if (claim.Host != HostName)
-                {
-                    if (kind == ClusterKinds.Tool && claim.Fingerprint != fingerprint)
-                        throw Reject.Contract(ErrorCodes.ContractConflict,
-                            $"Tool {name} is already registered on host '{claim.Host}' with a different contract; publish a new version instead.",
-                            ("tool", name), ("fingerprint", claim.Fingerprint ?? ""), ("presentedFingerprint", fingerprint ?? ""), ("owner", claim.NodeId), ("host", claim.Host));
-                    throw Reject.NotOwner($"{(kind == ClusterKinds.Tool ? "Tool" : "Bus")} '{name}' is registered by node '{claim.NodeId}' on host '{claim.Host}'.",
-                        (kind == ClusterKinds.Tool ? "tool" : "name", name), ("nodeId", nodeId), ("owner", claim.NodeId), ("host", claim.Host));
-                }
-                // This host's own claim that no local entry backs any more (the local registry checked first, and claims
-                // of one name run one at a time): take it over at its revision.
-                var updated = await store.TryUpdateAsync(key, value, current.Value.Revision, cancellationToken: ct).ConfigureAwait(false);
-                if (updated.Success) return updated.Value;
-                continue;
-            }
+            // Create-if-absent first: a name nobody holds (the usual registration) costs one replicated write, not a
+            // read and a write. Only when it exists is it read and judged.
             var created = await store.TryCreateAsync(key, value, cancellationToken: ct).ConfigureAwait(false);
             if (created.Success) return created.Value;
-            // Someone created it between our read and our create: read again and judge.
+            var current = await store.TryGetEntryAsync<byte[]>(key, cancellationToken: ct).ConfigureAwait(false);
+            if (!current.Success || current.Value.Operation != NatsKVOperation.Put || current.Value.Value is not { } held)
+                continue; // deleted between our create and our read: create again
+            var claim = RegistryCodec.DeserializeBody<ClusterClaim>(held);
+            if (claim.Host == HostName && claim.NodeId == nodeId && claim.Fingerprint == fingerprint) return null;
+            if (claim.Host != HostName)
+            {
+                if (kind == ClusterKinds.Tool && claim.Fingerprint != fingerprint)
+                    throw Reject.Contract(ErrorCodes.ContractConflict,
+                        $"Tool {name} is already registered on host '{claim.Host}' with a different contract; publish a new version instead.",
+                        ("tool", name), ("fingerprint", claim.Fingerprint ?? ""), ("presentedFingerprint", fingerprint ?? ""), ("owner", claim.NodeId), ("host", claim.Host));
+                throw Reject.NotOwner($"{(kind == ClusterKinds.Tool ? "Tool" : "Bus")} '{name}' is registered by node '{claim.NodeId}' on host '{claim.Host}'.",
+                    (kind == ClusterKinds.Tool ? "tool" : "name", name), ("nodeId", nodeId), ("owner", claim.NodeId), ("host", claim.Host));
+            }
+            // This host's own claim that no local entry backs any more (the local registry checked first, and claims
+            // of one name run one at a time): take it over at its revision.
+            var updated = await store.TryUpdateAsync(key, value, current.Value.Revision, cancellationToken: ct).ConfigureAwait(false);
+            if (updated.Success) return updated.Value;
         }
         throw Unreachable($"The claim of {kind} '{name}' kept changing under this registry; retry.");
     }
