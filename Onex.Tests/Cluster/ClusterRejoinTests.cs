@@ -143,7 +143,8 @@ public class ClusterPausedHostTests
         string router = $"tcp://127.0.0.1:{ports[0]}", pub = $"tcp://127.0.0.1:{ports[1]}";
         var pool = (await Onex.Testing.OnexTest.ReservePortRangeAsync()).ToString();
         using var b = Onex.Tests.Registry.NodeProcess.Start(
-            ["--cluster", nats.Urls, "--host-name", "host-b", "--endpoint", router, "--pub-endpoint", pub, "--port-range", pool, "--store", "memory"],
+            ["--cluster", nats.Urls, "--host-name", "host-b", "--endpoint", router, "--pub-endpoint", pub, "--port-range", pool, "--store", "memory",
+                "--http", "http://127.0.0.1:0"],
             workingDirectory: null,
             new Dictionary<string, string?>
             {
@@ -154,6 +155,7 @@ public class ClusterPausedHostTests
         try
         {
             await b.WaitForLineAsync("registry: router", TimeSpan.FromSeconds(60));
+            var metricsUrl = (await b.WaitForLineAsync("registry: http ", TimeSpan.FromSeconds(60)))["registry: http ".Length..].TrimEnd('/') + "/metrics";
             await using var onB = await RegistryClient.ConnectAsync(TestRegistry.ClientOptionsFor(router, pub, "worker-b") with
             {
                 DepartOnDispose = false,
@@ -173,6 +175,10 @@ public class ClusterPausedHostTests
             // Before, B's heartbeat resumed over the removal and its entries stayed gone from the catalogue for good.
             await UntilOnAAsync(a, onA, buses => buses.Any(x => x.Name == "bus-b" && x.RegistryHost == "host-b"), "bus-b back on A after B resumed");
             Assert.That(a.Cluster!.HostsRemoved, Is.EqualTo(1), "removed once");
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+            var metrics = await http.GetStringAsync(metricsUrl);
+            Assert.That(Onex.Tests.Http.PrometheusText.Value(metrics, "onex_registry_cluster_rejoins_total"), Is.EqualTo(1), "B counted its rejoining");
+            Assert.That(Onex.Tests.Http.PrometheusText.Value(metrics, "onex_registry_cluster_watch_restarts_total"), Is.Not.Null, "the watch restarts are exposed");
         }
         finally
         {
