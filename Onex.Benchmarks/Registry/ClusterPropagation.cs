@@ -253,8 +253,10 @@ internal static class ClusterPropagation
             ## Memory and snapshot time with {f.Tools:N0} tools over {f.Hosts} hosts
 
             {f.Hosts} registries as child processes (`onex-registry --cluster ... --store memory`), {f.Tools:N0} tools
-            registered evenly over them (64 in flight per host; small schemas, about 250 bytes per contract), filled in
-            {f.FillSeconds:0.0} s until every registry's view held all of them. Then a new host's registry starts: from
+            registered evenly over them ({f.InFlightPerHost} in flight per host, 192 in all; small schemas, about 250 bytes per
+            contract; a registration answered `UNAVAILABLE` is resent with back-off, up to 10 attempts), filled in
+            {f.FillSeconds:0.0} s until every registry's view held all of them; the registries answered
+            {f.Unavailable:N0} `UNAVAILABLE` (a claim not decided within its 2 s bound) meanwhile. Then a new host's registry starts: from
             its process start until its view holds the whole catalogue: **{f.NewHostLoadMs:N0} ms** (each host's last
             entry, a sentinel tool written after all its others, asked for every 20 ms by a filtered introspection; a
             snapshot then holds every tool). Working set (VmRSS) idle and with the

@@ -41,8 +41,9 @@ internal sealed class RegistryNodeProcess : IDisposable
     /// Starts a node with <paramref name="arguments"/> after the loopback endpoints and returns once it prints its
     /// endpoints. A node that exits first (or prints anything else first) is a <see cref="RegistryNodeStartException"/>
     /// carrying its exit code and stderr, so a caller can tell a rejected command line from a crash.
+    /// <paramref name="environment"/>: variables added to the node's (settings without an option, e.g. <c>Registry__ClusterBucket</c>).
     /// </summary>
-    public static RegistryNodeProcess Start(IEnumerable<string> arguments, string? dll = null)
+    public static RegistryNodeProcess Start(IEnumerable<string> arguments, string? dll = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -50,6 +51,7 @@ internal sealed class RegistryNodeProcess : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) start.Environment[name] = value;
         foreach (var arg in new[] { dll ?? Dll, "--endpoint", "tcp://127.0.0.1:0", "--pub-endpoint", "tcp://127.0.0.1:0" }.Concat(WithHttp(arguments)))
             start.ArgumentList.Add(arg);
         var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start the registry node.");

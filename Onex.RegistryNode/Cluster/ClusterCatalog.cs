@@ -41,14 +41,18 @@ internal sealed class ClusterCatalog
     public IEnumerable<string> Hosts => _hosts.Keys;
 
     /// <summary>Remote nodes as this registry shows them (health overlaid, host named), not hidden by a local one.</summary>
-    public IEnumerable<NodeRecord> Nodes(RegistryState state) =>
-        _hosts.SelectMany(h => h.Value.Nodes.Values.Select(e => Show(e.Record, h.Key, h.Value))).Where(n => !HiddenByLocal(state, n));
+    /// <summary>The remote entries (<paramref name="keep"/>: only those it accepts, asked before any copy is made).</summary>
+    public IEnumerable<NodeRecord> Nodes(RegistryState state, Func<NodeRecord, bool>? keep = null) =>
+        _hosts.SelectMany(h => h.Value.Nodes.Values.Where(e => keep is null || keep(e.Record)).Select(e => Show(e.Record, h.Key, h.Value)))
+            .Where(n => !HiddenByLocal(state, n));
 
-    public IEnumerable<EventBusRecord> Buses(RegistryState state) =>
-        _hosts.SelectMany(h => h.Value.Buses.Values.Select(e => Show(e.Record, h.Key, h.Value))).Where(b => !HiddenByLocal(state, b));
+    public IEnumerable<EventBusRecord> Buses(RegistryState state, Func<EventBusRecord, bool>? keep = null) =>
+        _hosts.SelectMany(h => h.Value.Buses.Values.Where(e => keep is null || keep(e.Record)).Select(e => Show(e.Record, h.Key, h.Value)))
+            .Where(b => !HiddenByLocal(state, b));
 
-    public IEnumerable<ToolContractRecord> Tools(RegistryState state) =>
-        _hosts.SelectMany(h => h.Value.Tools.Values.Select(e => Show(e.Record, h.Key, h.Value))).Where(t => !HiddenByLocal(state, t));
+    public IEnumerable<ToolContractRecord> Tools(RegistryState state, Func<ToolContractRecord, bool>? keep = null) =>
+        _hosts.SelectMany(h => h.Value.Tools.Values.Where(e => keep is null || keep(e.Record)).Select(e => Show(e.Record, h.Key, h.Value)))
+            .Where(t => !HiddenByLocal(state, t));
 
     /// <summary>The remote bus of this name in <paramref name="tenant"/>, or null.</summary>
     public EventBusRecord? FindBus(string name, string tenant)

@@ -86,8 +86,9 @@ internal sealed partial class ClusterMember
             // Other hosts' heartbeats restart their window: nothing could be judged while this registry was away.
             var now = NowMs();
             foreach (var beat in _heartbeats.Values) Volatile.Write(ref beat.SeenAt, now);
-            await PutHeartbeatAsync(store, session.Token).ConfigureAwait(false);
-            _post(state => EnqueueResync(state));
+            _ownDeletes.Clear();
+            // Unless another registry is removing this host (then its rejoining re-publishes), everything is published again.
+            await BeatAsync(store, rejoinOnly: false, session.Token).ConfigureAwait(false);
             var tasks = new[]
             {
                 WatchAsync(store, session.Token),
@@ -149,7 +150,7 @@ internal sealed partial class ClusterMember
         using var timer = new PeriodicTimer(_options.HeartbeatInterval, _time);
         while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false))
         {
-            await PutHeartbeatAsync(store, ct).ConfigureAwait(false);
+            await BeatAsync(store, rejoinOnly: true, ct).ConfigureAwait(false);
             if (_resyncLost)
             {
                 _resyncLost = false;
@@ -159,9 +160,29 @@ internal sealed partial class ClusterMember
         }
     }
 
-    private async Task PutHeartbeatAsync(INatsKVStore store, CancellationToken ct)
+    /// <summary>
+    /// Writes this host's heartbeat key at the revision last written (<see cref="ClusterHostHeartbeat"/>): never over a
+    /// removal marker this registry has not seen; a removal that ended (or stalled) makes the host rejoin. Asks for a
+    /// full re-publication when the host rejoined, or at every outcome but a removal under way unless <paramref name="rejoinOnly"/>.
+    /// </summary>
+    private async Task<HeartbeatOutcome> BeatAsync(INatsKVStore store, bool rejoinOnly, CancellationToken ct)
     {
-        await store.PutAsync(ClusterKeys.Heartbeat(HostName), HeartbeatValue(), cancellationToken: ct).ConfigureAwait(false);
+        var wasRemoved = _ownBeat.RemovedBy is not null;
+        var outcome = await _ownBeat.BeatAsync(store, HeartbeatValue(), NowMs(), ct).ConfigureAwait(false);
+        switch (outcome)
+        {
+            case HeartbeatOutcome.RemovalUnderWay when !wasRemoved:
+                LogRemovedByOther(_ownBeat.RemovedBy ?? "another registry");
+                break;
+            case HeartbeatOutcome.Rejoined:
+                LogRejoined(HostName);
+                break;
+        }
+        if (outcome == HeartbeatOutcome.RemovalUnderWay) return outcome;
+        if (outcome == HeartbeatOutcome.Rejoined || !rejoinOnly) RequestResync();
+        // Counted once the re-publication is asked for: a flush asked for after a caller sees the count waits for it.
+        if (outcome == HeartbeatOutcome.Rejoined) Interlocked.Increment(ref _rejoins);
+        return outcome;
     }
 
     /// <summary>Other hosts whose heartbeat is stale turn unhealthy here; after the grace period, one registry removes them.</summary>
@@ -214,12 +235,17 @@ internal sealed partial class ClusterMember
         LogHostRemoved(host, removed);
     }
 
-    /// <summary>Feeds every change of the bucket (every tenant) to the catalogue; the first pass is a full load, reconciled at its end.</summary>
+    /// <summary>
+    /// Feeds every change of the bucket (every tenant) to the catalogue; the first pass is a full load, reconciled at its
+    /// end. A watchdog (<see cref="ClusterWatchdog"/>) re-creates a watch that stopped delivering from the revision after
+    /// the last one it delivered.
+    /// </summary>
     private async Task WatchAsync(INatsKVStore store, CancellationToken ct)
     {
         var seen = new HashSet<string>(StringComparer.Ordinal);
         var seenHosts = new HashSet<string>(StringComparer.Ordinal);
         var loading = true;
+        long delivered = 0;
         void FinishLoad()
         {
             if (!loading) return;
@@ -234,19 +260,75 @@ internal sealed partial class ClusterMember
             });
             LogLoaded(present.Count, seenHosts.Count);
         }
-        var options = new NatsKVWatchOpts
+        var watchdog = new ClusterWatchdog();
+        while (true)
         {
-            OnNoData = _ =>
+            using var watch = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            var last = (ulong)Interlocked.Read(ref delivered);
+            var options = new NatsKVWatchOpts
             {
-                FinishLoad();
-                return ValueTask.FromResult(false);
-            },
-        };
-        await foreach (var entry in store.WatchAsync<byte[]>(ClusterKeys.All, opts: options, cancellationToken: ct).ConfigureAwait(false))
+                OnNoData = _ =>
+                {
+                    FinishLoad();
+                    return ValueTask.FromResult(false);
+                },
+                // Re-created after a stall: from the revision after the last one delivered (0: from the start, a full load).
+                ResumeAtRevision = last == 0 ? 0 : last + 1,
+            };
+            var guard = GuardWatchAsync(store, watchdog, () => (ulong)Interlocked.Read(ref delivered), watch);
+            try
+            {
+                await foreach (var entry in store.WatchAsync<byte[]>(ClusterKeys.All, opts: options, cancellationToken: watch.Token).ConfigureAwait(false))
+                {
+                    Apply(entry, loading ? seen : null, seenHosts);
+                    NoteWatched(entry.Revision);
+                    Interlocked.Exchange(ref delivered, (long)entry.Revision);
+                    if (loading && entry.Delta == 0) FinishLoad();
+                }
+                // The watch ended by itself: so does the session, which starts again. Unless the watchdog ended it.
+                if (!watch.IsCancellationRequested || ct.IsCancellationRequested) return;
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                // Only the watchdog cancels this watch alone.
+            }
+            finally
+            {
+                await watch.CancelAsync().ConfigureAwait(false);
+                try
+                {
+                    await guard.ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                }
+            }
+            Interlocked.Increment(ref _watchRestarts);
+            LogWatchStalled((ulong)Interlocked.Read(ref delivered));
+        }
+    }
+
+    /// <summary>How often the watchdog compares the watch with the bucket: five heartbeats, at least 2 s.</summary>
+    private TimeSpan WatchCheckInterval => TimeSpan.FromTicks(Math.Max(_options.HeartbeatInterval.Ticks * 5, TimeSpan.FromSeconds(2).Ticks));
+
+    /// <summary>Checks the watch every <see cref="WatchCheckInterval"/>; cancels <paramref name="watch"/> when it stalled.</summary>
+    private async Task GuardWatchAsync(INatsKVStore store, ClusterWatchdog watchdog, Func<ulong> delivered, CancellationTokenSource watch)
+    {
+        using var timer = new PeriodicTimer(WatchCheckInterval, _time);
+        while (await timer.WaitForNextTickAsync(watch.Token).ConfigureAwait(false))
         {
-            Apply(entry, loading ? seen : null, seenHosts);
-            NoteWatched(entry.Revision);
-            if (loading && entry.Delta == 0) FinishLoad();
+            ulong last;
+            try
+            {
+                last = (await store.GetStatusAsync(watch.Token).ConfigureAwait(false)).Info.State.LastSeq;
+            }
+            catch (Exception ex) when (ex is NatsException or TimeoutException)
+            {
+                continue; // the bucket is failing over: judged at the next check
+            }
+            if (!watchdog.Check(delivered(), last)) continue;
+            await watch.CancelAsync().ConfigureAwait(false);
+            return;
         }
     }
 
@@ -258,16 +340,8 @@ internal sealed partial class ClusterMember
         {
             if (entry.Key != ClusterKeys.Heartbeat(host)) return; // not a key this layout writes
             var beat = put ? TryDecode<ClusterHeartbeat>(entry.Value!) : null;
-            if (host == HostName)
-            {
-                // Another registry removed this host (it was thought dead): publish everything again once it is done.
-                if (!put || beat?.RemovedBy is not null)
-                {
-                    LogRemovedByOther(beat?.RemovedBy ?? "another registry");
-                    if (!put) RequestResync();
-                }
-                return;
-            }
+            // This host's own key: its heartbeat writer reads it at the next beat (and rejoins after a removal).
+            if (host == HostName) return;
             var state = _heartbeats.GetOrAdd(host, _ => new HostHeartbeat { SeenAt = NowMs(), IntervalMs = (long)_options.HeartbeatInterval.TotalMilliseconds });
             // Every revision of the key is kept, deletion included: a removal compare-and-sets against the last one seen.
             Interlocked.Exchange(ref state.Revision, entry.Revision);
@@ -298,7 +372,17 @@ internal sealed partial class ClusterMember
             }
             return;
         }
-        if (host == HostName) return; // this host's own entries come from its own state
+        if (host == HostName)
+        {
+            // This host's own entries come from its own state. One deleted by someone else (a removal of this host that
+            // a heartbeat raced, an operator) is published again; the deletions of its own writer are expected.
+            if (!put && !TakeOwnDelete(entry.Key) && seen is null)
+            {
+                LogOwnEntryDeleted(entry.Key);
+                RequestResync();
+            }
+            return;
+        }
         if (put)
         {
             if (seen is not null)
@@ -335,7 +419,7 @@ internal sealed partial class ClusterMember
                     await store.PutAsync(ClusterKeys.Entry(put.Tenant, HostName, put.Kind, put.Name), put.Value, cancellationToken: ct).ConfigureAwait(false);
                     break;
                 case DeleteEntry delete:
-                    await store.DeleteAsync(ClusterKeys.Entry(delete.Tenant, HostName, delete.Kind, delete.Name), cancellationToken: ct).ConfigureAwait(false);
+                    await DeleteOwnAsync(store, ClusterKeys.Entry(delete.Tenant, HostName, delete.Kind, delete.Name), ct).ConfigureAwait(false);
                     if (delete.Kind != ClusterKinds.Node)
                         await ReleaseClaimAsync(store, ClusterKeys.Claim(delete.Tenant, delete.Kind, delete.Name), delete.NodeId, ct).ConfigureAwait(false);
                     break;
@@ -408,12 +492,38 @@ internal sealed partial class ClusterMember
             if (parsed is { Kind: ClusterKinds.Bus or ClusterKinds.Tool }
                 && await store.TryGetEntryAsync<byte[]>(key, cancellationToken: token).ConfigureAwait(false) is { Success: true, Value.Value: { } held })
                 owner = parsed.Value.Kind == ClusterKinds.Bus ? TryDecode<EventBusRecord>(held)?.NodeId : TryDecode<ToolContractRecord>(held)?.NodeId;
-            await store.DeleteAsync(key, cancellationToken: token).ConfigureAwait(false);
+            await DeleteOwnAsync(store, key, token).ConfigureAwait(false);
             if (owner is null) return;
             var claimKey = ClusterKeys.Claim(parsed!.Value.Tenant, parsed.Value.Kind, parsed.Value.Name);
             if (!wantedClaims.Contains(claimKey)) await ReleaseClaimAsync(store, claimKey, owner, token).ConfigureAwait(false);
         }).ConfigureAwait(false);
         LogRepublished(resync.Entries.Count, stale.Count);
+    }
+
+    /// <summary>Deletes one of this host's keys, noted first so that the watch does not take the deletion for someone else's.</summary>
+    private async Task DeleteOwnAsync(INatsKVStore store, string key, CancellationToken ct)
+    {
+        _ownDeletes.AddOrUpdate(key, 1, (_, n) => n + 1);
+        try
+        {
+            await store.DeleteAsync(key, cancellationToken: ct).ConfigureAwait(false);
+        }
+        catch
+        {
+            TakeOwnDelete(key);
+            throw;
+        }
+    }
+
+    /// <summary>True when a deletion of <paramref name="key"/> by this host's writer was awaited (and no longer is).</summary>
+    private bool TakeOwnDelete(string key)
+    {
+        while (_ownDeletes.TryGetValue(key, out var pending))
+        {
+            if (pending <= 1 ? _ownDeletes.TryRemove(new KeyValuePair<string, int>(key, pending)) : _ownDeletes.TryUpdate(key, pending - 1, pending))
+                return true;
+        }
+        return false;
     }
 
     private static T? TryDecode<T>(byte[] value) where T : class
@@ -458,8 +568,17 @@ internal sealed partial class ClusterMember
     [LoggerMessage(Level = LogLevel.Information, Message = "Cluster: the removal of host {Host} was taken over by another registry, or the host came back; not counted here")]
     private partial void LogRemovalOvertaken(string host);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Cluster: this host was removed from the bucket by {Remover} (it was thought dead); publishing again")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Cluster: host removal by {Remover} under way (this host was thought dead); its heartbeat waits for the removal to end, then this host publishes again")]
     private partial void LogRemovedByOther(string remover);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Cluster: this host's removal is over (or its remover stalled); heartbeat written again, publishing every entry of host {Host} again")]
+    private partial void LogRejoined(string host);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Cluster: key {Key} of this host was deleted by another registry; publishing this host's entries again")]
+    private partial void LogOwnEntryDeleted(string key);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Cluster: the bucket's watch delivered nothing for a whole check although the bucket moved past revision {Revision}; watching again from the next revision")]
+    private partial void LogWatchStalled(ulong revision);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Cluster: {Kind} '{Name}' registered here is claimed by host {Host}; that claim stands")]
     private partial void LogClaimClash(string kind, string name, string host);

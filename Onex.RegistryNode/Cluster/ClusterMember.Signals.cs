@@ -15,6 +15,8 @@ internal sealed partial class ClusterMember
     private readonly List<(ulong Revision, TaskCompletionSource Done)> _viewBarriers = [];
     private List<TaskCompletionSource> _pendingFlushes = [];
     private volatile bool _mirrorOpen;
+    // The highest revision the watch handed the registry thread (any session).
+    private long _watchedRevision;
 
     /// <summary>A barrier in the mirror queue: completes once everything queued before it is written.</summary>
     internal sealed record Flush(TaskCompletionSource Done) : MirrorItem;
@@ -28,8 +30,9 @@ internal sealed partial class ClusterMember
     /// <summary>
     /// Completes when this registry's merged view holds every write the bucket acknowledged before the call (another
     /// host's registration that reached the bucket is then in introspection, snapshots and the change stream). A
-    /// barrier: it writes this host's heartbeat key and waits until the watch has applied that revision on the
-    /// registry thread. Waits for the view to be current first.
+    /// barrier at the bucket's last revision (read from the stream's state; nothing is written): it completes once the
+    /// watch has delivered that revision or a later one and the registry thread applied what came before. Waits for the
+    /// view to be current first.
     /// </summary>
     public async Task CatchUpAsync(CancellationToken cancellationToken = default)
     {
@@ -40,9 +43,9 @@ internal sealed partial class ClusterMember
             ulong revision;
             try
             {
-                revision = await store.PutAsync(ClusterKeys.Heartbeat(HostName), HeartbeatValue(), cancellationToken: cancellationToken).ConfigureAwait(false);
+                revision = (await store.GetStatusAsync(cancellationToken).ConfigureAwait(false)).Info.State.LastSeq;
             }
-            catch (NatsException) when (!cancellationToken.IsCancellationRequested)
+            catch (Exception ex) when (ex is NatsException or TimeoutException && !cancellationToken.IsCancellationRequested)
             {
                 // The session is failing over: wait for the next one.
                 await Task.Delay(TimeSpan.FromMilliseconds(50), _time, cancellationToken).ConfigureAwait(false);
@@ -50,6 +53,8 @@ internal sealed partial class ClusterMember
             }
             var done = NewSignal();
             lock (_signals) _viewBarriers.Add((revision, done));
+            // Already delivered (nothing written since): completes behind what the watch handed the registry thread so far.
+            NoteWatched((ulong)Interlocked.Read(ref _watchedRevision));
             await done.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
             return;
         }
@@ -91,6 +96,7 @@ internal sealed partial class ClusterMember
     /// <summary>The watch handed the registry thread everything up to <paramref name="revision"/>: barriers at or below it complete once that ran.</summary>
     private void NoteWatched(ulong revision)
     {
+        if (revision > (ulong)Interlocked.Read(ref _watchedRevision)) Interlocked.Exchange(ref _watchedRevision, (long)revision);
         lock (_signals)
             if (!_viewBarriers.Any(b => b.Revision <= revision)) return;
         Inbox.Post(_ =>

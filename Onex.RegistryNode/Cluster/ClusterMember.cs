@@ -42,6 +42,12 @@ internal sealed partial class ClusterMember : IAsyncDisposable
     private volatile bool _loaded;
     private volatile bool _sessionActive;
     private long _hostsRemoved;
+    private long _rejoins;
+    private long _watchRestarts;
+    private int _resyncAsked;
+    private readonly ClusterHostHeartbeat _ownBeat;
+    // This host's keys its own writer is deleting, with how many deletions of each the watch has still to deliver.
+    private readonly ConcurrentDictionary<string, int> _ownDeletes = new(StringComparer.Ordinal);
 
     /// <summary>What this registry last saw of another host's heartbeat key (times by this registry's clock).</summary>
     private sealed class HostHeartbeat
@@ -78,6 +84,7 @@ internal sealed partial class ClusterMember : IAsyncDisposable
         _time = time;
         _logger = logger;
         Catalog = new ClusterCatalog();
+        _ownBeat = new ClusterHostHeartbeat(options.HostName, options.RemovalGrace);
         Claims = new ClusterClaims(this);
         Inbox = new ClusterInbox(post, logger);
     }
@@ -99,6 +106,15 @@ internal sealed partial class ClusterMember : IAsyncDisposable
 
     /// <summary>How many stale hosts this registry removed from the bucket (it won the compare-and-set).</summary>
     public long HostsRemoved => Interlocked.Read(ref _hostsRemoved);
+
+    /// <summary>How often this host rejoined after another registry removed it (judged dead while alive, or cut off past the grace period).</summary>
+    public long Rejoins => Interlocked.Read(ref _rejoins);
+
+    /// <summary>How often the watchdog re-created a watch of the bucket that had stopped delivering (<see cref="ClusterWatchdog"/>).</summary>
+    public long WatchRestarts => Interlocked.Read(ref _watchRestarts);
+
+    /// <summary>The registry holding this host's removal marker while another registry removes it; null otherwise.</summary>
+    public string? RemovedBy => _ownBeat.RemovedBy;
 
     private Func<byte[], Task<byte[]>>? _natsDispatch;
     private IReadOnlyDictionary<string, string>? _natsMetadata;
@@ -205,29 +221,28 @@ internal sealed partial class ClusterMember : IAsyncDisposable
         var value = RegistryCodec.SerializeBody(new ClusterClaim { Host = HostName, NodeId = nodeId, Fingerprint = fingerprint });
         for (var attempt = 0; attempt < 3; attempt++)
         {
-            var current = await store.TryGetEntryAsync<byte[]>(key, cancellationToken: ct).ConfigureAwait(false);
-            if (current.Success && current.Value.Operation == NatsKVOperation.Put && current.Value.Value is { } held)
-            {
-                var claim = RegistryCodec.DeserializeBody<ClusterClaim>(held);
-                if (claim.Host == HostName && claim.NodeId == nodeId && claim.Fingerprint == fingerprint) return null;
-                if (claim.Host != HostName)
-                {
-                    if (kind == ClusterKinds.Tool && claim.Fingerprint != fingerprint)
-                        throw Reject.Contract(ErrorCodes.ContractConflict,
-                            $"Tool {name} is already registered on host '{claim.Host}' with a different contract; publish a new version instead.",
-                            ("tool", name), ("fingerprint", claim.Fingerprint ?? ""), ("presentedFingerprint", fingerprint ?? ""), ("owner", claim.NodeId), ("host", claim.Host));
-                    throw Reject.NotOwner($"{(kind == ClusterKinds.Tool ? "Tool" : "Bus")} '{name}' is registered by node '{claim.NodeId}' on host '{claim.Host}'.",
-                        (kind == ClusterKinds.Tool ? "tool" : "name", name), ("nodeId", nodeId), ("owner", claim.NodeId), ("host", claim.Host));
-                }
-                // This host's own claim that no local entry backs any more (the local registry checked first, and claims
-                // of one name run one at a time): take it over at its revision.
-                var updated = await store.TryUpdateAsync(key, value, current.Value.Revision, cancellationToken: ct).ConfigureAwait(false);
-                if (updated.Success) return updated.Value;
-                continue;
-            }
+            // Create-if-absent first: a name nobody holds (the usual registration) costs one replicated write, not a
+            // read and a write. Only when it exists is it read and judged.
             var created = await store.TryCreateAsync(key, value, cancellationToken: ct).ConfigureAwait(false);
             if (created.Success) return created.Value;
-            // Someone created it between our read and our create: read again and judge.
+            var current = await store.TryGetEntryAsync<byte[]>(key, cancellationToken: ct).ConfigureAwait(false);
+            if (!current.Success || current.Value.Operation != NatsKVOperation.Put || current.Value.Value is not { } held)
+                continue; // deleted between our create and our read: create again
+            var claim = RegistryCodec.DeserializeBody<ClusterClaim>(held);
+            if (claim.Host == HostName && claim.NodeId == nodeId && claim.Fingerprint == fingerprint) return null;
+            if (claim.Host != HostName)
+            {
+                if (kind == ClusterKinds.Tool && claim.Fingerprint != fingerprint)
+                    throw Reject.Contract(ErrorCodes.ContractConflict,
+                        $"Tool {name} is already registered on host '{claim.Host}' with a different contract; publish a new version instead.",
+                        ("tool", name), ("fingerprint", claim.Fingerprint ?? ""), ("presentedFingerprint", fingerprint ?? ""), ("owner", claim.NodeId), ("host", claim.Host));
+                throw Reject.NotOwner($"{(kind == ClusterKinds.Tool ? "Tool" : "Bus")} '{name}' is registered by node '{claim.NodeId}' on host '{claim.Host}'.",
+                    (kind == ClusterKinds.Tool ? "tool" : "name", name), ("nodeId", nodeId), ("owner", claim.NodeId), ("host", claim.Host));
+            }
+            // This host's own claim that no local entry backs any more (the local registry checked first, and claims
+            // of one name run one at a time): take it over at its revision.
+            var updated = await store.TryUpdateAsync(key, value, current.Value.Revision, cancellationToken: ct).ConfigureAwait(false);
+            if (updated.Success) return updated.Value;
         }
         throw Unreachable($"The claim of {kind} '{name}' kept changing under this registry; retry.");
     }
@@ -284,12 +299,22 @@ internal sealed partial class ClusterMember : IAsyncDisposable
         new(message + " Retry later with the same ids.", new Dictionary<string, string> { ["reason"] = "cluster" });
 
     /// <summary>Asks the registry thread for a full re-publication of this host's entries.</summary>
-    private void RequestResync() => _post(state => EnqueueResync(state));
+    private void RequestResync()
+    {
+        // Coalesced: requests made before the registry thread builds the re-publication are covered by it.
+        if (Interlocked.Exchange(ref _resyncAsked, 1) == 1) return;
+        _post(state =>
+        {
+            Volatile.Write(ref _resyncAsked, 0);
+            EnqueueResync(state);
+        });
+    }
 
     /// <summary>Registry thread: queues this host's whole state for the bucket (start of a session, or after anything lost).</summary>
     public void EnqueueResync(RegistryState state)
     {
-        if (!_sessionActive) return;
+        // While another registry removes this host, what is written may be deleted: the host's rejoining re-publishes.
+        if (!_sessionActive || _ownBeat.RemovedBy is not null) return;
         var entries = new List<ResyncEntry>();
         foreach (var node in state.Nodes.Nodes)
             entries.Add(new(TenantNames.Of(node.Tenant), ClusterKinds.Node, node.NodeId, RegistryCodec.SerializeBody(node with { RegistryHost = HostName }), null));

@@ -188,6 +188,7 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
             ? new ClusterMember(clusterOptions, action => server.Post(() => action(running!.Registry)), () => running?.Registry.Epoch ?? "",
                 timeProvider, loggerFactory.CreateLogger<ClusterMember>())
             : null;
+        if (cluster is not null) metrics.ObserveCluster(() => cluster.WatchRestarts, () => cluster.Rejoins, () => cluster.HostsRemoved);
         var sink = new DeferredChangeSink(cluster is null ? broadcasts : new ClusterMirrorSink(broadcasts, cluster));
         (RegistryState, ReplyCache) Load()
         {

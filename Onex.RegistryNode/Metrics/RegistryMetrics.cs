@@ -65,6 +65,17 @@ internal sealed class RegistryMetrics : IDisposable
         Meter.CreateObservableGauge("onex.registry.change.sequence", () => Gauges?.Sequence ?? 0, "{change}", "Sequence number of the latest change (within the epoch).");
     }
 
+    /// <summary>Cluster mode's counters (docs/CLUSTER.md), read from the cluster member when scraped.</summary>
+    public void ObserveCluster(Func<long> watchRestarts, Func<long> rejoins, Func<long> hostsRemoved)
+    {
+        Meter.CreateObservableCounter("onex.registry.cluster.watch.restarts", watchRestarts, "{restart}",
+            "Watches of the cluster bucket the watchdog re-created because they stopped delivering.");
+        Meter.CreateObservableCounter("onex.registry.cluster.rejoins", rejoins, "{rejoin}",
+            "Times this host published all its entries again after another registry removed it (judged dead while alive).");
+        Meter.CreateObservableCounter("onex.registry.cluster.hosts.removed", hostsRemoved, "{host}",
+            "Stale hosts this registry removed from the cluster bucket (it won the compare-and-set).");
+    }
+
     /// <summary>The meter every instrument belongs to.</summary>
     public Meter Meter { get; }
 

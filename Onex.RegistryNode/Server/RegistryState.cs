@@ -306,14 +306,15 @@ internal sealed class RegistryState : IDisposable, IStoredRows
         {
             Epoch = Epoch,
             Sequence = Journal.Sequence,
+            // Filtered before anything is copied or sorted: a narrow question about a large catalogue costs what it returns.
             Leases = include.Contains(IntrospectionSections.Leases)
-                ? SortedLeases().Where(l => Owned(l.NodeId) && Named(l.Purpose)).ToList() : null,
+                ? SortedLeases(l => Owned(l.NodeId) && Named(l.Purpose)).ToList() : null,
             Nodes = include.Contains(IntrospectionSections.Nodes)
-                ? SortedNodes(remote).Where(n => Owned(n.NodeId) && Named(n.NodeId)).ToList() : null,
+                ? SortedNodes(remote, n => Owned(n.NodeId) && Named(n.NodeId)).ToList() : null,
             Buses = include.Contains(IntrospectionSections.Buses)
-                ? SortedBuses(remote).Where(b => Owned(b.NodeId) && Named(b.Name) && (request.Kind is null || b.Kind == request.Kind)).ToList() : null,
+                ? SortedBuses(remote, b => Owned(b.NodeId) && Named(b.Name) && (request.Kind is null || b.Kind == request.Kind)).ToList() : null,
             Tools = include.Contains(IntrospectionSections.Tools)
-                ? SortedTools(remote).Where(t => Owned(t.NodeId) && Named(t.Name)).ToList() : null,
+                ? SortedTools(remote, t => Owned(t.NodeId) && Named(t.Name)).ToList() : null,
             Stats = include.Contains(IntrospectionSections.Stats) ? CurrentStats() : null,
             Cluster = Cluster?.Status(),
         };
@@ -388,17 +389,28 @@ internal sealed class RegistryState : IDisposable, IStoredRows
     }
 
     // Every list is ordered by its entity key, ordinal (PROTOCOL.md 6.5).
-    private IEnumerable<PortLease> SortedLeases() => Leases.Leases.OrderBy(l => l.LeaseId, StringComparer.Ordinal);
+    private IEnumerable<PortLease> SortedLeases(Func<PortLease, bool>? keep = null) =>
+        Leases.Leases.Where(l => keep is null || keep(l)).OrderBy(l => l.LeaseId, StringComparer.Ordinal);
     // In cluster mode (and scope cluster) the other hosts' entries are merged in; this host's own name their host too.
-    private IEnumerable<NodeRecord> SortedNodes(ClusterMember? cluster) =>
-        (cluster is null ? Nodes.Nodes : Nodes.Nodes.Select(n => n with { RegistryHost = n.RegistryHost ?? cluster.HostName }).Concat(cluster.Catalog.Nodes(this)))
-        .OrderBy(n => n.NodeId, StringComparer.Ordinal);
-    private IEnumerable<EventBusRecord> SortedBuses(ClusterMember? cluster) =>
-        (cluster is null ? Buses.Buses : Buses.Buses.Select(b => b with { RegistryHost = b.RegistryHost ?? cluster.HostName }).Concat(cluster.Catalog.Buses(this)))
-        .OrderBy(b => b.Name, StringComparer.Ordinal);
-    private IEnumerable<ToolContractRecord> SortedTools(ClusterMember? cluster) =>
-        (cluster is null ? Tools.Tools : Tools.Tools.Select(t => t with { RegistryHost = t.RegistryHost ?? cluster.HostName }).Concat(cluster.Catalog.Tools(this)))
-        .OrderBy(ToolCatalog.KeyOf, StringComparer.Ordinal);
+    // keep filters first (on fields the merge does not change), so only what is kept is copied and sorted.
+    private IEnumerable<NodeRecord> SortedNodes(ClusterMember? cluster, Func<NodeRecord, bool>? keep = null)
+    {
+        var own = Nodes.Nodes.Where(n => keep is null || keep(n));
+        return (cluster is null ? own : own.Select(n => n with { RegistryHost = n.RegistryHost ?? cluster.HostName }).Concat(cluster.Catalog.Nodes(this, keep)))
+            .OrderBy(n => n.NodeId, StringComparer.Ordinal);
+    }
+    private IEnumerable<EventBusRecord> SortedBuses(ClusterMember? cluster, Func<EventBusRecord, bool>? keep = null)
+    {
+        var own = Buses.Buses.Where(b => keep is null || keep(b));
+        return (cluster is null ? own : own.Select(b => b with { RegistryHost = b.RegistryHost ?? cluster.HostName }).Concat(cluster.Catalog.Buses(this, keep)))
+            .OrderBy(b => b.Name, StringComparer.Ordinal);
+    }
+    private IEnumerable<ToolContractRecord> SortedTools(ClusterMember? cluster, Func<ToolContractRecord, bool>? keep = null)
+    {
+        var own = Tools.Tools.Where(t => keep is null || keep(t));
+        return (cluster is null ? own : own.Select(t => t with { RegistryHost = t.RegistryHost ?? cluster.HostName }).Concat(cluster.Catalog.Tools(this, keep)))
+            .OrderBy(ToolCatalog.KeyOf, StringComparer.Ordinal);
+    }
 
     private static long? Min(long? a, long? b) => a is null ? b : b is null ? a : Math.Min(a.Value, b.Value);
 

@@ -1,0 +1,202 @@
+using NATS.Client.Core;
+using NATS.Client.KeyValueStore;
+using NATS.Net;
+using Onex.Protocol;
+using Onex.RegistryNode.Cluster;
+using Onex.Testing.Nats;
+using Onex.Tests.Client;
+using Onex.Transports.Registry;
+using static Onex.Tests.Cluster.ClusterHarness;
+
+namespace Onex.Tests.Cluster;
+
+/// <summary>
+/// A live host that another registry removed (it judged the host dead: paused, or cut off past the grace period) gets
+/// its entries back in the catalogue by itself, with real registries on a three-server nats cluster. The registry that
+/// removes it is the test, driving <see cref="ClusterHostRemoval"/>'s steps on the bucket as a stale registry would.
+/// </summary>
+[NonParallelizable]
+public class ClusterRejoinTests
+{
+    private const string HostB = "host-b";
+
+    /// <summary>Takes the removal of host B at the revision of its heartbeat key just read (again when a beat of B's lands in between).</summary>
+    private static async Task<ulong> TakeRemovalOfBAsync(INatsKVStore store)
+    {
+        for (var attempt = 0; attempt < 200; attempt++)
+        {
+            var seen = await store.GetEntryAsync<byte[]>(ClusterKeys.Heartbeat(HostB));
+            if (await ClusterHostRemoval.TakeAsync(store, HostB, seen.Revision, "host-x", 0, CancellationToken.None) is { } marker) return marker;
+        }
+        Assert.Fail("could not take the removal of host B between two of its heartbeats");
+        return 0;
+    }
+
+    private static async Task<(NatsConnection, INatsKVStore)> OpenBucketAsync(NatsTestCluster nats, string bucket)
+    {
+        var connection = new NatsConnection(NatsOpts.Default with { Url = nats.Urls });
+        return (connection, await connection.CreateKeyValueStoreContext().GetStoreAsync(bucket));
+    }
+
+    [Test]
+    public async Task A_live_host_leaves_a_removal_marker_alone_then_publishes_its_entries_again_when_the_removal_ends()
+    {
+        await using var nats = await NatsTestCluster.StartAsync(3);
+        var bucket = Bucket();
+        // Long grace periods: neither A nor B takes over the test's removal while it runs.
+        var grace = TimeSpan.FromSeconds(60);
+        await using var a = await StartHostAsync(Options(nats.Urls, bucket, "host-a", grace), 0);
+        await using var b = await StartHostAsync(Options(nats.Urls, bucket, HostB, grace), 1);
+        await using var onA = await ConnectAsync(a, "observer-a");
+        await using var onB = await ConnectAsync(b, "worker-b");
+        await onB.RegisterBusAsync("bus-b", BusKinds.Zmq, ["tcp://127.0.0.1:1"]);
+        await SyncAsync(b, a);
+        var (connection, store) = await OpenBucketAsync(nats, bucket);
+        await using var _ = connection;
+
+        var marker = await TakeRemovalOfBAsync(store);
+        // B may publish some of them again as it sees them deleted, before its next beat finds the marker: its
+        // rejoining after the removal is what puts everything back.
+        Assert.That(await ClusterHostRemoval.DeleteEntriesAsync(store, HostB, CancellationToken.None), Is.GreaterThanOrEqualTo(2), "B's node and bus");
+        await WaitUntilAsync(() => b.Cluster!.RemovedBy == "host-x", "B to find the removal marker at its next heartbeat");
+
+        // B beat meanwhile and did not overwrite the marker (before, its plain put did, and its entries stayed gone).
+        Assert.That(await ClusterHostRemoval.FinishAsync(store, HostB, marker, CancellationToken.None), Is.True, "the marker stood until the remover finished");
+        await WaitUntilAsync(() => b.Cluster!.Rejoins == 1, "B to rejoin once the removal ended");
+        await SyncAsync(b, a);
+        var view = await onA.DescribeAsync();
+        Assert.That(view.Nodes!.Where(n => n.NodeId == "worker-b").Select(n => n.RegistryHost), Is.EqualTo(new[] { HostB }), "B's node is back on A");
+        Assert.That(view.Cluster!.Hosts.Single(h => h.Host == HostB).Health, Is.EqualTo(Health.Healthy), "and B is healthy there");
+    }
+
+    [Test]
+    public async Task A_removal_whose_remover_stalls_is_taken_over_and_the_live_host_ends_with_its_entries_published()
+    {
+        await using var nats = await NatsTestCluster.StartAsync(3);
+        var bucket = Bucket();
+        // 1 s grace: A (as any registry) or B itself takes over the stalled removal soon; whichever does, B ends published.
+        await using var a = await StartHostAsync(Options(nats.Urls, bucket, "host-a"), 0);
+        await using var b = await StartHostAsync(Options(nats.Urls, bucket, HostB), 1);
+        await using var onA = await ConnectAsync(a, "observer-a");
+        await using var onB = await ConnectAsync(b, "worker-b");
+        await onB.RegisterBusAsync("bus-b", BusKinds.Zmq, ["tcp://127.0.0.1:1"]);
+        await SyncAsync(b, a);
+        var (connection, store) = await OpenBucketAsync(nats, bucket);
+        await using var _ = connection;
+
+        var marker = await TakeRemovalOfBAsync(store);
+        await ClusterHostRemoval.DeleteEntriesAsync(store, HostB, CancellationToken.None);
+        // The remover stalls here, before its finish.
+
+        await WaitUntilAsync(() => b.Cluster!.Rejoins >= 1, "B to rejoin (after A's take-over finished, or by taking the stalled removal over itself)");
+        Assert.That(await ClusterHostRemoval.FinishAsync(store, HostB, marker, CancellationToken.None), Is.False,
+            "the stalled remover, waking up, cannot finish a removal that was taken over");
+        await SyncAsync(b, a);
+        var view = await onA.DescribeAsync();
+        Assert.That(view.Buses!.Where(x => x.Name == "bus-b").Select(x => x.RegistryHost), Is.EqualTo(new[] { HostB }), "bus-b is B's on A");
+        Assert.That(view.Nodes!.Select(n => n.NodeId), Does.Contain("worker-b"));
+    }
+
+    [Test]
+    public async Task A_host_entry_deleted_by_someone_else_is_published_again()
+    {
+        await using var nats = await NatsTestCluster.StartAsync(3);
+        var bucket = Bucket();
+        await using var a = await StartHostAsync(Options(nats.Urls, bucket, "host-a"), 0);
+        await using var b = await StartHostAsync(Options(nats.Urls, bucket, HostB), 1);
+        await using var onA = await ConnectAsync(a, "observer-a");
+        await using var onB = await ConnectAsync(b, "worker-b");
+        await onB.RegisterBusAsync("bus-b", BusKinds.Zmq, ["tcp://127.0.0.1:1"]);
+        await SyncAsync(b, a);
+        await using var changesOnA = onA.WatchAsync("registry.").GetAsyncEnumerator();
+        await changesOnA.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "the first snapshot of A");
+        var (connection, store) = await OpenBucketAsync(nats, bucket);
+        await using var _ = connection;
+
+        // A removal's deletion that lands after B took its key back (a stalled remover waking up), or an operator's `nats kv del`.
+        await store.DeleteAsync(ClusterKeys.Entry("default", HostB, ClusterKinds.Bus, "bus-b"));
+
+        await changesOnA.UntilAsync(e => e.Change is { ChangeType: ChangeTypes.BusRemoved, Key: "bus-b" }, "bus-b removed on A");
+        await changesOnA.UntilAsync(e => e.Change is { ChangeType: ChangeTypes.BusRegistered, Key: "bus-b" }, "bus-b published again by B");
+        Assert.That((await store.TryGetEntryAsync<byte[]>(ClusterKeys.Entry("default", HostB, ClusterKinds.Bus, "bus-b"))).Success, Is.True,
+            "bus-b is in the bucket again");
+    }
+}
+
+/// <summary>
+/// End to end with a real registry process: host B's registry paused (SIGSTOP, as a long GC pause or an overloaded
+/// machine would) past the grace period is removed by A; continued (SIGCONT), it gets its entries back by itself.
+/// </summary>
+[NonParallelizable]
+public class ClusterPausedHostTests
+{
+    private const int SigStop = 19;
+    private const int SigCont = 18;
+
+    [Test]
+    public async Task A_registry_paused_past_the_grace_period_is_removed_then_republishes_its_entries_when_it_resumes()
+    {
+        await using var nats = await NatsTestCluster.StartAsync(3);
+        var bucket = Bucket();
+        await using var a = await StartHostAsync(Options(nats.Urls, bucket, "host-a"), 0);
+        var ports = await Onex.Tests.Infrastructure.TestPorts.LeaseAsync(2);
+        string router = $"tcp://127.0.0.1:{ports[0]}", pub = $"tcp://127.0.0.1:{ports[1]}";
+        var pool = (await Onex.Testing.OnexTest.ReservePortRangeAsync()).ToString();
+        using var b = Onex.Tests.Registry.NodeProcess.Start(
+            ["--cluster", nats.Urls, "--host-name", "host-b", "--endpoint", router, "--pub-endpoint", pub, "--port-range", pool, "--store", "memory",
+                "--http", "http://127.0.0.1:0"],
+            workingDirectory: null,
+            new Dictionary<string, string?>
+            {
+                ["Registry__ClusterBucket"] = bucket,
+                ["Registry__ClusterHeartbeatInterval"] = "200ms",
+                ["Registry__ClusterRemovalGrace"] = "1s",
+            });
+        try
+        {
+            await b.WaitForLineAsync("registry: router", TimeSpan.FromSeconds(60));
+            var metricsUrl = (await b.WaitForLineAsync("registry: http ", TimeSpan.FromSeconds(60)))["registry: http ".Length..].TrimEnd('/') + "/metrics";
+            await using var onB = await RegistryClient.ConnectAsync(TestRegistry.ClientOptionsFor(router, pub, "worker-b") with
+            {
+                DepartOnDispose = false,
+                MaxAttempts = 20,
+                RetryBaseDelay = TimeSpan.FromMilliseconds(200),
+                RetryMaxDelay = TimeSpan.FromSeconds(1),
+            });
+            await onB.RegisterBusAsync("bus-b", BusKinds.Zmq, ["tcp://127.0.0.1:1"]);
+            await using var onA = await ConnectAsync(a, "observer-a");
+            await UntilOnAAsync(a, onA, buses => buses.Any(x => x.Name == "bus-b" && x.RegistryHost == "host-b"), "bus-b on A");
+
+            b.Signal(SigStop);
+            await WaitUntilAsync(() => a.Cluster!.HostsRemoved == 1, "A to remove the paused host B", TimeSpan.FromSeconds(60));
+            await UntilOnAAsync(a, onA, buses => buses.All(x => x.Name != "bus-b"), "bus-b gone from A");
+
+            b.Signal(SigCont);
+            // Before, B's heartbeat resumed over the removal and its entries stayed gone from the catalogue for good.
+            await UntilOnAAsync(a, onA, buses => buses.Any(x => x.Name == "bus-b" && x.RegistryHost == "host-b"), "bus-b back on A after B resumed");
+            Assert.That(a.Cluster!.HostsRemoved, Is.EqualTo(1), "removed once");
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+            var metrics = await http.GetStringAsync(metricsUrl);
+            Assert.That(Onex.Tests.Http.PrometheusText.Value(metrics, "onex_registry_cluster_rejoins_total"), Is.EqualTo(1), "B counted its rejoining");
+            Assert.That(Onex.Tests.Http.PrometheusText.Value(metrics, "onex_registry_cluster_watch_restarts_total"), Is.Not.Null, "the watch restarts are exposed");
+        }
+        finally
+        {
+            b.Signal(SigCont);
+            b.KillIfRunning();
+        }
+    }
+
+    /// <summary>Asks A (caught up with the bucket first) until its buses satisfy <paramref name="condition"/>; bounded, 60 s.</summary>
+    private static async Task UntilOnAAsync(Onex.RegistryNode.Hosting.RegistryNodeHost a, RegistryClient onA, Func<IReadOnlyList<EventBusRecord>, bool> condition, string what)
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        while (true)
+        {
+            await BoundedAsync(a.Cluster!.CatchUpAsync(), "A to catch up with the bucket");
+            if (condition((await onA.DescribeAsync()).Buses!)) return;
+            if (System.Diagnostics.Stopwatch.GetElapsedTime(started) > TimeSpan.FromSeconds(60)) Assert.Fail($"timed out waiting for {what}");
+            await Task.Delay(100); // nothing to await for another host's write: asked again
+        }
+    }
+}
