@@ -21,8 +21,12 @@ internal sealed class WalCheckpointer : IDisposable
     /// <summary>The writer wakes the checkpointer after appending about this many bytes (SQLite's own automatic checkpoint runs at 1,000 pages, about 4 MiB).</summary>
     public const long WakeAfterBytes = 1024 * 1024;
 
-    /// <summary>The log size in pages at which the writer checkpoints inline (SQLite's automatic checkpoint, kept as the bound).</summary>
-    public const int InlinePages = 4000;
+    /// <summary>
+    /// The log size in pages (8 MiB) at which the writer checkpoints inline (SQLite's automatic checkpoint, kept as the
+    /// bound). It also bounds a restart after a kill: opening the store reads the whole log back (measured on the
+    /// loaded 2-core machine: 10 ms for 7 MiB, 21 ms for 15 MiB, 46 ms for 31 MiB).
+    /// </summary>
+    public const int InlinePages = 2000;
 
     private readonly SqliteConnection _connection;
     private readonly Thread _thread;
