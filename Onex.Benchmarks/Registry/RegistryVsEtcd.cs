@@ -52,13 +52,23 @@ internal static class RegistryVsEtcd
         new("etcd-no-fsync", "etcd --unsafe-no-fsync", ["--unsafe-no-fsync"]),
     ];
 
-    private sealed record NodeTarget(string Name, string Meaning, string[] Arguments, string[]? Fallback = null);
+    private sealed record NodeTarget(string Name, string Meaning, string[] Arguments, string[]? Fallback = null, string? Dll = null);
+
+    /// <summary>The node targets to run: each of <see cref="NodeTargets"/>, and with <c>--compare-node</c> the same again on that build (named <c>NAME@compare</c>).</summary>
+    private static IEnumerable<NodeTarget> NodeTargetsFor(Settings settings)
+    {
+        foreach (var target in NodeTargets.Where(t => settings.Targets.Contains(t.Name)))
+        {
+            yield return target;
+            if (settings.CompareNode is { } dll) yield return target with { Name = $"{target.Name}@compare", Meaning = $"{target.Meaning}, the `--compare-node` build", Dll = dll };
+        }
+    }
 
     private sealed record EtcdTarget(string Name, string Meaning, string[] Arguments);
 
     private sealed record Settings(
         int Rounds, TimeSpan Duration, TimeSpan Warmup, long MaxPairs, int[] InFlight, string[] Targets, string[] Sides,
-        TimeSpan Timeout, string Output);
+        TimeSpan Timeout, string Output, string? CompareNode);
 
     /// <summary>One measured combination: a target, a side (raw, client, etcd) and a number in flight.</summary>
     private sealed class Cell(string target, string side, int inFlight, Func<int, TimeSpan, long, Task<PairCount>> run, Func<int?> serverPid)
@@ -72,18 +82,25 @@ internal static class RegistryVsEtcd
         {
             var pid = serverPid();
             var serverCpu = pid is { } p ? ProcStat.Cpu(p) : TimeSpan.Zero;
+            var threadCpu = pid is { } t ? RegistryThreadCpu(t) : TimeSpan.Zero;
             var benchCpu = Process.GetCurrentProcess().TotalProcessorTime;
             var count = await run(InFlight, duration, maxPairs).ConfigureAwait(false);
             var benchUsed = Process.GetCurrentProcess().TotalProcessorTime - benchCpu;
             var serverUsed = pid is { } q ? ProcStat.Cpu(q) - serverCpu : TimeSpan.Zero;
-            return new Sample(count, serverUsed, benchUsed);
+            var threadUsed = pid is { } u ? RegistryThreadCpu(u) - threadCpu : TimeSpan.Zero;
+            return new Sample(count, serverUsed, benchUsed, threadUsed);
         }
 
         public string Label => $"{Target}/{Side}/{InFlight}";
     }
 
-    private readonly record struct Sample(PairCount Count, TimeSpan ServerCpu, TimeSpan BenchCpu)
+    // The node's request loop (one thread owns all state, so its CPU per pair bounds the rate): its thread is named
+    // onex-registry. etcd has no such thread (zero).
+    private static TimeSpan RegistryThreadCpu(int pid) => ProcStat.CpuByThreadName(pid).GetValueOrDefault("onex-registry");
+
+    private readonly record struct Sample(PairCount Count, TimeSpan ServerCpu, TimeSpan BenchCpu, TimeSpan RegistryThreadCpu)
     {
+        public double RegistryThreadCpuPerPairUs => Count.Pairs == 0 || RegistryThreadCpu == TimeSpan.Zero ? double.NaN : RegistryThreadCpu.TotalMicroseconds / Count.Pairs;
         public double ServerCpuPerPairUs => Count.Pairs == 0 ? double.NaN : ServerCpu.TotalMicroseconds / Count.Pairs;
         public double BenchCpuPerPairUs => Count.Pairs == 0 ? double.NaN : BenchCpu.TotalMicroseconds / Count.Pairs;
     }
@@ -99,7 +116,7 @@ internal static class RegistryVsEtcd
         {
             Console.Error.WriteLine($"{Command}: {ex.Message}");
             Console.Error.WriteLine($"usage: {Command} [--rounds N] [--seconds S] [--warmup S] [--max-pairs N] [--in-flight 1,64] " +
-                                    "[--targets memory,sqlite-process,sqlite-power,etcd,etcd-no-fsync] [--sides raw,client,etcd] [--timeout S] [--out FILE]");
+                                    "[--targets memory,sqlite-process,sqlite-power,etcd,etcd-no-fsync] [--sides raw,client,etcd] [--timeout S] [--out FILE] [--compare-node DLL]");
             return 2;
         }
         if (!File.Exists(RegistryNodeProcess.Dll))
@@ -133,9 +150,9 @@ internal static class RegistryVsEtcd
         Console.CancelKeyPress += OnCancel;
         try
         {
-            foreach (var target in NodeTargets.Where(t => settings.Targets.Contains(t.Name)))
+            foreach (var target in NodeTargetsFor(settings))
             {
-                var dataDir = target.Arguments.Contains("{dir}") ? Directory.CreateTempSubdirectory($"onex-bench-{target.Name}-").FullName : null;
+                var dataDir = target.Arguments.Contains("{dir}") ? Directory.CreateTempSubdirectory($"onex-bench-{target.Name.Replace('@', '-')}-").FullName : null;
                 if (dataDir is not null) disposables.Push(new DeleteDirectory(dataDir));
                 var arguments = target.Arguments.Select(a => a == "{dir}" ? dataDir! : a).ToArray();
                 var node = StartNode(target, arguments, target.Arguments, notes);
@@ -234,10 +251,10 @@ internal static class RegistryVsEtcd
                     var sample = await cell.MeasureAsync(settings.Duration, settings.MaxPairs).ConfigureAwait(false);
                     cell.Samples.Add(sample);
                     Progress($"  {cell.Label,-28} {sample.Count.PerSecond,10:N0} pairs/s ({sample.Count.Pairs:N0} in {sample.Count.Elapsed.TotalSeconds:F2} s; " +
-                             $"server CPU {sample.ServerCpuPerPairUs:F1} us/pair, bench CPU {sample.BenchCpuPerPairUs:F1} us/pair)");
+                             $"server CPU {sample.ServerCpuPerPairUs:F1} us/pair, of it the request loop {sample.RegistryThreadCpuPerPairUs:F1}, bench CPU {sample.BenchCpuPerPairUs:F1} us/pair)");
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"measurement target={cell.Target} side={cell.Side} in-flight={cell.InFlight} round={round + 1} pairs={sample.Count.Pairs} " +
-                        $"seconds={sample.Count.Elapsed.TotalSeconds:F3} per-second={sample.Count.PerSecond:F0} server-cpu-us={sample.ServerCpuPerPairUs:F1} bench-cpu-us={sample.BenchCpuPerPairUs:F1}"));
+                        $"seconds={sample.Count.Elapsed.TotalSeconds:F3} per-second={sample.Count.PerSecond:F0} server-cpu-us={sample.ServerCpuPerPairUs:F1} loop-cpu-us={sample.RegistryThreadCpuPerPairUs:F1} bench-cpu-us={sample.BenchCpuPerPairUs:F1}"));
                 }
             }
 
@@ -271,7 +288,7 @@ internal static class RegistryVsEtcd
         Progress($"starting node '{target.Name}': dotnet onex-registry.dll {string.Join(' ', arguments)}");
         try
         {
-            return RegistryNodeProcess.Start(arguments);
+            return RegistryNodeProcess.Start(arguments, target.Dll);
         }
         catch (RegistryNodeStartException ex)
         {
@@ -309,16 +326,17 @@ internal static class RegistryVsEtcd
                             $"`dotnet-etcd` over one gRPC channel, N concurrent loops of `LeaseGrant` (TTL {EtcdTtlSeconds} s) then `LeaseRevoke`.");
         text.AppendLine("- Every measurement of every target takes its turn in each round, the order rotated per round. Pairs per second: median over the rounds, " +
                         "with the lowest and highest. CPU per pair: the server process's (node or etcd, from `/proc/PID/stat`) and the benchmark process's " +
-                        "(raw loop, client or etcd client), medians.");
+                        "(raw loop, client or etcd client), medians. The request loop: the node's `onex-registry` thread, which owns all state (its CPU per pair bounds the rate).");
         text.AppendLine();
-        text.AppendLine("| target | side | in flight | pairs/s (median) | range | server CPU/pair | bench CPU/pair | rounds |");
-        text.AppendLine("|---|---|---:|---:|---|---:|---:|---:|");
+        text.AppendLine("| target | side | in flight | pairs/s (median) | range | server CPU/pair | of it the request loop | bench CPU/pair | rounds |");
+        text.AppendLine("|---|---|---:|---:|---|---:|---:|---:|---:|");
         foreach (var cell in cells.OrderBy(c => c.InFlight).ThenBy(c => Order(c.Target)).ThenBy(c => c.Side))
         {
             if (cell.Samples.Count == 0) continue;
             var rates = cell.Samples.Select(s => s.Count.PerSecond).ToList();
             text.AppendLine(ic, $"| {cell.Target} | {cell.Side} | {cell.InFlight} | **{Median(rates):N0}** | {rates.Min():N0}-{rates.Max():N0} | " +
-                                $"{Median(cell.Samples.Select(s => s.ServerCpuPerPairUs)):F1} us | {Median(cell.Samples.Select(s => s.BenchCpuPerPairUs)):F1} us | {cell.Samples.Count} |");
+                                $"{Median(cell.Samples.Select(s => s.ServerCpuPerPairUs)):F1} us | {Median(cell.Samples.Select(s => s.RegistryThreadCpuPerPairUs)):F1} us | " +
+                                $"{Median(cell.Samples.Select(s => s.BenchCpuPerPairUs)):F1} us | {cell.Samples.Count} |");
         }
         text.AppendLine();
         var ratios = new List<string>();
@@ -328,9 +346,15 @@ internal static class RegistryVsEtcd
                 cells.FirstOrDefault(c => c.Target == target && c.Side == side && c.InFlight == inFlight && c.Samples.Count > 0) is { } c
                     ? Median(c.Samples.Select(s => s.Count.PerSecond))
                     : null;
-            foreach (var node in NodeTargets)
+            foreach (var node in NodeTargetsFor(settings))
             {
                 if (MedianOf(node.Name, "raw") is not { } raw) continue;
+                if (node.Dll is not null && MedianOf(node.Name[..node.Name.IndexOf('@')], "raw") is { } thisBuild)
+                    ratios.Add(string.Create(ic, $"{inFlight} in flight, raw: `{node.Name[..node.Name.IndexOf('@')]}` this build / `--compare-node` build = **{thisBuild / raw:F2}**"));
+                if (node.Dll is null && node.Name != "memory" && MedianOf("memory", "raw") is { } memory)
+                    ratios.Add(string.Create(ic, $"{inFlight} in flight, raw: `{node.Name}` / `memory` = **{raw / memory:F2}**"));
+                if (node.Dll is not null && node.Name != "memory@compare" && MedianOf("memory@compare", "raw") is { } memoryCompare)
+                    ratios.Add(string.Create(ic, $"{inFlight} in flight, raw: `{node.Name}` / `memory@compare` = **{raw / memoryCompare:F2}**"));
                 if (MedianOf(node.Name, "client") is { } client)
                     ratios.Add(string.Create(ic, $"{inFlight} in flight, `{node.Name}`: client / raw = **{client / raw:F2}**"));
                 foreach (var etcd in EtcdTargets)
@@ -352,7 +376,7 @@ internal static class RegistryVsEtcd
         }
         text.AppendLine("Targets:");
         text.AppendLine();
-        foreach (var node in NodeTargets.Where(t => settings.Targets.Contains(t.Name)))
+        foreach (var node in NodeTargetsFor(settings))
             text.AppendLine($"- `{node.Name}`: {node.Meaning} (`{string.Join(' ', node.Arguments)}`" +
                             (node.Arguments.Contains("{dir}") ? "; `{dir}`: a fresh temporary directory, deleted at the end)" : ")"));
         foreach (var etcd in EtcdTargets.Where(t => settings.Targets.Contains(t.Name)))
@@ -367,8 +391,15 @@ internal static class RegistryVsEtcd
         return text.ToString();
     }
 
-    private static int Order(string target) =>
-        Array.FindIndex(NodeTargets, t => t.Name == target) is var i and >= 0 ? i : NodeTargets.Length + Array.FindIndex(EtcdTargets, t => t.Name == target);
+    // Node targets first, each followed by its --compare-node twin, then etcd's.
+    private static int Order(string target)
+    {
+        var compare = target.EndsWith("@compare", StringComparison.Ordinal) ? 1 : 0;
+        var name = compare == 1 ? target[..target.IndexOf('@')] : target;
+        return Array.FindIndex(NodeTargets, t => t.Name == name) is var i and >= 0
+            ? 2 * i + compare
+            : 2 * NodeTargets.Length + Array.FindIndex(EtcdTargets, t => t.Name == name);
+    }
 
     private static double Median(IEnumerable<double> values)
     {
@@ -380,7 +411,7 @@ internal static class RegistryVsEtcd
     private static Settings Parse(string[] args)
     {
         var options = BenchArguments.Parse(args,
-            "--rounds", "--seconds", "--warmup", "--max-pairs", "--in-flight", "--targets", "--sides", "--timeout", "--out");
+            "--rounds", "--seconds", "--warmup", "--max-pairs", "--in-flight", "--targets", "--sides", "--timeout", "--out", "--compare-node");
         var targets = NodeTargets.Select(t => t.Name).Concat(EtcdTargets.Select(t => t.Name)).ToArray();
         string[] sides = ["raw", "client", "etcd"];
         return new Settings(
@@ -392,7 +423,8 @@ internal static class RegistryVsEtcd
             Targets: options.Names("--targets", targets, targets),
             Sides: options.Names("--sides", sides, sides),
             Timeout: options.Seconds("--timeout", TimeSpan.FromMinutes(15)),
-            Output: options.Text("--out", ResultsPath.For("RegistryVsEtcd.md")));
+            Output: options.Text("--out", ResultsPath.For("RegistryVsEtcd.md")),
+            CompareNode: options.Text("--compare-node", "") is { Length: > 0 } dll ? Path.GetFullPath(dll) : null);
     }
 
     private static void Progress(string line) => Console.Error.WriteLine($"{Command}: {line}");

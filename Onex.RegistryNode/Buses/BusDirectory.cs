@@ -41,7 +41,7 @@ internal sealed class BusDirectory
     {
         foreach (var row in stored.OfKind(StoredKind.Bus))
         {
-            var bus = RegistryCodec.DeserializeBody<EventBusRecord>(row.Value);
+            var bus = StoredRecords.Read<EventBusRecord>(row.Value, StoredKind.Bus);
             if (_buses.TryAdd(KeyOf(bus), bus)) PerTenant.Add(TenantNames.Of(bus.Tenant), 1);
         }
     }

@@ -79,7 +79,7 @@ internal sealed partial class NodeDirectory
         foreach (var row in stored.OfKind(StoredKind.Node))
         {
             var (record, values) = StoredMeta.ReadRecordAndLongs(row.Value);
-            var entry = new Entry(RegistryCodec.DeserializeBody<NodeRecord>(record)) { UnhealthySince = values[0] };
+            var entry = new Entry(StoredRecords.Read<NodeRecord>(record, StoredKind.Node)) { UnhealthySince = values[0] };
             var windowStart = entry.Record.Health == Health.Healthy ? entry.Record.LastSeenAt : entry.UnhealthySince;
             entry.Credit = Math.Max(0, nowMs - windowStart);
             if (!_nodes.TryAdd(entry.Key, entry)) continue;

@@ -52,7 +52,7 @@ internal sealed class SqliteRegistryStore : IRegistryStore
     // tables, which needs a few pages, and the cache of a loaded node otherwise stays full of pages it never reads again.
     private const int PageCacheKiB = 512;
     // Stored replies older than the cache's oldest are deleted every this many commits.
-    private const int ReplyTrimEvery = 256;
+    internal const int ReplyTrimEvery = 256;
 
     private readonly SqliteConnection _connection;
     private readonly FileStream _lock;
@@ -76,15 +76,22 @@ internal sealed class SqliteRegistryStore : IRegistryStore
     private readonly HashSet<StateKey> _pending = [];
     // Keys present in the state table, so a delete of a row that was never checkpointed costs nothing.
     private readonly HashSet<StateKey> _checkpointed = [];
+    // Every stored reply row (its id and newest reply's time), oldest first: a trim deletes a range of ids, where a
+    // condition on stored_at read every row of the table each time.
+    private readonly Queue<(long Id, long StoredAt)> _replyRows = new();
     private long _journalBytes;
     private int _commits;
     // The integrity check started by Open; Load does not return before it has passed.
     private Task _integrity = Task.CompletedTask;
     // Set when the tables and format mark are written once the integrity check has passed.
     private bool _schemaPending;
+    // Copies the write-ahead log into the database file off the registry thread; started once Load has checked the file.
+    private readonly string _synchronous;
+    private WalCheckpointer? _checkpointer;
 
-    private SqliteRegistryStore(string directory, string path, SqliteConnection connection, FileStream lockFile)
+    private SqliteRegistryStore(string directory, string path, SqliteConnection connection, FileStream lockFile, string synchronous)
     {
+        _synchronous = synchronous;
         Directory = directory;
         Location = path;
         _connection = connection;
@@ -96,13 +103,16 @@ internal sealed class SqliteRegistryStore : IRegistryStore
         _db = connection.Handle!;
         _appendJournal = Prepare("INSERT INTO journal(writes) VALUES (?1)");
         _appendReplies = Prepare("INSERT INTO replies(stored_at, entries) VALUES (?1, ?2)");
-        _trimReplies = Prepare("DELETE FROM replies WHERE stored_at < ?1");
+        _trimReplies = Prepare("DELETE FROM replies WHERE id <= ?1");
         _upsert = Prepare("INSERT INTO state(kind, key, value) VALUES (?1, ?2, ?3) ON CONFLICT(kind, key) DO UPDATE SET value = excluded.value");
         _delete = Prepare("DELETE FROM state WHERE kind = ?1 AND key = ?2");
         _begin = Prepare("BEGIN IMMEDIATE");
         _commit = Prepare("COMMIT");
         _rollback = Prepare("ROLLBACK");
     }
+
+    /// <summary>The background copier of the write-ahead log, once <see cref="Load"/> has run (tests).</summary>
+    internal WalCheckpointer? Checkpointer => _checkpointer;
 
     /// <summary>A checkpoint runs when this many changed rows wait for it (or the journal holds 16 MiB); lowered by tests.</summary>
     internal int CheckpointPendingRows { get; set; } = DefaultCheckpointPendingRows;
@@ -139,13 +149,17 @@ internal sealed class SqliteRegistryStore : IRegistryStore
             connection = Connect(path, SqliteOpenMode.ReadWriteCreate);
             var empty = CheckFormat(connection, path);
             Execute(connection, "PRAGMA journal_mode=WAL");
-            Execute(connection, options.Durability == StoreDurability.Power ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+            var synchronous = options.Durability == StoreDurability.Power ? "FULL" : "NORMAL";
+            Execute(connection, $"PRAGMA synchronous={synchronous}");
+            // The log is copied back into the database file by WalCheckpointer's thread; the writer's own automatic
+            // checkpoint stays on, at a higher mark, as the bound on the log's size.
+            Execute(connection, $"PRAGMA wal_autocheckpoint={WalCheckpointer.InlinePages}");
             Execute(connection, $"PRAGMA cache_size=-{PageCacheKiB}");
             if (options.MaxSizeBytes is { } max) SetMaxSize(connection, max);
             // A new file gets its tables now; a store that holds something is checked first and only then written
             // (its format mark) by Load, so a damaged store is refused untouched.
             if (empty) CreateSchema(connection);
-            return new SqliteRegistryStore(directory, path, connection, lockFile) { _integrity = empty ? Task.CompletedTask : StartQuickCheck(path), _schemaPending = !empty };
+            return new SqliteRegistryStore(directory, path, connection, lockFile, synchronous) { _integrity = empty ? Task.CompletedTask : StartQuickCheck(path), _schemaPending = !empty };
         }
         catch (SqliteException ex)
         {
@@ -176,6 +190,8 @@ internal sealed class SqliteRegistryStore : IRegistryStore
                 CreateSchema(_connection);
                 _schemaPending = false;
             }
+            // Only now: a checkpoint writes into the database file, and a store that failed its check stays untouched.
+            _checkpointer ??= WalCheckpointer.Start(Location, _synchronous);
             return state;
         }
         catch (SqliteException ex)
@@ -193,11 +209,16 @@ internal sealed class SqliteRegistryStore : IRegistryStore
         _journalBytes = 0;
         // The kept replies are read first and decoded on another core while the state rows are read.
         var replyBlobs = new List<byte[]>();
+        _replyRows.Clear();
         using (var select = _connection.CreateCommand())
         {
-            select.CommandText = "SELECT entries FROM replies ORDER BY id";
+            select.CommandText = "SELECT id, stored_at, entries FROM replies ORDER BY id";
             using var reader = select.ExecuteReader();
-            while (reader.Read()) replyBlobs.Add((byte[])reader.GetValue(0));
+            while (reader.Read())
+            {
+                _replyRows.Enqueue((reader.GetInt64(0), reader.GetInt64(1)));
+                replyBlobs.Add((byte[])reader.GetValue(2));
+            }
         }
         var replies = Task.Run(() => replyBlobs.SelectMany(DecodeReplies).ToList());
         var rows = new Dictionary<StateKey, byte[]>();
@@ -240,6 +261,9 @@ internal sealed class SqliteRegistryStore : IRegistryStore
         var checkpoint = changed.Count > 0 && (_journalBytes >= CheckpointJournalBytes || _pending.Count + changed.Count >= CheckpointPendingRows);
         var trim = ++_commits % ReplyTrimEvery == 0;
         var journalBytes = 0;
+        long appended = 0;
+        long replyRow = 0;
+        var trimmed = 0;
         Dictionary<StateKey, byte[]?>? folded = null;
         _written.Clear();
         try
@@ -251,7 +275,11 @@ internal sealed class SqliteRegistryStore : IRegistryStore
                 {
                     folded = FoldJournal();
                     foreach (var key in changed) folded[key] = WriteValue(key, rows) ? _row.WrittenSpan.ToArray() : null;
-                    foreach (var (key, value) in folded) WriteRow(key, value);
+                    foreach (var (key, value) in folded)
+                    {
+                        WriteRow(key, value);
+                        appended += key.Key.Length + (value?.Length ?? 0);
+                    }
                     Execute(_connection, "DELETE FROM journal");
                 }
                 else if (changed.Count > 0)
@@ -269,11 +297,23 @@ internal sealed class SqliteRegistryStore : IRegistryStore
                     Bind(_appendReplies, 1, replies[^1].StoredAt);
                     Bind(_appendReplies, 2, _encoded.WrittenSpan);
                     Run(_appendReplies);
+                    appended += _encoded.WrittenCount;
+                    replyRow = raw.sqlite3_last_insert_rowid(_db);
                 }
                 if (trim)
                 {
-                    Bind(_trimReplies, 1, oldestReplyKept);
-                    Run(_trimReplies);
+                    long through = 0;
+                    foreach (var (id, storedAt) in _replyRows)
+                    {
+                        if (storedAt >= oldestReplyKept) break;
+                        through = id;
+                        trimmed++;
+                    }
+                    if (trimmed > 0)
+                    {
+                        Bind(_trimReplies, 1, through);
+                        Run(_trimReplies);
+                    }
                 }
                 Run(_commit);
             }
@@ -288,6 +328,9 @@ internal sealed class SqliteRegistryStore : IRegistryStore
             throw new StoreWriteException($"The registry store {Location} refused a commit: {ex.Message}", ex);
         }
 
+        _checkpointer?.Appended(appended + journalBytes);
+        for (; trimmed > 0; trimmed--) _replyRows.Dequeue();
+        if (replyRow != 0) _replyRows.Enqueue((replyRow, replies[^1].StoredAt));
         if (folded is not null)
         {
             foreach (var (key, value) in folded) Checkpointed(key, value);
@@ -427,6 +470,8 @@ internal sealed class SqliteRegistryStore : IRegistryStore
         {
             // Already reported by Load, or nobody loaded this store.
         }
+        // The checkpointer's connection closes first: the last connection to close copies the log back and removes it.
+        _checkpointer?.Dispose();
         // SQLite's statements go before the connection that made them.
         _appendJournal.Dispose();
         _appendReplies.Dispose();

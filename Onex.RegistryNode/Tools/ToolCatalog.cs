@@ -74,7 +74,7 @@ internal sealed partial class ToolCatalog
     {
         foreach (var row in stored.OfKind(StoredKind.Tool))
         {
-            var record = RegistryCodec.DeserializeBody<ToolContractRecord>(row.Value);
+            var record = StoredRecords.Read<ToolContractRecord>(row.Value, StoredKind.Tool);
             ToolVersions.TryParse(record.Version, out var version);
             var name = TenantNames.Key(TenantNames.Of(record.Tenant), record.Name);
             if (!_tools.TryGetValue(name, out var versions)) _tools[name] = versions = new Dictionary<string, Entry>(StringComparer.Ordinal);

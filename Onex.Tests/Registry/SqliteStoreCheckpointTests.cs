@@ -93,4 +93,56 @@ public class SqliteStoreCheckpointTests
         using var reopened = Open(data.Path, SqliteRegistryStore.DefaultCheckpointPendingRows);
         Assert.That(reopened.Load().Rows.Keys, Is.EquivalentTo(new[] { Lease(4), Lease(5), Lease(6), Lease(7), Lease(8) }));
     }
+
+    [Test]
+    public void Stored_replies_the_cache_let_go_are_trimmed_and_the_rest_load_back_in_order()
+    {
+        using var data = new TemporaryDirectory();
+        const int commits = SqliteRegistryStore.ReplyTrimEvery + 40;
+        const int kept = 10;
+        // One reply per commit, stored at time i; the cache keeps the last `kept` of them.
+        static StoredReply Reply(int i) => new("client", $"r{i}", "PortRequest", [(byte)i], [(byte)i, 1], null, i);
+        using (var store = Open(data.Path, SqliteRegistryStore.DefaultCheckpointPendingRows))
+        {
+            for (var i = 0; i < commits; i++) store.Commit([], [Reply(i)], oldestReplyKept: Math.Max(0, i - kept));
+        }
+        // The trim runs on every ReplyTrimEvery-th commit: the one at i = ReplyTrimEvery - 1 deleted every reply older than the cache's oldest then.
+        var oldestAtTrim = SqliteRegistryStore.ReplyTrimEvery - 1 - kept;
+        Assert.That(Count(data.Path, "replies"), Is.EqualTo(commits - oldestAtTrim), "the trim deleted another range of replies than those the cache had let go");
+        using var reopened = Open(data.Path, SqliteRegistryStore.DefaultCheckpointPendingRows);
+        var replies = reopened.Load().Replies;
+        Assert.That(replies.Select(r => r.RequestId), Is.EqualTo(Enumerable.Range(oldestAtTrim, commits - oldestAtTrim).Select(i => $"r{i}")),
+            "the replies a reopened store loads are not the ones kept, oldest first");
+        // The ids of the loaded rows are remembered too: the next trim of the reopened store deletes by them.
+        for (var i = commits; i < commits + SqliteRegistryStore.ReplyTrimEvery; i++) reopened.Commit([], [Reply(i)], oldestReplyKept: i - kept);
+        Assert.That(Count(data.Path, "replies"), Is.LessThan(SqliteRegistryStore.ReplyTrimEvery), "a reopened store never trimmed the replies it loaded");
+    }
+
+    [Test]
+    public async Task The_write_ahead_log_is_copied_back_off_the_writer_s_thread_and_nothing_is_lost()
+    {
+        using var data = new TemporaryDirectory();
+        var expected = new Dictionary<StateKey, byte[]>();
+        using (var store = Open(data.Path, SqliteRegistryStore.DefaultCheckpointPendingRows))
+        {
+            Assert.That(store.Checkpointer, Is.Not.Null, "a loaded store runs no checkpointer");
+            // Well past the bytes after which the writer wakes the checkpointer.
+            var value = new byte[16 * 1024];
+            for (var i = 0; i < 3 * WalCheckpointer.WakeAfterBytes / value.Length; i++)
+            {
+                value[0] = (byte)i;
+                var write = new StoredWrite(Lease(i), value.ToArray());
+                store.Commit([write], [], 0);
+                expected[write.Key] = write.Value!;
+            }
+            await PeerBoundsTests.WaitUntilAsync(() => store.Checkpointer!.Passes > 0, "a checkpoint pass on the checkpointer's thread");
+            Assert.That(store.Checkpointer!.Failures, Is.Zero, "a checkpoint pass failed");
+            var (log, copied) = store.Checkpointer.CheckpointNow();
+            Assert.That(copied, Is.EqualTo(log), "a pass with the writer idle leaves part of the log uncopied");
+        }
+        using var reopened = Open(data.Path, SqliteRegistryStore.DefaultCheckpointPendingRows);
+        var loaded = reopened.Load().Rows;
+        Assert.That(loaded.Keys, Is.EquivalentTo(expected.Keys));
+        foreach (var (key, value) in expected) Assert.That(loaded[key], Is.EqualTo(value), $"{key} loaded with another value than committed");
+    }
 }

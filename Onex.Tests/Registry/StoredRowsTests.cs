@@ -70,4 +70,23 @@ public class StoredRowsTests
             Assert.That(loaded[key], Is.EqualTo(value), $"{key}: loaded bytes differ from the stored form");
         Assert.That(LeaseRow.Decode(loaded[new StateKey(StoredKind.Lease, lease.LeaseId)]).FencingToken, Is.EqualTo(lease.FencingToken));
     }
+
+    [Test]
+    public void A_stored_record_is_read_back_as_written_and_one_that_is_no_record_is_a_store_error()
+    {
+        var record = new EventBusRecord
+        {
+            Name = "bus-ü", Kind = BusKinds.Zmq, Endpoints = ["tcp://127.0.0.1:1"], NodeId = "n1", RegisteredAt = 1,
+            Metadata = new Dictionary<string, string> { ["team"] = "ops" },
+        };
+        var read = StoredRecords.Read<EventBusRecord>(RegistryCodec.SerializeBody(record), StoredKind.Bus);
+        Assert.That(RegistryCodec.SerializeBody(read), Is.EqualTo(RegistryCodec.SerializeBody(record)), "a stored record reads back changed");
+
+        // 0xc1 is never used in MessagePack; a string where a map belongs is no record either.
+        foreach (var damaged in new[] { new byte[] { 0xc1 }, RegistryCodec.SerializeBody("text") })
+        {
+            var error = Assert.Throws<RegistryStoreException>(() => StoredRecords.Read<EventBusRecord>(damaged, StoredKind.Bus));
+            Assert.That(error!.Message, Does.Contain("Bus").And.Contain("Restore a backup"), "the message names the kind of row and what to do");
+        }
+    }
 }
