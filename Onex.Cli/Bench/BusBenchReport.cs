@@ -49,6 +49,10 @@ internal sealed record BusBenchReport
         var table = new TextTable("measure", "bus", "raw", "bus/raw");
         table.Add("throughput (events/s)", Whole(Throughput.Bus.EventsPerSecond), Whole(Throughput.Raw.EventsPerSecond), Ratio(Throughput.Ratio));
         table.Add("throughput (MB/s payload)", Number(Throughput.Bus.MegabytesPerSecond), Number(Throughput.Raw.MegabytesPerSecond), Ratio(Throughput.Ratio));
+        table.Add("CPU per event (µs, process)", Micro(Throughput.Bus.CpuMicrosecondsPerEvent), Micro(Throughput.Raw.CpuMicrosecondsPerEvent),
+            Ratio(BusBenchStatistics.Ratio(Throughput.Bus.CpuMicrosecondsPerEvent, Throughput.Raw.CpuMicrosecondsPerEvent)));
+        table.Add("allocated per event (bytes)", Whole(Throughput.Bus.AllocatedBytesPerEvent), Whole(Throughput.Raw.AllocatedBytesPerEvent),
+            Ratio(BusBenchStatistics.Ratio(Throughput.Bus.AllocatedBytesPerEvent, Throughput.Raw.AllocatedBytesPerEvent)));
         table.Add("round trip median (µs)", Number(RoundTrip.Bus.MedianMicroseconds), Number(RoundTrip.Raw.MedianMicroseconds), Ratio(RoundTrip.Ratio));
         table.Add("round trip p90 (µs)", Number(RoundTrip.Bus.P90Microseconds), Number(RoundTrip.Raw.P90Microseconds), Ratio(RoundTrip.P90Ratio));
         table.Add("round trip p99 (µs)", Number(RoundTrip.Bus.P99Microseconds), Number(RoundTrip.Raw.P99Microseconds), Ratio(RoundTrip.P99Ratio));
@@ -61,6 +65,10 @@ internal sealed record BusBenchReport
             var other = new TextTable("measure", reference.Name, "raw", $"{reference.Name}/raw");
             other.Add("throughput (events/s)", Whole(reference.Figures.EventsPerSecond), Whole(Throughput.Raw.EventsPerSecond), Ratio(reference.RawRatio));
             other.Add("throughput (MB/s payload)", Number(reference.Figures.MegabytesPerSecond), Number(Throughput.Raw.MegabytesPerSecond), Ratio(reference.RawRatio));
+            other.Add("CPU per event (µs, process)", Micro(reference.Figures.CpuMicrosecondsPerEvent), Micro(Throughput.Raw.CpuMicrosecondsPerEvent),
+                Ratio(BusBenchStatistics.Ratio(reference.Figures.CpuMicrosecondsPerEvent, Throughput.Raw.CpuMicrosecondsPerEvent)));
+            other.Add("allocated per event (bytes)", Whole(reference.Figures.AllocatedBytesPerEvent), Whole(Throughput.Raw.AllocatedBytesPerEvent),
+                Ratio(BusBenchStatistics.Ratio(reference.Figures.AllocatedBytesPerEvent, Throughput.Raw.AllocatedBytesPerEvent)));
             other.WriteTo(writer);
         }
 
@@ -91,15 +99,26 @@ internal sealed record BusBenchReport
         }
 
         writer.WriteLine();
-        var otherLost = string.Concat(ThroughputComparisons.Select(r => $", {r.Name} {r.Figures.Lost}"));
-        writer.WriteLine($"lost events (all rounds): bus {Throughput.Bus.Lost}, raw {Throughput.Raw.Lost}{otherLost}; ran {DurationSeconds:0.0} s");
+        var otherLost = string.Concat(ThroughputComparisons.Select(r => $", {r.Name} {Lost(r.Figures)}"));
+        writer.WriteLine($"lost events (all rounds): bus {Lost(Throughput.Bus)}, raw {Throughput.Raw.Lost}{otherLost}; ran {DurationSeconds:0.0} s");
+        var silent = Throughput.Bus.Unaccounted + ThroughputComparisons.Sum(r => r.Figures.Unaccounted);
+        if (silent > 0)
+            writer.WriteLine($"SILENT LOSS: {silent:N0} events lost that no drop counter of the bus accounts for (a bug: a bus must count every event it loses)");
     }
+
+    // A bus's loss with how much of it the bus counted as dropped (and so told its participants about).
+    private static string Lost(ThroughputFigures figures) =>
+        figures.Lost == 0 && figures.CountedDrops == 0
+            ? "0"
+            : $"{figures.Lost} ({figures.CountedDrops} counted as dropped by the bus, {figures.Unaccounted} not counted)";
 
     private static string Whole(double value) => value.ToString("N0", CultureInfo.InvariantCulture);
 
     private static string Number(double value) => value.ToString(value >= 100 ? "0" : "0.0", CultureInfo.InvariantCulture);
 
     private static string Ratio(double value) => value.ToString("0.00", CultureInfo.InvariantCulture);
+
+    private static string Micro(double value) => value.ToString("0.00", CultureInfo.InvariantCulture);
 }
 
 /// <summary>Throughput of bus and raw; <see cref="Ratio"/> is bus events/s over raw events/s (1 = as fast as raw).</summary>
@@ -109,7 +128,20 @@ internal sealed record ThroughputComparison(ThroughputFigures Bus, ThroughputFig
 /// One contender's throughput: the median over rounds of events read per second (first publish to last read), the
 /// same in payload megabytes (10^6 bytes) per second, the events lost over all rounds, and each round's figure.
 /// </summary>
-internal sealed record ThroughputFigures(double EventsPerSecond, double MegabytesPerSecond, long Lost, IReadOnlyList<double> RoundEventsPerSecond);
+internal sealed record ThroughputFigures(double EventsPerSecond, double MegabytesPerSecond, long Lost, IReadOnlyList<double> RoundEventsPerSecond)
+{
+    /// <summary>Of <see cref="Lost"/>, the events the bus counted as dropped (its health's drop counters), over all rounds.</summary>
+    public long CountedDrops { get; init; }
+
+    /// <summary>Events lost that no drop counter accounts for, over all rounds: silent loss, which a bus must never have.</summary>
+    public long Unaccounted { get; init; }
+
+    /// <summary>Median over rounds of the whole process's CPU time per event read (µs); robust to machine load where events/s is not.</summary>
+    public double CpuMicrosecondsPerEvent { get; init; }
+
+    /// <summary>Median over rounds of the bytes the process allocated per event read.</summary>
+    public double AllocatedBytesPerEvent { get; init; }
+}
 
 /// <summary>
 /// Round trips of bus and raw; the ratios are bus over raw (1 = as fast as raw, 2 = takes twice as long).

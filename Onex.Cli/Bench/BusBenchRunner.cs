@@ -53,12 +53,12 @@ internal static class BusBenchRunner
         {
             var busFirst = round % 2 == 0;
             var (first, second) = busFirst ? (setup.Bus, setup.Raw) : (setup.Raw, setup.Bus);
-            var a = await first.MeasureThroughputAsync(count, cancellationToken).ConfigureAwait(false);
-            var b = await second.MeasureThroughputAsync(count, cancellationToken).ConfigureAwait(false);
+            var a = await ProcessCost.MeasureAsync(() => first.MeasureThroughputAsync(count, cancellationToken)).ConfigureAwait(false);
+            var b = await ProcessCost.MeasureAsync(() => second.MeasureThroughputAsync(count, cancellationToken)).ConfigureAwait(false);
             busThroughput.Add(busFirst ? a : b);
             rawThroughput.Add(busFirst ? b : a);
             for (var i = 0; i < throughputReferences.Count; i++)
-                referenceThroughput[i].Add(await throughputReferences[i].Contender.MeasureThroughputAsync(count, cancellationToken).ConfigureAwait(false));
+                referenceThroughput[i].Add(await ProcessCost.MeasureAsync(() => throughputReferences[i].Contender.MeasureThroughputAsync(count, cancellationToken)).ConfigureAwait(false));
 
             var x = await first.MeasureRoundTripsAsync(roundTrips, cancellationToken).ConfigureAwait(false);
             var y = await second.MeasureRoundTripsAsync(roundTrips, cancellationToken).ConfigureAwait(false);

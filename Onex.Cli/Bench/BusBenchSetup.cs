@@ -202,8 +202,10 @@ internal sealed class BusBenchSetup : IAsyncDisposable
             {
                 Backend = BusKinds.Ipc, Name = BusName, NodeId = "bench-joined", Role = EventBusRole.Join, Endpoints = [host.Endpoint],
             }, cancellationToken).ConfigureAwait(false);
+            // A joined participant's full Wait-mode subscription drops and counts (its one reading thread serves every
+            // subscription): a queue for the whole run measures a reader that falls behind as slower, not as lossy.
             return new BusContender("IpcEventBus, host (broker) -> joined participant, Unix domain socket", host, joined, payload, 1,
-                options.QuietPeriod, () => DisposeBothAsync(joined, host));
+                options.QuietPeriod, () => DisposeBothAsync(joined, host), queueWholeRun: true);
         }
         catch
         {

@@ -41,6 +41,12 @@ internal static class BusBenchStatistics
     {
         var perSecond = rounds.Select(r => r.EventsPerSecond).ToArray();
         var median = Median(perSecond);
-        return new ThroughputFigures(median, median * payloadBytes / 1_000_000, rounds.Sum(r => r.Lost), perSecond);
+        return new ThroughputFigures(median, median * payloadBytes / 1_000_000, rounds.Sum(r => r.Lost), perSecond)
+        {
+            CountedDrops = rounds.Sum(r => r.CountedDrops),
+            Unaccounted = rounds.Sum(r => r.Unaccounted),
+            CpuMicrosecondsPerEvent = Median(rounds.Select(r => r.CpuMicrosecondsPerEvent).ToArray()),
+            AllocatedBytesPerEvent = Median(rounds.Select(r => r.AllocatedBytesPerEvent).ToArray()),
+        };
     }
 }

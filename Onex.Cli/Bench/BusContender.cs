@@ -8,9 +8,11 @@ namespace Onex.Cli.Bench;
 /// An <see cref="IEventBus"/> under test: <see cref="Publisher"/> publishes and pings, <see cref="Subscriber"/> reads
 /// and answers. Every event is a fresh <see cref="OnexEvent"/> (new id, timestamp), as an application would publish
 /// it, so creating the envelope counts as bus cost. Subscriptions hold 1024 events in
-/// <see cref="System.Threading.Channels.BoundedChannelFullMode.Wait"/> mode (the raw baseline's mode; on ZeroMQ a full
-/// Wait-mode subscription drops and counts instead of pausing, so ZeroMQ contenders queue a whole run) and are made
-/// fresh for every run, outside the timed part.
+/// <see cref="System.Threading.Channels.BoundedChannelFullMode.Wait"/> mode (the raw baseline's mode; on a joined
+/// ZeroMQ or Unix-socket participant a full Wait-mode subscription drops and counts instead of pausing the participant's
+/// one receive loop, so those contenders queue a whole run) and are made fresh for every run, outside the timed part.
+/// Every throughput run also reports how many events the participants counted as dropped, so that a loss is either
+/// counted (and was reported to the participants) or shows as silent.
 /// </summary>
 internal sealed class BusContender(
     string description, IEventBus publisher, IEventBus subscriber, byte[] payload, int inFlight, TimeSpan quietPeriod,
@@ -39,11 +41,14 @@ internal sealed class BusContender(
         var progress = new ReadProgress();
         var reader = Task.Run(() => BenchLoops.ReadAsync(subscription.Reader, count, progress, stopReader.Token), CancellationToken.None);
 
+        var dropsBefore = CountedDrops();
         var started = Stopwatch.GetTimestamp();
         await BenchLoops.PublishWindowedAsync(count, inFlight,
             () => Publisher.PublishAsync(OnexEvent.Create(DataTopic, payload), cancellationToken)).ConfigureAwait(false);
         await BenchLoops.AwaitReaderAsync(reader, progress, quietPeriod, stopReader, cancellationToken).ConfigureAwait(false);
-        return progress.ToSample(count, started);
+        // Whatever did not arrive must show in a drop counter: the subscription's, the subscribing participant's (transport
+        // gaps) or the publishing participant's (its publish queue). The report separates counted from silent loss.
+        return progress.ToSample(count, started) with { CountedDrops = CountedDrops() - dropsBefore };
     }
 
     public async Task<long[]> MeasureRoundTripsAsync(int count, CancellationToken cancellationToken)
@@ -73,6 +78,10 @@ internal sealed class BusContender(
     }
 
     public ValueTask DisposeAsync() => disposeBuses?.Invoke() ?? default;
+
+    // Drops the two participants have counted so far, every cause (one participant when both are the same bus).
+    private long CountedDrops() =>
+        ReferenceEquals(Publisher, Subscriber) ? Subscriber.Health.TotalDropped : Publisher.Health.TotalDropped + Subscriber.Health.TotalDropped;
 
     public override string ToString() => Description;
 

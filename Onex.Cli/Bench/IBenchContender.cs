@@ -22,7 +22,10 @@ internal interface IBenchContender : IAsyncDisposable
     Task<long[]> MeasureRoundTripsAsync(int count, CancellationToken cancellationToken);
 }
 
-/// <summary>One throughput run: how many events were published, how many read, in how many Stopwatch ticks.</summary>
+/// <summary>
+/// One throughput run: how many events were published, how many read, in how many Stopwatch ticks; how many of the
+/// events not read the bus itself counted as dropped; and what the run cost the whole process in CPU time and allocations.
+/// </summary>
 internal readonly record struct ThroughputSample(int Published, long Received, long ElapsedTicks)
 {
     public double Seconds => (double)ElapsedTicks / Stopwatch.Frequency;
@@ -30,6 +33,40 @@ internal readonly record struct ThroughputSample(int Published, long Received, l
     public double EventsPerSecond => ElapsedTicks > 0 ? Received / Seconds : 0;
 
     public long Lost => Published - Math.Min(Published, Received);
+
+    /// <summary>Events the bus counted as dropped during the run (its participants' <c>Health</c> drop counters); 0 for a raw transport.</summary>
+    public long CountedDrops { get; init; }
+
+    /// <summary>Events lost that no drop counter accounts for: a bus must keep this at 0 (no silent loss).</summary>
+    public long Unaccounted => Math.Max(0, Lost - CountedDrops);
+
+    /// <summary>CPU time of the whole process (every thread: publisher, transport, reader, GC) during the run.</summary>
+    public TimeSpan CpuTime { get; init; }
+
+    /// <summary>Bytes the whole process allocated during the run.</summary>
+    public long AllocatedBytes { get; init; }
+
+    /// <summary>CPU time per event read, in microseconds: unlike events/s, it barely depends on how busy the machine is.</summary>
+    public double CpuMicrosecondsPerEvent => Received > 0 ? CpuTime.TotalMicroseconds / Received : 0;
+
+    /// <summary>Bytes allocated per event read.</summary>
+    public double AllocatedBytesPerEvent => Received > 0 ? (double)AllocatedBytes / Received : 0;
+}
+
+/// <summary>Measures what a throughput run costs the process: CPU time of all its threads, and bytes allocated.</summary>
+internal static class ProcessCost
+{
+    /// <summary>Runs <paramref name="measure"/> and adds its CPU time and allocations to the sample it returns.</summary>
+    public static async Task<ThroughputSample> MeasureAsync(Func<Task<ThroughputSample>> measure)
+    {
+        using var process = Process.GetCurrentProcess();
+        var cpuBefore = process.TotalProcessorTime;
+        var allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
+        var sample = await measure().ConfigureAwait(false);
+        var allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
+        process.Refresh();
+        return sample with { CpuTime = process.TotalProcessorTime - cpuBefore, AllocatedBytes = allocated };
+    }
 }
 
 /// <summary>

@@ -34,7 +34,10 @@ public sealed class EventChannel : IEventSubscription
     private readonly long _maxBytes;
     private readonly string _fullDetail;
     private long _droppedCount;
-    private long _pendingBytes;
+    // Pending bytes are what writers added minus what readers took (and drops, rollbacks): two counters on cache lines of
+    // their own, so the delivering thread and the reading thread do not both write one line for every event.
+    private PaddedCounter _bytesIn;
+    private PaddedCounter _bytesOut;
     private int _slowEpisode;
     private TaskCompletionSource? _room;
     private volatile bool _completed;
@@ -78,7 +81,7 @@ public sealed class EventChannel : IEventSubscription
             },
             dropped =>
             {
-                Interlocked.Add(ref _pendingBytes, -PendingSize(dropped));
+                Interlocked.Add(ref _bytesOut.Value, PendingSize(dropped));
                 CountDropped(1);
             });
         _reader = new PendingReader(this);
@@ -98,10 +101,17 @@ public sealed class EventChannel : IEventSubscription
     public ChannelReader<OnexEvent> Reader => _reader;
 
     /// <inheritdoc/>
-    public long DroppedCount => Interlocked.Read(ref _droppedCount);
+    public long DroppedCount => Volatile.Read(ref _droppedCount);
 
     /// <summary>Bytes queued now, as counted by <see cref="PendingSize"/>.</summary>
-    public long PendingBytes => Interlocked.Read(ref _pendingBytes);
+    public long PendingBytes
+    {
+        get
+        {
+            var taken = Volatile.Read(ref _bytesOut.Value);
+            return Volatile.Read(ref _bytesIn.Value) - taken;
+        }
+    }
 
     /// <summary>True once the queue accepts no more events (disposed or <see cref="TryComplete"/> called).</summary>
     public bool IsCompleted => _completed;
@@ -140,7 +150,7 @@ public sealed class EventChannel : IEventSubscription
                 case BoundedChannelFullMode.DropOldest:
                     while (!FitsBytes(size) && _channel.Reader.TryRead(out var oldest))
                     {
-                        Interlocked.Add(ref _pendingBytes, -PendingSize(oldest));
+                        Interlocked.Add(ref _bytesOut.Value, PendingSize(oldest));
                         CountDropped(1);
                     }
                     break;
@@ -149,9 +159,9 @@ public sealed class EventChannel : IEventSubscription
                     return true;
             }
         }
-        Interlocked.Add(ref _pendingBytes, size);
+        Interlocked.Add(ref _bytesIn.Value, size);
         if (_channel.Writer.TryWrite(evt)) return true;
-        Interlocked.Add(ref _pendingBytes, -size);
+        Interlocked.Add(ref _bytesOut.Value, size);
         return false;
     }
 
@@ -218,13 +228,15 @@ public sealed class EventChannel : IEventSubscription
     // An empty queue takes any event, so one larger than the whole limit is never stuck.
     private bool FitsBytes(long size)
     {
-        var pending = Interlocked.Read(ref _pendingBytes);
+        // Out first: a read between the two loads can only make the figure larger (safe: at worst a write waits or drops early).
+        var taken = Volatile.Read(ref _bytesOut.Value);
+        var pending = Volatile.Read(ref _bytesIn.Value) - taken;
         return pending <= 0 || pending + size <= _maxBytes;
     }
 
     private void Taken(OnexEvent evt)
     {
-        Interlocked.Add(ref _pendingBytes, -PendingSize(evt));
+        Interlocked.Add(ref _bytesOut.Value, PendingSize(evt));
         (_health?.Telemetry ?? Onex.Diagnostics.BusTelemetry.Unnamed).Delivered(evt);
         if (Volatile.Read(ref _slowEpisode) != 0 && _channel.Reader.Count == 0) Volatile.Write(ref _slowEpisode, 0);
         if (Volatile.Read(ref _room) is not null) SignalRoom();
@@ -252,7 +264,7 @@ public sealed class EventChannel : IEventSubscription
 
     private ValueTask<bool> QueueAsync(OnexEvent evt, long size, CancellationToken cancellationToken)
     {
-        Interlocked.Add(ref _pendingBytes, size);
+        Interlocked.Add(ref _bytesIn.Value, size);
         var write = _channel.Writer.WriteAsync(evt, cancellationToken);
         return write.IsCompletedSuccessfully ? new ValueTask<bool>(true) : AwaitWriteAsync(write, size);
     }
@@ -267,12 +279,12 @@ public sealed class EventChannel : IEventSubscription
         catch (ChannelClosedException)
         {
             // Completed while this writer waited for room: the subscriber is gone, which is not the publisher's failure.
-            Interlocked.Add(ref _pendingBytes, -size);
+            Interlocked.Add(ref _bytesOut.Value, size);
             return false;
         }
         catch (OperationCanceledException)
         {
-            Interlocked.Add(ref _pendingBytes, -size);
+            Interlocked.Add(ref _bytesOut.Value, size);
             throw;
         }
     }
@@ -310,5 +322,13 @@ public sealed class EventChannel : IEventSubscription
         }
 
         public override ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken = default) => _inner.WaitToReadAsync(cancellationToken);
+    }
+
+    /// <summary>A counter alone on its cache line (64 bytes either side), so writing it does not evict its neighbours.</summary>
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Explicit, Size = 136)]
+    private struct PaddedCounter
+    {
+        [System.Runtime.InteropServices.FieldOffset(64)]
+        public long Value;
     }
 }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Onex.Cli;
+using Onex.Cli.Bench;
 using Onex.Tests.Client;
 
 namespace Onex.Tests.Cli;
@@ -68,6 +69,45 @@ public class BenchCommandTests
             Assert.That(joined.GetProperty("figures").GetProperty("eventsPerSecond").GetDouble(), Is.GreaterThan(0));
             Assert.That(joined.GetProperty("rawRatio").GetDouble(), Is.GreaterThan(0));
             Assert.That(joined.GetProperty("figures").GetProperty("lost").GetInt64(), Is.Zero, "unlimited high-water marks lose nothing");
+        });
+    }
+
+    [Test]
+    public async Task Bench_bus_ipc_reports_what_each_event_cost_and_counts_every_lost_event()
+    {
+        var (exitCode, output, error) = await BenchAsync("--backend", "ipc", "--count", "2000", "--round-trips", "20", "--rounds", "2", "--json");
+
+        Assert.That(exitCode, Is.EqualTo(ExitCodes.Ok), error);
+        using var json = JsonDocument.Parse(output);
+        AssertBusAndRawFigures(json.RootElement, "ipc", "ipc bench");
+        var bus = json.RootElement.GetProperty("throughput").GetProperty("bus");
+        var raw = json.RootElement.GetProperty("throughput").GetProperty("raw");
+        Assert.Multiple(() =>
+        {
+            // A lost event is either counted by a drop counter of the bus (and so reported to its participants) or silent.
+            Assert.That(bus.GetProperty("unaccounted").GetInt64(), Is.Zero, "no event is lost without a drop counter saying so");
+            Assert.That(bus.GetProperty("countedDrops").GetInt64(), Is.LessThanOrEqualTo(bus.GetProperty("lost").GetInt64()),
+                "drops counted during a run are events that did not arrive");
+            Assert.That(bus.GetProperty("cpuMicrosecondsPerEvent").GetDouble(), Is.GreaterThan(0), "the bus's CPU time per event");
+            Assert.That(raw.GetProperty("cpuMicrosecondsPerEvent").GetDouble(), Is.GreaterThan(0), "the raw transport's CPU time per event");
+            Assert.That(bus.GetProperty("allocatedBytesPerEvent").GetDouble(), Is.GreaterThan(0), "the bus allocates an OnexEvent per event at least");
+        });
+    }
+
+    [Test]
+    public void A_report_separates_the_drops_a_bus_counted_from_silent_loss()
+    {
+        // 10 published, 6 read, 3 counted as dropped by the bus: 1 lost silently.
+        var sample = new ThroughputSample(10, 6, 1000) { CountedDrops = 3 };
+        var figures = BusBenchStatistics.Throughput([sample, new ThroughputSample(10, 10, 1000)], payloadBytes: 64);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(sample.Lost, Is.EqualTo(4));
+            Assert.That(sample.Unaccounted, Is.EqualTo(1));
+            Assert.That(figures.Lost, Is.EqualTo(4));
+            Assert.That(figures.CountedDrops, Is.EqualTo(3));
+            Assert.That(figures.Unaccounted, Is.EqualTo(1));
         });
     }
 

@@ -258,12 +258,24 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
         return false;
     }
 
-    // Control messages (empty body) are never reserved, so they are never released either.
-    private void Release(in OutgoingMessage message)
+    // Control messages (empty body) are never reserved, so they are never counted for release either.
+    private static void CountForRelease(in OutgoingMessage message, ref int events, ref long bytes)
     {
         if (message.Body.Length == 0) return;
-        Interlocked.Decrement(ref _queuedCount);
-        Interlocked.Add(ref _queuedBytes, -(message.Topic.Length + message.Body.Length));
+        events++;
+        bytes += message.Topic.Length + message.Body.Length;
+    }
+
+    /// <summary>
+    /// Gives back the room of <paramref name="events"/> sent events, once per message sent rather than once per event: the
+    /// counters are written by every publishing thread, and a drain that wrote them for each event would pull their cache
+    /// line across cores once per event whenever publisher and drain run in parallel.
+    /// </summary>
+    private void Release(int events, long bytes)
+    {
+        if (events == 0) return;
+        Interlocked.Add(ref _queuedCount, -events);
+        Interlocked.Add(ref _queuedBytes, -bytes);
         if (Volatile.Read(ref _room) is not null) Interlocked.Exchange(ref _room, null)?.TrySetResult();
     }
 
@@ -404,11 +416,14 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
             while (sent < limit && _outbox.TryDequeue(out var item))
             {
                 sent++;
-                Release(item);
+                var releaseEvents = 0;
+                var releaseBytes = 0L;
+                CountForRelease(item, ref releaseEvents, ref releaseBytes);
                 var body = item.Body;
                 var events = body.Length > 0 ? 1 : 0;
                 if (body.Length > 0 && body.Length < _batchBytes && _outbox.TryPeek(out var next) && TopicFrameCache.SameTopic(next.Topic, item.Topic))
-                    body = Coalesce(body, item.Topic, limit, ref sent, out events);
+                    body = Coalesce(body, item.Topic, limit, ref sent, out events, ref releaseEvents, ref releaseBytes);
+                Release(releaseEvents, releaseBytes);
                 var numbered = _batchBytes > 0 && events > 0;
                 // InitGC hands the arrays to ZeroMQ without copying; nothing writes to them afterwards.
                 msg.InitGC(item.Topic, item.Topic.Length);
@@ -439,7 +454,7 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
     /// content, so a topic whose cached frame was evicted still batches) to one body, up to the batch size. Only this thread dequeues,
     /// so what it peeks is what it then takes.
     /// </summary>
-    private byte[] Coalesce(byte[] first, byte[] topic, int limit, ref int sent, out int events)
+    private byte[] Coalesce(byte[] first, byte[] topic, int limit, ref int sent, out int events, ref int releaseEvents, ref long releaseBytes)
     {
         _batch.Clear();
         _batch.Add(first);
@@ -448,7 +463,7 @@ public sealed class ZmqEventPublisher : IAsyncDisposable
                && total + next.Body.Length <= _batchBytes)
         {
             _outbox.TryDequeue(out _);
-            Release(next);
+            CountForRelease(next, ref releaseEvents, ref releaseBytes);
             _batch.Add(next.Body);
             total += next.Body.Length;
             sent++;
