@@ -1,9 +1,5 @@
-using NATS.Client.Core;
-using NATS.Client.KeyValueStore;
-using NATS.Net;
 using Onex.Protocol;
 using Onex.RegistryNode.Cluster;
-using Onex.Testing.Nats;
 
 namespace Onex.Tests.Cluster;
 
@@ -14,44 +10,26 @@ namespace Onex.Tests.Cluster;
 /// everything again; a removal whose remover stalled is taken over by the host after the grace period.
 /// </summary>
 [NonParallelizable]
-public class ClusterHostHeartbeatTests
+public class ClusterHostHeartbeatTests : BucketTestBase
 {
     private const string Host = "host-b";
     private const long GraceMs = 1_000;
-    private NatsTestServer _nats = null!;
-    private NatsConnection _connection = null!;
-    private INatsKVStore _store = null!;
-
-    [SetUp]
-    public async Task StartAsync()
-    {
-        _nats = await NatsTestServer.StartAsync();
-        _connection = new NatsConnection(NatsOpts.Default with { Url = _nats.Url });
-        _store = await _connection.CreateKeyValueStoreContext().CreateStoreAsync(new NatsKVConfig(ClusterHarness.Bucket()) { History = 1 });
-    }
-
-    [TearDown]
-    public async Task StopAsync()
-    {
-        await _connection.DisposeAsync();
-        await _nats.DisposeAsync();
-    }
 
     private static ClusterHostHeartbeat Writer() => new(Host, TimeSpan.FromMilliseconds(GraceMs));
 
     private static byte[] Beat(long sentAt) => RegistryCodec.SerializeBody(new ClusterHeartbeat { Host = Host, IntervalMs = 200, SentAt = sentAt });
 
-    private Task<HeartbeatOutcome> BeatAsync(ClusterHostHeartbeat writer, long nowMs) => writer.BeatAsync(_store, Beat(nowMs), nowMs, CancellationToken.None);
+    private Task<HeartbeatOutcome> BeatAsync(ClusterHostHeartbeat writer, long nowMs) => writer.BeatAsync(Store, Beat(nowMs), nowMs, CancellationToken.None);
 
     /// <summary>The heartbeat key now: its revision and who removes the host (null for a heartbeat); null when deleted.</summary>
     private async Task<(ulong Revision, string? RemovedBy)?> KeyAsync()
     {
-        var entry = await _store.TryGetEntryAsync<byte[]>(ClusterKeys.Heartbeat(Host));
+        var entry = await Store.TryGetEntryAsync<byte[]>(ClusterKeys.Heartbeat(Host));
         if (!entry.Success) return null;
         return (entry.Value.Revision, RegistryCodec.DeserializeBody<ClusterHeartbeat>(entry.Value.Value!).RemovedBy);
     }
 
-    private Task PutEntryAsync(string bus) => _store.PutAsync(ClusterKeys.Entry("default", Host, ClusterKinds.Bus, bus), new byte[] { 1 }).AsTask();
+    private Task PutEntryAsync(string bus) => Store.PutAsync(ClusterKeys.Entry("default", Host, ClusterKinds.Bus, bus), new byte[] { 1 }).AsTask();
 
     [Test]
     public async Task A_live_host_waits_for_its_removal_to_end_then_rejoins_without_ever_overwriting_the_marker()
@@ -63,16 +41,16 @@ public class ClusterHostHeartbeatTests
         var judged = (await KeyAsync())!.Value.Revision;
 
         // The host pauses; registry A judges its last heartbeat stale and takes the removal at that revision.
-        var marker = await ClusterHostRemoval.TakeAsync(_store, Host, judged, "host-a", 5_000, CancellationToken.None);
+        var marker = await ClusterHostRemoval.TakeAsync(Store, Host, judged, "host-a", 5_000, CancellationToken.None);
         Assert.That(marker, Is.Not.Null, "A takes the removal");
 
         // The host resumes mid-removal: its beat finds the marker and leaves it (before: a plain put overwrote it).
         Assert.That(await BeatAsync(host, 5_200), Is.EqualTo(HeartbeatOutcome.RemovalUnderWay));
         Assert.That(host.RemovedBy, Is.EqualTo("host-a"));
         Assert.That(await KeyAsync(), Is.EqualTo(((ulong, string?)?)(marker!.Value, "host-a")), "A's marker stands");
-        Assert.That(await ClusterHostRemoval.DeleteEntriesAsync(_store, Host, CancellationToken.None), Is.EqualTo(1), "bus-b deleted");
+        Assert.That(await ClusterHostRemoval.DeleteEntriesAsync(Store, Host, CancellationToken.None), Is.EqualTo(1), "bus-b deleted");
         Assert.That(await BeatAsync(host, 5_400), Is.EqualTo(HeartbeatOutcome.RemovalUnderWay), "still under way, within the grace period");
-        Assert.That(await ClusterHostRemoval.FinishAsync(_store, Host, marker.Value, CancellationToken.None), Is.True,
+        Assert.That(await ClusterHostRemoval.FinishAsync(Store, Host, marker.Value, CancellationToken.None), Is.True,
             "A's removal finishes and is counted: the host did not overwrite its marker");
 
         // The removal is over: the host writes its heartbeat again and is told to publish everything again.
@@ -87,7 +65,7 @@ public class ClusterHostHeartbeatTests
     {
         var host = Writer();
         await BeatAsync(host, 0);
-        var marker = await ClusterHostRemoval.TakeAsync(_store, Host, (await KeyAsync())!.Value.Revision, "host-a", 5_000, CancellationToken.None);
+        var marker = await ClusterHostRemoval.TakeAsync(Store, Host, (await KeyAsync())!.Value.Revision, "host-a", 5_000, CancellationToken.None);
         Assert.That(marker, Is.Not.Null);
         // A stalls right after taking the removal.
         Assert.That(await BeatAsync(host, 10_000), Is.EqualTo(HeartbeatOutcome.RemovalUnderWay), "marker first seen at 10,000 ms");
@@ -95,7 +73,7 @@ public class ClusterHostHeartbeatTests
 
         Assert.That(await BeatAsync(host, 10_000 + GraceMs), Is.EqualTo(HeartbeatOutcome.Rejoined), "taken over at the marker's revision");
         Assert.That((await KeyAsync())?.RemovedBy, Is.Null);
-        Assert.That(await ClusterHostRemoval.FinishAsync(_store, Host, marker!.Value, CancellationToken.None), Is.False,
+        Assert.That(await ClusterHostRemoval.FinishAsync(Store, Host, marker!.Value, CancellationToken.None), Is.False,
             "the stalled remover, waking up, cannot count a removal of a host that is back");
     }
 
@@ -104,9 +82,9 @@ public class ClusterHostHeartbeatTests
     {
         var host = Writer();
         await BeatAsync(host, 0);
-        var marker = await ClusterHostRemoval.TakeAsync(_store, Host, (await KeyAsync())!.Value.Revision, "host-a", 5_000, CancellationToken.None);
-        await ClusterHostRemoval.DeleteEntriesAsync(_store, Host, CancellationToken.None);
-        Assert.That(await ClusterHostRemoval.FinishAsync(_store, Host, marker!.Value, CancellationToken.None), Is.True);
+        var marker = await ClusterHostRemoval.TakeAsync(Store, Host, (await KeyAsync())!.Value.Revision, "host-a", 5_000, CancellationToken.None);
+        await ClusterHostRemoval.DeleteEntriesAsync(Store, Host, CancellationToken.None);
+        Assert.That(await ClusterHostRemoval.FinishAsync(Store, Host, marker!.Value, CancellationToken.None), Is.True);
 
         Assert.That(await BeatAsync(host, 9_000), Is.EqualTo(HeartbeatOutcome.Rejoined), "its key was deleted: it writes it again and republishes");
         Assert.That((await KeyAsync())?.RemovedBy, Is.Null);
@@ -121,7 +99,7 @@ public class ClusterHostHeartbeatTests
         Assert.That(await BeatAsync(restarted, 100), Is.EqualTo(HeartbeatOutcome.Written));
         Assert.That(restarted.Revision, Is.EqualTo((await KeyAsync())!.Value.Revision));
 
-        var marker = await ClusterHostRemoval.TakeAsync(_store, Host, restarted.Revision, "host-a", 5_000, CancellationToken.None);
+        var marker = await ClusterHostRemoval.TakeAsync(Store, Host, restarted.Revision, "host-a", 5_000, CancellationToken.None);
         var again = Writer();
         Assert.That(await BeatAsync(again, 6_000), Is.EqualTo(HeartbeatOutcome.RemovalUnderWay), "a fresh writer does not overwrite a marker");
         Assert.That(await KeyAsync(), Is.EqualTo(((ulong, string?)?)(marker!.Value, "host-a")));
@@ -132,15 +110,15 @@ public class ClusterHostHeartbeatTests
     {
         var host = Writer();
         await BeatAsync(host, 0);
-        var byA = await ClusterHostRemoval.TakeAsync(_store, Host, (await KeyAsync())!.Value.Revision, "host-a", 5_000, CancellationToken.None);
+        var byA = await ClusterHostRemoval.TakeAsync(Store, Host, (await KeyAsync())!.Value.Revision, "host-a", 5_000, CancellationToken.None);
         Assert.That(await BeatAsync(host, 10_000), Is.EqualTo(HeartbeatOutcome.RemovalUnderWay));
         // C takes A's stalled removal over just before the host would have: a new marker, a new grace period for C.
-        var byC = await ClusterHostRemoval.TakeAsync(_store, Host, byA!.Value, "host-c", 10_500, CancellationToken.None);
+        var byC = await ClusterHostRemoval.TakeAsync(Store, Host, byA!.Value, "host-c", 10_500, CancellationToken.None);
         Assert.That(byC, Is.Not.Null);
 
         Assert.That(await BeatAsync(host, 10_000 + GraceMs), Is.EqualTo(HeartbeatOutcome.RemovalUnderWay), "C's marker is new to the host");
         Assert.That(host.RemovedBy, Is.EqualTo("host-c"));
-        Assert.That(await ClusterHostRemoval.FinishAsync(_store, Host, byC!.Value, CancellationToken.None), Is.True, "C finishes, once");
+        Assert.That(await ClusterHostRemoval.FinishAsync(Store, Host, byC!.Value, CancellationToken.None), Is.True, "C finishes, once");
         Assert.That(await BeatAsync(host, 11_200), Is.EqualTo(HeartbeatOutcome.Rejoined));
     }
 }

@@ -1,9 +1,5 @@
-using NATS.Client.Core;
-using NATS.Client.KeyValueStore;
-using NATS.Net;
 using Onex.Protocol;
 using Onex.RegistryNode.Cluster;
-using Onex.Testing.Nats;
 
 namespace Onex.Tests.Cluster;
 
@@ -13,37 +9,18 @@ namespace Onex.Tests.Cluster;
 /// marker) exactly once. No clocks: each registry's view is the heartbeat-key revision it passes in.
 /// </summary>
 [NonParallelizable]
-public class ClusterHostRemovalTests
+public class ClusterHostRemovalTests : BucketTestBase
 {
     private const string Dead = "host-b";
-    private NatsTestServer _nats = null!;
-    private NatsConnection _connection = null!;
-    private INatsKVStore _store = null!;
-
-    [SetUp]
-    public async Task StartAsync()
-    {
-        _nats = await NatsTestServer.StartAsync();
-        _connection = new NatsConnection(NatsOpts.Default with { Url = _nats.Url });
-        _store = await _connection.CreateKeyValueStoreContext().CreateStoreAsync(new NatsKVConfig(ClusterHarness.Bucket()) { History = 1 });
-    }
-
-    [TearDown]
-    public async Task StopAsync()
-    {
-        await _connection.DisposeAsync();
-        await _nats.DisposeAsync();
-    }
-
     /// <summary>Host B's heartbeat, a bus and a node of its, and its claim of the bus: the revision of its last heartbeat.</summary>
     private async Task<ulong> PublishDeadHostAsync()
     {
-        await _store.PutAsync(ClusterKeys.Heartbeat(Dead), Heartbeat(null));
-        await _store.PutAsync(ClusterKeys.Entry("default", Dead, ClusterKinds.Node, "worker-b"), new byte[] { 1 });
-        await _store.PutAsync(ClusterKeys.Entry("default", Dead, ClusterKinds.Bus, "bus-b"), new byte[] { 2 });
-        await _store.PutAsync(ClusterKeys.Claim("default", ClusterKinds.Bus, "bus-b"),
+        await Store.PutAsync(ClusterKeys.Heartbeat(Dead), Heartbeat(null));
+        await Store.PutAsync(ClusterKeys.Entry("default", Dead, ClusterKinds.Node, "worker-b"), new byte[] { 1 });
+        await Store.PutAsync(ClusterKeys.Entry("default", Dead, ClusterKinds.Bus, "bus-b"), new byte[] { 2 });
+        await Store.PutAsync(ClusterKeys.Claim("default", ClusterKinds.Bus, "bus-b"),
             RegistryCodec.SerializeBody(new ClusterClaim { Host = Dead, NodeId = "worker-b" }));
-        return await _store.PutAsync(ClusterKeys.Heartbeat(Dead), Heartbeat(null));
+        return await Store.PutAsync(ClusterKeys.Heartbeat(Dead), Heartbeat(null));
     }
 
     private static byte[] Heartbeat(string? removedBy) =>
@@ -52,11 +29,11 @@ public class ClusterHostRemovalTests
     /// <summary>What a registry's watch would show of the heartbeat key now: its revision, deletion included.</summary>
     private async Task<ulong> HeartbeatRevisionAsync()
     {
-        var entry = await _store.TryGetEntryAsync<byte[]>(ClusterKeys.Heartbeat(Dead));
+        var entry = await Store.TryGetEntryAsync<byte[]>(ClusterKeys.Heartbeat(Dead));
         if (entry.Success) return entry.Value.Revision;
         // A deleted key: its deletion marker is the last message of its subject, which a watch delivers first.
         using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        await foreach (var watched in _store.WatchAsync<byte[]>(ClusterKeys.Heartbeat(Dead), cancellationToken: bound.Token))
+        await foreach (var watched in Store.WatchAsync<byte[]>(ClusterKeys.Heartbeat(Dead), cancellationToken: bound.Token))
             return watched.Revision;
         throw new AssertionException("the heartbeat key has no revision");
     }
@@ -66,16 +43,16 @@ public class ClusterHostRemovalTests
         var keys = new List<string>();
         // One filter per listing: nats-server before 2.10 has no consumers with several filter subjects.
         foreach (var filter in new[] { ClusterKeys.HostPrefix(Dead), ClusterKeys.ClaimPrefix })
-            await foreach (var key in _store.GetKeysAsync([filter])) keys.Add(key);
+            await foreach (var key in Store.GetKeysAsync([filter])) keys.Add(key);
         return keys;
     }
 
     private async Task<bool> RemoveAsync(string remover, ulong seenRevision)
     {
-        var marker = await ClusterHostRemoval.TakeAsync(_store, Dead, seenRevision, remover, 0, CancellationToken.None);
+        var marker = await ClusterHostRemoval.TakeAsync(Store, Dead, seenRevision, remover, 0, CancellationToken.None);
         if (marker is null) return false;
-        await ClusterHostRemoval.DeleteEntriesAsync(_store, Dead, CancellationToken.None);
-        return await ClusterHostRemoval.FinishAsync(_store, Dead, marker.Value, CancellationToken.None);
+        await ClusterHostRemoval.DeleteEntriesAsync(Store, Dead, CancellationToken.None);
+        return await ClusterHostRemoval.FinishAsync(Store, Dead, marker.Value, CancellationToken.None);
     }
 
     [Test]
@@ -89,9 +66,9 @@ public class ClusterHostRemovalTests
         Assert.That(await RemoveAsync("host-c", lastBeat), Is.False, "C's compare-and-set at the old revision fails on the deleted key");
         // Nor can a registry that never saw the key (a record made from an entry seen first): no create-if-absent,
         // which NATS lets succeed on a deleted key. That was the double removal.
-        Assert.That(await ClusterHostRemoval.TakeAsync(_store, Dead, 0, "host-c", 0, CancellationToken.None), Is.Null,
+        Assert.That(await ClusterHostRemoval.TakeAsync(Store, Dead, 0, "host-c", 0, CancellationToken.None), Is.Null,
             "revision 0 takes nothing");
-        Assert.That((await _store.TryGetEntryAsync<byte[]>(ClusterKeys.Heartbeat(Dead))).Success, Is.False, "the heartbeat key stays deleted");
+        Assert.That((await Store.TryGetEntryAsync<byte[]>(ClusterKeys.Heartbeat(Dead))).Success, Is.False, "the heartbeat key stays deleted");
     }
 
     [Test]
@@ -99,13 +76,13 @@ public class ClusterHostRemovalTests
     {
         var lastBeat = await PublishDeadHostAsync();
 
-        var takenByA = await ClusterHostRemoval.TakeAsync(_store, Dead, lastBeat, "host-a", 0, CancellationToken.None);
-        var takenByC = await ClusterHostRemoval.TakeAsync(_store, Dead, lastBeat, "host-c", 0, CancellationToken.None);
+        var takenByA = await ClusterHostRemoval.TakeAsync(Store, Dead, lastBeat, "host-a", 0, CancellationToken.None);
+        var takenByC = await ClusterHostRemoval.TakeAsync(Store, Dead, lastBeat, "host-c", 0, CancellationToken.None);
 
         Assert.That(takenByA, Is.Not.Null, "the first compare-and-set wins");
         Assert.That(takenByC, Is.Null, "the second, at the same revision, loses");
-        Assert.That(await ClusterHostRemoval.DeleteEntriesAsync(_store, Dead, CancellationToken.None), Is.EqualTo(2), "B's node and bus");
-        Assert.That(await ClusterHostRemoval.FinishAsync(_store, Dead, takenByA!.Value, CancellationToken.None), Is.True);
+        Assert.That(await ClusterHostRemoval.DeleteEntriesAsync(Store, Dead, CancellationToken.None), Is.EqualTo(2), "B's node and bus");
+        Assert.That(await ClusterHostRemoval.FinishAsync(Store, Dead, takenByA!.Value, CancellationToken.None), Is.True);
         Assert.That(await KeysOfDeadHostAsync(), Is.Empty);
     }
 
@@ -114,16 +91,16 @@ public class ClusterHostRemovalTests
     {
         var lastBeat = await PublishDeadHostAsync();
 
-        var takenByA = await ClusterHostRemoval.TakeAsync(_store, Dead, lastBeat, "host-a", 0, CancellationToken.None);
+        var takenByA = await ClusterHostRemoval.TakeAsync(Store, Dead, lastBeat, "host-a", 0, CancellationToken.None);
         Assert.That(takenByA, Is.Not.Null);
         // A stalls; C sees A's marker, waits its grace period, and takes over at the marker's revision.
-        var takenByC = await ClusterHostRemoval.TakeAsync(_store, Dead, await HeartbeatRevisionAsync(), "host-c", 0, CancellationToken.None);
+        var takenByC = await ClusterHostRemoval.TakeAsync(Store, Dead, await HeartbeatRevisionAsync(), "host-c", 0, CancellationToken.None);
         Assert.That(takenByC, Is.Not.Null, "C takes over at the marker it saw");
         // Both delete (idempotent), and both try to finish: only the marker still in the key can.
-        await ClusterHostRemoval.DeleteEntriesAsync(_store, Dead, CancellationToken.None);
-        await ClusterHostRemoval.DeleteEntriesAsync(_store, Dead, CancellationToken.None);
-        var finishedByA = await ClusterHostRemoval.FinishAsync(_store, Dead, takenByA!.Value, CancellationToken.None);
-        var finishedByC = await ClusterHostRemoval.FinishAsync(_store, Dead, takenByC!.Value, CancellationToken.None);
+        await ClusterHostRemoval.DeleteEntriesAsync(Store, Dead, CancellationToken.None);
+        await ClusterHostRemoval.DeleteEntriesAsync(Store, Dead, CancellationToken.None);
+        var finishedByA = await ClusterHostRemoval.FinishAsync(Store, Dead, takenByA!.Value, CancellationToken.None);
+        var finishedByC = await ClusterHostRemoval.FinishAsync(Store, Dead, takenByC!.Value, CancellationToken.None);
 
         Assert.That((finishedByA, finishedByC), Is.EqualTo((false, true)), "A was overtaken; C removed host B, once");
         Assert.That(await KeysOfDeadHostAsync(), Is.Empty);
@@ -134,13 +111,13 @@ public class ClusterHostRemovalTests
     {
         var lastBeat = await PublishDeadHostAsync();
 
-        var taken = await ClusterHostRemoval.TakeAsync(_store, Dead, lastBeat, "host-a", 0, CancellationToken.None);
+        var taken = await ClusterHostRemoval.TakeAsync(Store, Dead, lastBeat, "host-a", 0, CancellationToken.None);
         Assert.That(taken, Is.Not.Null);
-        await _store.PutAsync(ClusterKeys.Heartbeat(Dead), Heartbeat(null)); // B was only slow
+        await Store.PutAsync(ClusterKeys.Heartbeat(Dead), Heartbeat(null)); // B was only slow
 
-        Assert.That(await ClusterHostRemoval.FinishAsync(_store, Dead, taken!.Value, CancellationToken.None), Is.False,
+        Assert.That(await ClusterHostRemoval.FinishAsync(Store, Dead, taken!.Value, CancellationToken.None), Is.False,
             "the finish fails: B's heartbeat replaced the marker");
-        Assert.That((await _store.TryGetEntryAsync<byte[]>(ClusterKeys.Heartbeat(Dead))).Success, Is.True, "B's heartbeat key stands");
+        Assert.That((await Store.TryGetEntryAsync<byte[]>(ClusterKeys.Heartbeat(Dead))).Success, Is.True, "B's heartbeat key stands");
     }
 
     [Test]
@@ -149,7 +126,7 @@ public class ClusterHostRemovalTests
         var lastBeat = await PublishDeadHostAsync();
         Assert.That(await RemoveAsync("host-a", lastBeat), Is.True);
         // A late write of B's lands after the removal (B died right after it): both registries saw the key's deletion.
-        await _store.PutAsync(ClusterKeys.Entry("default", Dead, ClusterKinds.Bus, "late"), new byte[] { 3 });
+        await Store.PutAsync(ClusterKeys.Entry("default", Dead, ClusterKinds.Bus, "late"), new byte[] { 3 });
         var deletion = await HeartbeatRevisionAsync();
 
         Assert.That(await RemoveAsync("host-a", deletion), Is.True, "the orphan is removed at the deletion's revision");
