@@ -98,11 +98,14 @@ public sealed class ZmqEventBus : IEventBus, IEventBusProbe
             : $"the bus moved from {from} to {subscribeEndpoint}";
         // Reported even when already Disconnected (ZeroMQ's monitor saw the old host go): the move is news.
         Health.ReportConnection(BusConnectionState.Disconnected, $"{what}; rejoining");
-        await _publisher.MoveToAsync(publishEndpoint, curveServerKey).ConfigureAwait(false);
-        await _subscriber.MoveToAsync(subscribeEndpoint, curveServerKey).ConfigureAwait(false);
+        // The new endpoints are in force before the sockets move: the socket monitor's Connected notice, which names
+        // the new endpoint, can come on its own thread before MoveToAsync returns, and whoever reads the endpoints on
+        // that notice must see where the participant now connects.
         var options = Options with { PublishEndpoint = publishEndpoint, SubscribeEndpoint = subscribeEndpoint };
         if (curveServerKey is not null) options = options with { Socket = options.Socket with { CurveServerKey = curveServerKey } };
         Volatile.Write(ref _options, options);
+        await _publisher.MoveToAsync(publishEndpoint, curveServerKey).ConfigureAwait(false);
+        await _subscriber.MoveToAsync(subscribeEndpoint, curveServerKey).ConfigureAwait(false);
         await _subscriber.ConfirmPathAsync(cancellationToken).ConfigureAwait(false);
         Health.SetState(BusConnectionState.Connected, $"rejoined the bus at {subscribeEndpoint} ({what})");
     }
