@@ -13,8 +13,8 @@ namespace Onex.RegistryNode.Hosting;
 /// Without it the working set stays at its peak: after a fill of 10,000 leases and 1,000 tools the collector keeps
 /// its young-generation budget and free regions, and the C heap its free pages. Under steady load allocation never
 /// drops below <see cref="QuietBytes"/> a second, so nothing runs then; a quiet node runs it once, not every second
-/// (the next one waits for another <see cref="WorkBytes"/>). The collection pauses the node's threads for tens of
-/// milliseconds at most (the heap is tens of MB), at a moment when it has nothing to do. Only the registry program
+/// (the next one waits for another <see cref="WorkBytes"/>). The collection is a blocking one of the whole heap (tens
+/// of MB loaded), at a moment when the node has nothing to do. Only the registry program
 /// (<c>onex-registry</c>, the service) starts one: a process that embeds a node decides about its own collector.
 /// </remarks>
 internal sealed class IdleMemoryReturn : IDisposable
