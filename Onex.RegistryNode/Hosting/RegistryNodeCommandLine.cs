@@ -274,6 +274,7 @@ internal static class RegistryNodeCommandLine
         await output.FlushAsync(CancellationToken.None).ConfigureAwait(false);
 
         // Until SIGINT/SIGTERM (the host's lifetime: the console's, or systemd's under systemd) or the caller cancels.
+        using var idleMemoryReturn = new IdleMemoryReturn(TimeProvider.System);
         await host.WaitForShutdownAsync(ct).ConfigureAwait(false);
         await output.WriteLineAsync("registry: stopped").ConfigureAwait(false);
         await output.FlushAsync(CancellationToken.None).ConfigureAwait(false);

@@ -50,7 +50,7 @@ internal sealed partial class PortLeaseManager : IDisposable
     /// <param name="logger">The log.</param>
     /// <param name="firstFencingToken">The token of the first grant.</param>
     /// <param name="verifyInBackground">
-    /// True: a <see cref="PortVerifier"/> checks ports ahead of demand on its own task. False: its checks wait for
+    /// True: a <see cref="PortVerifier"/> checks ports ahead of demand on its own thread. False: its checks wait for
     /// <see cref="PortVerifier.RunPending"/> (tests that decide when checks happen).
     /// </param>
     /// <param name="changes">Where changed rows are marked for the store; none when null.</param>
