@@ -131,3 +131,38 @@ public class ClusterRemoteDeletionTests
         }
     }
 }
+
+/// <summary>
+/// A local entry hides another host's entry of the same id (a node that moved to this host keeping its id): when the
+/// local one goes away, the other host's entry is shown again and broadcast as registered, so a watcher told of the
+/// local removal holds what the snapshot holds.
+/// </summary>
+[NonParallelizable]
+public class ClusterHiddenEntryTests
+{
+    [Test]
+    public async Task A_node_that_leaves_this_host_shows_the_same_node_of_another_host_again_on_the_change_stream()
+    {
+        await using var nats = await NatsTestServer.StartAsync();
+        var bucket = Bucket();
+        await using var a = await StartHostAsync(Options(nats.Url, bucket, "host-a") with { Replicas = 1 }, 0);
+        await using var b = await StartHostAsync(Options(nats.Url, bucket, "host-b") with { Replicas = 1 }, 1);
+        await using var onB = await ConnectAsync(b, "worker-1");
+        await SyncAsync(b, a);
+        await using var observer = await ConnectAsync(a, "observer-a");
+        await using var changesOnA = observer.WatchAsync("registry.node.").GetAsyncEnumerator();
+        await changesOnA.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "the first snapshot of A");
+
+        await using var onA = await ConnectAsync(a, "worker-1"); // the same node id on host A: A shows its own
+        await changesOnA.UntilAsync(e => e.Change is { ChangeType: ChangeTypes.NodeRegistered, Key: "worker-1" } c && c.NewValue!.Node!.RegistryHost == "host-a",
+            "worker-1 of host A registered on A");
+        await onA.DisposeAsync(); // departs from A
+
+        await changesOnA.UntilAsync(e => e.Change is { ChangeType: ChangeTypes.NodeRemoved, Key: "worker-1" }, "worker-1 of host A removed on A");
+        var shown = await changesOnA.UntilAsync(e => e.Change is { Key: "worker-1" }, "worker-1 of host B shown again on A");
+        Assert.That(shown[^1].Change!.ChangeType, Is.EqualTo(ChangeTypes.NodeRegistered), "registered again for watchers that dropped it");
+        Assert.That(shown[^1].Change!.NewValue!.Node!.RegistryHost, Is.EqualTo("host-b"));
+        var view = await observer.DescribeAsync();
+        Assert.That(view.Nodes!.Where(n => n.NodeId == "worker-1").Select(n => n.RegistryHost), Is.EqualTo(new[] { "host-b" }), "the snapshot agrees");
+    }
+}
