@@ -174,6 +174,49 @@ internal sealed class ClusterCatalog
         if (entries.IsEmpty && !entries.Unhealthy) _hosts.Remove(host);
     }
 
+    /// <summary>True when another host has an entry of <paramref name="kind"/> with this id (node id, bus name, tool NAME@VERSION) in <paramref name="tenant"/>.</summary>
+    public bool Holds(string kind, string tenant, string id)
+    {
+        var key = TenantNames.Key(tenant, id);
+        foreach (var entries in _hosts.Values)
+        {
+            var held = kind switch
+            {
+                ClusterKinds.Node => entries.Nodes.ContainsKey(key),
+                ClusterKinds.Bus => entries.Buses.ContainsKey(key),
+                _ => entries.Tools.ContainsKey(key),
+            };
+            if (held) return true;
+        }
+        return false;
+    }
+
+    /// <summary>
+    /// This host's entry of <paramref name="kind"/> with this id in <paramref name="tenant"/> went away, and with it what hid
+    /// other hosts' entries of that id (a node that moved between hosts keeping its id; a name registered here while cut
+    /// off): those are shown again, and recorded as registered, since watchers were told of the removal and no longer hold
+    /// that id. Nothing when a local entry of that id is back meanwhile.
+    /// </summary>
+    public void Reveal(RegistryState state, string kind, string tenant, string id)
+    {
+        var key = TenantNames.Key(tenant, id);
+        foreach (var (host, entries) in _hosts)
+        {
+            switch (kind)
+            {
+                case ClusterKinds.Node when entries.Nodes.TryGetValue(key, out var node) && !HiddenByLocal(state, node.Record):
+                    Record(state, ChangeTypes.NodeRegistered, node.Record.NodeId, ChangeJournal.Of(Show(node.Record, host, entries)), null);
+                    break;
+                case ClusterKinds.Bus when entries.Buses.TryGetValue(key, out var bus) && !HiddenByLocal(state, bus.Record):
+                    Record(state, ChangeTypes.BusRegistered, bus.Record.Name, ChangeJournal.Of(Show(bus.Record, host, entries)), null);
+                    break;
+                case ClusterKinds.Tool when entries.Tools.TryGetValue(key, out var tool) && !HiddenByLocal(state, tool.Record):
+                    Record(state, ChangeTypes.ToolRegistered, ToolCatalog.KeyOf(tool.Record), ChangeJournal.Of(Show(tool.Record, host, entries)), null);
+                    break;
+            }
+        }
+    }
+
     /// <summary>A key names the tenant of its record, or is a key of the layout before tenants (token <c>default</c>).</summary>
     private static bool InKeyTenant(string? recordTenant, string keyTenant) =>
         keyTenant == TenantNames.Default || TenantNames.Of(recordTenant) == keyTenant;

@@ -263,6 +263,7 @@ internal sealed partial class ClusterMember
         var watchdog = new ClusterWatchdog();
         while (true)
         {
+            var generation = Interlocked.Increment(ref _watchGeneration);
             using var watch = CancellationTokenSource.CreateLinkedTokenSource(ct);
             var last = (ulong)Interlocked.Read(ref delivered);
             var options = new NatsKVWatchOpts
@@ -280,6 +281,8 @@ internal sealed partial class ClusterMember
             {
                 await foreach (var entry in store.WatchAsync<byte[]>(ClusterKeys.All, opts: options, cancellationToken: watch.Token).ConfigureAwait(false))
                 {
+                    if (Volatile.Read(ref _heldWatch) is { } held && held.Generation == generation)
+                        await held.Open.WaitAsync(watch.Token).ConfigureAwait(false);
                     Apply(entry, loading ? seen : null, seenHosts);
                     NoteWatched(entry.Revision);
                     Interlocked.Exchange(ref delivered, (long)entry.Revision);
@@ -307,6 +310,20 @@ internal sealed partial class ClusterMember
             LogWatchStalled((ulong)Interlocked.Read(ref delivered));
         }
     }
+
+    // Test hook (HoldWatchDelivery): the watch whose delivery is held, and what opens it.
+    private long _watchGeneration;
+    private HeldWatch? _heldWatch;
+
+    private sealed record HeldWatch(long Generation, Task Open);
+
+    /// <summary>
+    /// Test hook: the bucket's watch running now applies nothing more until <paramref name="open"/> completes, as the
+    /// stall of NATS.Net's watcher seen on the build machine (docs/CLUSTER.md, Limits). A watch the watchdog re-creates
+    /// meanwhile is not held, so a test sees the re-creation and the view catching up.
+    /// </summary>
+    internal void HoldWatchDelivery(Task open) =>
+        Volatile.Write(ref _heldWatch, new HeldWatch(Interlocked.Read(ref _watchGeneration), open));
 
     /// <summary>How often the watchdog compares the watch with the bucket: five heartbeats, at least 2 s.</summary>
     private TimeSpan WatchCheckInterval => TimeSpan.FromTicks(Math.Max(_options.HeartbeatInterval.Ticks * 5, TimeSpan.FromSeconds(2).Ticks));

@@ -155,9 +155,10 @@ internal sealed partial class ClusterMember : IAsyncDisposable
     /// </summary>
     public void Mirror(RegistryChange change)
     {
-        if (!_sessionActive) return;
         var entity = change.NewValue ?? change.OldValue;
         if (entity is null) return;
+        if (change.NewValue is null) RevealHidden(entity);
+        if (!_sessionActive) return;
         MirrorItem? item = (entity.Node, entity.Bus, entity.Tool) switch
         {
             ({ } node, _, _) when Own(node.RegistryHost) => change.NewValue?.Node is { } n
@@ -175,6 +176,23 @@ internal sealed partial class ClusterMember : IAsyncDisposable
     }
 
     private bool Own(string? host) => host is null || host == HostName;
+
+    /// <summary>
+    /// A local entry went away (registry thread, after its commit): other hosts' entries of its id that it hid are shown
+    /// again in a later wake-up (<see cref="ClusterCatalog.Reveal"/>), so watchers told of the removal hold them again.
+    /// </summary>
+    private void RevealHidden(RegistryEntity removed)
+    {
+        var (kind, tenant, id) = removed switch
+        {
+            { Node: { } node } when Own(node.RegistryHost) => (ClusterKinds.Node, TenantNames.Of(node.Tenant), node.NodeId),
+            { Bus: { } bus } when Own(bus.RegistryHost) => (ClusterKinds.Bus, TenantNames.Of(bus.Tenant), bus.Name),
+            { Tool: { } tool } when Own(tool.RegistryHost) => (ClusterKinds.Tool, TenantNames.Of(tool.Tenant), Tools.ToolCatalog.KeyOf(tool)),
+            _ => (null, null, null),
+        };
+        if (kind is null || !Catalog.Holds(kind, tenant!, id!)) return;
+        Inbox.Post(state => Catalog.Reveal(state, kind, tenant!, id!));
+    }
 
     /// <summary>The claims under way and the registrations parked on them (registry thread).</summary>
     public ClusterClaims Claims { get; }

@@ -101,12 +101,12 @@ internal static class Waits
         }
     }
 
-    /// <summary>Reads watch events until one satisfies <paramref name="match"/>, returning every event read (bounded).</summary>
+    /// <summary>Reads watch events until one satisfies <paramref name="match"/>, returning every event read (bounded: <paramref name="limit"/>, default <see cref="Default"/>).</summary>
     public static async Task<List<RegistryWatchEvent>> UntilAsync(
-        this IAsyncEnumerator<RegistryWatchEvent> events, Func<RegistryWatchEvent, bool> match, string what)
+        this IAsyncEnumerator<RegistryWatchEvent> events, Func<RegistryWatchEvent, bool> match, string what, TimeSpan? limit = null)
     {
         var seen = new List<RegistryWatchEvent>();
-        var deadline = Task.Delay(Default);
+        var deadline = Task.Delay(limit ?? Default);
         while (true)
         {
             var next = events.MoveNextAsync().AsTask();

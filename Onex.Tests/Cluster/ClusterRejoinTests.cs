@@ -3,6 +3,7 @@ using NATS.Client.KeyValueStore;
 using NATS.Net;
 using Onex.Protocol;
 using Onex.RegistryNode.Cluster;
+using Onex.RegistryNode.Hosting;
 using Onex.Testing.Nats;
 using Onex.Tests.Client;
 using Onex.Transports.Registry;
@@ -32,27 +33,64 @@ public class ClusterRejoinTests
         return 0;
     }
 
-    private static async Task<(NatsConnection, INatsKVStore)> OpenBucketAsync(NatsTestCluster nats, string bucket)
+    /// <summary>
+    /// Hosts A and B (in-process registries) on a three-server nats cluster, a client of each, B's bus registered and
+    /// in A's view, and the test's own connection to the bucket (the remover).
+    /// </summary>
+    private sealed class TwoHosts : IAsyncDisposable
     {
-        var connection = new NatsConnection(NatsOpts.Default with { Url = nats.Urls });
-        return (connection, await connection.CreateKeyValueStoreContext().GetStoreAsync(bucket));
+        private readonly List<IAsyncDisposable> _started = [];
+
+        public NatsTestCluster Nats { get; private set; } = null!;
+        public RegistryNodeHost A { get; private set; } = null!;
+        public RegistryNodeHost B { get; private set; } = null!;
+        public RegistryClient OnA { get; private set; } = null!;
+        public RegistryClient OnB { get; private set; } = null!;
+        public INatsKVStore Store { get; private set; } = null!;
+
+        /// <param name="grace">The hosts' removal grace period (default 1 s).</param>
+        public static async Task<TwoHosts> StartAsync(TimeSpan? grace = null)
+        {
+            var hosts = new TwoHosts();
+            try
+            {
+                hosts.Nats = hosts.Keep(await NatsTestCluster.StartAsync(3));
+                var bucket = Bucket();
+                hosts.A = hosts.Keep(await StartHostAsync(Options(hosts.Nats.Urls, bucket, "host-a", grace), 0));
+                hosts.B = hosts.Keep(await StartHostAsync(Options(hosts.Nats.Urls, bucket, HostB, grace), 1));
+                hosts.OnA = hosts.Keep(await ConnectAsync(hosts.A, "observer-a"));
+                hosts.OnB = hosts.Keep(await ConnectAsync(hosts.B, "worker-b"));
+                await hosts.OnB.RegisterBusAsync("bus-b", BusKinds.Zmq, ["tcp://127.0.0.1:1"]);
+                await SyncAsync(hosts.B, hosts.A);
+                var connection = hosts.Keep(new NatsConnection(NatsOpts.Default with { Url = hosts.Nats.Urls }));
+                hosts.Store = await connection.CreateKeyValueStoreContext().GetStoreAsync(bucket);
+                return hosts;
+            }
+            catch
+            {
+                await hosts.DisposeAsync();
+                throw;
+            }
+        }
+
+        private T Keep<T>(T started) where T : IAsyncDisposable
+        {
+            _started.Add(started);
+            return started;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            for (var i = _started.Count - 1; i >= 0; i--) await _started[i].DisposeAsync();
+        }
     }
 
     [Test]
     public async Task A_live_host_leaves_a_removal_marker_alone_then_publishes_its_entries_again_when_the_removal_ends()
     {
-        await using var nats = await NatsTestCluster.StartAsync(3);
-        var bucket = Bucket();
         // Long grace periods: neither A nor B takes over the test's removal while it runs.
-        var grace = TimeSpan.FromSeconds(60);
-        await using var a = await StartHostAsync(Options(nats.Urls, bucket, "host-a", grace), 0);
-        await using var b = await StartHostAsync(Options(nats.Urls, bucket, HostB, grace), 1);
-        await using var onA = await ConnectAsync(a, "observer-a");
-        await using var onB = await ConnectAsync(b, "worker-b");
-        await onB.RegisterBusAsync("bus-b", BusKinds.Zmq, ["tcp://127.0.0.1:1"]);
-        await SyncAsync(b, a);
-        var (connection, store) = await OpenBucketAsync(nats, bucket);
-        await using var _ = connection;
+        await using var hosts = await TwoHosts.StartAsync(TimeSpan.FromSeconds(60));
+        var (a, b, onA, store) = (hosts.A, hosts.B, hosts.OnA, hosts.Store);
 
         var marker = await TakeRemovalOfBAsync(store);
         // B may publish some of them again as it sees them deleted, before its next beat finds the marker: its
@@ -72,17 +110,9 @@ public class ClusterRejoinTests
     [Test]
     public async Task A_removal_whose_remover_stalls_is_taken_over_and_the_live_host_ends_with_its_entries_published()
     {
-        await using var nats = await NatsTestCluster.StartAsync(3);
-        var bucket = Bucket();
         // 1 s grace: A (as any registry) or B itself takes over the stalled removal soon; whichever does, B ends published.
-        await using var a = await StartHostAsync(Options(nats.Urls, bucket, "host-a"), 0);
-        await using var b = await StartHostAsync(Options(nats.Urls, bucket, HostB), 1);
-        await using var onA = await ConnectAsync(a, "observer-a");
-        await using var onB = await ConnectAsync(b, "worker-b");
-        await onB.RegisterBusAsync("bus-b", BusKinds.Zmq, ["tcp://127.0.0.1:1"]);
-        await SyncAsync(b, a);
-        var (connection, store) = await OpenBucketAsync(nats, bucket);
-        await using var _ = connection;
+        await using var hosts = await TwoHosts.StartAsync();
+        var (a, b, onA, store) = (hosts.A, hosts.B, hosts.OnA, hosts.Store);
 
         var marker = await TakeRemovalOfBAsync(store);
         await ClusterHostRemoval.DeleteEntriesAsync(store, HostB, CancellationToken.None);
@@ -100,26 +130,34 @@ public class ClusterRejoinTests
     [Test]
     public async Task A_host_entry_deleted_by_someone_else_is_published_again()
     {
-        await using var nats = await NatsTestCluster.StartAsync(3);
-        var bucket = Bucket();
-        await using var a = await StartHostAsync(Options(nats.Urls, bucket, "host-a"), 0);
-        await using var b = await StartHostAsync(Options(nats.Urls, bucket, HostB), 1);
-        await using var onA = await ConnectAsync(a, "observer-a");
-        await using var onB = await ConnectAsync(b, "worker-b");
-        await onB.RegisterBusAsync("bus-b", BusKinds.Zmq, ["tcp://127.0.0.1:1"]);
-        await SyncAsync(b, a);
-        await using var changesOnA = onA.WatchAsync("registry.").GetAsyncEnumerator();
-        await changesOnA.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "the first snapshot of A");
-        var (connection, store) = await OpenBucketAsync(nats, bucket);
-        await using var _ = connection;
+        await using var hosts = await TwoHosts.StartAsync();
+        var key = ClusterKeys.Entry("default", HostB, ClusterKinds.Bus, "bus-b");
+        var before = await hosts.Store.GetEntryAsync<byte[]>(key);
 
         // A removal's deletion that lands after B took its key back (a stalled remover waking up), or an operator's `nats kv del`.
-        await store.DeleteAsync(ClusterKeys.Entry("default", HostB, ClusterKinds.Bus, "bus-b"));
+        await hosts.Store.DeleteAsync(key);
 
-        await changesOnA.UntilAsync(e => e.Change is { ChangeType: ChangeTypes.BusRemoved, Key: "bus-b" }, "bus-b removed on A");
-        await changesOnA.UntilAsync(e => e.Change is { ChangeType: ChangeTypes.BusRegistered, Key: "bus-b" }, "bus-b published again by B");
-        Assert.That((await store.TryGetEntryAsync<byte[]>(ClusterKeys.Entry("default", HostB, ClusterKinds.Bus, "bus-b"))).Success, Is.True,
-            "bus-b is in the bucket again");
+        // The key's revisions since: its delete marker (unless B's put replaced it first: history 1), then B's put.
+        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var republished = false;
+        try
+        {
+            await foreach (var entry in hosts.Store.WatchAsync<byte[]>(key, opts: new NatsKVWatchOpts { ResumeAtRevision = before.Revision + 1 }, cancellationToken: limit.Token))
+            {
+                if (entry.Operation != NatsKVOperation.Put) continue;
+                republished = true;
+                break;
+            }
+        }
+        catch (OperationCanceledException) when (limit.IsCancellationRequested)
+        {
+        }
+        Assert.That(republished, Is.True, "B put bus-b into the bucket again within 30 s");
+        // On A the deletion shows as bus.removed then bus.registered, or not at all when B's put replaced the delete
+        // marker before A's watch read it (ClusterRemoteDeletionTests pins both): A's view ends with bus-b of B either way.
+        await SyncAsync(hosts.B, hosts.A);
+        var view = await hosts.OnA.DescribeAsync();
+        Assert.That(view.Buses!.Where(x => x.Name == "bus-b").Select(x => x.RegistryHost), Is.EqualTo(new[] { HostB }), "bus-b is B's on A");
     }
 }
 
@@ -132,6 +170,8 @@ public class ClusterPausedHostTests
 {
     private const int SigStop = 19;
     private const int SigCont = 18;
+    // Unhealthy after 3 missed 200 ms heartbeats, removed 1 s later, republished after SIGCONT: bounded generously for a loaded machine.
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(60);
 
     [Test]
     public async Task A_registry_paused_past_the_grace_period_is_removed_then_republishes_its_entries_when_it_resumes()
@@ -163,17 +203,20 @@ public class ClusterPausedHostTests
                 RetryBaseDelay = TimeSpan.FromMilliseconds(200),
                 RetryMaxDelay = TimeSpan.FromSeconds(1),
             });
-            await onB.RegisterBusAsync("bus-b", BusKinds.Zmq, ["tcp://127.0.0.1:1"]);
             await using var onA = await ConnectAsync(a, "observer-a");
-            await UntilOnAAsync(a, onA, buses => buses.Any(x => x.Name == "bus-b" && x.RegistryHost == "host-b"), "bus-b on A");
+            await using var changesOnA = onA.WatchAsync("registry.").GetAsyncEnumerator();
+            await changesOnA.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "the first snapshot of A");
+            await onB.RegisterBusAsync("bus-b", BusKinds.Zmq, ["tcp://127.0.0.1:1"]);
+            await changesOnA.UntilAsync(e => e.Change is { ChangeType: ChangeTypes.BusRegistered, Key: "bus-b" }, "bus-b of B registered on A", Bound);
 
             b.Signal(SigStop);
-            await WaitUntilAsync(() => a.Cluster!.HostsRemoved == 1, "A to remove the paused host B", TimeSpan.FromSeconds(60));
-            await UntilOnAAsync(a, onA, buses => buses.All(x => x.Name != "bus-b"), "bus-b gone from A");
+            await changesOnA.UntilAsync(e => e.Change is { ChangeType: ChangeTypes.BusRemoved, Key: "bus-b" }, "bus-b of the paused host B removed on A", Bound);
+            await WaitUntilAsync(() => a.Cluster!.HostsRemoved == 1, "A to count its removal of host B");
 
             b.Signal(SigCont);
             // Before, B's heartbeat resumed over the removal and its entries stayed gone from the catalogue for good.
-            await UntilOnAAsync(a, onA, buses => buses.Any(x => x.Name == "bus-b" && x.RegistryHost == "host-b"), "bus-b back on A after B resumed");
+            var back = await changesOnA.UntilAsync(e => e.Change is { ChangeType: ChangeTypes.BusRegistered, Key: "bus-b" }, "bus-b back on A after B resumed", Bound);
+            Assert.That(back.Last().Change!.NewValue!.Bus!.RegistryHost, Is.EqualTo("host-b"), "published again by B");
             Assert.That(a.Cluster!.HostsRemoved, Is.EqualTo(1), "removed once");
             using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
             var metrics = await http.GetStringAsync(metricsUrl);
@@ -184,19 +227,6 @@ public class ClusterPausedHostTests
         {
             b.Signal(SigCont);
             b.KillIfRunning();
-        }
-    }
-
-    /// <summary>Asks A (caught up with the bucket first) until its buses satisfy <paramref name="condition"/>; bounded, 60 s.</summary>
-    private static async Task UntilOnAAsync(Onex.RegistryNode.Hosting.RegistryNodeHost a, RegistryClient onA, Func<IReadOnlyList<EventBusRecord>, bool> condition, string what)
-    {
-        var started = System.Diagnostics.Stopwatch.GetTimestamp();
-        while (true)
-        {
-            await BoundedAsync(a.Cluster!.CatchUpAsync(), "A to catch up with the bucket");
-            if (condition((await onA.DescribeAsync()).Buses!)) return;
-            if (System.Diagnostics.Stopwatch.GetElapsedTime(started) > TimeSpan.FromSeconds(60)) Assert.Fail($"timed out waiting for {what}");
-            await Task.Delay(100); // nothing to await for another host's write: asked again
         }
     }
 }
