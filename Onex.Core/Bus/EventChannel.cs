@@ -39,8 +39,10 @@ public sealed class EventChannel : IEventSubscription
     private readonly string _fullDetail;
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    // The queue, guarded by _gate: a ring of events with their pending sizes, grown by doubling up to the capacity.
-    private Slot[] _slots;
+    // The queue, guarded by _gate: a ring of events and, beside it, their pending sizes (kept apart so the array the
+    // garbage collector scans holds references only), grown by doubling up to the capacity.
+    private OnexEvent?[] _events;
+    private long[] _sizes;
     private int _head;
     private int _count;
     private long _pendingBytes;
@@ -82,7 +84,8 @@ public sealed class EventChannel : IEventSubscription
         _health = health;
         _capacity = Options.Capacity;
         _maxBytes = Options.MaxPendingBytes;
-        _slots = new Slot[Math.Min(_capacity, InitialSlots)];
+        _events = new OnexEvent?[Math.Min(_capacity, InitialSlots)];
+        _sizes = new long[_events.Length];
         _fullDetail = $"subscription '{_pattern.Pattern}' is full ({Options.Capacity} events or {_maxBytes} bytes pending, {FullMode})";
         _reader = new PendingReader(this);
         if (health is not null) Onex.Diagnostics.BusQueueDepth.Track(this, health, Onex.Diagnostics.BusQueueDepth.Subscription, () => Volatile.Read(ref _count));
@@ -259,9 +262,10 @@ public sealed class EventChannel : IEventSubscription
                 case BoundedChannelFullMode.DropNewest:
                     // The newest queued event makes room for the incoming one (as BoundedChannel and NATS.Net): its slot
                     // is overwritten, so a stalled subscription costs each publish one lock and no allocation.
-                    ref var tail = ref _slots[(_head + _count - 1) % _slots.Length];
-                    _pendingBytes += size - tail.Size;
-                    tail = new Slot(evt, size);
+                    var tail = Index(_count - 1);
+                    _pendingBytes += size - _sizes[tail];
+                    _events[tail] = evt;
+                    _sizes[tail] = size;
                     _droppedCount += dropped + 1;
                     dropped++;
                     return true;
@@ -281,26 +285,41 @@ public sealed class EventChannel : IEventSubscription
     // Under _gate.
     private void Append(OnexEvent evt, long size)
     {
-        if (_count == _slots.Length)
+        if (_count == _events.Length)
         {
-            var grown = new Slot[(int)Math.Min((long)_slots.Length * 2, _capacity)];
-            for (var i = 0; i < _count; i++) grown[i] = _slots[(_head + i) % _slots.Length];
-            _slots = grown;
+            var length = (int)Math.Min((long)_events.Length * 2, _capacity);
+            var events = new OnexEvent?[length];
+            var sizes = new long[length];
+            var first = _events.Length - _head;
+            Array.Copy(_events, _head, events, 0, first);
+            Array.Copy(_events, 0, events, first, _head);
+            Array.Copy(_sizes, _head, sizes, 0, first);
+            Array.Copy(_sizes, 0, sizes, first, _head);
+            _events = events;
+            _sizes = sizes;
             _head = 0;
         }
-        _slots[(_head + _count) % _slots.Length] = new Slot(evt, size);
+        var slot = Index(_count);
+        _events[slot] = evt;
+        _sizes[slot] = size;
         _pendingBytes += size;
         Volatile.Write(ref _count, _count + 1);
+    }
+
+    // Under _gate: the ring position of the queued event at offset from the oldest (no division on the hot path).
+    private int Index(int offset)
+    {
+        var index = _head + offset;
+        return index >= _events.Length ? index - _events.Length : index;
     }
 
     // Under _gate.
     private OnexEvent RemoveHead()
     {
-        ref var slot = ref _slots[_head];
-        var evt = slot.Event!;
-        _pendingBytes -= slot.Size;
-        slot = default;
-        _head = _head + 1 == _slots.Length ? 0 : _head + 1;
+        var evt = _events[_head]!;
+        _events[_head] = null;
+        _pendingBytes -= _sizes[_head];
+        _head = _head + 1 == _events.Length ? 0 : _head + 1;
         Volatile.Write(ref _count, _count - 1);
         return evt;
     }
@@ -338,7 +357,7 @@ public sealed class EventChannel : IEventSubscription
     {
         lock (_gate)
         {
-            evt = _count == 0 ? null : _slots[_head].Event;
+            evt = _count == 0 ? null : _events[_head];
             return evt is not null;
         }
     }
@@ -394,9 +413,6 @@ public sealed class EventChannel : IEventSubscription
                 yield return evt;
         }
     }
-
-    /// <summary>One queued event and what it counts against the byte limit.</summary>
-    private readonly record struct Slot(OnexEvent? Event, long Size);
 
     /// <summary>The queue's reader.</summary>
     private sealed class PendingReader(EventChannel owner) : ChannelReader<OnexEvent>
