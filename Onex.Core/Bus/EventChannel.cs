@@ -135,6 +135,7 @@ public sealed class EventChannel : IEventSubscription
     /// count it or an older event as dropped). Returns false when the queue is full in
     /// <see cref="BoundedChannelFullMode.Wait"/> mode (call <see cref="WriteAsync"/>) or is completed.
     /// </summary>
+    /// <exception cref="ArgumentNullException"><paramref name="evt"/> is null.</exception>
     public bool TryWrite(OnexEvent evt)
     {
         ArgumentNullException.ThrowIfNull(evt);
