@@ -138,8 +138,8 @@ internal static class BusBenchRunner
         for (var round = 0; round < options.Rounds; round++)
         {
             var stalledFirst = round % 2 == 0;
-            var a = await slow.MeasureAsync(count, stalledFirst, cancellationToken).ConfigureAwait(false);
-            var b = await slow.MeasureAsync(count, !stalledFirst, cancellationToken).ConfigureAwait(false);
+            var a = await MeasureWithCostAsync(slow, count, stalledFirst, cancellationToken).ConfigureAwait(false);
+            var b = await MeasureWithCostAsync(slow, count, !stalledFirst, cancellationToken).ConfigureAwait(false);
             stalled.Add(stalledFirst ? a : b);
             unstalled.Add(stalledFirst ? b : a);
             await progress.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
@@ -161,6 +161,18 @@ internal static class BusBenchRunner
             peakEvents, peakBytes, stalled.Sum(s => s.Dropped),
             // PendingBytes may exceed the byte limit by one event (one larger than the limit is never stuck).
             peakEvents <= limits.Capacity && peakBytes <= limits.MaxPendingBytes + oneEvent);
+    }
+
+    /// <summary>One slow-consumer run with the process's CPU time and allocations per event (robust to machine load, where events/s is not).</summary>
+    private static async Task<SlowConsumerSample> MeasureWithCostAsync(SlowConsumerCase slow, int count, bool stalled, CancellationToken cancellationToken)
+    {
+        SlowConsumerSample sample = default;
+        var fast = await ProcessCost.MeasureAsync(async () =>
+        {
+            sample = await slow.MeasureAsync(count, stalled, cancellationToken).ConfigureAwait(false);
+            return sample.Fast;
+        }).ConfigureAwait(false);
+        return sample with { Fast = fast };
     }
 
     private static double MedianMicroseconds(long[] ticks) => BusBenchStatistics.Median(ticks.Select(BusBenchStatistics.Microseconds).ToArray());

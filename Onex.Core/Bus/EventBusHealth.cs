@@ -73,7 +73,11 @@ public sealed record BusNotice(
 /// </remarks>
 public sealed class EventBusHealth
 {
-    private readonly long[] _dropped = new long[Enum.GetValues<DropCause>().Length];
+    // One counter per cause, each on a cache line of its own (8 longs apart, the first 64 bytes in): a publisher that
+    // counts a drop for every event (a stalled subscription) must not evict the line that readers load Telemetry from.
+    private const int CounterStride = 8;
+    private static readonly int Causes = Enum.GetValues<DropCause>().Length;
+    private readonly long[] _dropped = new long[(Causes + 1) * CounterStride];
     private int _state;
     private Onex.Diagnostics.BusTelemetry _telemetry;
 
@@ -104,7 +108,7 @@ public sealed class EventBusHealth
     public BusConnectionState State => (BusConnectionState)Volatile.Read(ref _state);
 
     /// <summary>Events dropped for <paramref name="cause"/> since the participant started.</summary>
-    public long DroppedCount(DropCause cause) => Interlocked.Read(ref _dropped[(int)cause]);
+    public long DroppedCount(DropCause cause) => Interlocked.Read(ref Counter(cause));
 
     /// <summary>Events dropped for any cause.</summary>
     public long TotalDropped
@@ -112,7 +116,7 @@ public sealed class EventBusHealth
         get
         {
             long total = 0;
-            for (var i = 0; i < _dropped.Length; i++) total += Interlocked.Read(ref _dropped[i]);
+            for (var i = 0; i < Causes; i++) total += Interlocked.Read(ref Counter((DropCause)i));
             return total;
         }
     }
@@ -151,7 +155,7 @@ public sealed class EventBusHealth
     public void CountDropped(DropCause cause, long count, string? pattern, string detail)
     {
         if (count <= 0) return;
-        var total = Interlocked.Add(ref _dropped[(int)cause], count);
+        var total = Interlocked.Add(ref Counter(cause), count);
         Telemetry.Dropped(cause, count);
         if (count > 1 || (total & (total - 1)) == 0)
             Raise(new BusNotice(BusNoticeKind.Dropped, State, cause, count, total, pattern, detail));
@@ -164,6 +168,8 @@ public sealed class EventBusHealth
     /// <inheritdoc/>
     public override string ToString() =>
         $"{State}, dropped: subscriber queue {DroppedCount(DropCause.SubscriberQueue)}, publisher queue {DroppedCount(DropCause.PublisherQueue)}, transport {DroppedCount(DropCause.Transport)}";
+
+    private ref long Counter(DropCause cause) => ref _dropped[((int)cause + 1) * CounterStride];
 
     private void Raise(BusNotice notice)
     {

@@ -19,25 +19,37 @@ namespace Onex.Bus;
 /// <remarks>
 /// <para>Continuations of readers never run inline on the writer's thread, so a slow or failing consumer cannot
 /// stall or break the code that delivers to it.</para>
+/// <para>The queue is its own (a ring under one short lock) rather than a bounded <see cref="Channel{T}"/>: a full queue
+/// in a drop mode is the common case for a stalled subscriber, and there every incoming event costs one lock, a slot
+/// overwritten and one atomic add to the bus's drop counter; each event's <see cref="PendingSize"/> is computed once,
+/// when it is queued.</para>
 /// <para>At the byte limit, <see cref="BoundedChannelFullMode.DropOldest"/> evicts queued events from the oldest until the
 /// new one fits, while <see cref="BoundedChannelFullMode.DropNewest"/> and <see cref="BoundedChannelFullMode.DropWrite"/>
-/// discard the incoming event (the newest one). Concurrent writers may overshoot the byte limit by at most one event
-/// each; every backend has one writer per subscription.</para>
+/// discard the incoming event (the newest one).</para>
 /// </remarks>
 public sealed class EventChannel : IEventSubscription
 {
-    private readonly Channel<OnexEvent> _channel;
+    private readonly Lock _gate = new();
     private readonly PendingReader _reader;
     private readonly TopicPattern _pattern;
     private readonly Func<EventChannel, ValueTask>? _onUnsubscribe;
     private readonly EventBusHealth? _health;
+    private readonly int _capacity;
     private readonly long _maxBytes;
     private readonly string _fullDetail;
+    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    // The queue, guarded by _gate: a ring of events and, beside it, their pending sizes (kept apart so the array the
+    // garbage collector scans holds references only), grown by doubling up to the capacity.
+    private OnexEvent?[] _events;
+    private long[] _sizes;
+    private int _head;
+    private int _count;
+    private long _pendingBytes;
     private long _droppedCount;
-    // Pending bytes are what writers added minus what readers took (and drops, rollbacks): two counters on cache lines of
-    // their own, so the delivering thread and the reading thread do not both write one line for every event.
-    private PaddedCounter _bytesIn;
-    private PaddedCounter _bytesOut;
+    private Exception? _error;
+    private TaskCompletionSource<bool>? _readable;
+
     private int _slowEpisode;
     private TaskCompletionSource? _room;
     private volatile bool _completed;
@@ -67,26 +79,19 @@ public sealed class EventChannel : IEventSubscription
         Options = options ?? SubscriptionOptions.Default;
         Options.Validate();
         FullMode = Options.FullMode ?? defaultFullMode;
+        if (!Enum.IsDefined(FullMode)) throw new ArgumentException($"Unknown full mode {FullMode}.", nameof(options));
         _onUnsubscribe = onUnsubscribe;
         _health = health;
+        _capacity = Options.Capacity;
         _maxBytes = Options.MaxPendingBytes;
+        _events = new OnexEvent?[Math.Min(_capacity, InitialSlots)];
+        _sizes = new long[_events.Length];
         _fullDetail = $"subscription '{_pattern.Pattern}' is full ({Options.Capacity} events or {_maxBytes} bytes pending, {FullMode})";
-        _channel = Channel.CreateBounded<OnexEvent>(
-            new BoundedChannelOptions(Options.Capacity)
-            {
-                FullMode = FullMode,
-                SingleReader = false,
-                SingleWriter = false,
-                AllowSynchronousContinuations = false,
-            },
-            dropped =>
-            {
-                Interlocked.Add(ref _bytesOut.Value, PendingSize(dropped));
-                CountDropped(1);
-            });
         _reader = new PendingReader(this);
-        if (health is not null) Onex.Diagnostics.BusQueueDepth.Track(this, health, Onex.Diagnostics.BusQueueDepth.Subscription, () => _channel.Reader.Count);
+        if (health is not null) Onex.Diagnostics.BusQueueDepth.Track(this, health, Onex.Diagnostics.BusQueueDepth.Subscription, () => Volatile.Read(ref _count));
     }
+
+    private const int InitialSlots = 64;
 
     /// <inheritdoc/>
     public string Pattern => _pattern.Pattern;
@@ -104,14 +109,7 @@ public sealed class EventChannel : IEventSubscription
     public long DroppedCount => Volatile.Read(ref _droppedCount);
 
     /// <summary>Bytes queued now, as counted by <see cref="PendingSize"/>.</summary>
-    public long PendingBytes
-    {
-        get
-        {
-            var taken = Volatile.Read(ref _bytesOut.Value);
-            return Volatile.Read(ref _bytesIn.Value) - taken;
-        }
-    }
+    public long PendingBytes => Volatile.Read(ref _pendingBytes);
 
     /// <summary>True once the queue accepts no more events (disposed or <see cref="TryComplete"/> called).</summary>
     public bool IsCompleted => _completed;
@@ -137,32 +135,20 @@ public sealed class EventChannel : IEventSubscription
     /// count it or an older event as dropped). Returns false when the queue is full in
     /// <see cref="BoundedChannelFullMode.Wait"/> mode (call <see cref="WriteAsync"/>) or is completed.
     /// </summary>
+    /// <exception cref="ArgumentNullException"><paramref name="evt"/> is null.</exception>
     public bool TryWrite(OnexEvent evt)
     {
-        if (_completed) return false;
+        ArgumentNullException.ThrowIfNull(evt);
         var size = PendingSize(evt);
-        if (!FitsBytes(size))
+        long dropped = 0;
+        TaskCompletionSource<bool>? readable = null;
+        lock (_gate)
         {
-            switch (FullMode)
-            {
-                case BoundedChannelFullMode.Wait:
-                    return false;
-                case BoundedChannelFullMode.DropOldest:
-                    while (!FitsBytes(size) && _channel.Reader.TryRead(out var oldest))
-                    {
-                        Interlocked.Add(ref _bytesOut.Value, PendingSize(oldest));
-                        CountDropped(1);
-                    }
-                    break;
-                default:
-                    CountDropped(1);
-                    return true;
-            }
+            if (_completed || !TryQueue(evt, size, ref dropped, ref readable)) return false;
         }
-        Interlocked.Add(ref _bytesIn.Value, size);
-        if (_channel.Writer.TryWrite(evt)) return true;
-        Interlocked.Add(ref _bytesOut.Value, size);
-        return false;
+        readable?.TrySetResult(true);
+        if (dropped != 0) Report(dropped);
+        return true;
     }
 
     /// <summary>
@@ -173,10 +159,9 @@ public sealed class EventChannel : IEventSubscription
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled while waiting.</exception>
     public ValueTask<bool> WriteAsync(OnexEvent evt, CancellationToken cancellationToken = default)
     {
+        if (TryWrite(evt)) return new ValueTask<bool>(true);
         if (_completed) return new ValueTask<bool>(false);
-        var size = PendingSize(evt);
-        if (!FitsBytes(size)) return WaitForBytesThenWriteAsync(evt, size, cancellationToken);
-        return QueueAsync(evt, size, cancellationToken);
+        return WaitForRoomThenWriteAsync(evt, cancellationToken);
     }
 
     /// <summary>
@@ -186,10 +171,8 @@ public sealed class EventChannel : IEventSubscription
     public void CountDropped(long count)
     {
         if (count <= 0) return;
-        Interlocked.Add(ref _droppedCount, count);
-        if (_health is null) return;
-        if (Interlocked.Exchange(ref _slowEpisode, 1) == 0) _health.ReportSlowConsumer(Pattern, _fullDetail);
-        _health.CountDropped(DropCause.SubscriberQueue, count, Pattern, _fullDetail);
+        lock (_gate) _droppedCount += count;
+        Report(count);
     }
 
     /// <summary>
@@ -199,11 +182,27 @@ public sealed class EventChannel : IEventSubscription
     /// </summary>
     public bool TryComplete(Exception? error = null)
     {
-        _completed = true;
+        TaskCompletionSource<bool>? readable;
+        bool drained;
+        lock (_gate)
+        {
+            if (_completed) return false;
+            _completed = true;
+            _error = error;
+            readable = _readable;
+            _readable = null;
+            drained = _count == 0;
+        }
         Onex.Diagnostics.BusQueueDepth.Untrack(this);
-        var completed = _channel.Writer.TryComplete(error);
+        if (readable is not null)
+        {
+            // A waiting reader means the queue was empty: it ends now (or throws the error).
+            if (error is null) readable.TrySetResult(false);
+            else readable.TrySetException(error);
+        }
+        if (drained) CompleteReader();
         SignalRoom();
-        return completed;
+        return true;
     }
 
     /// <summary>
@@ -225,28 +224,172 @@ public sealed class EventChannel : IEventSubscription
     /// <inheritdoc/>
     public override string ToString() => $"EventChannel({Pattern}, {Options.Capacity}, {_maxBytes} B, {FullMode})";
 
-    // An empty queue takes any event, so one larger than the whole limit is never stuck.
-    private bool FitsBytes(long size)
+    // Under _gate. An empty queue takes any event, so one larger than the whole limit is never stuck.
+    private bool FitsBytes(long size) => _count == 0 || _pendingBytes + size <= _maxBytes;
+
+    // Under _gate. Applies the limits and the full mode; false only for a full queue in Wait mode (nothing changed).
+    private bool TryQueue(OnexEvent evt, long size, ref long dropped, ref TaskCompletionSource<bool>? readable)
     {
-        // Out first: a read between the two loads can only make the figure larger (safe: at worst a write waits or drops early).
-        var taken = Volatile.Read(ref _bytesOut.Value);
-        var pending = Volatile.Read(ref _bytesIn.Value) - taken;
-        return pending <= 0 || pending + size <= _maxBytes;
+        if (!FitsBytes(size))
+        {
+            switch (FullMode)
+            {
+                case BoundedChannelFullMode.Wait:
+                    return false;
+                case BoundedChannelFullMode.DropOldest:
+                    while (_count > 0 && !FitsBytes(size))
+                    {
+                        RemoveHead();
+                        dropped++;
+                    }
+                    break;
+                default:
+                    // DropNewest and DropWrite discard the incoming event at the byte limit.
+                    _droppedCount++;
+                    dropped = 1;
+                    return true;
+            }
+        }
+        if (_count == _capacity)
+        {
+            switch (FullMode)
+            {
+                case BoundedChannelFullMode.Wait:
+                    return false;
+                case BoundedChannelFullMode.DropWrite:
+                    _droppedCount += dropped + 1;
+                    dropped++;
+                    return true;
+                case BoundedChannelFullMode.DropNewest:
+                    // The newest queued event makes room for the incoming one (as BoundedChannel and NATS.Net): its slot
+                    // is overwritten, so a stalled subscription costs each publish one lock and no allocation.
+                    var tail = Index(_count - 1);
+                    _pendingBytes += size - _sizes[tail];
+                    _events[tail] = evt;
+                    _sizes[tail] = size;
+                    _droppedCount += dropped + 1;
+                    dropped++;
+                    return true;
+                default:
+                    RemoveHead();
+                    dropped++;
+                    break;
+            }
+        }
+        _droppedCount += dropped;
+        Append(evt, size);
+        readable = _readable;
+        _readable = null;
+        return true;
     }
 
-    private void Taken(OnexEvent evt)
+    // Under _gate.
+    private void Append(OnexEvent evt, long size)
     {
-        Interlocked.Add(ref _bytesOut.Value, PendingSize(evt));
+        if (_count == _events.Length)
+        {
+            var length = (int)Math.Min((long)_events.Length * 2, _capacity);
+            var events = new OnexEvent?[length];
+            var sizes = new long[length];
+            var first = _events.Length - _head;
+            Array.Copy(_events, _head, events, 0, first);
+            Array.Copy(_events, 0, events, first, _head);
+            Array.Copy(_sizes, _head, sizes, 0, first);
+            Array.Copy(_sizes, 0, sizes, first, _head);
+            _events = events;
+            _sizes = sizes;
+            _head = 0;
+        }
+        var slot = Index(_count);
+        _events[slot] = evt;
+        _sizes[slot] = size;
+        _pendingBytes += size;
+        Volatile.Write(ref _count, _count + 1);
+    }
+
+    // Under _gate: the ring position of the queued event at offset from the oldest (no division on the hot path).
+    private int Index(int offset)
+    {
+        var index = _head + offset;
+        return index >= _events.Length ? index - _events.Length : index;
+    }
+
+    // Under _gate.
+    private OnexEvent RemoveHead()
+    {
+        var evt = _events[_head]!;
+        _events[_head] = null;
+        _pendingBytes -= _sizes[_head];
+        _head = _head + 1 == _events.Length ? 0 : _head + 1;
+        Volatile.Write(ref _count, _count - 1);
+        return evt;
+    }
+
+    // Outside _gate: the bus's counter (exact once the drop happened), a notice per episode, the meter.
+    private void Report(long dropped)
+    {
+        if (_health is null) return;
+        if (Volatile.Read(ref _slowEpisode) == 0 && Interlocked.Exchange(ref _slowEpisode, 1) == 0) _health.ReportSlowConsumer(Pattern, _fullDetail);
+        _health.CountDropped(DropCause.SubscriberQueue, dropped, Pattern, _fullDetail);
+    }
+
+    private bool TryTake([System.Diagnostics.CodeAnalysis.MaybeNullWhen(false)] out OnexEvent evt)
+    {
+        bool drained, ended;
+        lock (_gate)
+        {
+            if (_count == 0)
+            {
+                evt = null;
+                return false;
+            }
+            evt = RemoveHead();
+            drained = _count == 0;
+            ended = drained && _completed;
+        }
         (_health?.Telemetry ?? Onex.Diagnostics.BusTelemetry.Unnamed).Delivered(evt);
-        if (Volatile.Read(ref _slowEpisode) != 0 && _channel.Reader.Count == 0) Volatile.Write(ref _slowEpisode, 0);
+        if (drained && Volatile.Read(ref _slowEpisode) != 0) Volatile.Write(ref _slowEpisode, 0);
         if (Volatile.Read(ref _room) is not null) SignalRoom();
+        if (ended) CompleteReader();
+        return true;
+    }
+
+    private bool TryPeekHead([System.Diagnostics.CodeAnalysis.MaybeNullWhen(false)] out OnexEvent evt)
+    {
+        lock (_gate)
+        {
+            evt = _count == 0 ? null : _events[_head];
+            return evt is not null;
+        }
+    }
+
+    private ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken)
+    {
+        if (cancellationToken.IsCancellationRequested) return ValueTask.FromCanceled<bool>(cancellationToken);
+        TaskCompletionSource<bool> readable;
+        lock (_gate)
+        {
+            if (_count > 0) return new ValueTask<bool>(true);
+            if (_completed) return _error is null ? new ValueTask<bool>(false) : ValueTask.FromException<bool>(_error);
+            readable = _readable ??= new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+        return new ValueTask<bool>(cancellationToken.CanBeCanceled ? readable.Task.WaitAsync(cancellationToken) : readable.Task);
+    }
+
+    // The reader's Completion: done once the queue is completed and drained, faulted with the completion's error.
+    private void CompleteReader()
+    {
+        var error = Volatile.Read(ref _error);
+        if (error is null) _completion.TrySetResult();
+        else if (error is OperationCanceledException cancelled) _completion.TrySetCanceled(cancelled.CancellationToken);
+        else _completion.TrySetException(error);
     }
 
     private void SignalRoom() => Interlocked.Exchange(ref _room, null)?.TrySetResult();
 
-    private async ValueTask<bool> WaitForBytesThenWriteAsync(OnexEvent evt, long size, CancellationToken cancellationToken)
+    private async ValueTask<bool> WaitForRoomThenWriteAsync(OnexEvent evt, CancellationToken cancellationToken)
     {
-        while (!FitsBytes(size))
+        while (true)
         {
             if (_completed) return false;
             var room = Volatile.Read(ref _room);
@@ -255,37 +398,10 @@ public sealed class EventChannel : IEventSubscription
                 var fresh = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                 room = Interlocked.CompareExchange(ref _room, fresh, null) ?? fresh;
             }
-            // A read between the check above and publishing the signal would be missed: look again before waiting.
-            if (FitsBytes(size) || _completed) continue;
+            // A read between the failed write and publishing the signal would be missed: try again before waiting.
+            if (TryWrite(evt)) return true;
+            if (_completed) return false;
             await room.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        return await QueueAsync(evt, size, cancellationToken).ConfigureAwait(false);
-    }
-
-    private ValueTask<bool> QueueAsync(OnexEvent evt, long size, CancellationToken cancellationToken)
-    {
-        Interlocked.Add(ref _bytesIn.Value, size);
-        var write = _channel.Writer.WriteAsync(evt, cancellationToken);
-        return write.IsCompletedSuccessfully ? new ValueTask<bool>(true) : AwaitWriteAsync(write, size);
-    }
-
-    private async ValueTask<bool> AwaitWriteAsync(ValueTask write, long size)
-    {
-        try
-        {
-            await write.ConfigureAwait(false);
-            return true;
-        }
-        catch (ChannelClosedException)
-        {
-            // Completed while this writer waited for room: the subscriber is gone, which is not the publisher's failure.
-            Interlocked.Add(ref _bytesOut.Value, size);
-            return false;
-        }
-        catch (OperationCanceledException)
-        {
-            Interlocked.Add(ref _bytesOut.Value, size);
-            throw;
         }
     }
 
@@ -299,36 +415,21 @@ public sealed class EventChannel : IEventSubscription
         }
     }
 
-    /// <summary>The queue's reader, which gives back the bytes of each event taken.</summary>
+    /// <summary>The queue's reader.</summary>
     private sealed class PendingReader(EventChannel owner) : ChannelReader<OnexEvent>
     {
-        private readonly ChannelReader<OnexEvent> _inner = owner._channel.Reader;
+        public override Task Completion => owner._completion.Task;
 
-        public override Task Completion => _inner.Completion;
+        public override bool CanCount => true;
 
-        public override bool CanCount => _inner.CanCount;
+        public override int Count => Volatile.Read(ref owner._count);
 
-        public override int Count => _inner.Count;
+        public override bool CanPeek => true;
 
-        public override bool CanPeek => _inner.CanPeek;
+        public override bool TryPeek([System.Diagnostics.CodeAnalysis.MaybeNullWhen(false)] out OnexEvent item) => owner.TryPeekHead(out item);
 
-        public override bool TryPeek([System.Diagnostics.CodeAnalysis.MaybeNullWhen(false)] out OnexEvent item) => _inner.TryPeek(out item);
+        public override bool TryRead([System.Diagnostics.CodeAnalysis.MaybeNullWhen(false)] out OnexEvent item) => owner.TryTake(out item);
 
-        public override bool TryRead([System.Diagnostics.CodeAnalysis.MaybeNullWhen(false)] out OnexEvent item)
-        {
-            if (!_inner.TryRead(out item)) return false;
-            owner.Taken(item);
-            return true;
-        }
-
-        public override ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken = default) => _inner.WaitToReadAsync(cancellationToken);
-    }
-
-    /// <summary>A counter alone on its cache line (64 bytes either side), so writing it does not evict its neighbours.</summary>
-    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Explicit, Size = 136)]
-    private struct PaddedCounter
-    {
-        [System.Runtime.InteropServices.FieldOffset(64)]
-        public long Value;
+        public override ValueTask<bool> WaitToReadAsync(CancellationToken cancellationToken = default) => owner.WaitToReadAsync(cancellationToken);
     }
 }

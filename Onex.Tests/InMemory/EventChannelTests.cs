@@ -227,6 +227,99 @@ public class EventChannelTests
         return Onex.Events.OnexEvent.Create("a.b", payload, sourceNodeId: "test");
     }
 
+    // The queue is a ring of its own: these pin which events a full queue keeps, across wrap-around, and its byte figure.
+    [TestCase(BoundedChannelFullMode.DropNewest, new[] { 3, 4, 7 })]
+    [TestCase(BoundedChannelFullMode.DropOldest, new[] { 5, 6, 7 })]
+    [TestCase(BoundedChannelFullMode.DropWrite, new[] { 3, 4, 5 })]
+    public void At_the_event_limit_each_drop_mode_keeps_its_events_in_order_after_the_ring_wrapped(BoundedChannelFullMode mode, int[] kept)
+    {
+        var channel = new EventChannel("a.b", new SubscriptionOptions { Capacity = 3, FullMode = mode });
+        for (var i = 1; i <= 2; i++) channel.TryWrite(Numbered("a.b", i));
+        var readEarly = new List<int>();
+        while (channel.Reader.TryRead(out var evt)) readEarly.Add(NumberOf(evt));
+        for (var i = 3; i <= 7; i++) Assert.That(channel.TryWrite(Numbered("a.b", i)), Is.True, $"{mode} takes event {i}");
+
+        var size = EventChannel.PendingSize(Numbered("a.b", 3));
+        Assert.Multiple(() =>
+        {
+            Assert.That(readEarly, Is.EqualTo(new[] { 1, 2 }));
+            Assert.That(channel.DroppedCount, Is.EqualTo(2), "five events into three free places");
+            Assert.That(channel.Reader.Count, Is.EqualTo(3));
+            Assert.That(channel.PendingBytes, Is.EqualTo(3 * size), "the bytes of the kept events, not of the dropped ones");
+        });
+        var queued = new List<int>();
+        while (channel.Reader.TryRead(out var evt)) queued.Add(NumberOf(evt));
+        Assert.Multiple(() =>
+        {
+            Assert.That(queued, Is.EqualTo(kept), $"{mode} keeps these, oldest first");
+            Assert.That(channel.PendingBytes, Is.Zero, "reading gives every byte back");
+        });
+    }
+
+    [Test]
+    public void A_queue_that_grows_past_its_first_allocation_keeps_every_event_in_order()
+    {
+        var channel = new EventChannel("a.b", new SubscriptionOptions { Capacity = 500, FullMode = BoundedChannelFullMode.Wait });
+        var received = new List<int>();
+        for (var i = 0; i < 50; i++) channel.TryWrite(Numbered("a.b", i));
+        for (var i = 0; i < 30 && channel.Reader.TryRead(out var evt); i++) received.Add(NumberOf(evt));
+        for (var i = 50; i < 540; i++) channel.TryWrite(Numbered("a.b", i));
+        var peeked = channel.Reader.TryPeek(out var next);
+        Assert.Multiple(() =>
+        {
+            Assert.That(channel.Reader.Count, Is.EqualTo(500), "filled up to its capacity across growth and wrap-around");
+            Assert.That(peeked && NumberOf(next!) == 30, Is.True, "the oldest unread event is next");
+        });
+        while (channel.Reader.TryRead(out var evt)) received.Add(NumberOf(evt));
+        Assert.That(received, Is.EqualTo(Enumerable.Range(0, 530)), "Wait mode refused the writes past capacity, dropped none, and kept the order");
+    }
+
+    [Test]
+    public async Task Concurrent_writers_and_a_reader_account_for_every_event_as_read_or_dropped()
+    {
+        var health = new EventBusHealth();
+        var channel = new EventChannel("a.b", new SubscriptionOptions { Capacity = 16, FullMode = BoundedChannelFullMode.DropNewest }, health: health);
+        const int writers = 4, perWriter = 20_000;
+        var read = 0L;
+        var reader = Task.Run(async () =>
+        {
+            await foreach (var _ in channel) read++;
+        });
+        await Task.WhenAll(Enumerable.Range(0, writers).Select(w => Task.Run(() =>
+        {
+            for (var i = 0; i < perWriter; i++) channel.TryWrite(Numbered("a.b", i));
+        })));
+        channel.TryComplete();
+        await reader.WaitAsync(TimeSpan.FromMinutes(2));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(read + channel.DroppedCount, Is.EqualTo(writers * perWriter), "every event was read or counted as dropped");
+            Assert.That(health.DroppedCount(DropCause.SubscriberQueue), Is.EqualTo(channel.DroppedCount), "the bus counts the same drops");
+            Assert.That(channel.PendingBytes, Is.Zero);
+            Assert.That(channel.Reader.Completion.IsCompletedSuccessfully, Is.True, "the reader's completion follows the drained queue");
+        });
+    }
+
+    [Test]
+    public void The_readers_completion_waits_for_the_queue_to_drain_and_carries_the_error()
+    {
+        var channel = new EventChannel("a.b");
+        channel.TryWrite(Numbered("a.b", 1));
+        var failure = new InvalidOperationException("transport lost");
+
+        channel.TryComplete(failure);
+        var beforeDrain = channel.Reader.Completion.IsCompleted;
+        channel.Reader.TryRead(out _);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(beforeDrain, Is.False, "an event is still queued");
+            Assert.That(channel.Reader.Completion.IsFaulted, Is.True);
+            Assert.That(channel.Reader.Completion.Exception?.InnerException, Is.SameAs(failure));
+        });
+    }
+
     [Test]
     public void Capacity_below_one_is_rejected()
     {
