@@ -159,7 +159,7 @@ internal sealed class QueuedReplyBytes : IBufferPool
 
     public void Return(byte[] buffer)
     {
-        if (_received.TryRemove(buffer, out var charge))
+        if (_guarding && _received.TryRemove(buffer, out var charge))
         {
             Interlocked.Add(ref _receivedTotal, -charge);
             return;

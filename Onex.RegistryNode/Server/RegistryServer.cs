@@ -78,8 +78,9 @@ internal sealed partial class RegistryServer : IDisposable
     private int _cutRequested;
     private long _connectionsCut;
     private IDisposable? _receivedWatch;
-    // What the ROUTER's endpoint is known by to Unbind (the bind address with the port chosen), and whether it is bound.
-    private readonly string _bindKey;
+    // Where the ROUTER binds again after closing its connections, what NetMQ knows its endpoint by, and whether it is bound.
+    private readonly string _bindAddress;
+    private readonly string _unbindKey;
     private bool _unbound;
     private long _unboundSince;
     private bool _rebindFailureLogged;
@@ -92,12 +93,12 @@ internal sealed partial class RegistryServer : IDisposable
     /// <param name="PauseThreshold">A gap between wake-ups longer than this is a pause.</param>
     public sealed record StoreBinding(IRegistryStore Store, DeferredChangeSink Sink, Func<(RegistryState, ReplyCache)> Reload, TimeSpan PauseThreshold);
 
-    private RegistryServer(RouterSocket router, string endpoint, string bindKey, ILogger logger)
+    private RegistryServer(RouterSocket router, string endpoint, (string Bind, string Unbind) addresses, ILogger logger)
     {
         _router = router;
         _logger = logger;
         Endpoint = endpoint;
-        _bindKey = bindKey;
+        (_bindAddress, _unbindKey) = addresses;
         _router.ReceiveReady += (_, _) => OnRequests();
         _work.ReceiveReady += (_, _) => RunQueuedWork();
         _tick.Elapsed += (_, _) => OnTick();
@@ -141,7 +142,7 @@ internal sealed partial class RegistryServer : IDisposable
             router.Options.Linger = TimeSpan.FromMilliseconds(500);
             ZmqEndpoints.Bind(router, options.Endpoint);
             var resolved = ZmqEndpoints.Resolved(router, options.Endpoint);
-            return new RegistryServer(router, resolved, BindKey(options.Endpoint, resolved), logger);
+            return new RegistryServer(router, resolved, Addresses(options.Endpoint, resolved), logger);
         }
         catch
         {
@@ -431,7 +432,7 @@ internal sealed partial class RegistryServer : IDisposable
         // Unbind closes the listener and every connection it accepted (they are its children in ZeroMQ); each connection's
         // pipe drops its unfinished message. The buffers counted now belong to them; any ZeroMQ drops without returning
         // must not stay counted.
-        _router.Unbind(_bindKey);
+        _router.Unbind(_unbindKey);
         _unbound = true;
         _unboundSince = 0;
         _rebindFailureLogged = false;
@@ -450,10 +451,10 @@ internal sealed partial class RegistryServer : IDisposable
     {
         try
         {
-            _router.Bind(_bindKey);
+            _router.Bind(_bindAddress);
             _unbound = false;
             _rebind.Enable = false;
-            if (_unboundSince != 0) LogRebound(_bindKey, (long)TimeProvider.System.GetElapsedTime(_unboundSince).TotalMilliseconds);
+            if (_unboundSince != 0) LogRebound(_bindAddress, (long)TimeProvider.System.GetElapsedTime(_unboundSince).TotalMilliseconds);
             _unboundSince = 0;
         }
         catch (AddressAlreadyInUseException ex)
@@ -462,19 +463,24 @@ internal sealed partial class RegistryServer : IDisposable
             else if (TimeProvider.System.GetElapsedTime(_unboundSince) >= RebindPatience && !_rebindFailureLogged)
             {
                 _rebindFailureLogged = true;
-                LogRebindFailed(ex, _bindKey);
+                LogRebindFailed(ex, _bindAddress);
             }
             _rebind.Enable = true;
         }
     }
 
-    /// <summary>The address the ROUTER's endpoint is registered under in ZeroMQ: as bound, with the chosen port for tcp.</summary>
-    private static string BindKey(string configured, string resolved)
+    /// <summary>
+    /// What to bind again (the configured address with the port chosen at the first bind) and what NetMQ registered the
+    /// endpoint under, which <c>Unbind</c> needs: for tcp, <c>SocketBase.Bind</c> keeps "tcp://" + the address up to its
+    /// first ':' + ":" + the port (so an IPv6 address is registered under a truncated form).
+    /// </summary>
+    private static (string Bind, string Unbind) Addresses(string configured, string resolved)
     {
-        if (!configured.StartsWith("tcp://", StringComparison.Ordinal)) return configured;
-        var host = configured[..configured.LastIndexOf(':')];
+        const string Tcp = "tcp://";
+        if (!configured.StartsWith(Tcp, StringComparison.Ordinal)) return (configured, configured);
+        var address = configured[Tcp.Length..];
         var port = resolved[(resolved.LastIndexOf(':') + 1)..];
-        return $"{host}:{port}";
+        return ($"{Tcp}{address[..address.LastIndexOf(':')]}:{port}", $"{Tcp}{address[..address.IndexOf(':', StringComparison.Ordinal)]}:{port}");
     }
 
     /// <summary>Holds a reply (of the request last dispatched) until the wake-up's commit.</summary>
