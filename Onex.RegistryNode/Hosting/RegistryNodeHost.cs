@@ -89,6 +89,9 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
     /// <summary>Replies dropped because their peer left too many unread (PROTOCOL.md section 14).</summary>
     internal long RepliesDropped => _server.RepliesDropped;
 
+    /// <summary>Times every connection of the request socket was closed because ZeroMQ held too many received bytes (PROTOCOL.md section 14).</summary>
+    internal long ConnectionsCut => _server.ConnectionsCut;
+
     /// <summary>The PUB endpoint changes are broadcast on, with the OS-chosen port when the options asked for port 0.</summary>
     public string PubEndpoint => _publisher.Endpoint;
 
@@ -178,6 +181,7 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
         }
 
         var metrics = new RegistryMetrics();
+        metrics.ObserveIntake(() => server.ConnectionsCut, () => Server.QueuedReplyBytes.Instance.Received);
         var bodies = new ChangeBodies(); // one serialisation per change for the watch history and the PUB socket
         IChangeSink pub = new ZmqChangeBroadcaster(publisher, options.NodeId, bodies, timeProvider);
         if (auth is not null) pub = new HeartbeatOnlyChangeSink(pub); // PUB cannot filter by tenant (PROTOCOL.md 16.6)
@@ -267,10 +271,16 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
     /// <paramref name="args"/> (see <c>--help</c>), starts the node, prints its endpoints, runs until
     /// <paramref name="ct"/> is cancelled or the process gets SIGINT/SIGTERM, then stops cleanly.
     /// Returns 0 after a clean stop, 1 when the node could not start (e.g. an endpoint in use), and the parser's
-    /// code for bad arguments.
+    /// code for bad arguments. Meant as the process's program: ZeroMQ's buffers are process-wide, so it also bounds
+    /// the bytes of every frame the process receives (PROTOCOL.md section 14), which a node embedded in a process
+    /// with sockets of its own does not.
     /// </summary>
-    public static Task<int> RunAsync(string[] args, CancellationToken ct) =>
-        RegistryNodeCommandLine.RunAsync(args, Console.Out, Console.Error, Environment.GetEnvironmentVariable, ct);
+    public static Task<int> RunAsync(string[] args, CancellationToken ct)
+    {
+        // The node's own process: every frame ZeroMQ receives here is the registry's, so it can bound them all (PROTOCOL.md 14).
+        Server.QueuedReplyBytes.Instance.GuardReceived();
+        return RegistryNodeCommandLine.RunAsync(args, Console.Out, Console.Error, Environment.GetEnvironmentVariable, ct);
+    }
 
     /// <summary>Runs <paramref name="action"/> on the registry thread, with the registry's state (tests and diagnostics).</summary>
     internal async Task<T> InvokeAsync<T>(Func<RegistryState, T> action)

@@ -76,6 +76,15 @@ internal sealed class RegistryMetrics : IDisposable
             "Stale hosts this registry removed from the cluster bucket (it won the compare-and-set).");
     }
 
+    /// <summary>The request socket's intake bound (PROTOCOL.md section 14), read when scraped.</summary>
+    public void ObserveIntake(Func<long> connectionsCut, Func<long> receivedBytes)
+    {
+        Meter.CreateObservableCounter("onex.registry.connections.cut", connectionsCut, "{cut}",
+            "Times the registry closed every connection of its request socket because ZeroMQ held more received frames than the bound.");
+        Meter.CreateObservableGauge("onex.registry.received.bytes", receivedBytes, "By",
+            "Bytes of received frames ZeroMQ holds in the process, not yet handed to a socket's reader (unfinished messages included).");
+    }
+
     /// <summary>The meter every instrument belongs to.</summary>
     public Meter Meter { get; }
 

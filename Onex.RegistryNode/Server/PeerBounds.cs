@@ -48,6 +48,20 @@ internal static class PeerBounds
     public static long QueuedRequestBytesPerPeer(long maxReceiveBytes) => RequestHighWatermark * maxReceiveBytes;
 
     /// <summary>
+    /// Bytes of received frames ZeroMQ may hold for the whole process before the registry closes every connection of its
+    /// request socket (<see cref="QueuedReplyBytes.Received"/>): what bounds a message whose last frame never comes and
+    /// many connections each filling its request queue, which the per-connection high-water mark does not (it counts
+    /// finished messages, per connection). Sized for the 300 MB the node may reach under abuse: at rest ~80 MiB, this, and
+    /// the garbage of the work on the requests it reads meanwhile (four connections flooding a busy node, one run each on a
+    /// loaded machine: 128 MiB peaked at 298 MiB and 96 MiB at 328 MiB while the registry copied each request it read;
+    /// 96 MiB without the copy at 265 MiB). Far above
+    /// what well-behaved clients have in flight (requests are small; it takes 90 requests of the largest size, 1 MiB,
+    /// unread at once), though below one connection's full queue of such frames (<see cref="RequestHighWatermark"/> x
+    /// 1 MiB + 64 KiB = 136 MiB), which therefore gets cut, not pushed back.
+    /// </summary>
+    public const long ReceivedBytesTotal = 96L * 1024 * 1024;
+
+    /// <summary>
     /// Broadcasts queued for one subscriber that does not read. Past it ZeroMQ drops broadcasts for that subscriber
     /// only; it sees the gap in sequence numbers and resyncs by snapshot (PROTOCOL.md 10.1).
     /// </summary>

@@ -47,6 +47,8 @@ internal sealed partial class RegistryServer : IDisposable
     public static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(250);
 
     private static readonly TimeSpan ProbeInterval = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan RebindPatience = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan RebindRetry = TimeSpan.FromMilliseconds(10);
 
     private readonly RouterSocket _router;
     private readonly NetMQQueue<Action> _work = new();
@@ -56,6 +58,11 @@ internal sealed partial class RegistryServer : IDisposable
     private readonly ILogger _logger;
     private readonly List<(NetMQFrame Identity, bool ViaReq, byte[] Reply, string RequestId, string ClientId)> _outgoing = [];
     private readonly List<TaskCompletionSource> _afterCommit = [];
+    // The message being answered, read in place (TryReceiveMessage): identity, then up to two frames; more are only counted.
+    private const int MaxKeptFrames = 3;
+    private readonly Msg[] _frames = new Msg[MaxKeptFrames];
+    private int _kept;
+    private int _frameCount;
     // Replies to requests that came another way (the NATS service), released after the wake-up's commit like _outgoing.
     private readonly List<(TaskCompletionSource<byte[]> Done, byte[] Reply, string RequestId, string ClientId)> _outgoingElsewhere = [];
     private RequestDispatcher? _dispatcher;
@@ -67,6 +74,17 @@ internal sealed partial class RegistryServer : IDisposable
     private long _outgoingBytes;
     private long _droppedLoggedAt;
     private int _disposed;
+    // Set (from a NetMQ I/O thread) when the frames ZeroMQ holds pass PeerBounds.ReceivedBytesTotal: the loop closes every connection.
+    private int _cutRequested;
+    private long _connectionsCut;
+    private IDisposable? _receivedWatch;
+    // Where the ROUTER binds again after closing its connections, what NetMQ knows its endpoint by, and whether it is bound.
+    private readonly string _bindAddress;
+    private readonly string _unbindKey;
+    private bool _unbound;
+    private long _unboundSince;
+    private bool _rebindFailureLogged;
+    private readonly NetMQTimer _rebind = new(RebindRetry);
 
     /// <summary>What the loop commits to and how it rolls back.</summary>
     /// <param name="Store">The store every wake-up commits to.</param>
@@ -75,17 +93,24 @@ internal sealed partial class RegistryServer : IDisposable
     /// <param name="PauseThreshold">A gap between wake-ups longer than this is a pause.</param>
     public sealed record StoreBinding(IRegistryStore Store, DeferredChangeSink Sink, Func<(RegistryState, ReplyCache)> Reload, TimeSpan PauseThreshold);
 
-    private RegistryServer(RouterSocket router, string endpoint, ILogger logger)
+    private RegistryServer(RouterSocket router, string endpoint, (string Bind, string Unbind) addresses, ILogger logger)
     {
         _router = router;
         _logger = logger;
         Endpoint = endpoint;
+        (_bindAddress, _unbindKey) = addresses;
         _router.ReceiveReady += (_, _) => OnRequests();
         _work.ReceiveReady += (_, _) => RunQueuedWork();
         _tick.Elapsed += (_, _) => OnTick();
         _probe.Elapsed += (_, _) => ProbeStore();
         _probe.Enable = false;
-        _poller = new NetMQPoller { _router, _work, _tick, _probe };
+        _rebind.Elapsed += (_, _) => Guard(() =>
+        {
+            if (_unbound) Rebind();
+            else _rebind.Enable = false;
+        });
+        _rebind.Enable = false;
+        _poller = new NetMQPoller { _router, _work, _tick, _probe, _rebind };
     }
 
     /// <summary>The endpoint bound (with the OS-chosen port for <c>:0</c>).</summary>
@@ -97,6 +122,12 @@ internal sealed partial class RegistryServer : IDisposable
     /// reply is not counted). Thread-safe.
     /// </summary>
     public long RepliesDropped => Interlocked.Read(ref _repliesDropped);
+
+    /// <summary>
+    /// Times the registry closed every connection of its request socket because ZeroMQ held more than
+    /// <see cref="PeerBounds.ReceivedBytesTotal"/> of received frames (PROTOCOL.md section 14). Thread-safe.
+    /// </summary>
+    public long ConnectionsCut => Interlocked.Read(ref _connectionsCut);
 
     /// <summary>Binds the ROUTER socket. Throws <see cref="LeaseException"/> PORT_UNAVAILABLE, naming the endpoint, when it is taken.</summary>
     public static RegistryServer Bind(RegistryNodeOptions options, Onex.Transports.Security.CurveKeyPair? curve, ILogger logger)
@@ -110,7 +141,8 @@ internal sealed partial class RegistryServer : IDisposable
             QueuedReplyBytes.Install();
             router.Options.Linger = TimeSpan.FromMilliseconds(500);
             ZmqEndpoints.Bind(router, options.Endpoint);
-            return new RegistryServer(router, ZmqEndpoints.Resolved(router, options.Endpoint), logger);
+            var resolved = ZmqEndpoints.Resolved(router, options.Endpoint);
+            return new RegistryServer(router, resolved, Addresses(options.Endpoint, resolved), logger);
         }
         catch
         {
@@ -183,6 +215,7 @@ internal sealed partial class RegistryServer : IDisposable
         _storage = storage;
         dispatcher.Watches?.Attach(SendStream);
         _lastProgress = TimeProvider.System.GetTimestamp();
+        _receivedWatch = QueuedReplyBytes.Instance.WatchReceived(OnReceivedOverCap);
         _poller.RunAsync("onex-registry", isBackgroundThread: true);
     }
 
@@ -190,6 +223,7 @@ internal sealed partial class RegistryServer : IDisposable
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        _receivedWatch?.Dispose();
         if (_poller.IsRunning) _poller.Stop();
         _poller.Dispose();
         _work.Dispose();
@@ -201,6 +235,7 @@ internal sealed partial class RegistryServer : IDisposable
         Guard(() =>
         {
             NotePause();
+            CutIfOverReceived();
             ReceiveBatch();
             CompleteWakeUp();
         });
@@ -211,6 +246,7 @@ internal sealed partial class RegistryServer : IDisposable
         Guard(() =>
         {
             NotePause();
+            CutIfOverReceived();
             // Requests already received are answered before timer work (the reaper above all) judges anything.
             for (var i = 0; i < 4 && ReceiveBatch() == BatchSize; i++)
             {
@@ -237,6 +273,7 @@ internal sealed partial class RegistryServer : IDisposable
         Guard(() =>
         {
             NotePause();
+            CutIfOverReceived();
             CompleteWakeUp();
         });
     }
@@ -269,7 +306,6 @@ internal sealed partial class RegistryServer : IDisposable
 
     private int ReceiveBatch()
     {
-        var message = new NetMQMessage();
         var received = 0;
         var began = TimeProvider.System.GetTimestamp();
         // Replies wait for the wake-up's commit: past PeerBounds.WakeUpReplyBytes of them, send before taking more requests
@@ -277,7 +313,8 @@ internal sealed partial class RegistryServer : IDisposable
         for (; received < BatchSize && _outgoingBytes < PeerBounds.WakeUpReplyBytes; received++)
         {
             if (received > 0 && TimeProvider.System.GetElapsedTime(began) >= WakeUpWorkBudget) break;
-            if (!_router.TryReceiveMultipartMessage(TimeSpan.Zero, ref message)) break;
+            if (Volatile.Read(ref _cutRequested) != 0) break; // the next wake-up closes the connections first
+            if (!TryReceiveMessage()) break;
             // Per message, not per wake-up: a stop can land in the middle of a batch, and the requests after it
             // (renewals sent on time) must see the deadlines moved back. Reading the clock costs nanoseconds.
             NotePause();
@@ -285,7 +322,7 @@ internal sealed partial class RegistryServer : IDisposable
             leases.ReceivedAt = _dispatcher.Registry.NowMs();
             try
             {
-                Answer(message);
+                Answer();
             }
             catch (Exception ex)
             {
@@ -294,38 +331,156 @@ internal sealed partial class RegistryServer : IDisposable
             finally
             {
                 leases.ReceivedAt = null;
+                CloseFrames();
             }
-            message.Clear();
         }
         return received;
     }
 
-    private void Answer(NetMQMessage message)
+    /// <summary>
+    /// Takes the next whole message off the ROUTER into <see cref="_frames"/> (its first <see cref="MaxKeptFrames"/>
+    /// frames; the others are counted and closed). The frames stay ZeroMQ's buffers, read in place and closed after the
+    /// answer: no copy of a request (a frame of 1 MiB was a large-object-heap copy, garbage until a full collection).
+    /// </summary>
+    private bool TryReceiveMessage()
     {
-        var identity = message[0];
+        var socket = (IReceivingSocket)_router;
+        _frames[0].InitEmpty();
+        if (!socket.TryReceive(ref _frames[0], TimeSpan.Zero))
+        {
+            _frames[0].Close();
+            return false;
+        }
+        _kept = 1;
+        _frameCount = 1;
+        var more = _frames[0].HasMore;
+        while (more)
+        {
+            var frame = new Msg();
+            frame.InitEmpty();
+            // ZeroMQ delivers a message whole: its other frames are there.
+            if (!socket.TryReceive(ref frame, TimeSpan.Zero))
+            {
+                frame.Close();
+                break;
+            }
+            more = frame.HasMore;
+            _frameCount++;
+            if (_kept < MaxKeptFrames) _frames[_kept++] = frame;
+            else frame.Close();
+        }
+        return true;
+    }
+
+    private void CloseFrames()
+    {
+        for (var i = 0; i < _kept; i++) _frames[i].Close();
+        _kept = 0;
+    }
+
+    private void Answer()
+    {
+        var identity = new NetMQFrame(_frames[0].ToArray());
         // [identity][envelope] from a DEALER; [identity][empty][envelope] from a REQ. Anything else is bad framing,
         // answered MALFORMED without looking inside, mirroring the framing (PROTOCOL.md 1.1).
-        var delimited = message.FrameCount >= 2 && message[1].IsEmpty;
+        var delimited = _frameCount >= 2 && _frames[1].Size == 0;
         byte[]? reply;
-        _dispatcher!.Peer = (identity.ToByteArray(), delimited);
+        _dispatcher!.Peer = (identity.Buffer, delimited);
         // A request parked for the cluster is answered in a later wake-up, after that wake-up's commit.
         void AnswerLater(byte[] later) => Queue(identity, delimited, later);
-        if (message.FrameCount == 2 && !delimited)
+        if (_frameCount == 2 && !delimited)
         {
-            reply = _dispatcher!.Dispatch(message[1].Buffer.AsMemory(0, message[1].MessageSize), AnswerLater);
+            reply = _dispatcher!.Dispatch(_frames[1].SliceAsMemory(), AnswerLater);
         }
-        else if (message.FrameCount == 3 && delimited && !message[2].IsEmpty)
+        else if (_frameCount == 3 && delimited && _frames[2].Size != 0)
         {
-            reply = _dispatcher!.Dispatch(message[2].Buffer.AsMemory(0, message[2].MessageSize), AnswerLater);
+            reply = _dispatcher!.Dispatch(_frames[2].SliceAsMemory(), AnswerLater);
         }
         else
         {
-            var frames = message.FrameCount - 1;
+            var frames = _frameCount - 1;
             reply = _dispatcher!.FailFraming(
                 $"A request is one non-empty frame, optionally after an empty delimiter frame; got {frames} frame(s).",
                 new Dictionary<string, string> { ["reason"] = "frames", ["frames"] = frames.ToString() });
         }
         if (reply is not null) Queue(identity, delimited, reply);
+    }
+
+    /// <summary>On a NetMQ I/O thread: received frames passed the bound. Only wakes the loop, which does the rest.</summary>
+    private void OnReceivedOverCap()
+    {
+        if (Interlocked.Exchange(ref _cutRequested, 1) == 0) Post(static () => { });
+    }
+
+    /// <summary>
+    /// When ZeroMQ holds more than <see cref="PeerBounds.ReceivedBytesTotal"/> of received frames (a message whose last
+    /// frame never comes, or many connections each filling its queue while the registry is busy): closes every
+    /// connection of the request socket and listens again on the same endpoint. ZeroMQ has no byte bound of its own
+    /// for either and cannot close one peer of a ROUTER, so all go; well-behaved clients reconnect by themselves and
+    /// retry with the same ids, answered from the reply cache (PROTOCOL.md section 14).
+    /// </summary>
+    private void CutIfOverReceived()
+    {
+        if (Interlocked.Exchange(ref _cutRequested, 0) == 0) return;
+        var pool = QueuedReplyBytes.Instance;
+        var held = pool.Received;
+        if (held <= PeerBounds.ReceivedBytesTotal)
+        {
+            pool.Rearm(); // the loop caught up meanwhile
+            return;
+        }
+        // Unbind closes the listener and every connection it accepted (they are its children in ZeroMQ); each connection's
+        // pipe drops its unfinished message. The buffers counted now belong to them; any ZeroMQ drops without returning
+        // must not stay counted.
+        _router.Unbind(_unbindKey);
+        _unbound = true;
+        _unboundSince = 0;
+        _rebindFailureLogged = false;
+        pool.ForgetReceived();
+        _dispatcher?.Watches?.DropAll(); // their connections are gone
+        var cut = Interlocked.Increment(ref _connectionsCut);
+        LogConnectionsCut(held, PeerBounds.ReceivedBytesTotal, cut);
+        Rebind();
+    }
+
+    /// <summary>
+    /// Listens on the endpoint again. ZeroMQ closes the old listener on its I/O thread, so the address may still be taken
+    /// for a moment: then the rebind timer tries again every <see cref="RebindRetry"/>.
+    /// </summary>
+    private void Rebind()
+    {
+        try
+        {
+            _router.Bind(_bindAddress);
+            _unbound = false;
+            _rebind.Enable = false;
+            if (_unboundSince != 0) LogRebound(_bindAddress, (long)TimeProvider.System.GetElapsedTime(_unboundSince).TotalMilliseconds);
+            _unboundSince = 0;
+        }
+        catch (AddressAlreadyInUseException ex)
+        {
+            if (_unboundSince == 0) _unboundSince = TimeProvider.System.GetTimestamp();
+            else if (TimeProvider.System.GetElapsedTime(_unboundSince) >= RebindPatience && !_rebindFailureLogged)
+            {
+                _rebindFailureLogged = true;
+                LogRebindFailed(ex, _bindAddress);
+            }
+            _rebind.Enable = true;
+        }
+    }
+
+    /// <summary>
+    /// What to bind again (the configured address with the port chosen at the first bind) and what NetMQ registered the
+    /// endpoint under, which <c>Unbind</c> needs: for tcp, <c>SocketBase.Bind</c> keeps "tcp://" + the address up to its
+    /// first ':' + ":" + the port (so an IPv6 address is registered under a truncated form).
+    /// </summary>
+    private static (string Bind, string Unbind) Addresses(string configured, string resolved)
+    {
+        const string Tcp = "tcp://";
+        if (!configured.StartsWith(Tcp, StringComparison.Ordinal)) return (configured, configured);
+        var address = configured[Tcp.Length..];
+        var port = resolved[(resolved.LastIndexOf(':') + 1)..];
+        return ($"{Tcp}{address[..address.LastIndexOf(':')]}:{port}", $"{Tcp}{address[..address.IndexOf(':', StringComparison.Ordinal)]}:{port}");
     }
 
     /// <summary>Holds a reply (of the request last dispatched) until the wake-up's commit.</summary>
@@ -473,6 +628,15 @@ internal sealed partial class RegistryServer : IDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "A peer left {Limit} replies or {Bytes} bytes of replies unread: further replies to it are dropped ({Dropped} dropped since start)")]
     private partial void LogRepliesDropped(int limit, long bytes, long dropped);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "ZeroMQ held {Held} bytes of received frames, over the bound of {Bound} (a message whose last frame never comes, or many connections filling their queues): closed every connection of the request socket; clients reconnect and retry ({Cuts} since start)")]
+    private partial void LogConnectionsCut(long held, long bound, long cuts);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Listening on {Endpoint} again {Ms} ms after closing its connections")]
+    private partial void LogRebound(string endpoint, long ms);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Could not listen on {Endpoint} again after closing its connections for 2 s; still trying")]
+    private partial void LogRebindFailed(Exception exception, string endpoint);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Failure in timer work (reaper, health check or heartbeat)")]
     private partial void LogWorkFailure(Exception exception);

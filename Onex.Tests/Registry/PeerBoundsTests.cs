@@ -89,6 +89,8 @@ public class PeerBoundsTests
             Array.Fill(frame, (byte)'x');
             while (accepted < sendCap)
             {
+                // Refused either way: TCP pushes back at the queue bound, or the node program closes the connection at its
+                // bound on received frames (PeerBounds.ReceivedBytesTotal, 96 MiB: ReceivedBytesBoundTests), which comes first.
                 if (!hostile.TrySend(frame, TimeSpan.FromSeconds(5)))
                 {
                     pushedBack = true;

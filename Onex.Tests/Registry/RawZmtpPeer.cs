@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Diagnostics;
 using System.Net.Sockets;
 using System.Text;
 
@@ -85,6 +86,38 @@ internal sealed class RawZmtpPeer : IDisposable
         catch (IOException)
         {
             return false;
+        }
+    }
+
+    /// <summary>What became of a frame written with <see cref="SendFrame"/>.</summary>
+    public enum Outcome
+    {
+        Sent,
+        /// <summary>Not taken within the timeout: the other side stopped reading (TCP pushes back).</summary>
+        PushedBack,
+        /// <summary>The other side closed the connection.</summary>
+        Closed,
+    }
+
+    /// <summary>
+    /// Writes one frame (MORE set when <paramref name="more"/>) and flushes it; tells a peer that stopped reading from one
+    /// that closed the connection. After anything but <see cref="Outcome.Sent"/> the connection is mid-frame: dispose it.
+    /// </summary>
+    public Outcome SendFrame(ReadOnlySpan<byte> frame, bool more, TimeSpan timeout)
+    {
+        _stream.WriteTimeout = (int)timeout.TotalMilliseconds;
+        var began = Stopwatch.GetTimestamp();
+        try
+        {
+            Send(frame, more);
+            _out.Flush();
+            return Outcome.Sent;
+        }
+        catch (IOException)
+        {
+            // A write that failed before its timeout met a closed connection (reset, broken pipe); one that waited it out
+            // was pushed back (the error code of either varies with where the write was when it failed).
+            return Stopwatch.GetElapsedTime(began) >= timeout * 0.9 ? Outcome.PushedBack : Outcome.Closed;
         }
     }
 
