@@ -118,9 +118,40 @@ sealed partial class NatsServerProcess : IAsyncDisposable
     }
 
     /// <summary>Freezes it (SIGSTOP): its connections stay open and nothing is answered, as a hung server. <see cref="Resume"/> ends it.</summary>
+    /// <exception cref="InvalidOperationException">The signal could not be sent (the process is gone), or the process ended instead of stopping.</exception>
     public void Pause()
     {
-        if (!_process.HasExited) Kill(_process.Id, SigStop);
+        // A pause must never silently do nothing (a test would then pass or fail for the wrong reason): the signal goes
+        // to the child's pid unconditionally, and its failure is an error.
+        if (Kill(_process.Id, SigStop) != 0)
+            throw new InvalidOperationException($"nats-server (pid {_process.Id}) could not be paused: kill(SIGSTOP) failed with errno {Marshal.GetLastPInvokeError()}.");
+        // kill() returns once the signal is queued; the process stops when its threads next run. Wait for that as a
+        // parent can: waitid for a stop (or an exit), leaving the state to be reported again (WNOWAIT), so the runtime's
+        // own reaping of the child is unaffected.
+        var info = new byte[SigInfoSize];
+        if (WaitId(PPid, _process.Id, info, WStopped | WExited | WNoWait) != 0)
+            throw new InvalidOperationException($"nats-server (pid {_process.Id}) was sent SIGSTOP but cannot be waited for: waitid failed with errno {Marshal.GetLastPInvokeError()}.");
+        var code = BitConverter.ToInt32(info, SigInfoCodeOffset);
+        if (code != ClStopped)
+            throw new InvalidOperationException($"nats-server (pid {_process.Id}) was sent SIGSTOP and ended instead of stopping (si_code {code}).");
+    }
+
+    /// <summary>True while the kernel shows the process stopped (SIGSTOP), from <c>/proc/PID/stat</c>.</summary>
+    public bool IsPaused => ProcessState() is 'T' or 't';
+
+    // The state letter of /proc/PID/stat (after the parenthesised command name); '?' when it cannot be read.
+    private char ProcessState()
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{_process.Id}/stat");
+            var end = stat.LastIndexOf(')');
+            return end >= 0 && end + 2 < stat.Length ? stat[end + 2] : '?';
+        }
+        catch (IOException)
+        {
+            return '?';
+        }
     }
 
     /// <summary>Lets a paused server run again (SIGCONT).</summary>
@@ -172,4 +203,16 @@ sealed partial class NatsServerProcess : IAsyncDisposable
 
     [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static extern int Kill(int pid, int signal);
+
+    // waitid(2), Linux values: idtype P_PID, options WSTOPPED | WEXITED | WNOWAIT; siginfo_t is 128 bytes, si_code at 8.
+    private const int PPid = 1;
+    private const int WStopped = 2;
+    private const int WExited = 4;
+    private const int WNoWait = 0x01000000;
+    private const int SigInfoSize = 128;
+    private const int SigInfoCodeOffset = 8;
+    private const int ClStopped = 5;
+
+    [DllImport("libc", EntryPoint = "waitid", SetLastError = true)]
+    private static extern int WaitId(int idType, int id, byte[] info, int options);
 }

@@ -132,7 +132,11 @@ public sealed class NatsTestServer : IAsyncDisposable
     }
 
     /// <summary>Freezes the server (SIGSTOP, by pid): connections stay open, nothing is answered. Disposing kills it paused or not.</summary>
-    public void Pause() => _process?.Pause();
+    /// <exception cref="InvalidOperationException">The server is not running, or did not stop (see <see cref="NatsServerProcess.Pause"/>).</exception>
+    public void Pause() => (_process ?? throw new InvalidOperationException($"{this} is not running: nothing to pause.")).Pause();
+
+    /// <summary>True while the server process is stopped by <see cref="Pause"/> (as the kernel shows it).</summary>
+    public bool IsPaused => _process is { IsPaused: true };
 
     /// <summary>Lets a paused server run again (SIGCONT).</summary>
     public void Resume() => _process?.Resume();

@@ -36,6 +36,7 @@ public class ClusterClaimParkingTests
             Assert.That((first.RequestId, first.MessageType), Is.EqualTo(("lease-1", MessageTypes.Of<PortGrant>())), "the first lease is answered while the claim waits");
             Assert.That((second.RequestId, second.MessageType), Is.EqualTo(("lease-2", MessageTypes.Of<PortGrant>())), "so is the second");
             Assert.That(second.BodyAs<PortGrant>().Leases, Has.Count.EqualTo(2));
+            Assert.That(nats.IsPaused, Is.True, "the nats-server is still stopped (nothing else sent it SIGCONT)");
             var parked = await host.InvokeAsync(state => (state.Cluster!.Claims.Parked, state.Cluster.Claims.InFlight, state.Buses.Contains("waits-for-claim")));
             Assert.That(parked, Is.EqualTo((1, 1, false)), "the registration is parked on its claim and changed nothing yet");
         }
