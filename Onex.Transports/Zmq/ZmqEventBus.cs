@@ -107,7 +107,9 @@ public sealed class ZmqEventBus : IEventBus, IEventBusProbe
         await _publisher.MoveToAsync(publishEndpoint, curveServerKey).ConfigureAwait(false);
         await _subscriber.MoveToAsync(subscribeEndpoint, curveServerKey).ConfigureAwait(false);
         await _subscriber.ConfirmPathAsync(cancellationToken).ConfigureAwait(false);
-        Health.SetState(BusConnectionState.Connected, $"rejoined the bus at {subscribeEndpoint} ({what})");
+        // Reported even when already Connected: before the move ran on the socket's thread, the old connection's own
+        // reconnect may have reached whatever listens on the old port now and set Connected, naming the old endpoint.
+        Health.ReportConnection(BusConnectionState.Connected, $"rejoined the bus at {subscribeEndpoint} ({what})");
     }
 
     /// <inheritdoc/>
