@@ -71,6 +71,30 @@ executed=$(attr executed)
 failed=$(( ${failed:-0} + ${errored:-0} + ${timed_out:-0} + ${aborted:-0} ))
 skipped=$(( ${total:-0} - ${executed:-0} ))
 
+# The names and first message lines of failed tests, repeated here so the end of the output says what failed.
+if [ "$failed" -gt 0 ]; then
+  echo "failed tests:"
+  awk '
+    function unescape(s) {
+      gsub(/&#xD;/, "", s); gsub(/&#xA;/, " ", s); gsub(/&quot;/, "\"", s); gsub(/&apos;/, "\047", s)
+      gsub(/&lt;/, "<", s); gsub(/&gt;/, ">", s); gsub(/&amp;/, "\\&", s); return s
+    }
+    /<UnitTestResult / {
+      inres = ($0 ~ /outcome="(Failed|Error|Timeout|Aborted)"/)
+      if (inres) { name = $0; sub(/.*testName="/, "", name); sub(/".*/, "", name); print "  " unescape(name); shown = 0 }
+      if ($0 ~ /\/>[[:space:]]*$/) inres = 0
+      next
+    }
+    inres && /<Message>/ { inmsg = 1; sub(/.*<Message>/, "") }
+    inres && inmsg {
+      text = $0; done = sub(/<\/Message>.*/, "", text)
+      if (shown < 6 && text ~ /[^[:space:]]/) { print "    " substr(unescape(text), 1, 300); shown++ }
+      if (done) inmsg = 0
+    }
+    /<\/UnitTestResult>/ { inres = 0; inmsg = 0 }
+  ' "$trx"
+fi
+
 line="tests: ${passed:-0} passed, ${failed} failed"
 [ "$skipped" -gt 0 ] && line="$line, ${skipped} skipped"
 echo "$line"
