@@ -78,6 +78,18 @@ internal sealed partial class ChangeJournal
         return change;
     }
 
+    /// <summary>
+    /// Skips one sequence number, so that a subscriber following the change stream (PROTOCOL.md 10.1) sees a gap at the
+    /// next heartbeat or change and resyncs by snapshot. Used when changes were applied to the view but their broadcasts
+    /// could not be sent (remote cluster changes read while the store refused writes). Marks the sequence's row, so the
+    /// skip is stored with the next commit; it is broadcast only once that commit succeeded.
+    /// </summary>
+    public void SkipOne()
+    {
+        Sequence++;
+        _changes?.Mark(StoredKind.Meta, StoredMeta.JournalKey);
+    }
+
     /// <summary>Broadcasts a heartbeat carrying the current sequence number.</summary>
     public RegistryHeartbeat Heartbeat(TimeSpan interval, bool stopping = false)
     {

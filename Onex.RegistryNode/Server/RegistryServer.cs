@@ -69,6 +69,10 @@ internal sealed partial class RegistryServer : IDisposable
     private StoreBinding? _storage;
     private long _lastProgress;
     private long _storeFailedAt;
+
+    // Set when a failed commit in cluster mode discarded broadcasts of remote changes that the view (the catalogue,
+    // which is not in the local store) kept: the first commit after the store recovers skips a sequence number.
+    private bool _sequenceGapOwed;
     private long _repliesDropped;
     // Bytes of the replies in _outgoing: they wait for the wake-up's commit, so a wake-up stops taking requests past a bound.
     private long _outgoingBytes;
@@ -533,6 +537,7 @@ internal sealed partial class RegistryServer : IDisposable
         dispatcher.Watches?.DropAll(); // their positions may be past the state as last committed
         dispatcher.StoreUnavailable = true;
         registry.Suspended = true;
+        if (old.Cluster is not null) _sequenceGapOwed = true;
         if (!_probe.Enable)
         {
             _storeFailedAt = TimeProvider.System.GetTimestamp();
@@ -572,6 +577,15 @@ internal sealed partial class RegistryServer : IDisposable
             registry.ExtendDeadlines((long)down.TotalMilliseconds);
             registry.RunHousekeeping();
             LogStoreRecovered(_storage.Store.Location, (long)down.TotalMilliseconds);
+            if (_sequenceGapOwed)
+            {
+                // Remote changes whose broadcasts were discarded: a gap, announced by a heartbeat at once, sends every
+                // follower of the change stream to a snapshot, which holds them (PROTOCOL.md 10.1). Stored and sent
+                // with this wake-up's commit; if that fails, the rollback owes the gap again.
+                _sequenceGapOwed = false;
+                registry.Journal.SkipOne();
+                registry.SendHeartbeat();
+            }
             CompleteWakeUp();
         });
     }

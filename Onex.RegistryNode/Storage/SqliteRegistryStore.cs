@@ -179,6 +179,12 @@ internal sealed class SqliteRegistryStore : IRegistryStore
     /// <summary>Limits the database file to about <paramref name="maxBytes"/> (whole pages); a limit below what it holds refuses new pages.</summary>
     public void SetMaxSize(long? maxBytes) => SetMaxSize(_connection, maxBytes ?? long.MaxValue);
 
+    /// <summary>
+    /// Tests: makes every commit fail as a store that refuses writes (SQLite's <c>query_only</c>), or lifts that. Call it
+    /// on the registry thread (<c>RegistryNodeHost.InvokeAsync</c>), which owns the connection.
+    /// </summary>
+    internal void RefuseWrites(bool refuse) => Execute(_connection, $"PRAGMA query_only = {(refuse ? 1 : 0)}");
+
     public StoredState Load()
     {
         try
