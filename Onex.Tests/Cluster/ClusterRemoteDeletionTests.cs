@@ -20,54 +20,12 @@ namespace Onex.Tests.Cluster;
 /// to the newer value, as etcd's watchers after a compaction (docs/CLUSTER.md, Limits).
 /// </summary>
 [NonParallelizable]
-public class ClusterRemoteDeletionTests
+public class ClusterRemoteDeletionTests : SimulatedRemoteHostTests
 {
-    private const string HostZ = "host-z";
-    private static readonly string BusKey = ClusterKeys.Entry("default", HostZ, ClusterKinds.Bus, "bus-z");
-
-    private NatsTestServer _nats = null!;
-    private RegistryNodeHost _a = null!;
-    private RegistryClient _onA = null!;
-    private NatsConnection _connection = null!;
-    private INatsKVStore _store = null!;
-    private IAsyncEnumerator<RegistryWatchEvent> _changesOnA = null!;
-
-    [SetUp]
-    public async Task StartAsync()
-    {
-        _nats = await NatsTestServer.StartAsync();
-        var bucket = Bucket();
-        _a = await StartHostAsync(Options(_nats.Url, bucket, "host-a") with { Replicas = 1 }, 0);
-        _onA = await ConnectAsync(_a, "observer-a");
-        _connection = new NatsConnection(NatsOpts.Default with { Url = _nats.Url });
-        _store = await _connection.CreateKeyValueStoreContext().GetStoreAsync(bucket);
-        // Host Z's heartbeat says it beats every 10 minutes: it stays healthy here for the whole test.
-        await _store.PutAsync(ClusterKeys.Heartbeat(HostZ), RegistryCodec.SerializeBody(new ClusterHeartbeat { Host = HostZ, IntervalMs = 600_000 }));
-        _changesOnA = _onA.WatchAsync("registry.").GetAsyncEnumerator();
-        await _changesOnA.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "the first snapshot of A");
-        await _store.PutAsync(BusKey, Bus(port: 1));
-        await _changesOnA.UntilAsync(e => e.Change is { ChangeType: ChangeTypes.BusRegistered, Key: "bus-z" }, "bus-z of host Z registered on A");
-    }
-
-    [TearDown]
-    public async Task StopAsync()
-    {
-        await _changesOnA.DisposeAsync();
-        await _onA.DisposeAsync();
-        await _a.DisposeAsync();
-        await _connection.DisposeAsync();
-        await _nats.DisposeAsync();
-    }
-
-    private static byte[] Bus(int port) => RegistryCodec.SerializeBody(new EventBusRecord
-    {
-        Name = "bus-z", Kind = BusKinds.Zmq, Endpoints = [$"tcp://127.0.0.1:{port}"], NodeId = "worker-z", Health = Health.Healthy,
-    });
-
     private async Task AssertRemovedOnAAsync()
     {
-        await _changesOnA.UntilAsync(e => e.Change is { ChangeType: ChangeTypes.BusRemoved, Key: "bus-z" }, "bus-z removed on A's change stream");
-        var view = await _onA.DescribeAsync();
+        await ChangesOnA.UntilAsync(e => e.Change is { ChangeType: ChangeTypes.BusRemoved, Key: "bus-z" }, "bus-z removed on A's change stream");
+        var view = await OnA.DescribeAsync();
         Assert.That(view.Buses!.Select(b => b.Name), Does.Not.Contain("bus-z"), "and gone from A's introspection");
     }
 
@@ -75,19 +33,19 @@ public class ClusterRemoteDeletionTests
     [TestCase("purge")]
     public async Task A_remote_key_deleted_or_purged_is_broadcast_as_removed(string how)
     {
-        if (how == "purge") await _store.PurgeAsync(BusKey);
-        else await _store.DeleteAsync(BusKey);
+        if (how == "purge") await Bucket.PurgeAsync(BusKey);
+        else await Bucket.DeleteAsync(BusKey);
         await AssertRemovedOnAAsync();
     }
 
     [Test]
     public async Task Entries_deleted_by_the_removal_of_a_dead_host_are_broadcast_as_removed()
     {
-        var seen = await _store.GetEntryAsync<byte[]>(ClusterKeys.Heartbeat(HostZ));
-        var marker = await ClusterHostRemoval.TakeAsync(_store, HostZ, seen.Revision, "host-x", 0, CancellationToken.None);
+        var seen = await Bucket.GetEntryAsync<byte[]>(ClusterKeys.Heartbeat(HostZ));
+        var marker = await ClusterHostRemoval.TakeAsync(Bucket, HostZ, seen.Revision, "host-x", 0, CancellationToken.None);
         Assert.That(marker, Is.Not.Null, "the test's removal of host Z took the marker");
-        Assert.That(await ClusterHostRemoval.DeleteEntriesAsync(_store, HostZ, CancellationToken.None), Is.EqualTo(1), "host Z's bus");
-        Assert.That(await ClusterHostRemoval.FinishAsync(_store, HostZ, marker!.Value, CancellationToken.None), Is.True);
+        Assert.That(await ClusterHostRemoval.DeleteEntriesAsync(Bucket, HostZ, CancellationToken.None), Is.EqualTo(1), "host Z's bus");
+        Assert.That(await ClusterHostRemoval.FinishAsync(Bucket, HostZ, marker!.Value, CancellationToken.None), Is.True);
         await AssertRemovedOnAAsync();
     }
 
@@ -95,12 +53,12 @@ public class ClusterRemoteDeletionTests
     public async Task A_deletion_made_while_the_watch_was_stalled_is_broadcast_once_the_watchdog_recreated_it()
     {
         var open = new TaskCompletionSource();
-        _a.Cluster!.HoldWatchDelivery(open.Task);
+        A.Cluster!.HoldWatchDelivery(open.Task);
         try
         {
-            await _store.DeleteAsync(BusKey);
+            await Bucket.DeleteAsync(BusKey);
             // A's own heartbeats move the bucket on while its watch delivers nothing: the watchdog re-creates it.
-            await WaitUntilAsync(() => _a.Cluster.WatchRestarts == 1, "A's watchdog to re-create the stalled watch", TimeSpan.FromSeconds(60));
+            await WaitUntilAsync(() => A.Cluster.WatchRestarts == 1, "A's watchdog to re-create the stalled watch", TimeSpan.FromSeconds(60));
             await AssertRemovedOnAAsync();
         }
         finally
@@ -113,16 +71,16 @@ public class ClusterRemoteDeletionTests
     public async Task A_deletion_replaced_in_the_bucket_before_the_watch_read_it_goes_straight_to_the_new_value()
     {
         var open = new TaskCompletionSource();
-        _a.Cluster!.HoldWatchDelivery(open.Task);
+        A.Cluster!.HoldWatchDelivery(open.Task);
         try
         {
-            await _store.DeleteAsync(BusKey);
-            await _store.PutAsync(BusKey, Bus(port: 2)); // history 1: the delete marker is gone from the bucket
-            await WaitUntilAsync(() => _a.Cluster.WatchRestarts == 1, "A's watchdog to re-create the stalled watch", TimeSpan.FromSeconds(60));
-            var seen = await _changesOnA.UntilAsync(e => e.Change is { Key: "bus-z" }, "the next change of bus-z on A");
+            await Bucket.DeleteAsync(BusKey);
+            await Bucket.PutAsync(BusKey, Bus(port: 2)); // history 1: the delete marker is gone from the bucket
+            await WaitUntilAsync(() => A.Cluster.WatchRestarts == 1, "A's watchdog to re-create the stalled watch", TimeSpan.FromSeconds(60));
+            var seen = await ChangesOnA.UntilAsync(e => e.Change is { Key: "bus-z" }, "the next change of bus-z on A");
             Assert.That(seen.Last().Change!.ChangeType, Is.EqualTo(ChangeTypes.BusUpdated), "A never held the deletion: bus-z is updated, not removed");
-            await BoundedAsync(_a.Cluster.CatchUpAsync(), "A to catch up with the bucket");
-            var view = await _onA.DescribeAsync();
+            await BoundedAsync(A.Cluster.CatchUpAsync(), "A to catch up with the bucket");
+            var view = await OnA.DescribeAsync();
             Assert.That(view.Buses!.Single(b => b.Name == "bus-z").Endpoints, Is.EqualTo(new[] { "tcp://127.0.0.1:2" }), "A shows the newer value");
         }
         finally
