@@ -1,9 +1,5 @@
-using NATS.Client.Core;
-using NATS.Client.KeyValueStore;
-using NATS.Net;
 using Onex.Protocol;
 using Onex.RegistryNode.Cluster;
-using Onex.RegistryNode.Hosting;
 using Onex.Testing.Nats;
 using Onex.Tests.Client;
 using Onex.Transports.Registry;
