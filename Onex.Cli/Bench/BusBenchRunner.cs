@@ -122,7 +122,7 @@ internal static class BusBenchRunner
 
     /// <summary>
     /// The slow-consumer case on the bus's own participants: one warm-up of each kind, then <see cref="BusBenchOptions.Rounds"/>
-    /// rounds of a stalled and an unstalled run, taking turns at going first.
+    /// rounds of a run of each kind (<see cref="ThirdSubscription"/>), the order rotated per round.
     /// </summary>
     private static async Task<SlowConsumerFigures> RunSlowConsumerAsync(
         BusBenchOptions options, BusContender bus, TextWriter progress, CancellationToken cancellationToken)
@@ -130,46 +130,51 @@ internal static class BusBenchRunner
         var count = options.EffectiveCount;
         var inFlight = options.Backend == Protocol.BusKinds.JetStream ? options.InFlight : 1;
         var slow = new SlowConsumerCase(bus.Publisher, bus.Subscriber, BenchLoops.Payload(options.PayloadBytes), inFlight, options.QuietPeriod);
-        await slow.MeasureAsync(count, stalled: false, cancellationToken).ConfigureAwait(false);
-        await slow.MeasureAsync(count, stalled: true, cancellationToken).ConfigureAwait(false);
+        ThirdSubscription[] kinds = [ThirdSubscription.Stalled, ThirdSubscription.None, ThirdSubscription.Reading];
+        foreach (var kind in kinds) await slow.MeasureAsync(count, kind, cancellationToken).ConfigureAwait(false);
 
-        var unstalled = new List<SlowConsumerSample>();
-        var stalled = new List<SlowConsumerSample>();
+        var samples = kinds.ToDictionary(kind => kind, _ => new List<SlowConsumerSample>());
         for (var round = 0; round < options.Rounds; round++)
         {
-            var stalledFirst = round % 2 == 0;
-            var a = await MeasureWithCostAsync(slow, count, stalledFirst, cancellationToken).ConfigureAwait(false);
-            var b = await MeasureWithCostAsync(slow, count, !stalledFirst, cancellationToken).ConfigureAwait(false);
-            stalled.Add(stalledFirst ? a : b);
-            unstalled.Add(stalledFirst ? b : a);
+            for (var turn = 0; turn < kinds.Length; turn++)
+            {
+                var kind = kinds[(round + turn) % kinds.Length];
+                samples[kind].Add(await MeasureWithCostAsync(slow, count, kind, cancellationToken).ConfigureAwait(false));
+            }
+            var (stalledRun, alone, reading) = (samples[ThirdSubscription.Stalled][^1], samples[ThirdSubscription.None][^1], samples[ThirdSubscription.Reading][^1]);
             await progress.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-                $"onex bench: slow consumer {round + 1}/{options.Rounds}: fast subscriptions {stalled[^1].Fast.EventsPerSecond:N0}/s beside a stalled one, " +
-                $"{unstalled[^1].Fast.EventsPerSecond:N0}/s unstalled; stalled queue {stalled[^1].PeakPendingEvents:N0} events, {stalled[^1].PeakPendingBytes:N0} bytes, " +
-                $"{stalled[^1].Dropped:N0} dropped")).ConfigureAwait(false);
+                $"onex bench: slow consumer {round + 1}/{options.Rounds}: fast subscriptions {stalledRun.Fast.EventsPerSecond:N0}/s beside a stalled one, " +
+                $"{reading.Fast.EventsPerSecond:N0}/s beside a reading one, {alone.Fast.EventsPerSecond:N0}/s alone; stalled queue {stalledRun.PeakPendingEvents:N0} events, " +
+                $"{stalledRun.PeakPendingBytes:N0} bytes, {stalledRun.Dropped:N0} dropped")).ConfigureAwait(false);
         }
 
+        var stalled = samples[ThirdSubscription.Stalled];
         var limits = SlowConsumerCase.StalledOptions;
         var oneEvent = Onex.Bus.EventChannel.PendingSize(Onex.Events.OnexEvent.Create("bench.slow", BenchLoops.Payload(options.PayloadBytes)));
-        var stalledFigures = BusBenchStatistics.Throughput(stalled.Select(s => s.Fast).ToArray(), options.PayloadBytes);
-        var unstalledFigures = BusBenchStatistics.Throughput(unstalled.Select(s => s.Fast).ToArray(), options.PayloadBytes);
+        ThroughputFigures Figures(ThirdSubscription kind) => BusBenchStatistics.Throughput(samples[kind].Select(s => s.Fast).ToArray(), options.PayloadBytes);
+        var (stalledFigures, aloneFigures, readingFigures) = (Figures(ThirdSubscription.Stalled), Figures(ThirdSubscription.None), Figures(ThirdSubscription.Reading));
         var peakEvents = stalled.Max(s => s.PeakPendingEvents);
         var peakBytes = stalled.Max(s => s.PeakPendingBytes);
         return new SlowConsumerFigures(
             SlowConsumerCase.FastSubscriptions, limits.Capacity, limits.MaxPendingBytes,
             limits.FullMode?.ToString() ?? (options.Backend == Protocol.BusKinds.JetStream ? "Wait (backend default)" : "DropNewest (backend default)"),
-            unstalledFigures, stalledFigures, BusBenchStatistics.Ratio(stalledFigures.EventsPerSecond, unstalledFigures.EventsPerSecond),
+            aloneFigures, stalledFigures, BusBenchStatistics.Ratio(stalledFigures.EventsPerSecond, aloneFigures.EventsPerSecond),
             peakEvents, peakBytes, stalled.Sum(s => s.Dropped),
             // PendingBytes may exceed the byte limit by one event (one larger than the limit is never stuck).
-            peakEvents <= limits.Capacity && peakBytes <= limits.MaxPendingBytes + oneEvent);
+            peakEvents <= limits.Capacity && peakBytes <= limits.MaxPendingBytes + oneEvent)
+        {
+            Reading = readingFigures,
+            RatioToReading = BusBenchStatistics.Ratio(stalledFigures.EventsPerSecond, readingFigures.EventsPerSecond),
+        };
     }
 
     /// <summary>One slow-consumer run with the process's CPU time and allocations per event (robust to machine load, where events/s is not).</summary>
-    private static async Task<SlowConsumerSample> MeasureWithCostAsync(SlowConsumerCase slow, int count, bool stalled, CancellationToken cancellationToken)
+    private static async Task<SlowConsumerSample> MeasureWithCostAsync(SlowConsumerCase slow, int count, ThirdSubscription third, CancellationToken cancellationToken)
     {
         SlowConsumerSample sample = default;
         var fast = await ProcessCost.MeasureAsync(async () =>
         {
-            sample = await slow.MeasureAsync(count, stalled, cancellationToken).ConfigureAwait(false);
+            sample = await slow.MeasureAsync(count, third, cancellationToken).ConfigureAwait(false);
             return sample.Fast;
         }).ConfigureAwait(false);
         return sample with { Fast = fast };

@@ -7,16 +7,19 @@ namespace Onex.Cli.Bench;
 
 /// <summary>
 /// The slow-consumer case of <c>onex bench bus</c> (issue 11): the subscribing participant holds
-/// <see cref="FastSubscriptions"/> subscriptions read at full speed and, in a stalled run, one more that is never read.
-/// The fast ones' throughput in a stalled run is compared with an unstalled run (the fast ones alone: what the stalled
-/// one costs them, without a third reader competing for the two cores) in the same rounds, and the stalled
-/// subscription's queue is sampled to show that its memory stays within its pending limits (<see cref="StalledOptions"/>:
-/// the backend's defaults, as an application that set nothing gets them).
+/// <see cref="FastSubscriptions"/> subscriptions read at full speed and, depending on the run
+/// (<see cref="ThirdSubscription"/>), no third one, a third read at full speed as well, or a third that is never read.
+/// The fast ones' throughput beside a stalled third is compared with both unstalled runs in the same rounds: beside a
+/// third that reads (the issue's "unstalled": the same subscriptions, none of them stalled) and alone (stricter: what
+/// the stalled subscription costs them at all). The stalled subscription's queue is sampled to show that its memory
+/// stays within its pending limits (<see cref="StalledOptions"/>: the backend's defaults, as an application that set
+/// nothing gets them).
 /// </summary>
 /// <remarks>
 /// All three subscriptions live on one participant, the worst case: on ZeroMQ and joined Unix-socket participants one
 /// receive loop feeds them all, so a stalled subscription that paused it would pause the fast ones too. The fast ones
 /// queue a whole run in Wait mode (like <see cref="BusContender"/> on ZeroMQ), so what they measure is speed, not loss.
+/// A third that reads has the stalled one's settings and competes for the cores like any healthy subscriber.
 /// </remarks>
 internal sealed class SlowConsumerCase(IEventBus publisher, IEventBus subscriber, byte[] payload, int inFlight, TimeSpan quietPeriod)
 {
@@ -30,49 +33,62 @@ internal sealed class SlowConsumerCase(IEventBus publisher, IEventBus subscriber
     public static SubscriptionOptions StalledOptions => SubscriptionOptions.Default;
 
     /// <summary>
-    /// Publishes <paramref name="count"/> events to the fast subscriptions and, with <paramref name="stalled"/>, to a
-    /// third that is never read. The sample's clock runs from the first publish until both fast subscriptions read everything.
+    /// Publishes <paramref name="count"/> events to the fast subscriptions and to the <paramref name="third"/> one, if
+    /// any. The sample's clock runs from the first publish until both fast subscriptions read everything.
     /// </summary>
-    public async Task<SlowConsumerSample> MeasureAsync(int count, bool stalled, CancellationToken cancellationToken)
+    public async Task<SlowConsumerSample> MeasureAsync(int count, ThirdSubscription third, CancellationToken cancellationToken)
     {
         var fastOptions = SubscriptionOptions.Default with
         {
             FullMode = BoundedChannelFullMode.Wait, Capacity = Math.Max(SubscriptionOptions.Default.Capacity, count), MaxPendingBytes = long.MaxValue,
         };
         var fast = new IEventSubscription[FastSubscriptions];
-        IEventSubscription? third = null;
+        IEventSubscription? stalled = null;
+        IEventSubscription? reading = null;
         try
         {
             for (var i = 0; i < fast.Length; i++)
                 fast[i] = await subscriber.SubscribeAsync(Topic, fastOptions, cancellationToken).ConfigureAwait(false);
-            if (stalled) third = await subscriber.SubscribeAsync(Topic, StalledOptions, cancellationToken).ConfigureAwait(false);
+            if (third == ThirdSubscription.Stalled) stalled = await subscriber.SubscribeAsync(Topic, StalledOptions, cancellationToken).ConfigureAwait(false);
+            if (third == ThirdSubscription.Reading) reading = await subscriber.SubscribeAsync(Topic, StalledOptions, cancellationToken).ConfigureAwait(false);
 
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             var progress = fast.Select(_ => new ReadProgress()).ToArray();
             var readers = fast.Select((s, i) => Task.Run(() => BenchLoops.ReadAsync(s.Reader, count, progress[i], stop.Token), CancellationToken.None)).ToArray();
-            using var stopSampler = new CancellationTokenSource();
-            var sampler = third is null ? Task.FromResult((0L, 0L)) : SampleAsync(third, stopSampler.Token);
+            using var stopThird = new CancellationTokenSource();
+            var thirdReader = reading is null ? Task.CompletedTask
+                : Task.Run(() => BenchLoops.ReadAsync(reading.Reader, count, new ReadProgress(), stopThird.Token), CancellationToken.None);
+            var sampler = stalled is null ? Task.FromResult((0L, 0L)) : SampleAsync(stalled, stopThird.Token);
 
             var started = Stopwatch.GetTimestamp();
             await BenchLoops.PublishWindowedAsync(count, inFlight,
                 () => publisher.PublishAsync(OnexEvent.Create(Topic, payload), cancellationToken)).ConfigureAwait(false);
             for (var i = 0; i < readers.Length; i++)
                 await BenchLoops.AwaitReaderAsync(readers[i], progress[i], quietPeriod, stop, cancellationToken).ConfigureAwait(false);
-            await stopSampler.CancelAsync().ConfigureAwait(false);
+            await stopThird.CancelAsync().ConfigureAwait(false);
             var (peakEvents, peakBytes) = await sampler.ConfigureAwait(false);
-            if (third is not null)
+            try
             {
-                peakEvents = Math.Max(peakEvents, QueuedEvents(third));
-                peakBytes = Math.Max(peakBytes, third.PendingBytes);
+                await thirdReader.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stopThird.IsCancellationRequested)
+            {
+                // A reading third that dropped some events is stopped here: only the fast ones are measured.
+            }
+            if (stalled is not null)
+            {
+                peakEvents = Math.Max(peakEvents, QueuedEvents(stalled));
+                peakBytes = Math.Max(peakBytes, stalled.PendingBytes);
             }
 
             var received = progress.Min(p => p.Received);
             var elapsed = received == 0 ? 0 : progress.Max(p => p.LastTimestamp) - started;
-            return new SlowConsumerSample(new ThroughputSample(count, received, elapsed), peakEvents, peakBytes, third?.DroppedCount ?? 0);
+            return new SlowConsumerSample(new ThroughputSample(count, received, elapsed), peakEvents, peakBytes, stalled?.DroppedCount ?? 0);
         }
         finally
         {
-            if (third is not null) await third.DisposeAsync().ConfigureAwait(false);
+            if (stalled is not null) await stalled.DisposeAsync().ConfigureAwait(false);
+            if (reading is not null) await reading.DisposeAsync().ConfigureAwait(false);
             foreach (var subscription in fast)
                 if (subscription is not null) await subscription.DisposeAsync().ConfigureAwait(false);
         }
@@ -103,8 +119,21 @@ internal sealed class SlowConsumerCase(IEventBus publisher, IEventBus subscriber
         subscription.Reader.CanCount ? subscription.Reader.Count : 0;
 }
 
+/// <summary>What the third subscription beside the fast ones does in a slow-consumer run.</summary>
+internal enum ThirdSubscription
+{
+    /// <summary>There is none: the fast ones alone.</summary>
+    None,
+
+    /// <summary>It is read at full speed, like the fast ones (no subscription stalled).</summary>
+    Reading,
+
+    /// <summary>It is never read.</summary>
+    Stalled,
+}
+
 /// <summary>
 /// One slow-consumer run: the fast subscriptions' throughput (the slower of the two), and the third subscription's
-/// largest queue in events and bytes and its drops (all 0 in an unstalled run, which has no third).
+/// largest queue in events and bytes and its drops (all 0 in a run without a stalled third).
 /// </summary>
 internal readonly record struct SlowConsumerSample(ThroughputSample Fast, long PeakPendingEvents, long PeakPendingBytes, long Dropped);

@@ -129,7 +129,10 @@ public class BenchCommandTests
             Assert.That(slow.GetProperty("stalled").GetProperty("lost").GetInt64(), Is.Zero, "the fast subscriptions get every event beside the stalled one");
             Assert.That(slow.GetProperty("stalled").GetProperty("eventsPerSecond").GetDouble(), Is.GreaterThan(0));
             Assert.That(slow.GetProperty("unstalled").GetProperty("eventsPerSecond").GetDouble(), Is.GreaterThan(0));
+            Assert.That(slow.GetProperty("reading").GetProperty("eventsPerSecond").GetDouble(), Is.GreaterThan(0));
+            Assert.That(slow.GetProperty("reading").GetProperty("lost").GetInt64(), Is.Zero, "the fast subscriptions get every event beside a reading third");
             Assert.That(slow.GetProperty("ratio").GetDouble(), Is.GreaterThan(0));
+            Assert.That(slow.GetProperty("ratioToReading").GetDouble(), Is.GreaterThan(0));
         });
     }
 
@@ -140,7 +143,7 @@ public class BenchCommandTests
 
         Assert.That(exitCode, Is.EqualTo(ExitCodes.Ok), error);
         Assert.That(output, Does.Contain("bus/raw").And.Contain("throughput (events/s)").And.Contain("round trip median (µs)")
-            .And.Contain("stalled/unstalled"));
+            .And.Contain("stalled/reading").And.Contain("stalled/alone"));
         Assert.That(error, Does.Contain("round 1/1"), "progress goes to stderr");
     }
 
