@@ -67,16 +67,30 @@ public class ReceivedBytesBoundTests
         const int Connections = 4;
         var frameBytes = (int)RegistryNodeOptions.Default.MaxReceiveBytes;
         var perConnectionCap = 2 * PeerBounds.QueuedRequestBytesPerPeer(frameBytes);
-        var floods = await Task.WhenAll(Enumerable.Range(0, Connections).Select(_ => Task.Run(() =>
+        // Every connection is made (ZMTP handshake done) before any floods: one made while the node cuts them all would be
+        // reset in its handshake, which is the cut working, not what this test is about.
+        var hostiles = new List<RawZmtpPeer>();
+        (RawZmtpPeer.Outcome Outcome, long Sent)[] floods;
+        try
         {
-            using var hostile = new RawZmtpPeer(node.Router, "DEALER");
-            var frame = new byte[frameBytes];
-            Array.Fill(frame, (byte)'x');
-            long sent = 0;
-            var outcome = RawZmtpPeer.Outcome.Sent;
-            while (sent < perConnectionCap && (outcome = hostile.SendFrame(frame, more: false, Patience)) == RawZmtpPeer.Outcome.Sent) sent += frame.Length;
-            return (Outcome: outcome, Sent: sent);
-        })));
+            for (var i = 0; i < Connections; i++) hostiles.Add(new RawZmtpPeer(node.Router, "DEALER"));
+            floods = await Task.WhenAll(hostiles.Select(hostile => Task.Run(() =>
+            {
+                using (hostile)
+                {
+                    var frame = new byte[frameBytes];
+                    Array.Fill(frame, (byte)'x');
+                    long sent = 0;
+                    var outcome = RawZmtpPeer.Outcome.Sent;
+                    while (sent < perConnectionCap && (outcome = hostile.SendFrame(frame, more: false, Patience)) == RawZmtpPeer.Outcome.Sent) sent += frame.Length;
+                    return (outcome, sent);
+                }
+            })));
+        }
+        finally
+        {
+            foreach (var hostile in hostiles) hostile.Dispose();
+        }
         var peak = PeerBoundsTests.PeakRssBytes(node.Process.Id);
         TestContext.Out.WriteLine($"{Connections} connections sent {string.Join(", ", floods.Select(f => $"{f.Sent / 1048576.0:F0} MiB ({f.Outcome})"))}; peak RSS {peak / 1048576.0:F1} MiB");
         Assert.That(floods.Select(f => f.Outcome), Has.Some.EqualTo(RawZmtpPeer.Outcome.Closed), "the node closed no connection although their queues held more than the bound");
