@@ -43,21 +43,20 @@ internal sealed class SlowConsumerCase(IEventBus publisher, IEventBus subscriber
             FullMode = BoundedChannelFullMode.Wait, Capacity = Math.Max(SubscriptionOptions.Default.Capacity, count), MaxPendingBytes = long.MaxValue,
         };
         var fast = new IEventSubscription[FastSubscriptions];
-        IEventSubscription? stalled = null;
-        IEventSubscription? reading = null;
+        IEventSubscription? other = null;
         try
         {
             for (var i = 0; i < fast.Length; i++)
                 fast[i] = await subscriber.SubscribeAsync(Topic, fastOptions, cancellationToken).ConfigureAwait(false);
-            if (third == ThirdSubscription.Stalled) stalled = await subscriber.SubscribeAsync(Topic, StalledOptions, cancellationToken).ConfigureAwait(false);
-            if (third == ThirdSubscription.Reading) reading = await subscriber.SubscribeAsync(Topic, StalledOptions, cancellationToken).ConfigureAwait(false);
+            if (third != ThirdSubscription.None) other = await subscriber.SubscribeAsync(Topic, StalledOptions, cancellationToken).ConfigureAwait(false);
+            var stalled = third == ThirdSubscription.Stalled ? other : null;
 
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             var progress = fast.Select(_ => new ReadProgress()).ToArray();
             var readers = fast.Select((s, i) => Task.Run(() => BenchLoops.ReadAsync(s.Reader, count, progress[i], stop.Token), CancellationToken.None)).ToArray();
             using var stopThird = new CancellationTokenSource();
-            var thirdReader = reading is null ? Task.CompletedTask
-                : Task.Run(() => BenchLoops.ReadAsync(reading.Reader, count, new ReadProgress(), stopThird.Token), CancellationToken.None);
+            var thirdReader = third != ThirdSubscription.Reading ? Task.CompletedTask
+                : Task.Run(() => BenchLoops.ReadAsync(other!.Reader, count, new ReadProgress(), stopThird.Token), CancellationToken.None);
             var sampler = stalled is null ? Task.FromResult((0L, 0L)) : SampleAsync(stalled, stopThird.Token);
 
             var started = Stopwatch.GetTimestamp();
@@ -87,8 +86,7 @@ internal sealed class SlowConsumerCase(IEventBus publisher, IEventBus subscriber
         }
         finally
         {
-            if (stalled is not null) await stalled.DisposeAsync().ConfigureAwait(false);
-            if (reading is not null) await reading.DisposeAsync().ConfigureAwait(false);
+            if (other is not null) await other.DisposeAsync().ConfigureAwait(false);
             foreach (var subscription in fast)
                 if (subscription is not null) await subscription.DisposeAsync().ConfigureAwait(false);
         }

@@ -34,7 +34,9 @@ public class ClusterFailureTests
             });
             await onB.RegisterBusAsync("bus-b", BusKinds.Zmq, ["tcp://127.0.0.1:1"]);
             await SyncAsync(b, a);
-            await DescribeUntilAsync(onA, v => v.Buses!.Single(x => x.Name == "bus-b").Health == Health.Healthy, "bus-b healthy on A");
+            // Awaited on A's change stream, not read once: with the tests' 200 ms beat, a loaded machine's 600 ms of
+            // silence can show the live host B unhealthy on A for a moment.
+            await changesOnA.UntilAsync(e => e.Change is { Key: "bus-b" } ch && ch.NewValue?.Bus?.Health == Health.Healthy, "bus-b healthy on A");
 
             // The registry of host B dies: no departure, its heartbeat key just stops changing.
             await b.DisposeAsync();

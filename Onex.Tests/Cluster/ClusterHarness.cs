@@ -104,24 +104,6 @@ internal static class ClusterHarness
         }
     }
 
-    /// <summary>
-    /// Reads <paramref name="client"/>'s introspection until <paramref name="condition"/> holds, and returns that reading
-    /// (bounded, 30 s). For the health one registry judges from another host's heartbeats: with the tests' 200 ms beat and
-    /// 3 missed beats, 600 ms of silence makes a live host unhealthy until its next beat arrives, and a loaded machine
-    /// can produce that silence, so one reading can catch a live host unhealthy for a moment.
-    /// </summary>
-    public static async Task<IntrospectionResponse> DescribeUntilAsync(RegistryClient client, Func<IntrospectionResponse, bool> condition, string what)
-    {
-        var started = System.Diagnostics.Stopwatch.GetTimestamp();
-        while (true)
-        {
-            var view = await client.DescribeAsync();
-            if (condition(view)) return view;
-            if (System.Diagnostics.Stopwatch.GetElapsedTime(started) > TimeSpan.FromSeconds(30)) Assert.Fail($"timed out waiting for {what}");
-            await Task.Delay(20);
-        }
-    }
-
     public const string InputSchema = """{"type":"object","properties":{"id":{"type":"string"}},"required":["id"]}""";
     public const string OtherInputSchema = """{"type":"object","properties":{"id":{"type":"integer"}},"required":["id"]}""";
     public const string OutputSchema = """{"type":"object"}""";

@@ -102,10 +102,15 @@ public class ClusterRejoinTests
         Assert.That(await ClusterHostRemoval.FinishAsync(store, HostB, marker, CancellationToken.None), Is.True, "the marker stood until the remover finished");
         await WaitUntilAsync(() => b.Cluster!.Rejoins == 1, "B to rejoin once the removal ended");
         await SyncAsync(b, a);
-        var view = await onA.DescribeAsync();
-        Assert.That(view.Nodes!.Where(n => n.NodeId == "worker-b").Select(n => n.RegistryHost), Is.EqualTo(new[] { HostB }), "B's node is back on A");
-        // B's heartbeats stopped while the marker stood, so A may have judged it stale; B beating again makes it healthy.
-        await DescribeUntilAsync(onA, v => v.Cluster!.Hosts.Single(h => h.Host == HostB).Health == Health.Healthy, "B to be healthy on A");
+        // Read as a watcher does: A's snapshot, then its changes. B's heartbeats stopped while the marker stood, so A may
+        // have judged B stale (600 ms of silence with the tests' 200 ms beat); B beating again turns its node healthy on
+        // A, which A broadcasts as node.healthy. A single reading could catch that moment, so the test awaits the change.
+        await using var nodesOnA = onA.WatchAsync("registry.node.").GetAsyncEnumerator();
+        var snapshot = (await nodesOnA.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "A's snapshot"))[^1].Snapshot!;
+        var nodeB = snapshot.Nodes.Where(n => n.NodeId == "worker-b").ToList();
+        Assert.That(nodeB.Select(n => n.RegistryHost), Is.EqualTo(new[] { HostB }), "B's node is back on A");
+        if (nodeB[0].Health != Health.Healthy)
+            await nodesOnA.UntilAsync(e => e.Change is { ChangeType: ChangeTypes.NodeHealthy, Key: "worker-b" }, "B's node to turn healthy on A");
     }
 
     [Test]
