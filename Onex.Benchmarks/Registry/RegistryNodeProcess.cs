@@ -45,6 +45,20 @@ internal sealed class RegistryNodeProcess : IDisposable
     /// </summary>
     public static RegistryNodeProcess Start(IEnumerable<string> arguments, string? dll = null, IReadOnlyDictionary<string, string>? environment = null)
     {
+        var list = arguments.ToList();
+        try
+        {
+            return Start(WithHttp(list), dll, environment);
+        }
+        catch (RegistryNodeStartException ex) when (!list.Contains("--http") && ex.IsUsageError && ex.Errors.Contains("--http", StringComparison.Ordinal))
+        {
+            // A node from before the HTTP endpoint (a --compare-node build) has none to turn off.
+            return Start(list, dll, environment);
+        }
+    }
+
+    private static RegistryNodeProcess Start(List<string> arguments, string? dll, IReadOnlyDictionary<string, string>? environment)
+    {
         var start = new ProcessStartInfo("dotnet")
         {
             RedirectStandardOutput = true,
@@ -52,7 +66,7 @@ internal sealed class RegistryNodeProcess : IDisposable
             UseShellExecute = false,
         };
         foreach (var (name, value) in environment ?? new Dictionary<string, string>()) start.Environment[name] = value;
-        foreach (var arg in new[] { dll ?? Dll, "--endpoint", "tcp://127.0.0.1:0", "--pub-endpoint", "tcp://127.0.0.1:0" }.Concat(WithHttp(arguments)))
+        foreach (var arg in new[] { dll ?? Dll, "--endpoint", "tcp://127.0.0.1:0", "--pub-endpoint", "tcp://127.0.0.1:0" }.Concat(arguments))
             start.ArgumentList.Add(arg);
         var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start the registry node.");
         var errors = new StringBuilder();
@@ -65,7 +79,7 @@ internal sealed class RegistryNodeProcess : IDisposable
         // The node prints its endpoints on stdout once it serves (router, then pub); anything else first is a failure.
         var router = ReadLine(process, "registry: router ");
         var pub = router is null ? null : ReadLine(process, "registry: pub ");
-        var wantsHttp = WithHttp(arguments).SkipWhile(a => a != "--http").Skip(1).FirstOrDefault() is { } http && http != "none";
+        var wantsHttp = arguments.SkipWhile(a => a != "--http").Skip(1).FirstOrDefault() is { } http && http != "none";
         var httpUrl = pub is not null && wantsHttp ? ReadLine(process, "registry: http ") : null;
         if (router is null || pub is null || (wantsHttp && httpUrl is null))
         {
@@ -82,11 +96,7 @@ internal sealed class RegistryNodeProcess : IDisposable
     }
 
     // No HTTP endpoint unless the caller names one: the default (port 5752) would collide between parallel runs.
-    private static IEnumerable<string> WithHttp(IEnumerable<string> arguments)
-    {
-        var list = arguments.ToList();
-        return list.Contains("--http") ? list : [.. list, "--http", "none"];
-    }
+    private static List<string> WithHttp(List<string> arguments) => arguments.Contains("--http") ? arguments : [.. arguments, "--http", "none"];
 
     /// <summary>What the node wrote to stderr so far.</summary>
     public string Errors

@@ -155,14 +155,14 @@ internal static class RegistryVsEtcd
                 var dataDir = target.Arguments.Contains("{dir}") ? Directory.CreateTempSubdirectory($"onex-bench-{target.Name.Replace('@', '-')}-").FullName : null;
                 if (dataDir is not null) disposables.Push(new DeleteDirectory(dataDir));
                 var arguments = target.Arguments.Select(a => a == "{dir}" ? dataDir! : a).ToArray();
-                var node = StartNode(target, arguments, target.Arguments, notes);
+                var node = StartNode(target, arguments, target.Arguments, notes, fallbackFollows: target.Fallback is not null);
                 if (node is null && target.Fallback is { } fallback)
                 {
                     var note = $"`{target.Name}`: this node refuses `{string.Join(' ', target.Arguments)}` (it has no store options yet and keeps everything in memory), " +
                                $"so it ran with {(fallback.Length == 0 ? "no store arguments" : $"`{string.Join(' ', fallback)}`")}.";
                     Progress(note);
                     notes.Add(note);
-                    node = StartNode(target, fallback, fallback, notes);
+                    node = StartNode(target, fallback, fallback, notes, fallbackFollows: false);
                 }
                 if (node is null) continue;
                 disposables.Push(node);
@@ -282,7 +282,7 @@ internal static class RegistryVsEtcd
     }
 
     /// <summary>Starts a node for <paramref name="target"/>; null (and a note naming <paramref name="shownArguments"/>) when it exits at start.</summary>
-    private static RegistryNodeProcess? StartNode(NodeTarget target, string[] storeArguments, string[] shownArguments, List<string> notes)
+    private static RegistryNodeProcess? StartNode(NodeTarget target, string[] storeArguments, string[] shownArguments, List<string> notes, bool fallbackFollows)
     {
         var arguments = CommonNodeArguments.Concat(storeArguments).ToArray();
         Progress($"starting node '{target.Name}': dotnet onex-registry.dll {string.Join(' ', arguments)}");
@@ -297,7 +297,7 @@ internal static class RegistryVsEtcd
                 ? $"`{target.Name}` skipped: this node does not accept `{string.Join(' ', shownArguments)}` yet (exit code {ex.ExitCode}: \"{firstError}\")."
                 : $"`{target.Name}` skipped: the node did not start (exit code {ex.ExitCode?.ToString(CultureInfo.InvariantCulture) ?? "none"}: \"{firstError}\").";
             // A refused store option is expected until the durable store lands; the fallback (if any) says what runs instead.
-            if (target.Fallback is not null && ex.IsUsageError) return null;
+            if (fallbackFollows && ex.IsUsageError) return null;
             Progress($"SKIPPED {note}");
             notes.Add(note);
             return null;
