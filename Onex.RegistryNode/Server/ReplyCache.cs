@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Text;
 using Onex.RegistryNode.Storage;
 
 namespace Onex.RegistryNode.Server;
@@ -11,18 +12,36 @@ namespace Onex.RegistryNode.Server;
 /// (PROTOCOL.md section 4). A repeat whose message type or body differs from the first is not a retry
 /// (<see cref="Outcome.Mismatch"/>). Owned by the registry thread.
 /// </summary>
+/// <remarks>
+/// An entry is a value in the table, its bytes (message type, error code, body, reply) are in <see cref="ReplyBytes"/>'
+/// chunks, and its key holds the request id and the client's one id string: a kept reply costs the collector one
+/// string, not five objects promoted through every generation.
+/// </remarks>
 internal sealed class ReplyCache
 {
     public enum Outcome { Miss, Hit, Mismatch }
 
     // The ids are hashed once per request and the hash kept in the key: once the cache is full, every request also
     // evicts the oldest entry, and that lookup should not hash strings again.
-    private readonly struct Key(string clientId, string requestId) : IEquatable<Key>
+    private readonly struct Key : IEquatable<Key>
     {
-        private readonly int _hash = HashCode.Combine(clientId, requestId);
+        private readonly int _hash;
 
-        public string ClientId { get; } = clientId;
-        public string RequestId { get; } = requestId;
+        public Key(string clientId, string requestId) : this(clientId, requestId, HashCode.Combine(clientId, requestId))
+        {
+        }
+
+        /// <summary>A key for the same ids as one already hashed (<paramref name="clientId"/> equal to its client id).</summary>
+        public Key(string clientId, string requestId, int hash)
+        {
+            ClientId = clientId;
+            RequestId = requestId;
+            _hash = hash;
+        }
+
+        public string ClientId { get; }
+        public string RequestId { get; }
+        public int Hash => _hash;
 
         public bool Equals(Key other) =>
             _hash == other._hash && string.Equals(RequestId, other.RequestId, StringComparison.Ordinal) && string.Equals(ClientId, other.ClientId, StringComparison.Ordinal);
@@ -34,11 +53,24 @@ internal sealed class ReplyCache
         public bool IsFor(string clientId, string requestId) => ReferenceEquals(ClientId, clientId) && ReferenceEquals(RequestId, requestId);
     }
 
-    private sealed record Entry(string MessageType, byte[] Body, byte[] Reply, string? ErrorCode, long StoredAt)
+    // An entry's bytes are, in order: its message type and error code (UTF-8; CodeLength -1: no error code), the
+    // request body and the reply. Serial tells it from an older entry of the same key still queued.
+    private readonly record struct Entry(long Serial, long StoredAt, ReplyBytes.Place Place, int TypeLength, int CodeLength, int BodyLength)
     {
-        // The arrays plus a rough share for the entry, its key strings and the dictionary and queue slots.
-        public long Bytes { get; } = Body.Length + Reply.Length + 256;
+        private int BodyStart => TypeLength + Math.Max(0, CodeLength);
+        public int ReplyLength => Place.Length - BodyStart - BodyLength;
+
+        // The body and reply plus a rough share for the entry, its key strings and the dictionary and queue slots.
+        public long Bytes => BodyLength + ReplyLength + 256;
+
+        public Span<byte> MessageType(Span<byte> bytes) => bytes[..TypeLength];
+        public Span<byte> ErrorCode(Span<byte> bytes) => bytes.Slice(TypeLength, Math.Max(0, CodeLength));
+        public Span<byte> Body(Span<byte> bytes) => bytes.Slice(BodyStart, BodyLength);
+        public Span<byte> Reply(Span<byte> bytes) => bytes[(BodyStart + BodyLength)..];
     }
+
+    // An entry as its queues hold it: enough to find it, to tell whether it is still the one kept, and to age it.
+    private readonly record struct Queued(Key Key, long Serial, long StoredAt, long Bytes);
 
     // One client's replies, oldest first (the queue may hold entries already forgotten; they are skipped).
     private sealed class Share(string clientId)
@@ -46,7 +78,7 @@ internal sealed class ReplyCache
         public string ClientId { get; } = clientId;
         public long Bytes;
         public int Count;
-        public readonly Queue<(Key Key, Entry Entry)> Order = new();
+        public readonly Queue<Queued> Order = new();
     }
 
     private sealed class ByBytes : IComparer<Share>
@@ -70,10 +102,12 @@ internal sealed class ReplyCache
     private readonly SortedSet<Share> _largest = new(ByBytes.Instance);
     private readonly TimeProvider _time;
     private readonly Dictionary<Key, Entry> _entries = new();
-    private readonly Queue<(Key Key, Entry Entry)> _order = new();
+    private readonly Queue<Queued> _order = new();
+    private readonly ReplyBytes _stored = new();
+    private long _serial;
     private long _bytes;
     // Bytes of entries forgotten while still queued in _order (evicted by share or replaced): the queue keeps their
-    // arrays alive until it is rebuilt, so they count towards when to rebuild it.
+    // keys alive until it is rebuilt, so they count towards when to rebuild it.
     private long _staleBytes;
     // The last key looked up, reused by the Add that usually follows for the same request.
     private Key _lastLookup = new("", "");
@@ -106,7 +140,10 @@ internal sealed class ReplyCache
     public int Count => _entries.Count;
 
     /// <summary>When the oldest kept reply was stored (Unix ms); the current time when none is kept.</summary>
-    public long OldestStoredAt => _order.TryPeek(out var oldest) ? oldest.Entry.StoredAt : _time.GetUtcNow().ToUnixTimeMilliseconds();
+    public long OldestStoredAt => _order.TryPeek(out var oldest) ? oldest.StoredAt : _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    /// <summary>Chunks of <see cref="ReplyBytes.ChunkBytes"/> the kept replies' bytes occupy now (for tests).</summary>
+    internal int Chunks => _stored.ChunkCount;
 
     /// <summary>The replies to store since the last call (see <see cref="Add"/>'s <c>store</c>).</summary>
     /// <remarks>The list is valid until the next call.</remarks>
@@ -125,7 +162,7 @@ internal sealed class ReplyCache
         foreach (var reply in replies)
         {
             if (reply.StoredAt + _retentionMs <= now) continue;
-            Keep(new Key(reply.ClientId, reply.RequestId), new Entry(reply.MessageType, reply.Body, reply.Reply, reply.ErrorCode, reply.StoredAt));
+            Keep(new Key(reply.ClientId, reply.RequestId), reply.MessageType, reply.Body, reply.Reply, reply.ErrorCode, reply.StoredAt);
         }
     }
 
@@ -137,9 +174,11 @@ internal sealed class ReplyCache
         Evict(_time.GetUtcNow().ToUnixTimeMilliseconds());
         _lastLookup = new Key(clientId, requestId);
         if (!_entries.TryGetValue(_lastLookup, out var entry)) return Outcome.Miss;
-        if (entry.MessageType != messageType || !body.SequenceEqual(entry.Body)) return Outcome.Mismatch;
-        reply = entry.Reply;
-        errorCode = entry.ErrorCode;
+        // Found: a retry (or a reused id), so allocating here is rare.
+        var bytes = _stored.Span(entry.Place);
+        if (Encoding.UTF8.GetString(entry.MessageType(bytes)) != messageType || !body.SequenceEqual(entry.Body(bytes))) return Outcome.Mismatch;
+        reply = entry.Reply(bytes).ToArray();
+        errorCode = entry.CodeLength < 0 ? null : Encoding.UTF8.GetString(entry.ErrorCode(bytes));
         return Outcome.Hit;
     }
 
@@ -151,20 +190,34 @@ internal sealed class ReplyCache
     {
         if (_capacity == 0) return;
         var key = _lastLookup.IsFor(clientId, requestId) ? _lastLookup : new Key(clientId, requestId);
-        var entry = new Entry(messageType, body.ToArray(), reply, errorCode, _time.GetUtcNow().ToUnixTimeMilliseconds());
-        if (store) _unstored.Add(new StoredReply(clientId, requestId, messageType, entry.Body, reply, errorCode, entry.StoredAt));
-        Keep(key, entry);
+        var storedAt = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        if (store) _unstored.Add(new StoredReply(clientId, requestId, messageType, body.ToArray(), reply, errorCode, storedAt));
+        Keep(key, messageType, body, reply, errorCode, storedAt);
     }
 
-    private void Keep(Key key, Entry entry)
+    private void Keep(Key key, string messageType, ReadOnlySpan<byte> body, ReadOnlySpan<byte> reply, string? errorCode, long storedAt)
     {
-        if (_entries.TryGetValue(key, out var replaced)) Forget(key, replaced);
+        if (_entries.TryGetValue(key, out var replaced)) Forget(key, replaced.Serial);
+        var share = ShareOf(key.ClientId);
+        // The key keeps the share's id string, not this request's copy of it.
+        key = new Key(share.ClientId, key.RequestId, key.Hash);
+
+        var typeLength = Encoding.UTF8.GetByteCount(messageType);
+        var codeLength = errorCode is null ? -1 : Encoding.UTF8.GetByteCount(errorCode);
+        var place = _stored.Allocate(typeLength + Math.Max(0, codeLength) + body.Length + reply.Length);
+        var entry = new Entry(++_serial, storedAt, place, typeLength, codeLength, body.Length);
+        var bytes = _stored.Span(place);
+        Encoding.UTF8.GetBytes(messageType, entry.MessageType(bytes));
+        if (errorCode is not null) Encoding.UTF8.GetBytes(errorCode, entry.ErrorCode(bytes));
+        body.CopyTo(entry.Body(bytes));
+        reply.CopyTo(entry.Reply(bytes));
+
         _entries[key] = entry;
         _bytes += entry.Bytes;
-        var share = ShareOf(key.ClientId);
         Charge(share, entry.Bytes, +1);
-        share.Order.Enqueue((key, entry));
-        _order.Enqueue((key, entry));
+        var queued = new Queued(key, entry.Serial, storedAt, entry.Bytes);
+        share.Order.Enqueue(queued);
+        _order.Enqueue(queued);
 
         // Over its own share, a client loses its own oldest replies.
         while ((share.Bytes > _maxBytesPerClient || share.Count > _capacityPerClient) && TakeOldestOf(share)) { }
@@ -174,12 +227,27 @@ internal sealed class ReplyCache
         // Entries taken out of the middle leave stale slots in the age queue: rebuild it before they outgrow the live ones.
         if (_order.Count > 2 * _entries.Count + 1024 || _staleBytes > Math.Max(_maxBytesPerClient, 1024 * 1024))
         {
-            var live = _order.Where(item => _entries.TryGetValue(item.Key, out var current) && ReferenceEquals(current, item.Entry)).ToList();
+            var live = _order.Where(IsKept).ToList();
             _order.Clear();
             foreach (var item in live) _order.Enqueue(item);
             _staleBytes = 0;
         }
+
+        // Entries forgotten out of order leave chunks mostly empty: move the kept ones together.
+        if (_stored.NeedsCompaction)
+        {
+            _stored.Compact(move =>
+            {
+                foreach (var kept in _entries.Keys)
+                {
+                    ref var moved = ref CollectionsMarshal.GetValueRefOrNullRef(_entries, kept);
+                    moved = moved with { Place = move(moved.Place) };
+                }
+            });
+        }
     }
+
+    private bool IsKept(Queued item) => _entries.TryGetValue(item.Key, out var current) && current.Serial == item.Serial;
 
     private Share ShareOf(string clientId)
     {
@@ -200,30 +268,31 @@ internal sealed class ReplyCache
     private bool TakeOldestOf(Share share)
     {
         while (share.Order.TryDequeue(out var oldest))
-            if (Forget(oldest.Key, oldest.Entry)) return true;
+            if (Forget(oldest.Key, oldest.Serial)) return true;
         return false;
     }
 
     private void Evict(long now)
     {
-        while (_order.TryPeek(out var oldest) && oldest.Entry.StoredAt + _retentionMs <= now)
+        while (_order.TryPeek(out var oldest) && oldest.StoredAt + _retentionMs <= now)
         {
             _order.Dequeue();
-            if (!Forget(oldest.Key, oldest.Entry, queued: false)) _staleBytes -= oldest.Entry.Bytes;
+            if (!Forget(oldest.Key, oldest.Serial, queued: false)) _staleBytes -= oldest.Bytes;
         }
     }
 
-    private bool Forget(Key key, Entry entry, bool queued = true)
+    private bool Forget(Key key, long serial, bool queued = true)
     {
         // The key may since hold a newer entry; only drop the one that was queued.
-        if (!_entries.TryGetValue(key, out var current) || !ReferenceEquals(current, entry)) return false;
+        if (!_entries.TryGetValue(key, out var entry) || entry.Serial != serial) return false;
         _entries.Remove(key);
+        _stored.Release(entry.Place);
         _bytes -= entry.Bytes;
         if (queued) _staleBytes += entry.Bytes;
         var share = _shares[key.ClientId];
         Charge(share, -entry.Bytes, -1);
         // Drop forgotten entries at the head of the client's queue, so it holds no more than its live ones for long.
-        while (share.Order.TryPeek(out var head) && !(_entries.TryGetValue(head.Key, out var live) && ReferenceEquals(live, head.Entry)))
+        while (share.Order.TryPeek(out var head) && !IsKept(head))
             share.Order.Dequeue();
         return true;
     }

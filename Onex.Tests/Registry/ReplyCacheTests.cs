@@ -172,4 +172,66 @@ public class ReplyCacheTests
         var retry = TestDealer.DecodeReply(h.Dispatcher.Dispatch(RegistryCodec.Encode("r1", "c", new PortRequest { NodeId = "n1", Count = 2 })));
         Assert.That(TestDealer.Expect<PortGrant>(retry).Leases, Has.Count.EqualTo(2), "INTERNAL is not remembered: the retry executes");
     }
+
+    [Test]
+    public void A_remembered_error_code_and_a_reply_larger_than_a_chunk_share_come_back_whole()
+    {
+        var cache = new ReplyCache(10, TimeSpan.FromMinutes(5), 1 << 24, new FakeTimeProvider(), maxBytesPerClient: 1 << 24, capacityPerClient: 10);
+        var large = Enumerable.Range(0, ReplyBytes.OwnArrayAbove + 17).Select(i => (byte)i).ToArray();
+        cache.Add("c", "r1", "Describe", Body, large, null);
+        cache.Add("c", "r2", "PortRequest", [0x81, 0xA1, 0x78], [9, 8, 7], ErrorCodes.PortExhausted);
+
+        Assert.That(cache.Lookup("c", "r1", "Describe", Body, out var first, out var noCode), Is.EqualTo(ReplyCache.Outcome.Hit));
+        Assert.That((first, noCode), Is.EqualTo((large, (string?)null)));
+        Assert.That(cache.Lookup("c", "r2", "PortRequest", [0x81, 0xA1, 0x78], out var second, out var code), Is.EqualTo(ReplyCache.Outcome.Hit));
+        Assert.That((second, code), Is.EqualTo((new byte[] { 9, 8, 7 }, (string?)ErrorCodes.PortExhausted)));
+        Assert.That(cache.Lookup("c", "r2", "PortRequest", Body, out _, out _), Is.EqualTo(ReplyCache.Outcome.Mismatch), "the kept body is compared");
+    }
+
+    [Test]
+    public void Replies_forgotten_out_of_order_do_not_keep_their_chunks_and_the_kept_ones_stay_whole()
+    {
+        // A slow client's reply between every few of a flooding client's: the flooder's share keeps only its newest
+        // replies, so every chunk the flood passed through is held by the slow client's replies alone.
+        var time = new FakeTimeProvider();
+        var cache = new ReplyCache(100_000, TimeSpan.FromMinutes(5), 64L << 20, time, maxBytesPerClient: 200_000, capacityPerClient: 100_000);
+        var kept = new List<(string Id, byte[] Reply)>();
+        for (var i = 0; i < 40_000; i++)
+        {
+            cache.Add("flood", $"f{i}", "T", Body, new byte[400], null);
+            if (i % 100 == 0)
+            {
+                var reply = BitConverter.GetBytes(i);
+                cache.Add("slow", $"s{i}", "T", Body, reply, null);
+                kept.Add(($"s{i}", reply));
+            }
+        }
+
+        // 16 MB of replies went through; about 200 KB of the flood's and 400 small ones are kept.
+        Assert.That(cache.Chunks * (long)ReplyBytes.ChunkBytes, Is.LessThanOrEqualTo(2 * 200_000 + 8L * ReplyBytes.ChunkBytes),
+            "chunks held by a few replies each were not given back");
+        foreach (var (id, reply) in kept)
+        {
+            Assert.That(cache.Lookup("slow", id, "T", Body, out var found, out _), Is.EqualTo(ReplyCache.Outcome.Hit), id);
+            Assert.That(found, Is.EqualTo(reply), id);
+        }
+        Assert.That(cache.Lookup("flood", "f39999", "T", Body, out var newest, out _), Is.EqualTo(ReplyCache.Outcome.Hit));
+        Assert.That(newest, Is.EqualTo(new byte[400]));
+    }
+
+    [Test]
+    public void A_replaced_or_expired_reply_gives_its_bytes_back()
+    {
+        var time = new FakeTimeProvider();
+        var cache = new ReplyCache(1_000_000, TimeSpan.FromMinutes(1), 1L << 30, time, maxBytesPerClient: 1L << 30, capacityPerClient: 1_000_000);
+        for (var round = 0; round < 3; round++)
+        {
+            for (var i = 0; i < 5_000; i++) cache.Add("c", $"r{i}", "T", Body, new byte[300], null);
+            time.Advance(TimeSpan.FromMinutes(1));
+        }
+        cache.Lookup("c", "other", "T", Body, out _, out _); // a lookup forgets what has expired
+
+        Assert.That(cache.Count, Is.Zero);
+        Assert.That(cache.Chunks, Is.LessThanOrEqualTo(ReplyBytes.KeptFreeChunks + 1), "expired replies kept their chunks");
+    }
 }
