@@ -74,7 +74,8 @@ public class LiveReplySchemaPropertyTests
         var replyTypes = new HashSet<string>();
         var codes = new HashSet<string>();
 
-        Cases.Sample(c =>
+        // One seed for the whole sequence (Sample's seed pins only its first iteration), so every run sends the same requests.
+        foreach (var c in Cases.Array[300].Single(_ => true, "0N0XMxAbUGX0"))
         {
             var reply = live.Call(Frame(c, live.NextId()));
             replyTypes.Add(reply.MessageType);
@@ -90,7 +91,7 @@ public class LiveReplySchemaPropertyTests
                     throw new AssertionException($"{c} was refused with {error.Code} ({error.Message}) but changed the registry's state");
             }
             state = after;
-        }, seed: "0N0XMxAbUGX0", iter: 300, threads: 1);
+        }
 
         TestContext.Out.WriteLine($"replies: {string.Join(", ", replyTypes)}; codes: {string.Join(", ", codes)}; messages checked: {live.Checked}");
         Assert.Multiple(() =>
