@@ -13,7 +13,7 @@ namespace Onex.RegistryNode.Server;
 /// (<see cref="Outcome.Mismatch"/>). Owned by the registry thread.
 /// </summary>
 /// <remarks>
-/// An entry is a value in the table, its bytes (message type, error code, body, reply) are in <see cref="ReplyBytes"/>'
+/// An entry is a value in the table, its bytes (message type, error code, body, reply) are in <see cref="ChunkedBytes"/>'
 /// chunks, and its key holds the request id and the client's one id string: a kept reply costs the collector one
 /// string, not five objects promoted through every generation.
 /// </remarks>
@@ -55,7 +55,7 @@ internal sealed class ReplyCache
 
     // An entry's bytes are, in order: its message type and error code (UTF-8; CodeLength -1: no error code), the
     // request body and the reply. Serial tells it from an older entry of the same key still queued.
-    private readonly record struct Entry(long Serial, long StoredAt, ReplyBytes.Place Place, int TypeLength, int CodeLength, int BodyLength)
+    private readonly record struct Entry(long Serial, long StoredAt, ChunkedBytes.Place Place, int TypeLength, int CodeLength, int BodyLength)
     {
         private int BodyStart => TypeLength + Math.Max(0, CodeLength);
         public int ReplyLength => Place.Length - BodyStart - BodyLength;
@@ -103,7 +103,7 @@ internal sealed class ReplyCache
     private readonly TimeProvider _time;
     private readonly Dictionary<Key, Entry> _entries = new();
     private readonly Queue<Queued> _order = new();
-    private readonly ReplyBytes _stored = new();
+    private readonly ChunkedBytes _stored = new();
     private long _serial;
     private long _bytes;
     // Bytes of entries forgotten while still queued in _order (evicted by share or replaced): the queue keeps their
@@ -142,7 +142,7 @@ internal sealed class ReplyCache
     /// <summary>When the oldest kept reply was stored (Unix ms); the current time when none is kept.</summary>
     public long OldestStoredAt => _order.TryPeek(out var oldest) ? oldest.StoredAt : _time.GetUtcNow().ToUnixTimeMilliseconds();
 
-    /// <summary>Chunks of <see cref="ReplyBytes.ChunkBytes"/> the kept replies' bytes occupy now (for tests).</summary>
+    /// <summary>Chunks of <see cref="ChunkedBytes.ChunkBytes"/> the kept replies' bytes occupy now (for tests).</summary>
     internal int Chunks => _stored.ChunkCount;
 
     /// <summary>The replies to store since the last call (see <see cref="Add"/>'s <c>store</c>).</summary>

@@ -33,7 +33,9 @@ internal sealed partial class WatchHub : IChangeSink
 
     private readonly record struct Item(RegistryChange? Change, RegistryHeartbeat? Heartbeat, long Previous, long Sequence, int Bytes);
 
-    private readonly record struct Past(RegistryChange Change, string? Tenant, int Bytes);
+    // A change kept for watches that start from a past sequence: its body's bytes in _pastBodies, decoded again only
+    // for such a watch (a change kept as objects lived just long enough to be promoted; see ChunkedBytes).
+    private readonly record struct Past(long Sequence, string? Tenant, ChunkedBytes.Place Body);
 
     private sealed class Stream(string key, string peerKey, byte[] peer, bool viaReq, string watchId, string clientId, string prefix, AuthCaller? caller)
     {
@@ -65,6 +67,7 @@ internal sealed partial class WatchHub : IChangeSink
     private readonly HashSet<Stream> _ready = [];
     private readonly List<(Stream Stream, WatchEvent Ended)> _endings = [];
     private readonly Queue<Past> _history = new();
+    private readonly ChunkedBytes _pastBodies = new();
     private Func<byte[], bool, byte[], StreamSendOutcome>? _send;
     private long _historyBytes;
     private long _queuedBytes;
@@ -202,13 +205,13 @@ internal sealed partial class WatchHub : IChangeSink
             if (start > _last + 1)
                 throw Reject.InvalidArgument("startSequence", $"Field 'startSequence' is {start}, past the next change ({_last + 1}).",
                     ("max", (_last + 1).ToString()), ("value", start.ToString()));
-            if (start <= _last && (_history.Count == 0 || _history.Peek().Change.Sequence > start))
+            if (start <= _last && (_history.Count == 0 || _history.Peek().Sequence > start))
                 throw new ResyncRequiredException(
                     $"The registry no longer holds change {start} (it keeps the last {_options.HistoryChanges} changes since it started); take a snapshot and watch from its sequence.",
                     new Dictionary<string, string>
                     {
                         ["reason"] = "history", ["requested"] = start.ToString(), ["sequence"] = _last.ToString(),
-                        ["oldest"] = (_history.Count == 0 ? _last + 1 : _history.Peek().Change.Sequence).ToString(),
+                        ["oldest"] = (_history.Count == 0 ? _last + 1 : _history.Peek().Sequence).ToString(),
                     });
             covered = start - 1;
         }
@@ -226,8 +229,9 @@ internal sealed partial class WatchHub : IChangeSink
         {
             foreach (var past in _history)
             {
-                if (past.Change.Sequence <= covered) continue;
-                if (!Offer(stream, past.Change, past.Tenant, past.Bytes)) break;
+                if (past.Sequence <= covered) continue;
+                var change = RegistryCodec.DeserializeBody<RegistryChange>(_pastBodies.Span(past.Body).ToArray());
+                if (!Offer(stream, change, past.Tenant, past.Body.Length)) break;
             }
         }
         LogOpened(envelope.RequestId, envelope.ClientId, caller?.Tenant ?? "(open)", prefix, covered);
@@ -241,11 +245,18 @@ internal sealed partial class WatchHub : IChangeSink
             _epoch = change.Epoch;
             _last = change.Sequence;
             var tenant = TenantOf(change);
-            var bytes = _bodies.Of(change).Length;
-            _history.Enqueue(new Past(change, tenant, bytes));
+            var body = _bodies.Of(change);
+            var bytes = body.Length;
+            var kept = _pastBodies.Allocate(bytes);
+            body.CopyTo(_pastBodies.Span(kept));
+            _history.Enqueue(new Past(change.Sequence, tenant, kept));
             _historyBytes += bytes;
             while (_history.Count > _options.HistoryChanges || (_historyBytes > _options.HistoryBytes && _history.Count > 1))
-                _historyBytes -= _history.Dequeue().Bytes;
+            {
+                var oldest = _history.Dequeue();
+                _historyBytes -= oldest.Body.Length;
+                _pastBodies.Release(oldest.Body);
+            }
             if (_streams.Count == 0) return;
             foreach (var stream in _streams.Values.ToList()) Offer(stream, change, tenant, bytes);
         }

@@ -177,7 +177,7 @@ public class ReplyCacheTests
     public void A_remembered_error_code_and_a_reply_larger_than_a_chunk_share_come_back_whole()
     {
         var cache = new ReplyCache(10, TimeSpan.FromMinutes(5), 1 << 24, new FakeTimeProvider(), maxBytesPerClient: 1 << 24, capacityPerClient: 10);
-        var large = Enumerable.Range(0, ReplyBytes.OwnArrayAbove + 17).Select(i => (byte)i).ToArray();
+        var large = Enumerable.Range(0, ChunkedBytes.OwnArrayAbove + 17).Select(i => (byte)i).ToArray();
         cache.Add("c", "r1", "Describe", Body, large, null);
         cache.Add("c", "r2", "PortRequest", [0x81, 0xA1, 0x78], [9, 8, 7], ErrorCodes.PortExhausted);
 
@@ -208,7 +208,7 @@ public class ReplyCacheTests
         }
 
         // 16 MB of replies went through; about 200 KB of the flood's and 400 small ones are kept.
-        Assert.That(cache.Chunks * (long)ReplyBytes.ChunkBytes, Is.LessThanOrEqualTo(2 * 200_000 + 8L * ReplyBytes.ChunkBytes),
+        Assert.That(cache.Chunks * (long)ChunkedBytes.ChunkBytes, Is.LessThanOrEqualTo(2 * 200_000 + 8L * ChunkedBytes.ChunkBytes),
             "chunks held by a few replies each were not given back");
         foreach (var (id, reply) in kept)
         {
@@ -232,6 +232,6 @@ public class ReplyCacheTests
         cache.Lookup("c", "other", "T", Body, out _, out _); // a lookup forgets what has expired
 
         Assert.That(cache.Count, Is.Zero);
-        Assert.That(cache.Chunks, Is.LessThanOrEqualTo(ReplyBytes.KeptFreeChunks + 1), "expired replies kept their chunks");
+        Assert.That(cache.Chunks, Is.LessThanOrEqualTo(ChunkedBytes.KeptFreeChunks + 1), "expired replies kept their chunks");
     }
 }

@@ -158,12 +158,16 @@ public class WatchStreamTests
         await using var host = await TestNodes.StartAsync();
         using var owner = new TestDealer(host.RouterEndpoint);
         var before = await SequenceAsync(host);
+        // A watch open while the changes happen sees them live; the other replays them from the history.
+        using var live = RawWatcher.Open(host.RouterEndpoint, null, new Watch { Credit = 100 });
         Populate(owner, "x");
         var epoch = host.Epoch;
 
         using var watch = RawWatcher.Open(host.RouterEndpoint, null, new Watch { StartSequence = before + 2, Epoch = epoch, Credit = 100 });
         owner.Call<NodeDeparture, Ack>(new NodeDeparture { NodeId = "x-node" });
-        var changes = RawWatcher.Changes(watch.ReadUntilCovered(await SequenceAsync(host)));
+        var last = await SequenceAsync(host);
+        var changes = RawWatcher.Changes(watch.ReadUntilCovered(last));
+        var liveChanges = RawWatcher.Changes(live.ReadUntilCovered(last)).ToDictionary(c => c.Sequence);
 
         Assert.Multiple(() =>
         {
@@ -172,6 +176,9 @@ public class WatchStreamTests
                 "an open registry's watch gets every change from the start sequence on, without holes");
             Assert.That(changes.Take(2).Select(c => c.ChangeType), Is.EqualTo(new[] { ChangeTypes.BusRegistered, ChangeTypes.LeaseGranted }), "the replayed changes");
             Assert.That(changes[^1].ChangeType, Is.EqualTo(ChangeTypes.NodeRemoved), "the live change after the replay");
+            Assert.That(changes.Select(c => Convert.ToHexString(RegistryCodec.SerializeBody(c))),
+                Is.EqualTo(changes.Select(c => Convert.ToHexString(RegistryCodec.SerializeBody(liveChanges[c.Sequence])))),
+                "a replayed change is the change as it was broadcast");
         });
     }
 

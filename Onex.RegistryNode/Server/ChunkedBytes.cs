@@ -1,26 +1,28 @@
 namespace Onex.RegistryNode.Server;
 
 /// <summary>
-/// Where the <see cref="ReplyCache"/> keeps the bytes of its entries: appended into large chunks that are reused once
-/// every entry in them is forgotten, so a kept reply is no object of its own. Owned by the registry thread.
+/// Bytes kept for a while by the registry thread, appended into large chunks that are reused once everything in them
+/// is given back, so a kept item is no object of its own: the replies the <see cref="ReplyCache"/> remembers and the
+/// changes the watch history keeps. Owned by the registry thread.
 /// </summary>
 /// <remarks>
 /// <para>
-/// The cache keeps every reply for seconds to minutes and then drops it: exactly the lifetime a generational
-/// collector handles worst. As separate arrays (the entry, a copy of the request body, the reply) each reply was
-/// copied out of the young generation, promoted, and collected again in a full collection: under lease churn the node
-/// ran two full collections a second and spent an eighth of its time paused. Here a reply costs a copy into a chunk,
-/// and the chunks themselves live as long as the cache.
+/// Both keep every item for a while (a reply for seconds to minutes, a change until 4,096 newer ones came) and then
+/// drop it: exactly the lifetime a generational collector handles worst. As objects, each was copied out of the young
+/// generation, promoted, and collected again in a full collection: under lease churn the node ran two full
+/// collections a second and spent an eighth of its time paused. Here an item costs a copy into a chunk, and the
+/// chunks themselves live as long as their owner.
 /// </para>
 /// <para>
-/// Entries are forgotten out of order (a client's share, a replaced id), so a chunk can be held by a few live entries.
-/// When the chunks hold more than twice the live bytes (and more than <see cref="KeptFreeChunks"/> chunks' worth), the
-/// owner moves every live entry into fresh chunks (<see cref="NeedsCompaction"/>): the memory held stays within twice
-/// what is kept, and a move costs one copy of the live bytes, after which it takes as many bytes forgotten again.
-/// An entry larger than <see cref="OwnArrayAbove"/> gets an array of its own.
+/// Items given back out of order (a client's share of the reply cache, a replaced id) can leave a chunk held by a few
+/// live ones. When the chunks hold more than twice the live bytes (and more than <see cref="KeptFreeChunks"/> chunks'
+/// worth), <see cref="NeedsCompaction"/> asks the owner to move every live item into fresh chunks (<see cref="Compact"/>):
+/// the memory held stays within twice what is kept, and a move costs one copy of the live bytes, after which it takes
+/// as many bytes given back again. An owner that gives back in order (the history) never needs it. An item larger
+/// than <see cref="OwnArrayAbove"/> gets an array of its own.
 /// </para>
 /// </remarks>
-internal sealed class ReplyBytes
+internal sealed class ChunkedBytes
 {
     /// <summary>Size of a chunk.</summary>
     public const int ChunkBytes = 256 * 1024;
@@ -88,7 +90,7 @@ internal sealed class ReplyBytes
     /// </summary>
     public void Compact(Action<Func<Place, Place>> forEach)
     {
-        var old = new ReplyBytes();
+        var old = new ChunkedBytes();
         old._chunks.AddRange(_chunks);
         old._live.AddRange(_live);
         _chunks.Clear();
