@@ -33,9 +33,14 @@ internal sealed partial class WatchHub : IChangeSink
 
     private readonly record struct Item(RegistryChange? Change, RegistryHeartbeat? Heartbeat, long Previous, long Sequence, int Bytes);
 
-    // A change kept for watches that start from a past sequence: its body's bytes in _pastBodies, decoded again only
-    // for such a watch (a change kept as objects lived just long enough to be promoted; see ChunkedBytes).
-    private readonly record struct Past(long Sequence, string? Tenant, ChunkedBytes.Place Body);
+    // A change kept for watches that start from a past sequence: a small one as its body's bytes in _pastBodies,
+    // decoded again only for such a watch (kept as objects, the lease churn's changes lived just long enough to be
+    // promoted; see ChunkedBytes); a large one (a tool's schemas, a node's metadata) as the change itself, whose entity
+    // the state holds anyway, so the history does not hold a second copy of it.
+    private readonly record struct Past(long Sequence, string? Tenant, int Bytes, ChunkedBytes.Place Body, RegistryChange? Change);
+
+    // Changes with bodies up to this size are kept as bytes.
+    private const int PastBodyBytes = 512;
 
     private sealed class Stream(string key, string peerKey, byte[] peer, bool viaReq, string watchId, string clientId, string prefix, AuthCaller? caller)
     {
@@ -230,8 +235,8 @@ internal sealed partial class WatchHub : IChangeSink
             foreach (var past in _history)
             {
                 if (past.Sequence <= covered) continue;
-                var change = RegistryCodec.DeserializeBody<RegistryChange>(_pastBodies.Span(past.Body).ToArray());
-                if (!Offer(stream, change, past.Tenant, past.Body.Length)) break;
+                var change = past.Change ?? RegistryCodec.DeserializeBody<RegistryChange>(_pastBodies.Span(past.Body).ToArray());
+                if (!Offer(stream, change, past.Tenant, past.Bytes)) break;
             }
         }
         LogOpened(envelope.RequestId, envelope.ClientId, caller?.Tenant ?? "(open)", prefix, covered);
@@ -247,15 +252,19 @@ internal sealed partial class WatchHub : IChangeSink
             var tenant = TenantOf(change);
             var body = _bodies.Of(change);
             var bytes = body.Length;
-            var kept = _pastBodies.Allocate(bytes);
-            body.CopyTo(_pastBodies.Span(kept));
-            _history.Enqueue(new Past(change.Sequence, tenant, kept));
+            if (bytes <= PastBodyBytes)
+            {
+                var kept = _pastBodies.Allocate(bytes);
+                body.CopyTo(_pastBodies.Span(kept));
+                _history.Enqueue(new Past(change.Sequence, tenant, bytes, kept, null));
+            }
+            else _history.Enqueue(new Past(change.Sequence, tenant, bytes, default, change));
             _historyBytes += bytes;
             while (_history.Count > _options.HistoryChanges || (_historyBytes > _options.HistoryBytes && _history.Count > 1))
             {
                 var oldest = _history.Dequeue();
-                _historyBytes -= oldest.Body.Length;
-                _pastBodies.Release(oldest.Body);
+                _historyBytes -= oldest.Bytes;
+                if (oldest.Change is null) _pastBodies.Release(oldest.Body);
             }
             if (_streams.Count == 0) return;
             foreach (var stream in _streams.Values.ToList()) Offer(stream, change, tenant, bytes);

@@ -161,6 +161,8 @@ public class WatchStreamTests
         // A watch open while the changes happen sees them live; the other replays them from the history.
         using var live = RawWatcher.Open(host.RouterEndpoint, null, new Watch { Credit = 100 });
         Populate(owner, "x");
+        // A change with a large body too (the history keeps those as the change, small ones as bytes).
+        owner.Call<NodeAnnouncement, NodeRecord>(new NodeAnnouncement { NodeId = "x-large", Metadata = new Dictionary<string, string> { ["notes"] = new('n', 2_000) } });
         var epoch = host.Epoch;
 
         using var watch = RawWatcher.Open(host.RouterEndpoint, null, new Watch { StartSequence = before + 2, Epoch = epoch, Credit = 100 });
@@ -174,7 +176,7 @@ public class WatchStreamTests
             Assert.That(watch.Started.Sequence, Is.EqualTo(before + 1), "the stream starts just before the start sequence");
             Assert.That(changes.Select(c => c.Sequence), Is.EqualTo(Enumerable.Range((int)before + 2, changes.Count).Select(i => (long)i)),
                 "an open registry's watch gets every change from the start sequence on, without holes");
-            Assert.That(changes.Take(2).Select(c => c.ChangeType), Is.EqualTo(new[] { ChangeTypes.BusRegistered, ChangeTypes.LeaseGranted }), "the replayed changes");
+            Assert.That(changes.Take(3).Select(c => c.ChangeType), Is.EqualTo(new[] { ChangeTypes.BusRegistered, ChangeTypes.LeaseGranted, ChangeTypes.NodeRegistered }), "the replayed changes");
             Assert.That(changes[^1].ChangeType, Is.EqualTo(ChangeTypes.NodeRemoved), "the live change after the replay");
             Assert.That(changes.Select(c => Convert.ToHexString(RegistryCodec.SerializeBody(c))),
                 Is.EqualTo(changes.Select(c => Convert.ToHexString(RegistryCodec.SerializeBody(liveChanges[c.Sequence])))),
