@@ -90,9 +90,7 @@ internal sealed class ChunkedBytes
     /// </summary>
     public void Compact(Action<Func<Place, Place>> forEach)
     {
-        var old = new ChunkedBytes();
-        old._chunks.AddRange(_chunks);
-        old._live.AddRange(_live);
+        var old = _chunks.ToArray();
         _chunks.Clear();
         _live.Clear();
         _free.Clear();
@@ -104,7 +102,7 @@ internal sealed class ChunkedBytes
         {
             if (from.Own is not null) return from;
             var to = Allocate(from.Length);
-            old.Span(from).CopyTo(Span(to));
+            old[from.Chunk].AsSpan(from.Offset, from.Length).CopyTo(Span(to));
             return to;
         });
     }

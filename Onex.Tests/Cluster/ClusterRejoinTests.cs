@@ -105,12 +105,9 @@ public class ClusterRejoinTests
         // Read as a watcher does: A's snapshot, then its changes. B's heartbeats stopped while the marker stood, so A may
         // have judged B stale (600 ms of silence with the tests' 200 ms beat); B beating again turns its node healthy on
         // A, which A broadcasts as node.healthy. A single reading could catch that moment, so the test awaits the change.
-        await using var nodesOnA = onA.WatchAsync("registry.node.").GetAsyncEnumerator();
-        var snapshot = (await nodesOnA.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "A's snapshot"))[^1].Snapshot!;
-        var nodeB = snapshot.Nodes.Where(n => n.NodeId == "worker-b").ToList();
-        Assert.That(nodeB.Select(n => n.RegistryHost), Is.EqualTo(new[] { HostB }), "B's node is back on A");
-        if (nodeB[0].Health != Health.Healthy)
-            await nodesOnA.UntilAsync(e => e.Change is { ChangeType: ChangeTypes.NodeHealthy, Key: "worker-b" }, "B's node to turn healthy on A");
+        var snapshot = await SnapshotThenAsync(onA,
+            s => s.Nodes.Any(n => n.NodeId == "worker-b" && n.Health == Health.Healthy), ChangeTypes.NodeHealthy, "B's node to turn healthy on A");
+        Assert.That(snapshot.Nodes.Where(n => n.NodeId == "worker-b").Select(n => n.RegistryHost), Is.EqualTo(new[] { HostB }), "B's node is back on A");
     }
 
     [Test]
@@ -130,11 +127,21 @@ public class ClusterRejoinTests
         await SyncAsync(b, a);
         // Read as a watcher does: A's snapshot, then its changes (one CI run's single reading found bus-b back on A
         // and worker-b not yet); a node that never comes back still fails here, at the watch's bound.
-        await using var onAChanges = onA.WatchAsync("registry.").GetAsyncEnumerator();
-        var snapshot = (await onAChanges.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "A's snapshot"))[^1].Snapshot!;
+        var snapshot = await SnapshotThenAsync(onA, s => s.Nodes.Any(n => n.NodeId == "worker-b"), ChangeTypes.NodeRegistered, "B's node worker-b back on A");
         Assert.That(snapshot.Buses.Where(x => x.Name == "bus-b").Select(x => x.RegistryHost), Is.EqualTo(new[] { HostB }), "bus-b is B's on A");
-        if (!snapshot.Nodes.Any(n => n.NodeId == "worker-b"))
-            await onAChanges.UntilAsync(e => e.Change is { ChangeType: ChangeTypes.NodeRegistered, Key: "worker-b" }, "B's node worker-b back on A");
+    }
+
+    /// <summary>
+    /// Reads <paramref name="client"/>'s registry as a watcher does: its snapshot, and when that does not yet show
+    /// <paramref name="holds"/>, the <paramref name="changeType"/> change of worker-b that brings it (bounded by the
+    /// watch's wait). Returns the snapshot.
+    /// </summary>
+    private static async Task<RegistrySnapshot> SnapshotThenAsync(RegistryClient client, Func<RegistrySnapshot, bool> holds, string changeType, string what)
+    {
+        await using var changes = client.WatchAsync("registry.").GetAsyncEnumerator();
+        var snapshot = (await changes.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "the snapshot"))[^1].Snapshot!;
+        if (!holds(snapshot)) await changes.UntilAsync(e => e.Change is { Key: "worker-b" } change && change.ChangeType == changeType, what);
+        return snapshot;
     }
 
     [Test]
