@@ -1,3 +1,4 @@
+using Onex.Protocol;
 using Onex.RegistryNode.Hosting;
 using Onex.RegistryNode.Leases;
 using Onex.Testing;
@@ -100,6 +101,16 @@ internal static class Waits
             throw;
         }
     }
+
+    /// <summary>
+    /// Reads watch events until the registry's state as a watcher sees it shows what is awaited: a change satisfying
+    /// <paramref name="change"/>, or a resync whose snapshot satisfies <paramref name="snapshot"/> (a change the watch
+    /// missed on the wire comes as a resync that already holds its effect, never as nothing).
+    /// </summary>
+    public static Task<List<RegistryWatchEvent>> UntilStateAsync(
+        this IAsyncEnumerator<RegistryWatchEvent> events, Func<RegistryChange, bool> change, Func<RegistrySnapshot, bool> snapshot, string what,
+        TimeSpan? limit = null) =>
+        events.UntilAsync(e => e.Change is { } c ? change(c) : e is { Kind: RegistryWatchEventKind.Resynced, Snapshot: { } s } && snapshot(s), what, limit);
 
     /// <summary>Reads watch events until one satisfies <paramref name="match"/>, returning every event read (bounded: <paramref name="limit"/>, default <see cref="Default"/>).</summary>
     public static async Task<List<RegistryWatchEvent>> UntilAsync(

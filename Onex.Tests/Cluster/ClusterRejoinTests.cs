@@ -133,15 +133,16 @@ public class ClusterRejoinTests
 
     /// <summary>
     /// Reads <paramref name="client"/>'s registry as a watcher does: its snapshot, and when that does not yet show
-    /// <paramref name="holds"/>, the <paramref name="changeType"/> change of worker-b that brings it (bounded by the
-    /// watch's wait). Returns the snapshot.
+    /// <paramref name="holds"/>, the <paramref name="changeType"/> change of worker-b that brings it, or a resync that
+    /// holds it (bounded by the watch's wait). Returns a snapshot taken once it holds.
     /// </summary>
     private static async Task<RegistrySnapshot> SnapshotThenAsync(RegistryClient client, Func<RegistrySnapshot, bool> holds, string changeType, string what)
     {
         await using var changes = client.WatchAsync("registry.").GetAsyncEnumerator();
         var snapshot = (await changes.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "the snapshot"))[^1].Snapshot!;
-        if (!holds(snapshot)) await changes.UntilAsync(e => e.Change is { Key: "worker-b" } change && change.ChangeType == changeType, what);
-        return snapshot;
+        if (holds(snapshot)) return snapshot;
+        var last = (await changes.UntilStateAsync(c => c is { Key: "worker-b" } && c.ChangeType == changeType, holds, what))[^1];
+        return last.Snapshot ?? await client.SnapshotAsync();
     }
 
     [Test]
@@ -224,16 +225,21 @@ public class ClusterPausedHostTests
             await using var changesOnA = onA.WatchAsync("registry.").GetAsyncEnumerator();
             await changesOnA.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "the first snapshot of A");
             await onB.RegisterBusAsync("bus-b", BusKinds.Zmq, ["tcp://127.0.0.1:1"]);
-            await changesOnA.UntilAsync(e => e.Change is { ChangeType: ChangeTypes.BusRegistered, Key: "bus-b" }, "bus-b of B registered on A", Bound);
+            // Each step is read as a watcher reads state: the change, or a resync whose snapshot holds it (one CI run's
+            // watch missed the registration on the wire and got it by snapshot, which a change-only wait never saw).
+            static bool HasBusB(RegistrySnapshot s) => s.Buses.Any(x => x.Name == "bus-b");
+            await changesOnA.UntilStateAsync(c => c is { ChangeType: ChangeTypes.BusRegistered, Key: "bus-b" }, HasBusB, "bus-b of B registered on A", Bound);
 
             b.Signal(SigStop);
-            await changesOnA.UntilAsync(e => e.Change is { ChangeType: ChangeTypes.BusRemoved, Key: "bus-b" }, "bus-b of the paused host B removed on A", Bound);
+            await changesOnA.UntilStateAsync(c => c is { ChangeType: ChangeTypes.BusRemoved, Key: "bus-b" }, s => !HasBusB(s), "bus-b of the paused host B removed on A", Bound);
             await WaitUntilAsync(() => a.Cluster!.HostsRemoved == 1, "A to count its removal of host B");
 
             b.Signal(SigCont);
             // Before, B's heartbeat resumed over the removal and its entries stayed gone from the catalogue for good.
-            var back = await changesOnA.UntilAsync(e => e.Change is { ChangeType: ChangeTypes.BusRegistered, Key: "bus-b" }, "bus-b back on A after B resumed", Bound);
-            Assert.That(back.Last().Change!.NewValue!.Bus!.RegistryHost, Is.EqualTo("host-b"), "published again by B");
+            var back = (await changesOnA.UntilStateAsync(
+                c => c is { ChangeType: ChangeTypes.BusRegistered, Key: "bus-b" }, HasBusB, "bus-b back on A after B resumed", Bound))[^1];
+            var busBack = back.Change?.NewValue?.Bus ?? back.Snapshot!.Buses.Single(x => x.Name == "bus-b");
+            Assert.That(busBack.RegistryHost, Is.EqualTo("host-b"), "published again by B");
             Assert.That(a.Cluster!.HostsRemoved, Is.EqualTo(1), "removed once");
             using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
             var metrics = await http.GetStringAsync(metricsUrl);

@@ -15,6 +15,13 @@ internal sealed class RegistryWatcher
 {
     private static readonly TimeSpan MaxSilentPoll = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// The least the first snapshot waits for a broadcast proving the subscription live. A registry with a fast
+    /// heartbeat (50 ms: three periods are 150 ms) would otherwise have its first snapshot taken before a subscription
+    /// on a loaded machine takes effect, and the changes in between come as a <c>Gap</c> resync instead of changes.
+    /// </summary>
+    internal static readonly TimeSpan MinFirstBroadcastWait = TimeSpan.FromSeconds(1);
+
     private static readonly HashSet<string> KnownChangeTypes = new(StringComparer.Ordinal)
     {
         ChangeTypes.LeaseGranted, ChangeTypes.LeaseRenewed, ChangeTypes.LeaseReleased, ChangeTypes.LeaseExpired,
@@ -62,9 +69,10 @@ internal sealed class RegistryWatcher
         var reader = _source.Reader;
 
         // Hearing one broadcast first proves the subscription is live, so no change between the snapshot and
-        // the subscription taking effect is lost. Without one in time, the snapshot goes ahead regardless and
-        // the heartbeat sequence check catches anything missed.
-        await WaitForBroadcastAsync(SilenceThreshold, cancellationToken).ConfigureAwait(false);
+        // the subscription taking effect is lost. Without one in time (three heartbeat periods, at least a second),
+        // the snapshot goes ahead regardless and the heartbeat sequence check catches anything missed.
+        var firstWait = SilenceThreshold > MinFirstBroadcastWait ? SilenceThreshold : MinFirstBroadcastWait;
+        await WaitForBroadcastAsync(firstWait, cancellationToken).ConfigureAwait(false);
 
         var initial = await _takeSnapshot(cancellationToken).ConfigureAwait(false);
         yield return Adopt(initial, RegistryResyncReason.Initial, "initial snapshot");
