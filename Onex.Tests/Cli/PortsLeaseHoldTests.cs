@@ -79,7 +79,7 @@ public class PortsLeaseHoldTests
     {
         await using var registry = await TestRegistry.StartAsync();
         await using var observer = await RegistryClient.ConnectAsync(registry.ClientOptions() with { AnnounceNode = false });
-        await using var changes = observer.WatchAsync(ChangeTypes.TopicPrefix).GetAsyncEnumerator();
+        await using var changes = observer.WatchEvents(ChangeTypes.TopicPrefix);
         await changes.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "the watch's initial snapshot");
         // stdin at its end from the start, as for `onex ports lease ... &` in a script (bash gives it /dev/null).
         await using var onex = OnexProcess.Start(Onex.At(registry, "ports", "lease", "--count", "1", "--json", "--until-signal"));

@@ -83,7 +83,7 @@ public class PortLeaseSetTests
     {
         await using var registry = await TestRegistry.StartAsync();
         await using var client = await registry.ConnectAsync();
-        await using var events = client.WatchAsync(ChangeTypes.TopicOf("lease.")).GetAsyncEnumerator();
+        await using var events = client.WatchEvents(ChangeTypes.TopicOf("lease."));
         await events.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "the initial snapshot");
 
         var leases = await client.LeasePortsAsync(2);

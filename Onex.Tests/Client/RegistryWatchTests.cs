@@ -12,7 +12,7 @@ public class RegistryWatchTests
     {
         await using var registry = await TestRegistry.StartAsync();
         await using var client = await registry.ConnectAsync();
-        await using var events = client.WatchAsync().GetAsyncEnumerator();
+        await using var events = client.WatchEvents();
         var initial = (await events.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "the initial snapshot"))[^1];
 
         await client.RegisterBusAsync("orders", BusKinds.Zmq, ["tcp://127.0.0.1:1"]);
@@ -37,7 +37,7 @@ public class RegistryWatchTests
     {
         await using var registry = await TestRegistry.StartAsync();
         await using var client = await registry.ConnectAsync();
-        await using var events = client.WatchAsync("registry.lease.").GetAsyncEnumerator();
+        await using var events = client.WatchEvents("registry.lease.");
         await events.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "the initial snapshot");
 
         await client.RegisterBusAsync("ignored", BusKinds.Zmq, ["tcp://127.0.0.1:1"]);
@@ -54,7 +54,7 @@ public class RegistryWatchTests
         await using var client = await registry.ConnectAsync();
         var dropped = 0;
         client.WatchChangeFilter = change => change.ChangeType != ChangeTypes.LeaseGranted || Interlocked.Increment(ref dropped) > 1;
-        await using var events = client.WatchAsync().GetAsyncEnumerator();
+        await using var events = client.WatchEvents();
         await events.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "the initial snapshot");
 
         await using var leases = await client.LeasePortAsync(new LeaseRequestOptions { RenewAutomatically = false });
@@ -74,7 +74,7 @@ public class RegistryWatchTests
         var options = TestRegistry.Options($"tcp://127.0.0.1:{ports[0]}", $"tcp://127.0.0.1:{ports[1]}");
         var first = await TestRegistry.StartAsync(options);
         await using var client = await RegistryClient.ConnectAsync(first.ClientOptions() with { AnnounceNode = false });
-        await using var events = client.WatchAsync().GetAsyncEnumerator();
+        await using var events = client.WatchEvents();
         var initial = (await events.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "the initial snapshot"))[^1];
 
         await first.DisposeAsync();
@@ -92,13 +92,29 @@ public class RegistryWatchTests
     {
         var registry = await TestRegistry.StartAsync();
         await using var client = await RegistryClient.ConnectAsync(registry.ClientOptions() with { AnnounceNode = false });
-        await using var events = client.WatchAsync().GetAsyncEnumerator();
+        await using var events = client.WatchEvents();
         await events.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "the initial snapshot");
 
         await registry.DisposeAsync();
 
         var seen = await events.UntilAsync(e => e.Kind == RegistryWatchEventKind.RegistrySilent, "registry silent");
         Assert.That(seen.Select(e => e.Kind), Does.Contain(RegistryWatchEventKind.RegistryStopping));
+    }
+
+    [Test]
+    public async Task Disposing_a_test_watch_with_a_read_pending_ends_the_read_instead_of_throwing()
+    {
+        // What a timed-out UntilAsync leaves behind: the async iterator itself throws NotSupportedException when disposed
+        // with a MoveNextAsync pending, which hid the timeout's own message in a CI report and left the watch open.
+        await using var registry = await TestRegistry.StartAsync();
+        await using var client = await registry.ConnectAsync();
+        var events = client.WatchEvents("registry.tool.");
+        await events.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "the initial snapshot");
+        var pending = events.MoveNextAsync().AsTask(); // no tool changes: stays pending
+
+        Assert.That(pending.IsCompleted, Is.False, "nothing to read yet");
+        await events.DisposeAsync().AsTask().Within("the watch to be disposed");
+        Assert.That(pending.IsCompleted, Is.True, "the pending read ended (cancelled)");
     }
 
     /// <summary>Starts a registry on endpoints another one just released; ZeroMQ may take a moment to free them.</summary>

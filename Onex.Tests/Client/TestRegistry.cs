@@ -102,6 +102,9 @@ internal static class Waits
         }
     }
 
+    /// <summary>Watches <paramref name="client"/>'s registry (<paramref name="prefix"/>) for a test: see <see cref="WatchEvents"/>.</summary>
+    public static WatchEvents WatchEvents(this RegistryClient client, string prefix = ChangeTypes.TopicPrefix) => new(client.WatchAsync(prefix));
+
     /// <summary>
     /// Reads watch events until the registry's state as a watcher sees it shows what is awaited: a change satisfying
     /// <paramref name="change"/>, or a resync whose snapshot satisfies <paramref name="snapshot"/> (a change the watch
@@ -129,3 +132,47 @@ internal static class Waits
         }
     }
 }
+
+/// <summary>
+/// A registry watch as tests read it (<see cref="Waits.WatchEvents"/>): disposing it cancels a read still pending (one a
+/// timed-out <see cref="Waits.UntilAsync"/> left behind) and waits for it before disposing the watch, so a test that failed
+/// on a timeout reports that, not the async iterator's "MoveNextAsync pending" error, and its sockets are closed.
+/// </summary>
+internal sealed class WatchEvents(IAsyncEnumerable<RegistryWatchEvent> watch) : IAsyncEnumerator<RegistryWatchEvent>
+{
+    private readonly CancellationTokenSource _stop = new();
+    private IAsyncEnumerator<RegistryWatchEvent>? _events;
+    private Task<bool>? _pending;
+
+    public RegistryWatchEvent Current => _events!.Current;
+
+    public ValueTask<bool> MoveNextAsync()
+    {
+        _events ??= watch.GetAsyncEnumerator(_stop.Token);
+        var next = _events.MoveNextAsync();
+        if (next.IsCompleted) return next;
+        var pending = next.AsTask();
+        _pending = pending;
+        return new ValueTask<bool>(pending);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_events is null) return;
+        await _stop.CancelAsync();
+        if (_pending is { IsCompleted: false } pending)
+        {
+            try
+            {
+                await pending.WaitAsync(Waits.Default);
+            }
+            catch (Exception)
+            {
+                // Cancelled (or the test's own failure already reported): all that matters is that it is no longer pending.
+            }
+        }
+        if (_pending is null or { IsCompleted: true }) await _events.DisposeAsync();
+        _stop.Dispose();
+    }
+}
+

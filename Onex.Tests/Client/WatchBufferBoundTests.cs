@@ -94,7 +94,7 @@ public class WatchBufferBoundTests
     {
         await using var registry = await TestRegistry.StartAsync();
         await using var client = await RegistryClient.ConnectAsync(registry.ClientOptions() with { WatchBufferBytes = BoundBytes });
-        await using var events = client.WatchAsync().GetAsyncEnumerator();
+        await using var events = client.WatchEvents();
         Assert.That(await events.MoveNextAsync().AsTask().Within("the first snapshot"), Is.True);
         Assert.That(events.Current.ResyncReason, Is.EqualTo(RegistryResyncReason.Initial));
 

@@ -26,7 +26,7 @@ public class ClusterCatalogueTests
         await using var c = await StartHostAsync(Options(_nats.UrlOf(2), bucket, "host-c"), 2);
         await using var onA = await ConnectAsync(a, "producer-a");
         await using var onC = await ConnectAsync(c, "watcher-c");
-        await using var changes = onC.WatchAsync("registry.bus.").GetAsyncEnumerator();
+        await using var changes = onC.WatchEvents("registry.bus.");
         await changes.UntilAsync(e => e.Kind == Onex.Transports.Registry.RegistryWatchEventKind.Resynced, "the first snapshot of C");
 
         await onA.RegisterBusAsync("orders", BusKinds.Zmq, ["tcp://127.0.0.1:1"]);

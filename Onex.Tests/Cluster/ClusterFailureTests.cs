@@ -24,7 +24,7 @@ public class ClusterFailureTests
             await using var a = await StartHostAsync(Options(nats.Urls, bucket, "host-a"), 0);
             await using var c = await StartHostAsync(Options(nats.Urls, bucket, "host-c"), 2);
             await using var onA = await ConnectAsync(a, "observer-a");
-            await using var changesOnA = onA.WatchAsync("registry.").GetAsyncEnumerator();
+            await using var changesOnA = onA.WatchEvents("registry.");
             await changesOnA.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "the first snapshot of A");
             var b = await StartHostAsync(Options(nats.Urls, bucket, "host-b"), 1, dataB);
             var onB = await RegistryClient.ConnectAsync(TestRegistry.ClientOptionsFor(b.RouterEndpoint, b.PubEndpoint, "worker-b") with

@@ -138,7 +138,7 @@ public class ClusterRejoinTests
     /// </summary>
     private static async Task<RegistrySnapshot> SnapshotThenAsync(RegistryClient client, Func<RegistrySnapshot, bool> holds, string changeType, string what)
     {
-        await using var changes = client.WatchAsync("registry.").GetAsyncEnumerator();
+        await using var changes = client.WatchEvents("registry.");
         var snapshot = (await changes.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "the snapshot"))[^1].Snapshot!;
         if (holds(snapshot)) return snapshot;
         var last = (await changes.UntilStateAsync(c => c is { Key: "worker-b" } && c.ChangeType == changeType, holds, what))[^1];
@@ -222,7 +222,7 @@ public class ClusterPausedHostTests
                 RetryMaxDelay = TimeSpan.FromSeconds(1),
             });
             await using var onA = await ConnectAsync(a, "observer-a");
-            await using var changesOnA = onA.WatchAsync("registry.").GetAsyncEnumerator();
+            await using var changesOnA = onA.WatchEvents("registry.");
             await changesOnA.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "the first snapshot of A");
             await onB.RegisterBusAsync("bus-b", BusKinds.Zmq, ["tcp://127.0.0.1:1"]);
             // Each step is read as a watcher reads state: the change, or a resync whose snapshot holds it (one CI run's

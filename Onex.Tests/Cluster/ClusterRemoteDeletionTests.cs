@@ -104,7 +104,7 @@ public class ClusterHiddenEntryTests
         await using var onB = await ConnectAsync(b, "worker-1");
         await SyncAsync(b, a);
         await using var observer = await ConnectAsync(a, "observer-a");
-        await using var changesOnA = observer.WatchAsync("registry.node.").GetAsyncEnumerator();
+        await using var changesOnA = observer.WatchEvents("registry.node.");
         await changesOnA.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "the first snapshot of A");
 
         await using var onA = await ConnectAsync(a, "worker-1"); // the same node id on host A: A shows its own

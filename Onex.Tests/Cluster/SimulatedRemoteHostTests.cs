@@ -50,7 +50,7 @@ public abstract class SimulatedRemoteHostTests
         Bucket = await _connection.CreateKeyValueStoreContext().GetStoreAsync(bucket);
         // Host Z's heartbeat says it beats every 10 minutes: it stays healthy here for the whole test.
         await Bucket.PutAsync(ClusterKeys.Heartbeat(HostZ), RegistryCodec.SerializeBody(new ClusterHeartbeat { Host = HostZ, IntervalMs = 600_000 }));
-        ChangesOnA = OnA.WatchAsync("registry.").GetAsyncEnumerator();
+        ChangesOnA = OnA.WatchEvents("registry.");
         await ChangesOnA.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "the first snapshot of A");
         await Bucket.PutAsync(BusKey, Bus(port: 1));
         await ChangesOnA.UntilAsync(e => e.Change is { ChangeType: ChangeTypes.BusRegistered, Key: "bus-z" }, "bus-z of host Z registered on A");

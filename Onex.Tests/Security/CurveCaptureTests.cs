@@ -33,7 +33,7 @@ public class CurveCaptureTests
         };
         await using (var client = await RegistryClient.ConnectAsync(options).AsTask().Within("the client to connect through the proxy"))
         {
-            await using var watch = client.WatchAsync(ChangeTypes.TopicPrefix).GetAsyncEnumerator();
+            await using var watch = client.WatchEvents(ChangeTypes.TopicPrefix);
             await watch.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "the watch's first snapshot");
             await using var leases = new LeaseSets();
             // A change made before the SUB's subscription reached the PUB comes back as a resync (by snapshot, over the

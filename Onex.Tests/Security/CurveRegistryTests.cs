@@ -29,7 +29,7 @@ public class CurveRegistryTests
             ServerKey = keys.PublicKey,
             RequestTimeout = TimeSpan.FromSeconds(5), // the first CURVE handshake in a process JIT-compiles the managed cipher
         });
-        await using var watch = client.WatchAsync().GetAsyncEnumerator();
+        await using var watch = client.WatchEvents();
         await watch.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "the first snapshot over CURVE");
         await using var leases = await client.LeasePortAsync();
         await watch.UntilAsync(e => e.Change?.NewValue?.Lease?.LeaseId == leases.Leases[0].LeaseId, "the lease's broadcast over CURVE");

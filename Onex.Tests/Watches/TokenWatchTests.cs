@@ -31,7 +31,7 @@ public class TokenWatchTests
         await using var ownerA = await RegistryClient.ConnectAsync(Options(host, files.NodeA, "a-worker"));
         await using var ownerB = await RegistryClient.ConnectAsync(Options(host, files.NodeB, "b-worker"));
         await using var watcher = await RegistryClient.ConnectAsync(Options(host, files.ReaderA, "a-reader", announce: false));
-        await using var events = watcher.WatchAsync().GetAsyncEnumerator();
+        await using var events = watcher.WatchEvents();
         var initial = (await events.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "the initial snapshot"))[^1];
 
         await ownerB.RegisterBusAsync("b-bus", BusKinds.Zmq, ["tcp://127.0.0.1:1"]);
@@ -64,8 +64,8 @@ public class TokenWatchTests
         await using var inA = await RegistryClient.ConnectAsync(Options(host, files.NodeA, "shared"));
         await using var watcherDefault = await RegistryClient.ConnectAsync(Options(host, readerDefault, "d-reader", announce: false));
         await using var watcherA = await RegistryClient.ConnectAsync(Options(host, files.ReaderA, "a-reader", announce: false));
-        await using var eventsDefault = watcherDefault.WatchAsync().GetAsyncEnumerator();
-        await using var eventsA = watcherA.WatchAsync().GetAsyncEnumerator();
+        await using var eventsDefault = watcherDefault.WatchEvents();
+        await using var eventsA = watcherA.WatchEvents();
         await eventsDefault.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "tenant default's initial snapshot");
         await eventsA.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "tenant a's initial snapshot");
 
@@ -87,7 +87,7 @@ public class TokenWatchTests
     {
         await using var host = await TestNodes.StartAsync();
         await using var client = await RegistryClient.ConnectAsync(Options(host, null, "open-worker"));
-        await using var events = client.WatchAsync().GetAsyncEnumerator();
+        await using var events = client.WatchEvents();
         await events.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "the initial snapshot");
 
         await client.RegisterBusAsync("open-bus", BusKinds.Zmq, ["tcp://127.0.0.1:1"]);
@@ -119,7 +119,7 @@ public class TokenWatchTests
         await using var host = await TestNodes.StartAsync(o => o with { AuthFile = files.Path, Watches = o.Watches with { MaxQueuedEvents = 2 } });
         await using var owner = await RegistryClient.ConnectAsync(Options(host, files.NodeA, "a-worker"));
         await using var watcher = await RegistryClient.ConnectAsync(Options(host, files.Admin, "admin", announce: false));
-        await using var events = watcher.WatchAsync().GetAsyncEnumerator();
+        await using var events = watcher.WatchEvents();
         await events.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "the initial snapshot");
 
         await using var leases = await owner.LeasePortsAsync(4, new LeaseRequestOptions { RenewAutomatically = false });
@@ -147,7 +147,7 @@ public class TokenWatchTests
         await using var watcher = await RegistryClient.ConnectAsync(Options(host, files.NodeA, "a-watcher", announce: false));
         var dropped = 0;
         watcher.WatchChangeFilter = change => change.ChangeType != ChangeTypes.LeaseGranted || Interlocked.Increment(ref dropped) > 1;
-        await using var events = watcher.WatchAsync().GetAsyncEnumerator();
+        await using var events = watcher.WatchEvents();
         await events.UntilAsync(e => e.Kind == RegistryWatchEventKind.Resynced, "the initial snapshot");
 
         await using var leases = await owner.LeasePortAsync(new LeaseRequestOptions { RenewAutomatically = false });
