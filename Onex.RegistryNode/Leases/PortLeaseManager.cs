@@ -65,7 +65,9 @@ internal sealed partial class PortLeaseManager : IDisposable
         _journal = journal;
         _time = time;
         _logger = logger;
-        var verifier = new PortVerifier(pool, availability, time, logger, verifyInBackground);
+        // Large batches of checks are answered from the kernel's socket tables where it lists them all (Linux 6.10+).
+        var table = verifyInBackground && availability is PortAvailability real ? SocketTable.TryOpen(real.Ipv6Available) : null;
+        var verifier = new PortVerifier(pool, availability, time, logger, verifyInBackground, table);
         _verified = new VerifiedPorts(pool, verifier, options, time, port => QuarantineBusy(port, NowMs()));
         _lastFencingToken = firstFencingToken - 1;
         _leaseIdPrefix = journal.Epoch.Length > 16 ? journal.Epoch[..16] : journal.Epoch;

@@ -13,9 +13,19 @@ namespace Onex.RegistryNode.Leases;
 /// binds a port that is leased, resting in quarantine, or being checked by the registry thread.
 /// </summary>
 /// <remarks>
+/// <para>
+/// Where the kernel can list its sockets (<see cref="SocketTable"/>), a batch of requests may instead be answered from
+/// one reading of the socket tables: no port is bound, so no claim is needed, and each answer is stamped with when the
+/// reading began. The reading costs the same for one port as for a thousand, a bind check the same for each port, so
+/// the verifier keeps a running measure of both and reads the tables only when that is cheaper for the batch at hand
+/// (under load, when batches are hundreds of ports); an idle registry's few checks stay binds. A reading that fails
+/// falls back to binds for that batch.
+/// </para>
+/// <para>
 /// The checks run on a thread of their own that sleeps without spinning when there is nothing to check: on the
 /// thread pool, each wake-up for a batch of checks was followed by the pool's idle spin (<c>sched_yield</c> in a loop),
 /// which under load cost about as much CPU as the checks themselves. A wake-up checks everything asked for by then.
+/// </para>
 /// </remarks>
 internal sealed partial class PortVerifier : IDisposable
 {
@@ -29,8 +39,16 @@ internal sealed partial class PortVerifier : IDisposable
     private readonly ManualResetEventSlim _wake = new(initialState: false, spinCount: 0);
     private readonly Thread? _worker;
     private volatile bool _stopping;
+    private readonly SocketTable? _table;
+    private readonly List<PortCheckRequest> _batch = [];
+    private readonly bool[] _used = new bool[65536];
     private long _completed;
     private long _checked;
+    private long _scans;
+    // Running measures (TimeProvider.System ticks): one bind check of a port, and one reading of the socket tables.
+    private double _bindTicks;
+    private double _scanTicks;
+    private int _scanFailures;
 
     /// <param name="pool">The pool whose claims keep the verifier off ports that are not free.</param>
     /// <param name="availability">The free check.</param>
@@ -40,12 +58,14 @@ internal sealed partial class PortVerifier : IDisposable
     /// True: a background thread checks requests as they come. False: requests wait for <see cref="RunPending"/> on the
     /// caller's thread (tests that need to decide when checks happen).
     /// </param>
-    public PortVerifier(PortPool pool, IPortAvailability availability, TimeProvider time, ILogger logger, bool background)
+    /// <param name="table">Answers large batches from the kernel's socket tables; null: every check binds.</param>
+    public PortVerifier(PortPool pool, IPortAvailability availability, TimeProvider time, ILogger logger, bool background, SocketTable? table = null)
     {
         _pool = pool;
         _availability = availability;
         _time = time;
         _logger = logger;
+        _table = table;
         if (background)
         {
             _worker = new Thread(Run) { IsBackground = true, Name = "onex-port-check" };
@@ -58,6 +78,9 @@ internal sealed partial class PortVerifier : IDisposable
 
     /// <summary>Requests answered with an actual check (the ports bound).</summary>
     public long Checked => Interlocked.Read(ref _checked);
+
+    /// <summary>Batches answered from one reading of the socket tables.</summary>
+    public long Scans => Interlocked.Read(ref _scans);
 
     /// <summary>Checks asked for so far (read on the registry thread).</summary>
     public long Requested { get; private set; }
@@ -80,9 +103,10 @@ internal sealed partial class PortVerifier : IDisposable
         var count = 0;
         while (_requests.TryDequeue(out var request))
         {
-            Check(request);
+            _batch.Add(request);
             count++;
         }
+        CheckBatch();
         return count;
     }
 
@@ -93,7 +117,11 @@ internal sealed partial class PortVerifier : IDisposable
         if (_worker is null) return;
         _wake.Set();
         // A check ends within microseconds; the bound only matters if the machine stalls.
-        if (_worker.Join(TimeSpan.FromSeconds(5))) _wake.Dispose();
+        if (_worker.Join(TimeSpan.FromSeconds(5)))
+        {
+            _wake.Dispose();
+            _table?.Dispose();
+        }
     }
 
     private void Run()
@@ -103,8 +131,69 @@ internal sealed partial class PortVerifier : IDisposable
             // Reset before looking, so a request queued after the look sets the event again and the wait returns.
             _wake.Reset();
             if (_requests.IsEmpty && !_stopping) _wake.Wait();
-            while (!_stopping && _requests.TryDequeue(out var request)) Check(request);
+            while (!_stopping && _requests.TryDequeue(out var request)) _batch.Add(request);
+            if (!_stopping) CheckBatch();
         }
+    }
+
+    /// <summary>Answers the requests taken in: from one reading of the socket tables when that is cheaper, else one bind check each.</summary>
+    private void CheckBatch()
+    {
+        if (_batch.Count == 0) return;
+        if (_table is null || _batch.Count * _bindTicks < _scanTicks || !TryScan())
+        {
+            foreach (var request in _batch) Check(request);
+        }
+        _batch.Clear();
+    }
+
+    private bool TryScan()
+    {
+        int first = 65535, last = 1;
+        foreach (var request in _batch)
+        {
+            first = Math.Min(first, request.Port);
+            last = Math.Max(last, request.Port);
+        }
+        if (first > last) return false;
+        var began = _time.GetTimestamp();
+        var started = TimeProvider.System.GetTimestamp(); // the cost in real time, whatever clock stamps the answers
+        bool read;
+        try
+        {
+            read = _table!.TryFindUsed(first, last, _used);
+        }
+        catch (System.Net.Sockets.SocketException ex)
+        {
+            LogScanFailed(ex);
+            _scanTicks = double.MaxValue; // the kernel refused: binds from now on
+            return false;
+        }
+        if (!read)
+        {
+            // An answer that could not be trusted whole (an error message, a dump the kernel marked interrupted): this
+            // batch binds, and a third such reading in a row turns readings off.
+            if (++_scanFailures >= 3)
+            {
+                LogScanFailed(null);
+                _scanTicks = double.MaxValue;
+            }
+            return false;
+        }
+        _scanFailures = 0;
+        var took = TimeProvider.System.GetTimestamp() - started;
+        _scanTicks = _scanTicks == 0 ? took : (_scanTicks * 7 + took) / 8;
+        Interlocked.Increment(ref _scans);
+        // No claim: nothing is bound. A port taken (or gone and back) since it was asked about is told apart by the
+        // registry thread, which uses an answer only while the port has stayed in the free queue in the same generation.
+        foreach (var request in _batch)
+        {
+            var outcome = _used[request.Port - first] ? PortCheckOutcome.InUse : PortCheckOutcome.Free;
+            Interlocked.Increment(ref _checked);
+            _results.Enqueue(new PortCheckResult(request.Port, request.Generation, began, outcome));
+            Interlocked.Increment(ref _completed);
+        }
+        return true;
     }
 
     private void Check(PortCheckRequest request)
@@ -116,7 +205,10 @@ internal sealed partial class PortVerifier : IDisposable
             try
             {
                 Interlocked.Increment(ref _checked);
+                var started = TimeProvider.System.GetTimestamp();
                 outcome = _availability.IsFree(request.Port, PortProtocols.Both) ? PortCheckOutcome.Free : PortCheckOutcome.InUse;
+                var took = TimeProvider.System.GetTimestamp() - started;
+                _bindTicks = _bindTicks == 0 ? took : (_bindTicks * 31 + took) / 32;
             }
             catch (Exception ex)
             {
@@ -132,6 +224,9 @@ internal sealed partial class PortVerifier : IDisposable
         _results.Enqueue(new PortCheckResult(request.Port, request.Generation, began, outcome));
         Interlocked.Increment(ref _completed);
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Reading the kernel's socket tables failed; the free checks bind each port from now on")]
+    private partial void LogScanFailed(Exception? exception);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Background free check of port {Port} failed; a grant of it will check it inline")]
     private partial void LogCheckFailed(Exception exception, int port);

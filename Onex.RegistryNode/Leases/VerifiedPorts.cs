@@ -16,8 +16,8 @@ namespace Onex.RegistryNode.Leases;
 /// </remarks>
 internal sealed class VerifiedPorts
 {
-    /// <summary>The largest <see cref="LeaseOptions.VerifiedPortBuffer"/> honoured (more would not help: one verifier thread).</summary>
-    public const int MaxCapacity = 1024;
+    /// <summary>The largest <see cref="LeaseOptions.VerifiedPortBuffer"/> honoured.</summary>
+    public const int MaxCapacity = 4096;
 
     private readonly PortPool _pool;
     private readonly PortVerifier _verifier;

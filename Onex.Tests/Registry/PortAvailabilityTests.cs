@@ -85,4 +85,80 @@ public class PortAvailabilityTests
             Assert.That(dualStack.IsFree(port, protocol), Is.EqualTo(!busy), $"{dualStack.Mode} check, {protocol}: expected the port {(busy ? "in use" : "free")}");
         }
     }
+
+    /// <summary>Linux 6.10 added bound-only TCP sockets to sock_diag's tables; <see cref="SocketTable"/> is used from there on.</summary>
+    private static bool KernelListsBoundSockets => OperatingSystem.IsLinux() && Environment.OSVersion.Version >= new Version(6, 10);
+
+    [Test]
+    public void The_socket_tables_are_read_exactly_where_the_kernel_lists_bound_only_sockets()
+    {
+        using var table = SocketTable.TryOpen(new PortAvailability().Ipv6Available);
+        Assert.That(table is not null, Is.EqualTo(KernelListsBoundSockets),
+            $"kernel {Environment.OSVersion.Version}: the tables are {(table is null ? "not " : "")}read");
+    }
+
+    [TestCaseSource(nameof(Holders))]
+    public async Task The_socket_tables_find_a_port_in_use_however_it_is_held(Holder holder)
+    {
+        var availability = new PortAvailability();
+        using var table = SocketTable.TryOpen(availability.Ipv6Available);
+        if (table is null)
+        {
+            Assert.That(KernelListsBoundSockets, Is.False, "the tables are not read on a kernel that lists bound-only sockets");
+            return;
+        }
+        if (holder.Ipv6 && !availability.Ipv6Available)
+        {
+            Assert.That(holder.Hold, Throws.InstanceOf<SocketException>(), "no IPv6 here, so nothing holds a port on it");
+            return;
+        }
+        var ports = await TestPorts.LeaseAsync(3);
+        using var held = holder.Hold(ports[1]);
+        var first = ports.Min();
+        var used = new bool[ports.Max() - first + 1];
+
+        Assert.That(table.TryFindUsed(first, ports.Max(), used), Is.True, "the tables were read whole");
+
+        Assert.That(used[ports[1] - first], Is.True, $"{holder.Name}: the port is held, so it is in use (stricter than a bind where the bind succeeds beside it)");
+        Assert.That(used[ports[0] - first] || used[ports[2] - first], Is.False, "the ports beside it are held by nothing");
+        if (holder.TcpBusy || holder.UdpBusy)
+            Assert.That(availability.IsFree(ports[1], PortProtocols.Both), Is.False, "the bind check agrees where it finds the port in use");
+    }
+
+    [Test]
+    public async Task The_socket_tables_count_a_connections_local_port_and_not_one_in_time_wait()
+    {
+        var availability = new PortAvailability();
+        using var table = SocketTable.TryOpen(availability.Ipv6Available);
+        if (table is null)
+        {
+            Assert.That(KernelListsBoundSockets, Is.False, "the tables are not read on a kernel that lists bound-only sockets");
+            return;
+        }
+        var ports = await TestPorts.LeaseAsync(2);
+        using var listener = Listening(Tcp(AddressFamily.InterNetwork), IPAddress.Loopback, ports[0]);
+        var used = new bool[Math.Abs(ports[1] - ports[0]) + 1];
+        var first = Math.Min(ports[0], ports[1]);
+        int Used(int port)
+        {
+            Assert.That(table.TryFindUsed(first, Math.Max(ports[0], ports[1]), used), Is.True);
+            return used[port - first] ? 1 : 0;
+        }
+
+        using (var client = Bound(Tcp(AddressFamily.InterNetwork), IPAddress.Loopback, ports[1]))
+        {
+            client.Connect(listener.LocalEndPoint!);
+            using var accepted = listener.Accept();
+            Assert.That(Used(ports[1]), Is.EqualTo(1), "a connection's local port is in use");
+            // The client closes first, so the TIME_WAIT remnant is its port's.
+            client.Shutdown(SocketShutdown.Both);
+            client.Close();
+            Assert.That(accepted.Receive(new byte[1]), Is.EqualTo(0), "the client's close reached the other end");
+        }
+        // The kernel moves the client's side on to TIME_WAIT as the last FIN arrives: awaited, bounded.
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (Used(ports[1]) == 1 && waited.Elapsed < TimeSpan.FromSeconds(10)) await Task.Delay(10);
+        Assert.That(Used(ports[1]), Is.EqualTo(0), "a TIME_WAIT remnant does not hold the port (a bind with SO_REUSEADDR succeeds beside it)");
+        Assert.That(availability.IsFree(ports[1], PortProtocols.Tcp), Is.True, "the bind check agrees");
+    }
 }

@@ -231,4 +231,50 @@ public class PortVerifierTests
             return true;
         }
     }
+
+    [Test]
+    public async Task A_batch_read_from_the_socket_tables_finds_the_held_port_binds_nothing_and_stamps_when_it_began()
+    {
+        var availability = new CountingAvailability(new PortAvailability());
+        using var table = SocketTable.TryOpen(new PortAvailability().Ipv6Available);
+        if (table is null)
+        {
+            Assert.That(OperatingSystem.IsLinux() && Environment.OSVersion.Version >= new Version(6, 10), Is.False,
+                "the tables are not read on a kernel that lists bound-only sockets");
+            return;
+        }
+        var ports = await TestPorts.LeaseAsync(6);
+        var pool = new PortPool(ports);
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        // Not disposed: it would dispose the table, which the using above owns.
+        var verifier = new PortVerifier(pool, availability, time, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, background: false, table);
+        using var held = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        held.Bind(new IPEndPoint(IPAddress.Loopback, ports[3]));
+        foreach (var port in ports) verifier.Request(port, pool.GenerationOf(port));
+        var began = time.GetTimestamp();
+
+        Assert.That(verifier.RunPending(), Is.EqualTo(ports.Count));
+
+        var results = new List<PortCheckResult>();
+        while (verifier.TryGetResult(out var result)) results.Add(result);
+        Assert.That(verifier.Scans, Is.EqualTo(1), "the first batch reads the tables (nothing measured yet says binds are cheaper)");
+        Assert.That(availability.Checks, Is.EqualTo(0), "no port bound");
+        Assert.That(results.Select(r => r.Port), Is.EqualTo(ports), "answered in the order asked");
+        Assert.That(results.Select(r => r.Outcome), Is.EqualTo(ports.Select(p => p == ports[3] ? PortCheckOutcome.InUse : PortCheckOutcome.Free)),
+            "the port a UDP socket holds is in use, the others free");
+        Assert.That(results.Select(r => r.BeganAt), Is.All.EqualTo(began), "stamped with when the reading began");
+    }
+
+    /// <summary>A real free check that counts its binds.</summary>
+    private sealed class CountingAvailability(IPortAvailability inner) : IPortAvailability
+    {
+        public int Checks { get; private set; }
+
+        public bool IsFree(int port, string protocol)
+        {
+            Checks++;
+            return inner.IsFree(port, protocol);
+        }
+    }
 }
+
