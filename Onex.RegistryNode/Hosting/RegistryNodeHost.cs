@@ -192,6 +192,9 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
             ? new ClusterMember(clusterOptions, action => server.Post(() => action(running!.Registry)), () => running?.Registry.Epoch ?? "",
                 timeProvider, loggerFactory.CreateLogger<ClusterMember>())
             : null;
+        metrics.ObserveFreeChecks(
+            () => running?.Registry.Leases.Verified.Verifier is { } v ? v.Checked - v.FromTables : 0,
+            () => running?.Registry.Leases.Verified.Verifier.FromTables ?? 0);
         if (cluster is not null) metrics.ObserveCluster(() => cluster.WatchRestarts, () => cluster.Rejoins, () => cluster.HostsRemoved);
         var sink = new DeferredChangeSink(cluster is null ? broadcasts : new ClusterMirrorSink(broadcasts, cluster));
         (RegistryState, ReplyCache) Load()

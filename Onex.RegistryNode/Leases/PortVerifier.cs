@@ -45,6 +45,7 @@ internal sealed partial class PortVerifier : IDisposable
     private long _completed;
     private long _checked;
     private long _scans;
+    private long _fromTables;
     // Running measures (TimeProvider.System ticks): one bind check of a port, and one reading of the socket tables.
     private double _bindTicks;
     private double _scanTicks;
@@ -81,6 +82,12 @@ internal sealed partial class PortVerifier : IDisposable
 
     /// <summary>Batches answered from one reading of the socket tables.</summary>
     public long Scans => Interlocked.Read(ref _scans);
+
+    /// <summary>Requests answered from a reading of the socket tables (the rest of <see cref="Checked"/> bound their port).</summary>
+    public long FromTables => Interlocked.Read(ref _fromTables);
+
+    /// <summary>True when large batches may be answered from the kernel's socket tables.</summary>
+    public bool ReadsTables => _table is not null;
 
     /// <summary>Checks asked for so far (read on the registry thread).</summary>
     public long Requested { get; private set; }
@@ -190,6 +197,7 @@ internal sealed partial class PortVerifier : IDisposable
         {
             var outcome = _used[request.Port - first] ? PortCheckOutcome.InUse : PortCheckOutcome.Free;
             Interlocked.Increment(ref _checked);
+            Interlocked.Increment(ref _fromTables);
             _results.Enqueue(new PortCheckResult(request.Port, request.Generation, began, outcome));
             Interlocked.Increment(ref _completed);
         }

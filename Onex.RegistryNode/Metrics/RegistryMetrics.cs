@@ -76,6 +76,16 @@ internal sealed class RegistryMetrics : IDisposable
             "Stale hosts this registry removed from the cluster bucket (it won the compare-and-set).");
     }
 
+    /// <summary>The background free checks (PROTOCOL.md section 7), read when scraped: ports bound, ports answered from the socket tables.</summary>
+    public void ObserveFreeChecks(Func<long> bound, Func<long> fromTables)
+    {
+        Meter.CreateObservableCounter("onex.registry.port.checks", () => (IEnumerable<Measurement<long>>)
+        [
+            new Measurement<long>(bound(), new KeyValuePair<string, object?>("way", "bind")),
+            new Measurement<long>(fromTables(), new KeyValuePair<string, object?>("way", "table")),
+        ], "{port}", "Background free checks of ports, by how they were answered: bind (bound for TCP and UDP) or table (one reading of the kernel's socket tables answered the batch).");
+    }
+
     /// <summary>The request socket's intake bound (PROTOCOL.md section 14), read when scraped.</summary>
     public void ObserveIntake(Func<long> connectionsCut, Func<long> receivedBytes)
     {

@@ -72,6 +72,30 @@ public class RegistryMetricsTests
     }
 
     [Test]
+    public async Task Background_free_checks_count_by_how_they_were_answered()
+    {
+        var (node, router, http) = await StartNodeAsync();
+        try
+        {
+            using var dealer = new TestDealer(router);
+            // Grants in a row make demand: the verifier is asked to check the ports behind them, the first batch read
+            // from the socket tables where the kernel lists bound-only sockets (nothing measured yet says binds are cheaper).
+            for (var i = 0; i < 4; i++)
+                Assert.That(dealer.Call<PortRequest, PortGrant>(new PortRequest { NodeId = "n1" }).Leases, Has.Count.EqualTo(1));
+            double Checks(string m, string way) => PrometheusText.Value(m, "onex_registry_port_checks_total", ("way", way)) ?? -1;
+            var metrics = await HttpTestClient.GetUntilAsync(http, "/metrics", m => Checks(m, "bind") + Checks(m, "table") > 0, "background free checks");
+
+            var tables = OperatingSystem.IsLinux() && Environment.OSVersion.Version >= new Version(6, 10);
+            Assert.That(Checks(metrics, "bind"), Is.GreaterThanOrEqualTo(0), "the bind count is exported");
+            Assert.That(Checks(metrics, "table") > 0, Is.EqualTo(tables), $"kernel {Environment.OSVersion.Version}: checks answered from the socket tables");
+        }
+        finally
+        {
+            await StopAsync(node, http);
+        }
+    }
+
+    [Test]
     public async Task M_failures_of_a_code_count_M_under_that_code_and_type()
     {
         var (node, router, http) = await StartNodeAsync();
