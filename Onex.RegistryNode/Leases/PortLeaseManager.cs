@@ -66,9 +66,8 @@ internal sealed partial class PortLeaseManager : IDisposable
         _time = time;
         _logger = logger;
         // Large batches of checks are answered from the kernel's socket tables where it lists them all (Linux 6.10+).
-        var table = verifyInBackground && availability is PortAvailability real ? SocketTable.TryOpen(real.Ipv6Available) : null;
-        var verifier = new PortVerifier(pool, availability, time, logger, verifyInBackground, table);
-        if (verifyInBackground && availability is PortAvailability) LogFreeCheckWay(table is not null);
+        Func<SocketTable?>? tables = verifyInBackground && availability is PortAvailability real ? () => SocketTable.TryOpen(real.Ipv6Available) : null;
+        var verifier = new PortVerifier(pool, availability, time, logger, verifyInBackground, tables);
         _verified = new VerifiedPorts(pool, verifier, options, time, port => QuarantineBusy(port, NowMs()));
         _lastFencingToken = firstFencingToken - 1;
         _leaseIdPrefix = journal.Epoch.Length > 16 ? journal.Epoch[..16] : journal.Epoch;
@@ -530,9 +529,6 @@ internal sealed partial class PortLeaseManager : IDisposable
     };
 
     private long NowMs() => _time.GetUtcNow().ToUnixTimeMilliseconds();
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Free checks read the kernel's socket tables for large batches: {ReadsTables} (false: this kernel does not list bound-only TCP sockets in sock_diag, before Linux 6.10, so each port is bound)")]
-    private partial void LogFreeCheckWay(bool readsTables);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Granted lease {LeaseId} on port {Port} to {NodeId} for {TtlMs} ms")]
     private partial void LogGranted(string leaseId, int port, string nodeId, long ttlMs);

@@ -39,7 +39,8 @@ internal sealed partial class PortVerifier : IDisposable
     private readonly ManualResetEventSlim _wake = new(initialState: false, spinCount: 0);
     private readonly Thread? _worker;
     private volatile bool _stopping;
-    private readonly SocketTable? _table;
+    private Func<SocketTable?>? _openTables;
+    private volatile SocketTable? _table;
     private readonly List<PortCheckRequest> _batch = [];
     private readonly bool[] _used = new bool[65536];
     private long _completed;
@@ -59,14 +60,17 @@ internal sealed partial class PortVerifier : IDisposable
     /// True: a background thread checks requests as they come. False: requests wait for <see cref="RunPending"/> on the
     /// caller's thread (tests that need to decide when checks happen).
     /// </param>
-    /// <param name="table">Answers large batches from the kernel's socket tables; null: every check binds.</param>
-    public PortVerifier(PortPool pool, IPortAvailability availability, TimeProvider time, ILogger logger, bool background, SocketTable? table = null)
+    /// <param name="openTables">
+    /// Opens the reader of the kernel's socket tables that answers large batches (null from it, or no function: every
+    /// check binds). Called on the verifier's thread before its first batch, off the registry's start.
+    /// </param>
+    public PortVerifier(PortPool pool, IPortAvailability availability, TimeProvider time, ILogger logger, bool background, Func<SocketTable?>? openTables = null)
     {
         _pool = pool;
         _availability = availability;
         _time = time;
         _logger = logger;
-        _table = table;
+        _openTables = openTables;
         if (background)
         {
             _worker = new Thread(Run) { IsBackground = true, Name = "onex-port-check" };
@@ -86,7 +90,7 @@ internal sealed partial class PortVerifier : IDisposable
     /// <summary>Requests answered from a reading of the socket tables (the rest of <see cref="Checked"/> bound their port).</summary>
     public long FromTables => Interlocked.Read(ref _fromTables);
 
-    /// <summary>True when large batches may be answered from the kernel's socket tables.</summary>
+    /// <summary>True when large batches may be answered from the kernel's socket tables (known once the first batch came).</summary>
     public bool ReadsTables => _table is not null;
 
     /// <summary>Checks asked for so far (read on the registry thread).</summary>
@@ -147,6 +151,12 @@ internal sealed partial class PortVerifier : IDisposable
     private void CheckBatch()
     {
         if (_batch.Count == 0) return;
+        if (_openTables is { } open)
+        {
+            _openTables = null;
+            _table = open();
+            LogFreeCheckWay(_table is not null);
+        }
         if (_table is null || _batch.Count * _bindTicks < _scanTicks || !TryScan())
         {
             foreach (var request in _batch) Check(request);
@@ -232,6 +242,9 @@ internal sealed partial class PortVerifier : IDisposable
         _results.Enqueue(new PortCheckResult(request.Port, request.Generation, began, outcome));
         Interlocked.Increment(ref _completed);
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Free checks read the kernel's socket tables for large batches: {ReadsTables} (false: this kernel does not list bound-only TCP sockets in sock_diag, before Linux 6.10, so each port is bound)")]
+    private partial void LogFreeCheckWay(bool readsTables);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Reading the kernel's socket tables failed; the free checks bind each port from now on")]
     private partial void LogScanFailed(Exception? exception);

@@ -247,7 +247,7 @@ public class PortVerifierTests
         var pool = new PortPool(ports);
         var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
         // Not disposed: it would dispose the table, which the using above owns.
-        var verifier = new PortVerifier(pool, availability, time, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, background: false, table);
+        var verifier = new PortVerifier(pool, availability, time, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, background: false, () => table);
         using var held = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
         held.Bind(new IPEndPoint(IPAddress.Loopback, ports[3]));
         foreach (var port in ports) verifier.Request(port, pool.GenerationOf(port));
