@@ -19,7 +19,7 @@ namespace Onex.RegistryNode.Leases;
 /// reading began. The reading costs the same for one port as for a thousand, a bind check the same for each port, so
 /// the verifier keeps a running measure of both and reads the tables only when that is cheaper for the batch at hand
 /// (under load, when batches are hundreds of ports); an idle registry's few checks stay binds. A reading that fails
-/// falls back to binds for that batch.
+/// falls back to binds for that batch; the kernel refusing, or three failed readings in a row, turn readings off.
 /// </para>
 /// <para>
 /// The checks run on a thread of their own that sleeps without spinning when there is nothing to check: on the
@@ -35,6 +35,8 @@ internal sealed partial class PortVerifier : IDisposable
     private readonly ILogger _logger;
     private readonly ConcurrentQueue<PortCheckRequest> _requests = new();
     private readonly ConcurrentQueue<PortCheckResult> _results = new();
+    // Batches answered by binds, because the measures said so, before the tables are read again to measure them anew.
+    private const int ReprobeEvery = 64;
     // Set when requests are waiting; spin count 0: the thread blocks at once instead of spinning for the next batch.
     private readonly ManualResetEventSlim _wake = new(initialState: false, spinCount: 0);
     private readonly Thread? _worker;
@@ -51,6 +53,7 @@ internal sealed partial class PortVerifier : IDisposable
     private double _bindTicks;
     private double _scanTicks;
     private int _scanFailures;
+    private int _batchesSinceScan;
 
     /// <param name="pool">The pool whose claims keep the verifier off ports that are not free.</param>
     /// <param name="availability">The free check.</param>
@@ -90,9 +93,6 @@ internal sealed partial class PortVerifier : IDisposable
     /// <summary>Requests answered from a reading of the socket tables (the rest of <see cref="Checked"/> bound their port).</summary>
     public long FromTables => Interlocked.Read(ref _fromTables);
 
-    /// <summary>True when large batches may be answered from the kernel's socket tables (known once the first batch came).</summary>
-    public bool ReadsTables => _table is not null;
-
     /// <summary>Checks asked for so far (read on the registry thread).</summary>
     public long Requested { get; private set; }
 
@@ -131,7 +131,7 @@ internal sealed partial class PortVerifier : IDisposable
         if (_worker.Join(TimeSpan.FromSeconds(5)))
         {
             _wake.Dispose();
-            _table?.Dispose();
+            TablesOff();
         }
     }
 
@@ -157,7 +157,10 @@ internal sealed partial class PortVerifier : IDisposable
             _table = open();
             LogFreeCheckWay(_table is not null);
         }
-        if (_table is null || _batch.Count * _bindTicks < _scanTicks || !TryScan())
+        // A reading that once took long (the thread preempted on a loaded machine) would otherwise never be measured
+        // again: every ReprobeEvery-th batch reads the tables whatever the measure says.
+        var scan = _table is not null && (_batch.Count * _bindTicks >= _scanTicks || ++_batchesSinceScan >= ReprobeEvery);
+        if (!scan || !TryScan())
         {
             foreach (var request in _batch) Check(request);
         }
@@ -183,7 +186,7 @@ internal sealed partial class PortVerifier : IDisposable
         catch (System.Net.Sockets.SocketException ex)
         {
             LogScanFailed(ex);
-            _scanTicks = double.MaxValue; // the kernel refused: binds from now on
+            TablesOff(); // the kernel refused: binds from now on
             return false;
         }
         if (!read)
@@ -193,13 +196,15 @@ internal sealed partial class PortVerifier : IDisposable
             if (++_scanFailures >= 3)
             {
                 LogScanFailed(null);
-                _scanTicks = double.MaxValue;
+                TablesOff();
             }
             return false;
         }
         _scanFailures = 0;
-        var took = TimeProvider.System.GetTimestamp() - started;
-        _scanTicks = _scanTicks == 0 ? took : (_scanTicks * 7 + took) / 8;
+        _batchesSinceScan = 0;
+        // One outlier moves the measure at most to 4 times what it was.
+        var took = (double)(TimeProvider.System.GetTimestamp() - started);
+        _scanTicks = _scanTicks == 0 ? took : (_scanTicks * 7 + Math.Min(took, 4 * _scanTicks)) / 8;
         Interlocked.Increment(ref _scans);
         // No claim: nothing is bound. A port taken (or gone and back) since it was asked about is told apart by the
         // registry thread, which uses an answer only while the port has stayed in the free queue in the same generation.
@@ -212,6 +217,12 @@ internal sealed partial class PortVerifier : IDisposable
             Interlocked.Increment(ref _completed);
         }
         return true;
+    }
+
+    private void TablesOff()
+    {
+        _table?.Dispose();
+        _table = null;
     }
 
     private void Check(PortCheckRequest request)

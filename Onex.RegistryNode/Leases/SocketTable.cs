@@ -56,6 +56,7 @@ internal sealed class SocketTable : IDisposable
     private readonly byte[] _request = new byte[RequestBytes];
     private readonly byte[] _receive = new byte[ReceiveBytes];
     private uint _sequence;
+    private int _disposed;
 
     private SocketTable(int fd, bool ipv6)
     {
@@ -99,7 +100,10 @@ internal sealed class SocketTable : IDisposable
             && (!_ipv6 || (Dump(AfInet6, ProtocolType.Tcp, first, last, used) && Dump(AfInet6, ProtocolType.Udp, first, last, used)));
     }
 
-    public void Dispose() => _ = Native.Close(_fd);
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0) _ = Native.Close(_fd); // once: the number may belong to another file afterwards
+    }
 
     private bool ListsOwnSockets()
     {
