@@ -26,6 +26,9 @@ public sealed partial class RegistryNodeHost : IAsyncDisposable
     private readonly ILogger _logger;
     private int _disposed;
 
+    /// <summary>Tests: the free checks made ahead of demand by this node's lease manager.</summary>
+    internal Leases.VerifiedPorts VerifiedPorts => _dispatcher.Registry.Leases.Verified;
+
     private RegistryNodeHost(
         RegistryServer server, ZmqEventPublisher publisher, RequestDispatcher dispatcher, IRegistryStore store, RegistryNodeOptions options, ILogger logger,
         ObservedChangeSink broadcasts, RegistryMetrics metrics, TimeProvider time, RegistryAuth? auth)

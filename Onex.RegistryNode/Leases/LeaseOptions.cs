@@ -48,6 +48,12 @@ public sealed record LeaseOptions
     public TimeSpan VerifiedPortFreshness { get; init; } = TimeSpan.FromMilliseconds(250);
 
     /// <summary>
+    /// Tests only: every background batch is answered from the kernel's socket tables where they can be read, instead of
+    /// whichever way the verifier measures cheaper (<see cref="PortVerifier"/>).
+    /// </summary>
+    internal bool AlwaysReadSocketTables { get; init; }
+
+    /// <summary>
     /// How many ports the background verifier keeps checked ahead of demand at most (1 to 4096; 0 turns it off). It
     /// works only as far ahead as ports were granted in the last <see cref="VerifiedPortFreshness"/>, so an idle
     /// registry checks nothing in the background; under load it is asked in batches of a quarter of that, large

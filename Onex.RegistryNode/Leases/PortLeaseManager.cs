@@ -67,7 +67,7 @@ internal sealed partial class PortLeaseManager : IDisposable
         _logger = logger;
         // Large batches of checks are answered from the kernel's socket tables where it lists them all (Linux 6.10+).
         Func<SocketTable?>? tables = verifyInBackground && availability is PortAvailability real ? () => SocketTable.TryOpen(real.Ipv6Available) : null;
-        var verifier = new PortVerifier(pool, availability, time, logger, verifyInBackground, tables);
+        var verifier = new PortVerifier(pool, availability, time, logger, verifyInBackground, tables, options.AlwaysReadSocketTables);
         _verified = new VerifiedPorts(pool, verifier, options, time, port => QuarantineBusy(port, NowMs()));
         _lastFencingToken = firstFencingToken - 1;
         _leaseIdPrefix = journal.Epoch.Length > 16 ? journal.Epoch[..16] : journal.Epoch;

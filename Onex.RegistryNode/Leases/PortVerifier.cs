@@ -41,6 +41,7 @@ internal sealed partial class PortVerifier : IDisposable
     private readonly ManualResetEventSlim _wake = new(initialState: false, spinCount: 0);
     private readonly Thread? _worker;
     private volatile bool _stopping;
+    private readonly bool _alwaysTables;
     private Func<SocketTable?>? _openTables;
     private volatile SocketTable? _table;
     private readonly List<PortCheckRequest> _batch = [];
@@ -67,8 +68,12 @@ internal sealed partial class PortVerifier : IDisposable
     /// Opens the reader of the kernel's socket tables that answers large batches (null from it, or no function: every
     /// check binds). Called on the verifier's thread before its first batch, off the registry's start.
     /// </param>
-    public PortVerifier(PortPool pool, IPortAvailability availability, TimeProvider time, ILogger logger, bool background, Func<SocketTable?>? openTables = null)
+    /// <param name="alwaysTables">Tests: every batch is read from the tables when they can be read, whatever the measures say.</param>
+    public PortVerifier(
+        PortPool pool, IPortAvailability availability, TimeProvider time, ILogger logger, bool background, Func<SocketTable?>? openTables = null,
+        bool alwaysTables = false)
     {
+        _alwaysTables = alwaysTables;
         _pool = pool;
         _availability = availability;
         _time = time;
@@ -159,7 +164,7 @@ internal sealed partial class PortVerifier : IDisposable
         }
         // A reading that once took long (the thread preempted on a loaded machine) would otherwise never be measured
         // again: every ReprobeEvery-th batch reads the tables whatever the measure says.
-        var scan = _table is not null && (_batch.Count * _bindTicks >= _scanTicks || ++_batchesSinceScan >= ReprobeEvery);
+        var scan = _table is not null && (_alwaysTables || _batch.Count * _bindTicks >= _scanTicks || ++_batchesSinceScan >= ReprobeEvery);
         if (!scan || !TryScan())
         {
             foreach (var request in _batch) Check(request);

@@ -12,11 +12,13 @@ namespace Onex.Tests.Http;
 /// </summary>
 public class RegistryMetricsTests
 {
-    internal static async Task<(NodeProcess Node, string Router, HttpClient Http)> StartNodeAsync()
+    /// <param name="range">The node's pool; null: a block reserved for the test.</param>
+    /// <param name="options">More command-line options for the node.</param>
+    internal static async Task<(NodeProcess Node, string Router, HttpClient Http)> StartNodeAsync(Onex.RegistryNode.Leases.PortRange? range = null, params string[] options)
     {
-        var pool = (await OnexTest.ReservePortRangeAsync()).ToString();
-        var node = NodeProcess.Start("--endpoint", "tcp://127.0.0.1:0", "--pub-endpoint", "tcp://127.0.0.1:0", "--http", "http://127.0.0.1:0",
-            "--port-range", pool, "--store", "memory", "--log-level", "Warning");
+        var pool = (range ?? await OnexTest.ReservePortRangeAsync()).ToString();
+        var node = NodeProcess.Start(["--endpoint", "tcp://127.0.0.1:0", "--pub-endpoint", "tcp://127.0.0.1:0", "--http", "http://127.0.0.1:0",
+            "--port-range", pool, "--store", "memory", "--log-level", "Warning", .. options]);
         var router = (await node.WaitForLineAsync("registry: router ", HttpTestClient.Wait))["registry: router ".Length..];
         var url = (await node.WaitForLineAsync("registry: http ", HttpTestClient.Wait))["registry: http ".Length..];
         return (node, router, HttpTestClient.Create(url));
