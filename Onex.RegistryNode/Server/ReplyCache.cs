@@ -1,3 +1,4 @@
+using System.IO.Hashing;
 using System.Runtime.InteropServices;
 using System.Text;
 using Onex.RegistryNode.Storage;
@@ -10,10 +11,11 @@ namespace Onex.RegistryNode.Server;
 /// client over its share loses its own oldest replies, and when the whole cache is over its bound the oldest reply
 /// of the client holding the most bytes goes, so one client's flood cannot push out another client's replies
 /// (PROTOCOL.md section 4). A repeat whose message type or body differs from the first is not a retry
-/// (<see cref="Outcome.Mismatch"/>). Owned by the registry thread.
+/// (<see cref="Outcome.Mismatch"/>); the body is compared by its 128-bit XxHash128, which is what is kept of it. Owned
+/// by the registry thread.
 /// </summary>
 /// <remarks>
-/// An entry is a value in the table, its bytes (message type, error code, body, reply) are in <see cref="ChunkedBytes"/>'
+/// An entry is a value in the table, its bytes (message type, error code, body hash, reply) are in <see cref="ChunkedBytes"/>'
 /// chunks, and its key holds the request id and the client's one id string: a kept reply costs the collector one
 /// string, not five objects promoted through every generation.
 /// </remarks>
@@ -54,20 +56,23 @@ internal sealed class ReplyCache
     }
 
     // An entry's bytes are, in order: its message type and error code (UTF-8; CodeLength -1: no error code), the
-    // request body and the reply. Serial tells it from an older entry of the same key still queued.
-    private readonly record struct Entry(long Serial, long StoredAt, ChunkedBytes.Place Place, int TypeLength, int CodeLength, int BodyLength)
+    // request body's hash and the reply. Serial tells it from an older entry of the same key still queued.
+    private readonly record struct Entry(long Serial, long StoredAt, ChunkedBytes.Place Place, int TypeLength, int CodeLength)
     {
-        private int BodyStart => TypeLength + Math.Max(0, CodeLength);
-        public int ReplyLength => Place.Length - BodyStart - BodyLength;
+        private int HashStart => TypeLength + Math.Max(0, CodeLength);
+        public int ReplyLength => Place.Length - HashStart - HashBytes;
 
-        // The body and reply plus a rough share for the entry, its key strings and the dictionary and queue slots.
-        public long Bytes => BodyLength + ReplyLength + 256;
+        // The reply and body hash plus a rough share for the entry, its key strings and the dictionary and queue slots.
+        public long Bytes => HashBytes + ReplyLength + 256;
 
         public Span<byte> MessageType(Span<byte> bytes) => bytes[..TypeLength];
         public Span<byte> ErrorCode(Span<byte> bytes) => bytes.Slice(TypeLength, Math.Max(0, CodeLength));
-        public Span<byte> Body(Span<byte> bytes) => bytes.Slice(BodyStart, BodyLength);
-        public Span<byte> Reply(Span<byte> bytes) => bytes[(BodyStart + BodyLength)..];
+        public UInt128 BodyHash(Span<byte> bytes) => ReadHash(bytes.Slice(HashStart, HashBytes));
+        public Span<byte> Reply(Span<byte> bytes) => bytes[(HashStart + HashBytes)..];
     }
+
+    /// <summary>Bytes of a body hash.</summary>
+    public const int HashBytes = 16;
 
     // An entry as its queues hold it: enough to find it, to tell whether it is still the one kept, and to age it.
     private readonly record struct Queued(Key Key, long Serial, long StoredAt, long Bytes);
@@ -162,7 +167,7 @@ internal sealed class ReplyCache
         foreach (var reply in replies)
         {
             if (reply.StoredAt + _retentionMs <= now) continue;
-            Keep(new Key(reply.ClientId, reply.RequestId), reply.MessageType, reply.Body, reply.Reply, reply.ErrorCode, reply.StoredAt);
+            Keep(new Key(reply.ClientId, reply.RequestId), reply.MessageType, reply.BodyHash, reply.Reply, reply.ErrorCode, reply.StoredAt);
         }
     }
 
@@ -176,7 +181,7 @@ internal sealed class ReplyCache
         if (!_entries.TryGetValue(_lastLookup, out var entry)) return Outcome.Miss;
         // Found: a retry (or a reused id), so allocating here is rare.
         var bytes = _stored.Span(entry.Place);
-        if (Encoding.UTF8.GetString(entry.MessageType(bytes)) != messageType || !body.SequenceEqual(entry.Body(bytes))) return Outcome.Mismatch;
+        if (Encoding.UTF8.GetString(entry.MessageType(bytes)) != messageType || HashOf(body) != entry.BodyHash(bytes)) return Outcome.Mismatch;
         reply = entry.Reply(bytes).ToArray();
         errorCode = entry.CodeLength < 0 ? null : Encoding.UTF8.GetString(entry.ErrorCode(bytes));
         return Outcome.Hit;
@@ -191,11 +196,24 @@ internal sealed class ReplyCache
         if (_capacity == 0) return;
         var key = _lastLookup.IsFor(clientId, requestId) ? _lastLookup : new Key(clientId, requestId);
         var storedAt = _time.GetUtcNow().ToUnixTimeMilliseconds();
-        if (store) _unstored.Add(new StoredReply(clientId, requestId, messageType, body.ToArray(), reply, errorCode, storedAt));
-        Keep(key, messageType, body, reply, errorCode, storedAt);
+        var hash = HashOf(body);
+        if (store) _unstored.Add(new StoredReply(clientId, requestId, messageType, hash, reply, errorCode, storedAt));
+        Keep(key, messageType, hash, reply, errorCode, storedAt);
     }
 
-    private void Keep(Key key, string messageType, ReadOnlySpan<byte> body, ReadOnlySpan<byte> reply, string? errorCode, long storedAt)
+    /// <summary>What is kept of a request body to tell a retry from a different request with the same ids.</summary>
+    public static UInt128 HashOf(ReadOnlySpan<byte> body) => XxHash128.HashToUInt128(body);
+
+    internal static UInt128 ReadHash(ReadOnlySpan<byte> bytes) =>
+        new(System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(bytes[8..]), System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(bytes));
+
+    internal static void WriteHash(UInt128 hash, Span<byte> bytes)
+    {
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(bytes, (ulong)hash);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(bytes[8..], (ulong)(hash >> 64));
+    }
+
+    private void Keep(Key key, string messageType, UInt128 bodyHash, ReadOnlySpan<byte> reply, string? errorCode, long storedAt)
     {
         if (_entries.TryGetValue(key, out var replaced)) Forget(key, replaced.Serial);
         var share = ShareOf(key.ClientId);
@@ -204,12 +222,12 @@ internal sealed class ReplyCache
 
         var typeLength = Encoding.UTF8.GetByteCount(messageType);
         var codeLength = errorCode is null ? -1 : Encoding.UTF8.GetByteCount(errorCode);
-        var place = _stored.Allocate(typeLength + Math.Max(0, codeLength) + body.Length + reply.Length);
-        var entry = new Entry(++_serial, storedAt, place, typeLength, codeLength, body.Length);
+        var place = _stored.Allocate(typeLength + Math.Max(0, codeLength) + HashBytes + reply.Length);
+        var entry = new Entry(++_serial, storedAt, place, typeLength, codeLength);
         var bytes = _stored.Span(place);
         Encoding.UTF8.GetBytes(messageType, entry.MessageType(bytes));
         if (errorCode is not null) Encoding.UTF8.GetBytes(errorCode, entry.ErrorCode(bytes));
-        body.CopyTo(entry.Body(bytes));
+        WriteHash(bodyHash, bytes.Slice(typeLength + Math.Max(0, codeLength), HashBytes));
         reply.CopyTo(entry.Reply(bytes));
 
         _entries[key] = entry;

@@ -34,10 +34,12 @@ internal sealed class SqliteRegistryStore : IRegistryStore
 
     /// <summary>
     /// The on-disk format this build writes (<c>PRAGMA user_version</c>); it reads this one and every older one.
-    /// 2: lease rows in <see cref="LeaseRow"/>'s compact form (1: the wire form); a format-1 store is marked 2 when
-    /// opened, since it is written in the new form from then on and an older build must not misread it.
+    /// 2: lease rows in <see cref="LeaseRow"/>'s compact form (1: the wire form). 3: kept replies in
+    /// <see cref="StoredReplies"/>' lean form (2: each reply with its request body and whole envelope). An older store
+    /// is marked with this version when opened, since it is written in the new form from then on and an older build
+    /// must not misread it; its rows in the older forms are still read.
     /// </summary>
-    public const int FormatVersion = 2;
+    public const int FormatVersion = 3;
 
     /// <summary><c>PRAGMA application_id</c> of a registry store: "ONXB".</summary>
     public const int ApplicationId = 0x4F4E5842;
@@ -79,6 +81,7 @@ internal sealed class SqliteRegistryStore : IRegistryStore
     // Every stored reply row (its id and newest reply's time), oldest first: a trim deletes a range of ids, where a
     // condition on stored_at read every row of the table each time.
     private readonly Queue<(long Id, long StoredAt)> _replyRows = new();
+    private readonly StoredReplies _replyForm = new();
     private long _journalBytes;
     private int _commits;
     // The integrity check started by Open; Load does not return before it has passed.
@@ -226,7 +229,7 @@ internal sealed class SqliteRegistryStore : IRegistryStore
                 replyBlobs.Add((byte[])reader.GetValue(2));
             }
         }
-        var replies = Task.Run(() => replyBlobs.SelectMany(DecodeReplies).ToList());
+        var replies = Task.Run(() => replyBlobs.SelectMany(StoredReplies.Decode).ToList());
         var rows = new Dictionary<StateKey, byte[]>();
         using (var select = _connection.CreateCommand())
         {
@@ -299,7 +302,7 @@ internal sealed class SqliteRegistryStore : IRegistryStore
                 if (replies.Count > 0)
                 {
                     _encoded.ResetWrittenCount();
-                    EncodeReplies(replies, _encoded);
+                    _replyForm.Encode(replies, _encoded);
                     Bind(_appendReplies, 1, replies[^1].StoredAt);
                     Bind(_appendReplies, 2, _encoded.WrittenSpan);
                     Run(_appendReplies);
@@ -709,39 +712,5 @@ internal sealed class SqliteRegistryStore : IRegistryStore
             writes.Add(new StoredWrite(new StateKey(kind, key), value));
         }
         return writes;
-    }
-
-    private static void EncodeReplies(IReadOnlyList<StoredReply> replies, IBufferWriter<byte> buffer)
-    {
-        var writer = new MessagePackWriter(buffer);
-        writer.WriteArrayHeader(replies.Count);
-        foreach (var reply in replies)
-        {
-            writer.WriteArrayHeader(7);
-            writer.Write(reply.ClientId);
-            writer.Write(reply.RequestId);
-            writer.Write(reply.MessageType);
-            writer.Write(reply.Body);
-            writer.Write(reply.Reply);
-            writer.Write(reply.ErrorCode);
-            writer.Write(reply.StoredAt);
-        }
-        writer.Flush();
-    }
-
-    internal static IEnumerable<StoredReply> DecodeReplies(byte[] blob)
-    {
-        var reader = new MessagePackReader(blob);
-        var count = reader.ReadArrayHeader();
-        var replies = new List<StoredReply>(count);
-        for (var i = 0; i < count; i++)
-        {
-            reader.ReadArrayHeader();
-            replies.Add(new StoredReply(
-                reader.ReadString()!, reader.ReadString()!, reader.ReadString()!,
-                reader.ReadBytes()!.Value.ToArray(), reader.ReadBytes()!.Value.ToArray(),
-                reader.ReadString(), reader.ReadInt64()));
-        }
-        return replies;
     }
 }

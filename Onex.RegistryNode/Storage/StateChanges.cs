@@ -18,8 +18,12 @@ internal readonly record struct StateKey(StoredKind Kind, string Key);
 /// <summary>A row to write: its current encoding, or null when the entity is gone.</summary>
 internal readonly record struct StoredWrite(StateKey Key, byte[]? Value);
 
-/// <summary>A reply kept for retries, as stored (PROTOCOL.md section 4). A struct: one is made for every request that changes state.</summary>
-internal readonly record struct StoredReply(string ClientId, string RequestId, string MessageType, byte[] Body, byte[] Reply, string? ErrorCode, long StoredAt);
+/// <summary>
+/// A reply kept for retries, as stored (PROTOCOL.md section 4): the request's ids and message type, its body's hash
+/// (<see cref="Server.ReplyCache.HashOf"/>), the whole reply and when it was kept. A struct: one is made for every
+/// request that changes state.
+/// </summary>
+internal readonly record struct StoredReply(string ClientId, string RequestId, string MessageType, UInt128 BodyHash, byte[] Reply, string? ErrorCode, long StoredAt);
 
 /// <summary>Everything a store held at start: rows by key and the kept replies, oldest first.</summary>
 internal sealed class StoredState

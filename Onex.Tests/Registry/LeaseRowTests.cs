@@ -76,7 +76,7 @@ public class LeaseRowTests
     }
 
     [Test]
-    public async Task Leases_of_a_format_1_store_survive_and_the_store_is_marked_format_2()
+    public async Task Leases_of_a_format_1_store_survive_and_the_store_is_marked_with_the_current_format()
     {
         using var data = new TemporaryDirectory();
         var options = await TestRegistry.PoolOfItsOwnAsync(TestNodes.Options(o => o with { Store = RegistryStoreOptions.Default with { DataDirectory = data.Path } }));
@@ -121,7 +121,7 @@ public class LeaseRowTests
             connection.Open();
             using var version = connection.CreateCommand();
             version.CommandText = "PRAGMA user_version";
-            Assert.That(Convert.ToInt32(version.ExecuteScalar()), Is.EqualTo(SqliteRegistryStore.FormatVersion).And.EqualTo(2));
+            Assert.That(Convert.ToInt32(version.ExecuteScalar()), Is.EqualTo(SqliteRegistryStore.FormatVersion).And.EqualTo(3));
         }
     }
 

@@ -101,7 +101,7 @@ public class SqliteStoreCheckpointTests
         const int commits = SqliteRegistryStore.ReplyTrimEvery + 40;
         const int kept = 10;
         // One reply per commit, stored at time i; the cache keeps the last `kept` of them.
-        static StoredReply Reply(int i) => new("client", $"r{i}", "PortRequest", [(byte)i], [(byte)i, 1], null, i);
+        static StoredReply Reply(int i) => new("client", $"r{i}", "PortRequest", (UInt128)i, [(byte)i, 1], null, i);
         using (var store = Open(data.Path, SqliteRegistryStore.DefaultCheckpointPendingRows))
         {
             for (var i = 0; i < commits; i++) store.Commit([], [Reply(i)], oldestReplyKept: Math.Max(0, i - kept));
