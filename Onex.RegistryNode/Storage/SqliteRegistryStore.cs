@@ -117,6 +117,9 @@ internal sealed class SqliteRegistryStore : IRegistryStore
     /// <summary>The background copier of the write-ahead log, once <see cref="Load"/> has run (tests).</summary>
     internal WalCheckpointer? Checkpointer => _checkpointer;
 
+    /// <summary>Journal records the last checkpoint read back (tests).</summary>
+    internal int FoldRecordsRead { get; private set; }
+
     /// <summary>A checkpoint runs when this many changed rows wait for it (or the journal holds 16 MiB); lowered by tests.</summary>
     internal int CheckpointPendingRows { get; set; } = DefaultCheckpointPendingRows;
 
@@ -384,21 +387,26 @@ internal sealed class SqliteRegistryStore : IRegistryStore
         return true;
     }
 
-    /// <summary>The current value of every row the journal holds (null: deleted), read back inside the checkpoint's transaction.</summary>
+    /// <summary>The current value of every row waiting for a checkpoint (null: deleted), read back inside the checkpoint's transaction.</summary>
     /// <remarks>
     /// Newest record first, and within a record its last write first, so only a row's final value is copied out (with
     /// lease churn most journal entries are overwritten or deleted later); each record is read into one reused buffer.
+    /// Rows born and gone since the last checkpoint are not waiting, and the reading stops once every waiting row is
+    /// found: under churn the rows still waiting were mostly written recently, so most of the journal is never read.
     /// </remarks>
     private Dictionary<StateKey, byte[]?> FoldJournal()
     {
         var folded = new Dictionary<StateKey, byte[]?>(_pending.Count);
+        if (_pending.Count == 0) return folded;
         var record = new byte[EncodedCapacity];
         var entries = new List<(StateKey Key, int Start, int Length)>();
         // SQLite's own statement: Microsoft.Data.Sqlite's reader copies every blob into a new array.
         using var select = Prepare("SELECT writes FROM journal ORDER BY id DESC");
         int rc;
+        FoldRecordsRead = 0;
         while ((rc = raw.sqlite3_step(select)) == raw.SQLITE_ROW)
         {
+            FoldRecordsRead++;
             var blob = raw.sqlite3_column_blob(select, 0);
             var length = blob.Length;
             if (record.Length < length) record = new byte[Math.Max(length, record.Length * 2)];
@@ -422,10 +430,11 @@ internal sealed class SqliteRegistryStore : IRegistryStore
             for (var i = entries.Count - 1; i >= 0; i--)
             {
                 var (key, start, size) = entries[i];
-                if (!folded.ContainsKey(key)) folded[key] = start < 0 ? null : record.AsSpan(start, size).ToArray();
+                if (_pending.Contains(key) && !folded.ContainsKey(key)) folded[key] = start < 0 ? null : record.AsSpan(start, size).ToArray();
             }
+            if (folded.Count == _pending.Count) break;
         }
-        if (rc != raw.SQLITE_DONE) SqliteException.ThrowExceptionForRC(rc, _db);
+        if (rc is not (raw.SQLITE_DONE or raw.SQLITE_ROW)) SqliteException.ThrowExceptionForRC(rc, _db);
         return folded;
     }
 

@@ -95,6 +95,30 @@ public class SqliteStoreCheckpointTests
     }
 
     [Test]
+    public void A_checkpoint_reads_the_journal_back_only_as_far_as_the_oldest_row_still_waiting()
+    {
+        using var data = new TemporaryDirectory();
+        const int churn = 40;
+        using (var store = Open(data.Path, checkpointRows: 5))
+        {
+            // Lease churn: each lease granted in one commit and released in the next, so none is waiting at the end.
+            store.Commit([new StoredWrite(Lease(0), Value(0, 0))], [], 0);
+            for (var i = 1; i < churn; i++) store.Commit([new StoredWrite(Lease(i), Value(i, 0)), new StoredWrite(Lease(i - 1), null)], [], 0);
+            // Rows that stay, written by the last two commits; the last one reaches the threshold (1 waiting + 4 changed).
+            store.Commit([new StoredWrite(Lease(1000), Value(1000, 0)), new StoredWrite(Lease(churn - 1), null)], [], 0);
+            Assert.That(Count(data.Path, "state"), Is.Zero, "a checkpoint ran before its threshold");
+            store.Commit([new StoredWrite(Lease(1001), Value(1001, 0)), new StoredWrite(Lease(1000), Value(1000, 1)), new StoredWrite(Lease(1002), Value(1002, 0)), new StoredWrite(Lease(1003), Value(1003, 0))], [], 0);
+
+            Assert.That(Count(data.Path, "journal"), Is.Zero, "the checkpoint did not run when expected");
+            Assert.That(store.FoldRecordsRead, Is.EqualTo(1), $"the checkpoint read {store.FoldRecordsRead} of the journal's {churn + 1} records for the one row waiting");
+        }
+        using var reopened = Open(data.Path, SqliteRegistryStore.DefaultCheckpointPendingRows);
+        var loaded = reopened.Load().Rows;
+        Assert.That(loaded.Keys, Is.EquivalentTo(new[] { Lease(1000), Lease(1001), Lease(1002), Lease(1003) }));
+        Assert.That(loaded[Lease(1000)], Is.EqualTo(Value(1000, 1)));
+    }
+
+    [Test]
     public void Stored_replies_the_cache_let_go_are_trimmed_and_the_rest_load_back_in_order()
     {
         using var data = new TemporaryDirectory();
