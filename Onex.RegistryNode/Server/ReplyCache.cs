@@ -147,6 +147,9 @@ internal sealed class ReplyCache
     /// <summary>When the oldest kept reply was stored (Unix ms); the current time when none is kept.</summary>
     public long OldestStoredAt => _order.TryPeek(out var oldest) ? oldest.StoredAt : _time.GetUtcNow().ToUnixTimeMilliseconds();
 
+    /// <summary>Slots in the age queue, kept replies and forgotten ones not yet dropped (for tests).</summary>
+    internal int QueuedSlots => _order.Count;
+
     /// <summary>Chunks of <see cref="ChunkedBytes.ChunkBytes"/> the kept replies' bytes occupy now (for tests).</summary>
     internal int Chunks => _stored.ChunkCount;
 
@@ -242,12 +245,16 @@ internal sealed class ReplyCache
         // Over the whole bound, the client holding the most bytes gives up its oldest reply.
         while ((_entries.Count > _capacity || _bytes > _maxBytes) && _largest.Max is { } largest && TakeOldestOf(largest)) { }
 
-        // Entries taken out of the middle leave stale slots in the age queue: rebuild it before they outgrow the live ones.
+        DropForgottenHeads();
+        // Entries taken out of the middle leave stale slots in the age queue: compact it, in place, before they outgrow
+        // the live ones.
         if (_order.Count > 2 * _entries.Count + 1024 || _staleBytes > Math.Max(_maxBytesPerClient, 1024 * 1024))
         {
-            var live = _order.Where(IsKept).ToList();
-            _order.Clear();
-            foreach (var item in live) _order.Enqueue(item);
+            for (var i = _order.Count; i > 0; i--)
+            {
+                var item = _order.Dequeue();
+                if (IsKept(item)) _order.Enqueue(item);
+            }
             _staleBytes = 0;
         }
 
@@ -296,6 +303,18 @@ internal sealed class ReplyCache
         {
             _order.Dequeue();
             if (!Forget(oldest.Key, oldest.Serial, queued: false)) _staleBytes -= oldest.Bytes;
+        }
+        DropForgottenHeads();
+    }
+
+    // Entries forgotten by their client's share are usually the oldest of all too (always with one client): their
+    // slots leave the head of the age queue at once.
+    private void DropForgottenHeads()
+    {
+        while (_order.TryPeek(out var head) && !IsKept(head))
+        {
+            _order.Dequeue();
+            _staleBytes -= head.Bytes;
         }
     }
 

@@ -234,4 +234,39 @@ public class ReplyCacheTests
         Assert.That(cache.Count, Is.Zero);
         Assert.That(cache.Chunks, Is.LessThanOrEqualTo(ChunkedBytes.KeptFreeChunks + 1), "expired replies kept their chunks");
     }
+
+    [Test]
+    public void A_client_past_its_share_leaves_no_forgotten_slots_in_the_age_queue()
+    {
+        // One client past its share forgets its oldest reply on every add: that reply is the oldest of all, so its slot
+        // leaves the age queue at once instead of piling up until the queue is compacted.
+        var cache = new ReplyCache(10_000, TimeSpan.FromMinutes(5), 64L << 20, new FakeTimeProvider(), capacityPerClient: 100);
+        for (var i = 0; i < 5_000; i++) cache.Add("c", $"r{i}", "T", Body, new byte[40], null);
+
+        Assert.That((cache.Count, cache.QueuedSlots), Is.EqualTo((100, 100)));
+    }
+
+    [Test]
+    public void Slots_forgotten_out_of_order_are_compacted_away_and_the_kept_replies_age_in_order()
+    {
+        // A calm client's replies at the head of the age queue, within its share, and a busy client past its share behind
+        // them: the busy client's forgotten replies cannot leave from the head, so the queue is compacted.
+        var time = new FakeTimeProvider();
+        var cache = new ReplyCache(100_000, TimeSpan.FromMinutes(1), 64L << 20, time, capacityPerClient: 10);
+        for (var i = 0; i < 5; i++) cache.Add("calm", $"c{i}", "T", Body, new byte[40], null);
+        var most = 0;
+        for (var i = 0; i < 3_000; i++)
+        {
+            time.Advance(TimeSpan.FromMilliseconds(10));
+            cache.Add("busy", $"b{i}", "T", Body, new byte[40], null);
+            most = Math.Max(most, cache.QueuedSlots);
+        }
+
+        Assert.That(most, Is.LessThanOrEqualTo(2 * 15 + 1024 + 1), "the age queue was not compacted");
+        // Past the calm replies' minute, they expire from the head; the busy client's last ten (30 s younger) stay.
+        time.Advance(TimeSpan.FromSeconds(30.5));
+        cache.Lookup("calm", "none", "T", Body, out _, out _);
+        Assert.That((cache.Count, cache.QueuedSlots), Is.EqualTo((10, 10)));
+        Assert.That(cache.Lookup("busy", "b2999", "T", Body, out _, out _), Is.EqualTo(ReplyCache.Outcome.Hit));
+    }
 }
