@@ -56,7 +56,7 @@ public sealed record LeaseOptions
     /// <summary>
     /// How many ports the background verifier keeps checked ahead of demand at most (1 to 4096; 0 turns it off). It
     /// works only as far ahead as ports were granted in the last <see cref="VerifiedPortFreshness"/>, so an idle
-    /// registry checks nothing in the background; under load it is asked in batches of a quarter of that, large
+    /// registry checks nothing in the background; under load it is asked in batches of half of that, large
     /// enough to be answered from one reading of the kernel's socket tables (<c>SocketTable</c>).
     /// </summary>
     public int VerifiedPortBuffer { get; init; } = 4096;

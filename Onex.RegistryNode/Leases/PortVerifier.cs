@@ -101,13 +101,25 @@ internal sealed partial class PortVerifier : IDisposable
     /// <summary>Checks asked for so far (read on the registry thread).</summary>
     public long Requested { get; private set; }
 
-    /// <summary>Registry thread: asks for <paramref name="port"/>, free in generation <paramref name="generation"/>, to be checked.</summary>
+    /// <summary>
+    /// Registry thread: asks for <paramref name="port"/>, free in generation <paramref name="generation"/>, to be
+    /// checked once <see cref="Wake"/> is called.
+    /// </summary>
     public void Request(int port, int generation)
     {
         if (_stopping) return;
         _requests.Enqueue(new PortCheckRequest(port, generation));
         Requested++;
-        if (_worker is not null) _wake.Set();
+    }
+
+    /// <summary>
+    /// Registry thread: lets the background thread check what was asked for. Called once per batch of requests, so the
+    /// thread takes the whole batch in (one reading of the socket tables) instead of waking at the first request and
+    /// answering the first few of a batch still being asked for with a bind each.
+    /// </summary>
+    public void Wake()
+    {
+        if (_worker is not null && !_requests.IsEmpty) _wake.Set();
     }
 
     /// <summary>Registry thread: the next finished check, in the order they were asked for.</summary>

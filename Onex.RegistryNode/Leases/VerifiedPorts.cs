@@ -99,8 +99,9 @@ internal sealed class VerifiedPorts
             if (_requested[oldest.Port] == oldest.Generation) _requested[oldest.Port] = 0;
         }
         var outstanding = _pending + _fresh.Count;
-        // Ask in batches (once a quarter of the target is used up), not after every single grant.
-        if (target == 0 || outstanding > target - Math.Max(1, target / 4)) return;
+        // Ask in batches (once half the target is used up), not after every single grant: under load a batch is answered
+        // by one reading of the socket tables, whose cost does not depend on the batch's size.
+        if (target == 0 || outstanding > target - Math.Max(1, target / 2)) return;
 
         Span<int> front = stackalloc int[Math.Min(_pool.FreeCount, 2 * _capacity)];
         front = front[.._pool.CopyHead(front)];
@@ -114,6 +115,7 @@ internal sealed class VerifiedPorts
             _pending++;
             outstanding++;
         }
+        _verifier.Wake();
     }
 
     /// <summary>Takes in what the verifier has finished.</summary>
