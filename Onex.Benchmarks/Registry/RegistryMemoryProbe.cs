@@ -140,6 +140,7 @@ internal static class RegistryMemoryProbe
                 {
                     _ = Kill(running.Id, 9);
                     if (!ReferenceEquals(running, child)) running.Dispose();
+                    running = child; // disposed: a start that fails below must not dispose it again
                     var clock = Stopwatch.StartNew();
                     running = RegistryNodeProcess.Start(["--port-range", PortRange, "--log-level", "Information", .. storeArgs], node);
                     using var client = new BenchDealer(running.RouterEndpoint);
