@@ -63,7 +63,7 @@ internal static class Utf8Strings
         switch (reader.NextMessagePackType)
         {
             case MessagePackType.String:
-                return TryRead(ref reader, out _) ? null : "";
+                return IsValid(reader.ReadStringSequence()!.Value) ? null : "";
             case MessagePackType.Array:
             {
                 if (depth >= MaxDepth) throw TooDeep();
@@ -80,8 +80,10 @@ internal static class Utf8Strings
                 {
                     if (reader.NextMessagePackType == MessagePackType.String)
                     {
-                        if (!TryRead(ref reader, out var name)) return "." + name;
-                        if (Walk(ref reader, depth + 1) is { } found) return "." + name + found;
+                        // The key's bytes stay where they are in the message: it is decoded only to name a failure.
+                        var name = reader.ReadStringSequence()!.Value;
+                        if (!IsValid(name)) return "." + Encoding.UTF8.GetString(name);
+                        if (Walk(ref reader, depth + 1) is { } found) return "." + Encoding.UTF8.GetString(name) + found;
                     }
                     else
                     {
@@ -97,6 +99,8 @@ internal static class Utf8Strings
                 return null;
         }
     }
+
+    private static bool IsValid(in ReadOnlySequence<byte> utf8) => utf8.IsSingleSegment ? Utf8.IsValid(utf8.FirstSpan) : Utf8.IsValid(utf8.ToArray());
 
     private static MalformedMessageException TooDeep() =>
         new($"The message is nested deeper than {MaxDepth} levels.");

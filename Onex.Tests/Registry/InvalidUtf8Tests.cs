@@ -109,6 +109,33 @@ public class InvalidUtf8Tests
         Assert.That(body.Purpose, Is.EqualTo("caf\u00e9 \U0001F600"));
     }
 
+    [Test]
+    public void Checking_a_valid_body_allocates_nothing()
+    {
+        // Every string a request carries (keys and values, nested) is checked; a valid one is not decoded to a string.
+        var body = RegistryCodec.SerializeBody(new NodeAnnouncement
+        {
+            NodeId = "node-a", Name = "caf\u00e9 \U0001F600", Host = "127.0.0.1", ProcessId = 42,
+            Metadata = new Dictionary<string, string> { ["team"] = "payments", ["region"] = "eu", ["version"] = "2.4.1" },
+        });
+        Onex.Protocol.Utf8Strings.EnsureValid(body, "body"); // warm-up: JIT and first-call allocations
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 100; i++) Onex.Protocol.Utf8Strings.EnsureValid(body, "body");
+
+        Assert.That(GC.GetAllocatedBytesForCurrentThread() - before, Is.Zero);
+    }
+
+    [Test]
+    public void An_invalid_string_under_a_key_is_named_by_the_key()
+    {
+        var body = RegistryCodec.SerializeBody(new Dictionary<string, object> { ["outer"] = new Dictionary<string, string> { ["inner"] = "ok", ["bad"] = "xx" } });
+        var at = body.AsSpan().IndexOf("xx"u8);
+        body[at] = 0xC3; // a lead byte followed by an ASCII byte: not UTF-8
+        var reader = new MessagePack.MessagePackReader(body);
+
+        Assert.That(Onex.Protocol.Utf8Strings.FindInvalid(ref reader), Is.EqualTo(".outer.bad"));
+    }
+
     private static byte[] Patch(byte[] frame, string from, string to)
     {
         Assert.That(to.Length, Is.LessThanOrEqualTo(from.Length));
