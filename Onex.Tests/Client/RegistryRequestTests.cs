@@ -84,7 +84,8 @@ public class RegistryRequestTests
         var seen = new ConcurrentDictionary<string, int>();
         using var registry = new ScriptedRegistry((_, _, request) =>
             seen.AddOrUpdate(request.RequestId, 1, (_, n) => n + 1) == 1 ? null : ScriptedRegistry.Reply(request, Answer(7)));
-        await using var client = await RegistryClient.ConnectAsync(OptionsFor(registry));
+        // The lost attempt times out; the answered one must not, even on a loaded machine (300 ms once let a third go).
+        await using var client = await RegistryClient.ConnectAsync(OptionsFor(registry) with { RequestTimeout = TimeSpan.FromSeconds(2) });
 
         var reply = await client.DescribeAsync();
 
@@ -182,7 +183,8 @@ public class RegistryRequestTests
             Message = $"scripted {code}",
             Details = new Dictionary<string, string> { ["field"] = "count" },
         }));
-        await using var client = await RegistryClient.ConnectAsync(OptionsFor(registry));
+        // Only the error reply may decide about a retry: a reply slower than 300 ms on a loaded machine was resent as lost.
+        await using var client = await RegistryClient.ConnectAsync(OptionsFor(registry) with { RequestTimeout = TimeSpan.FromSeconds(10) });
 
         var ex = Assert.CatchAsync<OnexException>(async () => await client.DescribeAsync());
 
@@ -200,7 +202,8 @@ public class RegistryRequestTests
         using var registry = new ScriptedRegistry((_, _, request) => Interlocked.Increment(ref attempts) == 1
             ? ScriptedRegistry.Reply(request, new Error { Code = ErrorCodes.Unavailable, Message = "busy" })
             : ScriptedRegistry.Reply(request, Answer(3)));
-        await using var client = await RegistryClient.ConnectAsync(OptionsFor(registry));
+        // Every attempt is answered: a timeout long enough that only the UNAVAILABLE reply causes the retry.
+        await using var client = await RegistryClient.ConnectAsync(OptionsFor(registry) with { RequestTimeout = TimeSpan.FromSeconds(10) });
 
         var reply = await client.DescribeAsync();
 
