@@ -1,3 +1,4 @@
+using System.Text;
 using System.Buffers;
 using MessagePack;
 using Onex.Errors;
@@ -169,7 +170,7 @@ public static class RegistryCodec
             {
                 if (reader.NextMessagePackType != MessagePackType.String)
                     throw new MalformedMessageException("Envelope keys must be strings.");
-                if (!Utf8Strings.TryRead(ref reader, out var key)) throw Utf8Strings.Invalid(key);
+                var key = KeyOf(ref reader);
                 switch (key)
                 {
                     case "protocolVersion": version = ReadInt(ref reader, key); break;
@@ -291,6 +292,24 @@ public static class RegistryCodec
         if (reader.NextMessagePackType != MessagePackType.Integer)
             throw new MalformedMessageException($"Field '{key}' must be an integer.", Field(key));
         return reader.ReadInt32();
+    }
+
+    // The envelope's own keys, as UTF-8 and as the constant strings the switch below compares by reference first.
+    private static readonly (byte[] Utf8, string Name)[] EnvelopeKeys =
+        [.. new[] { "protocolVersion", "messageType", "requestId", "clientId", "body", "token", "tenant", "traceparent" }.Select(k => (Encoding.UTF8.GetBytes(k), k))];
+
+    /// <summary>An envelope key: one of the known keys without decoding it (every request has five), else decoded and checked.</summary>
+    private static string KeyOf(ref MessagePackReader reader)
+    {
+        var bytes = reader.ReadStringSequence()!.Value;
+        if (bytes.IsSingleSegment)
+        {
+            foreach (var (utf8, name) in EnvelopeKeys)
+                if (bytes.FirstSpan.SequenceEqual(utf8)) return name;
+        }
+        var key = Encoding.UTF8.GetString(bytes);
+        var valid = bytes.IsSingleSegment ? System.Text.Unicode.Utf8.IsValid(bytes.FirstSpan) : System.Text.Unicode.Utf8.IsValid(bytes.ToArray());
+        return valid ? key : throw Utf8Strings.Invalid(key);
     }
 
     private static string ReadText(ref MessagePackReader reader, string key)
