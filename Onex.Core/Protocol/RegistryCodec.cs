@@ -60,7 +60,10 @@ public static class RegistryCodec
     public static byte[] Encode<T>(string requestId, string clientId, T body, int protocolVersion = ProtocolVersion.Current, string? token = null,
         string? traceParent = null, string? tenant = null)
     {
-        var buffer = new ArrayBufferWriter<byte>(256);
+        // One buffer per thread, reused: the envelope is written once into it and copied out once, instead of into a
+        // new writer that grew (a new array each time) past 256 bytes for a grant.
+        var buffer = t_encoding ??= new ArrayBufferWriter<byte>(EncodingCapacity);
+        buffer.ResetWrittenCount();
         var writer = new MessagePackWriter(buffer);
         writer.WriteMapHeader(5 + (token is null ? 0 : 1) + (traceParent is null ? 0 : 1) + (tenant is null ? 0 : 1));
         if (token is not null)
@@ -89,8 +92,17 @@ public static class RegistryCodec
             writer.Write(traceParent);
         }
         writer.Flush();
-        return buffer.WrittenSpan.ToArray();
+        var encoded = buffer.WrittenSpan.ToArray();
+        // A thread that once encoded a large message (a snapshot, a tool's schemas) does not keep that buffer.
+        if (buffer.Capacity > MaxKeptEncodingCapacity) t_encoding = null;
+        return encoded;
     }
+
+    private const int EncodingCapacity = 1024;
+    private const int MaxKeptEncodingCapacity = 64 * 1024;
+
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? t_encoding;
 
     /// <summary>Serializes a message body alone (as it appears under <c>body</c>, or as an event payload).</summary>
     public static byte[] SerializeBody<T>(T body) => MessagePackSerializer.Serialize(body, SerializerOptions);
