@@ -1,5 +1,4 @@
 using MessagePack;
-using Microsoft.Data.Sqlite;
 using Onex.Protocol;
 using Onex.RegistryNode.Hosting;
 using Onex.RegistryNode.Storage;
@@ -54,8 +53,8 @@ public class LeaseRowTests
 
     private static IEnumerable<TestCaseData> DamagedRows()
     {
-        yield return new TestCaseData(Write((ref MessagePackWriter w) => w.WriteArrayHeader(3))).SetName("{m}(wrong field count)");
-        yield return new TestCaseData(Write((ref MessagePackWriter w) =>
+        yield return new TestCaseData(OlderStore.Row((ref MessagePackWriter w) => w.WriteArrayHeader(3))).SetName("{m}(wrong field count)");
+        yield return new TestCaseData(OlderStore.Row((ref MessagePackWriter w) =>
         {
             w.WriteArrayHeader(11);
             w.WriteNil();
@@ -87,28 +86,8 @@ public class LeaseRowTests
             granted = dealer.Call<PortRequest, PortGrant>(new PortRequest { NodeId = "node-a", Protocol = PortProtocols.Tcp, TtlMs = 600_000 }).Leases.Single();
         }
         // Rewrite the store as a format-1 build left it: wire-form lease rows, user_version 1.
-        var file = Path.Combine(data.Path, SqliteRegistryStore.DatabaseFileName);
-        using (var connection = new SqliteConnection($"Data Source={file};Pooling=False"))
-        {
-            connection.Open();
-            using var rows = connection.CreateCommand();
-            rows.CommandText = "SELECT id, writes FROM journal";
-            var journal = new List<(long Id, byte[] Writes)>();
-            using (var reader = rows.ExecuteReader())
-                while (reader.Read()) journal.Add((reader.GetInt64(0), (byte[])reader.GetValue(1)));
-            Assert.That(journal, Is.Not.Empty, "the lease is in the journal");
-            foreach (var (id, writes) in journal)
-            {
-                using var update = connection.CreateCommand();
-                update.CommandText = "UPDATE journal SET writes = $w WHERE id = $id";
-                update.Parameters.AddWithValue("$w", ToFormat1(writes));
-                update.Parameters.AddWithValue("$id", id);
-                update.ExecuteNonQuery();
-            }
-            using var version = connection.CreateCommand();
-            version.CommandText = "PRAGMA user_version = 1";
-            version.ExecuteNonQuery();
-        }
+        var journal = OlderStore.Rewrite(data.Path, "journal", "writes", ToFormat1, format: 1);
+        Assert.That(journal, Is.Not.Empty, "the lease is in the journal");
 
         await using (var host = await RegistryNodeHost.StartAsync(options))
         {
@@ -116,13 +95,7 @@ public class LeaseRowTests
             var snapshot = dealer.Call<SnapshotRequest, RegistrySnapshot>(new SnapshotRequest());
             Assert.That(snapshot.Leases.Select(l => (l.LeaseId, l.Port, l.FencingToken)), Is.EqualTo(new[] { (granted.LeaseId, granted.Port, granted.FencingToken) }));
         }
-        using (var connection = new SqliteConnection($"Data Source={file};Pooling=False;Mode=ReadOnly"))
-        {
-            connection.Open();
-            using var version = connection.CreateCommand();
-            version.CommandText = "PRAGMA user_version";
-            Assert.That(Convert.ToInt32(version.ExecuteScalar()), Is.EqualTo(SqliteRegistryStore.FormatVersion).And.EqualTo(3));
-        }
+        Assert.That(OlderStore.FormatOf(data.Path), Is.EqualTo(SqliteRegistryStore.FormatVersion).And.EqualTo(3));
     }
 
     // Journal records are [kind, key, value] triples (SqliteRegistryStore.EncodeWrites): lease values go back to the wire form.
@@ -133,16 +106,5 @@ public class LeaseRowTests
             ? new StoredWrite(w.Key, RegistryCodec.SerializeBody(LeaseRow.Decode(v)))
             : w).ToList();
         return SqliteRegistryStore.EncodeWrites(converted);
-    }
-
-    private delegate void RowWriter(ref MessagePackWriter writer);
-
-    private static byte[] Write(RowWriter write)
-    {
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
-        var writer = new MessagePackWriter(buffer);
-        write(ref writer);
-        writer.Flush();
-        return buffer.WrittenSpan.ToArray();
     }
 }

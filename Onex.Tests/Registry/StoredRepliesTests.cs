@@ -1,6 +1,5 @@
 using System.Buffers;
 using MessagePack;
-using Microsoft.Data.Sqlite;
 using Onex.Errors;
 using Onex.Protocol;
 using Onex.RegistryNode.Hosting;
@@ -141,33 +140,32 @@ public class StoredRepliesTests
     {
         var row = Encode(Mixed());
         yield return new TestCaseData(row[..^3]).SetName("{m}(truncated)");
-        yield return new TestCaseData(Write((ref MessagePackWriter w) =>
+        yield return new TestCaseData(OlderStore.Row((ref MessagePackWriter w) =>
         {
             w.WriteArrayHeader(3);
             w.Write(4);
         })).SetName("{m}(unknown form)");
-        yield return new TestCaseData(Write((ref MessagePackWriter w) =>
+        yield return new TestCaseData(OneReply((ref MessagePackWriter w) => w.Write(5))) // names a string the row never wrote
+            .SetName("{m}(string index past the row's strings)");
+        yield return new TestCaseData(OneReply((ref MessagePackWriter w) =>
         {
-            w.WriteArrayHeader(3);
-            w.Write(3);
-            w.Write(0);
-            w.WriteArrayHeader(1);
-            w.WriteArrayHeader(7);
-            w.Write(5); // names a string the row never wrote
-        })).SetName("{m}(string index past the row's strings)");
-        yield return new TestCaseData(Write((ref MessagePackWriter w) =>
-        {
-            w.WriteArrayHeader(3);
-            w.Write(3);
-            w.Write(0);
-            w.WriteArrayHeader(1);
-            w.WriteArrayHeader(7);
             w.Write("client");
             w.Write("r1");
             w.Write("PortRequest");
             w.Write(new byte[] { 1, 2, 3 }); // a hash of 3 bytes
         })).SetName("{m}(short hash)");
     }
+
+    // A format-3 row of one reply whose fields begin as written by `fields`.
+    private static byte[] OneReply(OlderStore.RowWriter fields) => OlderStore.Row((ref MessagePackWriter w) =>
+    {
+        w.WriteArrayHeader(3);
+        w.Write(3);
+        w.Write(0);
+        w.WriteArrayHeader(1);
+        w.WriteArrayHeader(7);
+        fields(ref w);
+    });
 
     [TestCaseSource(nameof(DamagedRows))]
     public void A_damaged_row_is_refused_as_a_damaged_store(byte[] row)
@@ -192,30 +190,8 @@ public class StoredRepliesTests
             first = dealer.ReceiveFrame();
         }
         // Rewrite the kept replies as a format-2 build left them: each with its request body, user_version 2.
-        var file = Path.Combine(data.Path, SqliteRegistryStore.DatabaseFileName);
-        using (var connection = new SqliteConnection($"Data Source={file};Pooling=False"))
-        {
-            connection.Open();
-            var rows = new List<(long Id, byte[] Entries)>();
-            using (var select = connection.CreateCommand())
-            {
-                select.CommandText = "SELECT id, entries FROM replies";
-                using var reader = select.ExecuteReader();
-                while (reader.Read()) rows.Add((reader.GetInt64(0), (byte[])reader.GetValue(1)));
-            }
-            Assert.That(rows.SelectMany(r => StoredReplies.Decode(r.Entries)).Select(r => r.RequestId), Has.Member("req-1"), "the grant's reply is stored");
-            foreach (var (id, entries) in rows)
-            {
-                using var update = connection.CreateCommand();
-                update.CommandText = "UPDATE replies SET entries = $e WHERE id = $id";
-                update.Parameters.AddWithValue("$e", Format2(StoredReplies.Decode(entries).Select(r => (r, Body(request))).ToList()));
-                update.Parameters.AddWithValue("$id", id);
-                update.ExecuteNonQuery();
-            }
-            using var version = connection.CreateCommand();
-            version.CommandText = "PRAGMA user_version = 2";
-            version.ExecuteNonQuery();
-        }
+        var stored = OlderStore.Rewrite(data.Path, "replies", "entries", entries => Format2(StoredReplies.Decode(entries).Select(r => (r, Body(request))).ToList()), format: 2);
+        Assert.That(stored.SelectMany(StoredReplies.Decode).Select(r => r.RequestId), Has.Member("req-1"), "the grant's reply is stored");
 
         await using (var host = await RegistryNodeHost.StartAsync(options))
         {
@@ -227,23 +203,6 @@ public class StoredRepliesTests
             Assert.That((error.Code, error.Details["reason"]), Is.EqualTo((ErrorCodes.InvalidArgument, "reused")), "another body under the same ids is not a retry");
             Assert.That(dealer.Call<SnapshotRequest, RegistrySnapshot>(new SnapshotRequest()).Leases, Has.Count.EqualTo(1), "the retry created a second lease");
         }
-        using (var connection = new SqliteConnection($"Data Source={file};Pooling=False;Mode=ReadOnly"))
-        {
-            connection.Open();
-            using var version = connection.CreateCommand();
-            version.CommandText = "PRAGMA user_version";
-            Assert.That(Convert.ToInt32(version.ExecuteScalar()), Is.EqualTo(SqliteRegistryStore.FormatVersion).And.EqualTo(3));
-        }
-    }
-
-    private delegate void RowWriter(ref MessagePackWriter writer);
-
-    private static byte[] Write(RowWriter write)
-    {
-        var buffer = new ArrayBufferWriter<byte>();
-        var writer = new MessagePackWriter(buffer);
-        write(ref writer);
-        writer.Flush();
-        return buffer.WrittenSpan.ToArray();
+        Assert.That(OlderStore.FormatOf(data.Path), Is.EqualTo(SqliteRegistryStore.FormatVersion).And.EqualTo(3));
     }
 }
