@@ -66,7 +66,7 @@ internal sealed partial class PortLeaseManager : IDisposable
         _time = time;
         _logger = logger;
         // Large batches of checks are answered from the kernel's socket tables where it lists them all (Linux 6.10+).
-        Func<SocketTable?>? tables = verifyInBackground && availability is PortAvailability real ? () => SocketTable.TryOpen(real.Ipv6Available) : null;
+        Func<ISocketTable?>? tables = verifyInBackground && availability is PortAvailability real ? () => SocketTable.TryOpen(real.Ipv6Available) : null;
         var verifier = new PortVerifier(pool, availability, time, logger, verifyInBackground, tables, options.AlwaysReadSocketTables);
         _verified = new VerifiedPorts(pool, verifier, options, time, port => QuarantineBusy(port, NowMs()));
         _lastFencingToken = firstFencingToken - 1;

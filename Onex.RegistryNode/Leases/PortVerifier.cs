@@ -42,8 +42,8 @@ internal sealed partial class PortVerifier : IDisposable
     private readonly Thread? _worker;
     private volatile bool _stopping;
     private readonly bool _alwaysTables;
-    private Func<SocketTable?>? _openTables;
-    private volatile SocketTable? _table;
+    private Func<ISocketTable?>? _openTables;
+    private volatile ISocketTable? _table;
     private readonly List<PortCheckRequest> _batch = [];
     private readonly bool[] _used = new bool[65536];
     private long _completed;
@@ -70,7 +70,7 @@ internal sealed partial class PortVerifier : IDisposable
     /// </param>
     /// <param name="alwaysTables">Tests: every batch is read from the tables when they can be read, whatever the measures say.</param>
     public PortVerifier(
-        PortPool pool, IPortAvailability availability, TimeProvider time, ILogger logger, bool background, Func<SocketTable?>? openTables = null,
+        PortPool pool, IPortAvailability availability, TimeProvider time, ILogger logger, bool background, Func<ISocketTable?>? openTables = null,
         bool alwaysTables = false)
     {
         _alwaysTables = alwaysTables;

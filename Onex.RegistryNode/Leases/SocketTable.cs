@@ -27,7 +27,7 @@ namespace Onex.RegistryNode.Leases;
 /// returns null otherwise (as it does anywhere else than Linux, or where netlink is refused).
 /// </para>
 /// </remarks>
-internal sealed class SocketTable : IDisposable
+internal sealed class SocketTable : ISocketTable
 {
     // Linux constants: linux/netlink.h, linux/sock_diag.h, linux/inet_diag.h, net/tcp_states.h.
     private const int AfNetlink = 16;
@@ -235,4 +235,11 @@ internal sealed class SocketTable : IDisposable
         [DllImport("libc", EntryPoint = "close", SetLastError = true)]
         public static extern int Close(int fd);
     }
+}
+
+/// <summary>What the free check's verifier reads a batch from (<see cref="SocketTable"/>; tests give a table that fails on cue).</summary>
+internal interface ISocketTable : IDisposable
+{
+    /// <summary>See <see cref="SocketTable.TryFindUsed"/>: false when the tables could not be read whole; a refusal by the kernel throws <see cref="SocketException"/>.</summary>
+    bool TryFindUsed(int first, int last, Span<bool> used);
 }

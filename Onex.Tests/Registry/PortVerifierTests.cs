@@ -261,6 +261,76 @@ public class PortVerifierTests
     }
 
     /// <summary>A real free check that counts its binds.</summary>
+    [Test]
+    public async Task A_reading_the_kernel_refuses_turns_readings_off_and_every_batch_binds_from_then_on()
+    {
+        var availability = new CountingAvailability(new PortAvailability());
+        var ports = await TestPorts.LeaseAsync(4);
+        var pool = new PortPool(ports);
+        var table = new ScriptedTable(() => throw new SocketException((int)SocketError.AccessDenied));
+        using var logs = new CapturingLoggerFactory();
+        using var verifier = new PortVerifier(pool, availability, TimeProvider.System, logs.CreateLogger("verifier"), background: false, () => table, alwaysTables: true);
+
+        foreach (var port in ports.Take(2)) verifier.Request(port, pool.GenerationOf(port));
+        verifier.RunPending();
+        foreach (var port in ports.Skip(2)) verifier.Request(port, pool.GenerationOf(port));
+        verifier.RunPending();
+
+        Assert.That((table.Readings, table.Disposed), Is.EqualTo((1, true)), "the refused reading is the last: the table is closed");
+        Assert.That((verifier.Scans, availability.Checks), Is.EqualTo((0L, 4)), "both batches were answered by binds");
+        Assert.That(Results(verifier).Select(r => r.Outcome), Is.All.EqualTo(PortCheckOutcome.Free));
+        Assert.That(logs.Entries.Count(e => e.Message.Contains("socket tables failed")), Is.EqualTo(1), "the switch to binds is logged once");
+    }
+
+    [Test]
+    public async Task Three_untrusted_readings_in_a_row_turn_readings_off_and_a_good_one_between_starts_the_count_again()
+    {
+        var availability = new CountingAvailability(new PortAvailability());
+        var ports = await TestPorts.LeaseAsync(1);
+        var pool = new PortPool(ports);
+        // Untrusted, untrusted, good, then untrusted from then on.
+        var table = new ScriptedTable(() => false);
+        table.Answers.Enqueue(false);
+        table.Answers.Enqueue(false);
+        table.Answers.Enqueue(true);
+        using var verifier = new PortVerifier(pool, availability, TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, background: false, () => table, alwaysTables: true);
+
+        for (var batch = 0; batch < 8; batch++)
+        {
+            verifier.Request(ports[0], pool.GenerationOf(ports[0]));
+            verifier.RunPending();
+        }
+
+        Assert.That(table.Readings, Is.EqualTo(6), "readings stop after the third untrusted one in a row (batches 4-6), not after the first three");
+        Assert.That(table.Disposed, Is.True);
+        Assert.That((verifier.Scans, availability.Checks), Is.EqualTo((1L, 7)), "one batch read the tables, the seven others bound the port");
+        Assert.That(Results(verifier), Has.Count.EqualTo(8), "every batch was answered");
+    }
+
+    private static List<PortCheckResult> Results(PortVerifier verifier)
+    {
+        var results = new List<PortCheckResult>();
+        while (verifier.TryGetResult(out var result)) results.Add(result);
+        return results;
+    }
+
+    // A socket table that answers from a script: queued answers first, then the fallback; counts readings.
+    private sealed class ScriptedTable(Func<bool> fallback) : ISocketTable
+    {
+        public Queue<bool> Answers { get; } = new();
+        public int Readings { get; private set; }
+        public bool Disposed { get; private set; }
+
+        public bool TryFindUsed(int first, int last, Span<bool> used)
+        {
+            Readings++;
+            used[..(last - first + 1)].Clear();
+            return Answers.TryDequeue(out var answer) ? answer : fallback();
+        }
+
+        public void Dispose() => Disposed = true;
+    }
+
     private sealed class CountingAvailability(IPortAvailability inner) : IPortAvailability
     {
         public int Checks { get; private set; }
