@@ -1,22 +1,35 @@
+using System.Buffers;
+using MessagePack;
 using Onex.Protocol;
 
 namespace Onex.RegistryNode.Changes;
 
 /// <summary>
-/// The MessagePack body of the change being broadcast, serialised once: the watch history sizes it and the PUB
-/// socket sends it, one after the other, for the same change. Remembers only the last change. Registry thread only.
+/// The MessagePack body of the change being broadcast, serialised once into one reused buffer: the watch history
+/// copies it and the PUB socket's event encoding copies it, one after the other, for the same change. Remembers only
+/// the last change, and its bytes are valid until the next change's are asked for. Registry thread only.
 /// </summary>
 internal sealed class ChangeBodies
 {
-    private RegistryChange? _change;
-    private byte[] _body = [];
+    private const int Capacity = 1024;
+    // A change body this large (a tool's schemas) does not keep its buffer for the changes after it.
+    private const int MaxKeptCapacity = 64 * 1024;
 
-    /// <summary>The body of <paramref name="change"/> (PROTOCOL.md 6.7), from the last call when it was the same change.</summary>
-    public byte[] Of(RegistryChange change)
+    private RegistryChange? _change;
+    private ArrayBufferWriter<byte> _body = new(Capacity);
+
+    /// <summary>
+    /// The body of <paramref name="change"/> (PROTOCOL.md 6.7), from the last call when it was the same change. Copy it
+    /// before asking for another change's body.
+    /// </summary>
+    public ReadOnlyMemory<byte> Of(RegistryChange change)
     {
-        if (ReferenceEquals(change, _change)) return _body;
-        _body = RegistryCodec.SerializeBody(change);
+        if (ReferenceEquals(change, _change)) return _body.WrittenMemory;
+        if (_body.Capacity > MaxKeptCapacity) _body = new ArrayBufferWriter<byte>(Capacity);
+        _body.ResetWrittenCount();
+        // The options RegistryCodec serialises bodies with, but for the untrusted-data guard, which only reading uses.
+        MessagePackSerializer.Serialize(_body, change, MessagePackSerializerOptions.Standard);
         _change = change;
-        return _body;
+        return _body.WrittenMemory;
     }
 }

@@ -255,7 +255,7 @@ internal sealed partial class WatchHub : IChangeSink
             if (bytes <= PastBodyBytes)
             {
                 var kept = _pastBodies.Allocate(bytes);
-                body.CopyTo(_pastBodies.Span(kept));
+                body.Span.CopyTo(_pastBodies.Span(kept));
                 _history.Enqueue(new Past(change.Sequence, tenant, bytes, kept, null));
             }
             else _history.Enqueue(new Past(change.Sequence, tenant, bytes, default, change));
