@@ -1,5 +1,5 @@
-using System.Text;
 using System.Buffers;
+using System.Text;
 using MessagePack;
 using Onex.Errors;
 
@@ -106,6 +106,9 @@ public static class RegistryCodec
 
     /// <summary>Serializes a message body alone (as it appears under <c>body</c>, or as an event payload).</summary>
     public static byte[] SerializeBody<T>(T body) => MessagePackSerializer.Serialize(body, SerializerOptions);
+
+    /// <summary>Serializes a message body alone into <paramref name="buffer"/> (a buffer the caller reuses).</summary>
+    public static void SerializeBodyTo<T>(IBufferWriter<byte> buffer, T body) => MessagePackSerializer.Serialize(buffer, body, SerializerOptions);
 
     /// <summary>Deserializes a message body alone; throws <see cref="MalformedMessageException"/> when it does not fit <typeparamref name="T"/>.</summary>
     public static T DeserializeBody<T>(ReadOnlyMemory<byte> bytes) where T : class
@@ -306,7 +309,7 @@ public static class RegistryCodec
         return reader.ReadInt32();
     }
 
-    // The envelope's own keys, as UTF-8 and as the constant strings the switch below compares by reference first.
+    // The envelope's own keys, as UTF-8 and as the strings the switch in Decode matches.
     private static readonly (byte[] Utf8, string Name)[] EnvelopeKeys =
         [.. new[] { "protocolVersion", "messageType", "requestId", "clientId", "body", "token", "tenant", "traceparent" }.Select(k => (Encoding.UTF8.GetBytes(k), k))];
 
@@ -320,8 +323,7 @@ public static class RegistryCodec
                 if (bytes.FirstSpan.SequenceEqual(utf8)) return name;
         }
         var key = Encoding.UTF8.GetString(bytes);
-        var valid = bytes.IsSingleSegment ? System.Text.Unicode.Utf8.IsValid(bytes.FirstSpan) : System.Text.Unicode.Utf8.IsValid(bytes.ToArray());
-        return valid ? key : throw Utf8Strings.Invalid(key);
+        return Utf8Strings.IsValid(bytes) ? key : throw Utf8Strings.Invalid(key);
     }
 
     private static string ReadText(ref MessagePackReader reader, string key)

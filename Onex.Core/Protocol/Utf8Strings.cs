@@ -100,7 +100,8 @@ internal static class Utf8Strings
         }
     }
 
-    private static bool IsValid(in ReadOnlySequence<byte> utf8) => utf8.IsSingleSegment ? Utf8.IsValid(utf8.FirstSpan) : Utf8.IsValid(utf8.ToArray());
+    /// <summary>True when <paramref name="utf8"/> (a str's bytes, as read) is valid UTF-8; nothing is decoded.</summary>
+    public static bool IsValid(in ReadOnlySequence<byte> utf8) => utf8.IsSingleSegment ? Utf8.IsValid(utf8.FirstSpan) : Utf8.IsValid(utf8.ToArray());
 
     private static MalformedMessageException TooDeep() =>
         new($"The message is nested deeper than {MaxDepth} levels.");

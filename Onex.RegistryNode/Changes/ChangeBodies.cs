@@ -1,5 +1,4 @@
 using System.Buffers;
-using MessagePack;
 using Onex.Protocol;
 
 namespace Onex.RegistryNode.Changes;
@@ -27,8 +26,7 @@ internal sealed class ChangeBodies
         if (ReferenceEquals(change, _change)) return _body.WrittenMemory;
         if (_body.Capacity > MaxKeptCapacity) _body = new ArrayBufferWriter<byte>(Capacity);
         _body.ResetWrittenCount();
-        // The options RegistryCodec serialises bodies with, but for the untrusted-data guard, which only reading uses.
-        MessagePackSerializer.Serialize(_body, change, MessagePackSerializerOptions.Standard);
+        RegistryCodec.SerializeBodyTo(_body, change);
         _change = change;
         return _body.WrittenMemory;
     }

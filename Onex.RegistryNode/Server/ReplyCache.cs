@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.IO.Hashing;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -67,7 +68,8 @@ internal sealed class ReplyCache
 
         public Span<byte> MessageType(Span<byte> bytes) => bytes[..TypeLength];
         public Span<byte> ErrorCode(Span<byte> bytes) => bytes.Slice(TypeLength, Math.Max(0, CodeLength));
-        public UInt128 BodyHash(Span<byte> bytes) => ReadHash(bytes.Slice(HashStart, HashBytes));
+        public Span<byte> Hash(Span<byte> bytes) => bytes.Slice(HashStart, HashBytes);
+        public UInt128 BodyHash(Span<byte> bytes) => BinaryPrimitives.ReadUInt128LittleEndian(Hash(bytes));
         public Span<byte> Reply(Span<byte> bytes) => bytes[(HashStart + HashBytes)..];
     }
 
@@ -207,15 +209,6 @@ internal sealed class ReplyCache
     /// <summary>What is kept of a request body to tell a retry from a different request with the same ids.</summary>
     public static UInt128 HashOf(ReadOnlySpan<byte> body) => XxHash128.HashToUInt128(body);
 
-    internal static UInt128 ReadHash(ReadOnlySpan<byte> bytes) =>
-        new(System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(bytes[8..]), System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(bytes));
-
-    internal static void WriteHash(UInt128 hash, Span<byte> bytes)
-    {
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(bytes, (ulong)hash);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(bytes[8..], (ulong)(hash >> 64));
-    }
-
     private void Keep(Key key, string messageType, UInt128 bodyHash, ReadOnlySpan<byte> reply, string? errorCode, long storedAt)
     {
         if (_entries.TryGetValue(key, out var replaced)) Forget(key, replaced.Serial);
@@ -230,7 +223,7 @@ internal sealed class ReplyCache
         var bytes = _stored.Span(place);
         Encoding.UTF8.GetBytes(messageType, entry.MessageType(bytes));
         if (errorCode is not null) Encoding.UTF8.GetBytes(errorCode, entry.ErrorCode(bytes));
-        WriteHash(bodyHash, bytes.Slice(typeLength + Math.Max(0, codeLength), HashBytes));
+        BinaryPrimitives.WriteUInt128LittleEndian(entry.Hash(bytes), bodyHash);
         reply.CopyTo(entry.Reply(bytes));
 
         _entries[key] = entry;

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Buffers.Binary;
 using System.Text;
 using MessagePack;
 using Onex.RegistryNode.Server;
@@ -44,7 +45,7 @@ internal sealed class StoredReplies
             WriteString(ref writer, reply.ClientId);
             writer.Write(reply.RequestId);
             WriteString(ref writer, reply.MessageType);
-            ReplyCache.WriteHash(reply.BodyHash, _hash);
+            BinaryPrimitives.WriteUInt128LittleEndian(_hash, reply.BodyHash);
             writer.Write(_hash);
             writer.Write(reply.ErrorCode);
             writer.Write(reply.StoredAt - first);
@@ -107,7 +108,7 @@ internal sealed class StoredReplies
                 var client = ReadString(ref reader, strings);
                 reply = WriteEnvelope(version, type, requestId, client, reader.ReadRaw());
             }
-            replies.Add(new StoredReply(clientId, requestId, messageType, ReplyCache.ReadHash(hash.ToArray()), reply, errorCode, storedAt));
+            replies.Add(new StoredReply(clientId, requestId, messageType, BinaryPrimitives.ReadUInt128LittleEndian(hash.ToArray()), reply, errorCode, storedAt));
         }
         if (!reader.End) throw new MessagePackSerializationException("A stored reply row has bytes past its replies.");
         return replies;
